@@ -1,0 +1,59 @@
+%%% @doc Bounded calls into OTP internals that can block forever.
+%%%
+%%% `supervisor:which_children/1` waits forever (a relup can suspend a
+%%% supervisor), and the application-master calls are undocumented. Each runs
+%%% in a helper process that is killed when its time is up, so no collector of
+%%% the agent can hang on the host's processes.
+-module(beamdeck_agent_otp).
+
+-export([call/2, which_children/2, app_supervisor/2]).
+
+%% @doc Run `Fun` in a helper process; `{ok, Result}`, `{error, timeout}` or
+%% `{error, {Class, Reason}}` if it raised.
+-spec call(Fun, TimeoutMs) -> {ok, term()} | {error, timeout | {atom(), term()}}
+    when Fun :: fun(() -> term()), TimeoutMs :: non_neg_integer().
+call(Fun, TimeoutMs) ->
+    {Pid, Ref} = spawn_monitor(fun() ->
+        exit({done, try {ok, Fun()} catch C:R -> {error, {C, R}} end})
+    end),
+    receive
+        {'DOWN', Ref, process, Pid, {done, Result}} -> Result;
+        {'DOWN', Ref, process, Pid, Other} -> {error, {exit, Other}}
+    after TimeoutMs ->
+        exit(Pid, kill),
+        receive {'DOWN', Ref, process, Pid, _} -> ok end,
+        {error, timeout}
+    end.
+
+%% @doc `supervisor:which_children/1` with a timeout.
+-spec which_children(Sup, TimeoutMs) -> {ok, [term()]} | {error, term()}
+    when Sup :: pid() | atom(), TimeoutMs :: non_neg_integer().
+which_children(Sup, TimeoutMs) ->
+    call(fun() -> supervisor:which_children(Sup) end, TimeoutMs).
+
+%% @doc The top supervisor of a running application, with a timeout.
+%% OTP 26+ exports `application:get_supervisor/1`; on OTP 25 the
+%% application master is asked (undocumented, hence the wrapper).
+-spec app_supervisor(App, TimeoutMs) -> {ok, pid()} | {error, term()}
+    when App :: atom(), TimeoutMs :: non_neg_integer().
+app_supervisor(App, TimeoutMs) ->
+    Result = call(fun() -> app_supervisor(App) end, TimeoutMs),
+    case Result of
+        {ok, {ok, Pid}} when is_pid(Pid) -> {ok, Pid};
+        {ok, Other} -> {error, Other};
+        Error -> Error
+    end.
+
+app_supervisor(App) ->
+    case erlang:function_exported(application, get_supervisor, 1) of
+        true -> application:get_supervisor(App);
+        false ->
+            case application_controller:get_master(App) of
+                Master when is_pid(Master) ->
+                    case application_master:get_child(Master) of
+                        {Pid, _Mod} when is_pid(Pid) -> {ok, Pid};
+                        _ -> undefined
+                    end;
+                _ -> undefined
+            end
+    end.

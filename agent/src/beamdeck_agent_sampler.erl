@@ -1,0 +1,423 @@
+%%% @doc The process sampler: adaptive ticks that stream the process table as
+%%% `procs' deltas and the supervision trees as `tree' frames (docs/protocol.md).
+%%%
+%%% Each tick, while the connection is up:
+%%% <ol>
+%%% <li>one walk over every process reads only the mailbox length (the cheap
+%%%     scan) and finds processes the table does not know;</li>
+%%% <li>new processes get full records; processes gone since the last tick are
+%%%     removed;</li>
+%%% <li>a rolling slice of the table is re-read and sent only if changed, so
+%%%     the whole table is refreshed every few tens of ticks;</li>
+%%% <li>the top-N by mailbox and by memory are re-read and sent every tick.</li>
+%%% </ol>
+%%% Memory is not in the cheap scan (reading it costs ten times more), so the
+%%% top-N by memory is chosen from the last known values: exact once per
+%%% rolling cycle, and between cycles from the previous top-N plus what this
+%%% tick re-read.
+%%%
+%%% The next interval is `max(min_interval_ms, cost / budget(N))': the budget
+%%% is a share of one scheduler, `budget_10k' at 10k processes or fewer,
+%%% `budget_100k' at 100k or more, interpolated in between. While the
+%%% connection is down the sampler drops its table and only polls
+%%% `beamdeck_agent_conn:connected/0'; `resync/0' (sent by the connection on
+%%% `welcome', and by the `refresh' request) makes the next tick, at once, a
+%%% full reset plus a `tree' frame. Frames stay under 512 KiB by chunking.
+-module(beamdeck_agent_sampler).
+
+-behaviour(gen_server).
+
+-export([start_link/0, resync/0]).
+-export([new/0, sample/1, tree/2, interval_ms/2, budget/1, pack/3]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-export_type([state/0]).
+
+-define(SERVER, ?MODULE).
+-define(TREE_EVERY_MS, 5000).
+-define(MAX_INTERVAL_MS, 60000).
+-define(ERROR_BACKOFF_MS, 5000).
+%% Rolling refresh: the whole table every ~30 ticks, 100..2000 records a tick.
+-define(SLICE_TICKS, 30).
+-define(SLICE_MIN, 100).
+-define(SLICE_MAX, 2000).
+%% Frame limits: the agent keeps frames under 512 KiB; sizes are estimated
+%% (UTF-8 text is sent unescaped) with a margin.
+-define(FRAME_BYTES, 384 * 1024).
+-define(FRAME_BASE_BYTES, 256).
+-define(MAX_UPSERT, 1000).
+-define(MAX_PAIRS, 100000).
+-define(RECORD_BYTES, 220).
+-define(PAIR_BYTES, 16).
+-define(REMOVE_BYTES, 4).
+-define(MAX_INTERNED, 10000).
+
+-type entry() :: {Hash :: non_neg_integer(), Memory :: non_neg_integer(),
+                  beamdeck_agent_procinfo:static()}.
+-record(s, {table = #{} :: #{pid() => entry()},
+            %% Non-zero mailbox lengths as the server last saw them.
+            nonzero = #{} :: #{pid() => pos_integer()},
+            mem_top = [] :: [pid()],
+            offset = 0 :: non_neg_integer(),
+            apps = #{} :: beamdeck_agent_procinfo:app_cache(),
+            %% Shared copies of the static fields (most processes have
+            %% few distinct ancestors lists), to keep the table small.
+            interned = #{} :: #{beamdeck_agent_procinfo:static() => beamdeck_agent_procinfo:static()},
+            seq = 0 :: non_neg_integer(),
+            reset = true :: boolean(),
+            tree_hash :: non_neg_integer() | undefined,
+            tree_at :: integer() | undefined,
+            tree_us = 0 :: non_neg_integer(),
+            timer :: reference() | undefined,
+            interval = 1000 :: pos_integer(),
+            failed = false :: boolean()}).
+-opaque state() :: #s{}.
+
+%%% API %%%
+
+%% @doc Start the sampler, registered as `beamdeck_agent_sampler'.
+-spec start_link() -> {ok, pid()} | ignore | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?SERVER}, ?MODULE, [], []).
+
+%% @doc Make the next tick, at once, a full `procs' reset and a `tree' frame.
+-spec resync() -> ok.
+resync() ->
+    gen_server:cast(?SERVER, resync).
+
+%%% SAMPLING (pure apart from reading processes; used by the tick, tests and bench) %%%
+
+%% @doc A fresh sampler state: its first sample/1 is a reset.
+-spec new() -> state().
+new() -> #s{interval = setting(min_interval_ms)}.
+
+%% @doc One sampling pass: the `procs' frames to send and the next state.
+%% A state that needs a reset (new/0, resync/0) yields the whole table.
+-spec sample(State) -> {Frames, State} when State :: state(), Frames :: [map()].
+sample(#s{reset = Reset} = S0) ->
+    T0 = now_us(),
+    S = case Reset of
+            true -> S0#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0};
+            false -> S0
+        end,
+    #s{table = Table0, nonzero = PrevNZ, offset = Offset} = S,
+    Take = slice_size(map_size(Table0)),
+    #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total} =
+        beamdeck_agent_procinfo:scan(Table0, Offset, Take),
+    ScanUs = now_us() - T0,
+    TopN = setting(top_n),
+    Dead = dead(Table0, Hits),
+    Table1 = maps:without(Dead, Table0),
+    MailTop = top_pids(maps:fold(fun(P, N, Acc) -> [{N, P} | Acc] end, [], NZ), TopN),
+    Order = New ++ Slice ++ MailTop ++ S#s.mem_top,
+    {Refreshed, Gone1, S1} = refresh(Order, #{}, [], S#s{table = Table1}),
+    Wrapped = Reset orelse Offset + Take >= Total,
+    MemTop = mem_top(Wrapped, Refreshed, S1#s.mem_top, S1#s.table, TopN),
+    {Refreshed2, Gone2, S2} = refresh(MemTop, Refreshed, Gone1, S1),
+    Table2 = maps:without(Gone2, S2#s.table),
+    Hot = maps:from_keys(MailTop ++ MemTop, true),
+    Upserts = [record(P, Refreshed2, NZ)
+               || P <- unique(Order ++ MemTop),
+                  is_map_key(P, Table2),
+                  sent(P, Refreshed2, Hot)],
+    Upserted = maps:from_keys([P || {P, _} <- Upserts], true),
+    Removed = [P || P <- Dead ++ Gone2, is_map_key(P, Table0)],
+    Pairs = mailbox_pairs(NZ, PrevNZ, Table2, Upserted),
+    CostUs = now_us() - T0,
+    Interval = interval_ms(CostUs, map_size(Table2)),
+    Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
+              treeUs => S#s.tree_us, dropped => dropped()},
+    Chunks = pack([R || {_, R} <- Upserts], Pairs,
+                  [beamdeck_agent_terms:pid(P) || P <- unique(Removed)]),
+    {Frames, Seq} = frames(Chunks, Reset, map_size(Table2), Stats, S2#s.seq),
+    S3 = S2#s{table = Table2,
+              nonzero = maps:filter(fun(P, _) -> is_map_key(P, Table2) end, NZ),
+              mem_top = MemTop,
+              offset = case Wrapped of
+                           true -> 0;
+                           false -> Offset + Take
+                       end,
+              seq = Seq, reset = false, interval = Interval},
+    {Frames, S3}.
+
+%% @doc The `tree' frame if it is due (every ~5 s) and changed, or always when
+%% `Force' is true; `[]' otherwise.
+-spec tree(State, Force) -> {Frames, State}
+    when State :: state(), Force :: boolean(), Frames :: [map()].
+tree(#s{tree_at = At} = S, Force) ->
+    Now = erlang:monotonic_time(millisecond),
+    case Force orelse At =:= undefined orelse Now - At >= ?TREE_EVERY_MS of
+        false -> {[], S};
+        true ->
+            T0 = now_us(),
+            Apps = beamdeck_agent_tree:apps(),
+            Hash = erlang:phash2(Apps),
+            %% The application cache is refreshed with the tree: apps come and go.
+            S1 = S#s{tree_at = Now, tree_us = now_us() - T0, tree_hash = Hash, apps = #{}},
+            case Force orelse Hash =/= S#s.tree_hash of
+                true -> {[#{type => tree, at => beamdeck_agent_terms:now_ms(), apps => Apps}], S1};
+                false -> {[], S1}
+            end
+    end.
+
+%% @doc The next interval for a tick that cost `CostUs' with `N' processes:
+%% `max(min_interval_ms, cost / budget(N))', at most 60 s.
+-spec interval_ms(CostUs, N) -> pos_integer()
+    when CostUs :: non_neg_integer(), N :: non_neg_integer().
+interval_ms(CostUs, N) ->
+    Ms = ceil(CostUs / 1000 / budget(N)),
+    min(?MAX_INTERVAL_MS, max(setting(min_interval_ms), Ms)).
+
+%% @doc The share of one scheduler the sampler may use with `N' processes:
+%% `budget_10k' up to 10k, `budget_100k' from 100k, linear in between.
+-spec budget(N) -> float() when N :: non_neg_integer().
+budget(N) when N =< 10000 -> float(setting(budget_10k));
+budget(N) when N >= 100000 -> float(setting(budget_100k));
+budget(N) ->
+    Lo = setting(budget_10k),
+    Hi = setting(budget_100k),
+    Lo + (Hi - Lo) * (N - 10000) / 90000.
+
+%% @doc Split records, mailbox pairs and removed pids into frame-sized chunks
+%% `{Upserts, Pairs, Removes}': at most 1000 records each and an estimated
+%% encoded size under 384 KiB. Always at least one (possibly empty) chunk.
+-spec pack(Upserts, Pairs, Removes) -> [{Upserts, Pairs, Removes}]
+    when Upserts :: [map()], Pairs :: [[binary() | integer()]], Removes :: [binary()].
+pack(Upserts, Pairs, Removes) ->
+    pack(Upserts, Pairs, Removes, []).
+
+pack([], [], [], Acc) when Acc =/= [] -> lists:reverse(Acc);
+pack(U, M, R, Acc) ->
+    Room0 = ?FRAME_BYTES - ?FRAME_BASE_BYTES,
+    {U1, URest, Room1} = take(U, ?MAX_UPSERT, Room0, fun record_bytes/1),
+    {M1, MRest, Room2} = take(M, ?MAX_PAIRS, Room1, fun pair_bytes/1),
+    {R1, RRest, _} = take(R, ?MAX_PAIRS, Room2, fun remove_bytes/1),
+    Chunk = {U1, M1, R1},
+    case {Chunk, URest, MRest, RRest} of
+        {{[], [], []}, [X | Xs], _, _} -> pack(Xs, MRest, RRest, [{[X], [], []} | Acc]);
+        _ -> pack(URest, MRest, RRest, [Chunk | Acc])
+    end.
+
+%% Take items while both the count and the byte room last.
+take(Items, MaxCount, Room, Size) -> take(Items, MaxCount, Room, Size, []).
+
+take([], _, Room, _, Acc) -> {lists:reverse(Acc), [], Room};
+take(Rest, 0, Room, _, Acc) -> {lists:reverse(Acc), Rest, Room};
+take([X | Xs] = Rest, Count, Room, Size, Acc) ->
+    case Size(X) of
+        B when B =< Room -> take(Xs, Count - 1, Room - B, Size, [X | Acc]);
+        _ -> {lists:reverse(Acc), Rest, Room}
+    end.
+
+%%% GEN_SERVER %%%
+
+%% @private
+-spec init([]) -> {ok, state()}.
+init([]) ->
+    S = new(),
+    {ok, schedule(S#s.interval, S)}.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), state()) -> {reply, {error, unknown_call}, state()}.
+handle_call(_Request, _From, S) ->
+    {reply, {error, unknown_call}, S}.
+
+%% @private
+-spec handle_cast(term(), state()) -> {noreply, state()}.
+handle_cast(resync, S) ->
+    {noreply, schedule(0, S#s{reset = true})};
+handle_cast(_Msg, S) ->
+    {noreply, S}.
+
+%% @private
+-spec handle_info(term(), state()) -> {noreply, state()}.
+handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
+    case connected() of
+        false ->
+            %% Nothing is sampled while disconnected; the next connection
+            %% starts with a reset anyway.
+            {noreply, schedule(setting(min_interval_ms), idle(S))};
+        true ->
+            {noreply, tick(S)}
+    end;
+handle_info(_Msg, S) ->
+    {noreply, S}.
+
+tick(S) ->
+    try
+        {TreeFrames, S1} = tree(S, S#s.reset),
+        {Frames, S2} = sample(S1),
+        lists:foreach(fun beamdeck_agent_conn:send/1, Frames ++ TreeFrames),
+        schedule(S2#s.interval, S2#s{failed = false})
+    catch
+        Class:Reason:Stack ->
+            %% Log the first failure of a run only; start over with a reset.
+            _ = S#s.failed orelse
+                logger:warning("beamdeck sampler tick failed: ~0tp",
+                               [{Class, Reason, lists:sublist(Stack, 5)}]),
+            S3 = idle(S),
+            schedule(max(S#s.interval, ?ERROR_BACKOFF_MS), S3#s{failed = true})
+    end.
+
+%% Keep nothing but the counters; the next tick is a reset with a tree.
+idle(S) ->
+    S#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0, apps = #{}, interned = #{},
+        reset = true, tree_hash = undefined, tree_at = undefined}.
+
+schedule(Ms, #s{timer = Old} = S) ->
+    _ = case Old of
+            undefined -> ok;
+            _ -> erlang:cancel_timer(Old, [{async, true}, {info, false}])
+        end,
+    S#s{timer = erlang:start_timer(Ms, self(), tick)}.
+
+connected() ->
+    try beamdeck_agent_conn:connected() =:= true
+    catch _:_ -> false
+    end.
+
+dropped() ->
+    try beamdeck_agent_conn:stats() of
+        #{dropped := D} when is_integer(D) -> D;
+        _ -> 0
+    catch _:_ -> 0
+    end.
+
+%%% TICK INTERNALS %%%
+
+slice_size(N) ->
+    min(?SLICE_MAX, max(?SLICE_MIN, (N + ?SLICE_TICKS - 1) div ?SLICE_TICKS)).
+
+%% Known pids not seen alive by the scan. Only walked when some are missing.
+dead(Table, Hits) when map_size(Table) =< Hits -> [];
+dead(Table, _Hits) ->
+    maps:fold(fun(P, _, Acc) ->
+                      case erlang:is_process_alive(P) of
+                          true -> Acc;
+                          false -> [P | Acc]
+                      end
+              end, [], Table).
+
+%% Re-read full records of `Pids' not yet in `Done' (pid => {Dyn, Static, Changed}).
+refresh([], Done, Gone, S) -> {Done, Gone, S};
+refresh([P | Ps], Done, Gone, S) when is_map_key(P, Done) -> refresh(Ps, Done, Gone, S);
+refresh([P | Ps], Done, Gone, #s{table = Table} = S) ->
+    case beamdeck_agent_procinfo:read(P) of
+        undefined -> refresh(Ps, Done, [P | Gone], S#s{table = maps:remove(P, Table)});
+        Dyn ->
+            Known = maps:get(P, Table, undefined),
+            case static(P, Dyn, Known, S) of
+                undefined ->
+                    refresh(Ps, Done, [P | Gone], S#s{table = maps:remove(P, Table)});
+                {Static, S1} ->
+                    Hash = beamdeck_agent_procinfo:hash(Dyn),
+                    Changed = case Known of
+                                  {Hash, _, _} -> false;
+                                  _ -> true
+                              end,
+                    Entry = {Hash, beamdeck_agent_procinfo:memory(Dyn), Static},
+                    refresh(Ps, Done#{P => {Dyn, Static, Changed}}, Gone,
+                            S1#s{table = Table#{P => Entry}})
+            end
+    end.
+
+%% The cached static fields, or read (once per process) and interned.
+static(_P, _Dyn, {_, _, Static}, S) -> {Static, S};
+static(P, Dyn, undefined, #s{apps = Apps, interned = In} = S) ->
+    case beamdeck_agent_procinfo:static(P, Dyn, Apps) of
+        undefined -> undefined;
+        {Static, Apps1} ->
+            case In of
+                #{Static := Shared} -> {Shared, S#s{apps = Apps1}};
+                _ when map_size(In) >= ?MAX_INTERNED -> {Static, S#s{apps = Apps1, interned = #{}}};
+                _ -> {Static, S#s{apps = Apps1, interned = In#{Static => Static}}}
+            end
+    end.
+
+%% Top-N by memory: exact over the table once per rolling cycle, else from
+%% the previous top-N and what this tick re-read.
+mem_top(true, _Refreshed, _Prev, Table, N) ->
+    top_pids(maps:fold(fun(P, {_, Mem, _}, Acc) -> [{Mem, P} | Acc] end, [], Table), N);
+mem_top(false, Refreshed, Prev, Table, N) ->
+    Candidates = unique(Prev ++ maps:keys(Refreshed)),
+    top_pids([{Mem, P} || P <- Candidates, {_, Mem, _} <- [maps:get(P, Table, none)]], N).
+
+%% The pids of the N largest `{Value, Pid}', largest first, without sorting
+%% them all: one comparison per pair once N are held.
+top_pids(_Pairs, N) when N =< 0 -> [];
+top_pids(Pairs, N) ->
+    {Set, _, _} = lists:foldl(fun(Pair, Acc) -> top_add(Pair, Acc, N) end,
+                              {gb_sets:empty(), 0, undefined}, Pairs),
+    [P || {_, P} <- lists:reverse(gb_sets:to_list(Set))].
+
+top_add(Pair, {Set, Size, _}, N) when Size < N ->
+    Set1 = gb_sets:add(Pair, Set),
+    {Set1, Size + 1, gb_sets:smallest(Set1)};
+top_add(Pair, {Set, Size, Min}, _N) when Pair > Min ->
+    Set1 = gb_sets:add(Pair, gb_sets:delete(Min, Set)),
+    {Set1, Size, gb_sets:smallest(Set1)};
+top_add(_Pair, Acc, _N) -> Acc.
+
+sent(P, Refreshed, Hot) ->
+    case Refreshed of
+        #{P := {_, _, true}} -> true;
+        #{P := _} -> is_map_key(P, Hot);
+        _ -> false
+    end.
+
+record(P, Refreshed, NZ) ->
+    #{P := {Dyn, Static, _}} = Refreshed,
+    {P, beamdeck_agent_procinfo:record(P, Dyn, Static, maps:get(P, NZ, 0))}.
+
+%% `[Pid, Len]' for every mailbox the server does not know yet, leaving out
+%% processes sent in full this tick and processes removed.
+mailbox_pairs(NZ, PrevNZ, Table, Upserted) ->
+    Keep = fun(P) -> is_map_key(P, Table) andalso not is_map_key(P, Upserted) end,
+    Grown = maps:fold(fun(P, N, Acc) ->
+                              case PrevNZ of
+                                  #{P := N} -> Acc;
+                                  _ ->
+                                      case Keep(P) of
+                                          true -> [[beamdeck_agent_terms:pid(P), N] | Acc];
+                                          false -> Acc
+                                      end
+                              end
+                      end, [], NZ),
+    maps:fold(fun(P, _, Acc) ->
+                      case not is_map_key(P, NZ) andalso Keep(P) of
+                          true -> [[beamdeck_agent_terms:pid(P), 0] | Acc];
+                          false -> Acc
+                      end
+              end, Grown, PrevNZ).
+
+frames(Chunks, Reset, Total, Stats, Seq0) ->
+    At = beamdeck_agent_terms:now_ms(),
+    {Frames, {Seq, _}} =
+        lists:mapfoldl(fun({U, M, R}, {Seq1, First}) ->
+                               F = #{type => procs, seq => Seq1 + 1, at => At,
+                                     reset => Reset andalso First, total => Total,
+                                     upsert => U, mailbox => M, remove => R, stats => Stats},
+                               {F, {Seq1 + 1, false}}
+                       end, {Seq0, true}, Chunks),
+    {Frames, Seq}.
+
+%% Estimated encoded sizes (bytes); UTF-8 is sent unescaped.
+record_bytes(R) ->
+    maps:fold(fun(_, V, Acc) when is_binary(V) -> Acc + byte_size(V);
+                 (_, V, Acc) when is_list(V) -> Acc + lists:sum([byte_size(X) + 3 || X <- V]);
+                 (_, _, Acc) -> Acc
+              end, ?RECORD_BYTES, R).
+
+pair_bytes([Pid, _]) -> byte_size(Pid) + ?PAIR_BYTES.
+
+remove_bytes(Pid) -> byte_size(Pid) + ?REMOVE_BYTES.
+
+unique(L) -> unique(L, #{}).
+
+unique([], _) -> [];
+unique([X | Xs], Seen) when is_map_key(X, Seen) -> unique(Xs, Seen);
+unique([X | Xs], Seen) -> [X | unique(Xs, Seen#{X => true})].
+
+setting(Key) -> beamdeck_agent_config:get(Key).
+
+now_us() -> erlang:monotonic_time(microsecond).

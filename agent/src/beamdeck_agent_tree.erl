@@ -1,0 +1,260 @@
+%%% @doc Supervision trees of every running application, plus the processes
+%%% linked to tree processes that no supervisor owns (docs/protocol.md, TreeNode).
+%%%
+%%% The seed case: a supervised `Task' acceptor spawns a `Task.async' per
+%%% connection. Those children are linked to the acceptor but supervised by
+%%% nobody, and a brutal purge kills them with it; they are listed under the
+%%% acceptor's `linked'.
+%%%
+%%% Every call into a supervisor goes through `beamdeck_agent_otp' with a
+%%% timeout, so a supervisor suspended by a relup is reported with
+%%% `"timeout": true' instead of hanging the sampler. The output is bounded:
+%%% children per supervisor, linked processes per node and in total, and an
+%%% estimate of the encoded size of the whole frame.
+-module(beamdeck_agent_tree).
+
+-export([apps/0, apps/1]).
+
+-export_type([app/0, tree_node/0]).
+
+-define(CALL_TIMEOUT, 1000).
+-define(MAX_CHILDREN, 500).
+-define(MAX_LINKED_PER_NODE, 200).
+-define(MAX_LINKED_DEPTH, 3).
+-define(MAX_LINKED_TOTAL, 2000).
+-define(MAX_DEPTH, 32).
+%% Estimated JSON bytes for all trees; a frame must stay under 512 KiB.
+-define(MAX_BYTES, 384 * 1024).
+%% Fixed JSON overhead of a TreeNode / LinkedProcess (keys, punctuation).
+-define(NODE_BYTES, 110).
+-define(LINKED_BYTES, 60).
+
+-type tree_node() :: #{atom() => beamdeck_agent_terms:json()}.
+-type app() :: #{name := binary(), vsn := binary() | null, master := binary() | null,
+                 root := tree_node() | null}.
+-type opts() :: #{timeout => pos_integer(), max_bytes => pos_integer(),
+                  max_children => pos_integer()}.
+
+%% Budget threaded through the walk.
+-record(b, {bytes :: integer(), linked :: integer(), deadline :: integer(),
+            timeout :: pos_integer(), max_children :: pos_integer()}).
+
+%% @doc The `apps' of a `tree' frame with default limits.
+-spec apps() -> [app()].
+apps() -> apps(#{}).
+
+%% @doc The `apps' of a `tree' frame. `Opts': `timeout' per supervisor call
+%% (ms, default 1000), `max_bytes' (estimated JSON size of all trees),
+%% `max_children' (children listed per supervisor).
+-spec apps(Opts) -> [app()] when Opts :: opts().
+apps(Opts) ->
+    Timeout = maps:get(timeout, Opts, ?CALL_TIMEOUT),
+    B0 = #b{bytes = maps:get(max_bytes, Opts, ?MAX_BYTES), linked = ?MAX_LINKED_TOTAL,
+            %% A whole collection never takes longer than ten stuck supervisors.
+            deadline = now_ms() + 10 * Timeout, timeout = Timeout,
+            max_children = maps:get(max_children, Opts, ?MAX_CHILDREN)},
+    Running = try application:which_applications(Timeout)
+              catch exit:_ -> []
+              end,
+    {Apps, _} = lists:mapfoldl(fun app/2, B0, lists:keysort(1, Running)),
+    Apps.
+
+app({Name, _Desc, Vsn}, B) ->
+    Master = case beamdeck_agent_otp:call(fun() -> application_controller:get_master(Name) end,
+                                          B#b.timeout) of
+                 {ok, M} when is_pid(M) -> M;
+                 _ -> undefined
+             end,
+    {Root, B1} = case Master of
+                     undefined -> {null, B};
+                     _ -> root(Name, Master, B)
+                 end,
+    {#{name => beamdeck_agent_terms:atom(Name),
+       vsn => vsn(Vsn),
+       master => beamdeck_agent_terms:maybe_pid(Master),
+       root => Root}, B1}.
+
+root(Name, Master, B) ->
+    case beamdeck_agent_otp:app_supervisor(Name, B#b.timeout) of
+        {ok, Sup} ->
+            Modules = case beamdeck_agent_procinfo:initial_call(Sup) of
+                          {supervisor, Mod, _} -> [Mod];
+                          _ -> []
+                      end,
+            RegName = reg_name(Sup),
+            Id = case RegName of
+                     undefined -> beamdeck_agent_terms:pid(Sup);
+                     _ -> beamdeck_agent_terms:atom(RegName)
+                 end,
+            %% Supervision first, so that `linked' can leave out every
+            %% process that some supervisor owns.
+            {Tree, B1} = sup_node(Sup, Id, Modules, 0, B),
+            Owned = owned(Tree, #{Master => true}),
+            link_pass(Tree, Master, Owned, B1);
+        _ ->
+            {null, B}
+    end.
+
+%%% SUPERVISION %%%
+
+sup_node(Pid, Id, Modules, Depth, B) ->
+    Node0 = node_map(Pid, Id, supervisor, Modules),
+    B0 = spend(Node0, B),
+    case Depth >= ?MAX_DEPTH orelse now_ms() > B0#b.deadline orelse B0#b.bytes =< 0 of
+        true ->
+            {Node0#{truncated => true}, B0};
+        false ->
+            case beamdeck_agent_otp:which_children(Pid, B0#b.timeout) of
+                {ok, Children} when is_list(Children) ->
+                    {Kids, Truncated, B1} = children(Children, Depth, B0),
+                    {Node0#{children => Kids, truncated => Truncated,
+                            all_children => child_pids(Children)}, B1};
+                {error, timeout} ->
+                    {Node0#{timeout => true}, B0};
+                _ ->
+                    {Node0, B0}
+            end
+    end.
+
+children(Children, Depth, B) ->
+    Max = B#b.max_children,
+    Listed = lists:sublist(Children, Max),
+    {Kids, B1} = lists:foldl(fun(Child, {Acc, Bx}) when Bx#b.bytes > 0 ->
+                                     {Kid, By} = child(Child, Depth, Bx),
+                                     {[Kid | Acc], By};
+                                (_, AccB) -> AccB
+                             end, {[], B}, Listed),
+    Truncated = length(Children) > length(Kids),
+    {lists:reverse(Kids), Truncated, B1}.
+
+child({Id, Child, Type, Modules}, Depth, B) ->
+    IdText = beamdeck_agent_terms:id_text(Id),
+    Pid = case Child of
+              P when is_pid(P) -> P;
+              _ -> undefined
+          end,
+    case {Type, Pid} of
+        {supervisor, P1} when is_pid(P1) -> sup_node(P1, IdText, Modules, Depth + 1, B);
+        _ ->
+            Node = node_map(Pid, IdText, kind(Type), Modules),
+            {Node, spend(Node, B)}
+    end.
+
+node_map(Pid, IdText, Kind, Modules) ->
+    #{pid => beamdeck_agent_terms:maybe_pid(Pid),
+      id => IdText,
+      name => case Pid of
+                  undefined -> null;
+                  _ -> beamdeck_agent_terms:maybe_atom(reg_name(Pid))
+              end,
+      kind => Kind,
+      modules => modules(Modules),
+      children => [],
+      linked => [],
+      truncated => false,
+      %% Internal: the raw pid and every supervised child, removed by link_pass.
+      raw_pid => Pid,
+      all_children => []}.
+
+kind(supervisor) -> supervisor;
+kind(_) -> worker.
+
+modules(dynamic) -> dynamic;
+modules(Mods) when is_list(Mods) -> [beamdeck_agent_terms:id_text(M) || M <- lists:sublist(Mods, 64)];
+modules(_) -> [].
+
+child_pids(Children) -> [P || {_, P, _, _} <- Children, is_pid(P)].
+
+%% Every pid a supervisor owns, listed or not.
+owned(#{raw_pid := Pid, all_children := All, children := Kids}, Acc) ->
+    Acc1 = lists:foldl(fun(P, A) -> A#{P => true} end, Acc, All),
+    Acc2 = case Pid of
+               undefined -> Acc1;
+               _ -> Acc1#{Pid => true}
+           end,
+    lists:foldl(fun owned/2, Acc2, Kids).
+
+%%% LINKED PROCESSES %%%
+
+%% Fill `linked' of every node and drop the internal keys.
+link_pass(#{raw_pid := Pid, children := Kids} = Node, Parent, Owned, B) ->
+    {Kids1, B1} = lists:mapfoldl(fun(Kid, Bx) -> link_pass(Kid, Pid, Owned, Bx) end,
+                                 B, Kids),
+    {Linked, Capped, B2} = case Pid of
+                               undefined -> {[], false, B1};
+                               _ -> linked(Pid, [Parent], Owned, 1, B1)
+                           end,
+    Node1 = maps:without([raw_pid, all_children], Node),
+    Truncated = maps:get(truncated, Node) orelse Capped,
+    {Node1#{children => Kids1, linked => Linked, truncated => Truncated}, B2}.
+
+%% Processes linked to `Pid', minus `Exclude' and owned ones; recursive.
+%% Returns the entries, whether the per-node cap cut them, and the budget.
+linked(_Pid, _Exclude, _Seen, Depth, B) when Depth > ?MAX_LINKED_DEPTH -> {[], false, B};
+linked(Pid, Exclude, Seen, Depth, B) ->
+    Links = case erlang:process_info(Pid, links) of
+                {links, L} -> L;
+                undefined -> []
+            end,
+    Parent = case erlang:process_info(Pid, parent) of
+                 {parent, Pa} when is_pid(Pa) -> [Pa];
+                 _ -> []
+             end,
+    Skip = Exclude ++ Parent,
+    Candidates = lists:usort([P || P <- Links, is_pid(P), not is_map_key(P, Seen),
+                                   not lists:member(P, Skip)]),
+    Listed = lists:sublist(Candidates, ?MAX_LINKED_PER_NODE),
+    %% Mark them all seen first so that siblings do not list each other.
+    Seen1 = lists:foldl(fun(P, A) -> A#{P => true} end, Seen, Listed),
+    {Entries, Out, B1} = lists:foldl(
+                           fun(P, {Acc, Out0, Bx}) when Bx#b.linked > 0, Bx#b.bytes > 0 ->
+                                   case linked_entry(P, Pid, Seen1, Depth, Bx) of
+                                       {ok, E, By} -> {[E | Acc], Out0, By};
+                                       gone -> {Acc, Out0, Bx}
+                                   end;
+                              (_, {Acc, _, Bx}) -> {Acc, true, Bx}
+                           end, {[], false, B}, Listed),
+    Capped = Out orelse length(Candidates) > length(Listed),
+    {lists:reverse(Entries), Capped, B1}.
+
+linked_entry(P, From, Seen, Depth, B) ->
+    %% The list form, because the single item gives `[]' for no name.
+    case erlang:process_info(P, [registered_name]) of
+        undefined -> gone;
+        [{registered_name, Reg}] ->
+            Entry0 = #{pid => beamdeck_agent_terms:pid(P),
+                       name => beamdeck_agent_terms:maybe_atom(Reg),
+                       initialCall => beamdeck_agent_terms:maybe_mfa(
+                                        beamdeck_agent_procinfo:initial_call(P))},
+            B0 = B#b{linked = B#b.linked - 1,
+                     bytes = B#b.bytes - ?LINKED_BYTES - text_bytes(Entry0)},
+            {Sub, _Capped, B1} = linked(P, [From], Seen, Depth + 1, B0),
+            {ok, Entry0#{linked => Sub}, B1}
+    end.
+
+%%% HELPERS %%%
+
+spend(Node, B) -> B#b{bytes = B#b.bytes - ?NODE_BYTES - text_bytes(Node)}.
+
+text_bytes(Map) ->
+    maps:fold(fun(_, V, Acc) when is_binary(V) -> Acc + byte_size(V);
+                 (_, V, Acc) when is_list(V) ->
+                      Acc + lists:sum([byte_size(X) + 3 || X <- V, is_binary(X)]);
+                 (_, _, Acc) -> Acc
+              end, 0, Map).
+
+reg_name(Pid) ->
+    case erlang:process_info(Pid, registered_name) of
+        {registered_name, Name} when is_atom(Name), Name =/= [] -> Name;
+        _ -> undefined
+    end.
+
+vsn(V) when is_list(V) ->
+    case unicode:characters_to_binary(V) of
+        B when is_binary(B) -> B;
+        _ -> null
+    end;
+vsn(V) when is_binary(V) -> V;
+vsn(_) -> null.
+
+now_ms() -> erlang:monotonic_time(millisecond).

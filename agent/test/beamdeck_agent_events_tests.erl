@@ -1,0 +1,575 @@
+%%% Tests for beamdeck_agent_events (with beamdeck_agent_logger_h and
+%%% beamdeck_agent_alarm_h installed for real in this VM's logger and SASL).
+%%%
+%%% beamdeck_agent_conn and beamdeck_agent_config are replaced by stubs
+%%% compiled here (and the real modules, if any, reloaded afterwards): the
+%%% stub conn talks to a fake process registered as beamdeck_agent_conn that
+%%% records every `send` cast and answers `connected`/`stats` as told.
+-module(beamdeck_agent_events_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+%% Callbacks for the test supervisors.
+-export([init/1, start_worker/0, start_crasher/2]).
+
+-define(SUP, bd_events_test_sup).
+-define(BOOT_KEY, {?MODULE, boot_id}).
+-define(ENV_KEYS, [event_buffer, event_buffer_bytes, event_inflight_max, event_resend_ms,
+                   progress_reports, max_queue]).
+
+%%% FIXTURES %%%
+
+events_test_() ->
+    {foreach, fun() -> setup([]) end, fun cleanup/1,
+     [{"exit(Pid, kill) gives exactly one child_terminated event", fun kill_child/0},
+      {"seqs are consecutive, ack drops, connected(N) replays after N in order", fun replay/0},
+      {"concurrent loggers get consecutive seqs, replay is paced and ordered", fun concurrent/0},
+      {"no sending while the conn queue is full", fun backpressure/0},
+      {"a conn that says it is not connected makes the events buffer", fun disconnected/0},
+      {"reports from an unnamed supervisor name its pid", fun unnamed_supervisor/0},
+      {"notify/1 events get seqs too", fun notify/0},
+      {"the handler is removed when the events process stops", fun handler_removed/0},
+      {"seqs continue across a restart of the events process", fun restart_keeps_seq/0}]}.
+
+overflow_test_() ->
+    {setup, fun() -> setup([{event_buffer, 5}]) end, fun cleanup/1,
+     {"buffer overflow drops the oldest and reports once", timeout, 20, fun overflow/0}}.
+
+overload_test_() ->
+    {setup, fun() -> setup([{event_inflight_max, 100}]) end, fun cleanup/1,
+     {"handlers drop and count when the events process is behind", fun overload/0}}.
+
+resend_test_() ->
+    {setup, fun() -> setup([{event_resend_ms, 300}]) end, fun cleanup/1,
+     {"unacknowledged events are sent again, acked ones not", timeout, 20, fun resend/0}}.
+
+progress_test_() ->
+    {setup, fun() -> setup([{progress_reports, true}]) end, fun cleanup/1,
+     {"progress reports when enabled", fun progress/0}}.
+
+flood_test_() ->
+    {setup, fun() -> setup([{event_buffer, 1000}]) end, fun cleanup/1,
+     {"10,000 supervisor reports: host responsive, memory bounded, overflow counted",
+      timeout, 120, fun flood/0}}.
+
+alarm_test_() ->
+    {setup, fun() -> setup([], false) end, fun alarm_cleanup/1,
+     {"SASL alarms become alarm_set / alarm_clear events", timeout, 30, fun alarms/0}}.
+
+setup(Env) -> setup(Env, true).
+
+setup(Env, StartEvents) ->
+    Stubs = load_stubs(),
+    persistent_term:put(?BOOT_KEY, new_boot_id()),
+    [application:unset_env(beamdeck_agent, K) || K <- ?ENV_KEYS],
+    [application:set_env(beamdeck_agent, K, V) || {K, V} <- Env],
+    DefaultLevel = mute_default_handler(),
+    Conn = start_fake_conn(),
+    case StartEvents of
+        true -> {ok, _} = start_events();
+        false -> ok
+    end,
+    #{stubs => Stubs, conn => Conn, default_level => DefaultLevel}.
+
+cleanup(#{stubs := Stubs, conn := Conn, default_level := Level}) ->
+    stop_events(),
+    stop_sup(),
+    stop_proc(Conn),
+    [application:unset_env(beamdeck_agent, K) || K <- ?ENV_KEYS],
+    restore_default_handler(Level),
+    unload_stubs(Stubs).
+
+alarm_cleanup(Ctx) ->
+    _ = (catch alarm_handler:clear_alarm(bd_test_alarm)),
+    _ = (catch alarm_handler:clear_alarm(bd_test_alarm_before)),
+    cleanup(Ctx),
+    _ = application:stop(sasl),
+    ok.
+
+%%% TESTS %%%
+
+kill_child() ->
+    connect(0),
+    {ok, Sup} = supervisor:start_link({local, ?SUP}, ?MODULE, worker),
+    [{worker1, Child, worker, _}] = supervisor:which_children(Sup),
+    exit(Child, kill),
+    wait_until(fun() -> length(sup_frames(<<"bd_events_test_sup">>)) >= 1 end),
+    timer:sleep(300), %% room for a wrong second event to show up
+    [F] = sup_frames(<<"bd_events_test_sup">>),
+    ?assertMatch(#{type := <<"event">>, kind := <<"supervisor_report">>,
+                   context := <<"child_terminated">>, supervisor := <<"bd_events_test_sup">>,
+                   reason := #{text := <<"killed">>, atom := <<"killed">>, truncated := false}},
+                 F),
+    ?assertEqual(boot_id(), maps:get(bootId, F)),
+    ?assert(is_integer(maps:get(seq, F)) andalso maps:get(seq, F) >= 1),
+    ?assert(abs(maps:get(at, F) - erlang:system_time(millisecond)) < 5000),
+    Off = maps:get(offender, F),
+    ?assertEqual(<<"worker1">>, maps:get(id, Off)),
+    ?assertEqual(list_to_binary(pid_to_list(Child)), maps:get(pid, Off)),
+    ?assertEqual(<<"beamdeck_agent_events_tests:start_worker/0">>, maps:get(mfa, Off)),
+    ?assertEqual(<<"{beamdeck_agent_events_tests,start_worker,[]}">>, maps:get(text, maps:get(mfargs, Off))),
+    ?assertEqual(<<"permanent">>, maps:get(restartType, Off)),
+    ?assertEqual(<<"5000">>, maps:get(shutdown, Off)),
+    ?assertEqual(<<"worker">>, maps:get(childType, Off)),
+    #{text := Report, truncated := false} = maps:get(report, F),
+    ?assertMatch({_, _}, binary:match(Report, <<"child_terminated">>)),
+    ?assertMatch({_, _}, binary:match(Report, <<"killed">>)).
+
+replay() ->
+    [log_report(I) || I <- lists:seq(1, 5)],
+    ?assertMatch(#{lastSeq := 5, buffered := 5, dropped := 0}, beamdeck_agent_events:stats()),
+    ?assertEqual(5, beamdeck_agent_events:last_seq()),
+    ?assertEqual([], frames()),
+    connect(2),
+    wait_until(fun() -> length(frames()) >= 3 end),
+    ?assertEqual([3, 4, 5], seqs(frames())),
+    %% Each replayed frame is the report logged with that seq.
+    ?assertEqual([<<"c3">>, <<"c4">>, <<"c5">>], [maps:get(context, F) || F <- frames()]),
+    ?assertMatch(#{buffered := 3}, beamdeck_agent_events:stats()),
+    beamdeck_agent_events:ack(4),
+    ?assertMatch(#{buffered := 1, acked := 4}, beamdeck_agent_events:stats()),
+    %% While connected, a new event goes out at once.
+    log_report(6),
+    wait_until(fun() -> length(frames()) >= 4 end),
+    ?assertEqual([3, 4, 5, 6], seqs(frames())),
+    ?assertMatch(#{buffered := 2}, beamdeck_agent_events:stats()),
+    %% A new connection replays exactly the unacknowledged events after N.
+    clear_frames(),
+    connect(5),
+    wait_until(fun() -> length(frames()) >= 1 end),
+    timer:sleep(200),
+    ?assertEqual([6], seqs(frames())),
+    ?assertMatch(#{buffered := 1}, beamdeck_agent_events:stats()),
+    beamdeck_agent_events:ack(6),
+    ?assertMatch(#{buffered := 0, bufferedBytes := 0}, beamdeck_agent_events:stats()).
+
+concurrent() ->
+    Self = self(),
+    Pids = [spawn_link(fun() -> [log_report(I) || I <- lists:seq(1, 20)], Self ! {done, self()} end)
+            || _ <- lists:seq(1, 50)],
+    [receive {done, P} -> ok end || P <- Pids],
+    wait_until(fun() -> maps:get(lastSeq, beamdeck_agent_events:stats()) >= 1000 end),
+    ?assertMatch(#{lastSeq := 1000, buffered := 1000, dropped := 0, overloadDrops := 0},
+                 beamdeck_agent_events:stats()),
+    T0 = erlang:monotonic_time(millisecond),
+    connect(0),
+    wait_until(fun() -> length(frames()) >= 1000 end, 10000),
+    Elapsed = erlang:monotonic_time(millisecond) - T0,
+    ?assertEqual(lists:seq(1, 1000), seqs(frames())),
+    %% 100 frames per 100 ms pump: 1000 frames cannot all go out at once.
+    ?assert(Elapsed >= 700).
+
+backpressure() ->
+    [log_report(I) || I <- lists:seq(1, 300)],
+    set_conn(queued, 5000),
+    connect(0),
+    timer:sleep(500),
+    ?assertEqual([], frames()),
+    ?assertMatch(#{pending := 300, connected := true}, beamdeck_agent_events:stats()),
+    %% Room for 50 below the high-water mark (max_queue 2000 / 2 = 1000);
+    %% the fake's queue then grows with every frame and never drains.
+    set_conn(grow, true),
+    set_conn(queued, 950),
+    wait_until(fun() -> length(frames()) >= 50 end),
+    timer:sleep(300),
+    ?assertEqual(lists:seq(1, 50), seqs(frames())),
+    set_conn(grow, false),
+    set_conn(queued, 0),
+    wait_until(fun() -> length(frames()) >= 300 end),
+    ?assertEqual(lists:seq(1, 300), seqs(frames())).
+
+disconnected() ->
+    log_report(1),
+    set_conn(connected, false),
+    beamdeck_agent_events:connected(0),
+    wait_until(fun() -> maps:get(connected, beamdeck_agent_events:stats()) =:= false end),
+    log_report(2),
+    timer:sleep(300),
+    ?assertEqual([], frames()),
+    ?assertMatch(#{buffered := 2, pending := 2}, beamdeck_agent_events:stats()),
+    connect(0),
+    wait_until(fun() -> length(frames()) >= 2 end),
+    ?assertEqual([1, 2], seqs(frames())).
+
+unnamed_supervisor() ->
+    connect(0),
+    {ok, Sup} = supervisor:start_link(?MODULE, worker),
+    [{worker1, Child, worker, _}] = supervisor:which_children(Sup),
+    SupText = list_to_binary(pid_to_list(Sup)),
+    exit(Child, kill),
+    wait_until(fun() -> length(sup_frames(SupText)) >= 1 end),
+    [F] = sup_frames(SupText),
+    ?assertEqual(<<"beamdeck_agent_events_tests">>, maps:get(supervisorModule, F)),
+    stop_sup(Sup).
+
+notify() ->
+    log_report(1),
+    ok = beamdeck_agent_events:notify(#{kind => <<"upgrade">>, commandId => <<"c-1">>}),
+    connect(0),
+    wait_until(fun() -> length(frames()) >= 2 end),
+    [_, F] = frames(),
+    ?assertMatch(#{seq := 2, kind := <<"upgrade">>, commandId := <<"c-1">>, type := <<"event">>}, F),
+    ?assert(is_integer(maps:get(at, F))).
+
+handler_removed() ->
+    ?assert(lists:member(beamdeck_agent_logger_h, logger:get_handler_ids())),
+    ?assertMatch(#{handler := true}, beamdeck_agent_events:stats()),
+    stop_events(),
+    ?assertNot(lists:member(beamdeck_agent_logger_h, logger:get_handler_ids())),
+    %% Logging with the events process gone is harmless.
+    log_report(1),
+    ?assertEqual(0, beamdeck_agent_events:last_seq()).
+
+restart_keeps_seq() ->
+    [log_report(I) || I <- lists:seq(1, 3)],
+    ?assertEqual(3, beamdeck_agent_events:last_seq()),
+    Old = whereis(beamdeck_agent_events),
+    exit(Old, kill),
+    wait_until(fun() -> whereis(beamdeck_agent_events) =:= undefined end),
+    {ok, _} = start_events(),
+    log_report(4),
+    ?assertMatch(#{lastSeq := 4, buffered := 1}, beamdeck_agent_events:stats()),
+    %% Only one handler, pointing at the new process.
+    ?assertEqual(1, length([H || H <- logger:get_handler_ids(), H =:= beamdeck_agent_logger_h])).
+
+overflow() ->
+    [log_report(I) || I <- lists:seq(1, 8)],
+    ?assertMatch(#{lastSeq := 8, buffered := 5, dropped := 3}, beamdeck_agent_events:stats()),
+    %% The next tick (1 s) adds one `agent` event; it makes room first, so its
+    %% count includes the drop its own insertion causes (seq 4).
+    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 9 end, 3000),
+    ?assertMatch(#{lastSeq := 9, buffered := 5, dropped := 4}, beamdeck_agent_events:stats()),
+    timer:sleep(2200), %% two more ticks: no change, no new agent event
+    ?assertEqual(9, beamdeck_agent_events:last_seq()),
+    connect(0),
+    wait_until(fun() -> length(frames()) >= 5 end),
+    ?assertEqual([5, 6, 7, 8, 9], seqs(frames())),
+    ?assertMatch(#{kind := <<"agent">>, dropped := 4, overloadDrops := 0}, lists:last(frames())).
+
+overload() ->
+    Pid = whereis(beamdeck_agent_events),
+    erlang:suspend_process(Pid),
+    T0 = erlang:monotonic_time(microsecond),
+    [log_report(I) || I <- lists:seq(1, 150)],
+    Us = erlang:monotonic_time(microsecond) - T0,
+    {message_queue_len, QLen} = erlang:process_info(Pid, message_queue_len),
+    erlang:resume_process(Pid),
+    %% 100 in flight (plus a tick that may have landed meanwhile).
+    ?assert(QLen >= 100 andalso QLen =< 102),
+    ?assert(Us < 2000000),
+    ?assertMatch(#{overloadDrops := 50, inflight := 0}, beamdeck_agent_events:stats()),
+    %% The next tick reports the handler drops, once.
+    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 101 end, 3000),
+    timer:sleep(1200),
+    ?assertMatch(#{lastSeq := 101, buffered := 101, dropped := 0}, beamdeck_agent_events:stats()),
+    connect(0),
+    wait_until(fun() -> length(frames()) >= 101 end),
+    ?assertEqual(lists:seq(1, 101), seqs(frames())),
+    {Agent, Reports} = lists:partition(fun(F) -> maps:get(kind, F) =:= <<"agent">> end, frames()),
+    ?assertMatch([#{dropped := 0, overloadDrops := 50}], Agent),
+    ?assertEqual([list_to_binary("c" ++ integer_to_list(I)) || I <- lists:seq(1, 100)],
+                 [maps:get(context, F) || F <- Reports]).
+
+resend() ->
+    connect(0),
+    log_report(1),
+    wait_until(fun() -> length(frames()) >= 1 end),
+    %% Not acknowledged: sent again after 300 ms (checked on the 1 s tick).
+    wait_until(fun() -> length(frames()) >= 2 end, 4000),
+    ?assertEqual([1, 1], seqs(frames())),
+    beamdeck_agent_events:ack(1),
+    clear_frames(),
+    timer:sleep(2500),
+    ?assertEqual([], frames()).
+
+progress() ->
+    Primary = maps:get(level, logger:get_primary_config()),
+    ok = logger:set_primary_config(level, info),
+    try
+        connect(0),
+        {ok, _Sup} = supervisor:start_link({local, ?SUP}, ?MODULE, worker),
+        wait_until(fun() -> length(sup_frames(<<"bd_events_test_sup">>)) >= 1 end),
+        [F] = sup_frames(<<"bd_events_test_sup">>),
+        ?assertMatch(#{kind := <<"progress_report">>, context := <<"progress">>,
+                       offender := #{id := <<"worker1">>, childType := <<"worker">>}}, F)
+    after
+        logger:set_primary_config(level, Primary)
+    end.
+
+flood() ->
+    EventsPid = whereis(beamdeck_agent_events),
+    Ticker = start_ticker(EventsPid),
+    Crashes = 5000,
+    Direct = 5000,
+    T0 = erlang:monotonic_time(millisecond),
+    %% A real supervisor whose child crashes `Crashes` times in a row.
+    Counter = counters:new(1, []),
+    {ok, Sup} = supervisor:start_link({local, ?SUP}, ?MODULE, {crasher, Counter, Crashes}),
+    %% And supervisor-report-shaped logger calls from four processes.
+    Self = self(),
+    Loggers = [spawn_link(fun() -> [log_report(I) || I <- lists:seq(1, Direct div 4)],
+                                   Self ! {done, self()} end) || _ <- lists:seq(1, 4)],
+    [receive {done, P} -> ok end || P <- Loggers],
+    wait_until(fun() -> counters:get(Counter, 1) > Crashes end, 60000),
+    wait_until(fun() -> element(2, erlang:process_info(EventsPid, message_queue_len)) =:= 0 end),
+    Elapsed = erlang:monotonic_time(millisecond) - T0,
+    #{max_lag := MaxLag, max_qlen := MaxQ, ticks := Ticks} = stop_ticker(Ticker),
+    Stats = beamdeck_agent_events:stats(),
+    {memory, Mem} = erlang:process_info(EventsPid, memory),
+    ?debugFmt("flood: ~b ms, ~b ticks, max lag ~b ms, max events qlen ~b, memory ~b, stats ~p",
+              [Elapsed, Ticks, MaxLag, MaxQ, Mem, Stats]),
+    #{lastSeq := LastSeq, buffered := Buffered, dropped := Dropped,
+      overloadDrops := Overload, bufferedBytes := Bytes} = Stats,
+    %% Every report is either an event or counted as an overload drop; the
+    %% rest of the seqs are `agent` events (at most one per second).
+    Accepted = Crashes + Direct - Overload,
+    ?assert(LastSeq >= Accepted),
+    ?assert(LastSeq =< Accepted + Elapsed div 1000 + 2),
+    ?assertEqual(1000, Buffered),
+    ?assertEqual(LastSeq - Buffered, Dropped),
+    ?assert(Dropped >= 9000 - Overload - 1),
+    ?assert(Bytes =< 16 * 1024 * 1024),
+    ?assert(Mem < 16 * 1024 * 1024),
+    ?assert(MaxQ =< 1000 + 10),
+    ?assert(MaxLag < 250),
+    ?assert(Elapsed < 30000),
+    %% The newest events are kept, in order.
+    stop_sup(Sup),
+    connect(LastSeq - 10),
+    wait_until(fun() -> length(frames()) >= 10 end),
+    ?assertEqual(lists:seq(LastSeq - 9, LastSeq), seqs(frames())).
+
+alarms() ->
+    %% Without SASL the events process starts, with no alarm handler.
+    _ = application:stop(sasl),
+    {ok, _} = start_events(),
+    ?assertMatch(#{alarms := false}, beamdeck_agent_events:stats()),
+    stop_events(),
+    {ok, _} = application:ensure_all_started(sasl),
+    alarm_handler:set_alarm({bd_test_alarm_before, already}),
+    {ok, _} = start_events(),
+    ?assertMatch(#{alarms := true}, beamdeck_agent_events:stats()),
+    alarm_handler:set_alarm({bd_test_alarm, "disk on fire"}),
+    alarm_handler:clear_alarm(bd_test_alarm),
+    connect(0),
+    wait_until(fun() -> length(alarm_frames()) >= 3 end),
+    [Before, Set, Clear] = alarm_frames(),
+    ?assertMatch(#{kind := <<"alarm_set">>, alarm := <<"bd_test_alarm_before">>, active := true,
+                   description := #{text := <<"already">>}}, Before),
+    ?assertMatch(#{kind := <<"alarm_set">>, alarm := <<"bd_test_alarm">>,
+                   description := #{text := <<"\"disk on fire\"">>, truncated := false}}, Set),
+    ?assertMatch(#{kind := <<"alarm_clear">>, alarm := <<"bd_test_alarm">>}, Clear),
+    ?assertEqual([maps:get(seq, Before) + 1, maps:get(seq, Before) + 2],
+                 [maps:get(seq, Set), maps:get(seq, Clear)]),
+    %% alarm_handler going away and coming back: the handler is re-added
+    %% (retried every 5 s).
+    ok = application:stop(sasl),
+    wait_until(fun() -> maps:get(alarms, beamdeck_agent_events:stats()) =:= false end),
+    {ok, _} = application:ensure_all_started(sasl),
+    wait_until(fun() -> maps:get(alarms, beamdeck_agent_events:stats()) end, 8000),
+    alarm_handler:set_alarm({bd_test_alarm, again}),
+    wait_until(fun() -> length(alarm_frames()) >= 4 end),
+    ?assertMatch(#{kind := <<"alarm_set">>, description := #{text := <<"again">>}},
+                 lists:last(alarm_frames())).
+
+%%% SUPERVISOR CALLBACKS %%%
+
+init(worker) ->
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10},
+          [#{id => worker1, start => {?MODULE, start_worker, []}, restart => permanent,
+             shutdown => 5000, type => worker}]}};
+init({crasher, Counter, N}) ->
+    {ok, {#{strategy => one_for_one, intensity => 1000000, period => 1},
+          [#{id => crasher, start => {?MODULE, start_crasher, [Counter, N]},
+             restart => permanent, shutdown => brutal_kill, type => worker}]}}.
+
+start_worker() ->
+    {ok, spawn_link(fun() -> receive stop -> ok end end)}.
+
+%% Crashes at once for the first N starts, then stays up.
+start_crasher(Counter, N) ->
+    counters:add(Counter, 1, 1),
+    case counters:get(Counter, 1) =< N of
+        true -> {ok, spawn_link(fun() -> exit(boom) end)};
+        false -> start_worker()
+    end.
+
+%%% HELPERS %%%
+
+log_report(I) ->
+    logger:log(error, #{label => {supervisor, child_terminated},
+                        report => [{supervisor, {local, bd_fake_sup}},
+                                   {errorContext, list_to_atom("c" ++ integer_to_list(I))},
+                                   {reason, {boom, I}},
+                                   {offender, [{pid, self()}, {id, {child, I}},
+                                               {mfargs, {m, f, [I]}}, {restart_type, permanent},
+                                               {significant, false}, {shutdown, 5000},
+                                               {child_type, worker}]}]},
+               #{domain => [otp, sasl], report_cb => fun supervisor:format_log/2}).
+
+start_events() ->
+    {ok, Pid} = beamdeck_agent_events:start_link(),
+    unlink(Pid),
+    {ok, Pid}.
+
+stop_events() ->
+    case whereis(beamdeck_agent_events) of
+        undefined -> ok;
+        _ -> gen_server:stop(beamdeck_agent_events, normal, 5000)
+    end.
+
+stop_sup() ->
+    case whereis(?SUP) of
+        undefined -> ok;
+        Sup -> stop_sup(Sup)
+    end.
+
+%% A supervisor ignores exit signals from anyone but its parent.
+stop_sup(Sup) ->
+    unlink(Sup),
+    catch gen_server:stop(Sup, shutdown, 5000),
+    ok.
+
+stop_proc(Pid) ->
+    Ref = monitor(process, Pid),
+    exit(Pid, shutdown),
+    receive {'DOWN', Ref, process, Pid, _} -> ok after 5000 -> exit(Pid, kill) end.
+
+connect(LastSeq) ->
+    set_conn(connected, true),
+    beamdeck_agent_events:connected(LastSeq).
+
+boot_id() -> persistent_term:get(?BOOT_KEY).
+
+new_boot_id() ->
+    list_to_binary(io_lib:format("~32.16.0b", [rand:uniform(1 bsl 127)])).
+
+seqs(Frames) -> [maps:get(seq, F) || F <- Frames].
+
+sup_frames(Sup) -> [F || F <- frames(), maps:get(supervisor, F, null) =:= Sup].
+
+alarm_frames() ->
+    [F || F <- frames(), lists:member(maps:get(kind, F), [<<"alarm_set">>, <<"alarm_clear">>]),
+          lists:member(maps:get(alarm, F), [<<"bd_test_alarm">>, <<"bd_test_alarm_before">>])].
+
+wait_until(Fun) -> wait_until(Fun, 5000).
+
+wait_until(Fun, Ms) when Ms =< 0 -> ?assert(Fun());
+wait_until(Fun, Ms) ->
+    case Fun() of
+        true -> ok;
+        false -> timer:sleep(10), wait_until(Fun, Ms - 10)
+    end.
+
+mute_default_handler() ->
+    case logger:get_handler_config(default) of
+        {ok, #{level := Level}} -> ok = logger:set_handler_config(default, level, none), Level;
+        _ -> undefined
+    end.
+
+restore_default_handler(undefined) -> ok;
+restore_default_handler(Level) -> logger:set_handler_config(default, level, Level).
+
+%% A process ticking every 5 ms: the largest lateness of a tick, and the
+%% largest mailbox of the events process seen meanwhile.
+start_ticker(Watched) ->
+    spawn_link(fun() -> ticker(Watched, erlang:monotonic_time(millisecond), #{max_lag => 0, max_qlen => 0, ticks => 0}) end).
+
+ticker(Watched, Last, Acc) ->
+    receive
+        {stop, From} -> From ! {ticker, Acc}
+    after 5 ->
+        Now = erlang:monotonic_time(millisecond),
+        QLen = case erlang:process_info(Watched, message_queue_len) of
+                   {message_queue_len, Q} -> Q;
+                   undefined -> 0
+               end,
+        #{max_lag := L, max_qlen := M, ticks := T} = Acc,
+        ticker(Watched, Now, Acc#{max_lag := max(L, Now - Last - 5), max_qlen := max(M, QLen), ticks := T + 1})
+    end.
+
+stop_ticker(Pid) ->
+    Pid ! {stop, self()},
+    receive {ticker, Acc} -> Acc after 5000 -> error(ticker_stuck) end.
+
+%%% FAKE CONN %%%
+
+start_fake_conn() ->
+    Self = self(),
+    Pid = spawn(fun() ->
+                    register(beamdeck_agent_conn, self()),
+                    Self ! {fake_conn, self()},
+                    fake_conn(#{connected => false, queued => 0, frames => []})
+                end),
+    receive {fake_conn, Pid} -> Pid after 5000 -> error(fake_conn) end.
+
+fake_conn(St = #{frames := Frames}) ->
+    receive
+        {'$gen_cast', {send, Frame}} ->
+            Queued = case St of
+                         #{grow := true, queued := Q} -> Q + 1;
+                         #{queued := Q} -> Q
+                     end,
+            fake_conn(St#{frames := [Frame | Frames], queued := Queued});
+        {'$gen_call', From, connected} ->
+            gen_server:reply(From, maps:get(connected, St)),
+            fake_conn(St);
+        {'$gen_call', From, stats} ->
+            gen_server:reply(From, #{queued => maps:get(queued, St)}),
+            fake_conn(St);
+        {'$gen_call', From, frames} ->
+            gen_server:reply(From, lists:reverse(Frames)),
+            fake_conn(St);
+        {'$gen_call', From, clear} ->
+            gen_server:reply(From, ok),
+            fake_conn(St#{frames := []});
+        {'$gen_call', From, {set, K, V}} ->
+            gen_server:reply(From, ok),
+            fake_conn(St#{K => V})
+    end.
+
+frames() -> gen_server:call(beamdeck_agent_conn, frames, 5000).
+
+clear_frames() -> ok = gen_server:call(beamdeck_agent_conn, clear, 5000).
+
+set_conn(K, V) -> ok = gen_server:call(beamdeck_agent_conn, {set, K, V}, 5000).
+
+%%% STUB MODULES %%%
+
+%% The real conn's send/1 is gen_statem:cast(beamdeck_agent_conn, {send, F});
+%% connected/0 and stats/0 are calls. The stub config reads this test's boot id.
+stub_sources() ->
+    [{beamdeck_agent_conn,
+      "-module(beamdeck_agent_conn).\n"
+      "-export([send/1, connected/0, stats/0]).\n"
+      "send(F) -> gen_server:cast(beamdeck_agent_conn, {send, F}).\n"
+      "connected() -> gen_server:call(beamdeck_agent_conn, connected, 1000).\n"
+      "stats() -> gen_server:call(beamdeck_agent_conn, stats, 1000).\n"},
+     {beamdeck_agent_config,
+      "-module(beamdeck_agent_config).\n"
+      "-export([boot_id/0]).\n"
+      "boot_id() -> persistent_term:get({beamdeck_agent_events_tests, boot_id}).\n"}].
+
+load_stubs() ->
+    [begin
+         {ok, Toks, _} = erl_scan:string(Src),
+         Forms = [begin {ok, F} = erl_parse:parse_form(T), F end || T <- split_forms(Toks, [])],
+         {ok, Mod, Bin} = compile:forms(Forms, [binary, return_errors]),
+         _ = code:purge(Mod),
+         {module, Mod} = code:load_binary(Mod, "stub_" ++ atom_to_list(Mod), Bin),
+         Mod
+     end || {Mod, Src} <- stub_sources()].
+
+unload_stubs(Mods) ->
+    [begin
+         _ = code:purge(Mod),
+         _ = code:delete(Mod),
+         _ = code:purge(Mod),
+         %% Bring back the real module when it is on the path.
+         _ = code:ensure_loaded(Mod)
+     end || Mod <- Mods],
+    ok.
+
+split_forms([], []) -> [];
+split_forms([{dot, _} = Dot | Rest], Acc) -> [lists:reverse([Dot | Acc]) | split_forms(Rest, [])];
+split_forms([T | Rest], Acc) -> split_forms(Rest, [T | Acc]).

@@ -1,0 +1,233 @@
+/**
+ * The agent wire protocol, version 1 (docs/protocol.md), as zod schemas.
+ * Every frame from an agent is parsed here before anything else sees it.
+ */
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1;
+
+const text = z.string().max(64 * 1024);
+const pid = z.string().max(64);
+const count = z.number().int().nonnegative();
+/** Integers beyond 2^53 arrive as decimal strings. */
+const bigCount = z.union([count, z.string().regex(/^\d+$/).max(40)]).transform((v) => (typeof v === "string" ? Number(v) : v));
+const maybeText = text.nullable();
+const printed = z.object({ text: z.string().max(256 * 1024), truncated: z.boolean() }).loose();
+
+export const processRecord = z.object({
+  pid,
+  name: maybeText,
+  initialCall: maybeText,
+  currentFunction: maybeText,
+  mailbox: bigCount,
+  memory: bigCount,
+  reductions: bigCount,
+  status: z.string().max(32),
+  links: z.array(pid).max(100_000),
+  parent: pid.nullable(),
+  ancestors: z.array(text).max(64),
+  application: maybeText.optional().default(null),
+});
+export type ProcessRecord = z.infer<typeof processRecord>;
+
+export const helloFrame = z.object({
+  type: z.literal("hello"),
+  protocol: z.literal(PROTOCOL_VERSION),
+  node: z.string().min(1).max(255),
+  bootId: z.string().min(8).max(64),
+  agentVersion: text,
+  otpRelease: text,
+  ertsVersion: text,
+  systemVersion: text.optional(),
+  distributed: z.boolean().optional(),
+  startedAt: z.number().int().optional(),
+  processCount: count,
+  processLimit: count.optional(),
+  schedulers: count.optional(),
+  applications: z
+    .array(z.object({ name: text, vsn: text, description: text.optional() }))
+    .max(1000),
+  releases: z
+    .array(z.object({ name: text, vsn: text, status: text, apps: z.array(text).max(1000).optional() }).loose())
+    .max(100)
+    .nullable(),
+  capabilities: z.array(z.string().max(32)).max(32).default([]),
+  config: z.object({ getState: z.boolean().optional() }).loose().optional(),
+  lastEventSeq: count.default(0),
+});
+export type HelloFrame = z.infer<typeof helloFrame>;
+
+export const procsFrame = z.object({
+  type: z.literal("procs"),
+  seq: count,
+  at: z.number().int(),
+  reset: z.boolean().default(false),
+  total: count,
+  upsert: z.array(processRecord).max(5000).default([]),
+  mailbox: z.array(z.tuple([pid, bigCount])).max(200_000).default([]),
+  remove: z.array(pid).max(200_000).default([]),
+  stats: z
+    .object({
+      scanUs: count.optional(),
+      sampleUs: count.optional(),
+      intervalMs: count.optional(),
+      dropped: count.optional(),
+    })
+    .loose()
+    .optional(),
+});
+export type ProcsFrame = z.infer<typeof procsFrame>;
+
+export interface TreeNode {
+  pid: string | null;
+  id: string;
+  name: string | null;
+  kind: "supervisor" | "worker";
+  modules: string[] | "dynamic";
+  children: TreeNode[];
+  linked: LinkedProcess[];
+  truncated?: boolean;
+  timeout?: boolean;
+}
+export interface LinkedProcess {
+  pid: string;
+  name: string | null;
+  initialCall: string | null;
+  linked: LinkedProcess[];
+}
+
+const linkedProcess: z.ZodType<LinkedProcess> = z.lazy(() =>
+  z.object({
+    pid,
+    name: maybeText,
+    initialCall: maybeText,
+    linked: z.array(linkedProcess).max(1000).default([]),
+  }),
+);
+
+const treeNode: z.ZodType<TreeNode> = z.lazy(() =>
+  z.object({
+    pid: pid.nullable(),
+    id: text,
+    name: maybeText,
+    kind: z.enum(["supervisor", "worker"]),
+    modules: z.union([z.array(text).max(1000), z.literal("dynamic")]),
+    children: z.array(treeNode).max(100_000).default([]),
+    linked: z.array(linkedProcess).max(1000).default([]),
+    truncated: z.boolean().optional(),
+    timeout: z.boolean().optional(),
+  }),
+);
+
+export const treeApp = z.object({
+  name: text,
+  vsn: text.nullable().optional(),
+  master: pid.nullable().optional(),
+  root: treeNode.nullable(),
+});
+export type TreeApp = z.infer<typeof treeApp>;
+
+export const treeFrame = z.object({
+  type: z.literal("tree"),
+  at: z.number().int(),
+  apps: z.array(treeApp).max(1000),
+});
+
+export const replyFrame = z.union([
+  z.object({ type: z.literal("reply"), id: z.string().max(128), ok: z.literal(true), result: z.unknown() }),
+  z.object({
+    type: z.literal("reply"),
+    id: z.string().max(128),
+    ok: z.literal(false),
+    error: z.object({ code: z.string().max(64), message: z.string().max(64 * 1024) }),
+  }),
+]);
+
+export const eventFrame = z
+  .object({
+    type: z.literal("event"),
+    seq: z.number().int().positive(),
+    bootId: z.string().min(8).max(64),
+    at: z.number().int(),
+    kind: z.string().min(1).max(64),
+    context: maybeText.optional(),
+    supervisor: maybeText.optional(),
+    reason: printed.nullable().optional(),
+    offender: z
+      .object({
+        id: maybeText.optional(),
+        pid: pid.nullable().optional(),
+        mfargs: printed.nullable().optional(),
+        restartType: maybeText.optional(),
+        shutdown: maybeText.optional(),
+        childType: maybeText.optional(),
+      })
+      .loose()
+      .nullable()
+      .optional(),
+    report: printed.nullable().optional(),
+  })
+  .loose();
+export type EventFrame = z.infer<typeof eventFrame>;
+
+export const progressFrame = z.object({
+  type: z.literal("progress"),
+  commandId: z.string().max(128),
+  step: z.string().max(64),
+  message: text,
+  at: z.number().int(),
+});
+
+export const commandResultFrame = z.object({
+  type: z.literal("command_result"),
+  commandId: z.string().max(128),
+  ok: z.boolean(),
+  result: z.unknown().optional(),
+  error: z.object({ code: z.string().max(64), message: z.string().max(64 * 1024) }).optional(),
+});
+
+export const agentFrame = z.discriminatedUnion("type", [
+  helloFrame,
+  procsFrame,
+  treeFrame,
+  ...replyFrame.options,
+  eventFrame,
+  progressFrame,
+  commandResultFrame,
+]);
+export type AgentFrame = z.infer<typeof agentFrame>;
+
+export type ParsedFrame = { ok: true; frame: AgentFrame } | { ok: false; reason: string };
+
+/** Parse one text frame; the reason is short enough for a WebSocket close (≤ 123 bytes). */
+export function parseAgentFrame(data: string): ParsedFrame {
+  let json: unknown;
+  try {
+    json = JSON.parse(data);
+  } catch {
+    return { ok: false, reason: "frame is not valid JSON" };
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return { ok: false, reason: "frame is not a JSON object" };
+  }
+  const type = (json as { type?: unknown }).type;
+  const parsed = agentFrame.safeParse(json);
+  if (parsed.success) return { ok: true, frame: parsed.data };
+  if (typeof type !== "string") return { ok: false, reason: "frame has no type" };
+  const issue = parsed.error.issues[0];
+  const where = issue?.path.length ? issue.path.join(".") : "frame";
+  const reason = `bad ${type.slice(0, 20)} frame: ${where}: ${issue?.message ?? "invalid"}`;
+  return { ok: false, reason: truncateUtf8(reason, 120) };
+}
+
+export function truncateUtf8(s: string, maxBytes: number): string {
+  let out = s;
+  while (Buffer.byteLength(out) > maxBytes) out = out.slice(0, -1);
+  return out;
+}
+
+// ---- server → agent ----
+export type ServerFrame =
+  | { type: "welcome"; protocol: number; lastEventSeq: number; serverTime: number }
+  | { type: "ack"; eventSeq: number }
+  | { type: "request"; id: string; method: string; params: Record<string, unknown>; timeoutMs: number };

@@ -1,0 +1,60 @@
+/**
+ * The CLI's connection to a running server: BEAMDECK_URL (default
+ * http://localhost:4000) and BEAMDECK_API_TOKEN.
+ */
+import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
+import type { AppRouter } from "../routers/_app";
+import { CliError } from "./errors";
+
+export type Api = ReturnType<typeof createTRPCClient<AppRouter>>;
+
+export function serverUrl(env: NodeJS.ProcessEnv = process.env): string {
+  const raw = env.BEAMDECK_URL ?? "http://localhost:4000";
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new CliError(`BEAMDECK_URL is not a URL: "${raw}"`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new CliError(`BEAMDECK_URL must be http(s)://HOST:PORT, not "${raw}"`);
+  return u.origin;
+}
+
+export function apiClient(env: NodeJS.ProcessEnv = process.env): Api {
+  const token = env.BEAMDECK_API_TOKEN;
+  if (!token) throw new CliError("BEAMDECK_API_TOKEN is not set (create one with `beamdeck init` or `beamdeck token create`)");
+  const base = serverUrl(env);
+  return createTRPCClient<AppRouter>({
+    links: [
+      httpLink({
+        url: `${base}/api/trpc`,
+        headers: { authorization: `Bearer ${token}` },
+        fetch: (url, init) => fetch(url, { ...(init as RequestInit), signal: AbortSignal.timeout(30_000) }),
+      }),
+    ],
+  });
+}
+
+/** One line for any failure of an API call. */
+export function describeApiError(e: unknown, env: NodeJS.ProcessEnv = process.env): CliError {
+  if (e instanceof CliError) return e;
+  if (e instanceof TRPCClientError) {
+    const cause = (e.cause ?? {}) as { cause?: { code?: string }; code?: string; name?: string };
+    const code = cause.cause?.code ?? cause.code;
+    if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH" || e.message === "fetch failed") {
+      return new CliError(`cannot reach the beamdeck server at ${serverUrl(env)} (${code ?? "connection failed"}); is it running? (BEAMDECK_URL)`);
+    }
+    if (cause.name === "TimeoutError") return new CliError(`the server at ${serverUrl(env)} did not answer within 30 s`);
+    const data = e.data as { code?: string; httpStatus?: number } | undefined;
+    if (data?.code === "BAD_REQUEST" && e.message.startsWith("[")) {
+      try {
+        const issues = JSON.parse(e.message) as { path: string[]; message: string }[];
+        return new CliError(`invalid input: ${issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`, 2);
+      } catch {
+        /* not a zod issue list */
+      }
+    }
+    return new CliError(e.message.split("\n")[0] || `request failed (${data?.code ?? "unknown"})`);
+  }
+  return new CliError((e as Error).message?.split("\n")[0] ?? String(e));
+}

@@ -1,0 +1,55 @@
+/** The `beamdeck` command line. Every command is documented in docs/cli.md. */
+import { agentToken } from "./commands/agent-token";
+import { init } from "./commands/init";
+import { nodes, proc, procs, tree } from "./commands/live";
+import { CliError, EXIT, usage } from "./errors";
+
+type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; help: string }> = {
+  server: {
+    help: "server                              start the server (PORT, HOST, BEAMDECK_DATA_DIR, DATABASE_URL)",
+    run: async (_argv, env) => {
+      const { runServer } = await import("../gateway/main");
+      await runServer(env);
+      return new Promise<number>(() => {}); // runs until a signal
+    },
+  },
+  init: { run: init, help: "init [--json]                       create the database and the first admin login + API token" },
+  "agent-token": { run: agentToken, help: "agent-token create <label> [--fleet] | list | revoke <id>" },
+  nodes: { run: nodes, help: "nodes [--json]                      list nodes" },
+  procs: { run: procs, help: "procs <node> [--sort mailbox|memory|reductions] [--limit N] [--filter TEXT] [--json]" },
+  tree: { run: tree, help: "tree <node> [--json]                supervision trees" },
+  proc: { run: proc, help: "proc <node> <pid> [--json]          one process in detail" },
+};
+
+export function registerCommand(name: string, run: Command, help: string): void {
+  COMMANDS[name] = { run, help };
+}
+
+function helpText(): string {
+  return [
+    "usage: beamdeck <command> [options]",
+    "",
+    ...Object.values(COMMANDS).map((c) => `  beamdeck ${c.help}`),
+    "",
+    "Environment: BEAMDECK_URL (server, default http://localhost:4000), BEAMDECK_API_TOKEN.",
+  ].join("\n");
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "help" || name === "--help" || name === "-h") {
+    console.log(helpText());
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  try {
+    const cmd = COMMANDS[name];
+    if (!cmd) throw usage(`unknown command "${name}"`);
+    return await cmd.run(rest, env);
+  } catch (e) {
+    const err = e instanceof CliError ? e : new CliError((e as Error).message?.split("\n")[0] ?? String(e));
+    console.error(`beamdeck: ${err.message}`);
+    return err.exitCode;
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * One context for both transports (HTTP and WebSocket): who is calling and
+ * the instance's services. Authentication is by session cookie (browser) or
+ * bearer API token (CLI; over WebSocket it comes in connectionParams).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { apiTokenPrincipal } from "./auth/api-tokens";
+import type { Principal } from "./auth/principal";
+import { readCookie, SESSION_COOKIE, sessionPrincipal } from "./auth/sessions";
+import { BeamdeckError } from "./errors";
+import type { Services } from "./services";
+
+export interface Context {
+  services: Services;
+  principal: Principal | null;
+  /** Why authentication failed, when a credential was presented but refused. */
+  authError: BeamdeckError | null;
+  ip: string | null;
+  userAgent: string | null;
+  /** Set a response header (HTTP only; null over WebSocket). */
+  setHeader: ((name: string, value: string) => void) | null;
+  secure: boolean;
+}
+
+export function clientIp(req: IncomingMessage): string | null {
+  // Behind a reverse proxy set BEAMDECK_TRUST_PROXY=1 to use X-Forwarded-For.
+  if (process.env.BEAMDECK_TRUST_PROXY === "1") {
+    const fwd = req.headers["x-forwarded-for"];
+    const first = (Array.isArray(fwd) ? fwd[0] : fwd)?.split(",")[0]?.trim();
+    if (first) return first;
+  }
+  return req.socket.remoteAddress ?? null;
+}
+
+export async function authenticate(
+  services: Services,
+  req: IncomingMessage,
+  connectionParams?: Record<string, string | undefined> | null,
+): Promise<{ principal: Principal | null; authError: BeamdeckError | null }> {
+  const header = req.headers.authorization;
+  const bearer = header?.startsWith("Bearer ") ? header.slice(7).trim() : (connectionParams?.token ?? null);
+  if (bearer) {
+    try {
+      return { principal: await apiTokenPrincipal(services.prisma, bearer), authError: null };
+    } catch (e) {
+      if (e instanceof BeamdeckError) return { principal: null, authError: e };
+      throw e;
+    }
+  }
+  const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
+  if (cookie) return { principal: await sessionPrincipal(services.prisma, cookie), authError: null };
+  return { principal: null, authError: null };
+}
+
+export function contextFactory(services: Services) {
+  return async (opts: {
+    req: IncomingMessage;
+    res?: ServerResponse | unknown;
+    info?: { connectionParams?: Record<string, string | undefined> | null };
+  }): Promise<Context> => {
+    const { principal, authError } = await authenticate(services, opts.req, opts.info?.connectionParams ?? null);
+    const res = opts.res;
+    const isHttp = typeof (res as ServerResponse | undefined)?.setHeader === "function" && !(res as { ping?: unknown }).ping;
+    return {
+      services,
+      principal,
+      authError,
+      ip: clientIp(opts.req),
+      userAgent: opts.req.headers["user-agent"] ?? null,
+      setHeader: isHttp ? (name, value) => (res as ServerResponse).appendHeader(name, value) : null,
+      secure: Boolean((opts.req.socket as { encrypted?: boolean }).encrypted) || opts.req.headers["x-forwarded-proto"] === "https",
+    };
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * Start one beamdeck server instance: database (migrated), live registry,
+ * Next.js (unless disabled), HTTP + WebSocket on one port.
+ */
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { agentTokenStillValid } from "../auth/agent-tokens";
+import { AgentRegistry } from "../agents/registry";
+import { EventStore } from "../events/store";
+import { LocalHub } from "../live/hub";
+import type { Services } from "../services";
+import { openDatabase } from "../storage/db";
+import { createBeamdeckServer, type WebHandler } from "./http-server";
+
+export interface StartOptions {
+  port: number;
+  host: string;
+  web: boolean;
+  env?: NodeJS.ProcessEnv;
+  maxFrame?: number;
+  quiet?: boolean;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  services: Services;
+  database: string;
+  close(): Promise<void>;
+}
+
+async function nextHandler(host: string, port: number): Promise<WebHandler> {
+  process.env.NEXT_TELEMETRY_DISABLED = "1";
+  const { default: next } = await import("next");
+  const dir = path.resolve(import.meta.dirname, "../..");
+  const app = next({ dev: false, dir, hostname: host, port });
+  await app.prepare();
+  const handle = app.getRequestHandler();
+  const upgrade = (app as unknown as { getUpgradeHandler?: () => WebHandler["upgrade"] }).getUpgradeHandler?.();
+  return { handle: (req, res) => handle(req, res), upgrade };
+}
+
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const env = opts.env ?? process.env;
+  const log = opts.quiet ? () => {} : (msg: string) => console.log(`[beamdeck] ${msg}`);
+  const db = await openDatabase("server", env);
+  log(`database: ${db.description}${db.migrationsApplied.length ? ` (applied ${db.migrationsApplied.join(", ")})` : ""}`);
+  const hub = new LocalHub();
+  const instanceId = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  const events = new EventStore(db.prisma, hub);
+  const registry = new AgentRegistry(db.prisma, hub, instanceId, events);
+  const services: Services = { prisma: db.prisma, hub, registry, events, instanceId, extras: {} };
+
+  let web: WebHandler | null = null;
+  if (opts.web) web = await nextHandler(opts.host, opts.port);
+  const app = createBeamdeckServer(services, web, opts.maxFrame);
+  await new Promise<void>((resolve, reject) => {
+    app.server.once("error", reject);
+    app.server.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (app.server.address() as AddressInfo).port;
+  const shownHost = opts.host === "0.0.0.0" || opts.host === "::" ? "localhost" : opts.host;
+  const url = `http://${shownHost}:${port}`;
+
+  // Tokens revoked through another instance (or the database) take effect here too.
+  const recheck = setInterval(async () => {
+    for (const id of registry.connectedTokenIds()) {
+      if (!(await agentTokenStillValid(db.prisma, id).catch(() => true))) registry.disconnectToken(id, "agent token revoked");
+    }
+  }, 15_000);
+  recheck.unref();
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    services,
+    database: db.description,
+    close() {
+      closing ??= (async () => {
+        clearInterval(recheck);
+        await app.close();
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+}

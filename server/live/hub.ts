@@ -1,0 +1,76 @@
+/**
+ * In-process publish/subscribe for live changes, by topic.
+ *
+ * Subscriptions (tRPC) listen here; agent sessions, the event ingest and the
+ * upgrade workflow publish. This is the seam where several server instances
+ * will later fan out through PostgreSQL LISTEN/NOTIFY: a second Hub
+ * implementation, same interface.
+ */
+import { EventEmitter } from "node:events";
+
+export type Topic =
+  | "nodes" // a node connected, disconnected or changed identity
+  | `node:${string}` // live data of one node changed
+  | "events" // new events stored
+  | "alerts" // alert created or changed
+  | `upgrade:${string}`; // upgrade progress of one node
+
+export interface Hub {
+  publish(topic: Topic, payload: unknown): void;
+  /**
+   * Listen from the moment of the call (not from the first `next()`), so a
+   * subscriber that yields a snapshot first misses nothing published meanwhile.
+   * At most `buffer` payloads wait for a slow consumer; older ones are dropped.
+   */
+  subscribe(topic: Topic, signal?: AbortSignal, buffer?: number): AsyncIterable<unknown>;
+  listen(topic: Topic, fn: (payload: unknown) => void): () => void;
+}
+
+export class LocalHub implements Hub {
+  private readonly ee = new EventEmitter();
+
+  constructor() {
+    // Every browser tab holds a few subscriptions: no default cap of 10.
+    this.ee.setMaxListeners(0);
+  }
+
+  publish(topic: Topic, payload: unknown): void {
+    this.ee.emit(topic, payload);
+  }
+
+  listen(topic: Topic, fn: (payload: unknown) => void): () => void {
+    this.ee.on(topic, fn);
+    return () => this.ee.off(topic, fn);
+  }
+
+  subscribe(topic: Topic, signal?: AbortSignal, buffer = 256): AsyncIterable<unknown> {
+    const queue: unknown[] = [];
+    let wake: (() => void) | null = null;
+    let done = signal?.aborted ?? false;
+    const stop = this.listen(topic, (payload) => {
+      if (queue.length >= buffer) queue.shift();
+      queue.push(payload);
+      wake?.();
+    });
+    const finish = () => {
+      done = true;
+      stop();
+      wake?.();
+    };
+    signal?.addEventListener("abort", finish, { once: true });
+    return {
+      [Symbol.asyncIterator]: () => ({
+        async next(): Promise<IteratorResult<unknown>> {
+          while (queue.length === 0 && !done) await new Promise<void>((r) => (wake = r));
+          wake = null;
+          if (queue.length > 0) return { value: queue.shift(), done: false };
+          return { value: undefined, done: true };
+        },
+        async return(): Promise<IteratorResult<unknown>> {
+          finish();
+          return { value: undefined, done: true };
+        },
+      }),
+    };
+  }
+}

@@ -1,0 +1,17 @@
+/** The root router: one sub-router per domain. */
+import { router } from "../trpc";
+import { authRouter } from "./auth";
+import { nodesRouter } from "./nodes";
+import { procsRouter } from "./procs";
+import { tokensRouter } from "./tokens";
+import { usersRouter } from "./users";
+
+export const appRouter = router({
+  auth: authRouter,
+  nodes: nodesRouter,
+  procs: procsRouter,
+  tokens: tokensRouter,
+  users: usersRouter,
+});
+
+export type AppRouter = typeof appRouter;

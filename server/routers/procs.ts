@@ -1,0 +1,65 @@
+/** Processes of one node: windows of the live table, top-N, history, detail. */
+import { z } from "zod";
+import { AgentRequestError } from "../agents/session";
+import { SORT_KEYS } from "../agents/process-table";
+import { fail } from "../errors";
+import { router, viewerProcedure } from "../trpc";
+import { connectedNode, liveNode, nodeName, pidText } from "./node-input";
+
+export const procsRouter = router({
+  window: viewerProcedure
+    .input(
+      z.object({
+        node: nodeName,
+        sort: z.enum(SORT_KEYS).default("mailbox"),
+        desc: z.boolean().default(true),
+        filter: z.string().max(200).optional(),
+        offset: z.number().int().min(0).max(10_000_000).default(0),
+        limit: z.number().int().min(1).max(1000).default(100),
+      }),
+    )
+    .query(async ({ ctx, input }) => {
+      const live = await liveNode(ctx, input.node);
+      return { ...live.processes.window(input), version: live.processes.version, connected: live.connected };
+    }),
+
+  top: viewerProcedure
+    .input(z.object({ node: nodeName, by: z.enum(["mailbox", "memory", "reductions"]).default("mailbox"), n: z.number().int().min(1).max(100).default(10) }))
+    .query(async ({ ctx, input }) => (await liveNode(ctx, input.node)).processes.top(input.by, input.n)),
+
+  /** Node-wide chart: the top mailboxes over the last minutes (≤ 1 point/s, ≤ 10 min). */
+  history: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => (await liveNode(ctx, input.node)).history.toArray()),
+
+  /** One process's sparkline; asking starts tracking it. */
+  series: viewerProcedure.input(z.object({ node: nodeName, pid: pidText })).query(async ({ ctx, input }) => {
+    const live = await liveNode(ctx, input.node);
+    live.track(input.pid);
+    return live.seriesOf(input.pid);
+  }),
+
+  get: viewerProcedure.input(z.object({ node: nodeName, pid: pidText })).query(async ({ ctx, input }) => {
+    const live = await liveNode(ctx, input.node);
+    return live.processes.get(input.pid) ?? null;
+  }),
+
+  /** Full detail, asked of the agent now (stack, monitors, dictionary, state if allowed). */
+  detail: viewerProcedure.input(z.object({ node: nodeName, pid: pidText })).query(async ({ ctx, input }) => {
+    await connectedNode(ctx, input.node);
+    try {
+      return (await ctx.services.registry.request(input.node, "process_detail", { pid: input.pid }, 5000)) as Record<string, unknown>;
+    } catch (e) {
+      if (e instanceof AgentRequestError) {
+        if (e.code === "not_found") fail("BD_NOT_FOUND", e.message);
+        if (e.code === "timeout") fail("BD_AGENT_TIMEOUT", e.message);
+        if (e.code === "disconnected") fail("BD_NODE_OFFLINE", e.message);
+        fail("BD_AGENT_ERROR", `${e.code}: ${e.message}`);
+      }
+      throw e;
+    }
+  }),
+
+  tree: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => {
+    const live = await liveNode(ctx, input.node);
+    return { at: live.treeAt, apps: live.tree ?? [] };
+  }),
+});

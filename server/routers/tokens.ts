@@ -1,0 +1,71 @@
+/** API tokens and agent tokens (admin). Tokens are shown once, at creation. */
+import { z } from "zod";
+import { appendAudit } from "../audit/log";
+import { createAgentToken, listAgentTokens, revokeAgentToken } from "../auth/agent-tokens";
+import { createApiToken, listApiTokens, revokeApiToken } from "../auth/api-tokens";
+import { actorOf } from "../auth/principal";
+import { roleSchema } from "../auth/roles";
+import { adminProcedure, router } from "../trpc";
+
+const label = z.string().min(1).max(100);
+const tokenIdInput = z.string().regex(/^[a-z2-9]{10}$/, "a token id (10 characters, as listed)");
+
+export const tokensRouter = router({
+  apiList: adminProcedure.query(({ ctx }) => listApiTokens(ctx.services.prisma)),
+
+  apiCreate: adminProcedure
+    .input(z.object({ label, role: roleSchema, expiresAt: z.iso.datetime().optional() }))
+    .mutation(async ({ ctx, input }) => {
+      const actor = actorOf(ctx.principal);
+      const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
+      const created = await createApiToken(ctx.services.prisma, {
+        label: input.label,
+        role: input.role,
+        expiresAt,
+        userId: ctx.principal.kind === "user" ? ctx.principal.userId : ctx.principal.userId,
+        createdBy: actor,
+      });
+      await appendAudit(ctx.services.prisma, {
+        actor,
+        action: "token.create",
+        target: `api:${created.id}`,
+        outcome: "ok",
+        data: { label: input.label, role: input.role, expiresAt: expiresAt?.toISOString() ?? null },
+      });
+      return { id: created.id, token: created.token, role: input.role, expiresAt: expiresAt?.toISOString() ?? null };
+    }),
+
+  apiRevoke: adminProcedure.input(z.object({ id: tokenIdInput })).mutation(async ({ ctx, input }) => {
+    await revokeApiToken(ctx.services.prisma, input.id);
+    await appendAudit(ctx.services.prisma, { actor: actorOf(ctx.principal), action: "token.revoke", target: `api:${input.id}`, outcome: "ok" });
+    return { id: input.id, revoked: true };
+  }),
+
+  agentList: adminProcedure.query(({ ctx }) => listAgentTokens(ctx.services.prisma)),
+
+  agentCreate: adminProcedure.input(z.object({ label, fleet: z.boolean().default(false) })).mutation(async ({ ctx, input }) => {
+    const actor = actorOf(ctx.principal);
+    const created = await createAgentToken(ctx.services.prisma, { ...input, createdBy: actor });
+    await appendAudit(ctx.services.prisma, {
+      actor,
+      action: "agent_token.create",
+      target: `agent:${created.id}`,
+      outcome: "ok",
+      data: { label: input.label, fleet: input.fleet },
+    });
+    return { id: created.id, token: created.token, fleet: input.fleet };
+  }),
+
+  agentRevoke: adminProcedure.input(z.object({ id: tokenIdInput })).mutation(async ({ ctx, input }) => {
+    await revokeAgentToken(ctx.services.prisma, input.id);
+    const disconnected = ctx.services.registry.disconnectToken(input.id, "agent token revoked");
+    await appendAudit(ctx.services.prisma, {
+      actor: actorOf(ctx.principal),
+      action: "agent_token.revoke",
+      target: `agent:${input.id}`,
+      outcome: "ok",
+      data: { disconnected },
+    });
+    return { id: input.id, revoked: true, disconnected };
+  }),
+});
