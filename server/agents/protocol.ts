@@ -133,15 +133,17 @@ export const treeFrame = z.object({
   apps: z.array(treeApp).max(1000),
 });
 
-export const replyFrame = z.union([
-  z.object({ type: z.literal("reply"), id: z.string().max(128), ok: z.literal(true), result: z.unknown() }),
-  z.object({
+const agentError = z.object({ code: z.string().max(64), message: z.string().max(64 * 1024) });
+
+export const replyFrame = z
+  .object({
     type: z.literal("reply"),
     id: z.string().max(128),
-    ok: z.literal(false),
-    error: z.object({ code: z.string().max(64), message: z.string().max(64 * 1024) }),
-  }),
-]);
+    ok: z.boolean(),
+    result: z.unknown().optional(),
+    error: agentError.optional(),
+  })
+  .refine((r) => r.ok || r.error !== undefined, { message: "a failed reply needs an error", path: ["error"] });
 
 export const eventFrame = z
   .object({
@@ -183,14 +185,14 @@ export const commandResultFrame = z.object({
   commandId: z.string().max(128),
   ok: z.boolean(),
   result: z.unknown().optional(),
-  error: z.object({ code: z.string().max(64), message: z.string().max(64 * 1024) }).optional(),
+  error: agentError.optional(),
 });
 
 export const agentFrame = z.discriminatedUnion("type", [
   helloFrame,
   procsFrame,
   treeFrame,
-  ...replyFrame.options,
+  replyFrame,
   eventFrame,
   progressFrame,
   commandResultFrame,

@@ -112,7 +112,7 @@ export class AgentSession {
       this.pending.delete(frame.id);
       clearTimeout(p.timer);
       if (frame.ok) p.resolve(frame.result);
-      else p.reject(new AgentRequestError(frame.error.code, frame.error.message));
+      else p.reject(new AgentRequestError(frame.error?.code ?? "error", frame.error?.message ?? "no message"));
       return;
     }
     this.handlers.onFrame(this, frame);

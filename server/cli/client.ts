@@ -2,13 +2,14 @@
  * The CLI's connection to a running server: BEAMDECK_URL (default
  * http://localhost:4000) and BEAMDECK_API_TOKEN.
  */
+import type { Env } from "../storage/database-url";
 import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
 import type { AppRouter } from "../routers/_app";
 import { CliError } from "./errors";
 
 export type Api = ReturnType<typeof createTRPCClient<AppRouter>>;
 
-export function serverUrl(env: NodeJS.ProcessEnv = process.env): string {
+export function serverUrl(env: Env = process.env): string {
   const raw = env.BEAMDECK_URL ?? "http://localhost:4000";
   let u: URL;
   try {
@@ -20,7 +21,7 @@ export function serverUrl(env: NodeJS.ProcessEnv = process.env): string {
   return u.origin;
 }
 
-export function apiClient(env: NodeJS.ProcessEnv = process.env): Api {
+export function apiClient(env: Env = process.env): Api {
   const token = env.BEAMDECK_API_TOKEN;
   if (!token) throw new CliError("BEAMDECK_API_TOKEN is not set (create one with `beamdeck init` or `beamdeck token create`)");
   const base = serverUrl(env);
@@ -36,7 +37,7 @@ export function apiClient(env: NodeJS.ProcessEnv = process.env): Api {
 }
 
 /** One line for any failure of an API call. */
-export function describeApiError(e: unknown, env: NodeJS.ProcessEnv = process.env): CliError {
+export function describeApiError(e: unknown, env: Env = process.env): CliError {
   if (e instanceof CliError) return e;
   if (e instanceof TRPCClientError) {
     const cause = (e.cause ?? {}) as { cause?: { code?: string }; code?: string; name?: string };

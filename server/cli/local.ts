@@ -1,9 +1,10 @@
 /** Commands that open the database themselves (no running server needed). */
+import type { Env } from "../storage/database-url";
 import { DatabaseBusyError } from "../storage/lock";
 import { openDatabase, type OpenDatabase } from "../storage/db";
 import { CliError } from "./errors";
 
-export async function withLocalDatabase<T>(env: NodeJS.ProcessEnv, fn: (db: OpenDatabase) => Promise<T>): Promise<T> {
+export async function withLocalDatabase<T>(env: Env, fn: (db: OpenDatabase) => Promise<T>): Promise<T> {
   let db: OpenDatabase;
   try {
     db = await openDatabase("cli", env);

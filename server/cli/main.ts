@@ -1,10 +1,11 @@
 /** The `beamdeck` command line. Every command is documented in docs/cli.md. */
+import type { Env } from "../storage/database-url";
 import { agentToken } from "./commands/agent-token";
 import { init } from "./commands/init";
 import { nodes, proc, procs, tree } from "./commands/live";
 import { CliError, EXIT, usage } from "./errors";
 
-type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
+type Command = (argv: string[], env: Env) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; help: string }> = {
   server: {
@@ -37,7 +38,7 @@ function helpText(): string {
   ].join("\n");
 }
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function main(argv: string[], env: Env = process.env): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "help" || name === "--help" || name === "-h") {
     console.log(helpText());

@@ -1,7 +1,8 @@
 /** `beamdeck server`: run one instance until SIGTERM/SIGINT. */
+import type { Env } from "../storage/database-url";
 import { startServer } from "./start";
 
-export async function runServer(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function runServer(env: Env = process.env): Promise<void> {
   const port = Number(env.PORT ?? 4000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, not "${env.PORT}"`);
   const host = env.HOST ?? "0.0.0.0";

@@ -2,6 +2,7 @@
  * Start one beamdeck server instance: database (migrated), live registry,
  * Next.js (unless disabled), HTTP + WebSocket on one port.
  */
+import type { Env } from "../storage/database-url";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -17,7 +18,7 @@ export interface StartOptions {
   port: number;
   host: string;
   web: boolean;
-  env?: NodeJS.ProcessEnv;
+  env?: Env;
   maxFrame?: number;
   quiet?: boolean;
 }

@@ -6,13 +6,15 @@
  */
 import path from "node:path";
 
+export type Env = Record<string, string | undefined>;
+
 export type DatabaseChoice =
   | { kind: "postgres"; url: string }
   | { kind: "pglite"; dataDir: string };
 
 export const PGLITE_PLACEHOLDER_URL = "postgresql://pglite@localhost/pglite";
 
-export function chooseDatabase(env: NodeJS.ProcessEnv = process.env): DatabaseChoice {
+export function chooseDatabase(env: Env = process.env): DatabaseChoice {
   const url = env.DATABASE_URL;
   if (url && url !== PGLITE_PLACEHOLDER_URL && /^postgres(ql)?:\/\//.test(url)) {
     return { kind: "postgres", url };
@@ -20,7 +22,7 @@ export function chooseDatabase(env: NodeJS.ProcessEnv = process.env): DatabaseCh
   return { kind: "pglite", dataDir: path.join(dataDir(env), "db") };
 }
 
-export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
+export function dataDir(env: Env = process.env): string {
   return path.resolve(env.BEAMDECK_DATA_DIR || "./data");
 }
 

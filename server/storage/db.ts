@@ -3,6 +3,7 @@
  * user set DATABASE_URL. One instance per process, kept on globalThis so that
  * code bundled separately (Next's server components) shares it.
  */
+import type { Env } from "./database-url";
 import { PrismaClient } from "../../generated/prisma/client";
 import { chooseDatabase, describeDatabase, type DatabaseChoice } from "./database-url";
 import { acquireLock } from "./lock";
@@ -28,7 +29,7 @@ type Holder = { [GLOBAL_KEY]?: OpenDatabase };
  * Open (and migrate) the database. `role` names the holder in the embedded
  * database's lock file ("server", "cli").
  */
-export async function openDatabase(role: string, env: NodeJS.ProcessEnv = process.env): Promise<OpenDatabase> {
+export async function openDatabase(role: string, env: Env = process.env): Promise<OpenDatabase> {
   const existing = (globalThis as Holder)[GLOBAL_KEY];
   if (existing) return existing;
   const choice = chooseDatabase(env);

@@ -3,6 +3,7 @@
  * BEAMDECK_API_TOKEN is set; otherwise straight on the database (which the
  * embedded default allows only while no server holds it).
  */
+import type { Env } from "../../storage/database-url";
 import { createAgentToken, listAgentTokens, revokeAgentToken } from "../../auth/agent-tokens";
 import { appendAudit } from "../../audit/log";
 import { BeamdeckError } from "../../errors";
@@ -13,9 +14,9 @@ import { ago, json, table } from "../format";
 import { withLocalDatabase } from "../local";
 import { z } from "zod";
 
-const viaServer = (env: NodeJS.ProcessEnv) => Boolean(env.BEAMDECK_API_TOKEN);
+const viaServer = (env: Env) => Boolean(env.BEAMDECK_API_TOKEN);
 
-export async function agentToken(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export async function agentToken(argv: string[], env: Env): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "create") return create(rest, env);
   if (sub === "list") return list(rest, env);
@@ -23,7 +24,7 @@ export async function agentToken(argv: string[], env: NodeJS.ProcessEnv): Promis
   throw usage(`agent-token needs create, list or revoke${sub ? `, not "${sub}"` : ""}`);
 }
 
-async function create(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+async function create(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(argv, { fleet: { type: "boolean" }, json: { type: "boolean" } }, ["label"]);
   const label = check(z.string().min(1).max(100), positionals[0], "label");
   const fleet = Boolean(values.fleet);
@@ -47,7 +48,7 @@ async function create(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return 0;
 }
 
-async function list(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+async function list(argv: string[], env: Env): Promise<number> {
   const { values } = parse(argv, { json: { type: "boolean" } }, []);
   const rows = viaServer(env)
     ? await apiClient(env).tokens.agentList.query().catch((e) => {
@@ -65,7 +66,7 @@ async function list(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return 0;
 }
 
-async function revoke(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+async function revoke(argv: string[], env: Env): Promise<number> {
   const { positionals } = parse(argv, {}, ["id"]);
   const id = positionals[0];
   if (viaServer(env)) {

@@ -3,6 +3,7 @@
  * token. Idempotent: a second run changes nothing and says where the
  * existing login came from; it never prints a password again.
  */
+import type { Env } from "../../storage/database-url";
 import fs from "node:fs";
 import path from "node:path";
 import { appendAudit } from "../../audit/log";
@@ -15,7 +16,7 @@ import { withLocalDatabase } from "../local";
 
 export const INITIAL_ADMIN_FILE = "initial-admin.txt";
 
-export async function init(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export async function init(argv: string[], env: Env): Promise<number> {
   const { values } = parse(argv, { json: { type: "boolean" }, username: { type: "string" } }, []);
   const username = (values.username as string | undefined) ?? "admin";
   const file = path.join(dataDir(env), INITIAL_ADMIN_FILE);

@@ -1,11 +1,12 @@
 /** `beamdeck nodes | procs | tree | proc`: the live node view from the terminal. */
+import type { Env } from "../../storage/database-url";
 import { z } from "zod";
 import type { TreeNode, LinkedProcess } from "../../agents/protocol";
 import { check, parse } from "../args";
 import { apiClient, describeApiError, type Api } from "../client";
 import { ago, bytes, json, table } from "../format";
 
-async function call<T>(env: NodeJS.ProcessEnv, fn: (api: Api) => Promise<T>): Promise<T> {
+async function call<T>(env: Env, fn: (api: Api) => Promise<T>): Promise<T> {
   try {
     return await fn(apiClient(env));
   } catch (e) {
@@ -13,7 +14,7 @@ async function call<T>(env: NodeJS.ProcessEnv, fn: (api: Api) => Promise<T>): Pr
   }
 }
 
-export async function nodes(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export async function nodes(argv: string[], env: Env): Promise<number> {
   const { values } = parse(argv, { json: { type: "boolean" } }, []);
   const rows = await call(env, (api) => api.nodes.list.query());
   if (values.json) console.log(json(rows));
@@ -34,7 +35,7 @@ export async function nodes(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   return 0;
 }
 
-export async function procs(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export async function procs(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(
     argv,
     { sort: { type: "string", default: "mailbox" }, limit: { type: "string", default: "20" }, filter: { type: "string" }, json: { type: "boolean" } },
@@ -68,7 +69,7 @@ function renderLinked(l: LinkedProcess, indent: string, out: string[]): void {
   for (const c of l.linked) renderLinked(c, `${indent}  `, out);
 }
 
-export async function tree(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export async function tree(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: "boolean" } }, ["node"]);
   const t = await call(env, (api) => api.procs.tree.query({ node: positionals[0] }));
   if (values.json) {
@@ -85,7 +86,7 @@ export async function tree(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   return 0;
 }
 
-export async function proc(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export async function proc(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: "boolean" } }, ["node", "pid"]);
   const pid = check(z.string().regex(/^<\d+\.\d+\.\d+>$/, 'a pid like "<0.116.0>"'), positionals[1], "pid");
   const d = (await call(env, (api) => api.procs.detail.query({ node: positionals[0], pid }))) as Record<string, unknown> & {
