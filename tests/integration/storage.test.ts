@@ -1,0 +1,131 @@
+/**
+ * The storage suite, run unchanged on both databases: embedded PGlite and a
+ * real PostgreSQL server started for the test.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appendAudit, recordIntent, recordOutcome, verifyAuditChain } from "../../server/audit/log";
+import { checkAgentToken, createAgentToken, revokeAgentToken } from "../../server/auth/agent-tokens";
+import { apiTokenPrincipal, createApiToken, revokeApiToken } from "../../server/auth/api-tokens";
+import { login, logoutEverywhere, sessionPrincipal, LOCKOUT } from "../../server/auth/sessions";
+import { createUser } from "../../server/auth/users";
+import { EventStore } from "../../server/events/store";
+import { LocalHub } from "../../server/live/hub";
+import { openDatabase, type OpenDatabase } from "../../server/storage/db";
+import { startPostgres, type TestPostgres } from "../support/postgres";
+
+let pg: TestPostgres;
+beforeAll(async () => {
+  pg = await startPostgres();
+});
+afterAll(() => pg?.stop());
+
+const backends: [string, () => Record<string, string>][] = [
+  ["PGlite", () => ({ BEAMDECK_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-store-")) })],
+  ["PostgreSQL", () => ({ DATABASE_URL: pg.createDatabase(`store_${Date.now()}`), BEAMDECK_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-store-")) })],
+];
+
+describe.each(backends)("storage on %s", (_name, envOf) => {
+  let db: OpenDatabase;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    env = envOf();
+    db = await openDatabase("test", env);
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  it("applies the migrations once; reopening applies nothing", async () => {
+    expect(db.migrationsApplied.length).toBeGreaterThan(0);
+    await db.close();
+    db = await openDatabase("test", env);
+    expect(db.migrationsApplied).toEqual([]);
+    const rows = await db.prisma.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM "_prisma_migrations" WHERE finished_at IS NOT NULL`);
+    expect(rows[0].n).toBe(fs.readdirSync(path.resolve("prisma/migrations"), { withFileTypes: true }).filter((d) => d.isDirectory()).length);
+  });
+
+  it("logs users in with argon2id, locks them out after repeated failures", async () => {
+    const u = await createUser(db.prisma, { username: "alice", role: "operator", password: "correct horse battery" });
+    expect((await db.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toMatch(/^\$argon2id\$/);
+    await expect(createUser(db.prisma, { username: "alice", role: "viewer" })).rejects.toThrow(/already exists/);
+    const s = await login(db.prisma, { username: "alice", password: "correct horse battery" });
+    const p = await sessionPrincipal(db.prisma, s.cookie);
+    expect(p).toMatchObject({ kind: "user", username: "alice", role: "operator" });
+    await expect(login(db.prisma, { username: "alice", password: "nope" })).rejects.toThrow(/wrong username or password/);
+    await expect(login(db.prisma, { username: "nobody", password: "nope" })).rejects.toThrow(/wrong username or password/);
+    for (let i = 1; i < LOCKOUT.failures - 1; i += 1) await login(db.prisma, { username: "alice", password: "nope" }).catch(() => {});
+    await expect(login(db.prisma, { username: "alice", password: "nope" })).rejects.toThrow(/locked for 15 minutes/);
+    await expect(login(db.prisma, { username: "alice", password: "correct horse battery" })).rejects.toThrow(/locked after 5 failed logins until/);
+    // An existing session survives the lock-out but not "log out everywhere".
+    expect(await sessionPrincipal(db.prisma, s.cookie)).not.toBeNull();
+    await logoutEverywhere(db.prisma, u.id);
+    expect(await sessionPrincipal(db.prisma, s.cookie)).toBeNull();
+  });
+
+  it("resolves API tokens and refuses revoked or expired ones, saying which", async () => {
+    const t = await createApiToken(db.prisma, { label: "ci", role: "viewer" });
+    expect(await apiTokenPrincipal(db.prisma, t.token)).toMatchObject({ kind: "token", role: "viewer", tokenId: t.id });
+    const stored = await db.prisma.apiToken.findUniqueOrThrow({ where: { id: t.id } });
+    expect(stored.hash).not.toContain(t.token.slice(-20));
+    await revokeApiToken(db.prisma, t.id);
+    await expect(apiTokenPrincipal(db.prisma, t.token)).rejects.toThrow(/revoked/);
+    const old = await createApiToken(db.prisma, { label: "old", role: "admin", expiresAt: new Date(Date.now() - 1000) });
+    await expect(apiTokenPrincipal(db.prisma, old.token)).rejects.toThrow(/expired/);
+    await expect(apiTokenPrincipal(db.prisma, "bdapi_nonsense")).rejects.toThrow(/not recognised/);
+  });
+
+  it("binds agent tokens to their first node; fleet tokens serve many", async () => {
+    const t = await createAgentToken(db.prisma, { label: "n1" });
+    expect(await checkAgentToken(db.prisma, t.token, "n1@h")).toMatchObject({ ok: true });
+    expect(await checkAgentToken(db.prisma, t.token, "n1@h")).toMatchObject({ ok: true });
+    expect(await checkAgentToken(db.prisma, t.token, "n2@h")).toMatchObject({ ok: false, status: 403 });
+    const f = await createAgentToken(db.prisma, { label: "fleet", fleet: true });
+    expect(await checkAgentToken(db.prisma, f.token, "a@h")).toMatchObject({ ok: true });
+    expect(await checkAgentToken(db.prisma, f.token, "b@h")).toMatchObject({ ok: true });
+    await revokeAgentToken(db.prisma, t.id);
+    expect(await checkAgentToken(db.prisma, t.token, "n1@h")).toMatchObject({ ok: false, status: 401 });
+  });
+
+  it("keeps a verifiable audit chain and names the first tampered entry", async () => {
+    const intent = await recordIntent(db.prisma, { actor: "user:alice", action: "upgrade.install", node: "n@h", data: { vsn: "0.1.1", purge: { "Elixir.TestListener": "soft" } } });
+    await recordOutcome(db.prisma, intent, { actor: "user:alice", action: "upgrade.install", node: "n@h", outcome: "ok", data: { killed: [] } });
+    const third = await appendAudit(db.prisma, { actor: "user:bob", action: "alert.ack", target: "alert:1" });
+    await appendAudit(db.prisma, { actor: "user:bob", action: "alert.resolve", target: "alert:1" });
+    const ok = await verifyAuditChain(db.prisma);
+    expect(ok.ok).toBe(true);
+    expect(ok.checked).toBeGreaterThanOrEqual(4);
+    await db.prisma.$executeRawUnsafe(`UPDATE "AuditEntry" SET actor = 'user:mallory' WHERE id = $1`, third.id);
+    const bad = await verifyAuditChain(db.prisma);
+    expect(bad.ok).toBe(false);
+    expect(bad.firstBad).toEqual({ id: third.id.toString(), reason: expect.stringMatching(/modified/) });
+    await db.prisma.$executeRawUnsafe(`UPDATE "AuditEntry" SET actor = 'user:bob' WHERE id = $1`, third.id);
+    expect((await verifyAuditChain(db.prisma)).ok).toBe(true);
+    await db.prisma.$executeRawUnsafe(`DELETE FROM "AuditEntry" WHERE id = $1`, third.id);
+    const gap = await verifyAuditChain(db.prisma);
+    expect(gap.ok).toBe(false);
+    expect(gap.firstBad?.reason).toMatch(/link broken/);
+  });
+
+  it("serialises concurrent audit appends into one linear chain", async () => {
+    await db.prisma.auditEntry.deleteMany({});
+    await Promise.all(Array.from({ length: 20 }, (_, i) => appendAudit(db.prisma, { actor: "load", action: `a${i}` })));
+    const status = await verifyAuditChain(db.prisma);
+    expect(status).toMatchObject({ ok: true, checked: 20 });
+  });
+
+  it("stores each event once per (node, boot, seq), however often it is replayed", async () => {
+    const store = new EventStore(db.prisma, new LocalHub());
+    const boot = "feedface".repeat(4);
+    const ev = (seq: number) => ({ type: "event" as const, seq, bootId: boot, at: Date.now(), kind: "supervisor_report", context: "child_terminated", supervisor: "sup", reason: { text: "killed", truncated: false, atom: "killed" }, offender: { id: "Elixir.Task", pid: "<0.9.0>" } });
+    expect(await store.ingest("e@h", [ev(1), ev(2), ev(3)])).toBe(3);
+    expect(await store.ingest("e@h", [ev(2), ev(3), ev(4), ev(4)])).toBe(4);
+    expect(await db.prisma.event.count({ where: { node: "e@h" } })).toBe(4);
+    expect(await store.lastSeq("e@h", boot)).toBe(4);
+    const row = await db.prisma.event.findFirstOrThrow({ where: { node: "e@h", seq: 1 } });
+    expect(row).toMatchObject({ context: "child_terminated", reason: "killed", offenderId: "Elixir.Task", offenderPid: "<0.9.0>" });
+  });
+});
