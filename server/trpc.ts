@@ -10,7 +10,12 @@ import { appendAudit } from "./audit/log";
 import type { Context } from "./context";
 import { BeamdeckError, ERRORS, toTrpcError } from "./errors";
 
-const t = initTRPC.context<Context>().create({
+/** Procedure metadata: the least role, so tests can check every procedure's guard. */
+export interface Meta {
+  role?: Role | "public";
+}
+
+const t = initTRPC.context<Context>().meta<Meta>().create({
   errorFormatter({ shape, error }) {
     const cause = error.cause;
     return {
@@ -36,7 +41,7 @@ const mapErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-export const publicProcedure = t.procedure.use(mapErrors);
+export const publicProcedure = t.procedure.use(mapErrors).meta({ role: "public" });
 
 function requireRole(role: Role) {
   return t.middleware(async ({ ctx, next, path, type }) => {
@@ -59,6 +64,6 @@ function requireRole(role: Role) {
   });
 }
 
-export const viewerProcedure = publicProcedure.use(requireRole("viewer"));
-export const operatorProcedure = publicProcedure.use(requireRole("operator"));
-export const adminProcedure = publicProcedure.use(requireRole("admin"));
+export const viewerProcedure = publicProcedure.use(requireRole("viewer")).meta({ role: "viewer" });
+export const operatorProcedure = publicProcedure.use(requireRole("operator")).meta({ role: "operator" });
+export const adminProcedure = publicProcedure.use(requireRole("admin")).meta({ role: "admin" });

@@ -1,5 +1,6 @@
 /** The root router: one sub-router per domain. */
 import { router } from "../trpc";
+import { auditRouter } from "./audit";
 import { authRouter } from "./auth";
 import { nodesRouter } from "./nodes";
 import { procsRouter } from "./procs";
@@ -8,6 +9,7 @@ import { usersRouter } from "./users";
 
 export const appRouter = router({
   auth: authRouter,
+  audit: auditRouter,
   nodes: nodesRouter,
   procs: procsRouter,
   tokens: tokensRouter,

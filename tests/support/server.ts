@@ -54,7 +54,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   };
   delete env.BEAMDECK_API_TOKEN;
   if (!opts.databaseUrl) delete env.DATABASE_URL;
-  const init = spawnSync(process.execPath, [BIN, "init", "--json"], { env, encoding: "utf8", cwd: ROOT });
+  const init = spawnSync(process.execPath, [BIN, "init", "--json"], { env: env as NodeJS.ProcessEnv, encoding: "utf8", cwd: ROOT });
   if (init.status !== 0) throw new Error(`beamdeck init failed: ${init.stderr}`);
   const creds = JSON.parse(init.stdout) as { created: boolean; password?: string; apiToken?: string };
   let apiToken = creds.apiToken ?? "";
@@ -70,10 +70,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   let output = "";
   const launch = async () => {
     output += `--- start ${new Date().toISOString()}\n`;
-    child = spawn(process.execPath, [BIN, "server"], { env, cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout?.on("data", (d) => (output += d));
-    child.stderr?.on("data", (d) => (output += d));
-    const c = child;
+    const c = spawn(process.execPath, [BIN, "server"], { env: env as NodeJS.ProcessEnv, cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    child = c;
+    c.stdout?.on("data", (d) => (output += d));
+    c.stderr?.on("data", (d) => (output += d));
     await waitFor(
       `server on port ${port} (log:\n${output.slice(-2000)})`,
       async () => {
@@ -107,11 +107,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     env,
     log: () => output,
     cli(args, extraEnv = {}) {
-      const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, encoding: "utf8", cwd: ROOT });
+      const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv } as NodeJS.ProcessEnv, encoding: "utf8", cwd: ROOT });
       return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
     },
     agentToken(label, fleet = false) {
-      const r = spawnSync(process.execPath, [BIN, "agent-token", "create", label, ...(fleet ? ["--fleet"] : []), "--json"], { env, encoding: "utf8", cwd: ROOT });
+      const r = spawnSync(process.execPath, [BIN, "agent-token", "create", label, ...(fleet ? ["--fleet"] : []), "--json"], { env: env as NodeJS.ProcessEnv, encoding: "utf8", cwd: ROOT });
       if (r.status !== 0) throw new Error(`agent-token create failed: ${r.stderr}`);
       return (JSON.parse(r.stdout) as { token: string }).token;
     },
