@@ -5,6 +5,7 @@
 import type { PrismaClient } from "../generated/prisma/client";
 import type { AgentRegistry } from "./agents/registry";
 import type { EventStore } from "./events/store";
+import type { AlertEngine } from "./alerts/engine";
 import type { Hub } from "./live/hub";
 
 export interface Services {
@@ -12,7 +13,8 @@ export interface Services {
   hub: Hub;
   registry: AgentRegistry;
   events: EventStore;
+  alerts: AlertEngine;
   instanceId: string;
-  /** Extension point for later domains (alerts, upgrades) without changing this type's users. */
-  extras: Record<string, unknown>;
+  /** The dashboard's public URL, for links in notifications (BEAMDECK_PUBLIC_URL). */
+  publicUrl: string | null;
 }

@@ -83,6 +83,6 @@ function csvCell(v: unknown): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function toCsv(entries: AuditView[]): string {
-  return [CSV_COLUMNS.join(","), ...entries.map((e) => CSV_COLUMNS.map((c) => csvCell(e[c])).join(","))].join("\n") + "\n";
+export function toCsv(entries: (Omit<AuditView, "data"> & { data?: unknown })[]): string {
+  return [CSV_COLUMNS.join(","), ...entries.map((e) => CSV_COLUMNS.map((c) => csvCell((e as Record<string, unknown>)[c])).join(","))].join("\n") + "\n";
 }

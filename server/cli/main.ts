@@ -1,6 +1,8 @@
 /** The `beamdeck` command line. Every command is documented in docs/cli.md. */
 import type { Env } from "../storage/database-url";
+import { audit, token, user } from "./commands/admin";
 import { agentToken } from "./commands/agent-token";
+import { alerts, events } from "./commands/events";
 import { init } from "./commands/init";
 import { nodes, proc, procs, tree } from "./commands/live";
 import { CliError, EXIT, usage } from "./errors";
@@ -22,6 +24,11 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   procs: { run: procs, help: "procs <node> [--sort mailbox|memory|reductions] [--limit N] [--filter TEXT] [--json]" },
   tree: { run: tree, help: "tree <node> [--json]                supervision trees" },
   proc: { run: proc, help: "proc <node> <pid> [--json]          one process in detail" },
+  events: { run: events, help: "events <node> [--since ISO] [--until ISO] [--context C] [--limit N] [--json]" },
+  alerts: { run: alerts, help: "alerts [--status active|open|acked|resolved|all] [--json] | alerts ack <id> | alerts resolve <id>" },
+  user: { run: user, help: "user add <name> --role R [--password-stdin] | list | role <name> <R> | passwd <name> | disable|enable <name>" },
+  token: { run: token, help: "token create --role R [--expires 30d|ISO] [--label L] | list | revoke <id>" },
+  audit: { run: audit, help: "audit [--actor A] [--node N] [--action X] [--since ISO] [--until ISO] [--json|--csv] | audit verify" },
 };
 
 export function registerCommand(name: string, run: Command, help: string): void {

@@ -18,6 +18,39 @@ function reasonText(e: EventFrame): string | null {
   return r ? (r.atom ?? r.text ?? null) : null;
 }
 
+/** An event as the API returns it (list, detail, live tail). */
+export interface EventView {
+  id: string;
+  node: string;
+  bootId: string;
+  seq: number;
+  at: number;
+  kind: string;
+  context: string | null;
+  supervisor: string | null;
+  reason: string | null;
+  offender: { id: string | null; pid: string | null } | null;
+  expected: boolean;
+  upgradeId: string | null;
+}
+
+export function eventView(node: string, id: bigint, e: EventFrame, expected = false, upgradeId: string | null = null): EventView {
+  return {
+    id: id.toString(),
+    node,
+    bootId: e.bootId,
+    seq: e.seq,
+    at: e.at,
+    kind: e.kind,
+    context: e.context ?? null,
+    supervisor: e.supervisor ?? null,
+    reason: reasonText(e),
+    offender: e.offender ? { id: e.offender.id ?? null, pid: e.offender.pid ?? null } : null,
+    expected,
+    upgradeId,
+  };
+}
+
 export class EventStore implements EventSink {
   private readonly listeners: StoredEventListener[] = [];
 
@@ -66,7 +99,7 @@ export class EventStore implements EventSink {
     const bootId = sorted[sorted.length - 1]?.bootId;
     const upTo = bootId ? await this.lastSeq(node, bootId) : 0;
     if (fresh.length > 0) {
-      this.hub.publish("events", { node, count: fresh.length });
+      this.hub.publish("events", { node, events: fresh.slice(0, 200).map((f) => eventView(node, f.id, f.frame)) });
       for (const fn of this.listeners) {
         try {
           await fn(node, fresh);

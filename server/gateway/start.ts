@@ -6,6 +6,7 @@ import type { Env } from "../storage/database-url";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
 import { AgentRegistry } from "../agents/registry";
 import { EventStore } from "../events/store";
@@ -51,7 +52,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const instanceId = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const events = new EventStore(db.prisma, hub);
   const registry = new AgentRegistry(db.prisma, hub, instanceId, events);
-  const services: Services = { prisma: db.prisma, hub, registry, events, instanceId, extras: {} };
+  const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl);
+  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port);
@@ -63,6 +65,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const port = (app.server.address() as AddressInfo).port;
   const shownHost = opts.host === "0.0.0.0" || opts.host === "::" ? "localhost" : opts.host;
   const url = `http://${shownHost}:${port}`;
+  services.publicUrl ??= url;
+  alerts.start();
 
   // Tokens revoked through another instance (or the database) take effect here too.
   const recheck = setInterval(async () => {
@@ -81,6 +85,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     close() {
       closing ??= (async () => {
         clearInterval(recheck);
+        alerts.stop();
         await app.close();
         await db.close();
       })();

@@ -1,14 +1,18 @@
 /** The root router: one sub-router per domain. */
 import { router } from "../trpc";
+import { alertsRouter } from "./alerts";
 import { auditRouter } from "./audit";
 import { authRouter } from "./auth";
+import { eventsRouter } from "./events";
 import { nodesRouter } from "./nodes";
 import { procsRouter } from "./procs";
 import { tokensRouter } from "./tokens";
 import { usersRouter } from "./users";
 
 export const appRouter = router({
+  alerts: alertsRouter,
   auth: authRouter,
+  events: eventsRouter,
   audit: auditRouter,
   nodes: nodesRouter,
   procs: procsRouter,

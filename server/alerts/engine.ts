@@ -1,0 +1,157 @@
+/**
+ * The alert engine: evaluates the rules on the live stream (stored events,
+ * live mailboxes, node connections), raises grouped alerts, and hands new
+ * ones to the webhook worker.
+ */
+import type { PrismaClient } from "../../generated/prisma/client";
+import type { AgentRegistry } from "../agents/registry";
+import type { EventFrame } from "../agents/protocol";
+import type { EventStore } from "../events/store";
+import type { Hub } from "../live/hub";
+import { Expectations } from "./expectations";
+import { matchChildTerminated, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, type AlertDraft, type EventFacts } from "./rules";
+import { autoResolve, loadRules, raiseAlert, type RuleSetting } from "./store";
+import { deliverDue, enqueueDeliveries } from "./webhooks";
+
+type Rules = Awaited<ReturnType<typeof loadRules>>;
+
+export function factsOf(node: string, e: EventFrame, expected: boolean): EventFacts {
+  const reason = e.reason as { atom?: string; text?: string } | null | undefined;
+  return {
+    node,
+    kind: e.kind,
+    context: e.context ?? null,
+    supervisor: e.supervisor ?? null,
+    reasonAtom: reason?.atom ?? null,
+    reasonText: reason?.text ?? null,
+    offenderId: e.offender?.id ?? null,
+    offenderPid: e.offender?.pid ?? null,
+    expected,
+  };
+}
+
+export class AlertEngine {
+  readonly expectations = new Expectations();
+  private rules: Rules | null = null;
+  private readonly mailboxes = new MailboxWatch();
+  private timers: NodeJS.Timeout[] = [];
+  private delivering = false;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly hub: Hub,
+    private readonly registry: AgentRegistry,
+    events: EventStore,
+    private readonly publicUrl: () => string | null,
+  ) {
+    events.onStored((node, stored) => this.onEvents(node, stored));
+    hub.listen("nodes", (p) => {
+      const { node, connected } = p as { node: string; connected: boolean };
+      if (connected) void this.resolve(`node_down|${node}`);
+    });
+  }
+
+  start(): void {
+    this.timers.push(setInterval(() => void this.tickMailboxes(), 1000));
+    this.timers.push(setInterval(() => void this.tickNodes(), 2000));
+    this.timers.push(setInterval(() => void this.deliver(), 500));
+    for (const t of this.timers) t.unref();
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  async currentRules(): Promise<Rules> {
+    this.rules ??= await loadRules(this.prisma);
+    return this.rules;
+  }
+
+  /** Call after a rule changes. */
+  reloadRules(): void {
+    this.rules = null;
+  }
+
+  private async onEvents(node: string, stored: { id: bigint; frame: EventFrame }[]): Promise<void> {
+    const rules = await this.currentRules();
+    for (const { id, frame } of stored) {
+      const isKill = frame.kind === "supervisor_report" && frame.context === "child_terminated";
+      const verdict = isKill ? this.expectations.classify(node, frame.offender?.pid ?? null, frame.at) : null;
+      if (verdict) {
+        await this.prisma.event.update({ where: { id }, data: { expected: verdict.verdict === "expected", upgradeId: verdict.upgradeId } });
+      }
+      const facts = factsOf(node, frame, verdict?.verdict === "expected");
+      const drafts: AlertDraft[] = [];
+      if (rules.child_terminated.enabled) {
+        const d = matchChildTerminated(facts, rules.child_terminated.params);
+        if (d && verdict?.verdict === "miss") {
+          d.title = `${d.title}: not predicted by upgrade ${verdict.upgradeId}`;
+          d.detail = { ...d.detail, predictionMiss: true, upgradeId: verdict.upgradeId };
+        }
+        if (d) drafts.push(d);
+      }
+      if (rules.max_restart_intensity.enabled) {
+        const d = matchMaxRestartIntensity(facts);
+        if (d) drafts.push(d);
+      }
+      for (const d of drafts) await this.raise(d, id);
+    }
+  }
+
+  private async raise(draft: AlertDraft, eventId: bigint | null): Promise<void> {
+    const { alert, created } = await raiseAlert(this.prisma, draft, eventId);
+    this.hub.publish("alerts", { id: alert.id, created, status: alert.status });
+    if (created) {
+      await enqueueDeliveries(this.prisma, alert, this.publicUrl());
+      void this.deliver();
+    }
+  }
+
+  private async resolve(groupKey: string): Promise<void> {
+    const n = await autoResolve(this.prisma, groupKey).catch(() => 0);
+    if (n > 0) this.hub.publish("alerts", { groupKey, status: "resolved" });
+  }
+
+  private async tickMailboxes(): Promise<void> {
+    const rules = await this.currentRules().catch(() => null);
+    const rule = rules?.mailbox as RuleSetting<"mailbox"> | undefined;
+    if (!rule?.enabled) return;
+    const now = Date.now();
+    for (const live of this.registry.liveNodes()) {
+      if (!live.connected) continue;
+      const over = live.processes.top("mailbox", 200).filter((p) => p.mailbox > rule.params.threshold);
+      const { fire, cleared } = this.mailboxes.observe(live.name, over, rule.params, now);
+      for (const d of fire) await this.raise(d, null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
+      for (const key of cleared) await this.resolve(key);
+    }
+  }
+
+  private async tickNodes(): Promise<void> {
+    const rules = await this.currentRules().catch(() => null);
+    const rule = rules?.node_down as RuleSetting<"node_down"> | undefined;
+    if (!rule?.enabled) return;
+    const cutoff = new Date(Date.now() - rule.params.forSeconds * 1000);
+    const down = await this.prisma.node.findMany({ where: { connectedAt: null, lastSeenAt: { lte: cutoff, gte: new Date(Date.now() - 7 * 86400_000) } }, take: 1000 });
+    for (const n of down) {
+      const open = await this.prisma.alert.findFirst({ where: { groupKey: `node_down|${n.name}`, status: { in: ["open", "acked"] } }, select: { id: true } });
+      // Only the first crossing pages; a node that stays down is one alert.
+      const firedForThisOutage = await this.prisma.alert.findFirst({ where: { groupKey: `node_down|${n.name}`, firstAt: { gte: n.lastSeenAt } }, select: { id: true } });
+      if (!open && !firedForThisOutage) await this.raise(nodeDownDraft(n.name, n.lastSeenAt.getTime(), rule.params), null);
+    }
+  }
+
+  private async deliver(): Promise<void> {
+    if (this.delivering) return;
+    this.delivering = true;
+    try {
+      while ((await deliverDue(this.prisma)) > 0) {
+        /* keep going while there is due work */
+      }
+    } catch (e) {
+      console.error(`[beamdeck] webhook delivery: ${(e as Error).message}`);
+    } finally {
+      this.delivering = false;
+    }
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Alert rules: defaults, editable parameters, and pure matching functions.
+ * The engine (engine.ts) feeds them events and live samples; nothing here
+ * touches the database, so every rule is unit-testable.
+ */
+import { z } from "zod";
+
+export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "node_down"] as const;
+export type RuleKind = (typeof RULE_KINDS)[number];
+
+export const ruleParams = {
+  child_terminated: z.object({
+    /** Reasons that page, as atom text; `killed` is the one an upgrade's brutal purge gives. */
+    reasons: z.array(z.string().min(1).max(100)).max(50).default(["killed"]),
+    /** Page on any abnormal reason (not normal/shutdown/{shutdown,_}) too. */
+    anyAbnormal: z.boolean().default(false),
+  }),
+  max_restart_intensity: z.object({}),
+  mailbox: z.object({
+    threshold: z.number().int().min(1).max(1_000_000_000).default(10_000),
+    forSeconds: z.number().int().min(0).max(86_400).default(30),
+  }),
+  node_down: z.object({
+    forSeconds: z.number().int().min(0).max(86_400).default(60),
+  }),
+} satisfies Record<RuleKind, z.ZodType>;
+
+export type RuleParams = { [K in RuleKind]: z.infer<(typeof ruleParams)[K]> };
+
+export const RULE_TITLES: Record<RuleKind, string> = {
+  child_terminated: "Unexpected child_terminated",
+  max_restart_intensity: "Supervisor gave up (reached_max_restart_intensity)",
+  mailbox: "Mailbox above threshold",
+  node_down: "Node disconnected",
+};
+
+export function defaultParams<K extends RuleKind>(kind: K): RuleParams[K] {
+  return ruleParams[kind].parse({}) as RuleParams[K];
+}
+
+/** What the engine knows of a stored event (see events/store.ts). */
+export interface EventFacts {
+  node: string;
+  kind: string;
+  context: string | null;
+  supervisor: string | null;
+  reasonAtom: string | null;
+  reasonText: string | null;
+  offenderId: string | null;
+  offenderPid: string | null;
+  expected: boolean;
+}
+
+export interface AlertDraft {
+  kind: RuleKind;
+  node: string;
+  groupKey: string;
+  title: string;
+  detail: Record<string, unknown>;
+}
+
+function isNormalExit(e: EventFacts): boolean {
+  const r = e.reasonAtom ?? e.reasonText ?? "";
+  return r === "normal" || r === "shutdown" || r.startsWith("{shutdown,");
+}
+
+export function matchChildTerminated(e: EventFacts, p: RuleParams["child_terminated"]): AlertDraft | null {
+  if (e.kind !== "supervisor_report" || e.context !== "child_terminated" || e.expected) return null;
+  const reason = e.reasonAtom ?? e.reasonText ?? "";
+  if (!p.reasons.includes(reason) && !(p.anyAbnormal && !isNormalExit(e))) return null;
+  return {
+    kind: "child_terminated",
+    node: e.node,
+    groupKey: `child_terminated|${e.node}|${e.supervisor}|${e.offenderId}|${reason}`,
+    title: `${e.supervisor ?? "a supervisor"}: child ${e.offenderId ?? e.offenderPid ?? "?"} terminated (${reason})`,
+    detail: { supervisor: e.supervisor, offenderId: e.offenderId, offenderPid: e.offenderPid, reason },
+  };
+}
+
+export function matchMaxRestartIntensity(e: EventFacts): AlertDraft | null {
+  const reason = e.reasonAtom ?? e.reasonText ?? "";
+  if (e.kind !== "supervisor_report" || e.context !== "shutdown" || reason !== "reached_max_restart_intensity") return null;
+  return {
+    kind: "max_restart_intensity",
+    node: e.node,
+    groupKey: `max_restart_intensity|${e.node}|${e.supervisor}`,
+    title: `${e.supervisor ?? "a supervisor"} gave up: reached_max_restart_intensity`,
+    detail: { supervisor: e.supervisor, offenderId: e.offenderId },
+  };
+}
+
+/**
+ * Mailbox rule state: since when each process has been over the threshold.
+ * `observe` returns the processes that just crossed the time limit.
+ */
+export class MailboxWatch {
+  private overSince = new Map<string, number>();
+  private fired = new Set<string>();
+
+  observe(node: string, over: { pid: string; name: string | null; mailbox: number }[], p: RuleParams["mailbox"], now: number): { fire: AlertDraft[]; cleared: string[] } {
+    const seen = new Set<string>();
+    const fire: AlertDraft[] = [];
+    for (const proc of over) {
+      if (proc.mailbox <= p.threshold) continue;
+      const key = `${node}|${proc.pid}`;
+      seen.add(key);
+      const since = this.overSince.get(key) ?? now;
+      this.overSince.set(key, since);
+      if (now - since >= p.forSeconds * 1000 && !this.fired.has(key)) {
+        this.fired.add(key);
+        fire.push({
+          kind: "mailbox",
+          node,
+          groupKey: `mailbox|${node}|${proc.pid}`,
+          title: `${proc.name ?? proc.pid} on ${node}: ${proc.mailbox} messages queued for over ${p.forSeconds} s`,
+          detail: { pid: proc.pid, name: proc.name, mailbox: proc.mailbox, threshold: p.threshold, forSeconds: p.forSeconds },
+        });
+      }
+    }
+    const cleared: string[] = [];
+    for (const key of this.overSince.keys()) {
+      if (key.startsWith(`${node}|`) && !seen.has(key)) {
+        this.overSince.delete(key);
+        if (this.fired.delete(key)) cleared.push(`mailbox|${key}`);
+      }
+    }
+    return { fire, cleared };
+  }
+}
+
+export function nodeDownDraft(node: string, since: number, p: RuleParams["node_down"]): AlertDraft {
+  return {
+    kind: "node_down",
+    node,
+    groupKey: `node_down|${node}`,
+    title: `${node} disconnected for over ${p.forSeconds} s`,
+    detail: { since: new Date(since).toISOString(), forSeconds: p.forSeconds },
+  };
+}

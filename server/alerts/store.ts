@@ -1,0 +1,82 @@
+/**
+ * Alerts in the database: raise (grouping repeats), acknowledge, resolve,
+ * and the rule settings. Grouping holds across server instances: raising
+ * takes a transaction lock on the group key.
+ */
+import type { PrismaClient } from "../../generated/prisma/client";
+import { jsonSafe } from "../audit/log";
+import { BeamdeckError } from "../errors";
+import { defaultParams, RULE_KINDS, ruleParams, type AlertDraft, type RuleKind, type RuleParams } from "./rules";
+
+export type AlertRow = Awaited<ReturnType<PrismaClient["alert"]["findMany"]>>[number];
+
+export interface RuleSetting<K extends RuleKind = RuleKind> {
+  kind: K;
+  enabled: boolean;
+  params: RuleParams[K];
+  defaults: RuleParams[K];
+  updatedAt: Date | null;
+  updatedBy: string | null;
+}
+
+export async function loadRules(prisma: PrismaClient): Promise<{ [K in RuleKind]: RuleSetting<K> }> {
+  const rows = await prisma.alertRule.findMany();
+  const out = {} as { [K in RuleKind]: RuleSetting<K> };
+  for (const kind of RULE_KINDS) {
+    const row = rows.find((r) => r.kind === kind);
+    const parsed = ruleParams[kind].safeParse(row?.params ?? {});
+    (out as Record<RuleKind, RuleSetting>)[kind] = {
+      kind,
+      enabled: row?.enabled ?? true,
+      params: parsed.success ? parsed.data : defaultParams(kind),
+      defaults: defaultParams(kind),
+      updatedAt: row?.updatedAt ?? null,
+      updatedBy: row?.updatedBy ?? null,
+    } as RuleSetting;
+  }
+  return out;
+}
+
+export async function saveRule(prisma: PrismaClient, kind: RuleKind, enabled: boolean, params: unknown, by: string) {
+  const parsed = ruleParams[kind].safeParse(params);
+  if (!parsed.success) throw new BeamdeckError("BD_BAD_INPUT", `${kind}: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}`);
+  const data = { enabled, params: parsed.data as object, updatedBy: by };
+  return prisma.alertRule.upsert({ where: { kind }, create: { kind, ...data }, update: data });
+}
+
+/** Create an alert, or count a repeat into the open one of its group. */
+export async function raiseAlert(prisma: PrismaClient, draft: AlertDraft, eventId: bigint | null): Promise<{ alert: AlertRow; created: boolean }> {
+  return prisma.$transaction(async (tx) => {
+    await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext($1))`, draft.groupKey);
+    const open = await tx.alert.findFirst({ where: { groupKey: draft.groupKey, status: { in: ["open", "acked"] } } });
+    if (open) {
+      const alert = await tx.alert.update({ where: { id: open.id }, data: { count: { increment: 1 }, lastAt: new Date(), detail: jsonSafe({ ...(open.detail as object), last: draft.detail }) as object } });
+      return { alert, created: false };
+    }
+    const alert = await tx.alert.create({
+      data: { kind: draft.kind, node: draft.node, groupKey: draft.groupKey, status: "open", title: draft.title, detail: jsonSafe(draft.detail) as object, eventId },
+    });
+    return { alert, created: true };
+  });
+}
+
+export async function setAlertStatus(prisma: PrismaClient, id: string, status: "acked" | "resolved", by: string): Promise<AlertRow> {
+  const alert = await prisma.alert.findUnique({ where: { id } });
+  if (!alert) throw new BeamdeckError("BD_NOT_FOUND", `no alert ${id}`);
+  if (alert.status === "resolved") throw new BeamdeckError("BD_CONFLICT", `alert ${id} is already resolved`);
+  if (status === "acked" && alert.status === "acked") throw new BeamdeckError("BD_CONFLICT", `alert ${id} is already acknowledged by ${alert.ackedBy}`);
+  const now = new Date();
+  return prisma.alert.update({
+    where: { id },
+    data: status === "acked" ? { status, ackedBy: by, ackedAt: now } : { status, resolvedBy: by, resolvedAt: now },
+  });
+}
+
+/** Resolve open alerts of a group automatically (the condition cleared). */
+export async function autoResolve(prisma: PrismaClient, groupKey: string): Promise<number> {
+  const { count } = await prisma.alert.updateMany({
+    where: { groupKey, status: { in: ["open", "acked"] } },
+    data: { status: "resolved", resolvedBy: "auto", resolvedAt: new Date() },
+  });
+  return count;
+}

@@ -1,0 +1,97 @@
+/**
+ * Outgoing webhooks: a JSON body with a Slack-compatible `text`, signed with
+ * HMAC-SHA256, delivered with retries and exponential backoff. Deliveries
+ * live in the database, so a restart loses none and any instance may send.
+ */
+import crypto from "node:crypto";
+import type { PrismaClient } from "../../generated/prisma/client";
+import type { AlertRow } from "./store";
+
+export const SIGNATURE_HEADER = "x-beamdeck-signature";
+export const TIMESTAMP_HEADER = "x-beamdeck-timestamp";
+export const MAX_ATTEMPTS = 6;
+const BASE_DELAY_MS = 1000;
+const TIMEOUT_MS = 5000;
+
+/** `sha256=<hex>` of `<timestamp>.<body>`: the timestamp guards against replays. */
+export function sign(secret: string, timestamp: string, body: string): string {
+  return `sha256=${crypto.createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
+}
+
+export function alertPayload(alert: AlertRow, publicUrl: string | null) {
+  const link = publicUrl ? `${publicUrl.replace(/\/$/, "")}/alerts?id=${alert.id}` : null;
+  return {
+    text: `[beamdeck] ${alert.title} (node ${alert.node})${link ? ` ${link}` : ""}`,
+    alert: {
+      id: alert.id,
+      kind: alert.kind,
+      node: alert.node,
+      title: alert.title,
+      status: alert.status,
+      count: alert.count,
+      firstAt: alert.firstAt.toISOString(),
+      lastAt: alert.lastAt.toISOString(),
+      detail: alert.detail,
+    },
+    link,
+  };
+}
+
+export async function enqueueDeliveries(prisma: PrismaClient, alert: AlertRow, publicUrl: string | null): Promise<number> {
+  const hooks = await prisma.webhook.findMany({ where: { enabled: true } });
+  if (hooks.length === 0) return 0;
+  const payload = alertPayload(alert, publicUrl);
+  await prisma.webhookDelivery.createMany({ data: hooks.map((h) => ({ webhookId: h.id, alertId: alert.id, status: "pending", payload })) });
+  return hooks.length;
+}
+
+export function backoffMs(attempt: number): number {
+  return BASE_DELAY_MS * 2 ** Math.max(0, attempt - 1);
+}
+
+/** Send what is due; returns how many were attempted. Safe to run on several instances. */
+export async function deliverDue(prisma: PrismaClient, now = new Date()): Promise<number> {
+  const due = await prisma.webhookDelivery.findMany({
+    where: { status: "pending", nextAttemptAt: { lte: now } },
+    include: { webhook: true },
+    orderBy: { nextAttemptAt: "asc" },
+    take: 20,
+  });
+  let attempted = 0;
+  for (const d of due) {
+    // Claim it: only the instance whose update matched sends.
+    const claim = await prisma.webhookDelivery.updateMany({
+      where: { id: d.id, status: "pending", attempts: d.attempts },
+      data: { attempts: d.attempts + 1, nextAttemptAt: new Date(Date.now() + TIMEOUT_MS + 1000) },
+    });
+    if (claim.count === 0) continue;
+    attempted += 1;
+    const attempt = d.attempts + 1;
+    const body = JSON.stringify(d.payload);
+    const ts = String(Math.floor(Date.now() / 1000));
+    let status: number | null = null;
+    let error: string | null = null;
+    try {
+      const res = await fetch(d.webhook.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: sign(d.webhook.secret, ts, body), [TIMESTAMP_HEADER]: ts, "user-agent": "beamdeck-webhook/1" },
+        body,
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+        redirect: "manual",
+      });
+      status = res.status;
+      await res.arrayBuffer().catch(() => undefined);
+      if (!res.ok) error = `HTTP ${res.status}`;
+    } catch (e) {
+      error = (e as Error).name === "TimeoutError" ? `no answer within ${TIMEOUT_MS} ms` : ((e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message);
+    }
+    if (!error) {
+      await prisma.webhookDelivery.update({ where: { id: d.id }, data: { status: "delivered", deliveredAt: new Date(), lastStatus: status, lastError: null } });
+    } else if (attempt >= MAX_ATTEMPTS) {
+      await prisma.webhookDelivery.update({ where: { id: d.id }, data: { status: "failed", lastStatus: status, lastError: `${error} (gave up after ${attempt} attempts)` } });
+    } else {
+      await prisma.webhookDelivery.update({ where: { id: d.id }, data: { lastStatus: status, lastError: error, nextAttemptAt: new Date(Date.now() + backoffMs(attempt)) } });
+    }
+  }
+  return attempted;
+}

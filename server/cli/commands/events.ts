@@ -1,0 +1,62 @@
+/** `beamdeck events <node>` and `beamdeck alerts [ack|resolve <id>]`. */
+import { z } from "zod";
+import { check, parse } from "../args";
+import { apiClient, describeApiError, type Api } from "../client";
+import { usage } from "../errors";
+import { ago, json, table } from "../format";
+import type { Env } from "../../storage/database-url";
+
+async function call<T>(env: Env, fn: (api: Api) => Promise<T>): Promise<T> {
+  try {
+    return await fn(apiClient(env));
+  } catch (e) {
+    throw describeApiError(e, env);
+  }
+}
+
+export async function events(argv: string[], env: Env): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    { since: { type: "string" }, until: { type: "string" }, context: { type: "string" }, limit: { type: "string", default: "100" }, json: { type: "boolean" } },
+    ["node"],
+  );
+  const since = values.since === undefined ? undefined : new Date(check(z.iso.datetime({ offset: true }).or(z.iso.date()), values.since, "--since")).toISOString();
+  const until = values.until === undefined ? undefined : new Date(check(z.iso.datetime({ offset: true }).or(z.iso.date()), values.until, "--until")).toISOString();
+  const limit = check(z.coerce.number().int().min(1).max(1000), values.limit, "--limit");
+  const r = await call(env, (api) => api.events.list.query({ node: positionals[0], since, until, context: values.context as string | undefined, limit }));
+  if (values.json) {
+    console.log(json(r.events.map((e) => ({ ...e, at: new Date(e.at).toISOString() }))));
+    return 0;
+  }
+  console.log(
+    table(
+      ["SEQ", "AT", "KIND", "CONTEXT", "SUPERVISOR", "REASON", "OFFENDER", "EXPECTED"],
+      r.events.map((e) => [e.seq, new Date(e.at).toISOString(), e.kind, e.context, e.supervisor, e.reason, e.offender ? `${e.offender.id ?? "?"} ${e.offender.pid ?? ""}` : null, e.expected ? `yes (${e.upgradeId})` : ""]),
+    ),
+  );
+  return 0;
+}
+
+export async function alerts(argv: string[], env: Env): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === "ack" || sub === "resolve") {
+    const { values, positionals } = parse(rest, { json: { type: "boolean" } }, ["id"]);
+    const a = await call(env, (api) => (sub === "ack" ? api.alerts.ack.mutate({ id: positionals[0] }) : api.alerts.resolve.mutate({ id: positionals[0] })));
+    if (values.json) console.log(json(a));
+    else console.log(`${sub === "ack" ? "acknowledged" : "resolved"} alert ${a.id}: ${a.title}`);
+    return 0;
+  }
+  if (sub && !sub.startsWith("-")) throw usage(`alerts takes ack <id>, resolve <id> or options, not "${sub}"`);
+  const { values } = parse(argv, { status: { type: "string", default: "active" }, node: { type: "string" }, json: { type: "boolean" } }, []);
+  const status = check(z.enum(["open", "acked", "resolved", "active", "all"]), values.status, "--status");
+  const rows = await call(env, (api) => api.alerts.list.query({ status, node: values.node as string | undefined }));
+  if (values.json) console.log(json(rows));
+  else
+    console.log(
+      table(
+        ["ID", "STATUS", "KIND", "NODE", "COUNT", "LAST", "TITLE", "WEBHOOKS"],
+        rows.map((a) => [a.id, a.status, a.kind, a.node, a.count, ago(new Date(a.lastAt).getTime()), a.title, a.deliveries.map((d) => d.status).join(",") || null]),
+      ),
+    );
+  return 0;
+}
