@@ -10,6 +10,11 @@ import { defaultParams, RULE_KINDS, ruleParams, type AlertDraft, type RuleKind, 
 
 export type AlertRow = Awaited<ReturnType<PrismaClient["alert"]["findMany"]>>[number];
 
+/** An alert as the API returns it (no BigInt on the wire). */
+export function alertView(a: AlertRow) {
+  return { ...a, eventId: a.eventId?.toString() ?? null };
+}
+
 export interface RuleSetting<K extends RuleKind = RuleKind> {
   kind: K;
   enabled: boolean;

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { appendAudit } from "../audit/log";
 import { actorOf } from "../auth/principal";
 import { RULE_KINDS, RULE_TITLES } from "../alerts/rules";
-import { loadRules, saveRule, setAlertStatus } from "../alerts/store";
+import { alertView, loadRules, saveRule, setAlertStatus } from "../alerts/store";
 import { fail } from "../errors";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 
@@ -24,7 +24,7 @@ export const alertsRouter = router({
         take: input?.limit ?? 100,
       });
       const deliveries = await ctx.services.prisma.webhookDelivery.findMany({ where: { alertId: { in: rows.map((r) => r.id) } }, select: { alertId: true, status: true, attempts: true, lastError: true } });
-      return rows.map((a) => ({ ...a, eventId: a.eventId?.toString() ?? null, deliveries: deliveries.filter((d) => d.alertId === a.id) }));
+      return rows.map((a) => ({ ...alertView(a), deliveries: deliveries.filter((d) => d.alertId === a.id) }));
     }),
 
   counts: viewerProcedure.query(async ({ ctx }) => {
@@ -37,7 +37,7 @@ export const alertsRouter = router({
     const a = await setAlertStatus(ctx.services.prisma, input.id, "acked", actor);
     await appendAudit(ctx.services.prisma, { actor, action: "alert.ack", node: a.node, target: `alert:${a.id}`, outcome: "ok", data: { title: a.title } });
     ctx.services.hub.publish("alerts", { id: a.id, status: a.status });
-    return a;
+    return alertView(a);
   }),
 
   resolve: operatorProcedure.input(z.object({ id: alertId })).mutation(async ({ ctx, input }) => {
@@ -45,7 +45,7 @@ export const alertsRouter = router({
     const a = await setAlertStatus(ctx.services.prisma, input.id, "resolved", actor);
     await appendAudit(ctx.services.prisma, { actor, action: "alert.resolve", node: a.node, target: `alert:${a.id}`, outcome: "ok", data: { title: a.title } });
     ctx.services.hub.publish("alerts", { id: a.id, status: a.status });
-    return a;
+    return alertView(a);
   }),
 
   onAlerts: viewerProcedure.subscription(async function* ({ ctx, signal }) {

@@ -1,0 +1,40 @@
+/** A real rel_test (or bd_counter) node with the agent pointed at a test server. */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { startNode, type BeamNode } from "../../tools/beam/nodes";
+import { buildRelease, instantiate, type ReleaseName } from "../../tools/beam/releases";
+import { waitFor } from "./ports";
+import type { TestServer } from "./server";
+
+export async function startAgentNode(
+  server: TestServer,
+  opts: { release?: ReleaseName; token?: string; env?: Record<string, string>; sname?: string } = {},
+): Promise<{ node: BeamNode; token: string; dir: string }> {
+  const release = opts.release ?? "rel_test";
+  const token = opts.token ?? server.agentToken(`node ${Date.now()}`);
+  const built = await buildRelease(release);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `beamdeck-${release}-`));
+  await instantiate(built.templateDir, dir);
+  const node = await startNode({
+    release,
+    dir,
+    sname: opts.sname,
+    env: { BEAMDECK_URL: server.agentUrl, BEAMDECK_TOKEN: token, REL_TEST_PORT: "0", ...opts.env },
+  });
+  return { node, token, dir };
+}
+
+/** Wait until the server lists the node as connected (through the CLI, as a user would). */
+export async function waitConnected(server: TestServer, name: string, connected = true, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    `${name} ${connected ? "connected" : "disconnected"}`,
+    () => {
+      const r = server.cli(["nodes", "--json"]);
+      if (r.code !== 0) return false;
+      return (JSON.parse(r.stdout) as { name: string; connected: boolean }[]).some((n) => n.name === name && n.connected === connected);
+    },
+    timeoutMs,
+    300,
+  );
+}

@@ -1,0 +1,86 @@
+import crypto from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { defaultParams, MailboxWatch, matchChildTerminated, matchMaxRestartIntensity, type EventFacts } from "../../server/alerts/rules";
+import { Expectations } from "../../server/alerts/expectations";
+import { backoffMs, sign } from "../../server/alerts/webhooks";
+
+const base: EventFacts = {
+  node: "n@h",
+  kind: "supervisor_report",
+  context: "child_terminated",
+  supervisor: "Elixir.RelTest.Supervisor",
+  reasonAtom: "killed",
+  reasonText: "killed",
+  offenderId: "Elixir.Task",
+  offenderPid: "<0.601.0>",
+  expected: false,
+};
+
+describe("child_terminated rule", () => {
+  const p = defaultParams("child_terminated");
+  it("pages on killed by default, grouped per supervisor, child and reason", () => {
+    const a = matchChildTerminated(base, p);
+    expect(a?.groupKey).toBe("child_terminated|n@h|Elixir.RelTest.Supervisor|Elixir.Task|killed");
+    expect(matchChildTerminated({ ...base, offenderPid: "<0.700.0>" }, p)?.groupKey).toBe(a?.groupKey);
+  });
+  it("does not page on expected kills, other contexts, or other reasons unless asked", () => {
+    expect(matchChildTerminated({ ...base, expected: true }, p)).toBeNull();
+    expect(matchChildTerminated({ ...base, context: "start_error" }, p)).toBeNull();
+    expect(matchChildTerminated({ ...base, reasonAtom: null, reasonText: "{badarith,[]}" }, p)).toBeNull();
+    const any = { ...p, anyAbnormal: true };
+    expect(matchChildTerminated({ ...base, reasonAtom: null, reasonText: "{badarith,[]}" }, any)).not.toBeNull();
+    expect(matchChildTerminated({ ...base, reasonAtom: "normal", reasonText: "normal" }, any)).toBeNull();
+    expect(matchChildTerminated({ ...base, reasonAtom: null, reasonText: "{shutdown,closed}" }, any)).toBeNull();
+  });
+});
+
+describe("max restart intensity rule", () => {
+  it("pages when a supervisor gives up", () => {
+    expect(matchMaxRestartIntensity({ ...base, context: "shutdown", reasonAtom: "reached_max_restart_intensity" })?.kind).toBe("max_restart_intensity");
+    expect(matchMaxRestartIntensity(base)).toBeNull();
+  });
+});
+
+describe("mailbox rule", () => {
+  it("fires once a process stays above the threshold for the time given, and clears", () => {
+    const w = new MailboxWatch();
+    const p = { threshold: 100, forSeconds: 10 };
+    const big = [{ pid: "<0.5.0>", name: "q", mailbox: 500 }];
+    expect(w.observe("n", big, p, 0).fire).toHaveLength(0);
+    expect(w.observe("n", big, p, 9_000).fire).toHaveLength(0);
+    const fired = w.observe("n", big, p, 10_000);
+    expect(fired.fire).toHaveLength(1);
+    expect(fired.fire[0].detail).toMatchObject({ pid: "<0.5.0>", mailbox: 500 });
+    expect(w.observe("n", big, p, 20_000).fire).toHaveLength(0);
+    const cleared = w.observe("n", [], p, 21_000);
+    expect(cleared.cleared).toEqual(["mailbox|n|<0.5.0>"]);
+    // Dipping below resets the clock.
+    w.observe("n", big, p, 30_000);
+    w.observe("n", [{ ...big[0], mailbox: 50 }], p, 35_000);
+    expect(w.observe("n", big, p, 41_000).fire).toHaveLength(0);
+  });
+});
+
+describe("upgrade expectations", () => {
+  it("classifies kills during an upgrade window as expected or a prediction miss", () => {
+    const e = new Expectations();
+    expect(e.classify("n", "<0.1.0>")).toBeNull();
+    e.expect("n", "up1", ["<0.1.0>"], 60_000);
+    expect(e.classify("n", "<0.1.0>")).toEqual({ verdict: "expected", upgradeId: "up1" });
+    expect(e.classify("n", "<0.2.0>")).toEqual({ verdict: "miss", upgradeId: "up1" });
+    expect(e.classify("other", "<0.1.0>")).toBeNull();
+    expect(e.classify("n", "<0.1.0>", Date.now() + 120_000)).toBeNull();
+  });
+});
+
+describe("webhooks", () => {
+  it("sign timestamp and body with HMAC-SHA256", () => {
+    expect(sign("k", "1", "{}")).toBe(`sha256=${crypto.createHmac("sha256", "k").update("1.{}").digest("hex")}`);
+    expect(sign("k", "1", "{}")).toMatch(/^sha256=[0-9a-f]{64}$/);
+    expect(sign("k", "1", "{}")).not.toBe(sign("k", "2", "{}"));
+    expect(sign("k", "1", "{}")).not.toBe(sign("j", "1", "{}"));
+  });
+  it("back off exponentially", () => {
+    expect([1, 2, 3, 4].map(backoffMs)).toEqual([1000, 2000, 4000, 8000]);
+  });
+});
