@@ -17,6 +17,7 @@ export const nodesRouter = router({
         connectedHere: Boolean(s?.connected),
         instance: r.instanceId && r.instanceId !== mine ? r.instanceId : null,
         lastSeenAt: s && s.connected ? Date.now() : (s?.disconnectedAt ?? r.lastSeenAt.getTime()),
+        connectedSince: s?.connected ? s.connectedAt : (r.connectedAt?.getTime() ?? null),
         firstSeenAt: r.firstSeenAt.getTime(),
         otpRelease: s?.otpRelease ?? r.otpRelease,
         ertsVersion: s?.ertsVersion ?? hello?.ertsVersion ?? null,

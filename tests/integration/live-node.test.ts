@@ -1,0 +1,167 @@
+/**
+ * The live node view end to end: a real rel_test release with the agent,
+ * a real server, checked through the CLI against the node itself.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stopAll, type BeamNode } from "../../tools/beam/nodes";
+import { startAgentNode, waitConnected } from "../support/beam-node";
+import { freePort, waitFor } from "../support/ports";
+import { startServer, type TestServer } from "../support/server";
+
+let server: TestServer;
+let node: BeamNode;
+let listenPort: number;
+
+beforeAll(async () => {
+  server = await startServer();
+  listenPort = await freePort();
+  ({ node } = await startAgentNode(server, { env: { REL_TEST_PORT: String(listenPort) } }));
+  await waitConnected(server, node.name);
+});
+afterAll(async () => {
+  await stopAll();
+  await server?.stop();
+});
+
+interface Proc {
+  pid: string;
+  name: string | null;
+  mailbox: number;
+  memory: number;
+  reductions: number;
+  initialCall: string | null;
+  currentFunction: string | null;
+}
+
+function cliJson<T>(args: string[]): T {
+  const r = server.cli([...args, "--json"]);
+  if (r.code !== 0) throw new Error(`beamdeck ${args.join(" ")}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+describe("live node view", () => {
+  it("lists the node with its OTP version and process count", () => {
+    const nodes = cliJson<{ name: string; connected: boolean; otpRelease: string; processCount: number }[]>(["nodes"]);
+    const me = nodes.find((n) => n.name === node.name);
+    expect(me).toMatchObject({ connected: true, otpRelease: "25" });
+    expect(me?.processCount).toBeGreaterThan(50);
+  });
+
+  it("shows a process holding exactly 500 messages as mailbox 500 within seconds", async () => {
+    const pid = await node.rpc(`P = spawn(fun() -> receive stop -> ok end end), register(bd_hoarder, P), [P ! {msg, I} || I <- lists:seq(1, 500)], P`);
+    expect(await node.rpc(`element(2, process_info(whereis(bd_hoarder), message_queue_len))`)).toBe("500");
+    const top = await waitFor(
+      "mailbox 500 at the top",
+      () => {
+        const rows = cliJson<Proc[]>(["procs", node.name, "--sort", "mailbox", "--limit", "5"]);
+        return rows[0]?.pid === pid && rows[0].mailbox === 500 ? rows : null;
+      },
+      10_000,
+      300,
+    );
+    expect(top[0]).toMatchObject({ pid, name: "bd_hoarder", mailbox: 500, currentFunction: expect.stringMatching(/^erl_eval:|prim_eval:/) });
+    for (const key of ["pid", "name", "mailbox", "memory", "reductions", "initialCall", "currentFunction"]) expect(top[0]).toHaveProperty(key);
+    // The mailbox drains: the change reaches the table too.
+    await node.rpc(`[receive _ -> ok end || _ <- lists:seq(1, 0)], whereis(bd_hoarder) ! stop, ok`);
+    await waitFor("hoarder gone", () => !cliJson<Proc[]>(["procs", node.name, "--filter", "bd_hoarder"]).some((p) => p.pid === pid), 10_000, 300);
+  });
+
+  it("sorts by memory and reductions, and filters by name or module", () => {
+    const byMem = cliJson<Proc[]>(["procs", node.name, "--sort", "memory", "--limit", "20"]);
+    expect(byMem.map((p) => p.memory)).toEqual([...byMem.map((p) => p.memory)].sort((a, b) => b - a));
+    const byRed = cliJson<Proc[]>(["procs", node.name, "--sort", "reductions", "--limit", "20"]);
+    expect(byRed.map((p) => p.reductions)).toEqual([...byRed.map((p) => p.reductions)].sort((a, b) => b - a));
+    const filtered = cliJson<Proc[]>(["procs", node.name, "--filter", "reltest", "--limit", "100"]);
+    expect(filtered.length).toBeGreaterThanOrEqual(2); // the supervisor and the acceptor
+    expect(filtered.every((p) => `${p.name} ${p.initialCall} ${p.currentFunction}`.toLowerCase().includes("reltest"))).toBe(true);
+    const all = cliJson<Proc[]>(["procs", node.name, "--limit", "1000"]);
+    expect(filtered.length).toBe(all.filter((p) => `${p.pid} ${p.name} ${p.initialCall} ${p.currentFunction}`.toLowerCase().includes("reltest")).length);
+  });
+
+  it("shows the supervision tree as supervisor:which_children/1 reports it", async () => {
+    type Tree = { apps: { name: string; root: TreeNode | null }[] };
+    type TreeNode = { pid: string | null; id: string; kind: string; children: TreeNode[]; linked: { pid: string }[] };
+    const tree = cliJson<Tree>(["tree", node.name]);
+    const app = tree.apps.find((a) => a.name === "rel_test");
+    expect(app?.root?.id).toBe("Elixir.RelTest.Supervisor");
+    const onNode = await node.rpcJson<string[][]>(
+      `[[case Id of A when is_atom(A) -> atom_to_list(A); _ -> lists:flatten(io_lib:format("~0p", [Id])) end, pid_to_list(P), atom_to_list(T)] || {Id, P, T, _} <- supervisor:which_children('Elixir.RelTest.Supervisor')]`,
+    );
+    expect(app?.root?.children.map((c) => [c.id, c.pid, c.kind])).toEqual(onNode.map(([id, pid, type]) => [id, pid, type]));
+    // Every supervisor of the kernel tree too, one level down.
+    const kernel = tree.apps.find((a) => a.name === "kernel")?.root;
+    const kernelKids = await node.rpcJson<string[]>(`[pid_to_list(P) || {_, P, _, _} <- supervisor:which_children(kernel_sup), is_pid(P)]`);
+    expect(kernel?.children.map((c) => c.pid).filter(Boolean).sort()).toEqual([...kernelKids].sort());
+  });
+
+  it("shows connection handlers (Task.async, linked, not supervised) under the acceptor", async () => {
+    const { GreetingClient } = await import("../../tools/beam/tcp");
+    const client = await GreetingClient.connect(listenPort);
+    try {
+      expect(await client.hello()).toBe("Hey there!\n");
+      const acceptor = await node.rpc(`[P] = [P || {'Elixir.Task', P, worker, _} <- supervisor:which_children('Elixir.RelTest.Supervisor')], P`);
+      const handlers = await node.rpcJson<string[]>(`{links, L} = process_info(list_to_pid("${acceptor}"), links), [pid_to_list(P) || P <- L, is_pid(P), P =/= whereis('Elixir.RelTest.Supervisor')]`);
+      expect(handlers.length).toBeGreaterThan(0);
+      await waitFor(
+        "handlers under the acceptor in the tree",
+        () => {
+          const t = cliJson<{ apps: { name: string; root: { children: { pid: string; linked: { pid: string }[] }[] } | null }[] }>(["tree", node.name]);
+          const acc = t.apps.find((a) => a.name === "rel_test")?.root?.children.find((c) => c.pid === acceptor);
+          const shown = acc?.linked.map((l) => l.pid).sort() ?? [];
+          return JSON.stringify(shown) === JSON.stringify([...handlers].sort());
+        },
+        15_000,
+        500,
+      );
+    } finally {
+      client.close();
+    }
+  });
+
+  it("gives a process's detail: stacktrace, modules on its stack, links", async () => {
+    const acceptor = await node.rpc(`[P] = [P || {'Elixir.Task', P, worker, _} <- supervisor:which_children('Elixir.RelTest.Supervisor')], P`);
+    const d = cliJson<{ pid: string; stacktrace: { mfa: string }[]; stackModules: string[]; links: string[]; state: unknown }>(["proc", node.name, acceptor]);
+    expect(d.pid).toBe(acceptor);
+    expect(d.stackModules).toContain("Elixir.TestListener");
+    expect(d.stacktrace.map((f) => f.mfa).some((m) => m.startsWith("Elixir.TestListener:start/1"))).toBe(true);
+    const links = await node.rpcJson<string[]>(`{links, L} = process_info(list_to_pid("${acceptor}"), links), [pid_to_list(P) || P <- L, is_pid(P)]`);
+    expect([...d.links].filter((l) => l.startsWith("<")).sort()).toEqual([...links].sort());
+    expect(d.state).toEqual({ error: "disabled" });
+    const gone = server.cli(["proc", node.name, "<0.9999.0>"]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/no such process|not found|not_found/);
+  });
+
+  it("shows a killed agent connection as disconnected, and it recovers under the same name", async () => {
+    const since = () => cliJson<{ name: string; connectedSince: number | null }[]>(["nodes"]).find((n) => n.name === node.name)?.connectedSince ?? 0;
+    const before = since();
+    expect(before).toBeGreaterThan(0);
+    await node.rpc(`exit(whereis(beamdeck_agent_conn), kill)`);
+    // The supervisor restarts the connection at once: a new connection, same identity.
+    await waitFor("a new connection", () => since() > before, 20_000, 300);
+    const nodes = cliJson<{ name: string }[]>(["nodes"]).filter((n) => n.name === node.name);
+    expect(nodes).toHaveLength(1);
+    // A longer outage: the agent cannot reach the server while it is down.
+    await server.stop();
+    await new Promise((r) => setTimeout(r, 1000));
+    await server.restart();
+    await waitConnected(server, node.name, true, 45_000);
+    const rows = await waitFor("the process table again", () => {
+      const r = cliJson<Proc[]>(["procs", node.name, "--limit", "3"]);
+      return r.length === 3 ? r : null;
+    });
+    expect(rows[0].pid).toMatch(/^<0\./);
+  });
+
+  it("refuses a node with a wrong token with a clear reason, without disturbing others", async () => {
+    const { node: bad } = await startAgentNode(server, { token: "bdagt_aaaaaaaaaa_" + "A".repeat(43) });
+    await waitFor("the refusal in the agent's log", () => /not recognised/.test(bad.logTail(200)), 20_000, 500);
+    expect(server.log()).toMatch(new RegExp(`agent ${bad.name} .* refused: agent token not recognised`));
+    expect(cliJson<{ name: string }[]>(["nodes"]).some((n) => n.name === bad.name)).toBe(false);
+    await waitConnected(server, node.name, true);
+    // The agent says it once, not on every retry.
+    await new Promise((r) => setTimeout(r, 4000));
+    expect((bad.logTail(500).match(/not recognised/g) ?? []).length).toBe(1);
+    await bad.stop(0);
+  });
+});
