@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "UpgradeCommand" ADD COLUMN     "intentId" BIGINT;
+
