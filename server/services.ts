@@ -7,6 +7,7 @@ import type { AgentRegistry } from "./agents/registry";
 import type { EventStore } from "./events/store";
 import type { AlertEngine } from "./alerts/engine";
 import type { Hub } from "./live/hub";
+import type { UpgradeWorkflow } from "./upgrades/workflow";
 
 export interface Services {
   prisma: PrismaClient;
@@ -14,6 +15,7 @@ export interface Services {
   registry: AgentRegistry;
   events: EventStore;
   alerts: AlertEngine;
+  upgrades: UpgradeWorkflow;
   instanceId: string;
   /** The dashboard's public URL, for links in notifications (BEAMDECK_PUBLIC_URL). */
   publicUrl: string | null;

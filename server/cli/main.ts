@@ -3,6 +3,7 @@ import type { Env } from "../storage/database-url";
 import { audit, token, user } from "./commands/admin";
 import { agentToken } from "./commands/agent-token";
 import { alerts, events } from "./commands/events";
+import { releases, upgrade } from "./commands/upgrade";
 import { init } from "./commands/init";
 import { nodes, proc, procs, tree } from "./commands/live";
 import { CliError, EXIT, usage } from "./errors";
@@ -26,6 +27,11 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   proc: { run: proc, help: "proc <node> <pid> [--json]          one process in detail" },
   events: { run: events, help: "events <node> [--since ISO] [--until ISO] [--context C] [--limit N] [--json]" },
   alerts: { run: alerts, help: "alerts [--status active|open|acked|resolved|all] [--json] | alerts ack <id> | alerts resolve <id>" },
+  releases: { run: releases, help: "releases <node> [--json]            installed, unpacked and pending releases" },
+  upgrade: {
+    run: upgrade,
+    help: "upgrade plan <node> <vsn> [--purge Mod=soft|brutal]... [--pre-purge Mod=soft|brutal]... [--json]   (exit 3: would kill, 4: blocked)\n  beamdeck upgrade install|permanent <node> <vsn> [--purge ...] --yes | unpack <node> <vsn> | rollback <node> --yes | status <node>",
+  },
   user: { run: user, help: "user add <name> --role R [--password-stdin] | list | role <name> <R> | passwd <name> | disable|enable <name>" },
   token: { run: token, help: "token create --role R [--expires 30d|ISO] [--label L] | list | revoke <id>" },
   audit: { run: audit, help: "audit [--actor A] [--node N] [--action X] [--since ISO] [--until ISO] [--json|--csv] | audit verify" },

@@ -13,6 +13,7 @@ import { EventStore } from "../events/store";
 import { LocalHub } from "../live/hub";
 import type { Services } from "../services";
 import { openDatabase } from "../storage/db";
+import { UpgradeWorkflow } from "../upgrades/workflow";
 import { createBeamdeckServer, type WebHandler } from "./http-server";
 
 export interface StartOptions {
@@ -53,7 +54,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const events = new EventStore(db.prisma, hub);
   const registry = new AgentRegistry(db.prisma, hub, instanceId, events);
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl);
-  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
+  const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations);
+  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port);

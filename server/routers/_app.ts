@@ -7,6 +7,7 @@ import { eventsRouter } from "./events";
 import { nodesRouter } from "./nodes";
 import { procsRouter } from "./procs";
 import { tokensRouter } from "./tokens";
+import { upgradesRouter } from "./upgrades";
 import { usersRouter } from "./users";
 
 export const appRouter = router({
@@ -17,6 +18,7 @@ export const appRouter = router({
   nodes: nodesRouter,
   procs: procsRouter,
   tokens: tokensRouter,
+  upgrades: upgradesRouter,
   users: usersRouter,
 });
 

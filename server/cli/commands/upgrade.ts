@@ -1,0 +1,193 @@
+/**
+ * `beamdeck releases <node>` and `beamdeck upgrade plan|install|permanent|
+ * unpack|rollback`. `upgrade plan` exits 3 when the plan would kill a
+ * process, 4 when the install would be blocked, 0 when it is safe, so a
+ * pipeline can gate on it.
+ */
+import { z } from "zod";
+import { check, parse } from "../args";
+import { apiClient, describeApiError, type Api } from "../client";
+import { CliError, EXIT, usage } from "../errors";
+import { json, table } from "../format";
+import { wsApi } from "../ws-client";
+import type { Env } from "../../storage/database-url";
+import type { Plan } from "../../upgrades/plan";
+
+export const EXIT_BLOCKED = 4;
+
+async function call<T>(env: Env, fn: (api: Api) => Promise<T>): Promise<T> {
+  try {
+    return await fn(apiClient(env));
+  } catch (e) {
+    throw describeApiError(e, env);
+  }
+}
+
+const vsnSchema = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
+
+/** `Mod=soft|brutal`, with Elixir aliases resolved against the plan's modules. */
+export function parsePurgeArgs(values: string[] | undefined, flag: string, modules: string[]): Record<string, "soft" | "brutal"> {
+  const out: Record<string, "soft" | "brutal"> = {};
+  for (const v of values ?? []) {
+    const m = /^([^=]+)=(soft|brutal)(?:_purge)?$/.exec(v);
+    if (!m) throw usage(`${flag} takes Module=soft or Module=brutal, not "${v}"`);
+    const name = m[1].trim();
+    const resolved = modules.includes(name) ? name : modules.includes(`Elixir.${name}`) ? `Elixir.${name}` : null;
+    if (!resolved) throw usage(`${flag}: ${name} is not loaded by this upgrade (modules: ${modules.join(", ") || "none"})`);
+    out[resolved] = m[2] as "soft" | "brutal";
+  }
+  return out;
+}
+
+export async function releases(argv: string[], env: Env): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: "boolean" } }, ["node"]);
+  const r = (await call(env, (api) => api.upgrades.releases.query({ node: positionals[0] }))) as {
+    releases?: { name: string; vsn: string; status: string }[];
+    packages?: { name: string; vsn: string; file?: string }[];
+  };
+  if (values.json) {
+    console.log(json(r));
+    return 0;
+  }
+  console.log(table(["RELEASE", "VERSION", "STATUS"], [...(r.releases ?? []).map((x) => [x.name, x.vsn, x.status]), ...(r.packages ?? []).map((p) => [p.name, p.vsn, "package (not unpacked)"])]));
+  return 0;
+}
+
+function summarise(plan: Plan): string {
+  const lines: string[] = [];
+  for (const m of plan.modules) {
+    lines.push(`${m.module}  pre-purge ${m.prePurge ?? "-"}  post-purge ${m.postPurge ?? "-"}`);
+    for (const p of m.processes) lines.push(`  ${p.pid} ${p.name ?? ""}  ${p.fate}${p.when ? ` at ${p.when}` : ""}  ${p.why ?? ""}`);
+  }
+  for (const l of plan.lint) lines.push(`lint: ${l.module}.${l.function}/${l.arity}: ${l.message}`);
+  return lines.join("\n");
+}
+
+function fatesOf(plan: Plan) {
+  const all = plan.modules.flatMap((m) => m.processes);
+  return { killed: new Set(all.filter((p) => p.fate === "killed").map((p) => p.pid)).size, blocked: all.some((p) => p.fate === "blocks_install") };
+}
+
+async function planFor(env: Env, node: string, vsn: string, purgeArgs?: string[], preArgs?: string[]) {
+  const base = await call(env, (api) => api.upgrades.plan.query({ node, vsn }));
+  const modules = base.modules.map((m) => m.module);
+  const purge = parsePurgeArgs(purgeArgs, "--purge", modules);
+  const prePurge = parsePurgeArgs(preArgs, "--pre-purge", modules);
+  const plan = Object.keys(purge).length || Object.keys(prePurge).length ? await call(env, (api) => api.upgrades.plan.query({ node, vsn, purge, prePurge })) : base;
+  return { plan, purge, prePurge };
+}
+
+/** Follow a step until its result arrives, printing progress. */
+async function follow(env: Env, node: string, commandId: string, timeoutMs = 15 * 60_000): Promise<{ ok: boolean; message?: string }> {
+  const ws = wsApi(env);
+  try {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new CliError(`no result for ${commandId} within ${timeoutMs / 1000} s; see \`beamdeck upgrade status ${node}\``)), timeoutMs);
+      const sub = ws.trpc.upgrades.onProgress.subscribe(
+        { node },
+        {
+          onData: (e) => {
+            if (e.commandId !== commandId) return;
+            if (e.kind === "progress") console.error(`  ${e.step}: ${e.message}`);
+            if (e.kind === "result") {
+              clearTimeout(timer);
+              sub.unsubscribe();
+              resolve({ ok: Boolean(e.ok), message: e.message });
+            }
+          },
+          onError: (err) => reject(describeApiError(err, env)),
+        },
+      );
+      // The result may have come before the subscription started.
+      void (async () => {
+        for (;;) {
+          await new Promise((r) => setTimeout(r, 1000));
+          const h = await call(env, (api) => api.upgrades.history.query({ node, limit: 5 })).catch(() => []);
+          const cmd = h.flatMap((u) => u.commands).find((c) => c.id === commandId);
+          if (cmd && !["sent", "running"].includes(cmd.status)) {
+            clearTimeout(timer);
+            sub.unsubscribe();
+            const res = cmd.result as { error?: { message?: string } | null } | null;
+            resolve({ ok: cmd.status === "ok", message: res?.error?.message });
+            return;
+          }
+        }
+      })();
+    });
+  } finally {
+    ws.close();
+  }
+}
+
+async function lastUpgrade(env: Env, node: string) {
+  const h = await call(env, (api) => api.upgrades.history.query({ node, limit: 1 }));
+  return h[0] ?? null;
+}
+
+export async function upgrade(argv: string[], env: Env): Promise<number> {
+  const [sub, ...rest] = argv;
+  const opts = { purge: { type: "string" as const, multiple: true }, "pre-purge": { type: "string" as const, multiple: true }, json: { type: "boolean" as const }, yes: { type: "boolean" as const } };
+  if (sub === "plan") {
+    const { values, positionals } = parse(rest, opts, ["node", "vsn"]);
+    const vsn = check(vsnSchema, positionals[1], "vsn");
+    const { plan } = await planFor(env, positionals[0], vsn, values.purge as string[], values["pre-purge"] as string[]);
+    const f = fatesOf(plan);
+    if (values.json) console.log(json(plan));
+    else {
+      console.log(summarise(plan));
+      console.log(f.blocked ? "BLOCKED: a soft pre-purge meets processes on old code; install would fail" : f.killed ? `WOULD KILL ${f.killed} process(es)` : "SAFE: no process would be killed");
+    }
+    return f.blocked ? EXIT_BLOCKED : f.killed ? EXIT.wouldKill : EXIT.ok;
+  }
+  if (sub === "unpack") {
+    const { positionals } = parse(rest, { json: { type: "boolean" } }, ["node", "vsn"]);
+    const r = await call(env, (api) => api.upgrades.unpack.mutate({ node: positionals[0], vsn: check(vsnSchema, positionals[1], "vsn") }));
+    const out = await follow(env, positionals[0], r.commandId);
+    console.log(out.ok ? `unpacked ${positionals[1]} on ${positionals[0]}` : `unpack failed: ${out.message}`);
+    return out.ok ? 0 : 1;
+  }
+  if (sub === "install" || sub === "permanent" || sub === "rollback") {
+    const positionalsWanted = sub === "rollback" ? ["node"] : ["node", "vsn"];
+    const { values, positionals } = parse(rest, opts, positionalsWanted);
+    const node = positionals[0];
+    if (!values.yes) throw usage(`upgrade ${sub} changes the node: add --yes to confirm`);
+    let result: { commandId: string; upgradeId: string | null; predicted: number };
+    if (sub === "install") {
+      const vsn = check(vsnSchema, positionals[1], "vsn");
+      const { plan, purge, prePurge } = await planFor(env, node, vsn, values.purge as string[], values["pre-purge"] as string[]);
+      const f = fatesOf(plan);
+      console.error(`installing ${vsn} on ${node}: ${f.killed} process(es) predicted to be killed`);
+      result = await call(env, (api) => api.upgrades.install.mutate({ node, vsn, purge, prePurge, confirmNode: node, acceptedKills: f.killed }));
+    } else if (sub === "permanent") {
+      const vsn = check(vsnSchema, positionals[1], "vsn");
+      const last = await lastUpgrade(env, node);
+      if (!last || last.toVsn !== vsn) throw new CliError(`no installed upgrade to ${vsn} on ${node}${last ? ` (the last one is to ${last.toVsn}, ${last.status})` : ""}`);
+      result = await call(env, (api) => api.upgrades.makePermanent.mutate({ node, upgradeId: last.id, confirmNode: node }));
+      console.error(`making ${vsn} permanent on ${node}: ${result.predicted} process(es) still on old code of brutal-purge modules will be killed`);
+    } else {
+      result = await call(env, (api) => api.upgrades.rollback.mutate({ node, confirmNode: node }));
+    }
+    const out = await follow(env, node, result.commandId);
+    const last = await lastUpgrade(env, node);
+    if (values.json) console.log(json({ ok: out.ok, commandId: result.commandId, upgrade: last }));
+    else {
+      console.log(out.ok ? `${sub} done (${result.commandId})` : `${sub} FAILED: ${out.message}`);
+      const actual = (last?.actualKills ?? {}) as Record<string, { died: string[]; comparison: { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null }>;
+      const step = actual[sub === "permanent" ? "make_permanent" : sub];
+      if (step?.comparison) {
+        console.log(`predicted and died: ${step.comparison.predictedAndDied.join(" ") || "-"}`);
+        console.log(`predicted, alive:   ${step.comparison.predictedButAlive.join(" ") || "-"}`);
+        console.log(`died, unpredicted:  ${step.comparison.diedUnpredicted.join(" ") || "-"}`);
+      }
+    }
+    return out.ok ? 0 : 1;
+  }
+  if (sub === "status") {
+    const { values, positionals } = parse(rest, { json: { type: "boolean" } }, ["node"]);
+    const h = await call(env, (api) => api.upgrades.history.query({ node: positionals[0], limit: 10 }));
+    if (values.json) console.log(json(h));
+    else console.log(table(["UPGRADE", "FROM", "TO", "STATUS", "BY", "STEPS"], h.map((u) => [u.id, u.fromVsn, u.toVsn, u.status, u.createdBy, u.commands.map((c) => `${c.action}:${c.status}`).join(" ")])));
+    return 0;
+  }
+  throw usage(`upgrade needs plan, unpack, install, permanent, rollback or status${sub ? `, not "${sub}"` : ""}`);
+}

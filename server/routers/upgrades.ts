@@ -1,0 +1,70 @@
+/** Hot upgrades of one node: review (viewers), run steps (operators). */
+import { z } from "zod";
+import { actorOf } from "../auth/principal";
+import { fail } from "../errors";
+import { operatorProcedure, router, viewerProcedure } from "../trpc";
+import { purgeChoices } from "../upgrades/plan";
+import type { ProgressEvent } from "../upgrades/workflow";
+import { connectedNode, nodeName } from "./node-input";
+
+const vsn = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
+const choices = { purge: purgeChoices.default({}), prePurge: purgeChoices.default({}) };
+/** Typed confirmation: the node's name, as the operator typed it. */
+const confirm = z.string().max(255);
+
+function confirmed(node: string, typed: string): void {
+  if (typed !== node) fail("BD_BAD_INPUT", `type the node's name (${node}) to confirm`);
+}
+
+export const upgradesRouter = router({
+  releases: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => {
+    await connectedNode(ctx, input.node);
+    return ctx.services.upgrades.releases(input.node);
+  }),
+
+  plan: viewerProcedure.input(z.object({ node: nodeName, vsn, ...choices })).query(async ({ ctx, input }) => {
+    await connectedNode(ctx, input.node);
+    return ctx.services.upgrades.plan(input.node, input.vsn, input.purge, input.prePurge);
+  }),
+
+  oldCode: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => {
+    await connectedNode(ctx, input.node);
+    return ctx.services.upgrades.oldCode(input.node);
+  }),
+
+  history: viewerProcedure.input(z.object({ node: nodeName, limit: z.number().int().min(1).max(100).default(20) })).query(({ ctx, input }) => ctx.services.upgrades.history(input.node, input.limit)),
+
+  unpack: operatorProcedure.input(z.object({ node: nodeName, vsn })).mutation(async ({ ctx, input }) => {
+    await connectedNode(ctx, input.node);
+    return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "unpack", vsn: input.vsn });
+  }),
+
+  install: operatorProcedure
+    .input(z.object({ node: nodeName, vsn, ...choices, confirmNode: confirm, acceptedKills: z.number().int().min(0).optional() }))
+    .mutation(async ({ ctx, input }) => {
+      confirmed(input.node, input.confirmNode);
+      await connectedNode(ctx, input.node);
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "install", vsn: input.vsn, purge: input.purge, prePurge: input.prePurge, acceptedKills: input.acceptedKills });
+    }),
+
+  makePermanent: operatorProcedure
+    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, acceptedKills: z.number().int().min(0).optional() }))
+    .mutation(async ({ ctx, input }) => {
+      confirmed(input.node, input.confirmNode);
+      await connectedNode(ctx, input.node);
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "make_permanent", upgradeId: input.upgradeId, acceptedKills: input.acceptedKills });
+    }),
+
+  rollback: operatorProcedure
+    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, ...choices }))
+    .mutation(async ({ ctx, input }) => {
+      confirmed(input.node, input.confirmNode);
+      await connectedNode(ctx, input.node);
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "rollback", upgradeId: input.upgradeId, purge: input.purge, prePurge: input.prePurge });
+    }),
+
+  /** Progress and results of this node's steps, live. */
+  onProgress: viewerProcedure.input(z.object({ node: nodeName })).subscription(async function* ({ ctx, input, signal }) {
+    for await (const e of ctx.services.hub.subscribe(`upgrade:${input.node}`, signal)) yield e as ProgressEvent;
+  }),
+});

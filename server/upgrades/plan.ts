@@ -1,0 +1,80 @@
+/**
+ * The shapes of the agent's upgrade answers (releases, plan, old code,
+ * command results), checked with zod where the server relies on a field,
+ * passed through loosely elsewhere so the dashboard can show everything.
+ */
+import { z } from "zod";
+
+export const PURGE = z.enum(["soft", "brutal"]);
+export const purgeChoices = z.record(z.string().min(1).max(255), PURGE);
+export type PurgeChoices = z.infer<typeof purgeChoices>;
+
+export const FATES = ["killed", "stays_on_old_code", "suspended", "blocks_install", "may_migrate", "badfun_on_next_call", "unaffected"] as const;
+
+export const planProcess = z
+  .object({
+    pid: z.string(),
+    name: z.string().nullable().optional(),
+    fate: z.string(),
+    when: z.string().nullable().optional(),
+    why: z.string().optional(),
+  })
+  .loose();
+
+export const planModule = z
+  .object({
+    module: z.string(),
+    prePurge: z.string().nullable().optional(),
+    postPurge: z.string().nullable().optional(),
+    processes: z.array(planProcess).default([]),
+  })
+  .loose();
+
+export const lintFinding = z
+  .object({ module: z.string(), function: z.string(), arity: z.number().int(), message: z.string() })
+  .loose();
+
+export const plan = z
+  .object({
+    modules: z.array(planModule).default([]),
+    lint: z.array(lintFinding).default([]),
+  })
+  .loose();
+export type Plan = z.infer<typeof plan>;
+
+export interface PredictedKill {
+  pid: string;
+  name: string | null;
+  module: string;
+  when: string;
+}
+
+/** The processes a plan says will be killed, once per pid. */
+export function predictedKills(p: Plan, when?: "install" | "make_permanent"): PredictedKill[] {
+  const out = new Map<string, PredictedKill>();
+  for (const m of p.modules) {
+    for (const proc of m.processes) {
+      if (proc.fate !== "killed") continue;
+      const w = proc.when ?? "make_permanent";
+      if (when && w !== when) continue;
+      if (!out.has(proc.pid)) out.set(proc.pid, { pid: proc.pid, name: proc.name ?? null, module: m.module, when: w });
+    }
+  }
+  return [...out.values()];
+}
+
+/** Does the plan block the install (soft pre-purge with lingering old code)? */
+export function blocksInstall(p: Plan): boolean {
+  return p.modules.some((m) => m.processes.some((proc) => proc.fate === "blocks_install"));
+}
+
+/** Match predicted kills against the pids that actually died. */
+export function comparePrediction(predicted: string[], died: string[]) {
+  const p = new Set(predicted);
+  const d = new Set(died);
+  return {
+    predictedAndDied: predicted.filter((x) => d.has(x)),
+    predictedButAlive: predicted.filter((x) => !d.has(x)),
+    diedUnpredicted: died.filter((x) => !p.has(x)),
+  };
+}

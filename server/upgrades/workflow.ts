@@ -1,0 +1,260 @@
+/**
+ * The upgrade workflow on the server: previews, guarded steps, audit intent
+ * before each command and outcome after it, expected kills handed to the
+ * alert engine, and predicted-versus-actual once a step has run.
+ *
+ * Steps run on the node; the server only sends them and records what comes
+ * back. A result that arrives late (after a reconnect, or after this server
+ * restarted) is still matched to its command and audited.
+ */
+import { randomUUID } from "node:crypto";
+import type { PrismaClient } from "../../generated/prisma/client";
+import type { AgentRegistry } from "../agents/registry";
+import type { AgentFrame } from "../agents/protocol";
+import { AgentRequestError } from "../agents/session";
+import type { Expectations } from "../alerts/expectations";
+import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log";
+import { BeamdeckError } from "../errors";
+import type { Hub } from "../live/hub";
+import { comparePrediction, plan as planSchema, predictedKills, type Plan, type PurgeChoices } from "./plan";
+
+export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
+export type Action = (typeof ACTIONS)[number];
+
+const PLAN_TIMEOUT_MS = 30_000;
+const EXPECT_WINDOW_MS = 15 * 60_000;
+const STALE_AFTER_MS = 30 * 60_000;
+
+export interface StepInput {
+  actor: string;
+  node: string;
+  action: Action;
+  vsn?: string;
+  purge?: PurgeChoices;
+  prePurge?: PurgeChoices;
+  /** For install and make_permanent: the kills the operator saw and accepted. */
+  acceptedKills?: number;
+  upgradeId?: string;
+}
+
+export interface ProgressEvent {
+  node: string;
+  commandId: string;
+  kind: "progress" | "result" | "sent";
+  step?: string;
+  message?: string;
+  ok?: boolean;
+  at: number;
+}
+
+function agentError(e: unknown): never {
+  if (e instanceof AgentRequestError) {
+    if (e.code === "timeout") throw new BeamdeckError("BD_AGENT_TIMEOUT", e.message);
+    if (e.code === "disconnected") throw new BeamdeckError("BD_NODE_OFFLINE", e.message);
+    if (e.code === "busy") throw new BeamdeckError("BD_CONFLICT", `the node is busy with another upgrade step: ${e.message}`);
+    throw new BeamdeckError("BD_AGENT_ERROR", `${e.code}: ${e.message}`, { agentCode: e.code });
+  }
+  throw e;
+}
+
+export class UpgradeWorkflow {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly hub: Hub,
+    private readonly registry: AgentRegistry,
+    private readonly expectations: Expectations,
+  ) {
+    registry.onAgentFrame((node, frame) => this.onFrame(node, frame));
+  }
+
+  private async ask(node: string, method: string, params: Record<string, unknown>, timeoutMs = 10_000): Promise<unknown> {
+    try {
+      return await this.registry.request(node, method, params, timeoutMs);
+    } catch (e) {
+      return agentError(e);
+    }
+  }
+
+  releases(node: string): Promise<unknown> {
+    return this.ask(node, "releases", {});
+  }
+
+  oldCode(node: string): Promise<unknown> {
+    return this.ask(node, "old_code", {});
+  }
+
+  async plan(node: string, vsn: string, purge: PurgeChoices, prePurge: PurgeChoices): Promise<Plan> {
+    const raw = await this.ask(node, "upgrade_plan", { vsn, purge, prePurge }, PLAN_TIMEOUT_MS);
+    const parsed = planSchema.safeParse(raw);
+    if (!parsed.success) throw new BeamdeckError("BD_AGENT_ERROR", `the agent's plan is malformed: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}`);
+    return parsed.data;
+  }
+
+  /** Is a step of this node still waiting for its result? */
+  private async running(node: string) {
+    const cmd = await this.prisma.upgradeCommand.findFirst({ where: { node, status: { in: ["sent", "running"] } }, orderBy: { createdAt: "desc" } });
+    if (cmd && cmd.createdAt.getTime() < Date.now() - STALE_AFTER_MS) {
+      // Its result never came (the node was lost): stop blocking, and say so.
+      await this.prisma.upgradeCommand.update({ where: { id: cmd.id }, data: { status: "no_outcome" } });
+      return null;
+    }
+    return cmd;
+  }
+
+  async run(input: StepInput): Promise<{ commandId: string; upgradeId: string | null; predicted: number }> {
+    const { node, action } = input;
+    const busy = await this.running(node);
+    if (busy) throw new BeamdeckError("BD_CONFLICT", `step ${busy.action} (${busy.id}) is still running on ${node}; one upgrade step at a time`);
+    const purge = input.purge ?? {};
+    const prePurge = input.prePurge ?? {};
+
+    let upgrade = input.upgradeId ? await this.prisma.upgrade.findUnique({ where: { id: input.upgradeId } }) : null;
+    if (input.upgradeId && !upgrade) throw new BeamdeckError("BD_NOT_FOUND", `no upgrade ${input.upgradeId}`);
+    if (!upgrade && (action === "make_permanent" || action === "rollback")) {
+      upgrade = await this.prisma.upgrade.findFirst({ where: { node, status: { in: ["installed", "installing", "failed"] } }, orderBy: { createdAt: "desc" } });
+    }
+
+    // What the operator is told will die, computed now on the live node.
+    let preview: Plan | null = null;
+    let predicted: string[] = [];
+    let vsn = input.vsn ?? upgrade?.toVsn ?? null;
+    if (action === "install") {
+      if (!vsn) throw new BeamdeckError("BD_BAD_INPUT", "install needs the target version");
+      preview = await this.plan(node, vsn, purge, prePurge);
+      predicted = predictedKills(preview).map((k) => k.pid);
+    } else if (action === "make_permanent" || action === "rollback") {
+      if (!upgrade) throw new BeamdeckError("BD_CONFLICT", `no installed upgrade on ${node} to ${action === "rollback" ? "roll back" : "make permanent"}`);
+      vsn = action === "rollback" ? upgrade.fromVsn : upgrade.toVsn;
+      const choices = { purge: (upgrade.purge ?? {}) as PurgeChoices, prePurge: (upgrade.prePurge ?? {}) as PurgeChoices };
+      Object.assign(purge, choices.purge, input.purge ?? {});
+      Object.assign(prePurge, choices.prePurge, input.prePurge ?? {});
+      predicted = action === "make_permanent" ? await this.makePermanentKills(node, purge) : [];
+    }
+    if ((action === "install" || action === "make_permanent") && input.acceptedKills !== undefined && input.acceptedKills !== predicted.length) {
+      throw new BeamdeckError(
+        "BD_CONFLICT",
+        `the impact changed since you reviewed it: ${predicted.length} process(es) would be killed now, you accepted ${input.acceptedKills}; review the plan again`,
+        { predicted: predicted.length, accepted: input.acceptedKills },
+      );
+    }
+
+    if (action === "install") {
+      const releases = (await this.releases(node).catch(() => null)) as { current?: { vsn?: string } | null; currentVsn?: string } | null;
+      upgrade = await this.prisma.upgrade.create({
+        data: {
+          node,
+          bootId: this.registry.live(node)?.hello.bootId ?? null,
+          fromVsn: releases?.current?.vsn ?? releases?.currentVsn ?? "?",
+          toVsn: vsn as string,
+          status: "installing",
+          purge,
+          prePurge,
+          preview: jsonSafe(preview) as object,
+          expectedKills: predicted,
+          createdBy: input.actor,
+        },
+      });
+    }
+
+    const commandId = `c-${randomUUID()}`;
+    const params = { commandId, action, vsn, purge, prePurge };
+    const intentId = await recordIntent(this.prisma, {
+      actor: input.actor,
+      action: `upgrade.${action}`,
+      node,
+      target: upgrade ? `upgrade:${upgrade.id}` : `release:${vsn}`,
+      data: {
+        commandId,
+        upgradeId: upgrade?.id ?? null,
+        fromVsn: upgrade?.fromVsn ?? null,
+        toVsn: vsn,
+        purge,
+        prePurge,
+        predictedKills: predicted,
+        preview: preview ? jsonSafe(preview) : null,
+      },
+    });
+    await this.prisma.upgradeCommand.create({
+      data: { id: commandId, upgradeId: upgrade?.id ?? null, node, action, status: "sent", requestedBy: input.actor, params: jsonSafe(params) as object, intentId },
+    });
+    if (upgrade && predicted.length > 0) this.expectations.expect(node, upgrade.id, predicted, EXPECT_WINDOW_MS);
+    else if (upgrade) this.expectations.expect(node, upgrade.id, [], EXPECT_WINDOW_MS);
+
+    try {
+      await this.ask(node, "upgrade_command", params, 10_000);
+    } catch (e) {
+      // Never sent or refused: the intent gets its outcome now.
+      await this.finish(node, commandId, false, null, e instanceof BeamdeckError ? { code: e.code, message: e.message } : { code: "error", message: String(e) });
+      throw e;
+    }
+    this.publish({ node, commandId, kind: "sent", step: action, at: Date.now() });
+    return { commandId, upgradeId: upgrade?.id ?? null, predicted: predicted.length };
+  }
+
+  /** After install: who is still on old code of a brutal post-purge module dies at make_permanent. */
+  private async makePermanentKills(node: string, purge: PurgeChoices): Promise<string[]> {
+    const raw = (await this.oldCode(node)) as { modules?: { module: string; postPurge?: string; processes?: { pid: string }[] }[] };
+    const pids = new Set<string>();
+    for (const m of raw.modules ?? []) {
+      const post: string = purge[m.module] ?? m.postPurge ?? "brutal";
+      if (post === "brutal" || post === "brutal_purge") for (const p of m.processes ?? []) pids.add(p.pid);
+    }
+    return [...pids];
+  }
+
+  private onFrame(node: string, frame: AgentFrame): void {
+    if (frame.type === "progress") {
+      this.publish({ node, commandId: frame.commandId, kind: "progress", step: frame.step, message: frame.message, at: frame.at });
+      void this.prisma.upgradeCommand.updateMany({ where: { id: frame.commandId, status: "sent" }, data: { status: "running" } }).catch(() => {});
+    } else if (frame.type === "command_result") {
+      void this.finish(node, frame.commandId, frame.ok, frame.result ?? null, frame.error ?? null).catch((e) => console.error(`[beamdeck] upgrade result ${frame.commandId}: ${(e as Error).message}`));
+    }
+  }
+
+  /** Record a command's outcome once (results are replayed by the agent after reconnects). */
+  private async finish(node: string, commandId: string, ok: boolean, result: unknown, error: { code: string; message: string } | null): Promise<void> {
+    const cmd = await this.prisma.upgradeCommand.findUnique({ where: { id: commandId }, include: { upgrade: true } });
+    if (!cmd || cmd.node !== node) return; // not ours (another server's, or forged): ignore
+    const claimed = await this.prisma.upgradeCommand.updateMany({
+      where: { id: commandId, status: { in: ["sent", "running", "no_outcome"] } },
+      data: { status: ok ? "ok" : "error", result: jsonSafe({ result, error }) as object, finishedAt: new Date() },
+    });
+    if (claimed.count === 0) return; // already recorded
+    const upgrade = cmd.upgrade;
+    const r = (result ?? {}) as { died?: { pid: string }[] | string[]; killed?: { pid: string }[] | string[] };
+    const diedList = (r.died ?? r.killed ?? []).map((d) => (typeof d === "string" ? d : d.pid));
+    const predicted = ((upgrade?.expectedKills as string[] | null) ?? []).slice();
+    const comparison = cmd.action === "install" || cmd.action === "make_permanent" ? comparePrediction(predicted, diedList) : null;
+    if (upgrade) {
+      const status = !ok ? "failed" : cmd.action === "install" ? "installed" : cmd.action === "make_permanent" ? "permanent" : cmd.action === "rollback" ? "rolled_back" : upgrade.status;
+      const actual = { ...((upgrade.actualKills as object | null) ?? {}), [cmd.action]: { died: diedList, comparison } };
+      await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { status, actualKills: jsonSafe(actual) as object } });
+      this.expectations.extend(node, 10_000);
+    }
+    if (cmd.intentId !== null) {
+      await recordOutcome(this.prisma, cmd.intentId, {
+        actor: cmd.requestedBy,
+        action: `upgrade.${cmd.action}`,
+        node,
+        target: upgrade ? `upgrade:${upgrade.id}` : null,
+        outcome: ok ? "ok" : "error",
+        data: { commandId, result: jsonSafe(result), error, predictedVsActual: comparison },
+      });
+    } else {
+      await appendAudit(this.prisma, { actor: "agent", action: `upgrade.${cmd.action}`, node, outcome: ok ? "ok" : "error", data: { commandId, result: jsonSafe(result), error } });
+    }
+    this.publish({ node, commandId, kind: "result", ok, message: error?.message, at: Date.now() });
+  }
+
+  private publish(e: ProgressEvent): void {
+    this.hub.publish(`upgrade:${e.node}`, e);
+  }
+
+  async history(node: string, limit = 20) {
+    const rows = await this.prisma.upgrade.findMany({ where: { node }, orderBy: { createdAt: "desc" }, take: limit, include: { commands: { orderBy: { createdAt: "asc" } } } });
+    return rows.map((u) => ({
+      ...u,
+      commands: u.commands.map((c) => ({ ...c, intentId: c.intentId?.toString() ?? null })),
+    }));
+  }
+}
