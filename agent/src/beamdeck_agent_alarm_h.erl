@@ -35,13 +35,13 @@ watch(Sink) ->
     case catch gen_event:add_sup_handler(alarm_handler, ?MODULE, Sink) of
         ok ->
             report_active(Sink),
-            %% Exits are `normal` (the events process traps exits and sees
-            %% them anyway): a crash report here would itself be an event.
+            %% Return (exit `normal`): the events process traps exits and
+            %% sees it anyway, and a crash report here would itself be an event.
             receive
-                {gen_event_EXIT, ?MODULE, _Reason} -> exit(normal)
+                {gen_event_EXIT, ?MODULE, _Reason} -> ok
             end;
         _Error ->
-            exit(normal)
+            ok
     end.
 
 %% Alarms set before we were added (only the default alarm_handler module

@@ -81,6 +81,7 @@
     last_progress = 0 :: integer(),
     pump = false :: boolean(),
     handler = false :: boolean(),
+    handler_warned = false :: boolean(),
     alarm :: pid() | undefined,
     alarm_retry_at = 0 :: integer()
 }).
@@ -195,7 +196,7 @@ handle_cast({connected, LastSeq}, St0) ->
 handle_cast({ack, Seq}, St) ->
     {noreply, drop_upto(Seq, St)};
 handle_cast({notify, Event}, St) ->
-    {noreply, add(Event#{at => maps:get(at, Event, now_ms())}, St)};
+    {noreply, add(Event#{at => maps:get(at, Event, wall_ms())}, St)};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -245,6 +246,14 @@ seq_counter(BootId) ->
             Ref
     end.
 
+%% Put the handler back if someone removed or replaced it (checked every
+%% tick; reading the handler config is an ETS lookup, not a call).
+check_handler(#st{sink = Sink} = St) ->
+    case logger:get_handler_config(?HANDLER_ID) of
+        {ok, #{config := #{sink := Sink}}} -> St#st{handler = true};
+        _ -> install_handler(St)
+    end.
+
 %% Replace any handler left by an earlier incarnation of this process.
 install_handler(#st{sink = Sink} = St) ->
     Config = beamdeck_agent_logger_h:handler_config(Sink, application:get_env(beamdeck_agent, progress_reports, false) =:= true),
@@ -254,9 +263,11 @@ install_handler(#st{sink = Sink} = St) ->
               end,
     case beamdeck_agent_otp:call(Install, ?LOGGER_TIMEOUT) of
         {ok, ok} ->
-            St#st{handler = true};
-        Error ->
+            St#st{handler = true, handler_warned = false};
+        Error when not St#st.handler_warned ->
             logger:warning("beamdeck_agent: logger handler not installed: ~0p", [Error]),
+            St#st{handler = false, handler_warned = true};
+        _Error ->
             St#st{handler = false}
     end.
 
@@ -267,7 +278,7 @@ start_alarm(St) ->
     end.
 
 tick(St0) ->
-    St1 = report_drops(St0#st{budget = ?BATCH}),
+    St1 = report_drops(check_handler(St0#st{budget = ?BATCH})),
     Now = now_ms(),
     St2 = case St1#st.alarm =:= undefined andalso Now >= St1#st.alarm_retry_at of
               true -> start_alarm(St1);

@@ -212,6 +212,7 @@ elements(R, O, D, Acc) ->
 ws(<<C, R/binary>>) when C =:= $\s; C =:= $\t; C =:= $\n; C =:= $\r -> ws(R);
 ws(R) -> R.
 
+-spec unexpected(Rest :: binary(), Orig :: binary()) -> no_return().
 unexpected(<<>>, _O) -> throw(unexpected_end);
 unexpected(R, O) -> throw({unexpected_byte, offset(O, R)}).
 

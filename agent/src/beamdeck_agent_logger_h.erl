@@ -39,7 +39,8 @@ adding_handler(_Config) -> {error, no_sink}.
     when SetOrUpdate :: set | update, OldConfig :: logger:handler_config(),
          NewConfig :: logger:handler_config(), Config :: logger:handler_config().
 changing_config(_SetOrUpdate, _Old, #{config := #{sink := _}} = New) -> {ok, New};
-changing_config(_SetOrUpdate, #{config := OldSub}, New) -> {ok, New#{config => OldSub}}.
+changing_config(_SetOrUpdate, #{config := OldSub}, New) -> {ok, New#{config => OldSub}};
+changing_config(_SetOrUpdate, _Old, New) -> {ok, New}.
 
 %% @doc Logger callback: nothing to clean up (the events process owns the sink).
 -spec removing_handler(Config) -> ok when Config :: logger:handler_config().
@@ -78,10 +79,11 @@ handler_config(Sink, Progress) ->
 -spec event(LogEvent, Cap) -> map()
     when LogEvent :: logger:log_event(), Cap :: pos_integer().
 event(#{msg := {report, #{label := {supervisor, progress}, report := R}}} = LogEvent, Cap) ->
-    (base(LogEvent, <<"progress_report">>, Cap))#{
-        context => <<"progress">>,
-        supervisor => supervisor(prop(supervisor, R)),
-        offender => offender(prop(started, R))};
+    maps:merge(
+      (base(LogEvent, <<"progress_report">>, Cap))#{
+          context => <<"progress">>,
+          offender => offender(prop(started, R))},
+      supervisor(prop(supervisor, R)));
 event(#{msg := {report, #{label := {supervisor, Context}, report := R}}} = LogEvent, Cap) ->
     maps:merge(
       (base(LogEvent, <<"supervisor_report">>, Cap))#{

@@ -26,7 +26,7 @@
          encode_frame/4, decode_frame/2, assemble/3, fragment/3,
          close_payload/2, parse_close/1, close_code/1]).
 
--define(GUID, "258EAFA5-E914-47DA-95CA-C5AB0DC11B65").
+-define(GUID, "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").
 -define(MAX_HEADER_BYTES, 16384).
 -define(MAX_BODY_BYTES, 4096).
 -define(MAX_BODY_LINE, 300).
@@ -101,7 +101,11 @@ open(Host, Port, Tls, Opts) ->
             case tls_opts(Host, Opts) of
                 {ok, TlsOpts} ->
                     case ssl:connect(Host, Port, TcpOpts ++ TlsOpts, Timeout) of
-                        {ok, S} -> {ok, ssl, S};
+                        {ok, S} ->
+                            case check_ip_host(S, Host, Opts) of
+                                ok -> {ok, ssl, S};
+                                {error, _} = Error -> _ = ssl:close(S), Error
+                            end;
                         {error, R} when R =:= econnrefused; R =:= timeout; R =:= nxdomain;
                                         R =:= ehostunreach; R =:= enetunreach ->
                             {error, {connect, R}};
@@ -119,20 +123,46 @@ family(Host) ->
 
 %% verify_peer with the OS CA store (OTP 25+) and an https-style hostname
 %% check, unless verification was turned off (tests, self-signed servers).
+%% ssl checks a host name itself; for an IP literal (no SNI) it would look
+%% for a DNS name, so check_ip_host/3 matches the IP address afterwards.
 tls_opts(Host, Opts) ->
-    Sni = case inet:parse_address(Host) of
-              {ok, _} -> [];  % SNI carries host names only
-              {error, _} -> [{server_name_indication, Host}]
+    IsIp = is_ip(Host),
+    Sni = case IsIp of
+              true -> [{server_name_indication, disable}];
+              false -> [{server_name_indication, Host}]
           end,
+    %% ssl logs every alert at notice level; the caller logs failures once.
+    Common = [{log_level, warning} | Sni],
     case maps:get(tls_verify, Opts, true) of
         false ->
-            {ok, [{verify, verify_none} | Sni]};
+            {ok, [{verify, verify_none} | Common]};
         true ->
-            Check = [{customize_hostname_check,
-                      [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]}],
+            Check = case IsIp of
+                        true -> [];
+                        false -> [{customize_hostname_check,
+                                   [{match_fun, public_key:pkix_verify_hostname_match_fun(https)}]}]
+                    end,
             case ca_opts(Opts) of
-                {ok, Ca} -> {ok, [{verify, verify_peer}, {depth, 10}] ++ Ca ++ Check ++ Sni};
+                {ok, Ca} -> {ok, [{verify, verify_peer}, {depth, 10}] ++ Ca ++ Check ++ Common};
                 {error, _} = Error -> Error
+            end
+    end.
+
+is_ip(Host) ->
+    element(1, inet:parse_address(Host)) =:= ok.
+
+check_ip_host(S, Host, Opts) ->
+    case is_ip(Host) andalso maps:get(tls_verify, Opts, true) of
+        false -> ok;
+        true ->
+            {ok, Ip} = inet:parse_address(Host),
+            case ssl:peercert(S) of
+                {ok, Der} ->
+                    case public_key:pkix_verify_hostname(Der, [{ip, Ip}]) of
+                        true -> ok;
+                        false -> {error, {tls, {bad_cert, hostname_check_failed}}}
+                    end;
+                {error, R} -> {error, {tls, R}}
             end
     end.
 
@@ -195,19 +225,19 @@ deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
 remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% @doc Give the socket to another process (the one that will read it).
--spec controlling_process(ws(), pid()) -> ok | {error, term()}.
+-spec controlling_process(Ws, Owner) -> ok | {error, term()} when Ws :: ws(), Owner :: pid().
 controlling_process(#ws{transport = T, socket = S}, Pid) ->
     T:controlling_process(S, Pid).
 
 %% @doc Ask for the next chunk of data as one message (`{active, once}').
--spec activate(ws()) -> ok | {error, term()}.
+-spec activate(Ws) -> ok | {error, term()} when Ws :: ws().
 activate(#ws{transport = gen_tcp, socket = S}) -> inet:setopts(S, [{active, once}]);
 activate(#ws{transport = ssl, socket = S}) -> ssl:setopts(S, [{active, once}]).
 
 %% @doc Classify a message the owner received: data for this socket, its
 %% closing, its error, or something else.
--spec socket_message(Msg, ws()) -> {data, binary()} | closed | {error, term()} | other
-    when Msg :: term().
+-spec socket_message(Msg, Ws) -> {data, binary()} | closed | {error, term()} | other
+    when Msg :: term(), Ws :: ws().
 socket_message({tcp, S, Data}, #ws{socket = S}) -> {data, Data};
 socket_message({ssl, S, Data}, #ws{socket = S}) -> {data, Data};
 socket_message({tcp_closed, S}, #ws{socket = S}) -> closed;
@@ -220,7 +250,8 @@ socket_message(_, _) -> other.
 %% Pings are answered and a close frame is answered before it is returned.
 %% On a protocol error the close frame with the matching code is sent and
 %% `{error, Reason, Ws}' returned; the caller then drops the socket.
--spec handle_data(ws(), binary()) -> {ok, ws(), [event()]} | {error, proto_error() | term(), ws()}.
+-spec handle_data(Ws, Data) -> {ok, ws(), [event()]} | {error, proto_error() | term(), ws()}
+    when Ws :: ws(), Data :: binary().
 handle_data(#ws{buf = Buf} = Ws, Data) ->
     frames(Ws#ws{buf = <<>>}, <<Buf/binary, Data/binary>>, []).
 
@@ -267,20 +298,21 @@ fail(Ws, Why) ->
 
 %% @doc Send a text or binary message, fragmented above the fragment size.
 %% The socket's send timeout bounds how long a stuck peer can block this.
--spec send(ws(), text | binary, iodata()) -> ok | {error, term()}.
+-spec send(Ws, Type, Data) -> ok | {error, term()}
+    when Ws :: ws(), Type :: text | binary, Data :: iodata().
 send(#ws{transport = T, socket = S, frag_size = FragSize}, Type, Data) ->
     Frames = [encode_frame(Op, Chunk, Fin, mask_key())
               || {Op, Fin, Chunk} <- fragment(Type, iolist_to_binary(Data), FragSize)],
     T:send(S, Frames).
 
 %% @doc Send a ping (payload at most 125 bytes).
--spec ping(ws(), binary()) -> ok | {error, term()}.
+-spec ping(Ws, Payload) -> ok | {error, term()} when Ws :: ws(), Payload :: binary().
 ping(Ws, Payload) when byte_size(Payload) =< 125 ->
     send_frame(Ws, ping, Payload, true).
 
 %% @doc Start the closing handshake, wait briefly for the server's close
 %% frame, and close the socket. Always returns `ok'.
--spec close(ws(), Code, Reason) -> ok when Code :: 1000..4999, Reason :: binary().
+-spec close(Ws, Code, Reason) -> ok when Ws :: ws(), Code :: 1000..4999, Reason :: binary().
 close(#ws{transport = T, socket = S} = Ws, Code, Reason) ->
     case Ws#ws.close_sent of
         true -> ok;
@@ -309,7 +341,7 @@ await_close(#ws{transport = T, socket = S} = Ws, Deadline) ->
     end.
 
 %% @doc Close the socket without a closing handshake.
--spec abort(ws()) -> ok.
+-spec abort(Ws) -> ok when Ws :: ws().
 abort(#ws{transport = T, socket = S}) ->
     _ = T:close(S),
     ok.
@@ -486,8 +518,8 @@ body_line(Body) ->
 
 %% @doc Encode one frame. `MaskKey' is 4 bytes for a client frame (the
 %% payload is masked) or `none' (a server frame, for tests).
--spec encode_frame(opcode(), iodata(), Fin, MaskKey) -> iodata()
-    when Fin :: boolean(), MaskKey :: <<_:32>> | none.
+-spec encode_frame(Op, Payload, Fin, MaskKey) -> iodata()
+    when Op :: opcode(), Payload :: iodata(), Fin :: boolean(), MaskKey :: <<_:32>> | none.
 encode_frame(Op, Payload0, Fin, Mask) ->
     Payload = iolist_to_binary(Payload0),
     Len = byte_size(Payload),
@@ -531,8 +563,8 @@ is_control(Op) -> Op =:= close orelse Op =:= ping orelse Op =:= pong.
 %% @doc Decode one frame from the front of `Buf'. Header errors are found as
 %% soon as the header is in, and a length above `MaxPayload' is refused
 %% before its payload is read, so a buffer never grows past one allowed frame.
--spec decode_frame(Buf, MaxPayload) -> {ok, frame(), Rest} | more | {error, proto_error()}
-    when Buf :: binary(), MaxPayload :: non_neg_integer(), Rest :: binary().
+-spec decode_frame(Buf, MaxPayload) -> {ok, Frame, Rest} | more | {error, proto_error()}
+    when Buf :: binary(), MaxPayload :: non_neg_integer(), Frame :: frame(), Rest :: binary().
 decode_frame(<<Fin:1, Rsv:3, Opc:4, M:1, Len7:7, Rest/binary>>, Max) ->
     Op = op_name(Opc),
     if
@@ -577,12 +609,12 @@ frame_body(Fin, Op, false, Len, Buf, _Max) ->
 
 %% @doc Add a decoded frame to the message being assembled. Control frames
 %% may arrive between the fragments of a message and pass straight through.
--spec assemble(frame(), assembly(), MaxMessage) ->
+-spec assemble(Frame, Assembly, MaxMessage) ->
           {message, text | binary, binary(), assembly()}
         | {control, close | ping | pong, binary(), assembly()}
         | {more, assembly()}
         | {error, proto_error()}
-    when MaxMessage :: non_neg_integer().
+    when Frame :: frame(), Assembly :: assembly(), MaxMessage :: non_neg_integer().
 assemble(#{op := Op, payload := P}, Asm, _Max) when Op =:= close; Op =:= ping; Op =:= pong ->
     {control, Op, P, Asm};
 assemble(#{op := continuation}, none, _Max) ->
@@ -611,8 +643,8 @@ complete(binary, Msg) ->
 
 %% @doc Split a message into `{Opcode, Fin, Chunk}' frames of at most
 %% `FragSize' bytes (one frame when it fits).
--spec fragment(text | binary, binary(), FragSize) -> [{opcode(), boolean(), binary()}]
-    when FragSize :: pos_integer().
+-spec fragment(Type, Message, FragSize) -> [{opcode(), Fin :: boolean(), Chunk :: binary()}]
+    when Type :: text | binary, Message :: binary(), FragSize :: pos_integer().
 fragment(Type, Bin, FragSize) when byte_size(Bin) =< FragSize ->
     [{Type, true, Bin}];
 fragment(Type, Bin, FragSize) ->
@@ -643,8 +675,8 @@ utf8_prefix(Bin, Max) ->
 %% @doc Parse a received close payload: `{ok, 1005, <<>>}' when it is
 %% empty; codes that may not be sent on the wire and non-UTF-8 reasons are
 %% protocol errors.
--spec parse_close(binary()) -> {ok, Code, Reason} | {error, proto_error()}
-    when Code :: non_neg_integer(), Reason :: binary().
+-spec parse_close(Payload) -> {ok, Code, Reason} | {error, proto_error()}
+    when Payload :: binary(), Code :: non_neg_integer(), Reason :: binary().
 parse_close(<<>>) -> {ok, 1005, <<>>};
 parse_close(<<_>>) -> {error, {protocol, bad_close_payload}};
 parse_close(<<Code:16, Reason/binary>>) ->
@@ -660,7 +692,7 @@ parse_close(<<Code:16, Reason/binary>>) ->
     end.
 
 %% @doc The close code for a receive error.
--spec close_code(proto_error() | term()) -> 1002 | 1007 | 1009 | 1011.
+-spec close_code(Error) -> 1002 | 1007 | 1009 | 1011 when Error :: proto_error() | term().
 close_code({protocol, _}) -> 1002;
 close_code(invalid_utf8) -> 1007;
 close_code({too_big, _}) -> 1009;

@@ -1,10 +1,12 @@
 %%% Tests for beamdeck_agent_events (with beamdeck_agent_logger_h and
 %%% beamdeck_agent_alarm_h installed for real in this VM's logger and SASL).
 %%%
-%%% beamdeck_agent_conn and beamdeck_agent_config are replaced by stubs
-%%% compiled here (and the real modules, if any, reloaded afterwards): the
-%%% stub conn talks to a fake process registered as beamdeck_agent_conn that
-%%% records every `send` cast and answers `connected`/`stats` as told.
+%%% beamdeck_agent_conn is replaced by a stub compiled here (the real one,
+%%% if on the path, is reloaded afterwards): the stub talks to a fake process
+%%% registered as beamdeck_agent_conn that records every `send` cast and
+%%% answers `connected`/`stats` as told. beamdeck_agent_config is the real
+%%% one when it is on the path (each test takes a fresh boot id with
+%%% new_boot_id/0, so seqs start at 1), else a stub with the same two calls.
 -module(beamdeck_agent_events_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -13,7 +15,6 @@
 -export([init/1, start_worker/0, start_crasher/2]).
 
 -define(SUP, bd_events_test_sup).
--define(BOOT_KEY, {?MODULE, boot_id}).
 -define(ENV_KEYS, [event_buffer, event_buffer_bytes, event_inflight_max, event_resend_ms,
                    progress_reports, max_queue]).
 
@@ -29,7 +30,8 @@ events_test_() ->
       {"reports from an unnamed supervisor name its pid", fun unnamed_supervisor/0},
       {"notify/1 events get seqs too", fun notify/0},
       {"the handler is removed when the events process stops", fun handler_removed/0},
-      {"seqs continue across a restart of the events process", fun restart_keeps_seq/0}]}.
+      {"seqs continue across a restart of the events process", fun restart_keeps_seq/0},
+      {"a handler removed by someone else is put back", fun handler_reinstalled/0}]}.
 
 overflow_test_() ->
     {setup, fun() -> setup([{event_buffer, 5}]) end, fun cleanup/1,
@@ -60,7 +62,9 @@ setup(Env) -> setup(Env, true).
 
 setup(Env, StartEvents) ->
     Stubs = load_stubs(),
-    persistent_term:put(?BOOT_KEY, new_boot_id()),
+    _ = beamdeck_agent_config:new_boot_id(),
+    %% Saved and restored: under rebar3 the app.src defaults are loaded.
+    SavedEnv = [{K, application:get_env(beamdeck_agent, K)} || K <- ?ENV_KEYS],
     [application:unset_env(beamdeck_agent, K) || K <- ?ENV_KEYS],
     [application:set_env(beamdeck_agent, K, V) || {K, V} <- Env],
     DefaultLevel = mute_default_handler(),
@@ -69,13 +73,16 @@ setup(Env, StartEvents) ->
         true -> {ok, _} = start_events();
         false -> ok
     end,
-    #{stubs => Stubs, conn => Conn, default_level => DefaultLevel}.
+    #{stubs => Stubs, conn => Conn, default_level => DefaultLevel, env => SavedEnv}.
 
-cleanup(#{stubs := Stubs, conn := Conn, default_level := Level}) ->
+cleanup(#{stubs := Stubs, conn := Conn, default_level := Level, env := SavedEnv}) ->
     stop_events(),
     stop_sup(),
     stop_proc(Conn),
-    [application:unset_env(beamdeck_agent, K) || K <- ?ENV_KEYS],
+    [case V of
+         {ok, Value} -> application:set_env(beamdeck_agent, K, Value);
+         undefined -> application:unset_env(beamdeck_agent, K)
+     end || {K, V} <- SavedEnv],
     restore_default_handler(Level),
     unload_stubs(Stubs).
 
@@ -209,7 +216,7 @@ notify() ->
     wait_until(fun() -> length(frames()) >= 2 end),
     [_, F] = frames(),
     ?assertMatch(#{seq := 2, kind := <<"upgrade">>, commandId := <<"c-1">>, type := <<"event">>}, F),
-    ?assert(is_integer(maps:get(at, F))).
+    ?assert(abs(maps:get(at, F) - erlang:system_time(millisecond)) < 5000).
 
 handler_removed() ->
     ?assert(lists:member(beamdeck_agent_logger_h, logger:get_handler_ids())),
@@ -220,8 +227,18 @@ handler_removed() ->
     log_report(1),
     ?assertEqual(0, beamdeck_agent_events:last_seq()).
 
+handler_reinstalled() ->
+    ok = logger:remove_handler(beamdeck_agent_logger_h),
+    log_report(1),
+    ?assertMatch(#{lastSeq := 0}, beamdeck_agent_events:stats()),
+    wait_until(fun() -> lists:member(beamdeck_agent_logger_h, logger:get_handler_ids()) end, 3000),
+    log_report(2),
+    ?assertMatch(#{lastSeq := 1, handler := true}, beamdeck_agent_events:stats()).
+
 restart_keeps_seq() ->
     [log_report(I) || I <- lists:seq(1, 3)],
+    %% The handler ran in this process: its sends precede this call.
+    ?assertMatch(#{lastSeq := 3}, beamdeck_agent_events:stats()),
     ?assertEqual(3, beamdeck_agent_events:last_seq()),
     Old = whereis(beamdeck_agent_events),
     exit(Old, kill),
@@ -307,17 +324,21 @@ flood() ->
     {ok, Sup} = supervisor:start_link({local, ?SUP}, ?MODULE, {crasher, Counter, Crashes}),
     %% And supervisor-report-shaped logger calls from four processes.
     Self = self(),
-    Loggers = [spawn_link(fun() -> [log_report(I) || I <- lists:seq(1, Direct div 4)],
-                                   Self ! {done, self()} end) || _ <- lists:seq(1, 4)],
-    [receive {done, P} -> ok end || P <- Loggers],
+    %% Each times its logger:log calls (the handler runs inside them).
+    Loggers = [spawn_link(fun() -> Self ! {done, self(), timed_logs(Direct div 4)} end)
+               || _ <- lists:seq(1, 4)],
+    LogUs = lists:append([receive {done, P, Us} -> Us end || P <- Loggers]),
     wait_until(fun() -> counters:get(Counter, 1) > Crashes end, 60000),
     wait_until(fun() -> element(2, erlang:process_info(EventsPid, message_queue_len)) =:= 0 end),
     Elapsed = erlang:monotonic_time(millisecond) - T0,
-    #{max_lag := MaxLag, max_qlen := MaxQ, ticks := Ticks} = stop_ticker(Ticker),
+    #{lags := Lags, max_qlen := MaxQ} = stop_ticker(Ticker),
+    {P95Lag, MaxLag} = {percentile(95, Lags), lists:max(Lags)},
+    {P95Log, MaxLog} = {percentile(95, LogUs), lists:max(LogUs)},
     Stats = beamdeck_agent_events:stats(),
     {memory, Mem} = erlang:process_info(EventsPid, memory),
-    ?debugFmt("flood: ~b ms, ~b ticks, max lag ~b ms, max events qlen ~b, memory ~b, stats ~p",
-              [Elapsed, Ticks, MaxLag, MaxQ, Mem, Stats]),
+    ?debugFmt("flood: ~b ms, ~b ticks, tick lag p95 ~b ms max ~b ms, logger:log p95 ~b us "
+              "max ~b us, max events qlen ~b, memory ~b, stats ~0p",
+              [Elapsed, length(Lags), P95Lag, MaxLag, P95Log, MaxLog, MaxQ, Mem, Stats]),
     #{lastSeq := LastSeq, buffered := Buffered, dropped := Dropped,
       overloadDrops := Overload, bufferedBytes := Bytes} = Stats,
     %% Every report is either an event or counted as an overload drop; the
@@ -331,13 +352,21 @@ flood() ->
     ?assert(Bytes =< 16 * 1024 * 1024),
     ?assert(Mem < 16 * 1024 * 1024),
     ?assert(MaxQ =< 1000 + 10),
-    ?assert(MaxLag < 250),
+    %% Percentiles, and loose maxima: other work on a shared machine stalls
+    %% the whole VM now and then (a blocking handler would show as seconds).
+    ?assert(P95Lag < 100),
+    ?assert(MaxLag < 2000),
+    ?assert(P95Log < 20000),
+    ?assert(MaxLog < 2000000),
     ?assert(Elapsed < 30000),
     %% The newest events are kept, in order.
     stop_sup(Sup),
     connect(LastSeq - 10),
     wait_until(fun() -> length(frames()) >= 10 end),
-    ?assertEqual(lists:seq(LastSeq - 9, LastSeq), seqs(frames())).
+    {Replayed, Later} = lists:split(10, frames()),
+    ?assertEqual(lists:seq(LastSeq - 9, LastSeq), seqs(Replayed)),
+    %% Only a drop report from a tick after the stats call may follow.
+    ?assertEqual([], [F || F <- Later, maps:get(kind, F) =/= <<"agent">>]).
 
 alarms() ->
     %% Without SASL the events process starts, with no alarm handler.
@@ -349,6 +378,9 @@ alarms() ->
     alarm_handler:set_alarm({bd_test_alarm_before, already}),
     {ok, _} = start_events(),
     ?assertMatch(#{alarms := true}, beamdeck_agent_events:stats()),
+    %% The watcher adds the handler, then reports the alarm already set.
+    wait_until(fun() -> maps:get(lastSeq, beamdeck_agent_events:stats()) >= 1 end),
+    ?assert(lists:member(beamdeck_agent_alarm_h, gen_event:which_handlers(alarm_handler))),
     alarm_handler:set_alarm({bd_test_alarm, "disk on fire"}),
     alarm_handler:clear_alarm(bd_test_alarm),
     connect(0),
@@ -367,6 +399,7 @@ alarms() ->
     wait_until(fun() -> maps:get(alarms, beamdeck_agent_events:stats()) =:= false end),
     {ok, _} = application:ensure_all_started(sasl),
     wait_until(fun() -> maps:get(alarms, beamdeck_agent_events:stats()) end, 8000),
+    wait_until(fun() -> lists:member(beamdeck_agent_alarm_h, gen_event:which_handlers(alarm_handler)) end),
     alarm_handler:set_alarm({bd_test_alarm, again}),
     wait_until(fun() -> length(alarm_frames()) >= 4 end),
     ?assertMatch(#{kind := <<"alarm_set">>, description := #{text := <<"again">>}},
@@ -439,10 +472,7 @@ connect(LastSeq) ->
     set_conn(connected, true),
     beamdeck_agent_events:connected(LastSeq).
 
-boot_id() -> persistent_term:get(?BOOT_KEY).
-
-new_boot_id() ->
-    list_to_binary(io_lib:format("~32.16.0b", [rand:uniform(1 bsl 127)])).
+boot_id() -> beamdeck_agent_config:boot_id().
 
 seqs(Frames) -> [maps:get(seq, F) || F <- Frames].
 
@@ -470,10 +500,21 @@ mute_default_handler() ->
 restore_default_handler(undefined) -> ok;
 restore_default_handler(Level) -> logger:set_handler_config(default, level, Level).
 
-%% A process ticking every 5 ms: the largest lateness of a tick, and the
-%% largest mailbox of the events process seen meanwhile.
+timed_logs(N) ->
+    [begin
+                   T0 = erlang:monotonic_time(microsecond),
+                   log_report(I),
+                   erlang:monotonic_time(microsecond) - T0
+               end || I <- lists:seq(1, N)].
+
+percentile(P, Xs) ->
+    Sorted = lists:sort(Xs),
+    lists:nth(max(1, (length(Sorted) * P + 99) div 100), Sorted).
+
+%% A process ticking every 5 ms: the lateness of each tick (at most 100k
+%% kept), and the largest mailbox of the events process seen meanwhile.
 start_ticker(Watched) ->
-    spawn_link(fun() -> ticker(Watched, erlang:monotonic_time(millisecond), #{max_lag => 0, max_qlen => 0, ticks => 0}) end).
+    spawn_link(fun() -> ticker(Watched, erlang:monotonic_time(millisecond), #{lags => [], max_qlen => 0}) end).
 
 ticker(Watched, Last, Acc) ->
     receive
@@ -484,8 +525,9 @@ ticker(Watched, Last, Acc) ->
                    {message_queue_len, Q} -> Q;
                    undefined -> 0
                end,
-        #{max_lag := L, max_qlen := M, ticks := T} = Acc,
-        ticker(Watched, Now, Acc#{max_lag := max(L, Now - Last - 5), max_qlen := max(M, QLen), ticks := T + 1})
+        #{lags := Lags, max_qlen := M} = Acc,
+        ticker(Watched, Now, Acc#{lags := lists:sublist([max(0, Now - Last - 5) | Lags], 100000),
+                                  max_qlen := max(M, QLen)})
     end.
 
 stop_ticker(Pid) ->
@@ -536,8 +578,9 @@ set_conn(K, V) -> ok = gen_server:call(beamdeck_agent_conn, {set, K, V}, 5000).
 
 %%% STUB MODULES %%%
 
-%% The real conn's send/1 is gen_statem:cast(beamdeck_agent_conn, {send, F});
-%% connected/0 and stats/0 are calls. The stub config reads this test's boot id.
+%% The stub conn's send/1 casts {send, Frame} to the registered process (as
+%% the real conn does once connected); connected/0 and stats/0 are calls
+%% here (ETS reads in the real conn), which the events process must bound.
 stub_sources() ->
     [{beamdeck_agent_conn,
       "-module(beamdeck_agent_conn).\n"
@@ -547,10 +590,16 @@ stub_sources() ->
       "stats() -> gen_server:call(beamdeck_agent_conn, stats, 1000).\n"},
      {beamdeck_agent_config,
       "-module(beamdeck_agent_config).\n"
-      "-export([boot_id/0]).\n"
-      "boot_id() -> persistent_term:get({beamdeck_agent_events_tests, boot_id}).\n"}].
+      "-export([boot_id/0, new_boot_id/0]).\n"
+      "boot_id() -> persistent_term:get({beamdeck_agent_events_tests, boot_id}).\n"
+      "new_boot_id() ->\n"
+      "    Id = list_to_binary(io_lib:format(\"~32.16.0b\", [rand:uniform(1 bsl 127)])),\n"
+      "    persistent_term:put({beamdeck_agent_events_tests, boot_id}, Id), Id.\n"}].
 
+%% The conn always; the config only when the real one is not on the path.
 load_stubs() ->
+    Needed = [S || {Mod, _} = S <- stub_sources(),
+                   Mod =:= beamdeck_agent_conn orelse code:ensure_loaded(Mod) =/= {module, Mod}],
     [begin
          {ok, Toks, _} = erl_scan:string(Src),
          Forms = [begin {ok, F} = erl_parse:parse_form(T), F end || T <- split_forms(Toks, [])],
@@ -558,7 +607,7 @@ load_stubs() ->
          _ = code:purge(Mod),
          {module, Mod} = code:load_binary(Mod, "stub_" ++ atom_to_list(Mod), Bin),
          Mod
-     end || {Mod, Src} <- stub_sources()].
+     end || {Mod, Src} <- Needed].
 
 unload_stubs(Mods) ->
     [begin

@@ -1,10 +1,11 @@
-%%% @doc Test support: runs test/support/ws_echo_server.mjs (the Node `ws`
-%%% package, a real WebSocket server) as a port, reads its JSON event lines
-%%% and sends it commands. Used by the ws and conn tests.
+%%% @doc Test support: runs test/support/ws_echo_server.mjs (the Node `ws'
+%%% package, a real WebSocket server) as a port, owned by a small process
+%%% that keeps its JSON event lines, so any test process may wait for events
+%%% or send commands. Used by the ws and conn tests.
 -module(beamdeck_agent_ws_server).
 
--export([start/0, start/1, stop/1, port/1, cmd/2, await/2, await/3, events/1,
-         make_cert/1, make_cert/2, script/0]).
+-export([start/0, start/1, stop/1, port/1, cmd/2, await/2, await/3, events/1, clear/1,
+         make_cert/2, script/0]).
 
 -define(LINE_MAX, 1048576).
 
@@ -19,35 +20,28 @@ start(Args) ->
                false -> error(node_not_found);
                N -> N
            end,
-    Port = open_port({spawn_executable, Node},
-                     [{args, [script() | Args]}, {line, ?LINE_MAX}, binary,
-                      use_stdio, exit_status, hide]),
-    S = #{port => Port},
-    put({?MODULE, buffer, Port}, []),
+    Script = script(),
+    Parent = self(),
+    Owner = spawn(fun() ->
+                          Port = open_port({spawn_executable, Node},
+                                           [{args, [Script | Args]}, {line, ?LINE_MAX}, binary,
+                                            use_stdio, exit_status, hide]),
+                          Parent ! {self(), started},
+                          owner(#{port => Port, buffer => [], waiters => [], partial => <<>>,
+                                  exited => false})
+                  end),
+    receive {Owner, started} -> ok end,
+    S = #{owner => Owner},
     #{<<"port">> := TcpPort} = await(S, fun(#{<<"ev">> := E}) -> E =:= <<"listening">> end, 10000),
     S#{tcp_port => TcpPort}.
 
 %% @doc Stop the server and wait for the Node process to exit.
 -spec stop(map()) -> ok.
-stop(#{port := Port}) ->
-    OsPid = case erlang:port_info(Port, os_pid) of
-                {os_pid, P} -> P;
-                undefined -> undefined
-            end,
-    catch port_command(Port, <<"{\"cmd\":\"exit\"}\n">>),
-    receive
-        {Port, {exit_status, _}} -> ok
-    after 5000 ->
-        catch port_close(Port),
-        _ = OsPid =/= undefined andalso os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-        ok
-    end,
-    erase({?MODULE, buffer, Port}),
-    flush(Port).
-
-flush(Port) ->
-    receive {Port, _} -> flush(Port)
-    after 0 -> ok
+stop(#{owner := Owner}) ->
+    Ref = monitor(process, Owner),
+    Owner ! stop,
+    receive {'DOWN', Ref, process, Owner, _} -> ok
+    after 10000 -> exit(Owner, kill), ok
     end.
 
 %% @doc The TCP port the server listens on.
@@ -56,8 +50,8 @@ port(#{tcp_port := P}) -> P.
 
 %% @doc Send a command map (see the script's header).
 -spec cmd(map(), map()) -> ok.
-cmd(#{port := Port}, Cmd) ->
-    true = port_command(Port, [beamdeck_agent_json:encode(Cmd), $\n]),
+cmd(#{owner := Owner}, Cmd) ->
+    Owner ! {cmd, iolist_to_binary([beamdeck_agent_json:encode(Cmd), $\n])},
     ok.
 
 %% @doc Wait for an event for which `Pred' holds; other events stay buffered.
@@ -66,39 +60,100 @@ await(S, Pred) -> await(S, Pred, 5000).
 
 %% @doc Like await/2 with a timeout in ms; raises `{timeout, Buffered}'.
 -spec await(map(), fun((map()) -> boolean()), timeout()) -> map().
-await(#{port := Port} = S, Pred, Timeout) ->
-    Buf = get({?MODULE, buffer, Port}),
-    case take(Pred, Buf, []) of
-        {ok, Ev, Rest} ->
-            put({?MODULE, buffer, Port}, Rest),
-            Ev;
-        none ->
-            Deadline = erlang:monotonic_time(millisecond) + Timeout,
-            read_until(S, Pred, Deadline, <<>>)
+await(#{owner := Owner}, Pred, Timeout) ->
+    Ref = make_ref(),
+    Owner ! {await, self(), Ref, Pred},
+    receive
+        {Ref, {ok, Ev}} -> Ev;
+        {Ref, {exited, St, Buf}} -> error({server_exited, St, Buf})
+    after Timeout ->
+        Owner ! {cancel, self(), Ref},
+        receive
+            {Ref, {ok, Ev}} -> Ev;
+            {Ref, {buffer, Buf}} -> error({timeout, Buf})
+        end
     end.
 
-read_until(#{port := Port} = S, Pred, Deadline, Partial) ->
-    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+%% @doc Every buffered event (after a short wait), in order; clears them.
+-spec events(map()) -> [map()].
+events(#{owner := Owner}) ->
+    timer:sleep(200),
+    Ref = make_ref(),
+    Owner ! {take_all, self(), Ref},
+    receive {Ref, Evs} -> Evs end.
+
+%% @doc Forget every buffered event (at the start of a test).
+-spec clear(map()) -> ok.
+clear(#{owner := Owner}) ->
+    Ref = make_ref(),
+    Owner ! {take_all, self(), Ref},
+    receive {Ref, _} -> ok end.
+
+owner(#{port := Port, exited := Exited} = St) ->
     receive
         {Port, {data, {noeol, Chunk}}} ->
-            read_until(S, Pred, Deadline, <<Partial/binary, Chunk/binary>>);
+            owner(St#{partial := <<(maps:get(partial, St))/binary, Chunk/binary>>});
         {Port, {data, {eol, Chunk}}} ->
-            Line = <<Partial/binary, Chunk/binary>>,
+            Line = <<(maps:get(partial, St))/binary, Chunk/binary>>,
+            St1 = St#{partial := <<>>},
             case beamdeck_agent_json:decode(Line) of
-                {ok, Ev} when is_map(Ev) ->
-                    case catch Pred(Ev) of
-                        true -> Ev;
-                        _ ->
-                            put({?MODULE, buffer, Port}, get({?MODULE, buffer, Port}) ++ [Ev]),
-                            read_until(S, Pred, Deadline, <<>>)
-                    end;
-                _ ->
-                    read_until(S, Pred, Deadline, <<>>)
+                {ok, Ev} when is_map(Ev) -> owner(deliver(Ev, St1));
+                _ -> owner(St1)
             end;
-        {Port, {exit_status, St}} ->
-            error({server_exited, St, get({?MODULE, buffer, Port})})
-    after Left ->
-        error({timeout, get({?MODULE, buffer, Port})})
+        {Port, {exit_status, Status}} ->
+            [From ! {Ref, {exited, Status, maps:get(buffer, St)}} || {From, Ref, _} <- maps:get(waiters, St)],
+            owner(St#{exited := Status, waiters := []});
+        {await, From, Ref, Pred} ->
+            case take(Pred, maps:get(buffer, St), []) of
+                {ok, Ev, Rest} ->
+                    From ! {Ref, {ok, Ev}},
+                    owner(St#{buffer := Rest});
+                none when Exited =/= false ->
+                    From ! {Ref, {exited, Exited, maps:get(buffer, St)}},
+                    owner(St);
+                none ->
+                    owner(St#{waiters := maps:get(waiters, St) ++ [{From, Ref, Pred}]})
+            end;
+        {cancel, From, Ref} ->
+            From ! {Ref, {buffer, maps:get(buffer, St)}},
+            owner(St#{waiters := [W || {_, R, _} = W <- maps:get(waiters, St), R =/= Ref]});
+        {take_all, From, Ref} ->
+            From ! {Ref, maps:get(buffer, St)},
+            owner(St#{buffer := []});
+        {cmd, Bin} ->
+            catch port_command(Port, Bin),
+            owner(St);
+        stop ->
+            catch port_command(Port, <<"{\"cmd\":\"exit\"}\n">>),
+            OsPid = case erlang:port_info(Port, os_pid) of
+                        {os_pid, P} -> P;
+                        undefined -> undefined
+                    end,
+            case Exited of
+                false ->
+                    receive {Port, {exit_status, _}} -> ok
+                    after 5000 ->
+                        catch port_close(Port),
+                        _ = is_integer(OsPid) andalso os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+                        ok
+                    end;
+                _ -> ok
+            end
+    end.
+
+deliver(Ev, #{waiters := Waiters, buffer := Buf} = St) ->
+    case take_waiter(Ev, Waiters, []) of
+        {ok, Rest} -> St#{waiters := Rest};
+        none -> St#{buffer := Buf ++ [Ev]}
+    end.
+
+take_waiter(_Ev, [], _Acc) -> none;
+take_waiter(Ev, [{From, Ref, Pred} = W | Rest], Acc) ->
+    case catch Pred(Ev) of
+        true ->
+            From ! {Ref, {ok, Ev}},
+            {ok, lists:reverse(Acc, Rest)};
+        _ -> take_waiter(Ev, Rest, [W | Acc])
     end.
 
 take(_Pred, [], _Acc) -> none;
@@ -108,38 +163,29 @@ take(Pred, [E | Rest], Acc) ->
         _ -> take(Pred, Rest, [E | Acc])
     end.
 
-%% @doc Every event received so far (buffered plus pending), in order; clears them.
--spec events(map()) -> [map()].
-events(#{port := Port} = S) ->
-    try read_until(S, fun(_) -> false end, erlang:monotonic_time(millisecond) + 200, <<>>)
-    catch error:{timeout, _} -> ok
-    end,
-    Evs = get({?MODULE, buffer, Port}),
-    put({?MODULE, buffer, Port}, []),
-    Evs.
-
-%% @doc A self-signed certificate for localhost/127.0.0.1 in `Dir': {Cert, Key}.
--spec make_cert(file:filename()) -> {string(), string()}.
-make_cert(Dir) ->
-    make_cert(Dir, "localhost").
-
-%% @doc A self-signed certificate for `Name' (plus 127.0.0.1 when it is
-%% localhost) in `Dir': {Cert, Key}.
--spec make_cert(file:filename(), string()) -> {string(), string()}.
+%% @doc A throwaway CA and a server certificate it signed for `Name' (plus
+%% 127.0.0.1 when Name is localhost), in `Dir'. OTP refuses a self-signed
+%% peer certificate even when trusted, so the test CA signs a separate one.
+-spec make_cert(file:filename(), string()) -> #{ca := string(), cert := string(), key := string()}.
 make_cert(Dir, Name) ->
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    Cert = filename:join(Dir, Name ++ "-cert.pem"),
-    Key = filename:join(Dir, Name ++ "-key.pem"),
+    F = fun(Base) -> filename:join(Dir, Name ++ "-" ++ Base) end,
     San = case Name of
               "localhost" -> "DNS:localhost,IP:127.0.0.1";
               _ -> "DNS:" ++ Name
           end,
-    Cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" ++ Name ++
-          " -addext subjectAltName=" ++ San ++
-          " -keyout " ++ Key ++ " -out " ++ Cert ++ " 2>&1",
-    Out = os:cmd(Cmd),
-    case filelib:is_regular(Cert) andalso filelib:is_regular(Key) of
-        true -> {Cert, Key};
+    ok = file:write_file(F("ext.cnf"), ["subjectAltName=", San, "\nbasicConstraints=CA:FALSE\n"
+                                        "extendedKeyUsage=serverAuth\n"]),
+    Cmds = ["openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=beamdeck-test-ca"
+            " -keyout " ++ F("ca-key.pem") ++ " -out " ++ F("ca.pem"),
+            "openssl req -newkey rsa:2048 -nodes -subj /CN=" ++ Name ++
+            " -keyout " ++ F("key.pem") ++ " -out " ++ F("req.csr"),
+            "openssl x509 -req -days 2 -in " ++ F("req.csr") ++ " -CA " ++ F("ca.pem") ++
+            " -CAkey " ++ F("ca-key.pem") ++ " -CAcreateserial -extfile " ++ F("ext.cnf") ++
+            " -out " ++ F("cert.pem")],
+    Out = [os:cmd(C ++ " 2>&1") || C <- Cmds],
+    case lists:all(fun filelib:is_regular/1, [F("ca.pem"), F("cert.pem"), F("key.pem")]) of
+        true -> #{ca => F("ca.pem"), cert => F("cert.pem"), key => F("key.pem")};
         false -> error({openssl_failed, Out})
     end.
 

@@ -275,7 +275,7 @@ live_test_() ->
      fun() -> application:ensure_all_started(ssl), ?SRV:start() end,
      fun ?SRV:stop/1,
      fun(S) ->
-             [{timeout, 30, {Name, fun() -> F(S) end}} ||
+             [{timeout, 30, {Name, fun() -> ?SRV:clear(S), F(S) end}} ||
                  {Name, F} <- [{"headers seen by the server", fun headers_seen/1},
                                {"echo text and binary (masked frames)", fun echo/1},
                                {"big message out, fragmented", fun big_out/1},
@@ -309,7 +309,12 @@ conn_id(S, Path) ->
     Id.
 
 %% Read until Pred holds for the events so far; returns {Ws, Events}.
-recv_until(Ws, Pred) -> recv_until(Ws, Pred, [], 5000).
+%% Bytes that came with the handshake answer are in the buffer already.
+recv_until(Ws0, Pred) ->
+    case ?WS:handle_data(Ws0, <<>>) of
+        {ok, Ws, Evs} -> recv_until(Ws, Pred, Evs, 5000);
+        {error, Why, Ws} -> {Ws, [{error, Why}]}
+    end.
 
 recv_until(Ws, Pred, Acc, Timeout) ->
     case Pred(Acc) of
@@ -460,10 +465,10 @@ too_big_live(S) ->
     Id = conn_id(S, <<"/big">>),
     {_, Evs} = recv_until(Ws, fun(E) -> E =/= [] end),
     ?assertEqual([{error, {too_big, 5000}}], Evs),
+    ?WS:abort(Ws),
     #{<<"code">> := 1009} = ?SRV:await(S, fun(#{<<"ev">> := E, <<"id">> := I}) ->
                                                   E =:= <<"close">> andalso I =:= Id
-                                          end),
-    ?WS:abort(Ws).
+                                          end).
 
 partial_reads(S) ->
     %% A real socket (pongs go out on it), fed by hand one byte at a time.
@@ -497,23 +502,26 @@ tls_test_() ->
     {setup,
      fun() ->
              {ok, _} = application:ensure_all_started(ssl),
-             Dir = filename:join(tmp_dir(), "beamdeck_ws_tls_" ++ integer_to_list(erlang:unique_integer([positive]))),
-             {Cert, Key} = ?SRV:make_cert(Dir),
-             {?SRV:start(["--tls", Cert, Key]), Cert, Dir}
+             Dir = temp_dir("beamdeck_ws_tls_"),
+             #{ca := Ca, cert := Cert, key := Key} = ?SRV:make_cert(Dir, "localhost"),
+             {?SRV:start(["--tls", Cert, Key]), Ca, Dir}
      end,
-     fun({S, _Cert, Dir}) -> ?SRV:stop(S), file:del_dir_r(Dir) end,
-     fun({S, Cert, _Dir}) ->
+     fun({S, _Ca, Dir}) -> ?SRV:stop(S), file:del_dir_r(Dir) end,
+     fun({S, Ca, _Dir}) ->
              [{timeout, 30, {"wss echo without verification", fun() -> wss_no_verify(S) end}},
+              {timeout, 30, {"wss by IP still checks the CA", fun() -> wss_wrong_ip(S, Ca) end}},
               {timeout, 30, {"wss refuses an unknown CA", fun() -> wss_unknown_ca(S) end}},
-              {timeout, 30, {"wss trusts a given CA file, hostname checked", fun() -> wss_cacert(S, Cert) end}},
-              {timeout, 60, {"wss rejects a wrong hostname", fun() -> wss_wrong_host(S, Cert) end}}]
+              {timeout, 30, {"wss trusts a given CA file, by name", fun() -> wss_cacert(S, Ca, "localhost") end}},
+              {timeout, 30, {"wss trusts a given CA file, by IP", fun() -> wss_cacert(S, Ca, "127.0.0.1") end}},
+              {timeout, 60, {"wss rejects a wrong hostname", fun wss_wrong_host/0}}]
      end}.
 
-tmp_dir() ->
-    case os:getenv("TMPDIR") of
-        false -> "/tmp";
-        D -> D
-    end.
+temp_dir(Prefix) ->
+    Base = case os:getenv("TMPDIR") of
+               false -> "/tmp";
+               D -> D
+           end,
+    filename:join(Base, Prefix ++ integer_to_list(erlang:unique_integer([positive]))).
 
 tls_opts(S, Host) ->
     #{host => Host, port => ?SRV:port(S), path => "/echo", tls => true}.
@@ -528,23 +536,32 @@ wss_no_verify(S) ->
     ok = ?WS:close(Ws1, 1000, <<>>).
 
 wss_unknown_ca(S) ->
-    %% Verification is on by default: a self-signed server is refused.
+    %% Verification is on by default (OS CA store): the test CA is unknown.
     ?assertMatch({error, {tls, _}}, ?WS:connect(tls_opts(S, "localhost"))).
 
-wss_cacert(S, Cert) ->
-    {ok, Ws} = ?WS:connect((tls_opts(S, "localhost"))#{cacertfile => Cert}),
+wss_cacert(S, Ca, Host) ->
+    {ok, Ws} = ?WS:connect((tls_opts(S, Host))#{cacertfile => Ca}),
     ok = ?WS:send(Ws, text, <<"verified">>),
     {Ws1, [{text, <<"verified">>}]} = recv_until(Ws, fun(E) -> E =/= [] end),
     ok = ?WS:close(Ws1, 1000, <<>>).
 
-wss_wrong_host(_S, _Cert) ->
+wss_wrong_ip(S, Ca) ->
+    %% An IP literal gets the CA check too (the IP match: wss_wrong_host/0).
+    ?assertMatch({error, {tls, _}}, ?WS:connect(tls_opts(S, "127.0.0.1"))),
+    {ok, Ws} = ?WS:connect((tls_opts(S, "127.0.0.1"))#{cacertfile => Ca}),
+    ?WS:abort(Ws).
+
+wss_wrong_host() ->
     %% A server whose certificate names another host: trusted CA, wrong name.
-    Dir = filename:join(tmp_dir(), "beamdeck_ws_tls_other_" ++ integer_to_list(erlang:unique_integer([positive]))),
-    {Cert, Key} = ?SRV:make_cert(Dir, "other.example"),
+    Dir = temp_dir("beamdeck_ws_tls_other_"),
+    #{ca := Ca, cert := Cert, key := Key} = ?SRV:make_cert(Dir, "other.example"),
     S = ?SRV:start(["--tls", Cert, Key]),
     try
-        ?assertMatch({error, {tls, _}}, ?WS:connect((tls_opts(S, "localhost"))#{cacertfile => Cert})),
-        %% Same server, verification off: the mismatch alone was the reason.
+        ?assertMatch({error, {tls, _}}, ?WS:connect((tls_opts(S, "localhost"))#{cacertfile => Ca})),
+        %% An IP literal that the certificate does not name is refused too.
+        ?assertEqual({error, {tls, {bad_cert, hostname_check_failed}}},
+                     ?WS:connect((tls_opts(S, "127.0.0.1"))#{cacertfile => Ca})),
+        %% Same server, verification off: the name alone was the reason.
         {ok, Ws} = ?WS:connect((tls_opts(S, "localhost"))#{tls_verify => false}),
         ?WS:abort(Ws)
     after

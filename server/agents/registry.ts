@@ -29,6 +29,7 @@ export class AgentRegistry implements SessionHandlers {
   private readonly listeners: FrameListener[] = [];
   private readonly publishTimers = new Map<string, NodeJS.Timeout>();
   private readonly pendingEvents = new Map<AgentSession, EventFrame[]>();
+  private readonly flushing = new Set<AgentSession>();
   private sweeper: NodeJS.Timeout;
 
   constructor(
@@ -154,19 +155,29 @@ export class AgentRegistry implements SessionHandlers {
     }
     this.pendingEvents.set(session, [frame]);
     // Collect what arrives in the same few milliseconds into one insert.
-    setTimeout(() => void this.flushEvents(session), 20);
+    if (!this.flushing.has(session)) setTimeout(() => void this.flushEvents(session), 20);
   }
 
+  /** One flush at a time per agent; what arrived meanwhile goes in the next. */
   private async flushEvents(session: AgentSession): Promise<void> {
-    const batch = this.pendingEvents.get(session);
-    this.pendingEvents.delete(session);
-    if (!batch || batch.length === 0) return;
+    if (this.flushing.has(session)) return;
+    this.flushing.add(session);
     try {
-      const upTo = await this.events.ingest(session.node, batch);
-      session.send({ type: "ack", eventSeq: upTo });
-    } catch (e) {
-      // Not acked: the agent keeps the events and sends them again.
-      console.error(`[beamdeck] storing ${batch.length} events from ${session.node} failed: ${(e as Error).message}`);
+      for (;;) {
+        const batch = this.pendingEvents.get(session);
+        this.pendingEvents.delete(session);
+        if (!batch || batch.length === 0 || !session.isOpen) return;
+        try {
+          const upTo = await this.events.ingest(session.node, batch);
+          session.send({ type: "ack", eventSeq: upTo });
+        } catch (e) {
+          // Not acked: the agent keeps the events and sends them again.
+          console.error(`[beamdeck] storing ${batch.length} events from ${session.node} failed: ${(e as Error).message}`);
+          return;
+        }
+      }
+    } finally {
+      this.flushing.delete(session);
     }
   }
 

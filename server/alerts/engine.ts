@@ -75,18 +75,21 @@ export class AlertEngine {
 
   private async onEvents(node: string, stored: { id: bigint; frame: EventFrame }[]): Promise<void> {
     const rules = await this.currentRules();
+    // One raise per alert group per batch: a flood of identical reports is
+    // one alert with a count, not thousands of transactions.
+    const groups = new Map<string, { draft: AlertDraft; eventId: bigint; times: number }>();
+    const expected: { id: bigint; upgradeId: string; verdict: "expected" | "miss" }[] = [];
     for (const { id, frame } of stored) {
       const isKill = frame.kind === "supervisor_report" && frame.context === "child_terminated";
       const verdict = isKill ? this.expectations.classify(node, frame.offender?.pid ?? null, frame.at) : null;
-      if (verdict) {
-        await this.prisma.event.update({ where: { id }, data: { expected: verdict.verdict === "expected", upgradeId: verdict.upgradeId } });
-      }
+      if (verdict) expected.push({ id, ...verdict });
       const facts = factsOf(node, frame, verdict?.verdict === "expected");
       const drafts: AlertDraft[] = [];
       if (rules.child_terminated.enabled) {
         const d = matchChildTerminated(facts, rules.child_terminated.params);
         if (d && verdict?.verdict === "miss") {
           d.title = `${d.title}: not predicted by upgrade ${verdict.upgradeId}`;
+          d.groupKey = `${d.groupKey}|miss`;
           d.detail = { ...d.detail, predictionMiss: true, upgradeId: verdict.upgradeId };
         }
         if (d) drafts.push(d);
@@ -95,12 +98,23 @@ export class AlertEngine {
         const d = matchMaxRestartIntensity(facts);
         if (d) drafts.push(d);
       }
-      for (const d of drafts) await this.raise(d, id);
+      for (const d of drafts) {
+        const g = groups.get(d.groupKey);
+        if (g) g.times += 1;
+        else groups.set(d.groupKey, { draft: d, eventId: id, times: 1 });
+      }
     }
+    for (const v of ["expected", "miss"] as const) {
+      const ids = expected.filter((e) => e.verdict === v);
+      for (const upgradeId of new Set(ids.map((e) => e.upgradeId))) {
+        await this.prisma.event.updateMany({ where: { id: { in: ids.filter((e) => e.upgradeId === upgradeId).map((e) => e.id) } }, data: { expected: v === "expected", upgradeId } });
+      }
+    }
+    for (const g of groups.values()) await this.raise(g.draft, g.eventId, g.times);
   }
 
-  private async raise(draft: AlertDraft, eventId: bigint | null): Promise<void> {
-    const { alert, created } = await raiseAlert(this.prisma, draft, eventId);
+  private async raise(draft: AlertDraft, eventId: bigint | null, times = 1): Promise<void> {
+    const { alert, created } = await raiseAlert(this.prisma, draft, eventId, times);
     this.hub.publish("alerts", { id: alert.id, created, status: alert.status });
     if (created) {
       await enqueueDeliveries(this.prisma, alert, this.publicUrl());

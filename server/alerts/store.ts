@@ -50,16 +50,16 @@ export async function saveRule(prisma: PrismaClient, kind: RuleKind, enabled: bo
 }
 
 /** Create an alert, or count a repeat into the open one of its group. */
-export async function raiseAlert(prisma: PrismaClient, draft: AlertDraft, eventId: bigint | null): Promise<{ alert: AlertRow; created: boolean }> {
+export async function raiseAlert(prisma: PrismaClient, draft: AlertDraft, eventId: bigint | null, times = 1): Promise<{ alert: AlertRow; created: boolean }> {
   return prisma.$transaction(async (tx) => {
     await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext($1))`, draft.groupKey);
     const open = await tx.alert.findFirst({ where: { groupKey: draft.groupKey, status: { in: ["open", "acked"] } } });
     if (open) {
-      const alert = await tx.alert.update({ where: { id: open.id }, data: { count: { increment: 1 }, lastAt: new Date(), detail: jsonSafe({ ...(open.detail as object), last: draft.detail }) as object } });
+      const alert = await tx.alert.update({ where: { id: open.id }, data: { count: { increment: times }, lastAt: new Date(), detail: jsonSafe({ ...(open.detail as object), last: draft.detail }) as object } });
       return { alert, created: false };
     }
     const alert = await tx.alert.create({
-      data: { kind: draft.kind, node: draft.node, groupKey: draft.groupKey, status: "open", title: draft.title, detail: jsonSafe(draft.detail) as object, eventId },
+      data: { kind: draft.kind, node: draft.node, groupKey: draft.groupKey, status: "open", title: draft.title, count: times, detail: jsonSafe(draft.detail) as object, eventId },
     });
     return { alert, created: true };
   });

@@ -44,7 +44,7 @@ const token = opt('--token');
 const tlsAt = args.indexOf('--tls');
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC11B65';
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const acceptKey = (key) => createHash('sha1').update(key + GUID).digest('base64');
 
 const server = tlsAt >= 0

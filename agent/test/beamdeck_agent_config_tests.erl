@@ -1,0 +1,157 @@
+-module(beamdeck_agent_config_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(C, beamdeck_agent_config).
+-define(OS_VARS, ["BEAMDECK_URL", "BEAMDECK_TOKEN", "BEAMDECK_NODE_ID", "BEAMDECK_TLS_VERIFY"]).
+-define(APP_KEYS, [url, token, node_id, tls_verify, max_queue]).
+
+%% Every test runs with a clean environment and gets the old one back.
+env_test_() ->
+    {foreach,
+     fun() ->
+             Saved = {[{V, os:getenv(V)} || V <- ?OS_VARS],
+                      [{K, application:get_env(beamdeck_agent, K)} || K <- ?APP_KEYS]},
+             [os:unsetenv(V) || V <- ?OS_VARS],
+             [application:unset_env(beamdeck_agent, K) || K <- ?APP_KEYS],
+             Saved
+     end,
+     fun({Os, App}) ->
+             [case Val of
+                  false -> os:unsetenv(V);
+                  _ -> os:putenv(V, Val)
+              end || {V, Val} <- Os],
+             [case Val of
+                  undefined -> application:unset_env(beamdeck_agent, K);
+                  {ok, X} -> application:set_env(beamdeck_agent, K, X)
+              end || {K, Val} <- App]
+     end,
+     [{"defaults without any env", fun defaults/0},
+      {"application env", fun app_env/0},
+      {"OS env overrides the application env", fun os_overrides/0},
+      {"BEAMDECK_TLS_VERIFY", fun tls_verify/0},
+      {"empty OS variables count as unset", fun empty_os/0},
+      {"url/0", fun url/0},
+      {"node_name/0", fun node_name/0}]}.
+
+defaults() ->
+    ?assertEqual(undefined, ?C:get(url)),
+    ?assertEqual(undefined, ?C:token()),
+    ?assertEqual(true, ?C:tls_verify()),
+    ?assertEqual(2000, ?C:get(max_queue)),
+    ?assertEqual(1048576, ?C:get(max_message)),
+    ?assertEqual(false, ?C:get(get_state)),
+    ?assertEqual(undefined, ?C:get(no_such_key)),
+    ?assertEqual(fallback, ?C:get(no_such_key, fallback)),
+    ?assertEqual(2000, ?C:get(max_queue, 5)).
+
+app_env() ->
+    application:set_env(beamdeck_agent, url, "ws://a:1/agent"),
+    application:set_env(beamdeck_agent, token, <<"bin-token">>),
+    application:set_env(beamdeck_agent, tls_verify, false),
+    application:set_env(beamdeck_agent, max_queue, 7),
+    ?assertEqual("ws://a:1/agent", ?C:get(url)),
+    ?assertEqual("bin-token", ?C:token()),
+    ?assertEqual(false, ?C:tls_verify()),
+    ?assertEqual(7, ?C:get(max_queue)).
+
+os_overrides() ->
+    application:set_env(beamdeck_agent, url, "ws://app:1/agent"),
+    application:set_env(beamdeck_agent, token, "app-token"),
+    application:set_env(beamdeck_agent, node_id, "app@id"),
+    os:putenv("BEAMDECK_URL", "ws://os:2/agent"),
+    os:putenv("BEAMDECK_TOKEN", "os-token"),
+    os:putenv("BEAMDECK_NODE_ID", "os@id"),
+    ?assertEqual("ws://os:2/agent", ?C:get(url)),
+    ?assertEqual("os-token", ?C:token()),
+    ?assertEqual("os@id", ?C:get(node_id)),
+    ?assertEqual({ok, #{scheme => ws, host => "os", port => 2, path => "/agent"}}, ?C:url()).
+
+tls_verify() ->
+    [begin
+         os:putenv("BEAMDECK_TLS_VERIFY", V),
+         ?assertEqual(Expected, ?C:tls_verify(), V)
+     end || {V, Expected} <- [{"false", false}, {"0", false}, {"FALSE", false}, {" no ", false},
+                              {"off", false}, {"true", true}, {"1", true}, {"yes", true}]],
+    %% The OS variable wins over the application env both ways.
+    application:set_env(beamdeck_agent, tls_verify, false),
+    os:putenv("BEAMDECK_TLS_VERIFY", "true"),
+    ?assertEqual(true, ?C:tls_verify()),
+    os:unsetenv("BEAMDECK_TLS_VERIFY"),
+    ?assertEqual(false, ?C:tls_verify()).
+
+empty_os() ->
+    application:set_env(beamdeck_agent, url, "ws://app:1/agent"),
+    os:putenv("BEAMDECK_URL", ""),
+    ?assertEqual("ws://app:1/agent", ?C:get(url)).
+
+url() ->
+    ?assertEqual(undefined, ?C:url()),
+    application:set_env(beamdeck_agent, url, ""),
+    ?assertEqual(undefined, ?C:url()),
+    application:set_env(beamdeck_agent, url, "http://h:4000"),
+    ?assertEqual({ok, #{scheme => ws, host => "h", port => 4000, path => "/agent"}}, ?C:url()),
+    application:set_env(beamdeck_agent, url, "nonsense"),
+    ?assertMatch({error, {bad_url, "nonsense", _}}, ?C:url()).
+
+node_name() ->
+    case erlang:is_alive() of
+        true ->
+            application:set_env(beamdeck_agent, node_id, "ignored@x"),
+            ?assertEqual(atom_to_binary(node(), utf8), ?C:node_name());
+        false ->
+            {ok, Host} = inet:gethostname(),
+            ?assertEqual(iolist_to_binary(["nonode@", Host]), ?C:node_name()),
+            application:set_env(beamdeck_agent, node_id, "rel_test@box"),
+            ?assertEqual(<<"rel_test@box">>, ?C:node_name()),
+            os:putenv("BEAMDECK_NODE_ID", "from_os@box"),
+            ?assertEqual(<<"from_os@box">>, ?C:node_name())
+    end.
+
+parse_url_test() ->
+    Ok = fun(Scheme, Host, Port, Path) -> {ok, #{scheme => Scheme, host => Host, port => Port, path => Path}} end,
+    Cases = [{"ws://127.0.0.1:4000/agent", Ok(ws, "127.0.0.1", 4000, "/agent")},
+             {"wss://beamdeck.example.com/agent", Ok(wss, "beamdeck.example.com", 443, "/agent")},
+             {"ws://h/agent", Ok(ws, "h", 80, "/agent")},
+             {"WS://H:1/agent", Ok(ws, "H", 1, "/agent")},
+             {"ws://h:4000", Ok(ws, "h", 4000, "/agent")},
+             {"ws://h:4000/", Ok(ws, "h", 4000, "/agent")},
+             {"ws://h:4000/custom/path", Ok(ws, "h", 4000, "/custom/path")},
+             {"ws://h:4000/agent?x=1", Ok(ws, "h", 4000, "/agent?x=1")},
+             {"http://h:4000", Ok(ws, "h", 4000, "/agent")},
+             {"http://h:4000/", Ok(ws, "h", 4000, "/agent")},
+             {"http://h", Ok(ws, "h", 80, "/agent")},
+             {"https://h", Ok(wss, "h", 443, "/agent")},
+             {"https://h:8443/", Ok(wss, "h", 8443, "/agent")},
+             {"https://h/beamdeck", Ok(wss, "h", 443, "/beamdeck/agent")},
+             {"https://h/beamdeck/", Ok(wss, "h", 443, "/beamdeck/agent")},
+             {"http://h:4000/agent", Ok(ws, "h", 4000, "/agent")},
+             {"ws://[::1]:4000/agent", Ok(ws, "::1", 4000, "/agent")},
+             {"  ws://h:1/agent \n", Ok(ws, "h", 1, "/agent")},
+             {<<"ws://bin:5/agent">>, Ok(ws, "bin", 5, "/agent")}],
+    [?assertEqual(Expected, ?C:parse_url(In), In) || {In, Expected} <- Cases].
+
+parse_bad_url_test() ->
+    [?assertMatch({error, {bad_url, _, Why}} when is_atom(Why), ?C:parse_url(In), In)
+     || In <- ["localhost:4000", "ftp://h/agent", "ws://", "ws:///agent", "not a url",
+               "ws://h:99999/agent", "ws://h:0/agent", "//h:1/agent", "", "tcp://h:1"]],
+    ?assertMatch({error, {bad_url, _, unsupported_scheme}}, ?C:parse_url("ftp://h/agent")),
+    ?assertMatch({error, {bad_url, _, not_a_string}}, ?C:parse_url(42)).
+
+boot_id_test() ->
+    Id = ?C:new_boot_id(),
+    ?assertEqual(32, byte_size(Id)),
+    ?assertMatch({match, _}, re:run(Id, "^[0-9a-f]{32}$")),
+    ?assertEqual(Id, ?C:boot_id()),
+    ?assertEqual(Id, ?C:boot_id()),
+    Id2 = ?C:new_boot_id(),
+    ?assertNotEqual(Id, Id2),
+    ?assertEqual(Id2, ?C:boot_id()).
+
+agent_version_test() ->
+    V = ?C:agent_version(),
+    ?assert(is_binary(V)),
+    case application:get_key(beamdeck_agent, vsn) of
+        {ok, Vsn} -> ?assertEqual(list_to_binary(Vsn), V);
+        undefined -> ?assertEqual(<<"unknown">>, V)
+    end.
