@@ -37,6 +37,7 @@ fetch(PidText) when is_binary(PidText) ->
 fetch(_) ->
     {error, bad_pid, <<"pid must be a string">>}.
 
+parse_pid(Text) when byte_size(Text) > 64 -> error;
 parse_pid(Text) ->
     try list_to_pid(binary_to_list(Text)) of
         Pid when node(Pid) =:= node() -> {ok, Pid};
@@ -103,7 +104,8 @@ monitor({Kind, Other}) ->
     #{kind => beamdeck_agent_terms:id_text(Kind), name => beamdeck_agent_terms:id_text(Other)}.
 
 dictionary(Dict) ->
-    Sorted = lists:sort(Dict),
+    %% By key only: values can be large, and keys are unique.
+    Sorted = lists:keysort(1, Dict),
     Entries = [#{key => cap_text(K, ?DICT_KEY_CAP), value => cap_text(V, ?DICT_VALUE_CAP)}
                || {K, V} <- lists:sublist(Sorted, ?MAX_DICT)],
     {Entries, length(Dict) > ?MAX_DICT}.
@@ -134,8 +136,8 @@ get_state_enabled() ->
 
 %% @doc Module names with a code address on the stack, in stack order, parsed
 %% from the text of `process_info(P, backtrace)': lines such as
-%% `Return addr 0x... (Elixir.TestListener:loop/1 + 120)' or, for quoted
-%% atoms, `('Elixir.TestListener':loop/1 + 80)'.
+%% `Return addr 0x... (Elixir.TestListener:loop/1 + 120)' or, as OTP 25
+%% prints atoms that need quotes, `('Elixir.TestListener':loop/1 + 80)'.
 -spec stack_modules(Backtrace) -> [binary()] when Backtrace :: binary().
 stack_modules(Backtrace) ->
     Text = case byte_size(Backtrace) > ?MAX_BACKTRACE of
@@ -143,7 +145,7 @@ stack_modules(Backtrace) ->
                false -> Backtrace
            end,
     RE = "(?:Program counter:|Return addr|Catch) 0x[0-9a-fA-F]+ \\("
-         "('(?:[^'\\\\]|\\\\.)*'|[a-z][A-Za-z0-9_@.]*):",
+         "('(?:[^'\\\\]|\\\\.)*'|[A-Za-z][A-Za-z0-9_@.]*):",
     case re:run(Text, RE, [global, {capture, [1], binary}]) of
         {match, Found} -> unique([module_text(M) || [M] <- Found], #{}, []);
         nomatch -> []

@@ -52,12 +52,20 @@
 -define(REMOVE_BYTES, 4).
 -define(MAX_INTERNED, 10000).
 
--type entry() :: {Hash :: non_neg_integer(), Memory :: non_neg_integer(),
-                  beamdeck_agent_procinfo:static()}.
+%% Reductions creep by one for every signal-based read (ours included):
+%% a record whose other fields did not change is sent again only once its
+%% reductions grew this much since they were last sent.
+-define(REDS_CHANGED, 100).
+
+%% Hash and reductions as last sent, memory as last read, static fields.
+-type entry() :: {Hash :: non_neg_integer(), Reductions :: non_neg_integer(),
+                  Memory :: non_neg_integer(), beamdeck_agent_procinfo:static()}.
 -record(s, {table = #{} :: #{pid() => entry()},
             %% Non-zero mailbox lengths as the server last saw them.
             nonzero = #{} :: #{pid() => pos_integer()},
             mem_top = [] :: [pid()],
+            %% The previous scan's walk, to check membership by comparison.
+            walked = [] :: [pid()],
             offset = 0 :: non_neg_integer(),
             apps = #{} :: beamdeck_agent_procinfo:app_cache(),
             %% Shared copies of the static fields (most processes have
@@ -97,13 +105,13 @@ new() -> #s{interval = setting(min_interval_ms)}.
 sample(#s{reset = Reset} = S0) ->
     T0 = now_us(),
     S = case Reset of
-            true -> S0#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0};
+            true -> S0#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0, walked = []};
             false -> S0
         end,
     #s{table = Table0, nonzero = PrevNZ, offset = Offset} = S,
     Take = slice_size(map_size(Table0)),
-    #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total} =
-        beamdeck_agent_procinfo:scan(Table0, Offset, Take),
+    #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total,
+      walked := Walked} = beamdeck_agent_procinfo:scan(Table0, S#s.walked, Offset, Take),
     ScanUs = now_us() - T0,
     TopN = setting(top_n),
     Dead = dead(Table0, Hits),
@@ -123,16 +131,16 @@ sample(#s{reset = Reset} = S0) ->
     Upserted = maps:from_keys([P || {P, _} <- Upserts], true),
     Removed = [P || P <- Dead ++ Gone2, is_map_key(P, Table0)],
     Pairs = mailbox_pairs(NZ, PrevNZ, Table2, Upserted),
+    Chunks = pack([R || {_, R} <- Upserts], Pairs,
+                  [beamdeck_agent_terms:pid(P) || P <- unique(Removed)]),
     CostUs = now_us() - T0,
     Interval = interval_ms(CostUs, map_size(Table2)),
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
               treeUs => S#s.tree_us, dropped => dropped()},
-    Chunks = pack([R || {_, R} <- Upserts], Pairs,
-                  [beamdeck_agent_terms:pid(P) || P <- unique(Removed)]),
     {Frames, Seq} = frames(Chunks, Reset, map_size(Table2), Stats, S2#s.seq),
     S3 = S2#s{table = Table2,
               nonzero = maps:filter(fun(P, _) -> is_map_key(P, Table2) end, NZ),
-              mem_top = MemTop,
+              mem_top = MemTop, walked = Walked,
               offset = case Wrapped of
                            true -> 0;
                            false -> Offset + Take
@@ -245,9 +253,13 @@ handle_info(_Msg, S) ->
 
 tick(S) ->
     try
-        {TreeFrames, S1} = tree(S, S#s.reset),
+        Reset = S#s.reset,
+        {TreeFrames, S1} = tree(S, Reset),
         {Frames, S2} = sample(S1),
         lists:foreach(fun beamdeck_agent_conn:send/1, Frames ++ TreeFrames),
+        %% A reset leaves every record as garbage: hand the memory back now
+        %% rather than at some later collection of a large heap.
+        _ = Reset andalso erlang:garbage_collect(),
         schedule(S2#s.interval, S2#s{failed = false})
     catch
         Class:Reason:Stack ->
@@ -261,7 +273,7 @@ tick(S) ->
 
 %% Keep nothing but the counters; the next tick is a reset with a tree.
 idle(S) ->
-    S#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0, apps = #{}, interned = #{},
+    S#s{table = #{}, nonzero = #{}, mem_top = [], walked = [], offset = 0, apps = #{}, interned = #{},
         reset = true, tree_hash = undefined, tree_at = undefined}.
 
 schedule(Ms, #s{timer = Old} = S) ->
@@ -299,48 +311,54 @@ dead(Table, _Hits) ->
               end, [], Table).
 
 %% Re-read full records of `Pids' not yet in `Done' (pid => {Dyn, Static, Changed}).
+%% A process seen for the first time is read with its static fields.
 refresh([], Done, Gone, S) -> {Done, Gone, S};
 refresh([P | Ps], Done, Gone, S) when is_map_key(P, Done) -> refresh(Ps, Done, Gone, S);
 refresh([P | Ps], Done, Gone, #s{table = Table} = S) ->
-    case beamdeck_agent_procinfo:read(P) of
-        undefined -> refresh(Ps, Done, [P | Gone], S#s{table = maps:remove(P, Table)});
-        Dyn ->
-            Known = maps:get(P, Table, undefined),
-            case static(P, Dyn, Known, S) of
-                undefined ->
-                    refresh(Ps, Done, [P | Gone], S#s{table = maps:remove(P, Table)});
-                {Static, S1} ->
-                    Hash = beamdeck_agent_procinfo:hash(Dyn),
-                    Changed = case Known of
-                                  {Hash, _, _} -> false;
-                                  _ -> true
-                              end,
-                    Entry = {Hash, beamdeck_agent_procinfo:memory(Dyn), Static},
-                    refresh(Ps, Done#{P => {Dyn, Static, Changed}}, Gone,
-                            S1#s{table = Table#{P => Entry}})
-            end
+    Known = maps:get(P, Table, undefined),
+    case read(P, Known, S) of
+        undefined ->
+            refresh(Ps, Done, [P | Gone], S#s{table = maps:remove(P, Table)});
+        {Dyn, Static, S1} ->
+            Hash = beamdeck_agent_procinfo:hash(Dyn),
+            Reds = beamdeck_agent_procinfo:reductions(Dyn),
+            Mem = beamdeck_agent_procinfo:memory(Dyn),
+            {Changed, Entry} =
+                case Known of
+                    {Hash, SentReds, _, _} when Reds - SentReds < ?REDS_CHANGED ->
+                        {false, {Hash, SentReds, Mem, Static}};
+                    _ ->
+                        {true, {Hash, Reds, Mem, Static}}
+                end,
+            refresh(Ps, Done#{P => {Dyn, Static, Changed}}, Gone,
+                    S1#s{table = Table#{P => Entry}})
     end.
 
-%% The cached static fields, or read (once per process) and interned.
-static(_P, _Dyn, {_, _, Static}, S) -> {Static, S};
-static(P, Dyn, undefined, #s{apps = Apps, interned = In} = S) ->
-    case beamdeck_agent_procinfo:static(P, Dyn, Apps) of
+%% Known: the dynamic items only. New: also the static fields, interned.
+read(P, {_, _, _, Static}, S) ->
+    case beamdeck_agent_procinfo:read(P) of
         undefined -> undefined;
-        {Static, Apps1} ->
+        Dyn -> {Dyn, Static, S}
+    end;
+read(P, undefined, #s{apps = Apps, interned = In} = S) ->
+    case beamdeck_agent_procinfo:read_new(P, Apps) of
+        undefined -> undefined;
+        {Dyn, Static, Apps1} ->
             case In of
-                #{Static := Shared} -> {Shared, S#s{apps = Apps1}};
-                _ when map_size(In) >= ?MAX_INTERNED -> {Static, S#s{apps = Apps1, interned = #{}}};
-                _ -> {Static, S#s{apps = Apps1, interned = In#{Static => Static}}}
+                #{Static := Shared} -> {Dyn, Shared, S#s{apps = Apps1}};
+                _ when map_size(In) >= ?MAX_INTERNED ->
+                    {Dyn, Static, S#s{apps = Apps1, interned = #{}}};
+                _ -> {Dyn, Static, S#s{apps = Apps1, interned = In#{Static => Static}}}
             end
     end.
 
 %% Top-N by memory: exact over the table once per rolling cycle, else from
 %% the previous top-N and what this tick re-read.
 mem_top(true, _Refreshed, _Prev, Table, N) ->
-    top_pids(maps:fold(fun(P, {_, Mem, _}, Acc) -> [{Mem, P} | Acc] end, [], Table), N);
+    top_pids(maps:fold(fun(P, {_, _, Mem, _}, Acc) -> [{Mem, P} | Acc] end, [], Table), N);
 mem_top(false, Refreshed, Prev, Table, N) ->
     Candidates = unique(Prev ++ maps:keys(Refreshed)),
-    top_pids([{Mem, P} || P <- Candidates, {_, Mem, _} <- [maps:get(P, Table, none)]], N).
+    top_pids([{Mem, P} || P <- Candidates, {_, _, Mem, _} <- [maps:get(P, Table, none)]], N).
 
 %% The pids of the N largest `{Value, Pid}', largest first, without sorting
 %% them all: one comparison per pair once N are held.
@@ -402,11 +420,24 @@ frames(Chunks, Reset, Total, Stats, Seq0) ->
     {Frames, Seq}.
 
 %% Estimated encoded sizes (bytes); UTF-8 is sent unescaped.
+record_bytes(#{pid := Pid, name := Name, initialCall := IC, currentFunction := CF,
+               status := Status, links := Links, parent := Parent, ancestors := Anc,
+               application := App}) ->
+    ?RECORD_BYTES + byte_size(Pid) + text_bytes(Name) + text_bytes(IC) + text_bytes(CF)
+        + byte_size(Status) + list_bytes(Links, 0) + text_bytes(Parent) + list_bytes(Anc, 0)
+        + text_bytes(App);
 record_bytes(R) ->
+    %% Any other map (tests): every binary, and lists of binaries.
     maps:fold(fun(_, V, Acc) when is_binary(V) -> Acc + byte_size(V);
-                 (_, V, Acc) when is_list(V) -> Acc + lists:sum([byte_size(X) + 3 || X <- V]);
+                 (_, V, Acc) when is_list(V) -> Acc + list_bytes(V, 0);
                  (_, _, Acc) -> Acc
               end, ?RECORD_BYTES, R).
+
+text_bytes(B) when is_binary(B) -> byte_size(B);
+text_bytes(_) -> 4.
+
+list_bytes([], Acc) -> Acc;
+list_bytes([B | Bs], Acc) -> list_bytes(Bs, Acc + 3 + text_bytes(B)).
 
 pair_bytes([Pid, _]) -> byte_size(Pid) + ?PAIR_BYTES.
 

@@ -23,11 +23,13 @@
 -define(MAX_LINKED_DEPTH, 3).
 -define(MAX_LINKED_TOTAL, 2000).
 -define(MAX_DEPTH, 32).
-%% Estimated JSON bytes for all trees; a frame must stay under 512 KiB.
+%% Estimated JSON bytes for all trees; a frame must stay under 512 KiB. Once
+%% spent, each remaining application still gets its entry and a bare root.
 -define(MAX_BYTES, 384 * 1024).
 %% Fixed JSON overhead of a TreeNode / LinkedProcess (keys, punctuation).
 -define(NODE_BYTES, 110).
 -define(LINKED_BYTES, 60).
+-define(APP_BYTES, 60).
 
 -type tree_node() :: #{atom() => beamdeck_agent_terms:json()}.
 -type app() :: #{name := binary(), vsn := binary() | null, master := binary() | null,
@@ -50,8 +52,9 @@ apps() -> apps(#{}).
 apps(Opts) ->
     Timeout = maps:get(timeout, Opts, ?CALL_TIMEOUT),
     B0 = #b{bytes = maps:get(max_bytes, Opts, ?MAX_BYTES), linked = ?MAX_LINKED_TOTAL,
-            %% A whole collection never takes longer than ten stuck supervisors.
-            deadline = now_ms() + 10 * Timeout, timeout = Timeout,
+            %% The walk asks no more supervisors once three stuck ones (a
+            %% relup suspends several) could have used up the time.
+            deadline = now_ms() + 3 * Timeout, timeout = Timeout,
             max_children = maps:get(max_children, Opts, ?MAX_CHILDREN)},
     Running = try application:which_applications(Timeout)
               catch exit:_ -> []
@@ -69,10 +72,11 @@ app({Name, _Desc, Vsn}, B) ->
                      undefined -> {null, B};
                      _ -> root(Name, Master, B)
                  end,
-    {#{name => beamdeck_agent_terms:atom(Name),
-       vsn => vsn(Vsn),
-       master => beamdeck_agent_terms:maybe_pid(Master),
-       root => Root}, B1}.
+    App = #{name => beamdeck_agent_terms:atom(Name),
+            vsn => vsn(Vsn),
+            master => beamdeck_agent_terms:maybe_pid(Master),
+            root => Root},
+    {App, B1#b{bytes = B1#b.bytes - ?APP_BYTES - text_bytes(maps:without([root], App))}}.
 
 root(Name, Master, B) ->
     case beamdeck_agent_otp:app_supervisor(Name, B#b.timeout) of
@@ -191,6 +195,7 @@ link_pass(#{raw_pid := Pid, children := Kids} = Node, Parent, Owned, B) ->
 %% Processes linked to `Pid', minus `Exclude' and owned ones; recursive.
 %% Returns the entries, whether the per-node cap cut them, and the budget.
 linked(_Pid, _Exclude, _Seen, Depth, B) when Depth > ?MAX_LINKED_DEPTH -> {[], false, B};
+linked(Pid, _Exclude, _Seen, _Depth, B) when node(Pid) =/= node() -> {[], false, B};
 linked(Pid, Exclude, Seen, Depth, B) ->
     Links = case erlang:process_info(Pid, links) of
                 {links, L} -> L;
@@ -201,8 +206,9 @@ linked(Pid, Exclude, Seen, Depth, B) ->
                  _ -> []
              end,
     Skip = Exclude ++ Parent,
-    Candidates = lists:usort([P || P <- Links, is_pid(P), not is_map_key(P, Seen),
-                                   not lists:member(P, Skip)]),
+    %% Local processes only: a remote one cannot be read from here.
+    Candidates = lists:usort([P || P <- Links, is_pid(P), node(P) =:= node(),
+                                   not is_map_key(P, Seen), not lists:member(P, Skip)]),
     Listed = lists:sublist(Candidates, ?MAX_LINKED_PER_NODE),
     %% Mark them all seen first so that siblings do not list each other.
     Seen1 = lists:foldl(fun(P, A) -> A#{P => true} end, Seen, Listed),
@@ -243,6 +249,7 @@ text_bytes(Map) ->
                  (_, _, Acc) -> Acc
               end, 0, Map).
 
+reg_name(Pid) when node(Pid) =/= node() -> undefined;
 reg_name(Pid) ->
     case erlang:process_info(Pid, registered_name) of
         {registered_name, Name} when is_atom(Name), Name =/= [] -> Name;

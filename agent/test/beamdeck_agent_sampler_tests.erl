@@ -1,0 +1,374 @@
+-module(beamdeck_agent_sampler_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(FRAME_LIMIT, 512 * 1024).
+
+%%% Helpers %%%
+
+holder() -> spawn(fun() -> receive stop -> ok end end).
+
+fill(P, N) -> [P ! {msg, I} || I <- lists:seq(1, N)], ok.
+
+stop(P) ->
+    Ref = monitor(process, P),
+    exit(P, kill),
+    receive {'DOWN', Ref, process, P, _} -> ok end.
+
+pid(P) -> list_to_binary(pid_to_list(P)).
+
+upserted(Frames) -> [maps:get(pid, R) || F <- Frames, R <- maps:get(upsert, F)].
+
+pairs(Frames) -> [{P, N} || F <- Frames, [P, N] <- maps:get(mailbox, F)].
+
+removed(Frames) -> [P || F <- Frames, P <- maps:get(remove, F)].
+
+record_of(P, Frames) ->
+    [R] = [R || F <- Frames, R <- maps:get(upsert, F), maps:get(pid, R) =:= pid(P)],
+    R.
+
+%% The mailbox length the frames tell the server, by pair or by record.
+mailbox_told(P, Frames) ->
+    case [N || {Q, N} <- pairs(Frames), Q =:= pid(P)] of
+        [N] -> {pair, N};
+        [] -> {record, maps:get(mailbox, record_of(P, Frames))}
+    end.
+
+%% Wait until freshly spawned processes sit in their receive.
+settle(Ps) ->
+    case lists:all(fun(P) -> process_info(P, status) =:= {status, waiting} end, Ps) of
+        true -> ok;
+        false -> timer:sleep(5), settle(Ps)
+    end.
+
+encoded_size(Frame) -> iolist_size(beamdeck_agent_json:encode(Frame)).
+
+with_env(Env, Fun) ->
+    Old = [{K, application:get_env(beamdeck_agent, K)} || {K, _} <- Env],
+    [application:set_env(beamdeck_agent, K, V) || {K, V} <- Env],
+    try Fun()
+    after
+        [case O of
+             undefined -> application:unset_env(beamdeck_agent, K);
+             {ok, V} -> application:set_env(beamdeck_agent, K, V)
+         end || {K, O} <- Old]
+    end.
+
+%%% Pure sampling: reset and deltas %%%
+
+first_sample_is_a_reset_of_every_process_test() ->
+    {Frames, _} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
+    [First | Rest] = Frames,
+    ?assertEqual(true, maps:get(reset, First)),
+    ?assert(lists:all(fun(F) -> maps:get(reset, F) =:= false end, Rest)),
+    Pids = upserted(Frames),
+    ?assertEqual(length(Pids), length(lists:usort(Pids))),
+    ?assertEqual(maps:get(total, First), length(Pids)),
+    Alive = [pid(P) || P <- erlang:processes()],
+    ?assert(length(Alive -- Pids) =< 1),  % at most a process born since
+    ?assertEqual(lists:seq(1, length(Frames)), [maps:get(seq, F) || F <- Frames]),
+    Stats = maps:get(stats, First),
+    [?assert(is_integer(maps:get(K, Stats))) || K <- [scanUs, sampleUs, intervalMs, dropped]],
+    ?assert(maps:get(intervalMs, Stats) >= 1000).
+
+deltas_new_removed_changed_test() ->
+    with_env([{top_n, 0}, {min_interval_ms, 1000}], fun() ->
+        Idle = holder(),
+        Doomed = holder(),
+        Mail = holder(),
+        settle([Idle, Doomed, Mail]),
+        {_, S0} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
+        {_, S1} = beamdeck_agent_sampler:sample(S0),
+        %% New, removed, mailbox changed.
+        New = holder(),
+        stop(Doomed),
+        ok = fill(Mail, 5),
+        {F2, S2} = beamdeck_agent_sampler:sample(S1),
+        ?assert(lists:all(fun(F) -> maps:get(reset, F) =:= false end, F2)),
+        ?assert(lists:member(pid(New), upserted(F2))),
+        ?assertEqual(0, maps:get(mailbox, record_of(New, F2))),
+        ?assert(lists:member(pid(Doomed), removed(F2))),
+        ?assertMatch({_, 5}, mailbox_told(Mail, F2)),
+        %% An idle process is not sent again: its record has not changed.
+        ?assertNot(lists:member(pid(Idle), upserted(F2))),
+        %% Nothing changed for Mail: no pair; then its mailbox empties: 0.
+        {F3, S3} = beamdeck_agent_sampler:sample(S2),
+        ?assertEqual([], [X || {P, _} = X <- pairs(F3), P =:= pid(Mail)]),
+        ?assertNot(lists:member(pid(Doomed), removed(F3))),
+        stop(Mail),
+        Drained = spawn(fun() -> receive go -> drain() end end),
+        ok = fill(Drained, 2),
+        {F4, S4} = beamdeck_agent_sampler:sample(S3),
+        ?assertEqual(2, maps:get(mailbox, record_of(Drained, F4))),
+        ?assert(lists:member(pid(Mail), removed(F4))),
+        Drained ! go,
+        wait_empty(Drained),
+        {F5, _} = beamdeck_agent_sampler:sample(S4),
+        ?assertMatch({_, 0}, mailbox_told(Drained, F5)),
+        [stop(P) || P <- [Idle, New, Drained]]
+    end).
+
+drain() ->
+    receive
+        stop -> ok;
+        _ -> drain()
+    end.
+
+wait_empty(P) ->
+    case process_info(P, message_queue_len) of
+        {message_queue_len, 0} -> ok;
+        _ -> timer:sleep(5), wait_empty(P)
+    end.
+
+mailbox_changes_travel_as_pairs_test() ->
+    with_env([{top_n, 0}], fun() ->
+        Ps = [holder() || _ <- lists:seq(1, 4000)],
+        settle(Ps),
+        {_, S0} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
+        {_, S1} = beamdeck_agent_sampler:sample(S0),
+        Filled = lists:sublist(Ps, 1000),
+        [ok = fill(P, 3) || P <- Filled],
+        {F2, S2} = beamdeck_agent_sampler:sample(S1),
+        Told = [mailbox_told(P, F2) || P <- Filled],
+        ?assertEqual([3], lists:usort([N || {_, N} <- Told])),
+        %% Only the rolling slice (100..2000 a tick) is re-read in full:
+        %% most changes go out as `[pid, len]' pairs, not records.
+        ?assert(length([x || {pair, _} <- Told]) >= 800),
+        ?assert(length(upserted(F2)) =< 200),
+        %% Unchanged next tick: no pair for them.
+        {F3, _} = beamdeck_agent_sampler:sample(S2),
+        Again = maps:from_keys([pid(P) || P <- Filled], true),
+        ?assertEqual([], [Q || {Q, _} <- pairs(F3), is_map_key(Q, Again)]),
+        [stop(P) || P <- Ps]
+    end).
+
+changed_record_is_resent_test() ->
+    with_env([{top_n, 0}], fun() ->
+        Self = self(),
+        P = spawn(fun() -> receive {name, N} -> register(N, self()), Self ! named end,
+                           receive stop -> ok end end),
+        settle([P]),
+        {_, S0} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
+        {_, S1} = beamdeck_agent_sampler:sample(S0),
+        {F2, S2} = beamdeck_agent_sampler:sample(S1),
+        ?assertNot(lists:member(pid(P), upserted(F2))),
+        P ! {name, bd_sampler_renamed},
+        receive named -> ok end,
+        %% Fewer than 100 x 30 processes: the rolling slice covers the table.
+        {F3, _} = beamdeck_agent_sampler:sample(S2),
+        ?assertEqual(<<"bd_sampler_renamed">>, maps:get(name, record_of(P, F3))),
+        stop(P)
+    end).
+
+top_n_by_mailbox_sent_every_tick_test() ->
+    with_env([{top_n, 2}], fun() ->
+        Big = holder(),
+        Bigger = holder(),
+        Small = holder(),
+        ok = fill(Big, 300),
+        ok = fill(Bigger, 400),
+        ok = fill(Small, 1),
+        settle([Big, Bigger, Small]),
+        {_, S0} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
+        {_, S1} = beamdeck_agent_sampler:sample(S0),
+        {F2, S2} = beamdeck_agent_sampler:sample(S1),
+        {F3, _} = beamdeck_agent_sampler:sample(S2),
+        [begin
+             Up = upserted(F),
+             ?assert(lists:member(pid(Big), Up)),
+             ?assert(lists:member(pid(Bigger), Up)),
+             ?assertNot(lists:member(pid(Small), Up))
+         end || F <- [F2, F3]],
+        ?assertEqual(400, maps:get(mailbox, record_of(Bigger, F3))),
+        [stop(P) || P <- [Big, Bigger, Small]]
+    end).
+
+top_n_by_memory_sent_every_tick_test() ->
+    with_env([{top_n, 1}], fun() ->
+        Fat = spawn(fun() -> L = lists:seq(1, 2000000), receive stop -> length(L) end end),
+        settle([Fat]),
+        {_, S1} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
+        {F2, S2} = beamdeck_agent_sampler:sample(S1),
+        {F3, _} = beamdeck_agent_sampler:sample(S2),
+        %% Unchanged, yet sent every tick as the top process by memory.
+        ?assert(lists:member(pid(Fat), upserted(F2))),
+        ?assert(lists:member(pid(Fat), upserted(F3))),
+        stop(Fat)
+    end).
+
+dying_processes_do_not_crash_the_sampler_test() ->
+    {_, S1} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
+    %% Short-lived processes come and go while the sampler reads them.
+    Churn = spawn(fun Loop() ->
+                          _ = [spawn(fun() -> ok end) || _ <- lists:seq(1, 50)],
+                          receive stop -> ok after 0 -> Loop() end
+                  end),
+    S = lists:foldl(fun(_, Sx) -> element(2, beamdeck_agent_sampler:sample(Sx)) end,
+                    S1, lists:seq(1, 20)),
+    stop(Churn),
+    {Frames, _} = beamdeck_agent_sampler:sample(S),
+    ?assert(length(Frames) >= 1).
+
+reset_of_thousands_is_chunked_under_512k_test() ->
+    Ps = [holder() || _ <- lists:seq(1, 2500)],
+    {Frames, _} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
+    ?assert(length(Frames) >= 3),
+    [?assert(length(maps:get(upsert, F)) =< 1000) || F <- Frames],
+    [?assert(encoded_size(F) < ?FRAME_LIMIT) || F <- Frames],
+    ?assertEqual(true, maps:get(reset, hd(Frames))),
+    ?assertEqual([false], lists:usort([maps:get(reset, F) || F <- tl(Frames)])),
+    [stop(P) || P <- Ps].
+
+%%% Packing %%%
+
+fat_record(I) ->
+    Pid = iolist_to_binary(io_lib:format("<0.~b.0>", [I])),
+    #{pid => Pid, name => binary:copy(<<"n">>, 255), initialCall => binary:copy(<<"i">>, 300),
+      currentFunction => binary:copy(<<"c">>, 300), mailbox => 0, memory => 1, reductions => 1,
+      status => <<"waiting">>, links => [<<"<0.123456.0>">> || _ <- lists:seq(1, 200)],
+      parent => Pid, ancestors => [binary:copy(<<"a">>, 200) || _ <- lists:seq(1, 32)],
+      application => <<"app">>}.
+
+pack_fat_records_under_512k_test() ->
+    Records = [fat_record(I) || I <- lists:seq(1, 1200)],
+    Chunks = beamdeck_agent_sampler:pack(Records, [], []),
+    ?assert(length(Chunks) > 2),
+    ?assertEqual(Records, lists:append([U || {U, _, _} <- Chunks])),
+    [?assert(encoded_size(#{type => procs, upsert => U, mailbox => M, remove => R}) < ?FRAME_LIMIT)
+     || {U, M, R} <- Chunks].
+
+pack_counts_and_pairs_test() ->
+    Small = [#{pid => <<"<0.1.0>">>} || _ <- lists:seq(1, 2500)],
+    Pairs = [[<<"<0.100000.0>">>, 123456] || _ <- lists:seq(1, 150000)],
+    Removes = [<<"<0.200000.0>">> || _ <- lists:seq(1, 30000)],
+    Chunks = beamdeck_agent_sampler:pack(Small, Pairs, Removes),
+    [?assert(length(U) =< 1000) || {U, _, _} <- Chunks],
+    ?assertEqual(2500, length(lists:append([U || {U, _, _} <- Chunks]))),
+    ?assertEqual(Pairs, lists:append([M || {_, M, _} <- Chunks])),
+    ?assertEqual(Removes, lists:append([R || {_, _, R} <- Chunks])),
+    [?assert(encoded_size(#{upsert => U, mailbox => M, remove => R}) < ?FRAME_LIMIT)
+     || {U, M, R} <- Chunks],
+    ?assertEqual([{[], [], []}], beamdeck_agent_sampler:pack([], [], [])).
+
+%%% Adaptive interval %%%
+
+budget_interpolates_test() ->
+    with_env([{budget_10k, 0.01}, {budget_100k, 0.05}, {min_interval_ms, 1000}], fun() ->
+        ?assertEqual(0.01, beamdeck_agent_sampler:budget(500)),
+        ?assertEqual(0.01, beamdeck_agent_sampler:budget(10000)),
+        ?assertEqual(0.05, beamdeck_agent_sampler:budget(100000)),
+        ?assertEqual(0.05, beamdeck_agent_sampler:budget(400000)),
+        ?assert(abs(beamdeck_agent_sampler:budget(55000) - 0.03) < 1.0e-9),
+        %% 50 ms of work at 1 % of a scheduler: 5 s; cheap work: the floor.
+        ?assertEqual(5000, beamdeck_agent_sampler:interval_ms(50000, 10000)),
+        ?assertEqual(1000, beamdeck_agent_sampler:interval_ms(500, 10000)),
+        ?assertEqual(1000, beamdeck_agent_sampler:interval_ms(50000, 100000)),
+        ?assertEqual(2000, beamdeck_agent_sampler:interval_ms(100000, 100000)),
+        ?assertEqual(60000, beamdeck_agent_sampler:interval_ms(10000000000, 10000))
+    end).
+
+%%% The gen_server, with a stand-in connection %%%
+
+%% The real connection is not started in unit tests: a stand-in module named
+%% beamdeck_agent_conn forwards frames to this test and reports the
+%% connection state it is told. The original module (if any) is restored.
+-define(STUB, "
+-module(beamdeck_agent_conn).
+-export([send/1, connected/0, stats/0]).
+send(F) -> case whereis(bd_sampler_test_sink) of undefined -> ok; P -> P ! {frame, F}, ok end.
+connected() -> persistent_term:get(bd_sampler_test_connected, false).
+stats() -> #{dropped => 7}.
+").
+
+stub_conn() ->
+    {ok, Tokens, _} = erl_scan:string(?STUB),
+    Forms = split_forms(Tokens, [], []),
+    {ok, Mod, Bin} = compile:forms(Forms, []),
+    Old = code:which(Mod),
+    {module, Mod} = code:load_binary(Mod, "beamdeck_agent_conn_stub.erl", Bin),
+    Old.
+
+split_forms([], [], Acc) -> lists:reverse(Acc);
+split_forms([{dot, _} = Dot | Rest], Cur, Acc) ->
+    {ok, Form} = erl_parse:parse_form(lists:reverse([Dot | Cur])),
+    split_forms(Rest, [], [Form | Acc]);
+split_forms([T | Rest], Cur, Acc) -> split_forms(Rest, [T | Cur], Acc).
+
+unstub_conn(Old) ->
+    _ = code:purge(beamdeck_agent_conn),
+    _ = code:delete(beamdeck_agent_conn),
+    _ = code:purge(beamdeck_agent_conn),
+    case Old of
+        Path when is_list(Path) -> {module, _} = code:load_file(beamdeck_agent_conn);
+        _ -> ok
+    end.
+
+server_test_() ->
+    {setup,
+     fun() ->
+             Old = stub_conn(),
+             Env = [{K, application:get_env(beamdeck_agent, K)} || K <- [min_interval_ms]],
+             application:set_env(beamdeck_agent, min_interval_ms, 100),
+             persistent_term:put(bd_sampler_test_connected, false),
+             {Old, Env}
+     end,
+     fun({Old, Env}) ->
+             [case V of
+                  undefined -> application:unset_env(beamdeck_agent, K);
+                  {ok, X} -> application:set_env(beamdeck_agent, K, X)
+              end || {K, V} <- Env],
+             persistent_term:erase(bd_sampler_test_connected),
+             unstub_conn(Old)
+     end,
+     fun(_) -> [{timeout, 30, fun server_flow/0}] end}.
+
+server_flow() ->
+    true = register(bd_sampler_test_sink, self()),
+    {ok, Pid} = beamdeck_agent_sampler:start_link(),
+    try
+        %% Disconnected: nothing is sampled, nothing is sent.
+        ?assertEqual([], collect(400)),
+        %% Connected: the first frame is a reset, then the tree, then deltas.
+        persistent_term:put(bd_sampler_test_connected, true),
+        [First | _] = Frames1 = wait_for_reset(3000) ++ collect(500),
+        ?assertMatch(#{type := procs, reset := true}, First),
+        Procs1 = [F || #{type := procs} = F <- Frames1],
+        ?assertEqual(1, length([F || #{type := tree} = F <- Frames1])),
+        ?assertEqual(7, maps:get(dropped, maps:get(stats, First))),
+        %% Later ticks are deltas; the tree is not resent while unchanged.
+        ?assert(length(Procs1) >= 2),
+        ?assertEqual([false], lists:usort([maps:get(reset, F) || F <- tl(Procs1)])),
+        Seqs = [maps:get(seq, F) || F <- Procs1],
+        ?assertEqual(lists:seq(hd(Seqs), hd(Seqs) + length(Seqs) - 1), Seqs),
+        %% resync: a reset and a tree again (a tick already under way may
+        %% deliver its delta first).
+        ok = beamdeck_agent_sampler:resync(),
+        Frames2 = wait_for_reset(3000) ++ collect(50),
+        ?assertMatch(#{type := procs, reset := true}, hd(Frames2)),
+        ?assertEqual(1, length([F || #{type := tree} = F <- Frames2])),
+        %% Disconnected again: silence.
+        persistent_term:put(bd_sampler_test_connected, false),
+        _ = collect(300),
+        ?assertEqual([], collect(400))
+    after
+        unlink(Pid),
+        exit(Pid, shutdown),
+        unregister(bd_sampler_test_sink)
+    end.
+
+%% Drop frames until a reset arrives; the reset and what follows it.
+wait_for_reset(Ms) ->
+    receive
+        {frame, #{type := procs, reset := true} = F} -> [F];
+        {frame, _} -> wait_for_reset(Ms)
+    after Ms -> error(no_reset_frame)
+    end.
+
+%% Every frame that arrives within `Ms'.
+collect(Ms) -> collect(erlang:monotonic_time(millisecond) + Ms, []).
+
+collect(Deadline, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive {frame, F} -> collect(Deadline, [F | Acc])
+    after Left -> lists:reverse(Acc)
+    end.
