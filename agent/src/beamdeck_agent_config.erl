@@ -178,6 +178,7 @@ to_binary(L) when is_list(L) -> unicode:characters_to_binary(L).
 default(tls_verify) -> true;
 default(get_state) -> false;
 default(min_interval_ms) -> 1000;
+default(min_reset_interval_ms) -> 10000;
 default(budget_10k) -> 0.01;
 default(budget_100k) -> 0.05;
 default(top_n) -> 20;

@@ -78,7 +78,8 @@
             tree_us = 0 :: non_neg_integer(),
             timer :: reference() | undefined,
             interval = 1000 :: pos_integer(),
-            failed = false :: boolean()}).
+            failed = false :: boolean(),
+            last_reset :: integer() | undefined}).
 -opaque state() :: #s{}.
 
 %%% API %%%
@@ -134,7 +135,13 @@ sample(#s{reset = Reset} = S0) ->
     Chunks = pack([R || {_, R} <- Upserts], Pairs,
                   [beamdeck_agent_terms:pid(P) || P <- unique(Removed)]),
     CostUs = now_us() - T0,
-    Interval = interval_ms(CostUs, map_size(Table2)),
+    %% A reset is a one-off (a connect, or a refresh at most every
+    %% min_reset_interval_ms): it does not stretch the steady-state interval, or the
+    %% first deltas after a connect would wait ~20 s at 100k processes.
+    Interval = case Reset of
+                   true -> setting(min_interval_ms);
+                   false -> interval_ms(CostUs, map_size(Table2))
+               end,
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
               treeUs => S#s.tree_us, dropped => dropped()},
     {Frames, Seq} = frames(Chunks, Reset, map_size(Table2), Stats, S2#s.seq),
@@ -232,8 +239,18 @@ handle_call(_Request, _From, S) ->
 
 %% @private
 -spec handle_cast(term(), state()) -> {noreply, state()}.
-handle_cast(resync, S) ->
-    {noreply, schedule(0, S#s{reset = true})};
+handle_cast(resync, #s{reset = true} = S) ->
+    %% A reset is pending already (first tick, or after a disconnect): now.
+    {noreply, schedule(0, S)};
+handle_cast(resync, #s{last_reset = Last} = S) ->
+    %% While streaming, full resets are rate-limited: at 100k processes one
+    %% costs about a second of a scheduler.
+    Now = erlang:monotonic_time(millisecond),
+    Wait = case Last of
+               undefined -> 0;
+               _ -> max(0, Last + setting(min_reset_interval_ms) - Now)
+           end,
+    {noreply, schedule(Wait, S#s{reset = true})};
 handle_cast(_Msg, S) ->
     {noreply, S}.
 
@@ -254,7 +271,11 @@ handle_info(_Msg, S) ->
 tick(S) ->
     try
         Reset = S#s.reset,
-        {TreeFrames, S1} = tree(S, Reset),
+        LastReset = case Reset of
+                        true -> erlang:monotonic_time(millisecond);
+                        false -> S#s.last_reset
+                    end,
+        {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
         {Frames, S2} = sample(S1),
         lists:foreach(fun beamdeck_agent_conn:send/1, Frames ++ TreeFrames),
         %% A reset leaves every record as garbage: hand the memory back now

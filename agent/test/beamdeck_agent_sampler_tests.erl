@@ -307,8 +307,9 @@ server_test_() ->
     {setup,
      fun() ->
              Old = stub_conn(),
-             Env = [{K, application:get_env(beamdeck_agent, K)} || K <- [min_interval_ms]],
+             Env = [{K, application:get_env(beamdeck_agent, K)} || K <- [min_interval_ms, min_reset_interval_ms]],
              application:set_env(beamdeck_agent, min_interval_ms, 100),
+             application:set_env(beamdeck_agent, min_reset_interval_ms, 2000),
              persistent_term:put(bd_sampler_test_connected, false),
              {Old, Env}
      end,
@@ -341,9 +342,11 @@ server_flow() ->
         Seqs = [maps:get(seq, F) || F <- Procs1],
         ?assertEqual(lists:seq(hd(Seqs), hd(Seqs) + length(Seqs) - 1), Seqs),
         %% resync: a reset and a tree again (a tick already under way may
-        %% deliver its delta first).
+        %% deliver its delta first) — but not sooner than
+        %% min_reset_interval_ms after the previous reset.
         ok = beamdeck_agent_sampler:resync(),
-        Frames2 = wait_for_reset(3000) ++ collect(50),
+        ?assertEqual([], [F || #{type := procs, reset := true} = F <- collect(1000)]),
+        Frames2 = wait_for_reset(4000) ++ collect(50),
         ?assertMatch(#{type := procs, reset := true}, hd(Frames2)),
         ?assertEqual(1, length([F || #{type := tree} = F <- Frames2])),
         %% Disconnected again: silence.
