@@ -72,6 +72,7 @@ function eunit(): Step {
 const STEPS: Step[] = [
   check("typecheck", "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]),
   check("agent-xref", "rebar3", ["xref"], "agent"),
+  check("agent-dialyzer", "rebar3", ["dialyzer"], "agent"),
   eunit(),
   vitest("unit", "tests/unit"),
   vitest("integration", "tests/integration"),

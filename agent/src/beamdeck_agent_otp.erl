@@ -8,20 +8,31 @@
 
 -export([call/2, which_children/2, app_supervisor/2]).
 
+%% application:get_supervisor/1 is OTP 26+, behind a runtime check.
+-dialyzer({nowarn_function, app_supervisor/1}).
+
 %% @doc Run `Fun` in a helper process; `{ok, Result}`, `{error, timeout}` or
 %% `{error, {Class, Reason}}` if it raised.
 -spec call(Fun, TimeoutMs) -> {ok, term()} | {error, timeout | {atom(), term()}}
     when Fun :: fun(() -> term()), TimeoutMs :: non_neg_integer().
 call(Fun, TimeoutMs) ->
+    Parent = self(),
+    Tag = make_ref(),
     {Pid, Ref} = spawn_monitor(fun() ->
-        exit({done, try {ok, Fun()} catch C:R -> {error, {C, R}} end})
+        Parent ! {Tag, try {ok, Fun()} catch C:R -> {error, {C, R}} end}
     end),
     receive
-        {'DOWN', Ref, process, Pid, {done, Result}} -> Result;
-        {'DOWN', Ref, process, Pid, Other} -> {error, {exit, Other}}
+        {Tag, Result} ->
+            erlang:demonitor(Ref, [flush]),
+            Result;
+        {'DOWN', Ref, process, Pid, Reason} ->
+            {error, {exit, Reason}}
     after TimeoutMs ->
         exit(Pid, kill),
         receive {'DOWN', Ref, process, Pid, _} -> ok end,
+        %% A result sent just before the kill arrived before the 'DOWN':
+        %% drop it, so no stray message is left in the caller's mailbox.
+        receive {Tag, _} -> ok after 0 -> ok end,
         {error, timeout}
     end.
 
