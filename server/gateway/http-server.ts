@@ -11,6 +11,7 @@ import { authenticate, contextFactory } from "../context";
 import { appRouter } from "../routers/_app";
 import type { Services } from "../services";
 import { agentEndpoint } from "./agent-endpoint";
+import { auditExport } from "./audit-export";
 
 export interface WebHandler {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void> | void;
@@ -39,6 +40,7 @@ export function createBeamdeckServer(services: Services, web: WebHandler | null,
     const url = new URL(req.url ?? "/", "http://localhost");
     try {
       if (url.pathname.startsWith("/api/trpc/")) return trpcHttp(req, res);
+      if (url.pathname === "/api/audit/export") return await auditExport(services, req, res, url);
       if (url.pathname === "/healthz") {
         res.writeHead(200, { "content-type": "application/json" });
         return res.end(JSON.stringify({ ok: true, instance: services.instanceId }));
