@@ -21,7 +21,7 @@ die() { printf '\033[1;31m[setup] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
 # ---- Debian packages ----
 need=()
 command -v erl >/dev/null || need+=(erlang-nox erlang-dev)
-ls /usr/lib/erlang/lib/erts-*/include/erl_nif.h >/dev/null 2>&1 || need+=(erlang-dev)
+ls /usr/lib/erlang/usr/include/erl_nif.h >/dev/null 2>&1 || need+=(erlang-dev)
 ls /usr/lib/erlang/lib/stdlib-*/src/supervisor.erl >/dev/null 2>&1 || need+=(erlang-src)
 command -v elixir >/dev/null || need+=(elixir)
 command -v rebar3 >/dev/null || need+=(rebar3)

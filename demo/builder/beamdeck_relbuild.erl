@@ -31,6 +31,8 @@
 
 -export([main/1, build/1]).
 
+-include_lib("kernel/include/file.hrl").
+
 -define(HASH_CHARS, 20).
 -define(ELIXIRC_TIMEOUT, 120000).
 
@@ -83,6 +85,7 @@ build(Spec0) ->
                 ok = file:write_file(filename:join(Tmp, "manifest.json"),
                                      json(Manifest)),
                 publish(Tmp, OutDir),
+                prune(CacheDir, Name, OutDir),
                 Manifest#{cached => false}
             catch
                 Class:Reason:Stack ->
@@ -95,14 +98,14 @@ build(Spec0) ->
 
 check_spec(Spec) ->
     Name = str(required(name, Spec)),
-    AppDir = str(required(app_dir, Spec)),
+    AppDir = filename:absname(str(required(app_dir, Spec))),
     Versions = [str(V) || V <- required(versions, Spec)],
     Versions =:= [] andalso fail("spec: versions is empty", []),
     AgentDir = case maps:get(agent_dir, Spec, none) of
                    none -> none;
-                   D -> str(D)
+                   D -> filename:absname(str(D))
                end,
-    CacheDir = str(required(cache_dir, Spec)),
+    CacheDir = filename:absname(str(required(cache_dir, Spec))),
     lists:foreach(fun(V) ->
                           filelib:is_dir(filename:join(AppDir, V)) orelse
                               fail("no sources for ~ts ~ts in ~ts", [Name, V, AppDir])
@@ -221,13 +224,15 @@ do_build(Spec, Env, Hash, Tmp, FinalDir) ->
     Build = filename:join(Tmp, "build"),
     LibDir = filename:join(Build, "lib"),
     ok = filelib:ensure_dir(filename:join(LibDir, "x")),
-    Agent = step("agent", fun() ->
-                                  case AgentDir of
-                                      none -> none;
-                                      _ -> build_agent(AgentDir, LibDir)
-                                  end
-                          end),
-    Apps = step("compile", fun() -> build_app_versions(Spec, Env, LibDir) end),
+    %% The agent compiles here while elixirc runs in its own OS processes.
+    [Agent, Apps] = step("compile",
+                         fun() ->
+                                 pmap(fun(F) -> F() end,
+                                      [fun() when AgentDir =:= none -> none;
+                                          () -> build_agent(AgentDir, LibDir)
+                                       end,
+                                       fun() -> build_app_versions(Spec, Env, LibDir) end])
+                         end),
     Rels = step("scripts", fun() ->
                                    RelDirs = [write_rel(Spec, Env, V, maps:get(V, Apps), Agent, Build)
                                               || V <- Versions],
@@ -268,8 +273,9 @@ step(What, Fun) ->
     log("~ts: ~b ms", [What, erlang:monotonic_time(millisecond) - T0]),
     Res.
 
-%% Runs Fun on every element in its own process; a failure in any of them
-%% (a relbuild_error or a crash) fails the build with that reason.
+%% Runs Fun on every element in its own process. All of them finish before
+%% the first failure (a relbuild_error or a crash) is raised, so nothing is
+%% still writing into the build directory when it is removed.
 pmap(Fun, List) ->
     Parent = self(),
     Refs = [begin
@@ -281,10 +287,11 @@ pmap(Fun, List) ->
                                end),
                 Ref
             end || E <- List],
-    [receive
-         {Ref, {ok, V}} -> V;
-         {Ref, {error, C, R, St}} -> erlang:raise(C, R, St)
-     end || Ref <- Refs].
+    Results = [receive {Ref, Res} -> Res end || Ref <- Refs],
+    case [E || {error, _, _, _} = E <- Results] of
+        [] -> [V || {ok, V} <- Results];
+        [{error, C, R, St} | _] -> erlang:raise(C, R, St)
+    end.
 
 %% The agent: every module in agent/src, compiled here with erlc's
 %% compiler so the build does not depend on rebar3 output.
@@ -299,8 +306,8 @@ build_agent(AgentDir, LibDir) ->
     Ebin = filename:join([LibDir, atom_to_list(App) ++ "-" ++ Vsn, "ebin"]),
     ok = filelib:ensure_dir(filename:join(Ebin, "x")),
     Incs = [{i, filename:join(AgentDir, "include")}, {i, Src}],
-    Mods = [compile_erl(F, Ebin, Incs, "agent")
-            || F <- lists:sort(filelib:wildcard(filename:join(Src, "*.erl")))],
+    Mods = pmap(fun(F) -> compile_erl(F, Ebin, Incs, "agent") end,
+                lists:sort(filelib:wildcard(filename:join(Src, "*.erl")))),
     check_mod(App, Props, Mods, AppSrc),
     write_app(Ebin, App, Props, Mods),
     copy_dir(filename:join(AgentDir, "priv"), filename:join(filename:dirname(Ebin), "priv")),
@@ -603,6 +610,25 @@ publish(Tmp, OutDir) ->
                 false -> fail("cannot move ~ts to ~ts", [Tmp, OutDir])
             end
     end.
+
+%% Old builds of the same release go once they are an hour old and two
+%% newer ones exist (a process may still be copying from a recent one), as
+%% do leftovers of crashed builders.
+prune(CacheDir, Name, Keep) ->
+    Now = erlang:system_time(second),
+    Aged = fun(Dir) ->
+                   case file:read_file_info(Dir, [{time, posix}]) of
+                       {ok, #file_info{mtime = M}} -> {Now - M, Dir};
+                       {error, _} -> {0, Dir}
+                   end
+           end,
+    Entries = [Aged(D) || D <- filelib:wildcard(filename:join(CacheDir, Name ++ "-*")),
+                          D =/= Keep, filelib:is_dir(D)],
+    {Tmps, Builds} = lists:partition(fun({_, D}) -> string:find(D, ".tmp-") =/= nomatch end,
+                                     Entries),
+    Old = lists:nthtail(min(2, length(Builds)), lists:sort(Builds)),
+    _ = [rm_rf(D) || {Age, D} <- Tmps ++ Old, Age > 3600],
+    ok.
 
 manifest(Spec, Env, Hash, OutDir) ->
     #{name := Name, versions := [Base | _] = Versions, agent_dir := AgentDir,

@@ -30,6 +30,7 @@ while :; do
   kill -0 "$child" 2>/dev/null || break
 done
 kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
 exit $rc
 `;
 
@@ -59,6 +60,7 @@ export interface Guarded {
 }
 
 const live = new Set<number>();
+const exitCallbacks = new Set<() => void>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -72,7 +74,18 @@ function installExitHook(): void {
         // already gone
       }
     }
+    for (const cb of exitCallbacks) cb();
   });
+}
+
+/**
+ * Runs `cb` (synchronously) when this process exits normally; returns a
+ * function that cancels it. For children that are not guarded.
+ */
+export function onProcessExit(cb: () => void): () => void {
+  installExitHook();
+  exitCallbacks.add(cb);
+  return () => exitCallbacks.delete(cb);
 }
 
 /** Spawns `cmd args` in its own process group, guarded as described above. */
@@ -121,8 +134,10 @@ export function spawnGuarded(cmd: string, args: readonly string[], opts: Guarded
         } catch {
           // raced with its exit
         }
-        const timer = sleep(graceMs, "timeout" as const);
+        const grace = new AbortController();
+        const timer = sleep(graceMs, "timeout" as const, { signal: grace.signal }).catch(() => "exited" as const);
         const res = await Promise.race([exited.then(() => "exited" as const), timer]);
+        grace.abort();
         if (res === "timeout") killGroup();
         await exited;
       }

@@ -1,0 +1,110 @@
+"use client";
+/**
+ * Nodes: every node that has ever connected, with its connection state,
+ * versions, process count and biggest mailbox. Connects and disconnects
+ * arrive over `nodes.onNodes`; counts refresh every few seconds.
+ */
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useSubscription } from "@trpc/tanstack-react-query";
+import Link from "next/link";
+import { Atom, Pid } from "../_components/Names";
+import { ago, dateTime, int } from "../_lib/format";
+import { useNow } from "../_lib/hooks";
+import { errorMessage, useTRPC } from "../_lib/trpc";
+
+export default function NodesPage() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const now = useNow(5000);
+  const list = useQuery(trpc.nodes.list.queryOptions(undefined, { refetchInterval: 3000 }));
+  useSubscription(
+    trpc.nodes.onNodes.subscriptionOptions(undefined, {
+      onData: () => void queryClient.invalidateQueries({ queryKey: trpc.nodes.list.queryKey() }),
+    }),
+  );
+
+  const rows = list.data ?? [];
+  const connected = rows.filter((r) => r.connected).length;
+  return (
+    <div className="page">
+      <div className="page-head">
+        <h1>Nodes</h1>
+        <span className="page-meta" data-testid="nodes-summary">
+          {list.data ? `${connected} connected · ${rows.length - connected} disconnected` : ""}
+        </span>
+      </div>
+      {list.error ? <div className="alert alert-error">{errorMessage(list.error)}</div> : null}
+      <div className="panel">
+        <table className="grid" data-testid="nodes-table">
+          <thead>
+            <tr>
+              <th>Node</th>
+              <th>Status</th>
+              <th>OTP</th>
+              <th>ERTS</th>
+              <th>Agent</th>
+              <th className="num">Processes</th>
+              <th className="num">Top mailbox</th>
+              <th>Top mailbox process</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((n) => (
+              <tr key={n.name} data-testid="node-row" data-node={n.name} data-connected={n.connected ? "true" : "false"}>
+                <td>
+                  <Link className="node-link" href={`/nodes/${encodeURIComponent(n.name)}`}>
+                    {n.name}
+                  </Link>
+                </td>
+                <td>
+                  {n.connected ? (
+                    <span className="status status-up" data-testid="node-status">
+                      connected{n.instance ? ` (instance ${n.instance})` : ""}
+                    </span>
+                  ) : (
+                    <span className="status status-down" data-testid="node-status" title={dateTime(n.lastSeenAt)}>
+                      disconnected · last seen {ago(n.lastSeenAt, now)}
+                    </span>
+                  )}
+                </td>
+                <td>{n.otpRelease ?? "–"}</td>
+                <td className="mono">{n.ertsVersion ?? "–"}</td>
+                <td className="mono">{n.agentVersion ?? "–"}</td>
+                <td className="num" data-testid="node-proc-count">
+                  {int(n.processCount)}
+                </td>
+                <td className="num" data-testid="node-top-mailbox">
+                  {n.topMailbox ? int(n.topMailbox.mailbox) : "–"}
+                </td>
+                <td>
+                  {n.topMailbox ? (
+                    <span className="cell-proc">
+                      <Pid pid={n.topMailbox.pid} />
+                      {n.topMailbox.name ? <Atom text={n.topMailbox.name} compact /> : null}
+                    </span>
+                  ) : (
+                    <span className="muted">–</span>
+                  )}
+                </td>
+              </tr>
+            ))}
+            {list.data && rows.length === 0 ? (
+              <tr>
+                <td colSpan={8} className="empty">
+                  No node has connected yet. Create an agent token with <code>beamdeck agent-token create LABEL</code> and start a node with the agent.
+                </td>
+              </tr>
+            ) : null}
+            {list.isPending ? (
+              <tr>
+                <td colSpan={8} className="empty">
+                  Loading…
+                </td>
+              </tr>
+            ) : null}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}
