@@ -4,6 +4,7 @@
  * bearer API token (CLI; over WebSocket it comes in connectionParams).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { WebSocket } from "ws";
 import { apiTokenPrincipal } from "./auth/api-tokens";
 import type { Principal } from "./auth/principal";
 import { readCookie, SESSION_COOKIE, sessionPrincipal } from "./auth/sessions";
@@ -60,6 +61,8 @@ export function contextFactory(services: Services) {
   }): Promise<Context> => {
     const { principal, authError } = await authenticate(services, opts.req, opts.info?.connectionParams ?? null);
     const res = opts.res;
+    // Over WebSocket, `res` is the socket: remember who it is, to re-check later.
+    if (res && typeof (res as { ping?: unknown }).ping === "function") services.wsSessions.track(res as WebSocket, principal);
     const isHttp = typeof (res as ServerResponse | undefined)?.setHeader === "function" && !(res as { ping?: unknown }).ping;
     return {
       services,

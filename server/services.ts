@@ -8,6 +8,7 @@ import type { EventStore } from "./events/store";
 import type { AlertEngine } from "./alerts/engine";
 import type { Hub } from "./live/hub";
 import type { UpgradeWorkflow } from "./upgrades/workflow";
+import type { WsSessions } from "./live/ws-sessions";
 
 export interface Services {
   prisma: PrismaClient;
@@ -16,6 +17,7 @@ export interface Services {
   events: EventStore;
   alerts: AlertEngine;
   upgrades: UpgradeWorkflow;
+  wsSessions: WsSessions;
   instanceId: string;
   /** The dashboard's public URL, for links in notifications (BEAMDECK_PUBLIC_URL). */
   publicUrl: string | null;

@@ -14,6 +14,7 @@ import { LocalHub } from "../live/hub";
 import type { Services } from "../services";
 import { openDatabase } from "../storage/db";
 import { UpgradeWorkflow } from "../upgrades/workflow";
+import { WsSessions } from "../live/ws-sessions";
 import { createBeamdeckServer, type WebHandler } from "./http-server";
 
 export interface StartOptions {
@@ -55,7 +56,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const registry = new AgentRegistry(db.prisma, hub, instanceId, events);
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations);
-  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
+  const wsSessions = new WsSessions(db.prisma);
+  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port);
@@ -69,6 +71,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const url = `http://${shownHost}:${port}`;
   services.publicUrl ??= url;
   alerts.start();
+  wsSessions.start();
 
   // Tokens revoked through another instance (or the database) take effect here too.
   const recheck = setInterval(async () => {
@@ -88,6 +91,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       closing ??= (async () => {
         clearInterval(recheck);
         alerts.stop();
+        wsSessions.stop();
         await app.close();
         await db.close();
       })();

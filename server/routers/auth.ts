@@ -33,6 +33,7 @@ export const authRouter = router({
 
   logout: viewerProcedure.mutation(async ({ ctx }) => {
     if (ctx.principal.kind === "user") await logout(ctx.services.prisma, ctx.principal.sessionId);
+    void ctx.services.wsSessions.sweep();
     ctx.setHeader?.("Set-Cookie", clearSessionCookieHeader());
     await appendAudit(ctx.services.prisma, { actor: actorOf(ctx.principal), action: "auth.logout", outcome: "ok" });
     return { ok: true };
@@ -43,6 +44,7 @@ export const authRouter = router({
     const userId = p.kind === "user" ? p.userId : p.userId;
     if (!userId) throw toTrpcError(new BeamdeckError("BD_BAD_INPUT", "this API token belongs to no user"));
     const ended = await logoutEverywhere(ctx.services.prisma, userId);
+    void ctx.services.wsSessions.sweep();
     ctx.setHeader?.("Set-Cookie", clearSessionCookieHeader());
     await appendAudit(ctx.services.prisma, { actor: actorOf(p), action: "auth.logout_everywhere", outcome: "ok", data: { sessionsEnded: ended } });
     return { sessionsEnded: ended };

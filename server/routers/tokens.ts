@@ -37,6 +37,7 @@ export const tokensRouter = router({
 
   apiRevoke: adminProcedure.input(z.object({ id: tokenIdInput })).mutation(async ({ ctx, input }) => {
     await revokeApiToken(ctx.services.prisma, input.id);
+    void ctx.services.wsSessions.sweep();
     await appendAudit(ctx.services.prisma, { actor: actorOf(ctx.principal), action: "token.revoke", target: `api:${input.id}`, outcome: "ok" });
     return { id: input.id, revoked: true };
   }),

@@ -30,6 +30,8 @@ export const usersRouter = router({
       fail("BD_CONFLICT", "this is the last admin; make someone else admin first");
     }
     await prisma.user.update({ where: { id: user.id }, data: { role: input.role } });
+    // Open sockets were authorised with the old role: they reconnect with the new one.
+    void ctx.services.wsSessions.sweep();
     await appendAudit(prisma, {
       actor: actorOf(ctx.principal),
       action: "user.set_role",
@@ -49,6 +51,7 @@ export const usersRouter = router({
       const password = input.password ?? newPassword();
       await prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(password), failedLogins: 0, lockedUntil: null } });
       const ended = await logoutEverywhere(prisma, user.id);
+      void ctx.services.wsSessions.sweep();
       await appendAudit(prisma, { actor: actorOf(ctx.principal), action: "user.reset_password", target: `user:${input.username}`, outcome: "ok", data: { sessionsEnded: ended } });
       return { username: input.username, password: input.password ? null : password };
     }),
@@ -60,6 +63,7 @@ export const usersRouter = router({
     if (ctx.principal.kind === "user" && ctx.principal.userId === user.id && input.disabled) fail("BD_CONFLICT", "you cannot disable yourself");
     await prisma.user.update({ where: { id: user.id }, data: { disabledAt: input.disabled ? new Date() : null, lockedUntil: null, failedLogins: 0 } });
     if (input.disabled) await logoutEverywhere(prisma, user.id);
+    void ctx.services.wsSessions.sweep();
     await appendAudit(prisma, { actor: actorOf(ctx.principal), action: input.disabled ? "user.disable" : "user.enable", target: `user:${input.username}`, outcome: "ok" });
     return { username: input.username, disabled: input.disabled };
   }),

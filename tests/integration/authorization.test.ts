@@ -119,6 +119,26 @@ describe("authorization", () => {
     expect((await admin.audit.verify.query()).ok).toBe(true);
   });
 
+  it("closes open WebSocket subscriptions when their token is revoked or their session ends", async () => {
+    const admin = httpClient(server.url, { token: server.apiToken });
+    const t = await admin.tokens.apiCreate.mutate({ label: "ws", role: "viewer" });
+    const closedToken = new Promise<number | undefined>((resolve) => {
+      const c = wsClient(server.url, { token: t.token }, (cause) => resolve(cause?.code));
+      c.trpc.nodes.onNodes.subscribe(undefined, { onData: () => {} });
+    });
+    await admin.users.add.mutate({ username: "wendy", role: "viewer", password: "wendy-password-1" });
+    const cookie = await loginCookie(server.url, "wendy", "wendy-password-1");
+    const closedSession = new Promise<number | undefined>((resolve) => {
+      const c = wsClient(server.url, { cookie }, (cause) => resolve(cause?.code));
+      c.trpc.nodes.onNodes.subscribe(undefined, { onData: () => {} });
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    await admin.tokens.apiRevoke.mutate({ id: t.id });
+    expect(await closedToken).toBe(4401);
+    await httpClient(server.url, { cookie }).auth.logoutEverywhere.mutate();
+    expect(await closedSession).toBe(4401);
+  });
+
   it("a revoked or expired API token fails with a clear error", async () => {
     const admin = httpClient(server.url, { token: server.apiToken });
     const t = await admin.tokens.apiCreate.mutate({ label: "short", role: "viewer" });

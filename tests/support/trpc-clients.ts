@@ -15,7 +15,7 @@ export function httpClient(baseUrl: string, creds: Credentials): TRPCClient<AppR
 }
 
 /** A WebSocket client; the token goes in connectionParams, a cookie in the upgrade request. */
-export function wsClient(baseUrl: string, creds: Credentials) {
+export function wsClient(baseUrl: string, creds: Credentials, onClose?: (cause?: { code?: number }) => void) {
   const headers = creds && "cookie" in creds ? headersOf(creds) : {};
   class HeaderWebSocket extends WebSocket {
     constructor(url: string | URL, protocols?: string | string[]) {
@@ -27,6 +27,7 @@ export function wsClient(baseUrl: string, creds: Credentials) {
     WebSocket: HeaderWebSocket as unknown as typeof globalThis.WebSocket,
     connectionParams: creds && "token" in creds ? { token: creds.token } : null,
     retryDelayMs: () => 100_000,
+    onClose,
   });
   return { trpc: createTRPCClient<AppRouter>({ links: [wsLink({ client })] }), close: () => client.close() };
 }
