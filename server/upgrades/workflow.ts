@@ -57,6 +57,13 @@ function agentError(e: unknown): never {
   throw e;
 }
 
+/** Pids the agent saw die during a step (its `deaths`, both kinds). */
+export function diedPids(result: unknown): string[] {
+  const d = (result as { deaths?: { predictedAndDied?: { pid: string }[]; diedUnpredicted?: { pid: string }[] } } | null)?.deaths;
+  if (!d) return [];
+  return [...(d.predictedAndDied ?? []), ...(d.diedUnpredicted ?? [])].map((x) => x.pid);
+}
+
 export class UpgradeWorkflow {
   constructor(
     private readonly prisma: PrismaClient,
@@ -117,18 +124,25 @@ export class UpgradeWorkflow {
     // What the operator is told will die, computed now on the live node.
     let preview: Plan | null = null;
     let predicted: string[] = [];
+    const installKills = new Set<string>();
     let vsn = input.vsn ?? upgrade?.toVsn ?? null;
     if (action === "install") {
       if (!vsn) throw new BeamdeckError("BD_BAD_INPUT", "install needs the target version");
       preview = await this.plan(node, vsn, purge, prePurge);
       predicted = predictedKills(preview).map((k) => k.pid);
+      for (const k of predictedKills(preview, "install")) installKills.add(k.pid);
     } else if (action === "make_permanent" || action === "rollback") {
       if (!upgrade) throw new BeamdeckError("BD_CONFLICT", `no installed upgrade on ${node} to ${action === "rollback" ? "roll back" : "make permanent"}`);
       vsn = action === "rollback" ? upgrade.fromVsn : upgrade.toVsn;
       const choices = { purge: (upgrade.purge ?? {}) as PurgeChoices, prePurge: (upgrade.prePurge ?? {}) as PurgeChoices };
       Object.assign(purge, choices.purge, input.purge ?? {});
       Object.assign(prePurge, choices.prePurge, input.prePurge ?? {});
-      predicted = action === "make_permanent" ? await this.makePermanentKills(node, purge) : [];
+      if (action === "make_permanent") predicted = await this.makePermanentKills(node, purge);
+      else {
+        // A rollback runs the relup's down instructions: its own purges can kill too.
+        preview = await this.plan(node, vsn, purge, prePurge).catch(() => null);
+        predicted = preview ? predictedKills(preview).map((k) => k.pid) : [];
+      }
     }
     if ((action === "install" || action === "make_permanent") && input.acceptedKills !== undefined && input.acceptedKills !== predicted.length) {
       throw new BeamdeckError(
@@ -150,7 +164,7 @@ export class UpgradeWorkflow {
           purge,
           prePurge,
           preview: jsonSafe(preview) as object,
-          expectedKills: predicted,
+          expectedKills: { install: predicted.filter((p) => installKills.has(p)), make_permanent: predicted.filter((p) => !installKills.has(p)) },
           createdBy: input.actor,
         },
       });
@@ -177,8 +191,11 @@ export class UpgradeWorkflow {
     await this.prisma.upgradeCommand.create({
       data: { id: commandId, upgradeId: upgrade?.id ?? null, node, action, status: "sent", requestedBy: input.actor, params: jsonSafe(params) as object, intentId },
     });
-    if (upgrade && predicted.length > 0) this.expectations.expect(node, upgrade.id, predicted, EXPECT_WINDOW_MS);
-    else if (upgrade) this.expectations.expect(node, upgrade.id, [], EXPECT_WINDOW_MS);
+    if (upgrade && (action === "make_permanent" || action === "rollback")) {
+      const expected = { ...((upgrade.expectedKills ?? {}) as object), [action]: predicted };
+      await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { expectedKills: expected } });
+    }
+    if (upgrade && action !== "unpack") this.expectations.expect(node, upgrade.id, predicted, EXPECT_WINDOW_MS);
 
     try {
       await this.ask(node, "upgrade_command", params, 10_000);
@@ -221,10 +238,11 @@ export class UpgradeWorkflow {
     });
     if (claimed.count === 0) return; // already recorded
     const upgrade = cmd.upgrade;
-    const r = (result ?? {}) as { died?: { pid: string }[] | string[]; killed?: { pid: string }[] | string[] };
-    const diedList = (r.died ?? r.killed ?? []).map((d) => (typeof d === "string" ? d : d.pid));
-    const predicted = ((upgrade?.expectedKills as string[] | null) ?? []).slice();
-    const comparison = cmd.action === "install" || cmd.action === "make_permanent" ? comparePrediction(predicted, diedList) : null;
+    const diedList = diedPids(result);
+    // The server's own record of what the operator accepted for this step.
+    const expected = (upgrade?.expectedKills ?? {}) as Partial<Record<Action, string[]>>;
+    const predicted = expected[cmd.action as Action] ?? [];
+    const comparison = cmd.action === "install" || cmd.action === "make_permanent" || cmd.action === "rollback" ? comparePrediction(predicted, diedList) : null;
     if (upgrade) {
       const status = !ok ? "failed" : cmd.action === "install" ? "installed" : cmd.action === "make_permanent" ? "permanent" : cmd.action === "rollback" ? "rolled_back" : upgrade.status;
       const actual = { ...((upgrade.actualKills as object | null) ?? {}), [cmd.action]: { died: diedList, comparison } };

@@ -77,44 +77,52 @@ async function planFor(env: Env, node: string, vsn: string, purgeArgs?: string[]
   return { plan, purge, prePurge };
 }
 
-/** Follow a step until its result arrives, printing progress. */
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Follow a step until its result arrives, printing progress. The live
+ * subscription prints progress; a slow poll of the history catches a result
+ * that came before the subscription started (or if the socket drops).
+ */
 async function follow(env: Env, node: string, commandId: string, timeoutMs = 15 * 60_000): Promise<{ ok: boolean; message?: string }> {
   const ws = wsApi(env);
+  let done = false;
+  let unsubscribe = () => {};
   try {
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new CliError(`no result for ${commandId} within ${timeoutMs / 1000} s; see \`beamdeck upgrade status ${node}\``)), timeoutMs);
+    const live = new Promise<{ ok: boolean; message?: string }>((resolve) => {
       const sub = ws.trpc.upgrades.onProgress.subscribe(
         { node },
         {
           onData: (e) => {
             if (e.commandId !== commandId) return;
             if (e.kind === "progress") console.error(`  ${e.step}: ${e.message}`);
-            if (e.kind === "result") {
-              clearTimeout(timer);
-              sub.unsubscribe();
-              resolve({ ok: Boolean(e.ok), message: e.message });
-            }
+            if (e.kind === "result") resolve({ ok: Boolean(e.ok), message: e.message });
           },
-          onError: (err) => reject(describeApiError(err, env)),
+          onError: () => {
+            /* the poll below still finds the result */
+          },
         },
       );
-      // The result may have come before the subscription started.
-      void (async () => {
-        for (;;) {
-          await new Promise((r) => setTimeout(r, 1000));
-          const h = await call(env, (api) => api.upgrades.history.query({ node, limit: 5 })).catch(() => []);
-          const cmd = h.flatMap((u) => u.commands).find((c) => c.id === commandId);
-          if (cmd && !["sent", "running"].includes(cmd.status)) {
-            clearTimeout(timer);
-            sub.unsubscribe();
-            const res = cmd.result as { error?: { message?: string } | null } | null;
-            resolve({ ok: cmd.status === "ok", message: res?.error?.message });
-            return;
-          }
-        }
-      })();
+      unsubscribe = () => sub.unsubscribe();
     });
+    const poll = (async () => {
+      const deadline = Date.now() + timeoutMs;
+      while (!done && Date.now() < deadline) {
+        await sleep(1000);
+        const h = await call(env, (api) => api.upgrades.history.query({ node, limit: 5 })).catch(() => []);
+        const cmd = h.flatMap((u) => u.commands).find((c) => c.id === commandId);
+        if (cmd && !["sent", "running"].includes(cmd.status)) {
+          const res = cmd.result as { error?: { message?: string } | null } | null;
+          return { ok: cmd.status === "ok", message: res?.error?.message };
+        }
+      }
+      if (done) return { ok: false };
+      throw new CliError(`no result for ${commandId} within ${timeoutMs / 1000} s; see \`beamdeck upgrade status ${node}\``);
+    })();
+    return await Promise.race([live, poll]);
   } finally {
+    done = true;
+    unsubscribe();
     ws.close();
   }
 }
