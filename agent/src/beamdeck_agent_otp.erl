@@ -18,22 +18,32 @@
 call(Fun, TimeoutMs) ->
     Parent = self(),
     Tag = make_ref(),
-    {Pid, Ref} = spawn_monitor(fun() ->
+    %% Linked: if the caller is killed (a request worker past its time), the
+    %% helper goes too instead of outliving it inside a stuck call.
+    {Pid, Ref} = spawn_opt(fun() ->
         Parent ! {Tag, try {ok, Fun()} catch C:R -> {error, {C, R}} end}
-    end),
-    receive
-        {Tag, Result} ->
-            erlang:demonitor(Ref, [flush]),
-            Result;
-        {'DOWN', Ref, process, Pid, Reason} ->
-            {error, {exit, Reason}}
-    after TimeoutMs ->
-        exit(Pid, kill),
-        receive {'DOWN', Ref, process, Pid, _} -> ok end,
-        %% A result sent just before the kill arrived before the 'DOWN':
-        %% drop it, so no stray message is left in the caller's mailbox.
-        receive {Tag, _} -> ok after 0 -> ok end,
-        {error, timeout}
+    end, [link, monitor]),
+    Result = receive
+                 {Tag, R} ->
+                     unlink(Pid),
+                     receive {'DOWN', Ref, process, Pid, _} -> ok end,
+                     R;
+                 {'DOWN', Ref, process, Pid, Reason} ->
+                     unlink(Pid),
+                     {error, {exit, Reason}}
+             after TimeoutMs ->
+                 unlink(Pid),
+                 exit(Pid, kill),
+                 receive {'DOWN', Ref, process, Pid, _} -> ok end,
+                 timeout
+             end,
+    %% No stray messages left for the caller: a late result, or the 'EXIT'
+    %% of the link when the caller traps exits.
+    receive {Tag, _} -> ok after 0 -> ok end,
+    receive {'EXIT', Pid, _} -> ok after 0 -> ok end,
+    case Result of
+        timeout -> {error, timeout};
+        _ -> Result
     end.
 
 %% @doc `supervisor:which_children/1` with a timeout.

@@ -153,12 +153,13 @@ export class UpgradeWorkflow {
     }
 
     if (action === "install") {
-      const releases = (await this.releases(node).catch(() => null)) as { current?: { vsn?: string } | null; currentVsn?: string } | null;
+      const releases = (await this.releases(node).catch(() => null)) as { current?: string | { vsn?: string } | null } | null;
+      const current = releases?.current;
       upgrade = await this.prisma.upgrade.create({
         data: {
           node,
           bootId: this.registry.live(node)?.hello.bootId ?? null,
-          fromVsn: releases?.current?.vsn ?? releases?.currentVsn ?? "?",
+          fromVsn: (typeof current === "string" ? current : current?.vsn) ?? "?",
           toVsn: vsn as string,
           status: "installing",
           purge,
@@ -261,7 +262,7 @@ export class UpgradeWorkflow {
     } else {
       await appendAudit(this.prisma, { actor: "agent", action: `upgrade.${cmd.action}`, node, outcome: ok ? "ok" : "error", data: { commandId, result: jsonSafe(result), error } });
     }
-    this.publish({ node, commandId, kind: "result", ok, message: error?.message, at: Date.now() });
+    this.publish({ node, commandId, kind: "result", ok, message: error ? `${error.code}: ${error.message}` : undefined, at: Date.now() });
   }
 
   private publish(e: ProgressEvent): void {

@@ -112,8 +112,8 @@ async function follow(env: Env, node: string, commandId: string, timeoutMs = 15 
         const h = await call(env, (api) => api.upgrades.history.query({ node, limit: 5 })).catch(() => []);
         const cmd = h.flatMap((u) => u.commands).find((c) => c.id === commandId);
         if (cmd && !["sent", "running"].includes(cmd.status)) {
-          const res = cmd.result as { error?: { message?: string } | null } | null;
-          return { ok: cmd.status === "ok", message: res?.error?.message };
+          const res = cmd.result as { error?: { code?: string; message?: string } | null } | null;
+          return { ok: cmd.status === "ok", message: res?.error ? `${res.error.code}: ${res.error.message}` : undefined };
         }
       }
       if (done) return { ok: false };

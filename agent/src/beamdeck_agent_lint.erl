@@ -1,0 +1,434 @@
+%%% @doc Local-recursion lint, read from a module's own object code.
+%%%
+%%% A process that loops through a LOCAL call (`loop(S)', `start(socket)')
+%%% stays in the version of the module it started in: only a fully
+%%% qualified call (`?MODULE:loop(S)', `__MODULE__.loop(s)') enters the
+%%% newest loaded version. Such a process is killed by a brutal post-purge
+%%% at `make_permanent', or pins the old code forever with a soft one (the
+%%% forum's `TestListener.start/1' and `loop/1').
+%%%
+%%% The call graph comes from the abstract code in the `debug_info' chunk
+%%% (Erlang, or Elixir through its `elixir_erl' backend when Elixir is
+%%% loaded), else from `beam_disasm'. Every function in a cycle of the local
+%%% call graph is a loop; it is reported when the loop blocks or has side
+%%% effects (a `receive', or a call into a module that is not a pure data
+%%% library), or when a live process sits in it (the caller passes those).
+%%% Calls inside anonymous funs are not edges of the enclosing function:
+%%% a fun's body runs when the fun is called, often in another process.
+-module(beamdeck_agent_lint).
+
+-export([object_code/1, analyze/2, analyze_loaded/1, new_cache/0, findings/1, quiet/1, loops/1,
+         finding_json/1, elixir_alias/1, language/1]).
+
+-define(PURE, [erlang, lists, maps, string, binary, proplists, unicode, sets, gb_sets,
+               gb_trees, dict, orddict, ordsets, queue, array, math, io_lib, re,
+               'Elixir.Enum', 'Elixir.List', 'Elixir.Map', 'Elixir.String',
+               'Elixir.String.Chars', 'Elixir.Keyword', 'Elixir.Kernel', 'Elixir.Integer',
+               'Elixir.Access', 'Elixir.MapSet', 'Elixir.Tuple', 'Elixir.Atom',
+               'Elixir.Float', 'Elixir.Enumerable', 'Elixir.Collectable']).
+
+-define(CACHE, beamdeck_agent_lint_cache).
+-define(CACHE_MAX, 2000).
+
+-type fa() :: {atom(), arity()}.
+-type finding() :: #{module := module(), function := atom(), arity := arity(),
+                     line := pos_integer() | null, cycle := [fa()], calls := [fa()],
+                     evidence := binary() | null, exported := boolean()}.
+%% `exported': whether every function the fix would call fully qualified
+%% is exported (a remote call needs that).
+-type analysis() :: #{module := module(), source := debug_info | beam_disasm,
+                      language := erlang | elixir, loops := [fa()],
+                      findings := [finding()], quiet := [finding()]}.
+-export_type([analysis/0, finding/0]).
+
+%%% OBJECT CODE %%%
+
+%% @doc The object code of the loaded (current) version of `Module': the
+%% file it was loaded from when that file still holds the same code (same
+%% MD5), else the code path's copy if that matches. `{error, Message}' when
+%% neither matches (the beam on disk was replaced, or it was loaded from
+%% memory).
+-spec object_code(Module) -> {ok, binary()} | {error, binary()} when Module :: module().
+object_code(Module) ->
+    case loaded_md5(Module) of
+        undefined ->
+            {error, fmt("~ts is not loaded", [Module])};
+        Md5 ->
+            Candidates = [F || F <- [code:which(Module), object_file(Module)], is_list(F)],
+            first_matching(Module, Md5, lists:usort(Candidates))
+    end.
+
+loaded_md5(Module) ->
+    case erlang:module_loaded(Module) of
+        true -> try Module:module_info(md5) catch _:_ -> undefined end;
+        false -> undefined
+    end.
+
+object_file(Module) ->
+    case code:get_object_code(Module) of
+        {Module, _Bin, File} -> File;
+        error -> none
+    end.
+
+first_matching(Module, _Md5, []) ->
+    {error, fmt("no beam file of ~ts matches the loaded code", [Module])};
+first_matching(Module, Md5, [File | Rest]) ->
+    case file:read_file(File) of
+        {ok, Bin} ->
+            case beam_lib:md5(Bin) of
+                {ok, {Module, Md5}} -> {ok, Bin};
+                _ -> first_matching(Module, Md5, Rest)
+            end;
+        {error, _} ->
+            first_matching(Module, Md5, Rest)
+    end.
+
+%%% ANALYSIS %%%
+
+%% @doc Lint the loaded version of `Module'.
+-spec analyze_loaded(Module) -> {ok, analysis()} | {error, binary()} when Module :: module().
+analyze_loaded(Module) ->
+    case object_code(Module) of
+        {ok, Bin} -> analyze(Module, Bin);
+        Error -> Error
+    end.
+
+%% @doc Lint one module's object code (`Beam', a .beam file's bytes).
+-spec analyze(Module, Beam) -> {ok, analysis()} | {error, binary()}
+    when Module :: module(), Beam :: binary().
+analyze(Module, Beam) ->
+    Key = case beam_lib:md5(Beam) of
+              {ok, {Module, Md5}} -> {Module, Md5};
+              _ -> none
+          end,
+    case cached(Key) of
+        {ok, A} -> {ok, A};
+        none ->
+            Result = try graph(Module, Beam) of
+                         {ok, Source, Funs, Exports} -> {ok, analysis(Module, Source, Funs, Exports)};
+                         {error, _} = Error -> Error
+                     catch
+                         Class:Reason ->
+                             {error, fmt("cannot analyse ~ts: ~0tp", [Module, {Class, Reason}])}
+                     end,
+            cache(Key, Result),
+            Result
+    end.
+
+%% @doc Create the cache of analyses (by module and MD5), owned by the
+%% calling process (the upgrade server): a plan is recomputed each time the
+%% operator changes a purge choice, and Elixir's debug_info takes a few
+%% milliseconds per module to read.
+-spec new_cache() -> ok.
+new_cache() ->
+    case ets:whereis(?CACHE) of
+        undefined ->
+            _ = ets:new(?CACHE, [named_table, public, set, {read_concurrency, true}]),
+            ok;
+        _ -> ok
+    end.
+
+cached(none) -> none;
+cached(Key) ->
+    try ets:lookup(?CACHE, Key) of
+        [{_, A}] -> {ok, A};
+        [] -> none
+    catch error:badarg -> none
+    end.
+
+cache(none, _) -> ok;
+cache(Key, {ok, A}) ->
+    try
+        %% Bounded: start over rather than grow without end.
+        case ets:info(?CACHE, size) >= ?CACHE_MAX of
+            true -> ets:delete_all_objects(?CACHE);
+            false -> true
+        end,
+        ets:insert(?CACHE, {Key, A}),
+        ok
+    catch error:badarg -> ok
+    end;
+cache(_, _) -> ok.
+
+%% @doc The findings of an analysis.
+-spec findings(Analysis) -> [finding()] when Analysis :: analysis().
+findings(#{findings := F}) -> F.
+
+%% @doc Loops with no sign of waiting or effects (a pure recursion): not
+%% reported unless a live process sits in one (the caller decides).
+-spec quiet(Analysis) -> [finding()] when Analysis :: analysis().
+quiet(#{quiet := Q}) -> Q.
+
+%% @doc Every function in a local-recursion cycle (reported or not): a
+%% process with one of these on its stack cannot leave the old code.
+-spec loops(Analysis) -> [fa()] when Analysis :: analysis().
+loops(#{loops := L}) -> L.
+
+%% @doc `elixir' for modules named `Elixir.…', else `erlang'.
+-spec language(Module) -> erlang | elixir when Module :: module().
+language(Module) ->
+    case atom_to_binary(Module, utf8) of
+        <<"Elixir.", _/binary>> -> elixir;
+        _ -> erlang
+    end.
+
+%% @doc The Elixir alias of a module (`TestListener' for `Elixir.TestListener'),
+%% or the atom's text for Erlang modules.
+-spec elixir_alias(Module) -> binary() when Module :: module().
+elixir_alias(Module) ->
+    case atom_to_binary(Module, utf8) of
+        <<"Elixir.", Alias/binary>> -> Alias;
+        Text -> Text
+    end.
+
+%% Funs: #{FA => #{calls => [{FA, Line}], ext => [MFA], recv => boolean(), line => L}}
+graph(Module, Beam) ->
+    case abstract_code(Module, Beam) of
+        {ok, Forms} -> {ok, debug_info, forms_graph(Forms), forms_exports(Forms)};
+        none -> disasm_graph(Module, Beam)
+    end.
+
+abstract_code(Module, Beam) ->
+    case beam_lib:chunks(Beam, [debug_info]) of
+        {ok, {Module, [{debug_info, {debug_info_v1, Backend, Data}}]}} ->
+            backend_forms(Backend, Module, Data);
+        _ ->
+            case beam_lib:chunks(Beam, [abstract_code]) of
+                {ok, {Module, [{abstract_code, {raw_abstract_v1, Forms}}]}} -> {ok, Forms};
+                _ -> none
+            end
+    end.
+
+%% elixir_erl exists only where Elixir is installed; without it (or when it
+%% fails) the disassembly still gives the call graph.
+backend_forms(Backend, Module, Data) ->
+    case code:ensure_loaded(Backend) of
+        {module, Backend} ->
+            try Backend:debug_info(erlang_v1, Module, Data, []) of
+                {ok, Forms} when is_list(Forms) -> {ok, Forms};
+                _ -> none
+            catch _:_ -> none
+            end;
+        _ -> none
+    end.
+
+forms_exports(Forms) ->
+    lists:append([Es || {attribute, _, export, Es} <- Forms]).
+
+forms_graph(Forms) ->
+    maps:from_list([{{Name, Arity}, body_info(Clauses, line(Anno))}
+                    || {function, Anno, Name, Arity, Clauses} <- Forms]).
+
+body_info(Clauses, Line) ->
+    {Calls, Ext, Recv} = walk(Clauses, {[], [], false}),
+    #{calls => lists:reverse(Calls), ext => ordered_unique(Ext), recv => Recv, line => Line}.
+
+%% Unique, in the order the code makes the calls (the accumulator is reversed).
+ordered_unique(RevList) ->
+    {L, _} = lists:foldl(fun(X, {Acc, Seen}) ->
+                                 case maps:is_key(X, Seen) of
+                                     true -> {Acc, Seen};
+                                     false -> {[X | Acc], Seen#{X => true}}
+                                 end
+                         end, {[], #{}}, lists:reverse(RevList)),
+    lists:reverse(L).
+
+%% A generic walk over abstract code. Literal data is always wrapped
+%% ({tuple, _, _}, {atom, _, _}), so these patterns only match code.
+walk({call, Anno, {atom, _, F}, Args}, {C, E, R}) ->
+    walk(Args, {[{{F, length(Args)}, line(Anno)} | C], E, R});
+walk({call, _, {remote, _, {atom, _, M}, {atom, _, F}}, Args}, {C, E, R}) ->
+    walk(Args, {C, [{M, F, length(Args)} | E], R});
+walk({'fun', _, {clauses, _}}, Acc) -> Acc;
+walk({named_fun, _, _, _}, Acc) -> Acc;
+walk({'receive', _, Clauses}, {C, E, _}) -> walk(Clauses, {C, E, true});
+walk({'receive', _, Clauses, After, Body}, {C, E, _}) ->
+    walk([Clauses, After, Body], {C, E, true});
+walk(T, Acc) when is_tuple(T) -> walk(tuple_to_list(T), Acc);
+walk([H | T], Acc) -> walk(T, walk(H, Acc));
+walk(_, Acc) -> Acc.
+
+line(Anno) ->
+    try erl_anno:line(Anno) of
+        L when is_integer(L), L > 0 -> L;
+        _ -> null
+    catch _:_ -> null
+    end.
+
+%% beam_disasm is in the compiler application, which a release may leave out.
+disasm_graph(Module, Beam) ->
+    case code:ensure_loaded(beam_disasm) of
+        {module, beam_disasm} -> disasm_graph_1(Module, Beam);
+        _ -> {error, fmt("~ts has no debug_info and beam_disasm (the compiler application) "
+                         "is not available to read its code", [Module])}
+    end.
+
+disasm_graph_1(Module, Beam) ->
+    case beam_disasm:file(Beam) of
+        {beam_file, Module, Exports, _Attr, _Info, Code} ->
+            Funs = maps:from_list([{{Name, Arity}, disasm_info(Module, Is)}
+                                   || {function, Name, Arity, _Entry, Is} <- Code]),
+            {ok, beam_disasm, Funs, [{F, A} || {F, A, _} <- Exports]};
+        {error, beam_lib, Reason} ->
+            {error, fmt("~ts: not a beam file: ~0tp", [Module, Reason])};
+        Other ->
+            {error, fmt("~ts: cannot disassemble: ~0tp", [Module, Other])}
+    end.
+
+disasm_info(Module, Is) ->
+    {Calls, Ext, Recv} = lists:foldl(fun(I, Acc) -> disasm_instr(Module, I, Acc) end,
+                                     {[], [], false}, Is),
+    #{calls => lists:reverse(Calls), ext => ordered_unique(Ext), recv => Recv, line => null}.
+
+disasm_instr(M, {call, _, {M, F, A}}, {C, E, R}) -> {[{{F, A}, null} | C], E, R};
+disasm_instr(M, {call_last, _, {M, F, A}, _}, {C, E, R}) -> {[{{F, A}, null} | C], E, R};
+disasm_instr(M, {call_only, _, {M, F, A}}, {C, E, R}) -> {[{{F, A}, null} | C], E, R};
+disasm_instr(_, {call_ext, _, {extfunc, M, F, A}}, {C, E, R}) -> {C, [{M, F, A} | E], R};
+disasm_instr(_, {call_ext_last, _, {extfunc, M, F, A}, _}, {C, E, R}) -> {C, [{M, F, A} | E], R};
+disasm_instr(_, {call_ext_only, _, {extfunc, M, F, A}}, {C, E, R}) -> {C, [{M, F, A} | E], R};
+disasm_instr(_, {loop_rec, _, _}, {C, E, _}) -> {C, E, true};
+disasm_instr(_, {wait, _}, {C, E, _}) -> {C, E, true};
+disasm_instr(_, {wait_timeout, _, _}, {C, E, _}) -> {C, E, true};
+disasm_instr(_, _, Acc) -> Acc.
+
+analysis(Module, Source, Funs, Exports) ->
+    Edges = maps:map(fun(_, #{calls := Cs}) ->
+                             lists:usort([FA || {FA, _} <- Cs, maps:is_key(FA, Funs)])
+                     end, Funs),
+    Cycles = [Scc || Scc <- sccs(Edges), is_cycle(Scc, Edges)],
+    Loops = lists:usort(lists:append(Cycles)),
+    All = lists:append([cycle_findings(Module, Scc, Funs, Exports) || Scc <- Cycles]),
+    #{module => Module, source => Source, language => language(Module), loops => Loops,
+      findings => [F || #{evidence := E} = F <- All, E =/= null],
+      quiet => [F || #{evidence := null} = F <- All]}.
+
+is_cycle([FA], Edges) -> lists:member(FA, maps:get(FA, Edges));
+is_cycle(_, _) -> true.
+
+cycle_findings(Module, Scc, Funs, Exports) ->
+    Evidence = evidence(Scc, Funs),
+    [begin
+         #{calls := Calls, line := FLine} = maps:get(FA, Funs),
+         InCycle = [{C, L} || {C, L} <- Calls, lists:member(C, Scc)],
+         Line = case [L || {_, L} <- InCycle, L =/= null] of
+                    [L1 | _] -> L1;
+                    [] -> FLine
+                end,
+         #{module => Module, function => F, arity => A, line => Line, cycle => Scc,
+           calls => lists:usort([C || {C, _} <- InCycle]), evidence => Evidence,
+           exported => lists:all(fun(C) -> lists:member(C, Exports) end,
+                                 [C || {C, _} <- InCycle])}
+     end || {F, A} = FA <- Scc].
+
+%% Why the loop matters: it waits or has effects. A pure data recursion
+%% (only local calls, BIFs and pure library calls) finishes on its own.
+evidence(Scc, Funs) ->
+    Infos = [maps:get(FA, Funs) || FA <- Scc],
+    case lists:any(fun(#{recv := R}) -> R end, Infos) of
+        true -> <<"receive">>;
+        false ->
+            case [MFA || #{ext := Ext} <- Infos, {M, _, _} = MFA <- Ext,
+                         not lists:member(M, ?PURE)] of
+                [MFA | _] -> iolist_to_binary(["calls ", beamdeck_agent_terms:mfa(MFA)]);
+                [] -> null
+            end
+    end.
+
+%% Tarjan's strongly connected components, iterative enough for modules of
+%% a few thousand functions (recursion depth is bounded by the SCC depth).
+sccs(Edges) ->
+    {_, _, _, _, Out} =
+        lists:foldl(fun(V, S) -> tarjan_root(V, Edges, S) end,
+                    {0, #{}, #{}, [], []}, lists:sort(maps:keys(Edges))),
+    Out.
+
+tarjan_root(V, Edges, {_, Index, _, _, _} = S) ->
+    case maps:is_key(V, Index) of
+        true -> S;
+        false -> strongconnect(V, Edges, S)
+    end.
+
+strongconnect(V, Edges, {N, Index, Low, Stack, Out}) ->
+    S0 = {N + 1, Index#{V => N}, Low#{V => N}, [V | Stack], Out},
+    S1 = lists:foldl(
+           fun(W, {_, Ix, _, St, _} = S) ->
+                   case maps:find(W, Ix) of
+                       error ->
+                           {N2, Ix2, Lo2, St2, O2} = strongconnect(W, Edges, S),
+                           {N2, Ix2, Lo2#{V := min(maps:get(V, Lo2), maps:get(W, Lo2))}, St2, O2};
+                       {ok, WIx} ->
+                           case lists:member(W, St) of
+                               true ->
+                                   {N2, Ix2, Lo2, St2, O2} = S,
+                                   {N2, Ix2, Lo2#{V := min(maps:get(V, Lo2), WIx)}, St2, O2};
+                               false -> S
+                           end
+                   end
+           end, S0, maps:get(V, Edges, [])),
+    {N3, Ix3, Lo3, St3, O3} = S1,
+    case maps:get(V, Lo3) =:= maps:get(V, Ix3) of
+        true ->
+            {Scc, Rest} = pop_until(V, St3, []),
+            {N3, Ix3, Lo3, Rest, [lists:sort(Scc) | O3]};
+        false -> S1
+    end.
+
+pop_until(V, [V | Rest], Acc) -> {[V | Acc], Rest};
+pop_until(V, [W | Rest], Acc) -> pop_until(V, Rest, [W | Acc]).
+
+%%% JSON %%%
+
+%% @doc A finding as wire JSON: `module', `function', `arity', `line',
+%% `language', `message' (what happens and the fix), `fix' (the call to
+%% write instead), `calls' (the local calls that close the loop),
+%% `evidence' (why the loop matters: `receive' or `calls M:F/A', or null).
+-spec finding_json(Finding) -> map() when Finding :: finding().
+finding_json(#{module := M, function := F, arity := A, line := Line, calls := Calls,
+               cycle := Cycle, evidence := Evidence, exported := Exported}) ->
+    Lang = language(M),
+    Fix = iolist_to_binary(lists:join(<<", ">>, [fix_call(Lang, C) || C <- Calls])),
+    #{module => atom_to_binary(M, utf8), function => atom_to_binary(F, utf8), arity => A,
+      line => Line, language => Lang, evidence => Evidence, fix => Fix,
+      calls => [fa_text(C) || C <- Calls],
+      message => message(Lang, M, {F, A}, Calls, Cycle, Exported, Fix)}.
+
+message(Lang, M, {F, A} = FA, Calls, Cycle, Exported, Fix) ->
+    Name = display(Lang, M, FA),
+    Loop = case Cycle of
+               [FA] -> io_lib:format("~ts calls itself with a local call", [Name]);
+               _ -> io_lib:format("~ts is in a loop of local calls (~ts)", [Name,
+                        lists:join(", ", [fa_text(C) || C <- Cycle])])
+           end,
+    Effect = ", so a process looping in it never reaches a newer version of the module: "
+             "a brutal post-purge kills it at make_permanent, a soft one leaves it on the old code "
+             "and blocks or kills it at the next upgrade of this module.",
+    Fixed = case generated(F) of
+                true -> io_lib:format(" Move the loop out of the fun into a named function and "
+                                      "call that fully qualified (~ts).", [Fix]);
+                false -> io_lib:format(" Fix: call it fully qualified, ~ts~ts.", [Fix,
+                                       export_hint(Lang, Calls, Exported, A)])
+            end,
+    unicode:characters_to_binary([Loop, Effect, Fixed]).
+
+export_hint(_Lang, _Calls, true, _A) -> "";
+export_hint(erlang, _Calls, false, _A) -> " (and export the function)";
+export_hint(elixir, _Calls, false, _A) -> " (and make it public: def, not defp)".
+
+display(elixir, M, {F, A}) -> io_lib:format("~ts.~ts/~b", [elixir_alias(M), F, A]);
+display(erlang, M, {F, A}) -> io_lib:format("~ts:~ts/~b", [M, F, A]).
+
+fix_call(elixir, {F, _A}) -> iolist_to_binary(["__MODULE__.", atom_to_binary(F, utf8), "(...)"]);
+fix_call(erlang, {F, _A}) ->
+    iolist_to_binary(["?MODULE:", io_lib:write_atom(F), "(...)"]).
+
+fa_text({F, A}) -> iolist_to_binary([atom_to_binary(F, utf8), $/, integer_to_binary(A)]).
+
+%% Compiler-generated names of fun bodies: '-start/1-fun-0-'.
+generated(F) ->
+    case atom_to_list(F) of
+        [$- | _] -> true;
+        _ -> false
+    end.
+
+fmt(Format, Args) ->
+    unicode:characters_to_binary(io_lib:format(Format, Args)).
