@@ -250,7 +250,7 @@ do_build(Spec, Env, Hash, Tmp, FinalDir) ->
                                       make_tar(V, RelFile, Paths, Extra)
                               end,
                               [{Base, {BaseRel, BasePaths}, [{erts, maps:get(root, Env)}]}
-                               | [{V, R, []} || {V, R} <- Upgrades]])
+                               | [{V, R, appup_files(Name, V, element(2, R))} || {V, R} <- Upgrades]])
                  end),
     Target = filename:join(Tmp, "target"),
     step("target", fun() ->
@@ -544,6 +544,14 @@ make_relups([{_, {OldRel, OldPaths}} | [{V, {NewRel, NewPaths}} | _] = Rest]) ->
                                {outdir, filename:dirname(NewRel)}, silent]),
     check_systools(Res, "make_relup " ++ V),
     make_relups(Rest).
+
+%% systools:make_tar/2 leaves .appup files out; put the app's back in, so a
+%% package carries its high-level instructions for beamdeck to show.
+appup_files(Name, V, Paths) ->
+    File = Name ++ ".appup",
+    Found = [filename:join(P, File) || P <- Paths, filelib:is_regular(filename:join(P, File)),
+                                       lists:suffix(Name ++ "-" ++ V, filename:dirname(P))],
+    [{extra_files, [{F, "lib/" ++ Name ++ "-" ++ V ++ "/ebin/" ++ File} || F <- Found]} || Found =/= []].
 
 make_tar(V, RelFile, Paths, Extra) ->
     Res = systools:make_tar(filename:rootname(RelFile, ".rel"),

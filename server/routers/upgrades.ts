@@ -17,9 +17,10 @@ function confirmed(node: string, typed: string): void {
 }
 
 export const upgradesRouter = router({
-  releases: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => {
+  /** Release state; with `vsn`, also the path to it: relup script and appups per application. */
+  releases: viewerProcedure.input(z.object({ node: nodeName, vsn: vsn.optional() })).query(async ({ ctx, input }) => {
     await connectedNode(ctx, input.node);
-    return ctx.services.upgrades.releases(input.node);
+    return ctx.services.upgrades.releases(input.node, input.vsn);
   }),
 
   plan: viewerProcedure.input(z.object({ node: nodeName, vsn, ...choices })).query(async ({ ctx, input }) => {

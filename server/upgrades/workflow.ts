@@ -82,8 +82,8 @@ export class UpgradeWorkflow {
     }
   }
 
-  releases(node: string): Promise<unknown> {
-    return this.ask(node, "releases", {});
+  releases(node: string, vsn?: string): Promise<unknown> {
+    return this.ask(node, "releases", vsn ? { vsn } : {});
   }
 
   oldCode(node: string): Promise<unknown> {
