@@ -4,14 +4,22 @@ import { useMutation, useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import type { ReactNode } from "react";
+import { roleAtLeast, type Role } from "../_lib/me";
 import { errorMessage, useTRPC } from "../_lib/trpc";
+import { AlertsBadge } from "./AlertsBadge";
+import "./ops.css";
 
 /**
- * Top-level pages. Later pages (Events, Alerts, Upgrades, Audit, Admin) are
- * added here as they are built; each gets its own folder under app/(dash)/.
+ * Top-level pages, each in its own folder under app/(dash)/. A link the
+ * role cannot use is not shown (the page itself still explains, and the
+ * server refuses anyway).
  */
-const NAV: { href: string; label: string; match: (path: string) => boolean }[] = [
+const NAV: { href: string; label: string; match: (path: string) => boolean; role?: Role; badge?: () => ReactNode }[] = [
   { href: "/", label: "Nodes", match: (p) => p === "/" || p.startsWith("/nodes/") },
+  { href: "/events", label: "Events", match: (p) => p.startsWith("/events") },
+  { href: "/alerts", label: "Alerts", match: (p) => p.startsWith("/alerts"), badge: () => <AlertsBadge /> },
+  { href: "/audit", label: "Audit", match: (p) => p.startsWith("/audit") },
+  { href: "/admin", label: "Admin", match: (p) => p.startsWith("/admin"), role: "admin" },
 ];
 
 function UserMenu() {
@@ -26,7 +34,7 @@ function UserMenu() {
       <span className="user-name" data-testid="user-name">
         {me.data.name}
       </span>
-      <span className={`role role-${me.data.role}`} data-testid="user-role">
+      <span className={`role role-${me.data.role}`} data-testid="user-role" title={`${me.data.role}: may ${me.data.can}`}>
         {me.data.role}
       </span>
       <button type="button" className="btn btn-ghost" data-testid="logout" disabled={logout.isPending} onClick={() => logout.mutate()}>
@@ -51,6 +59,9 @@ function UserMenu() {
 
 export function Shell({ children }: { children: ReactNode }) {
   const path = usePathname() ?? "/";
+  const trpc = useTRPC();
+  const me = useQuery(trpc.auth.me.queryOptions(undefined, { staleTime: 60_000 }));
+  const role = (me.data?.role ?? null) as Role | null;
   return (
     <div className="app">
       <header className="topbar">
@@ -61,9 +72,10 @@ export function Shell({ children }: { children: ReactNode }) {
           beamdeck
         </Link>
         <nav className="nav" aria-label="Main">
-          {NAV.map((n) => (
-            <Link key={n.href} href={n.href} className={n.match(path) ? "nav-link active" : "nav-link"}>
+          {NAV.filter((n) => !n.role || roleAtLeast(role, n.role)).map((n) => (
+            <Link key={n.href} href={n.href} className={n.match(path) ? "nav-link active" : "nav-link"} data-testid={`nav-${n.label.toLowerCase()}`}>
               {n.label}
+              {n.badge ? n.badge() : null}
             </Link>
           ))}
         </nav>

@@ -159,8 +159,10 @@ export class AlertEngine {
     if (this.delivering) return;
     this.delivering = true;
     try {
-      while ((await deliverDue(this.prisma)) > 0) {
-        /* keep going while there is due work */
+      let attempted: number;
+      while ((attempted = await deliverDue(this.prisma)) > 0) {
+        // Delivery status is shown per alert: tell the pages it changed.
+        this.hub.publish("alerts", { deliveries: attempted });
       }
     } catch (e) {
       console.error(`[beamdeck] webhook delivery: ${(e as Error).message}`);

@@ -10,7 +10,8 @@ import type { AlertRow } from "./store";
 export const SIGNATURE_HEADER = "x-beamdeck-signature";
 export const TIMESTAMP_HEADER = "x-beamdeck-timestamp";
 export const MAX_ATTEMPTS = 6;
-const BASE_DELAY_MS = 1000;
+// Overridable so tests can watch a whole retry sequence without waiting a minute.
+const BASE_DELAY_MS = Number(process.env.BEAMDECK_WEBHOOK_BASE_DELAY_MS ?? 1000);
 const TIMEOUT_MS = 5000;
 
 /** `sha256=<hex>` of `<timestamp>.<body>`: the timestamp guards against replays. */

@@ -6,6 +6,7 @@ export const auditFilter = z.object({
   actor: z.string().max(200).optional(),
   node: z.string().max(255).optional(),
   action: z.string().max(100).optional(),
+  target: z.string().max(255).optional(),
   from: z.iso.datetime().optional(),
   to: z.iso.datetime().optional(),
 });
@@ -16,6 +17,7 @@ export function auditWhere(f: AuditFilter) {
     ...(f.actor ? { actor: { contains: f.actor } } : {}),
     ...(f.node ? { node: f.node } : {}),
     ...(f.action ? { action: { startsWith: f.action } } : {}),
+    ...(f.target ? { target: f.target } : {}),
     ...(f.from || f.to ? { at: { ...(f.from ? { gte: new Date(f.from) } : {}), ...(f.to ? { lte: new Date(f.to) } : {}) } } : {}),
   };
 }

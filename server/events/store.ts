@@ -99,7 +99,6 @@ export class EventStore implements EventSink {
     const bootId = sorted[sorted.length - 1]?.bootId;
     const upTo = bootId ? await this.lastSeq(node, bootId) : 0;
     if (fresh.length > 0) {
-      this.hub.publish("events", { node, events: fresh.slice(0, 200).map((f) => eventView(node, f.id, f.frame)) });
       for (const fn of this.listeners) {
         try {
           await fn(node, fresh);
@@ -107,6 +106,13 @@ export class EventStore implements EventSink {
           console.error(`[beamdeck] event listener failed: ${(err as Error).message}`);
         }
       }
+      // Published after the listeners ran: the alert engine may have marked
+      // some as expected (an upgrade predicted them), and the tail shows that.
+      const shown = fresh.slice(0, 200);
+      const flags = new Map(
+        (await this.prisma.event.findMany({ where: { id: { in: shown.map((f) => f.id) }, expected: true }, select: { id: true, upgradeId: true } })).map((r) => [r.id, r.upgradeId]),
+      );
+      this.hub.publish("events", { node, events: shown.map((f) => eventView(node, f.id, f.frame, flags.has(f.id), flags.get(f.id) ?? null)) });
     }
     return upTo;
   }

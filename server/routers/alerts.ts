@@ -23,7 +23,7 @@ export const alertsRouter = router({
         orderBy: { lastAt: "desc" },
         take: input?.limit ?? 100,
       });
-      const deliveries = await ctx.services.prisma.webhookDelivery.findMany({ where: { alertId: { in: rows.map((r) => r.id) } }, select: { alertId: true, status: true, attempts: true, lastError: true } });
+      const deliveries = await ctx.services.prisma.webhookDelivery.findMany({ where: { alertId: { in: rows.map((r) => r.id) } }, select: { alertId: true, webhookId: true, status: true, attempts: true, lastError: true, lastStatus: true, deliveredAt: true, nextAttemptAt: true } });
       return rows.map((a) => ({ ...alertView(a), deliveries: deliveries.filter((d) => d.alertId === a.id) }));
     }),
 

@@ -2,9 +2,11 @@
 /** The node's identity and state; a banner while its agent is away. */
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
+import { usePathname } from "next/navigation";
 import { ago, dateTime, int } from "../../../../_lib/format";
 import { useNow, useStickyError } from "../../../../_lib/hooks";
 import { beamdeckCode, errorMessage, useTRPC } from "../../../../_lib/trpc";
+import "./node-tabs.css";
 
 function uptime(ms: number): string {
   const s = Math.floor(ms / 1000);
@@ -14,6 +16,23 @@ function uptime(ms: number): string {
   if (d > 0) return `${d}d ${h}h`;
   if (h > 0) return `${h}h ${m}m`;
   return `${m}m ${s % 60}s`;
+}
+
+/** The node's pages: its processes, and its upgrades. */
+function NodeTabs({ node }: { node: string }) {
+  const path = usePathname() ?? "";
+  const base = `/nodes/${encodeURIComponent(node)}`;
+  const onUpgrade = path.endsWith("/upgrade");
+  return (
+    <nav className="node-tabs" aria-label="Node pages">
+      <Link href={base} className={onUpgrade ? "node-tab" : "node-tab active"} data-testid="tab-processes">
+        Processes
+      </Link>
+      <Link href={`${base}/upgrade`} className={onUpgrade ? "node-tab active" : "node-tab"} data-testid="tab-upgrade">
+        Upgrade
+      </Link>
+    </nav>
+  );
 }
 
 export function NodeHeader({ node }: { node: string }) {
@@ -108,6 +127,7 @@ export function NodeHeader({ node }: { node: string }) {
           ) : null}
         </dl>
         {d?.systemVersion ? <div className="system-version mono">{d.systemVersion}</div> : null}
+        <NodeTabs node={node} />
       </div>
       {d && !d.connected ? (
         <div className="banner banner-down" role="status" data-testid="disconnected-banner">

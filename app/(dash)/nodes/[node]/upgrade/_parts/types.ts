@@ -1,0 +1,203 @@
+/**
+ * The agent's upgrade answers as the page reads them (docs/protocol.md;
+ * agent/src/beamdeck_agent_{release,preview,upgrade}.erl). The router passes
+ * most of them through untyped, so the shapes are stated here once.
+ */
+import type { RouterOutputs } from "../../../../../_lib/types";
+
+export type Purge = "soft" | "brutal";
+export type PurgeMap = Record<string, Purge>;
+
+export const FATES = ["killed", "blocks_install", "badfun_on_next_call", "stays_on_old_code", "may_migrate", "suspended", "unaffected"] as const;
+export type Fate = (typeof FATES)[number];
+export type When = "install" | "make_permanent" | null;
+
+/** One low-level relup instruction (beamdeck_agent_release:instruction_json/1). */
+export interface RelupInstruction {
+  op: string;
+  text: string;
+  app?: string;
+  appVsn?: string | null;
+  module?: string;
+  modules?: (string | { module: string; extra?: { text: string } })[];
+  prePurge?: string;
+  postPurge?: string;
+  mfa?: string;
+  mode?: string;
+}
+
+/** One high-level appup instruction, defaults made explicit (appup_json/1). */
+export interface AppupInstruction {
+  kind: string;
+  text: string;
+  module?: string;
+  application?: string;
+  prePurge?: string;
+  postPurge?: string;
+  change?: string;
+  codeChange?: boolean;
+  deps?: string[];
+  defaulted?: string[];
+  mfa?: string;
+}
+
+export interface Appup {
+  app: string;
+  from: string | null;
+  to: string | null;
+  change: "changed" | "added" | "removed";
+  file: string | null;
+  instructions: AppupInstruction[];
+  error: { code: string; message: string } | null;
+}
+
+export interface ReleasePath {
+  from: string;
+  to: string;
+  direction: "up" | "down";
+  relupFile: string;
+  script: RelupInstruction[] | null;
+  onDisk: RelupInstruction[] | null;
+  appups: Appup[];
+}
+
+export interface Releases {
+  handler: boolean;
+  stale: boolean;
+  name: string | null;
+  current: string | null;
+  permanent: string | null;
+  releasesDir: string;
+  releases: { name: string; vsn: string; status: string; apps: string[] }[];
+  packages: { file: string; package: string; vsn: string | null; size: number | null; modifiedAt: number | null; unpacked: boolean }[];
+  pending: { vsn: string; state: "unpacked" | "package"; package: string | null }[];
+  path: ReleasePath | null;
+}
+
+export interface PlanProcess {
+  pid: string;
+  name: string | null;
+  fate: Fate;
+  when: When;
+  why: string;
+  alive?: boolean;
+  initialCall?: string | null;
+  currentFunction?: string | null;
+  stack?: string[];
+  holdsFun?: boolean;
+}
+
+export interface PlanModule {
+  module: string;
+  app: string | null;
+  op: "load" | "remove" | "update";
+  prePurge: string;
+  postPurge: string;
+  hasOldCode: boolean;
+  suspend: boolean;
+  codeChange: { mode: string; extra: { text: string } } | null;
+  purgedAtInstall: boolean;
+  processes: PlanProcess[];
+  truncated: boolean;
+  counts: Record<Fate, number>;
+}
+
+export interface LintFinding {
+  module: string;
+  function: string;
+  arity: number;
+  message: string;
+  fix: string;
+  line: number | null;
+  language: "elixir" | "erlang";
+  evidence: string | null;
+  calls: string[];
+  pids: string[];
+  versions: ("loaded" | "target")[];
+}
+
+export interface PlanChange {
+  module: string;
+  field: "prePurge" | "postPurge";
+  from: string;
+  to: string;
+}
+
+export interface Plan {
+  action: "install" | "make_permanent" | "rollback";
+  vsn: string;
+  from: string;
+  to: string;
+  direction: "up" | "down";
+  name: string;
+  relupFile: string;
+  choices: { purge: PurgeMap; prePurge: PurgeMap };
+  relup: { original: RelupInstruction[] | null; rewritten: RelupInstruction[] | null; instructions: number; changes: PlanChange[] };
+  restart: string | null;
+  nodeFate: { fate: "node_restarts"; when: "install"; why: string } | null;
+  modules: PlanModule[];
+  applications: { app: string; action: string; processes: PlanProcess[] }[];
+  counts: Record<Fate, number> & { processes: number; killedAtInstall: number; killedAtPermanent: number };
+  verdict: "safe" | "at_risk" | "kills" | "blocked" | "restarts";
+  lint: LintFinding[];
+  lintErrors: { module: string; version: string; error: string }[];
+  truncated: boolean;
+  scan: { processes: number; matched: number; elapsedUs: number; partial: boolean };
+  at: number;
+}
+
+export interface OldCodeProcess {
+  pid: string;
+  name: string | null;
+  initialCall: string | null;
+  currentFunction: string | null;
+}
+
+export interface OldCode {
+  at: number;
+  total: number;
+  processes: number;
+  elapsedUs: number;
+  modules: { module: string; hasOldCode: boolean; count: number; truncated: boolean; processes: OldCodeProcess[] }[];
+}
+
+/** A process the agent watched around a step (beamdeck_agent_upgrade deaths/2). */
+export interface DeathRow {
+  pid: string;
+  name: string | null;
+  initialCall: string | null;
+  reason: string | null;
+}
+
+export interface Comparison {
+  predictedAndDied: string[];
+  predictedButAlive: string[];
+  diedUnpredicted: string[];
+}
+
+export type Upgrade = RouterOutputs["upgrades"]["history"][number];
+export type UpgradeCommand = Upgrade["commands"][number];
+export type Step = "install" | "make_permanent" | "rollback";
+
+/** What a command row's `result` column holds: the agent's result and error. */
+export function commandOutcome(c: UpgradeCommand): { result: Record<string, unknown> | null; error: { code: string; message: string } | null } {
+  const r = (c.result ?? null) as { result?: Record<string, unknown> | null; error?: { code: string; message: string } | null } | null;
+  return { result: r?.result ?? null, error: r?.error ?? null };
+}
+
+/** The processes a plan kills, once per pid, as the server counts them (server/upgrades/plan.ts predictedKills). */
+export function plannedKills(plan: Plan): { install: string[]; makePermanent: string[] } {
+  const seen = new Map<string, When>();
+  for (const m of plan.modules) {
+    for (const p of m.processes) {
+      if (p.fate !== "killed" || seen.has(p.pid)) continue;
+      seen.set(p.pid, p.when ?? "make_permanent");
+    }
+  }
+  const all = [...seen.entries()];
+  return { install: all.filter(([, w]) => w === "install").map(([p]) => p), makePermanent: all.filter(([, w]) => w !== "install").map(([p]) => p) };
+}
+
+export function isPid(s: string): boolean {
+  return /^<\d+\.\d+\.\d+>$/.test(s);
+}

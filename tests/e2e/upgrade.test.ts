@@ -1,0 +1,391 @@
+/**
+ * The Upgrade page in a real browser, against a real server and the forum's
+ * rel_test release (0.1.0 running, 0.1.1 and 0.1.2 pending as packages),
+ * with TCP clients connected to its listener the whole time.
+ *
+ * The operator's flow: see 0.1.1 pending and unpack it; preview the default
+ * appup (the acceptor Task and the connection handler killed at
+ * make_permanent, the lint naming TestListener.start/1 and loop/1); a stale
+ * review refused by the server (CONFLICT, shown verbatim); soft post-purge
+ * (stays_on_old_code, the button kills none); install with the node's name
+ * typed; the old-code list equal to what the node itself reports; make
+ * permanent; nobody died and the open connections still answer; predicted
+ * vs actual shown.
+ *
+ * A viewer: the same page read-only, with the explanation instead of the
+ * buttons, and a direct upgrades.install refused FORBIDDEN.
+ *
+ * Every claim is checked against the node over distributed Erlang, never
+ * by asking the agent.
+ */
+import fs from "node:fs";
+import { TRPCClientError } from "@trpc/client";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stopAll, type BeamNode } from "../../tools/beam/nodes";
+import { freePort, GreetingClient } from "../../tools/beam/tcp";
+import { startAgentNode, waitConnected } from "../support/beam-node";
+import { launchChromium, login, screenshot, withScreenshotOnFailure } from "../support/browser";
+import { startServer, type TestServer } from "../support/server";
+import { httpClient, loginCookie } from "../support/trpc-clients";
+import { ensureNextBuild } from "./next-build";
+
+const ADMIN = "admin";
+const VIEWER = { username: "vera", password: "viewer password 12345" };
+const SUPERVISOR = "Elixir.RelTest.Supervisor";
+const MODULE = "Elixir.TestListener";
+const ACCEPTOR_EXPR = `[P] = [P || {'Elixir.Task', P, worker, _} <- supervisor:which_children('${SUPERVISOR}')], pid_to_list(P)`;
+const OLD_GREETING = "Hey there!\n";
+
+let bd: TestServer;
+let node: BeamNode;
+let listenPort: number;
+let browser: Browser;
+let opCtx: BrowserContext;
+let op: Page;
+const clients: GreetingClient[] = [];
+
+/** Facts from the node itself. */
+const acceptorPid = () => node.rpcJson<string>(ACCEPTOR_EXPR);
+/** The acceptor's connection handlers: the processes linked to it (Task.async), not its supervisor. */
+const handlerPids = async () =>
+  (await node.rpcJson<string[]>(`A = list_to_pid(${JSON.stringify(await acceptorPid())}), {links, L} = erlang:process_info(A, links), [pid_to_list(P) || P <- L, is_pid(P), P =/= whereis('${SUPERVISOR}')]`)).sort();
+/** Every process on the node that runs old code of TestListener (check_process_code over all processes). */
+const onOldCode = async () => (await node.rpcJson<string[]>(`[pid_to_list(P) || P <- erlang:processes(), erlang:check_process_code(P, '${MODULE}')]`)).sort();
+const releaseStatus = async (vsn: string) => node.rpcJson<string>(`case [S || {_, V, _, S} <- release_handler:which_releases(), V =:= ${JSON.stringify(vsn)}] of [S] -> atom_to_list(S); [] -> "absent" end`);
+const alive = (pid: string) => node.rpcJson<boolean>(`erlang:is_process_alive(list_to_pid(${JSON.stringify(pid)}))`);
+
+const upgradePath = () => `/nodes/${encodeURIComponent(node.name)}/upgrade`;
+const impactRow = (page: Page, pid: string) => page.locator(`[data-testid="impact-panel"] [data-testid="impact-row"][data-pid="${pid}"]`);
+/** Click a step's button and wait for its own progress block (not the previous step's) to end well. */
+async function runStep(page: Page, button: ReturnType<Page["getByTestId"]>, timeout = 60_000): Promise<string> {
+  const before = await page.getByTestId("progress").getAttribute("data-command", { timeout: 1000 }).catch(() => null);
+  await button.click();
+  const progress = page.getByTestId("progress");
+  await expect.poll(async () => (await progress.getAttribute("data-command", { timeout: 1000 }).catch(() => null)) ?? before, { timeout: 15_000 }).not.toBe(before);
+  await expect.poll(() => progress.getAttribute("data-state"), { timeout }).toBe("ok");
+  return (await progress.getAttribute("data-command")) as string;
+}
+const text = async (page: Page, testid: string) => (await page.getByTestId(testid).first().textContent())?.trim() ?? "";
+
+async function connectClient(): Promise<GreetingClient> {
+  const c = await GreetingClient.connect(listenPort);
+  expect(await c.hello()).toBe(OLD_GREETING);
+  clients.push(c);
+  return c;
+}
+
+beforeAll(async () => {
+  await ensureNextBuild();
+  bd = await startServer({ web: true });
+  listenPort = await freePort();
+  ({ node } = await startAgentNode(bd, { env: { REL_TEST_PORT: String(listenPort) } }));
+  await waitConnected(bd, node.name);
+  await connectClient();
+  browser = await launchChromium();
+  opCtx = await browser.newContext({ baseURL: bd.url, viewport: { width: 1440, height: 1000 } });
+  opCtx.setDefaultTimeout(15_000);
+  op = await opCtx.newPage();
+  await login(op, ADMIN, bd.adminPassword, "/");
+}, 300_000);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await opCtx?.close().catch(() => {});
+  await browser?.close().catch(() => {});
+  await stopAll();
+  await bd?.stop();
+  if (bd) fs.rmSync(bd.dataDir, { recursive: true, force: true });
+}, 60_000);
+
+describe("an operator upgrades the forum's listener without killing it", () => {
+  let acceptor: string;
+  let handler: string;
+  let handlers: string[];
+
+  it("reaches the Upgrade page from the node page and sees 0.1.1 pending; unpacks it", async () => {
+    await withScreenshotOnFailure(op, "upgrade-unpack", async () => {
+      await op.goto(`/nodes/${encodeURIComponent(node.name)}`);
+      await op.getByTestId("tab-upgrade").click();
+      await op.waitForURL((u) => u.pathname === upgradePath());
+      const row = op.locator('[data-testid="pending-row"][data-vsn="0.1.1"]');
+      await row.waitFor();
+      expect(await row.getAttribute("data-state")).toBe("package");
+      expect(await releaseStatus("0.1.1")).toBe("absent");
+      expect(await text(op, "running-vsn")).toBe("0.1.0");
+      await screenshot(op, "upgrade-1-pending", true);
+
+      await runStep(op, row.getByTestId("unpack"));
+      await expect.poll(() => row.getAttribute("data-state"), { timeout: 20_000 }).toBe("unpacked");
+      // The node agrees: release_handler knows 0.1.1, unpacked.
+      expect(await releaseStatus("0.1.1")).toBe("unpacked");
+    });
+  }, 120_000);
+
+  it("previews the default appup: the acceptor Task and the connection handler killed at make_permanent; the lint names start/1 and loop/1", async () => {
+    acceptor = await acceptorPid();
+    handlers = await handlerPids();
+    expect(handlers).toHaveLength(1);
+    handler = handlers[0];
+    await withScreenshotOnFailure(op, "upgrade-preview", async () => {
+      expect(await op.getByTestId("choose-area").getAttribute("data-target")).toBe("0.1.1");
+      await impactRow(op, acceptor).waitFor({ timeout: 30_000 });
+      for (const pid of [acceptor, handler]) {
+        expect(await impactRow(op, pid).getAttribute("data-fate")).toBe("killed");
+        expect(await impactRow(op, pid).getAttribute("data-when")).toBe("make_permanent");
+        expect(await impactRow(op, pid).getByTestId("fate").textContent()).toBe("killed at make_permanent");
+        expect(await impactRow(op, pid).getAttribute("data-module")).toBe(MODULE);
+      }
+      // Exactly these two are killed, and nobody else is touched.
+      const killed = await op.locator('[data-testid="impact-panel"] [data-testid="impact-row"][data-fate="killed"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")).sort());
+      expect(killed).toEqual([acceptor, handler].sort());
+      expect(await op.getByTestId("verdict").getAttribute("data-verdict")).toBe("kills");
+
+      // The lint: both loops, with the Elixir fix, and who is stuck in each.
+      const lint = op.getByTestId("lint-item");
+      expect(await lint.count()).toBe(2);
+      const start = op.locator('[data-testid="lint-item"][data-function="start"][data-arity="1"]');
+      const loop = op.locator('[data-testid="lint-item"][data-function="loop"][data-arity="1"]');
+      expect(await start.getByTestId("lint-name").textContent()).toBe("TestListener.start/1");
+      expect(await start.getByTestId("lint-fix").textContent()).toBe("__MODULE__.start(...)");
+      expect(await loop.getByTestId("lint-name").textContent()).toBe("TestListener.loop/1");
+      expect(await loop.getByTestId("lint-fix").textContent()).toBe("__MODULE__.loop(...)");
+      expect(await start.locator(`[data-testid="pid-link"][data-pid="${acceptor}"]`).count()).toBe(1);
+      expect(await loop.locator(`[data-testid="pid-link"][data-pid="${handler}"]`).count()).toBe(1);
+
+      // The relup as release_handler will run it: brutal both ways, by default.
+      const load = op.locator(`[data-testid="relup-instruction"][data-op="load"][data-module="${MODULE}"]`);
+      expect(await load.locator('[data-purge="brutal"]').count()).toBe(2);
+      expect(await op.locator('[data-testid="purge-row"][data-module="Elixir.TestListener"] [data-testid="post-purge"]').getAttribute("data-value")).toBe("brutal");
+
+      const install = op.getByTestId("install");
+      expect(await install.textContent()).toBe("Install 0.1.1 — kills 0 now, 2 at make permanent");
+      expect(await install.isDisabled()).toBe(true); // the node's name is not typed yet
+      await screenshot(op, "upgrade-2-preview-default", true);
+    });
+  }, 90_000);
+
+  it("refuses an install whose impact changed after the review, with the server's words", async () => {
+    await withScreenshotOnFailure(op, "upgrade-conflict", async () => {
+      await op.getByTestId("confirm-install").fill(node.name);
+      const install = op.getByTestId("install");
+      expect(await install.textContent()).toBe("Install 0.1.1 — kills 0 now, 2 at make permanent");
+      // A second client connects after the review: one more handler on the node.
+      await connectClient();
+      handlers = await handlerPids();
+      expect(handlers).toHaveLength(2);
+      await install.click();
+      const error = op.getByTestId("install-error");
+      await error.waitFor();
+      expect(await error.getAttribute("data-code")).toBe("CONFLICT");
+      expect(await op.getByTestId("install-error-message").textContent()).toBe(
+        "the impact changed since you reviewed it: 3 process(es) would be killed now, you accepted 2; review the plan again",
+      );
+      // Nothing was installed; the preview shows the new impact.
+      expect(await releaseStatus("0.1.1")).toBe("unpacked");
+      await expect.poll(() => install.textContent(), { timeout: 30_000 }).toBe("Install 0.1.1 — kills 0 now, 3 at make permanent");
+      for (const pid of handlers) await impactRow(op, pid).waitFor();
+      await screenshot(op, "upgrade-3-conflict", true);
+    });
+  }, 90_000);
+
+  it("soft post-purge for TestListener: the preview changes to stays_on_old_code and the button kills none", async () => {
+    await withScreenshotOnFailure(op, "upgrade-soft", async () => {
+      await op.locator(`[data-testid="purge-row"][data-module="${MODULE}"] [data-testid="post-purge-soft"]`).click();
+      await expect.poll(() => impactRow(op, acceptor).getAttribute("data-fate"), { timeout: 30_000 }).toBe("stays_on_old_code");
+      for (const pid of [acceptor, ...handlers]) {
+        await expect.poll(() => impactRow(op, pid).getAttribute("data-fate")).toBe("stays_on_old_code");
+        expect(await impactRow(op, pid).getAttribute("data-when")).toBe("");
+      }
+      expect(await op.locator('[data-testid="impact-panel"] [data-testid="impact-row"][data-fate="killed"]').count()).toBe(0);
+      const install = op.getByTestId("install");
+      await expect.poll(() => install.textContent()).toBe("Install 0.1.1 — kills none");
+      expect(await install.getAttribute("data-kills")).toBe("0");
+      // The relup shows the change against the original.
+      const load = op.locator(`[data-testid="relup-instruction"][data-op="load"][data-module="${MODULE}"]`);
+      await expect.poll(() => load.locator('[data-testid="relup-purges"] [data-purge="soft"]').count()).toBe(1);
+      expect(await op.getByTestId("verdict").getAttribute("data-verdict")).toBe("at_risk");
+      await screenshot(op, "upgrade-4-preview-soft", true);
+    });
+  }, 60_000);
+
+  it("installs with the node's name typed: live progress, then exactly the old-code list the node reports", async () => {
+    await withScreenshotOnFailure(op, "upgrade-install", async () => {
+      await op.getByTestId("confirm-install").fill(node.name);
+      const install = op.getByTestId("install");
+      await expect.poll(() => install.isEnabled()).toBe(true);
+      await runStep(op, install);
+      expect(await op.locator('[data-testid="progress-event"][data-step="install_release"]').count()).toBeGreaterThan(0);
+      await op.getByTestId("decision-area").waitFor({ timeout: 20_000 });
+      expect(await releaseStatus("0.1.1")).toBe("current");
+
+      // The list on the page, polled every second, equals the node's own answer.
+      const nodeSays = await onOldCode();
+      expect(nodeSays).toEqual([acceptor, ...handlers].sort());
+      const shown = async () => (await op.locator('[data-testid="old-code-panel"] [data-testid="old-code-row"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")))).sort();
+      await expect.poll(shown, { timeout: 10_000 }).toEqual(nodeSays);
+      for (const pid of await shown()) expect(await node.rpcJson<boolean>(`erlang:check_process_code(list_to_pid(${JSON.stringify(pid)}), '${MODULE}')`)).toBe(true);
+      expect(await op.getByTestId("old-code-meta").getAttribute("data-total")).toBe(String(nodeSays.length));
+      // Nobody died at install.
+      expect(await acceptorPid()).toBe(acceptor);
+      for (const pid of handlers) expect(await alive(pid)).toBe(true);
+      await screenshot(op, "upgrade-5-installed", true);
+    });
+  }, 120_000);
+
+  it("makes 0.1.1 permanent: nobody dies, the open connections still answer, predicted vs actual side by side", async () => {
+    await withScreenshotOnFailure(op, "upgrade-permanent", async () => {
+      const button = op.getByTestId("make-permanent");
+      expect(await button.textContent()).toBe("Make 0.1.1 permanent — kills none");
+      expect(await button.isDisabled()).toBe(true);
+      await op.getByTestId("confirm-decision").fill(node.name);
+      await expect.poll(() => button.isEnabled()).toBe(true);
+      await runStep(op, button);
+      await expect.poll(() => op.getByTestId("upgrade-page").getAttribute("data-stage"), { timeout: 20_000 }).toBe("choose");
+
+      // The node: 0.1.1 permanent, the same acceptor, every handler alive, both connections answer.
+      expect(await releaseStatus("0.1.1")).toBe("permanent");
+      expect(await acceptorPid()).toBe(acceptor);
+      for (const pid of handlers) expect(await alive(pid)).toBe(true);
+      for (const c of clients) expect(await c.hello()).toBe(OLD_GREETING);
+      // They are still on the old code (soft purge), as the page said they would be.
+      expect(await onOldCode()).toEqual([acceptor, ...handlers].sort());
+
+      const pva = op.getByTestId("pva-panel");
+      await pva.waitFor();
+      for (const step of ["install", "make_permanent"]) {
+        const s = pva.locator(`[data-testid="pva-step"][data-step="${step}"]`);
+        await expect.poll(() => s.getAttribute("data-done"), { timeout: 20_000 }).toBe("true");
+        expect(await s.getAttribute("data-held")).toBe("true");
+        expect(await s.getByTestId("pva-predicted").getAttribute("data-count")).toBe("0");
+        expect(await s.getByTestId("pva-actual").getAttribute("data-count")).toBe("0");
+      }
+      const row = op.locator('[data-testid="history-row"]').first();
+      expect(await row.getAttribute("data-status")).toBe("permanent");
+      expect(await row.textContent()).toContain("0.1.0 → 0.1.1");
+      await screenshot(op, "upgrade-6-permanent", true);
+    });
+  }, 120_000);
+
+  it("then previews 0.1.2 as the forum's answer warned: the processes left on old code are killed at install", async () => {
+    await withScreenshotOnFailure(op, "upgrade-next", async () => {
+      await expect.poll(() => op.getByTestId("choose-area").getAttribute("data-target"), { timeout: 20_000 }).toBe("0.1.2");
+      await impactRow(op, acceptor).waitFor({ timeout: 30_000 });
+      const stuck = await onOldCode();
+      for (const pid of stuck) {
+        expect(await impactRow(op, pid).getAttribute("data-fate")).toBe("killed");
+        expect(await impactRow(op, pid).getAttribute("data-when")).toBe("install");
+      }
+      // The pre-purge matters now: the advanced section is open, and soft blocks the install.
+      expect(await op.getByTestId("advanced").getAttribute("open")).not.toBeNull();
+      await op.locator(`[data-testid="pre-purge-row"][data-module="${MODULE}"] [data-testid="pre-purge-soft"]`).click();
+      await expect.poll(() => impactRow(op, acceptor).getAttribute("data-fate"), { timeout: 30_000 }).toBe("blocks_install");
+      await screenshot(op, "upgrade-7-next-blocked", true);
+    });
+  }, 90_000);
+});
+
+describe("a viewer sees the upgrade page read-only", () => {
+  let viewerCtx: BrowserContext;
+  let vp: Page;
+
+  beforeAll(async () => {
+    const admin = httpClient(bd.url, { token: bd.apiToken });
+    await admin.users.add.mutate({ username: VIEWER.username, role: "viewer", password: VIEWER.password });
+    viewerCtx = await browser.newContext({ baseURL: bd.url, viewport: { width: 1440, height: 1000 } });
+    viewerCtx.setDefaultTimeout(15_000);
+    vp = await viewerCtx.newPage();
+    await login(vp, VIEWER.username, VIEWER.password, upgradePath());
+  }, 60_000);
+
+  afterAll(async () => {
+    await viewerCtx?.close().catch(() => {});
+  });
+
+  it("shows releases, preview and history, with the explanation instead of the buttons", async () => {
+    await withScreenshotOnFailure(vp, "upgrade-viewer", async () => {
+      await vp.getByTestId("releases-panel").waitFor();
+      await vp.getByTestId("impact-panel").waitFor({ timeout: 30_000 });
+      await vp.getByTestId("history-panel").waitFor();
+      const notes = vp.getByTestId("viewer-note");
+      await notes.first().waitFor();
+      expect(await notes.first().textContent()).toContain("Operators and admins can run upgrade steps — you are a viewer");
+      for (const b of ["unpack", "install", "make-permanent", "rollback", "confirm-install", "confirm-decision"]) expect(await vp.getByTestId(b).count()).toBe(0);
+      expect(await vp.locator('[data-testid="pending-row"][data-vsn="0.1.2"]').count()).toBe(1);
+      await screenshot(vp, "upgrade-8-viewer", true);
+    });
+  }, 60_000);
+
+  it("links a pid to the node page's process drawer", async () => {
+    await withScreenshotOnFailure(vp, "upgrade-pid-link", async () => {
+      const pid = (await acceptorPid());
+      const link = vp.locator(`[data-testid="impact-row"][data-pid="${pid}"] [data-testid="pid-link"]`);
+      expect(await link.getAttribute("href")).toBe(`/nodes/${encodeURIComponent(node.name)}?pid=${encodeURIComponent(pid)}`);
+      await link.click();
+      await vp.waitForURL((u) => u.pathname === `/nodes/${encodeURIComponent(node.name)}`);
+      const drawer = vp.getByTestId("proc-drawer");
+      await drawer.waitFor();
+      expect(await drawer.getAttribute("data-pid")).toBe(pid);
+    });
+  }, 60_000);
+
+  it("is refused FORBIDDEN by the server when calling upgrades.install directly", async () => {
+    const before = await node.rpcJson<string[]>("[V ++ \":\" ++ atom_to_list(S) || {_, V, _, S} <- release_handler:which_releases()]");
+    const cookie = await loginCookie(bd.url, VIEWER.username, VIEWER.password);
+    const viewer = httpClient(bd.url, { cookie });
+    const err = await viewer.upgrades.install.mutate({ node: node.name, vsn: "0.1.2", confirmNode: node.name, acceptedKills: 0 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TRPCClientError);
+    expect(((err as TRPCClientError<never>).data as { code?: string } | undefined)?.code).toBe("FORBIDDEN");
+    expect((err as Error).message).toBe("upgrades.install needs the operator role; you are viewer");
+    // Nothing happened on the node.
+    expect(await node.rpcJson<string[]>("[V ++ \":\" ++ atom_to_list(S) || {_, V, _, S} <- release_handler:which_releases()]")).toEqual(before);
+    expect(await releaseStatus("0.1.2")).toBe("absent");
+  });
+});
+
+describe("the next upgrade kills what the soft purge left on old code, exactly as predicted", () => {
+  it("installs 0.1.2 with the brutal pre-purge: the processes on old code die at install, only they, as the page said", async () => {
+    await withScreenshotOnFailure(op, "upgrade-kill", async () => {
+      const stuck = await onOldCode();
+      expect(stuck).toHaveLength(3);
+      const oldAcceptor = await acceptorPid();
+      expect(stuck).toContain(oldAcceptor);
+
+      await op.goto(`${upgradePath()}?vsn=0.1.2`);
+      await runStep(op, op.locator('[data-testid="pending-row"][data-vsn="0.1.2"]').getByTestId("unpack"));
+      expect(await releaseStatus("0.1.2")).toBe("unpacked");
+      for (const pid of stuck) {
+        await expect.poll(() => impactRow(op, pid).getAttribute("data-fate"), { timeout: 30_000 }).toBe("killed");
+        expect(await impactRow(op, pid).getAttribute("data-when")).toBe("install");
+      }
+      const install = op.getByTestId("install");
+      await expect.poll(() => install.textContent()).toBe("Install 0.1.2 — kills 3 now, 0 at make permanent");
+      await op.getByTestId("confirm-install").fill(node.name);
+      await runStep(op, install);
+      await op.getByTestId("decision-area").waitFor({ timeout: 20_000 });
+
+      // The node: exactly those died; the supervisor started a new acceptor, on the new code.
+      for (const pid of stuck) expect(await alive(pid)).toBe(false);
+      const newAcceptor = await acceptorPid();
+      expect(newAcceptor).not.toBe(oldAcceptor);
+      expect(await onOldCode()).toEqual([]);
+      for (const c of clients) expect(await c.closed).not.toBeUndefined();
+      const fresh = await GreetingClient.connect(listenPort);
+      clients.push(fresh);
+      expect(await fresh.hello()).toBe("Hey there, version three!\n");
+
+      // Predicted vs actual, side by side: three predicted, the same three died.
+      const s = op.locator('[data-testid="pva-panel"] [data-testid="pva-step"][data-step="install"]');
+      await expect.poll(() => s.getAttribute("data-done"), { timeout: 20_000 }).toBe("true");
+      expect(await s.getAttribute("data-held")).toBe("true");
+      expect(await s.getByTestId("pva-predicted").getAttribute("data-count")).toBe("3");
+      expect(await s.getByTestId("pva-actual").getAttribute("data-count")).toBe("3");
+      const died = (await s.getByTestId("pva-actual").locator('[data-testid="pid-link"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")))).sort();
+      expect(died).toEqual(stuck);
+      await screenshot(op, "upgrade-9-killed-as-predicted", true);
+    });
+  }, 120_000);
+});
