@@ -33,6 +33,8 @@ export function createBeamdeckServer(services: Services, web: WebHandler | null,
   const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/api/trpc/", createContext });
   const trpcWss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   trpcWss.on("error", () => {});
+  // A socket error without a listener would take the whole process down.
+  trpcWss.on("connection", (ws) => ws.on("error", () => ws.terminate()));
   const trpcWs = applyWSSHandler({ wss: trpcWss, router: appRouter, createContext, keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 } });
   const agents = agentEndpoint(services.prisma, services.registry, maxFrame);
 
