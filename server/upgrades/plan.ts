@@ -63,6 +63,13 @@ export function predictedKills(p: Plan, when?: "install" | "make_permanent"): Pr
   return [...out.values()];
 }
 
+/** How many processes the plan kills in all: its counts when given (complete), else the listed ones. */
+export function killCount(p: Plan): number {
+  const c = (p as { counts?: { killedAtInstall?: number; killedAtPermanent?: number } }).counts;
+  if (c && typeof c.killedAtInstall === "number" && typeof c.killedAtPermanent === "number") return c.killedAtInstall + c.killedAtPermanent;
+  return predictedKills(p).length;
+}
+
 /** Does the plan block the install (soft pre-purge with lingering old code)? */
 export function blocksInstall(p: Plan): boolean {
   return p.modules.some((m) => m.processes.some((proc) => proc.fate === "blocks_install"));

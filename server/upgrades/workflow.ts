@@ -16,7 +16,7 @@ import type { Expectations } from "../alerts/expectations";
 import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log";
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
-import { comparePrediction, plan as planSchema, predictedKills, type Plan, type PurgeChoices } from "./plan";
+import { comparePrediction, killCount, plan as planSchema, predictedKills, type Plan, type PurgeChoices } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -137,18 +137,20 @@ export class UpgradeWorkflow {
       const choices = { purge: (upgrade.purge ?? {}) as PurgeChoices, prePurge: (upgrade.prePurge ?? {}) as PurgeChoices };
       Object.assign(purge, choices.purge, input.purge ?? {});
       Object.assign(prePurge, choices.prePurge, input.prePurge ?? {});
-      if (action === "make_permanent") predicted = await this.makePermanentKills(node, purge);
+      if (action === "make_permanent") predicted = await this.makePermanentKills(node, purge, upgrade.preview as Plan | null);
       else {
         // A rollback runs the relup's down instructions: its own purges can kill too.
         preview = await this.plan(node, vsn, purge, prePurge).catch(() => null);
         predicted = preview ? predictedKills(preview).map((k) => k.pid) : [];
       }
     }
-    if ((action === "install" || action === "make_permanent") && input.acceptedKills !== undefined && input.acceptedKills !== predicted.length) {
+    // The plan lists at most a few hundred processes; its counts are complete.
+    const predictedCount = action === "install" && preview ? Math.max(predicted.length, killCount(preview)) : predicted.length;
+    if ((action === "install" || action === "make_permanent") && input.acceptedKills !== undefined && input.acceptedKills !== predictedCount) {
       throw new BeamdeckError(
         "BD_CONFLICT",
-        `the impact changed since you reviewed it: ${predicted.length} process(es) would be killed now, you accepted ${input.acceptedKills}; review the plan again`,
-        { predicted: predicted.length, accepted: input.acceptedKills },
+        `the impact changed since you reviewed it: ${predictedCount} process(es) would be killed now, you accepted ${input.acceptedKills}; review the plan again`,
+        { predicted: predictedCount, accepted: input.acceptedKills },
       );
     }
 
@@ -206,15 +208,22 @@ export class UpgradeWorkflow {
       throw e;
     }
     this.publish({ node, commandId, kind: "sent", step: action, at: Date.now() });
-    return { commandId, upgradeId: upgrade?.id ?? null, predicted: predicted.length };
+    return { commandId, upgradeId: upgrade?.id ?? null, predicted: predictedCount };
   }
 
-  /** After install: who is still on old code of a brutal post-purge module dies at make_permanent. */
-  private async makePermanentKills(node: string, purge: PurgeChoices): Promise<string[]> {
-    const raw = (await this.oldCode(node)) as { modules?: { module: string; postPurge?: string; processes?: { pid: string }[] }[] };
+  /**
+   * After install: who is still on old code of a brutal post-purge module
+   * dies at make_permanent. The purge of each module is the operator's
+   * choice, else what the installed plan said (the appup's own setting).
+   */
+  private async makePermanentKills(node: string, purge: PurgeChoices, installed: Plan | null): Promise<string[]> {
+    const raw = (await this.oldCode(node)) as { modules?: { module: string; processes?: { pid: string }[] }[] };
+    const planned = new Map((installed?.modules ?? []).map((m) => [m.module, m.postPurge ?? null]));
     const pids = new Set<string>();
     for (const m of raw.modules ?? []) {
-      const post: string = purge[m.module] ?? m.postPurge ?? "brutal";
+      // A module the install did not touch keeps old code only from an earlier soft purge: not ours to kill.
+      if (!planned.has(m.module) && !(m.module in purge)) continue;
+      const post: string = purge[m.module] ?? planned.get(m.module) ?? "brutal";
       if (post === "brutal" || post === "brutal_purge") for (const p of m.processes ?? []) pids.add(p.pid);
     }
     return [...pids];
@@ -244,6 +253,7 @@ export class UpgradeWorkflow {
     const expected = (upgrade?.expectedKills ?? {}) as Partial<Record<Action, string[]>>;
     const predicted = expected[cmd.action as Action] ?? [];
     const comparison = cmd.action === "install" || cmd.action === "make_permanent" || cmd.action === "rollback" ? comparePrediction(predicted, diedList) : null;
+    this.refreshReleases(node, result);
     if (upgrade) {
       const status = !ok ? "failed" : cmd.action === "install" ? "installed" : cmd.action === "make_permanent" ? "permanent" : cmd.action === "rollback" ? "rolled_back" : upgrade.status;
       const actual = { ...((upgrade.actualKills as object | null) ?? {}), [cmd.action]: { died: diedList, comparison } };
@@ -263,6 +273,16 @@ export class UpgradeWorkflow {
       await appendAudit(this.prisma, { actor: "agent", action: `upgrade.${cmd.action}`, node, outcome: ok ? "ok" : "error", data: { commandId, result: jsonSafe(result), error } });
     }
     this.publish({ node, commandId, kind: "result", ok, message: error ? `${error.code}: ${error.message}` : undefined, at: Date.now() });
+  }
+
+  /** A step changes the node's releases: keep the live view (hello) in step. */
+  private refreshReleases(node: string, result: unknown): void {
+    const rels = (result as { releases?: { vsn: string; status: string }[] } | null)?.releases;
+    const live = this.registry.live(node);
+    if (!live || !Array.isArray(rels) || !live.hello.releases) return;
+    const name = live.hello.releases[0]?.name ?? "";
+    live.hello = { ...live.hello, releases: rels.map((r) => ({ ...(live.hello.releases?.find((x) => x.vsn === r.vsn) ?? { name }), vsn: r.vsn, status: r.status })) };
+    this.hub.publish(`node:${node}`, live.summary());
   }
 
   private publish(e: ProgressEvent): void {

@@ -153,6 +153,21 @@ describe("an operator upgrades the forum's listener without killing it", () => {
       expect(await start.locator(`[data-testid="pid-link"][data-pid="${acceptor}"]`).count()).toBe(1);
       expect(await loop.locator(`[data-testid="pid-link"][data-pid="${handler}"]`).count()).toBe(1);
 
+      // The appup of rel_test, or the agent's words on why there is none, as the node's files are.
+      const appupOnNode = await node.rpcJson<boolean>(`filelib:is_regular(filename:join([code:root_dir(), "lib", "rel_test-0.1.1", "ebin", "rel_test.appup"]))`);
+      const appup = op.locator('[data-testid="appup"][data-app="rel_test"]');
+      await appup.waitFor();
+      if (appupOnNode) {
+        // The instructions for 0.1.0 → 0.1.1, as the file on the node writes them; the purges are defaults, brutal.
+        const onNode = await node.rpcJson<string[]>(
+          `{ok, [{_, Ups, _}]} = file:consult(filename:join([code:root_dir(), "lib", "rel_test-0.1.1", "ebin", "rel_test.appup"])), {_, Is} = lists:keyfind("0.1.0", 1, Ups), [lists:flatten(io_lib:format("~0tp", [I])) || I <- Is]`,
+        );
+        const shown = await appup.locator('[data-testid="appup-instruction"] code').evaluateAll((els) => els.map((e) => e.textContent));
+        expect(shown).toEqual(onNode);
+        const load = appup.locator('[data-testid="appup-instruction"][data-kind="load_module"]');
+        if (onNode[0] === "{load_module,'Elixir.TestListener'}") expect(await load.first().locator('[data-purge="brutal"]').count()).toBe(2);
+      } else expect(await appup.getByTestId("appup-error").textContent()).toMatch(/lib\/rel_test-0\.1\.1\/ebin\/rel_test\.appup: no such file$/);
+
       // The relup as release_handler will run it: brutal both ways, by default.
       const load = op.locator(`[data-testid="relup-instruction"][data-op="load"][data-module="${MODULE}"]`);
       expect(await load.locator('[data-purge="brutal"]').count()).toBe(2);
@@ -230,6 +245,16 @@ describe("an operator upgrades the forum's listener without killing it", () => {
       expect(await acceptorPid()).toBe(acceptor);
       for (const pid of handlers) expect(await alive(pid)).toBe(true);
       await screenshot(op, "upgrade-5-installed", true);
+
+      // Rolling back is previewed too: the down script's brutal pre-purge would kill
+      // whoever runs 0.1.0's code, now old — the three, as the node says.
+      const rb = op.getByTestId("rollback");
+      await expect.poll(() => rb.textContent(), { timeout: 15_000 }).toBe(`Roll back to 0.1.0 — kills ${nodeSays.length}`);
+      await op.getByTestId("rollback-details").locator("summary").click();
+      const rbKilled = await op.locator('[data-testid="rollback-impact-panel"] [data-testid="impact-row"][data-fate="killed"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")).sort());
+      expect(rbKilled).toEqual(nodeSays);
+      await screenshot(op, "upgrade-5b-rollback-preview", true);
+      await op.getByTestId("rollback-details").locator("summary").click();
     });
   }, 120_000);
 
@@ -347,6 +372,8 @@ describe("a viewer sees the upgrade page read-only", () => {
 });
 
 describe("the next upgrade kills what the soft purge left on old code, exactly as predicted", () => {
+  let leftover: string[] = [];
+
   it("installs 0.1.2 with the brutal pre-purge: the processes on old code die at install, only they, as the page said", async () => {
     await withScreenshotOnFailure(op, "upgrade-kill", async () => {
       const stuck = await onOldCode();
@@ -367,15 +394,11 @@ describe("the next upgrade kills what the soft purge left on old code, exactly a
       await runStep(op, install);
       await op.getByTestId("decision-area").waitFor({ timeout: 20_000 });
 
-      // The node: exactly those died; the supervisor started a new acceptor, on the new code.
+      // The node: exactly those died, and the supervisor started a new acceptor.
       for (const pid of stuck) expect(await alive(pid)).toBe(false);
       const newAcceptor = await acceptorPid();
       expect(newAcceptor).not.toBe(oldAcceptor);
-      expect(await onOldCode()).toEqual([]);
       for (const c of clients) expect(await c.closed).not.toBeUndefined();
-      const fresh = await GreetingClient.connect(listenPort);
-      clients.push(fresh);
-      expect(await fresh.hello()).toBe("Hey there, version three!\n");
 
       // Predicted vs actual, side by side: three predicted, the same three died.
       const s = op.locator('[data-testid="pva-panel"] [data-testid="pva-step"][data-step="install"]');
@@ -385,7 +408,48 @@ describe("the next upgrade kills what the soft purge left on old code, exactly a
       expect(await s.getByTestId("pva-actual").getAttribute("data-count")).toBe("3");
       const died = (await s.getByTestId("pva-actual").locator('[data-testid="pid-link"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")))).sort();
       expect(died).toEqual(stuck);
+
+      // The restarted acceptor raced the code load: if the supervisor restarted it
+      // before 0.1.2 was loaded, it runs 0.1.1 — now old code — and answers with
+      // 0.1.1's greeting. Whichever it was, the page lists what the node says.
+      const fresh = await GreetingClient.connect(listenPort);
+      clients.push(fresh);
+      const greeting = await fresh.hello();
+      leftover = await onOldCode();
+      expect(greeting).toBe(leftover.includes(newAcceptor) ? "Hey there, next version!\n" : "Hey there, version three!\n");
+      const shown = async () => (await op.locator('[data-testid="old-code-panel"] [data-testid="old-code-row"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")))).sort();
+      await expect.poll(shown, { timeout: 10_000 }).toEqual(leftover);
       await screenshot(op, "upgrade-9-killed-as-predicted", true);
+    });
+  }, 120_000);
+
+  it("makes 0.1.2 permanent: the button states who dies now, and exactly they die", async () => {
+    await withScreenshotOnFailure(op, "upgrade-kill-permanent", async () => {
+      const button = op.getByTestId("make-permanent");
+      const n = leftover.length;
+      await expect.poll(() => button.textContent()).toBe(`Make 0.1.2 permanent — ${n === 0 ? "kills none" : `kills ${n} now`}`);
+      // The make_permanent preview follows the old-code list: the same processes, killed at make_permanent.
+      for (const pid of leftover) {
+        await expect.poll(() => impactRow(op, pid).getAttribute("data-fate"), { timeout: 15_000 }).toBe("killed");
+        expect(await impactRow(op, pid).getAttribute("data-when")).toBe("make_permanent");
+      }
+      await op.getByTestId("confirm-decision").fill(node.name);
+      await runStep(op, button);
+      await expect.poll(() => op.getByTestId("upgrade-page").getAttribute("data-stage"), { timeout: 20_000 }).toBe("choose");
+
+      expect(await releaseStatus("0.1.2")).toBe("permanent");
+      for (const pid of leftover) expect(await alive(pid)).toBe(false);
+      expect(await onOldCode()).toEqual([]);
+      const c = await GreetingClient.connect(listenPort);
+      clients.push(c);
+      expect(await c.hello()).toBe("Hey there, version three!\n");
+
+      const s = op.locator('[data-testid="pva-panel"] [data-testid="pva-step"][data-step="make_permanent"]');
+      await expect.poll(() => s.getAttribute("data-done"), { timeout: 20_000 }).toBe("true");
+      expect(await s.getAttribute("data-held")).toBe("true");
+      expect(await s.getByTestId("pva-predicted").getAttribute("data-count")).toBe(String(n));
+      expect(await s.getByTestId("pva-actual").getAttribute("data-count")).toBe(String(n));
+      await screenshot(op, "upgrade-10-permanent-after-kill", true);
     });
   }, 120_000);
 });

@@ -11,7 +11,7 @@ import { CliError, EXIT, usage } from "../errors";
 import { json, table } from "../format";
 import { wsApi } from "../ws-client";
 import type { Env } from "../../storage/database-url";
-import type { Plan } from "../../upgrades/plan";
+import { killCount, type Plan } from "../../upgrades/plan";
 
 export const EXIT_BLOCKED = 4;
 
@@ -65,7 +65,7 @@ function summarise(plan: Plan): string {
 
 function fatesOf(plan: Plan) {
   const all = plan.modules.flatMap((m) => m.processes);
-  return { killed: new Set(all.filter((p) => p.fate === "killed").map((p) => p.pid)).size, blocked: all.some((p) => p.fate === "blocks_install") };
+  return { killed: killCount(plan), blocked: all.some((p) => p.fate === "blocks_install") };
 }
 
 async function planFor(env: Env, node: string, vsn: string, purgeArgs?: string[], preArgs?: string[]) {

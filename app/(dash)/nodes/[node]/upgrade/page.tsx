@@ -30,7 +30,7 @@ import { ProgressLog, type ActiveStep } from "./_parts/ProgressLog";
 import { PurgePicker, type PickerModule } from "./_parts/PurgePicker";
 import { ReleasesPanel } from "./_parts/ReleasesPanel";
 import { ScriptView } from "./_parts/ScriptView";
-import { plannedKills, type OldCode, type Plan, type Purge, type PurgeMap, type Releases, type RelupInstruction, type Upgrade } from "./_parts/types";
+import { plannedKills, relupDefaults, type OldCode, type Plan, type Purge, type PurgeMap, type Releases, type Upgrade } from "./_parts/types";
 import { useProgress } from "./_parts/useProgress";
 import "./_parts/upgrade.css";
 
@@ -53,24 +53,6 @@ function useVsnParam(): [string | null, (vsn: string | null) => void] {
     window.history.replaceState(window.history.state, "", url);
   }, []);
   return [vsn, set];
-}
-
-/**
- * upgrades.releases with the target version: the agent then adds the path
- * (the appups of the changed applications). The router's input does not
- * carry `vsn` yet, so until it does this answers without a path.
- */
-function withVsn(node: string, vsn: string): { node: string } {
-  return { node, vsn } as { node: string };
-}
-
-/** Purge settings as the original relup writes them, per module. */
-function relupDefaults(script: RelupInstruction[] | null): Map<string, { pre: Purge; post: Purge }> {
-  const out = new Map<string, { pre: Purge; post: Purge }>();
-  for (const i of script ?? []) {
-    if ((i.op === "load" || i.op === "remove") && i.module) out.set(i.module, { pre: i.prePurge === "soft" ? "soft" : "brutal", post: i.postPurge === "soft" ? "soft" : "brutal" });
-  }
-  return out;
 }
 
 function appOfModules(plan: Plan | undefined): Map<string, string> {
@@ -148,7 +130,8 @@ function UpgradeView({ node }: { node: string }) {
   // A kept-back preview of another target is not this target's.
   const plan = planQ.data && (planQ.data as unknown as Plan).to === target ? (planQ.data as unknown as Plan) : undefined;
   const planStale = planQ.isPlaceholderData || planQ.isFetching;
-  const pathQ = useQuery(trpc.upgrades.releases.queryOptions(withVsn(node, target ?? "-"), { enabled: choosing, staleTime: 60_000, retry: false }));
+  // With the target version, the agent adds the path: the appups of the changed applications.
+  const pathQ = useQuery(trpc.upgrades.releases.queryOptions({ node, vsn: target ?? "-" }, { enabled: choosing, staleTime: 60_000, retry: false }));
   const path = (pathQ.data as Releases | undefined)?.path ?? null;
 
   // ---- after install: old code, what make_permanent and rollback do ----
@@ -165,6 +148,13 @@ function UpgradeView({ node }: { node: string }) {
     ),
   );
   const rbPlan = rbPlanQ.data as unknown as Plan | undefined;
+  // Who is on old code changes (a process exits, a new one starts on old code): both previews follow.
+  const oldKey = (oldCode?.modules ?? []).flatMap((m) => m.processes.map((p) => p.pid)).sort().join(",");
+  useEffect(() => {
+    if (!installed) return;
+    void queryClient.invalidateQueries({ queryKey: trpc.upgrades.plan.queryKey() });
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [oldKey]);
 
   // ---- steps ----
   const started = (action: string, vsn: string | null) => (r: { commandId: string }) => setActive({ commandId: r.commandId, action, vsn, startedAt: Date.now() });
@@ -322,7 +312,7 @@ function UpgradeView({ node }: { node: string }) {
               <summary>
                 What rolling back to {releases.permanent} does — {killsText(rollbackKills!.install.length + rollbackKills!.makePermanent.length, null)}
               </summary>
-              <ImpactPreview node={node} plan={rbPlan} stale={rbPlanQ.isFetching} fetching={rbPlanQ.isFetching} onRecompute={() => void rbPlanQ.refetch()} title={`Impact of rolling back to ${releases.permanent}`} />
+              <ImpactPreview node={node} plan={rbPlan} stale={rbPlanQ.isFetching} fetching={rbPlanQ.isFetching} onRecompute={() => void rbPlanQ.refetch()} title={`Impact of rolling back to ${releases.permanent}`} testid="rollback-impact-panel" />
             </details>
           ) : null}
         </section>
@@ -366,7 +356,7 @@ function UpgradeView({ node }: { node: string }) {
                     rewritten={plan.relup.rewritten}
                     changes={plan.relup.changes}
                     appups={path && path.to === target ? path.appups : null}
-                    appupNote={pathQ.isPending ? "Reading the appups…" : pathQ.error ? errorMessage(pathQ.error) : "The server did not return the appups for this path (upgrades.releases does not pass the target version to the agent); the relup below is what release_handler runs."}
+                    appupNote={pathQ.isPending ? "Reading the appups…" : pathQ.error ? errorMessage(pathQ.error) : "The agent returned no upgrade path for this version."}
                     appOf={appOfModules(plan)}
                   />
                 </div>

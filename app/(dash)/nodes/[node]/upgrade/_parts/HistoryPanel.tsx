@@ -5,7 +5,7 @@ import { Atom } from "../../../../../_components/Names";
 import { dateTime } from "../../../../../_lib/format";
 import { Panel } from "./Bits";
 import { PredictedVsActual } from "./PredictedVsActual";
-import { commandOutcome, type Plan, type Upgrade } from "./types";
+import { commandOutcome, relupDefaults, type Plan, type Upgrade } from "./types";
 
 /** The server's `fromVsn` is "?" when it could not read the running release; the preview knows it. */
 export function fromVsnOf(u: Upgrade): string {
@@ -13,20 +13,20 @@ export function fromVsnOf(u: Upgrade): string {
   return (u.preview as Partial<Plan> | null)?.from ?? u.fromVsn;
 }
 
+/** The purges the upgrade ran with; a setting the relup itself writes is marked so. */
 function Choices({ u }: { u: Upgrade }) {
-  const post = Object.entries((u.purge ?? {}) as Record<string, string>);
-  const pre = Object.entries((u.prePurge ?? {}) as Record<string, string>);
-  if (post.length === 0 && pre.length === 0) return <span className="muted">as the relup writes</span>;
+  const defaults = relupDefaults((u.preview as Partial<Plan> | null)?.relup?.original);
+  const rows = [
+    ...Object.entries((u.purge ?? {}) as Record<string, string>).map(([m, v]) => ({ m, field: "post" as const, v, dflt: defaults.get(m)?.post })),
+    ...Object.entries((u.prePurge ?? {}) as Record<string, string>).map(([m, v]) => ({ m, field: "pre" as const, v, dflt: defaults.get(m)?.pre })),
+  ];
+  if (rows.length === 0) return <span className="muted">as the relup writes</span>;
   return (
     <span className="up-choices">
-      {post.map(([m, v]) => (
-        <span key={`post-${m}`} className="up-choice">
-          <Atom text={m} compact /> post <b className={`up-purge-inline up-purge-inline-${v}`}>{v}</b>
-        </span>
-      ))}
-      {pre.map(([m, v]) => (
-        <span key={`pre-${m}`} className="up-choice">
-          <Atom text={m} compact /> pre <b className={`up-purge-inline up-purge-inline-${v}`}>{v}</b>
+      {rows.map((r) => (
+        <span key={`${r.field}-${r.m}`} className="up-choice">
+          <Atom text={r.m} compact /> {r.field} <b className={`up-purge-inline up-purge-inline-${r.v}`}>{r.v}</b>
+          {r.dflt === r.v ? <span className="muted">(as the relup)</span> : r.dflt ? <span className="up-changed-note">(relup: {r.dflt})</span> : null}
         </span>
       ))}
     </span>

@@ -97,7 +97,7 @@ export function killsText(now: number, later: number | null): string {
   return `kills ${now} now, ${later} at make permanent`;
 }
 
-export function ImpactPreview({ node, plan, stale, fetching, onRecompute, title }: { node: string; plan: Plan; stale: boolean; fetching: boolean; onRecompute: () => void; title: string }) {
+export function ImpactPreview({ node, plan, stale, fetching, onRecompute, title, testid = "impact-panel" }: { node: string; plan: Plan; stale: boolean; fetching: boolean; onRecompute: () => void; title: string; testid?: string }) {
   const rows: { fate: Fate; p: PlanProcess; module: string }[] = [];
   for (const m of plan.modules) for (const p of m.processes) rows.push({ fate: p.fate, p, module: m.module });
   const byFate = FATES.map((f) => ({ fate: f, rows: rows.filter((r) => r.fate === f) })).filter((g) => g.rows.length > 0);
@@ -105,7 +105,7 @@ export function ImpactPreview({ node, plan, stale, fetching, onRecompute, title 
   return (
     <Panel
       title={title}
-      testid="impact-panel"
+      testid={testid}
       className={`up-impact${stale ? " up-stale" : ""}`}
       meta={
         <span data-testid="impact-meta">

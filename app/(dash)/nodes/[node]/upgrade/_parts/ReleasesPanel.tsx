@@ -72,7 +72,7 @@ export function ReleasesPanel({
                     </button>
                     {p.state === "package" ? (
                       <OperatorOnly fallback={null}>
-                        <button type="button" className="btn" data-testid="unpack" disabled={busy || Boolean(installedNotPermanent)} onClick={() => onUnpack(p.vsn)} title="release_handler:unpack_release/1: extracts the package into lib/ and releases/">
+                        <button type="button" className="btn" data-testid="unpack" disabled={busy || Boolean(installedNotPermanent)} onClick={() => onUnpack(p.vsn)} title={installedNotPermanent ? `decide about ${releases.current} first (make it permanent or roll back)` : "release_handler:unpack_release/1: extracts the package into lib/ and releases/"}>
                           Unpack {p.vsn}
                         </button>
                       </OperatorOnly>

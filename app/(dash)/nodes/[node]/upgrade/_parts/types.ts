@@ -198,6 +198,11 @@ export function plannedKills(plan: Plan): { install: string[]; makePermanent: st
   return { install: all.filter(([, w]) => w === "install").map(([p]) => p), makePermanent: all.filter(([, w]) => w !== "install").map(([p]) => p) };
 }
 
-export function isPid(s: string): boolean {
-  return /^<\d+\.\d+\.\d+>$/.test(s);
+/** Purge settings as the original relup writes them, per module. */
+export function relupDefaults(script: RelupInstruction[] | null | undefined): Map<string, { pre: Purge; post: Purge }> {
+  const out = new Map<string, { pre: Purge; post: Purge }>();
+  for (const i of script ?? []) {
+    if ((i.op === "load" || i.op === "remove") && i.module) out.set(i.module, { pre: i.prePurge === "soft" ? "soft" : "brutal", post: i.postPurge === "soft" ? "soft" : "brutal" });
+  }
+  return out;
 }
