@@ -30,7 +30,7 @@ import { startServer, type TestServer } from "../support/server";
 import { httpClient, loginCookie } from "../support/trpc-clients";
 import { ensureNextBuild } from "./next-build";
 
-const ADMIN = "admin";
+const OPERATOR = { username: "otto", password: "operator password 12345" };
 const VIEWER = { username: "vera", password: "viewer password 12345" };
 const SUPERVISOR = "Elixir.RelTest.Supervisor";
 const MODULE = "Elixir.TestListener";
@@ -86,7 +86,9 @@ beforeAll(async () => {
   opCtx = await browser.newContext({ baseURL: bd.url, viewport: { width: 1440, height: 1000 } });
   opCtx.setDefaultTimeout(15_000);
   op = await opCtx.newPage();
-  await login(op, ADMIN, bd.adminPassword, "/");
+  // The flow is run by an operator, not an admin: the least role that may.
+  await httpClient(bd.url, { token: bd.apiToken }).users.add.mutate({ username: OPERATOR.username, role: "operator", password: OPERATOR.password });
+  await login(op, OPERATOR.username, OPERATOR.password, "/");
 }, 300_000);
 
 afterAll(async () => {
@@ -452,4 +454,29 @@ describe("the next upgrade kills what the soft purge left on old code, exactly a
       await screenshot(op, "upgrade-10-permanent-after-kill", true);
     });
   }, 120_000);
+});
+
+describe("the audit page shows the operator's upgrade", () => {
+  it("lists every step by the operator, intent and outcome, for an auditor with the viewer role", async () => {
+    const ctx = await browser.newContext({ baseURL: bd.url, viewport: { width: 1440, height: 1000 } });
+    try {
+      const page = await ctx.newPage();
+      await login(page, VIEWER.username, VIEWER.password, "/audit?action=upgrade.");
+      await withScreenshotOnFailure(page, "upgrade-audit", async () => {
+        const rows = page.locator('[data-testid="audit-row"]');
+        const seen = async () =>
+          (await rows.evaluateAll((els) => els.map((e) => `${e.getAttribute("data-actor")} ${e.getAttribute("data-action")} ${e.getAttribute("data-outcome") || "intent"}`))).sort();
+        const want = ["upgrade.unpack", "upgrade.install", "upgrade.make_permanent"].flatMap((a) => [`user:${OPERATOR.username} ${a} intent`, `user:${OPERATOR.username} ${a} ok`]);
+        await expect.poll(async () => want.every((w) => seen().then((s) => s.includes(w))), { timeout: 15_000 }).toBe(true);
+        await expect.poll(seen, { timeout: 15_000 }).toEqual(expect.arrayContaining(want));
+        // Nothing is left without an outcome, and the chain is intact.
+        expect(await rows.evaluateAll((els) => els.filter((e) => e.getAttribute("data-pending") === "true").length)).toBe(0);
+        const audit = await httpClient(bd.url, { token: bd.apiToken }).audit.verify.query();
+        expect(audit.ok).toBe(true);
+        await screenshot(page, "upgrade-11-audit", true);
+      });
+    } finally {
+      await ctx.close();
+    }
+  }, 60_000);
 });
