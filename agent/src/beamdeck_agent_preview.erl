@@ -303,7 +303,8 @@ install_fate(P, true, Ref, _Susp, #{module := M, pre := Pre}, _Ctx) ->
                       brutal_purge ->
                           {killed, fmt("runs old code of ~ts left by an earlier upgrade "
                                        "(check_process_code); the brutal pre-purge kills it "
-                                       "when install loads the new version", [M])};
+                                       "when install loads the new version~ts",
+                                       [M, restart_note(P)])};
                       soft_purge ->
                           {blocks_install, fmt("runs old code of ~ts left by an earlier upgrade "
                                                "(check_process_code); with a soft pre-purge "
@@ -433,6 +434,29 @@ entry(P, Fate, When, Why, Ref) ->
                         #{frames := Fs, holds_fun := HF} -> {Fs, HF}
                     end,
     #{pid => P, fate => Fate, 'when' => When, why => Why, frames => Frames, holds_fun => Fun}.
+
+%% Seen on real releases: a supervisor restarts a child killed by the
+%% pre-purge while release_handler is still loading, and the new process can
+%% come up on the code that is being replaced. Say so; it cannot be predicted.
+restart_note(P) ->
+    Sup = case erlang:process_info(P, parent) of
+              {parent, Parent} when is_pid(Parent) -> Parent;
+              _ -> undefined
+          end,
+    case is_pid(Sup) andalso node(Sup) =:= node() andalso started_as_supervisor(Sup) of
+        true ->
+            <<"; its supervisor will restart it, and a restart that races the load can "
+              "start on the code being replaced: check the old-code list after install">>;
+        false ->
+            <<>>
+    end.
+
+started_as_supervisor(Pid) ->
+    try proc_lib:translate_initial_call(Pid) of
+        {supervisor, _, _} -> true;
+        _ -> false
+    catch _:_ -> false
+    end.
 
 fun_note(#{holds_fun := true}, M) -> fmt(". It also holds a fun of ~ts", [M]);
 fun_note(_, _) -> <<>>.

@@ -150,6 +150,10 @@ describe("the forum's upgrade through beamdeck", () => {
     const brutal = planJson("0.1.2");
     expect(brutal.code).toBe(3);
     expect(fatesOf(brutal.plan)[acc]).toBe("killed@install");
+    // The acceptor's supervisor restarts it, possibly onto the code being replaced: the plan says so.
+    const why = (pid: string) => brutal.plan.modules.flatMap((m) => m.processes).find((p) => p.pid === pid)?.why ?? "";
+    expect(why(acc)).toMatch(/its supervisor will restart it/);
+    for (const h of hs) expect(why(h)).not.toMatch(/supervisor will restart/);
     const blocked = planJson("0.1.2", ["--pre-purge", "TestListener=soft"]);
     expect(blocked.code).toBe(4);
     expect(fatesOf(blocked.plan)[acc]).toMatch(/^blocks_install/);

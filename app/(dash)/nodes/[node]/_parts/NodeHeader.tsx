@@ -18,7 +18,7 @@ function uptime(ms: number): string {
   return `${m}m ${s % 60}s`;
 }
 
-/** The node's pages: its processes, and its upgrades. */
+/** The node's pages: its processes, its upgrades, and its events. */
 function NodeTabs({ node }: { node: string }) {
   const path = usePathname() ?? "";
   const base = `/nodes/${encodeURIComponent(node)}`;
@@ -30,6 +30,10 @@ function NodeTabs({ node }: { node: string }) {
       </Link>
       <Link href={`${base}/upgrade`} className={onUpgrade ? "node-tab active" : "node-tab"} data-testid="tab-upgrade">
         Upgrade
+      </Link>
+      {/* Events live on their own page; this opens it filtered to the node. */}
+      <Link href={`/events?node=${encodeURIComponent(node)}`} className="node-tab" data-testid="tab-events">
+        Events
       </Link>
     </nav>
   );
