@@ -169,10 +169,11 @@ describe("the canonical kill, from the node to the browser", () => {
       expect(await row.getAttribute("data-count")).toBe("1");
       expect(await row.getByTestId("alert-title").textContent()).toBe(`${SUPERVISOR}: child Elixir.Task terminated (killed)`);
       expect(await op.locator('[data-testid="alert-row"]').count()).toBe(1);
-      // The receiver got it once; the page says delivered (it polls while pending).
+      // The receiver got it once; the page says delivered (live on delivery changes).
       await expect.poll(() => received.filter((r) => r.body.includes(alertId)).length, { timeout: 15_000 }).toBe(1);
       await row.locator('[data-testid="delivery"][data-status="delivered"]').waitFor({ timeout: 15_000 });
-      expect(await row.getByTestId("delivery").textContent()).toBe("delivered");
+      // The receiver answered 204, and the page says so.
+      expect(await row.getByTestId("delivery").textContent()).toBe("delivered (HTTP 204)");
       expect(JSON.parse(received.find((r) => r.body.includes(alertId))!.body).text).toMatch(/^\[beamdeck\] .*terminated \(killed\)/);
 
       // The detail links back to the event.

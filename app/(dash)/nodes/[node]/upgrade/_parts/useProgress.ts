@@ -7,17 +7,10 @@
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { useEffect, useRef, useState } from "react";
 import { useTRPC } from "../../../../../_lib/trpc";
+// The server's own type, imported for its shape only (nothing of the server is bundled).
+import type { ProgressEvent } from "../../../../../../server/upgrades/workflow";
 
-/** One event of upgrades.onProgress (server/upgrades/workflow.ts ProgressEvent). */
-export interface ProgressEvent {
-  node: string;
-  commandId: string;
-  kind: "progress" | "result" | "sent";
-  step?: string;
-  message?: string;
-  ok?: boolean;
-  at: number;
-}
+export type { ProgressEvent };
 
 const MAX_EVENTS = 200;
 
