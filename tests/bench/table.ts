@@ -1,7 +1,7 @@
 /**
  * The server's process-table reads at 100k processes: a window of 100 rows
  * sorted by mailbox (cached sort per table version), against the baseline of
- * sorting the whole table for every request.
+ * sorting the whole table for every request (what a change costs once).
  */
 import { ProcessTable } from "../../server/agents/process-table";
 import type { ProcessRecord } from "../../server/agents/protocol";
@@ -22,6 +22,7 @@ function time(fn: () => void, reps: number): number {
 }
 
 export function tableBench(n = 100_000): Record<string, number> {
+  // A window right after a change pays one full sort: that is the baseline.
   const t = new ProcessTable();
   const rows: ProcessRecord[] = Array.from({ length: n }, (_, i) => ({
     pid: `<0.${i + 100}.0>`, name: i % 50 === 0 ? `worker_${i}` : null, initialCall: "proc_lib:init_p/5", currentFunction: "gen_server:loop/7",
@@ -34,7 +35,13 @@ export function tableBench(n = 100_000): Record<string, number> {
   }, 5);
   const cachedMs = time(() => t.window({ sort: "mailbox", desc: true, offset: 50_000, limit: 100 }), 50);
   const filterMs = time(() => t.window({ sort: "mailbox", desc: true, filter: "worker_9", offset: 0, limit: 100 }), 10);
-  const baselineMs = time(() => [...rows].sort((a, b) => b.mailbox - a.mailbox).slice(0, 100), 5);
   const topMs = time(() => t.top("mailbox", 10), 20);
-  return { processes: n, windowAfterChangeMs: +firstSortMs.toFixed(2), windowCachedMs: +cachedMs.toFixed(3), filteredWindowMs: +filterMs.toFixed(2), top10Ms: +topMs.toFixed(2), baselineFullSortMs: +baselineMs.toFixed(2), cachedVsBaseline: +(baselineMs / cachedMs).toFixed(0) };
+  return {
+    processes: n,
+    "baseline: sort per request (ms)": +firstSortMs.toFixed(2),
+    "window, sort cached (ms)": +cachedMs.toFixed(3),
+    "x cheaper than baseline": +(firstSortMs / cachedMs).toFixed(0),
+    "filtered window (ms)": +filterMs.toFixed(2),
+    "top 10 without sorting (ms)": +topMs.toFixed(2),
+  };
 }
