@@ -59,3 +59,12 @@ export function describeApiError(e: unknown, env: Env = process.env): CliError {
   }
   return new CliError((e as Error).message?.split("\n")[0] ?? String(e));
 }
+
+/** One API call with the CLI's credentials; any failure becomes one line (CliError). */
+export async function call<T>(env: Env, fn: (api: Api) => Promise<T>): Promise<T> {
+  try {
+    return await fn(apiClient(env));
+  } catch (e) {
+    throw describeApiError(e, env);
+  }
+}

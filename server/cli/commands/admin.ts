@@ -2,20 +2,12 @@
 import fs from "node:fs";
 import { z } from "zod";
 import { check, parse } from "../args";
-import { apiClient, describeApiError, type Api } from "../client";
+import { call } from "../client";
 import { CliError, usage } from "../errors";
 import { ago, json, table } from "../format";
 import { toCsv } from "../../audit/query";
 import { roleSchema } from "../../auth/roles";
 import type { Env } from "../../storage/database-url";
-
-async function call<T>(env: Env, fn: (api: Api) => Promise<T>): Promise<T> {
-  try {
-    return await fn(apiClient(env));
-  } catch (e) {
-    throw describeApiError(e, env);
-  }
-}
 
 export async function user(argv: string[], env: Env): Promise<number> {
   const [sub, ...rest] = argv;

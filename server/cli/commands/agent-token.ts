@@ -8,7 +8,7 @@ import { createAgentToken, listAgentTokens, revokeAgentToken } from "../../auth/
 import { appendAudit } from "../../audit/log";
 import { BeamdeckError } from "../../errors";
 import { check, parse } from "../args";
-import { apiClient, describeApiError } from "../client";
+import { call } from "../client";
 import { CliError, usage } from "../errors";
 import { ago, json, table } from "../format";
 import { withLocalDatabase } from "../local";
@@ -30,9 +30,7 @@ async function create(argv: string[], env: Env): Promise<number> {
   const fleet = Boolean(values.fleet);
   let out: { id: string; token: string };
   if (viaServer(env)) {
-    out = await apiClient(env).tokens.agentCreate.mutate({ label, fleet }).catch((e) => {
-      throw describeApiError(e, env);
-    });
+    out = await call(env, (api) => api.tokens.agentCreate.mutate({ label, fleet }));
   } else {
     out = await withLocalDatabase(env, async (db) => {
       const t = await createAgentToken(db.prisma, { label, fleet, createdBy: "cli" });
@@ -51,9 +49,7 @@ async function create(argv: string[], env: Env): Promise<number> {
 async function list(argv: string[], env: Env): Promise<number> {
   const { values } = parse(argv, { json: { type: "boolean" } }, []);
   const rows = viaServer(env)
-    ? await apiClient(env).tokens.agentList.query().catch((e) => {
-        throw describeApiError(e, env);
-      })
+    ? await call(env, (api) => api.tokens.agentList.query())
     : await withLocalDatabase(env, (db) => listAgentTokens(db.prisma));
   if (values.json) console.log(json(rows));
   else
@@ -70,9 +66,7 @@ async function revoke(argv: string[], env: Env): Promise<number> {
   const { positionals } = parse(argv, {}, ["id"]);
   const id = positionals[0];
   if (viaServer(env)) {
-    const r = await apiClient(env).tokens.agentRevoke.mutate({ id }).catch((e) => {
-      throw describeApiError(e, env);
-    });
+    const r = await call(env, (api) => api.tokens.agentRevoke.mutate({ id }));
     console.log(`revoked agent token ${id}${r.disconnected ? `; disconnected ${r.disconnected} agent(s)` : ""}`);
     return 0;
   }

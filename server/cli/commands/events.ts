@@ -1,18 +1,10 @@
 /** `beamdeck events <node>` and `beamdeck alerts [ack|resolve <id>]`. */
 import { z } from "zod";
 import { check, parse } from "../args";
-import { apiClient, describeApiError, type Api } from "../client";
+import { call } from "../client";
 import { usage } from "../errors";
 import { ago, json, table } from "../format";
 import type { Env } from "../../storage/database-url";
-
-async function call<T>(env: Env, fn: (api: Api) => Promise<T>): Promise<T> {
-  try {
-    return await fn(apiClient(env));
-  } catch (e) {
-    throw describeApiError(e, env);
-  }
-}
 
 export async function events(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(

@@ -3,16 +3,8 @@ import type { Env } from "../../storage/database-url";
 import { z } from "zod";
 import type { TreeNode, LinkedProcess } from "../../agents/protocol";
 import { check, parse } from "../args";
-import { apiClient, describeApiError, type Api } from "../client";
+import { call } from "../client";
 import { ago, bytes, json, table } from "../format";
-
-async function call<T>(env: Env, fn: (api: Api) => Promise<T>): Promise<T> {
-  try {
-    return await fn(apiClient(env));
-  } catch (e) {
-    throw describeApiError(e, env);
-  }
-}
 
 export async function nodes(argv: string[], env: Env): Promise<number> {
   const { values } = parse(argv, { json: { type: "boolean" } }, []);

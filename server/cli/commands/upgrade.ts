@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { check, parse } from "../args";
-import { apiClient, describeApiError, type Api } from "../client";
+import { call } from "../client";
 import { CliError, EXIT, usage } from "../errors";
 import { json, table } from "../format";
 import { wsApi } from "../ws-client";
@@ -14,14 +14,6 @@ import type { Env } from "../../storage/database-url";
 import { killCount, type Plan } from "../../upgrades/plan";
 
 export const EXIT_BLOCKED = 4;
-
-async function call<T>(env: Env, fn: (api: Api) => Promise<T>): Promise<T> {
-  try {
-    return await fn(apiClient(env));
-  } catch (e) {
-    throw describeApiError(e, env);
-  }
-}
 
 const vsnSchema = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 
