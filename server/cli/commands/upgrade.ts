@@ -18,12 +18,13 @@ export const EXIT_BLOCKED = 4;
 const vsnSchema = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 
 /** `Mod=soft|brutal`, with Elixir aliases resolved against the plan's modules. */
-export function parsePurgeArgs(values: string[] | undefined, flag: string, modules: string[]): Record<string, "soft" | "brutal"> {
+export function parsePurgeArgs(values: string[] | undefined, flag: string, modules: string[] | null): Record<string, "soft" | "brutal"> {
   const out: Record<string, "soft" | "brutal"> = {};
   for (const v of values ?? []) {
     const m = /^([^=]+)=(soft|brutal)(?:_purge)?$/.exec(v);
     if (!m) throw usage(`${flag} takes Module=soft or Module=brutal, not "${v}"`);
     const name = m[1].trim();
+    if (modules === null) continue; // syntax check only
     const resolved = modules.includes(name) ? name : modules.includes(`Elixir.${name}`) ? `Elixir.${name}` : null;
     if (!resolved) throw usage(`${flag}: ${name} is not loaded by this upgrade (modules: ${modules.join(", ") || "none"})`);
     out[resolved] = m[2] as "soft" | "brutal";
@@ -61,6 +62,9 @@ function fatesOf(plan: Plan) {
 }
 
 async function planFor(env: Env, node: string, vsn: string, purgeArgs?: string[], preArgs?: string[]) {
+  // The syntax first, before asking anyone: a typo is a usage error.
+  parsePurgeArgs(purgeArgs, "--purge", null);
+  parsePurgeArgs(preArgs, "--pre-purge", null);
   const base = await call(env, (api) => api.upgrades.plan.query({ node, vsn }));
   const modules = base.modules.map((m) => m.module);
   const purge = parsePurgeArgs(purgeArgs, "--purge", modules);
