@@ -25,10 +25,9 @@ ls /usr/lib/erlang/usr/include/erl_nif.h >/dev/null 2>&1 || need+=(erlang-dev)
 ls /usr/lib/erlang/lib/stdlib-*/src/supervisor.erl >/dev/null 2>&1 || need+=(erlang-src)
 command -v elixir >/dev/null || need+=(elixir)
 command -v rebar3 >/dev/null || need+=(rebar3)
-if [ "$want_web" = 1 ] || [ "$want_test" = 1 ]; then
-  [ -x /usr/bin/chromium ] || need+=(chromium)
-fi
+# Chromium and PostgreSQL are for the tests (browser e2e, the PostgreSQL suite).
 if [ "$want_test" = 1 ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then

@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   console.log("");
   console.log(`== beamdeck is running: ${server.url}`);
   console.log(`   log in as the admin from ${fs.existsSync(creds) ? creds : "`beamdeck init` (printed above on the first run)"}`);
-  if (withDemo && demo) console.log(`   open the node ${demo.node.name}, then its Upgrades tab, to preview 0.1.0 → 0.1.1`);
+  if (withDemo && demo) console.log(`   open the node ${demo.node.name}, then its Upgrade tab, to preview 0.1.0 → 0.1.1`);
   console.log(`   agents connect to ws://${new URL(server.url).host}/agent; the CLI uses BEAMDECK_URL=${server.url} and the API token from the same file`);
   console.log("   Ctrl-C stops the server and the demo node");
 }
