@@ -31,6 +31,7 @@
          parse_backtrace/2]).
 
 -define(MAX_LISTED, 400).
+-define(MAX_KILLED_PIDS, 20000).
 -define(MAX_SCRIPT, 300).
 -define(TARGET_LINT_BUDGET_MS, 3000).
 -define(SCAN_TIMEOUT, 25000).
@@ -152,8 +153,19 @@ plan_json(Action, Path, Script, Changes, Choices, Preview, {Lint, LintErrors}) -
       nodeFate => node_fate(Restart),
       modules => ModsJson, applications => Apps, counts => Counts,
       verdict => verdict(Restart, Counts), lint => LintJson, lintErrors => LintErrors,
+      killed => killed_json(Modules),
       truncated => lists:any(fun(#{truncated := T}) -> T end, ModsJson), scan => Scan,
       at => beamdeck_agent_terms:now_ms()}.
+
+%% Every pid predicted to be killed, per step, beyond the listing cap: the
+%% server records them as the expected kills of the step (pids only, so
+%% even 20k of them stay well inside a frame).
+killed_json(Modules) ->
+    All = lists:usort([{W, P} || #{entries := Es} <- Modules,
+                                 #{pid := P, fate := killed, 'when' := W} <- Es]),
+    maps:from_list([{When, [beamdeck_agent_terms:pid(P)
+                            || {W, P} <- lists:sublist(All, ?MAX_KILLED_PIDS), W =:= When]}
+                    || When <- [install, make_permanent]]).
 
 change_json(#{module := M, field := F, from := From, to := To}) ->
     #{module => atom_to_binary(M, utf8), field => F,

@@ -52,12 +52,20 @@ export interface PredictedKill {
 /** The processes a plan says will be killed, once per pid. */
 export function predictedKills(p: Plan, when?: "install" | "make_permanent"): PredictedKill[] {
   const out = new Map<string, PredictedKill>();
+  // The agent lists a few hundred processes in detail but every killed pid in `killed`.
+  const all = (p as { killed?: Partial<Record<"install" | "make_permanent", string[]>> }).killed;
+  if (all) {
+    for (const w of ["install", "make_permanent"] as const) {
+      if (when && w !== when) continue;
+      for (const pid of all[w] ?? []) if (!out.has(pid)) out.set(pid, { pid, name: null, module: "", when: w });
+    }
+  }
   for (const m of p.modules) {
     for (const proc of m.processes) {
       if (proc.fate !== "killed") continue;
       const w = proc.when ?? "make_permanent";
       if (when && w !== when) continue;
-      if (!out.has(proc.pid)) out.set(proc.pid, { pid: proc.pid, name: proc.name ?? null, module: m.module, when: w });
+      out.set(proc.pid, { pid: proc.pid, name: proc.name ?? null, module: m.module, when: w });
     }
   }
   return [...out.values()];
