@@ -44,8 +44,9 @@ export function createBeamdeckServer(services: Services, web: WebHandler | null,
       if (url.pathname.startsWith("/api/trpc/")) return trpcHttp(req, res);
       if (url.pathname === "/api/audit/export") return await auditExport(services, req, res, url);
       if (url.pathname === "/healthz") {
+        // For load balancers: says the process is up, and nothing else.
         res.writeHead(200, { "content-type": "application/json" });
-        return res.end(JSON.stringify({ ok: true, instance: services.instanceId }));
+        return res.end('{"ok":true}');
       }
       if (!web) {
         res.writeHead(404, { "content-type": "text/plain" });
