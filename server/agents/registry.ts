@@ -10,6 +10,9 @@ import { LiveNode } from "./live-node";
 import type { AgentFrame, EventFrame, HelloFrame } from "./protocol";
 import { AgentRequestError, AgentSession, CLOSE, type SessionHandlers } from "./session";
 
+/** Events waiting to be stored, per agent connection. */
+const MAX_PENDING_EVENTS = 20_000;
+
 /** How long a disconnected node's last state stays in memory. */
 const KEEP_OFFLINE_MS = 3600_000;
 
@@ -150,7 +153,9 @@ export class AgentRegistry implements SessionHandlers {
   private queueEvent(session: AgentSession, frame: EventFrame): void {
     const queue = this.pendingEvents.get(session);
     if (queue) {
-      queue.push(frame);
+      // Bounded: beyond this the events are not stored or acked now; the
+      // agent keeps them and sends them again.
+      if (queue.length < MAX_PENDING_EVENTS) queue.push(frame);
       return;
     }
     this.pendingEvents.set(session, [frame]);
