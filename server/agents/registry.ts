@@ -153,9 +153,10 @@ export class AgentRegistry implements SessionHandlers {
   private queueEvent(session: AgentSession, frame: EventFrame): void {
     const queue = this.pendingEvents.get(session);
     if (queue) {
-      // Bounded: beyond this the events are not stored or acked now; the
-      // agent keeps them and sends them again.
-      if (queue.length < MAX_PENDING_EVENTS) queue.push(frame);
+      queue.push(frame);
+      // Backpressure, not drops: stop reading this agent's socket until the
+      // database has caught up (a cumulative ack must never skip a gap).
+      if (queue.length >= MAX_PENDING_EVENTS) session.socket.pause();
       return;
     }
     this.pendingEvents.set(session, [frame]);
@@ -171,6 +172,7 @@ export class AgentRegistry implements SessionHandlers {
       for (;;) {
         const batch = this.pendingEvents.get(session);
         this.pendingEvents.delete(session);
+        if (session.socket.isPaused) session.socket.resume();
         if (!batch || batch.length === 0 || !session.isOpen) return;
         try {
           const upTo = await this.events.ingest(session.node, batch);

@@ -128,4 +128,33 @@ describe("agent endpoint", () => {
     expect(nodesJson().filter((n) => n.name === "flappy@host")).toHaveLength(1);
     b.close();
   });
+
+  it("stores a burst larger than its queue exactly once, with backpressure instead of drops", async () => {
+    const a = await agent(server.agentToken("burst"), "burst@host");
+    await a.hello();
+    const N = 30_000;
+    let acked = 0;
+    a.ws.on("message", (d) => {
+      const f = JSON.parse(d.toString()) as { type: string; eventSeq?: number };
+      if (f.type === "ack") acked = Math.max(acked, f.eventSeq ?? 0);
+    });
+    const boot = "b0075eed".repeat(4);
+    for (let seq = 1; seq <= N; seq += 1) {
+      a.send({ type: "event", seq, bootId: boot, at: Date.now(), kind: "crash_report", context: "crash", reason: { text: `r${seq}`, truncated: false } });
+    }
+    await waitFor("every event acknowledged", () => acked === N, 120_000, 200);
+    const r = server.cli(["events", "burst@host", "--json", "--limit", "1"]);
+    expect((JSON.parse(r.stdout) as { seq: number }[])[0].seq).toBe(N);
+    const admin = (await import("../support/trpc-clients")).httpClient(server.url, { token: server.apiToken });
+    let count = 0;
+    let before: string | undefined;
+    for (;;) {
+      const page = await admin.events.list.query({ node: "burst@host", limit: 1000, before });
+      count += page.events.length;
+      if (!page.nextBefore) break;
+      before = page.nextBefore;
+    }
+    expect(count).toBe(N);
+    a.close();
+  }, 180_000);
 });
