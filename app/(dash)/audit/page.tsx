@@ -13,6 +13,7 @@ import { useDebounced } from "../../_lib/hooks";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
 import type { RouterInputs } from "../../_lib/types";
 import { useUrlState } from "../../_lib/url-state";
+import { ListFoot } from "../../_components/ListFoot";
 import { presetRange, type RangeKey, type TimeRange } from "../../_lib/when";
 import { AuditDrawer, OutcomeChip } from "./_parts/AuditDrawer";
 import { ChainStatus } from "./_parts/ChainStatus";
@@ -186,18 +187,15 @@ export default function AuditPage() {
             ) : null}
           </tbody>
         </table>
-        <div className="panel-foot list-foot">
-          <span className="muted" data-testid="audit-count">
-            {int(rows.length)} shown
-          </span>
-          {list.hasNextPage ? (
-            <button type="button" className="btn" disabled={list.isFetchingNextPage} onClick={() => void list.fetchNextPage()} data-testid="audit-more">
-              {list.isFetchingNextPage ? "Loading…" : "Load older"}
-            </button>
-          ) : list.data ? (
-            <span className="muted">start of the log for these filters</span>
-          ) : null}
-        </div>
+        <ListFoot
+          testid="audit"
+          count={`${int(rows.length)} shown`}
+          hasMore={Boolean(list.hasNextPage)}
+          loading={list.isFetchingNextPage}
+          loaded={Boolean(list.data)}
+          endText="start of the log for these filters"
+          onMore={() => void list.fetchNextPage()}
+        />
       </div>
       {s.id ? <AuditDrawer key={s.id} id={s.id} onClose={() => set({ id: null })} onOpen={(id) => set({ id })} /> : null}
     </div>

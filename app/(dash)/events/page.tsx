@@ -14,6 +14,7 @@ import { clock, dateTime, int } from "../../_lib/format";
 import { useDebounced, useThrottled } from "../../_lib/hooks";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
 import { useUrlState } from "../../_lib/url-state";
+import { ListFoot, SelectFilter } from "../../_components/ListFoot";
 import { presetRange, type RangeKey, type TimeRange } from "../../_lib/when";
 import { EventDrawer } from "./_parts/EventDrawer";
 import { byIdDesc, CONTEXTS, KINDS, matches, type EventFilter, type EventItem } from "./_parts/model";
@@ -249,28 +250,8 @@ export default function EventsPage() {
 
       <div className="panel">
         <div className="filters" data-testid="event-filters">
-          <label className="inline-field">
-            <span>Kind</span>
-            <select className="ctl" value={s.kind} onChange={(e) => set({ kind: e.target.value || null })} data-testid="filter-kind">
-              <option value="">any</option>
-              {[...new Set([...KINDS, ...(s.kind ? [s.kind] : [])])].map((k) => (
-                <option key={k} value={k}>
-                  {k}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label className="inline-field">
-            <span>Context</span>
-            <select className="ctl" value={s.context} onChange={(e) => set({ context: e.target.value || null })} data-testid="filter-context">
-              <option value="">any</option>
-              {[...new Set([...CONTEXTS, ...(s.context ? [s.context] : [])])].map((k) => (
-                <option key={k} value={k}>
-                  {k}
-                </option>
-              ))}
-            </select>
-          </label>
+          <SelectFilter label="Kind" value={s.kind} options={KINDS} onChange={(kind) => set({ kind })} testid="filter-kind" />
+          <SelectFilter label="Context" value={s.context} options={CONTEXTS} onChange={(context) => set({ context })} testid="filter-context" />
           <label className="inline-field">
             <span>Supervisor</span>
             <input className="ctl" placeholder="contains…" value={s.supervisor} onChange={(e) => set({ supervisor: e.target.value || null })} data-testid="filter-supervisor" />
@@ -335,18 +316,15 @@ export default function EventsPage() {
             ) : null}
           </tbody>
         </table>
-        <div className="panel-foot list-foot">
-          <span className="muted" data-testid="events-count">
-            {int(rows.length)} shown{live.length ? ` · ${int(live.length)} live` : ""}
-          </span>
-          {history.hasNextPage ? (
-            <button type="button" className="btn" disabled={history.isFetchingNextPage} onClick={() => void history.fetchNextPage()} data-testid="events-more">
-              {history.isFetchingNextPage ? "Loading…" : "Load older"}
-            </button>
-          ) : history.data ? (
-            <span className="muted">end of the history for these filters</span>
-          ) : null}
-        </div>
+        <ListFoot
+          testid="events"
+          count={`${int(rows.length)} shown${live.length ? ` · ${int(live.length)} live` : ""}`}
+          hasMore={Boolean(history.hasNextPage)}
+          loading={history.isFetchingNextPage}
+          loaded={Boolean(history.data)}
+          endText="end of the history for these filters"
+          onMore={() => void history.fetchNextPage()}
+        />
       </div>
 
       {s.id ? <EventDrawer key={s.id} id={s.id} onClose={() => set({ id: null })} onFilter={(p) => set({ id: null, ...(p.node ? { node: p.node } : {}), ...(p.supervisor ? { supervisor: p.supervisor, pid: null } : {}), ...(p.offenderPid ? { pid: p.offenderPid } : {}) })} /> : null}
