@@ -97,27 +97,9 @@ write(#{file := File, entries := Es}) ->
     Text = io_lib:format("%% beamdeck agent: upgrade command journal (newest first).~n"
                          "%% Written by the agent before and after every step; do not edit.~n"
                          "~tp.~n", [{?TAG, ?VERSION, Es}]),
-    Tmp = File ++ ".tmp",
-    Result = case filelib:ensure_dir(File) of
-                 ok ->
-                     case file:open(Tmp, [write, raw, binary]) of
-                         {ok, Fd} ->
-                             R1 = file:write(Fd, unicode:characters_to_binary(Text)),
-                             R2 = file:sync(Fd),
-                             ok = file:close(Fd),
-                             case {R1, R2} of
-                                 {ok, ok} -> file:rename(Tmp, File);
-                                 {{error, _} = E, _} -> E;
-                                 {_, E} -> E
-                             end;
-                         {error, _} = E -> E
-                     end;
-                 {error, _} = E -> E
-             end,
-    case Result of
+    case beamdeck_agent_file:atomic_write(File, unicode:characters_to_binary(Text)) of
         ok -> ok;
         {error, R} ->
-            _ = file:delete(Tmp),
             {error, unicode:characters_to_binary(io_lib:format("~ts: ~ts", [File, reason(R)]))}
     end.
 

@@ -251,27 +251,10 @@ copy(From, To) ->
         {error, R} -> {error, reason(R)}
     end.
 
-%% Write a temporary file beside the target, flush it to disk, rename it
-%% over the target: a crash leaves the old or the new file, never half.
 atomic_write(File, Bin) ->
-    Tmp = File ++ ".tmp-" ++ os:getpid(),
-    Result = case file:open(Tmp, [write, raw, binary]) of
-                 {ok, Fd} ->
-                     R1 = file:write(Fd, Bin),
-                     R2 = file:sync(Fd),
-                     ok = file:close(Fd),
-                     case {R1, R2} of
-                         {ok, ok} -> file:rename(Tmp, File);
-                         {{error, _} = E, _} -> E;
-                         {_, E} -> E
-                     end;
-                 {error, _} = E -> E
-             end,
-    case Result of
+    case beamdeck_agent_file:atomic_write(File, Bin) of
         ok -> ok;
-        {error, R} ->
-            _ = file:delete(Tmp),
-            {error, reason(R)}
+        {error, R} -> {error, reason(R)}
     end.
 
 reason(R) -> unicode:characters_to_binary(file:format_error(R)).
