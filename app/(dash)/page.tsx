@@ -11,6 +11,7 @@ import { Atom, Pid } from "../_components/Names";
 import { ago, dateTime, int } from "../_lib/format";
 import { useNow } from "../_lib/hooks";
 import { errorMessage, useTRPC } from "../_lib/trpc";
+import { StatusRow } from "../_components/ListParts";
 
 export default function NodesPage() {
   const trpc = useTRPC();
@@ -88,20 +89,9 @@ export default function NodesPage() {
                 </td>
               </tr>
             ))}
-            {list.data && rows.length === 0 ? (
-              <tr>
-                <td colSpan={8} className="empty">
-                  No node has connected yet. Create an agent token with <code>beamdeck agent-token create LABEL</code> and start a node with the agent.
-                </td>
-              </tr>
-            ) : null}
-            {list.isPending ? (
-              <tr>
-                <td colSpan={8} className="empty">
-                  Loading…
-                </td>
-              </tr>
-            ) : null}
+            <StatusRow pending={list.isPending} empty={Boolean(list.data) && rows.length === 0} colSpan={8}>
+              No node has connected yet. Create an agent token with <code>beamdeck agent-token create LABEL</code> and start a node with the agent.
+            </StatusRow>
           </tbody>
         </table>
       </div>

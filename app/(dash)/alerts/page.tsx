@@ -19,6 +19,7 @@ import { useUrlState } from "../../_lib/url-state";
 import { toMs } from "../../_lib/when";
 import { AlertsTabs } from "./_parts/AlertsTabs";
 import { DeliveryChip } from "./_parts/Deliveries";
+import { StatusRow } from "../../_components/ListParts";
 
 type Alert = RouterOutputs["alerts"]["list"][number];
 const STATUSES = [
@@ -257,19 +258,9 @@ export default function AlertsPage() {
                 </Fragment>
               );
             })}
-            {list.isPending ? (
-              <tr>
-                <td colSpan={8} className="empty">
-                  Loading…
-                </td>
-              </tr>
-            ) : rows.length === 0 ? (
-              <tr>
-                <td colSpan={8} className="empty" data-testid="alerts-empty">
-                  {status === "open" ? "No open alerts." : status === "acked" ? "No acknowledged alerts waiting to be resolved." : "No alerts here."}
-                </td>
-              </tr>
-            ) : null}
+            <StatusRow pending={list.isPending} empty={rows.length === 0} colSpan={8} testid="alerts-empty">
+              {status === "open" ? "No open alerts." : status === "acked" ? "No acknowledged alerts waiting to be resolved." : "No alerts here."}
+            </StatusRow>
           </tbody>
         </table>
       </div>

@@ -13,7 +13,7 @@ import { useDebounced } from "../../_lib/hooks";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
 import type { RouterInputs } from "../../_lib/types";
 import { useUrlState } from "../../_lib/url-state";
-import { ListFoot } from "../../_components/ListFoot";
+import { ListFoot, StatusRow } from "../../_components/ListParts";
 import { presetRange, type RangeKey, type TimeRange } from "../../_lib/when";
 import { AuditDrawer, OutcomeChip } from "./_parts/AuditDrawer";
 import { ChainStatus } from "./_parts/ChainStatus";
@@ -172,19 +172,9 @@ export default function AuditPage() {
                 </td>
               </tr>
             ))}
-            {list.isPending ? (
-              <tr>
-                <td colSpan={8} className="empty">
-                  Loading…
-                </td>
-              </tr>
-            ) : rows.length === 0 ? (
-              <tr>
-                <td colSpan={8} className="empty" data-testid="audit-empty">
-                  No entry matches these filters.
-                </td>
-              </tr>
-            ) : null}
+            <StatusRow pending={list.isPending} empty={rows.length === 0} colSpan={8} testid="audit-empty">
+              No entry matches these filters.
+            </StatusRow>
           </tbody>
         </table>
         <ListFoot

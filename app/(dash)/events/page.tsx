@@ -14,7 +14,7 @@ import { clock, dateTime, int } from "../../_lib/format";
 import { useDebounced, useThrottled } from "../../_lib/hooks";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
 import { useUrlState } from "../../_lib/url-state";
-import { ListFoot, SelectFilter } from "../../_components/ListFoot";
+import { ListFoot, SelectFilter, StatusRow } from "../../_components/ListParts";
 import { presetRange, type RangeKey, type TimeRange } from "../../_lib/when";
 import { EventDrawer } from "./_parts/EventDrawer";
 import { byIdDesc, CONTEXTS, KINDS, matches, type EventFilter, type EventItem } from "./_parts/model";
@@ -301,19 +301,9 @@ export default function EventsPage() {
             {rows.map((e) => (
               <EventRow key={e.id} e={e} selected={s.id === e.id} onOpen={() => set({ id: e.id })} />
             ))}
-            {history.isPending ? (
-              <tr>
-                <td colSpan={8} className="empty">
-                  Loading…
-                </td>
-              </tr>
-            ) : rows.length === 0 ? (
-              <tr>
-                <td colSpan={8} className="empty" data-testid="events-empty">
-                  {anyFilter || s.node ? "No event matches these filters in this range." : "No events yet. They appear here, live, when a node's supervisor or logger reports one."}
-                </td>
-              </tr>
-            ) : null}
+            <StatusRow pending={history.isPending} empty={rows.length === 0} colSpan={8} testid="events-empty">
+              {anyFilter || s.node ? "No event matches these filters in this range." : "No events yet. They appear here, live, when a node's supervisor or logger reports one."}
+            </StatusRow>
           </tbody>
         </table>
         <ListFoot

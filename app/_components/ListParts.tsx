@@ -1,7 +1,20 @@
 "use client";
-/** The foot of a keyset-paged list: how many rows are shown, and "Load older". */
+/** Pieces every list page shares: its loading/empty row, its foot with "Load older", its select filters. */
 import type { ReactNode } from "react";
 
+/** The one row a table shows instead of rows: "Loading…" while pending, else `empty` when there are none. */
+export function StatusRow({ pending, empty, colSpan, testid, children }: { pending: boolean; empty: boolean; colSpan: number; testid?: string; children: ReactNode }) {
+  if (!pending && !empty) return null;
+  return (
+    <tr>
+      <td colSpan={colSpan} className="empty" data-testid={pending ? undefined : testid}>
+        {pending ? "Loading…" : children}
+      </td>
+    </tr>
+  );
+}
+
+/** The foot of a keyset-paged list: how many rows are shown, and "Load older". */
 export function ListFoot({
   testid,
   count,
