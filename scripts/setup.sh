@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install and build whatever is missing, idempotently: Debian packages
 # (Erlang/OTP, Elixir, rebar3, Chromium, PostgreSQL), npm packages, the
-# Prisma client, the agent, and (with --web) the Next.js build.
+# Prisma client, the compiled CLI, the agent, and (with --web) the Next.js build.
 # Usage: scripts/setup.sh [--web] [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +49,12 @@ fi
 if [ ! -f generated/prisma/client.ts ] || [ prisma/schema.prisma -nt generated/prisma/client.ts ]; then
   say "generating the Prisma client"
   npx --no-install prisma generate >/tmp/beamdeck-prisma.log 2>&1 || { cat /tmp/beamdeck-prisma.log >&2; die "prisma generate failed"; }
+fi
+
+# ---- the compiled CLI (bin/beamdeck.js falls back to the sources while it is stale) ----
+if [ ! -f dist/cli/main.mjs ] || [ -n "$(find server generated -newer dist/cli/main.mjs -print -quit)" ]; then
+  say "compiling the CLI (esbuild)"
+  node scripts/build-cli.mjs >/tmp/beamdeck-cli.log 2>&1 || { cat /tmp/beamdeck-cli.log >&2; die "CLI build failed"; }
 fi
 
 # ---- the agent ----

@@ -5,7 +5,8 @@
 import type { Env } from "../storage/database-url";
 import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
 import type { AppRouter } from "../routers/_app";
-import { CliError } from "./errors";
+import { waitingFor } from "./deadline";
+import { CliError, EXIT } from "./errors";
 
 export type Api = ReturnType<typeof createTRPCClient<AppRouter>>;
 
@@ -21,7 +22,15 @@ export function serverUrl(env: Env = process.env): string {
   return u.origin;
 }
 
-export function apiClient(env: Env = process.env): Api {
+/** How long one request may wait for its reply, unless the caller says otherwise. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/** The procedure a tRPC request URL names ("upgrades.unpack"). */
+function procedureOf(url: string): string {
+  return decodeURIComponent(/\/api\/trpc\/([^?]+)/.exec(url)?.[1] ?? "request");
+}
+
+export function apiClient(env: Env = process.env, timeoutMs = REQUEST_TIMEOUT_MS): Api {
   const token = env.BEAMDECK_API_TOKEN;
   if (!token) throw new CliError("BEAMDECK_API_TOKEN is not set (create one with `beamdeck init` or `beamdeck token create`)");
   const base = serverUrl(env);
@@ -30,14 +39,21 @@ export function apiClient(env: Env = process.env): Api {
       httpLink({
         url: `${base}/api/trpc`,
         headers: { authorization: `Bearer ${token}` },
-        fetch: (url, init) => fetch(url, { ...(init as RequestInit), signal: AbortSignal.timeout(30_000) }),
+        fetch: async (url, init) => {
+          const done = waitingFor({ what: `the server's reply to ${procedureOf(String(url))}` });
+          try {
+            return await fetch(url, { ...(init as RequestInit), signal: AbortSignal.timeout(timeoutMs) });
+          } finally {
+            done();
+          }
+        },
       }),
     ],
   });
 }
 
 /** One line for any failure of an API call. */
-export function describeApiError(e: unknown, env: Env = process.env): CliError {
+export function describeApiError(e: unknown, env: Env = process.env, timeoutMs = REQUEST_TIMEOUT_MS): CliError {
   if (e instanceof CliError) return e;
   if (e instanceof TRPCClientError) {
     const cause = (e.cause ?? {}) as { cause?: { code?: string }; code?: string; name?: string };
@@ -45,7 +61,8 @@ export function describeApiError(e: unknown, env: Env = process.env): CliError {
     if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EHOSTUNREACH" || e.message === "fetch failed") {
       return new CliError(`cannot reach the beamdeck server at ${serverUrl(env)} (${code ?? "connection failed"}); is it running? (BEAMDECK_URL)`);
     }
-    if (cause.name === "TimeoutError") return new CliError(`the server at ${serverUrl(env)} did not answer within 30 s`);
+    // A request sent but not answered may still have done its work: outcome unknown.
+    if (cause.name === "TimeoutError") return new CliError(`the server at ${serverUrl(env)} did not answer within ${timeoutMs / 1000} s; the outcome is unknown`, EXIT.timedOut);
     const data = e.data as { code?: string; httpStatus?: number } | undefined;
     if (data?.code === "BAD_REQUEST" && e.message.startsWith("[")) {
       try {
@@ -61,10 +78,10 @@ export function describeApiError(e: unknown, env: Env = process.env): CliError {
 }
 
 /** One API call with the CLI's credentials; any failure becomes one line (CliError). */
-export async function call<T>(env: Env, fn: (api: Api) => Promise<T>): Promise<T> {
+export async function call<T>(env: Env, fn: (api: Api) => Promise<T>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
   try {
-    return await fn(apiClient(env));
+    return await fn(apiClient(env, timeoutMs));
   } catch (e) {
-    throw describeApiError(e, env);
+    throw describeApiError(e, env, timeoutMs);
   }
 }

@@ -1,17 +1,25 @@
 /** The `beamdeck` command line. Every command is documented in docs/cli.md. */
 import type { Env } from "../storage/database-url";
 import { audit, token, user } from "./commands/admin";
-import { agentToken } from "./commands/agent-token";
 import { alerts, events } from "./commands/events";
 import { releases, upgrade } from "./commands/upgrade";
-import { init } from "./commands/init";
 import { nodes, proc, procs, tree } from "./commands/live";
+import { takeTimeout, withDeadline } from "./deadline";
 import { CliError, EXIT, usage } from "./errors";
 
 type Command = (argv: string[], env: Env) => Promise<number>;
+/** A command's default overall deadline in ms for these arguments; null: none (it runs until stopped). */
+type Deadline = (argv: string[]) => number | null;
 
-const COMMANDS: Record<string, { run: Command; help: string }> = {
+const MINUTE = 60_000;
+/** Most commands ask the server one or two questions. */
+const DEFAULT_DEADLINE: Deadline = () => MINUTE;
+/** Steps on a node: unpack copies a package; install and the rest wait for release_handler and the purges. */
+const UPGRADE_DEADLINES: Record<string, number> = { plan: 3 * MINUTE, unpack: 5 * MINUTE, install: 15 * MINUTE, permanent: 15 * MINUTE, rollback: 15 * MINUTE };
+
+const COMMANDS: Record<string, { run: Command; help: string; deadline?: Deadline }> = {
   server: {
+    deadline: () => null,
     help: "server                              start the server (PORT, HOST, BEAMDECK_DATA_DIR, DATABASE_URL)",
     run: async (_argv, env) => {
       const { runServer } = await import("../gateway/main");
@@ -19,8 +27,9 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
       return new Promise<number>(() => {}); // runs until a signal
     },
   },
-  init: { run: init, help: "init [--json]                       create the database and the first admin login + API token" },
-  "agent-token": { run: agentToken, help: "agent-token create <label> [--fleet] | list | revoke <id>" },
+  // These two may open the database themselves: load Prisma only for them.
+  init: { run: async (argv, env) => (await import("./commands/init")).init(argv, env), deadline: () => 3 * MINUTE, help: "init [--json]                       create the database and the first admin login + API token" },
+  "agent-token": { run: async (argv, env) => (await import("./commands/agent-token")).agentToken(argv, env), deadline: () => 3 * MINUTE, help: "agent-token create <label> [--fleet] | list | revoke <id>" },
   nodes: { run: nodes, help: "nodes [--json]                      list nodes" },
   procs: { run: procs, help: "procs <node> [--sort mailbox|memory|reductions] [--limit N] [--filter TEXT] [--json]" },
   tree: { run: tree, help: "tree <node> [--json]                supervision trees" },
@@ -30,6 +39,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   releases: { run: releases, help: "releases <node> [--json]            installed, unpacked and pending releases" },
   upgrade: {
     run: upgrade,
+    deadline: ([sub]) => UPGRADE_DEADLINES[sub ?? ""] ?? MINUTE,
     help: "upgrade plan <node> <vsn> [--purge Mod=soft|brutal]... [--pre-purge Mod=soft|brutal]... [--json]   (exit 3: would kill, 4: blocked)\n  beamdeck upgrade install|permanent <node> <vsn> [--purge ...] --yes | unpack <node> <vsn> | rollback <node> --yes | status <node>",
   },
   user: { run: user, help: "user add <name> --role R [--password-stdin] | list | role <name> <R> | passwd <name> | disable|enable <name>" },
@@ -37,8 +47,8 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   audit: { run: audit, help: "audit [--actor A] [--node N] [--action X] [--since ISO] [--until ISO] [--json|--csv] | audit verify" },
 };
 
-export function registerCommand(name: string, run: Command, help: string): void {
-  COMMANDS[name] = { run, help };
+export function registerCommand(name: string, run: Command, help: string, deadline?: Deadline): void {
+  COMMANDS[name] = { run, help, deadline };
 }
 
 function helpText(): string {
@@ -47,6 +57,7 @@ function helpText(): string {
     "",
     ...Object.values(COMMANDS).map((c) => `  beamdeck ${c.help}`),
     "",
+    "Every command but `server` ends within a deadline (exit 6, saying what it waited for); --timeout DUR (30s, 5m, 1h) changes it.",
     "Environment: BEAMDECK_URL (server, default http://localhost:4000), BEAMDECK_API_TOKEN.",
   ].join("\n");
 }
@@ -60,7 +71,10 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
   try {
     const cmd = COMMANDS[name];
     if (!cmd) throw usage(`unknown command "${name}"`);
-    return await cmd.run(rest, env);
+    const { argv: args, timeoutMs } = takeTimeout(rest);
+    const deadline = (cmd.deadline ?? DEFAULT_DEADLINE)(args);
+    // `server` runs until stopped: no --timeout for it.
+    return await withDeadline(deadline === null ? null : (timeoutMs ?? deadline), () => cmd.run(args, env));
   } catch (e) {
     const err = e instanceof CliError ? e : new CliError((e as Error).message?.split("\n")[0] ?? String(e));
     console.error(`beamdeck: ${err.message}`);

@@ -4,13 +4,16 @@ import { actorOf } from "../auth/principal";
 import { fail } from "../errors";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
 import { purgeChoices } from "../upgrades/plan";
-import type { ProgressEvent } from "../upgrades/workflow";
 import { connectedNode, nodeName } from "./node-input";
 
 const vsn = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 const choices = { purge: purgeChoices.default({}), prePurge: purgeChoices.default({}) };
 /** Typed confirmation: the node's name, as the operator typed it. */
 const confirm = z.string().max(255);
+
+/** A step's command id, made by the caller so it can follow the step before sending it (docs/cli.md). */
+const commandId = z.string().regex(/^c-[0-9a-f-]{36}$/, "c- and a UUID");
+const stepId = z.object({ commandId: commandId.optional() });
 
 function confirmed(node: string, typed: string): void {
   if (typed !== node) fail("BD_BAD_INPUT", `type the node's name (${node}) to confirm`);
@@ -35,37 +38,46 @@ export const upgradesRouter = router({
 
   history: viewerProcedure.input(z.object({ node: nodeName, limit: z.number().int().min(1).max(100).default(20) })).query(({ ctx, input }) => ctx.services.upgrades.history(input.node, input.limit)),
 
-  unpack: operatorProcedure.input(z.object({ node: nodeName, vsn })).mutation(async ({ ctx, input }) => {
-    await connectedNode(ctx, input.node);
-    return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "unpack", vsn: input.vsn });
-  }),
+  /** One command's status and outcome (a step without an upgrade, such as unpack, is in no upgrade's history). */
+  command: viewerProcedure.input(z.object({ node: nodeName, commandId })).query(({ ctx, input }) => ctx.services.upgrades.command(input.node, input.commandId)),
+
+  unpack: operatorProcedure
+    .input(stepId)
+    .input(z.object({ node: nodeName, vsn }))
+    .mutation(async ({ ctx, input }) => {
+      await connectedNode(ctx, input.node);
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "unpack", vsn: input.vsn, commandId: input.commandId });
+    }),
 
   install: operatorProcedure
+    .input(stepId)
     .input(z.object({ node: nodeName, vsn, ...choices, confirmNode: confirm, acceptedKills: z.number().int().min(0).optional() }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "install", vsn: input.vsn, purge: input.purge, prePurge: input.prePurge, acceptedKills: input.acceptedKills });
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "install", vsn: input.vsn, purge: input.purge, prePurge: input.prePurge, acceptedKills: input.acceptedKills, commandId: input.commandId });
     }),
 
   makePermanent: operatorProcedure
+    .input(stepId)
     .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, acceptedKills: z.number().int().min(0).optional() }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "make_permanent", upgradeId: input.upgradeId, acceptedKills: input.acceptedKills });
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "make_permanent", upgradeId: input.upgradeId, acceptedKills: input.acceptedKills, commandId: input.commandId });
     }),
 
   rollback: operatorProcedure
+    .input(stepId)
     .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, ...choices }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "rollback", upgradeId: input.upgradeId, purge: input.purge, prePurge: input.prePurge });
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "rollback", upgradeId: input.upgradeId, purge: input.purge, prePurge: input.prePurge, commandId: input.commandId });
     }),
 
-  /** Progress and results of this node's steps, live. */
-  onProgress: viewerProcedure.input(z.object({ node: nodeName })).subscription(async function* ({ ctx, input, signal }) {
-    for await (const e of ctx.services.hub.subscribe(`upgrade:${input.node}`, signal)) yield e as ProgressEvent;
+  /** Progress and results of this node's steps, live; with `commandId`, that step's only, ending with its (possibly already recorded) result. */
+  onProgress: viewerProcedure.input(z.object({ node: nodeName, commandId: commandId.optional() })).subscription(async function* ({ ctx, input, signal }) {
+    yield* ctx.services.upgrades.progress(input.node, input.commandId, signal);
   }),
 });

@@ -35,7 +35,41 @@ export interface StepInput {
   /** For install and make_permanent: the kills the operator saw and accepted. */
   acceptedKills?: number;
   upgradeId?: string;
+  /** Made by the caller (the CLI) so it can subscribe before the step is sent; else made here. */
+  commandId?: string;
 }
+
+/** What a step request returns: the command to follow; `repeated` when it is an earlier request's (see `repeatOf`). */
+export interface StepReply {
+  commandId: string;
+  upgradeId: string | null;
+  predicted: number;
+  repeated: boolean;
+}
+
+/** A command as the CLI follows it: its status and, once finished, its outcome. */
+export interface CommandState {
+  id: string;
+  node: string;
+  action: string;
+  vsn: string | null;
+  status: string;
+  error: { code?: string; message?: string } | null;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+/**
+ * Test-only: hold a step request's HTTP reply this long after the command was
+ * sent, so a fast result is published before the caller has its reply (the
+ * race of issue 18). Unset in production.
+ */
+function testReplyDelay(): Promise<void> {
+  const ms = Number(process.env.BEAMDECK_TEST_DELAY_MUTATION_REPLY_MS ?? 0);
+  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+}
+
+const ACTIVE = ["sent", "running"];
 
 export interface ProgressEvent {
   node: string;
@@ -45,6 +79,10 @@ export interface ProgressEvent {
   message?: string;
   ok?: boolean;
   at: number;
+}
+
+function describeError(e: { code?: string; message?: string } | null): string | undefined {
+  return e ? `${e.code ?? "error"}: ${e.message ?? ""}` : undefined;
 }
 
 function agentError(e: unknown): never {
@@ -108,9 +146,11 @@ export class UpgradeWorkflow {
     return cmd;
   }
 
-  async run(input: StepInput): Promise<{ commandId: string; upgradeId: string | null; predicted: number }> {
+  async run(input: StepInput): Promise<StepReply> {
     const { node, action } = input;
     const busy = await this.running(node);
+    const again = await this.repeatOf(input);
+    if (again) return again;
     if (busy) throw new BeamdeckError("BD_CONFLICT", `step ${busy.action} (${busy.id}) is still running on ${node}; one upgrade step at a time`);
     const purge = input.purge ?? {};
     const prePurge = input.prePurge ?? {};
@@ -173,7 +213,7 @@ export class UpgradeWorkflow {
       });
     }
 
-    const commandId = `c-${randomUUID()}`;
+    const commandId = input.commandId ?? `c-${randomUUID()}`;
     const params = { commandId, action, vsn, purge, prePurge };
     const intentId = await recordIntent(this.prisma, {
       actor: input.actor,
@@ -208,7 +248,75 @@ export class UpgradeWorkflow {
       throw e;
     }
     this.publish({ node, commandId, kind: "sent", step: action, at: Date.now() });
-    return { commandId, upgradeId: upgrade?.id ?? null, predicted: predictedCount };
+    await testReplyDelay();
+    return { commandId, upgradeId: upgrade?.id ?? null, predicted: predictedCount, repeated: false };
+  }
+
+  /**
+   * A step asked again is not run twice: the same command id (a retried
+   * request), or the same action and version as the node's last command while
+   * that one is still running or ended ok (a CLI re-run after a timeout),
+   * returns that command, whose recorded outcome the caller then reports. A
+   * failed or lost step may be run again.
+   */
+  private async repeatOf(input: StepInput): Promise<StepReply | null> {
+    const { node, action } = input;
+    if (input.commandId) {
+      const same = await this.prisma.upgradeCommand.findUnique({ where: { id: input.commandId }, include: { upgrade: true } });
+      if (same) {
+        if (same.node !== node || same.action !== action) throw new BeamdeckError("BD_CONFLICT", `command id ${input.commandId} is already used by another step`);
+        return this.reply(same, true);
+      }
+    }
+    const last = await this.prisma.upgradeCommand.findFirst({ where: { node }, orderBy: { createdAt: "desc" }, include: { upgrade: true } });
+    if (!last || last.action !== action || ![...ACTIVE, "ok"].includes(last.status)) return null;
+    const lastVsn = (last.params as { vsn?: string | null } | null)?.vsn ?? null;
+    if (input.vsn !== undefined && input.vsn !== lastVsn) return null;
+    if (input.upgradeId !== undefined && input.upgradeId !== last.upgradeId) return null;
+    return this.reply(last, true);
+  }
+
+  private reply(cmd: { id: string; upgradeId: string | null; action: string; upgrade: { expectedKills: unknown } | null }, repeated: boolean): StepReply {
+    const expected = (cmd.upgrade?.expectedKills ?? {}) as Partial<Record<string, string[]>>;
+    return { commandId: cmd.id, upgradeId: cmd.upgradeId, predicted: expected[cmd.action]?.length ?? 0, repeated };
+  }
+
+  /** One command's state, for a caller following it (null: no such command on this node). */
+  async command(node: string, commandId: string): Promise<CommandState | null> {
+    const c = await this.prisma.upgradeCommand.findUnique({ where: { id: commandId } });
+    if (!c || c.node !== node) return null;
+    const res = c.result as { error?: { code?: string; message?: string } | null } | null;
+    return {
+      id: c.id,
+      node: c.node,
+      action: c.action,
+      vsn: (c.params as { vsn?: string | null } | null)?.vsn ?? null,
+      status: c.status,
+      error: res?.error ?? null,
+      createdAt: c.createdAt.toISOString(),
+      finishedAt: c.finishedAt?.toISOString() ?? null,
+    };
+  }
+
+  /**
+   * Progress of one node's steps, live; with a command id, only that
+   * command's, ending with its result. The listener is attached before the
+   * recorded state is read, so a result published in between is not lost.
+   */
+  async *progress(node: string, commandId: string | undefined, signal?: AbortSignal): AsyncGenerator<ProgressEvent> {
+    const live = this.hub.subscribe(`upgrade:${node}`, signal);
+    if (commandId) {
+      const now = await this.command(node, commandId);
+      if (now && !ACTIVE.includes(now.status)) {
+        yield { node, commandId, kind: "result", ok: now.status === "ok", message: describeError(now.error) ?? (now.status === "ok" ? undefined : now.status), at: Date.parse(now.finishedAt ?? now.createdAt) };
+        return;
+      }
+    }
+    for await (const e of live as AsyncIterable<ProgressEvent>) {
+      if (commandId && e.commandId !== commandId) continue;
+      yield e;
+      if (commandId && e.kind === "result") return;
+    }
   }
 
   /**

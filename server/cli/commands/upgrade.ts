@@ -9,7 +9,7 @@ import { check, parse } from "../args";
 import { call } from "../client";
 import { CliError, EXIT, usage } from "../errors";
 import { json, table } from "../format";
-import { wsApi } from "../ws-client";
+import { outcomeLine, runStep, type StepOutcome } from "../step";
 import type { Env } from "../../storage/database-url";
 import { killCount, type Plan } from "../../upgrades/plan";
 
@@ -73,56 +73,6 @@ async function planFor(env: Env, node: string, vsn: string, purgeArgs?: string[]
   return { plan, purge, prePurge };
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * Follow a step until its result arrives, printing progress. The live
- * subscription prints progress; a slow poll of the history catches a result
- * that came before the subscription started (or if the socket drops).
- */
-async function follow(env: Env, node: string, commandId: string, timeoutMs = 15 * 60_000): Promise<{ ok: boolean; message?: string }> {
-  const ws = wsApi(env);
-  let done = false;
-  let unsubscribe = () => {};
-  try {
-    const live = new Promise<{ ok: boolean; message?: string }>((resolve) => {
-      const sub = ws.trpc.upgrades.onProgress.subscribe(
-        { node },
-        {
-          onData: (e) => {
-            if (e.commandId !== commandId) return;
-            if (e.kind === "progress") console.error(`  ${e.step}: ${e.message}`);
-            if (e.kind === "result") resolve({ ok: Boolean(e.ok), message: e.message });
-          },
-          onError: () => {
-            /* the poll below still finds the result */
-          },
-        },
-      );
-      unsubscribe = () => sub.unsubscribe();
-    });
-    const poll = (async () => {
-      const deadline = Date.now() + timeoutMs;
-      while (!done && Date.now() < deadline) {
-        await sleep(1000);
-        const h = await call(env, (api) => api.upgrades.history.query({ node, limit: 5 })).catch(() => []);
-        const cmd = h.flatMap((u) => u.commands).find((c) => c.id === commandId);
-        if (cmd && !["sent", "running"].includes(cmd.status)) {
-          const res = cmd.result as { error?: { code?: string; message?: string } | null } | null;
-          return { ok: cmd.status === "ok", message: res?.error ? `${res.error.code}: ${res.error.message}` : undefined };
-        }
-      }
-      if (done) return { ok: false };
-      throw new CliError(`no result for ${commandId} within ${timeoutMs / 1000} s; see \`beamdeck upgrade status ${node}\``);
-    })();
-    return await Promise.race([live, poll]);
-  } finally {
-    done = true;
-    unsubscribe();
-    ws.close();
-  }
-}
-
 async function lastUpgrade(env: Env, node: string) {
   const h = await call(env, (api) => api.upgrades.history.query({ node, limit: 1 }));
   return h[0] ?? null;
@@ -144,10 +94,11 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     return f.blocked ? EXIT_BLOCKED : f.killed ? EXIT.wouldKill : EXIT.ok;
   }
   if (sub === "unpack") {
-    const { positionals } = parse(rest, { json: { type: "boolean" } }, ["node", "vsn"]);
-    const r = await call(env, (api) => api.upgrades.unpack.mutate({ node: positionals[0], vsn: check(vsnSchema, positionals[1], "vsn") }));
-    const out = await follow(env, positionals[0], r.commandId);
-    console.log(out.ok ? `unpacked ${positionals[1]} on ${positionals[0]}` : `unpack failed: ${out.message}`);
+    const { values, positionals } = parse(rest, { json: { type: "boolean" } }, ["node", "vsn"]);
+    const [node, vsn] = [positionals[0], check(vsnSchema, positionals[1], "vsn")];
+    const out = await runStep(env, node, `unpack of ${vsn} on ${node}`, (commandId, timeoutMs) => call(env, (api) => api.upgrades.unpack.mutate({ node, vsn, commandId }), timeoutMs));
+    if (values.json) console.log(json({ ok: out.ok, commandId: out.commandId, repeated: out.repeated, message: out.message ?? null }));
+    else console.log(outcomeLine(out, `unpacked ${vsn} on ${node}`, "unpack failed"));
     return out.ok ? 0 : 1;
   }
   if (sub === "install" || sub === "permanent" || sub === "rollback") {
@@ -155,27 +106,31 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     const { values, positionals } = parse(rest, opts, positionalsWanted);
     const node = positionals[0];
     if (!values.yes) throw usage(`upgrade ${sub} changes the node: add --yes to confirm`);
-    let result: { commandId: string; upgradeId: string | null; predicted: number };
+    let out: StepOutcome;
     if (sub === "install") {
       const vsn = check(vsnSchema, positionals[1], "vsn");
       const { plan, purge, prePurge } = await planFor(env, node, vsn, values.purge as string[], values["pre-purge"] as string[]);
       const f = fatesOf(plan);
       console.error(`installing ${vsn} on ${node}: ${f.killed} process(es) predicted to be killed`);
-      result = await call(env, (api) => api.upgrades.install.mutate({ node, vsn, purge, prePurge, confirmNode: node, acceptedKills: f.killed }));
+      out = await runStep(env, node, `install of ${vsn} on ${node}`, (commandId, timeoutMs) =>
+        call(env, (api) => api.upgrades.install.mutate({ node, vsn, purge, prePurge, confirmNode: node, acceptedKills: f.killed, commandId }), timeoutMs),
+      );
     } else if (sub === "permanent") {
       const vsn = check(vsnSchema, positionals[1], "vsn");
       const last = await lastUpgrade(env, node);
       if (!last || last.toVsn !== vsn) throw new CliError(`no installed upgrade to ${vsn} on ${node}${last ? ` (the last one is to ${last.toVsn}, ${last.status})` : ""}`);
-      result = await call(env, (api) => api.upgrades.makePermanent.mutate({ node, upgradeId: last.id, confirmNode: node }));
-      console.error(`making ${vsn} permanent on ${node}: ${result.predicted} process(es) still on old code of brutal-purge modules will be killed`);
+      out = await runStep(env, node, `make_permanent of ${vsn} on ${node}`, async (commandId, timeoutMs) => {
+        const r = await call(env, (api) => api.upgrades.makePermanent.mutate({ node, upgradeId: last.id, confirmNode: node, commandId }), timeoutMs);
+        console.error(`making ${vsn} permanent on ${node}: ${r.predicted} process(es) still on old code of brutal-purge modules will be killed`);
+        return r;
+      });
     } else {
-      result = await call(env, (api) => api.upgrades.rollback.mutate({ node, confirmNode: node }));
+      out = await runStep(env, node, `rollback on ${node}`, (commandId, timeoutMs) => call(env, (api) => api.upgrades.rollback.mutate({ node, confirmNode: node, commandId }), timeoutMs));
     }
-    const out = await follow(env, node, result.commandId);
     const last = await lastUpgrade(env, node);
-    if (values.json) console.log(json({ ok: out.ok, commandId: result.commandId, upgrade: last }));
+    if (values.json) console.log(json({ ok: out.ok, commandId: out.commandId, repeated: out.repeated, upgrade: last }));
     else {
-      console.log(out.ok ? `${sub} done (${result.commandId})` : `${sub} FAILED: ${out.message}`);
+      console.log(outcomeLine(out, `${sub} done (${out.commandId})`, `${sub} FAILED`));
       const actual = (last?.actualKills ?? {}) as Record<string, { died: string[]; comparison: { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null }>;
       const step = actual[sub === "permanent" ? "make_permanent" : sub];
       if (step?.comparison) {
