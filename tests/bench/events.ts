@@ -68,7 +68,7 @@ export async function ingestBench(total = 20_000, batch = 200): Promise<Record<s
 
   const server = await startServer();
   try {
-    const token = server.agentToken("bench", true);
+    const token = await server.agentToken("bench", true);
     const agent = await connectRaw(server.agentUrl, token, "ingest@bench");
     if (isRefusal(agent)) throw new Error(agent.body);
     await agent.hello();

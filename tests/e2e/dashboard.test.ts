@@ -198,7 +198,7 @@ describe("(a) login", () => {
 
 describe("(b) 100k synthetic processes", () => {
   beforeAll(async () => {
-    const token = bd.agentToken("synthetic e2e");
+    const token = await bd.agentToken("synthetic e2e");
     agent = await startSyntheticAgent({ url: bd.agentUrl, token, node: SYNTH, processCount: PROCESS_COUNT, intervalMs: 1000 });
     await login(page, ADMIN, bd.adminPassword, "/");
   }, 120_000);
@@ -400,7 +400,7 @@ describe("(c) a real BEAM node: the forum's rel_test with the agent", () => {
 
   beforeAll(async () => {
     const { startDemo } = (await import("../../tools/beam/demo")) as DemoModule;
-    const token = bd.agentToken("demo e2e");
+    const token = await bd.agentToken("demo e2e");
     demo = await startDemo({ serverUrl: bd.agentUrl, agentToken: token, dataDir: bd.dataDir, reset: true, clientCount: 3 });
     await login(page, ADMIN, bd.adminPassword, "/");
   }, 240_000);

@@ -226,7 +226,7 @@ describe("the canonical kill, from the node to the browser", () => {
       await screenshot(op, "alerts-acked");
     });
     // The server's own record, through the CLI.
-    const cli = bd.cli(["alerts", "--json"]);
+    const cli = await bd.cli(["alerts", "--json"]);
     expect(cli.code, cli.stderr).toBe(0);
     const mine = (JSON.parse(cli.stdout) as { id: string; status: string; ackedBy: string | null }[]).find((a) => a.id === alertId);
     expect(mine).toMatchObject({ status: "acked", ackedBy: `user:${OPERATOR.username}` });

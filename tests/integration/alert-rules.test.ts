@@ -80,16 +80,16 @@ describe("alert rules on a real node", () => {
   });
 
   it("a kill during an upgrade that the plan did not predict is a prediction miss", async () => {
-    expect(server.cli(["upgrade", "unpack", node.name, "0.1.1"]).code).toBe(0);
+    expect((await server.cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
     // Soft post-purge: nothing is predicted to die.
-    const install = server.cli(["upgrade", "install", node.name, "0.1.1", "--purge", "TestListener=soft", "--yes"]);
+    const install = await server.cli(["upgrade", "install", node.name, "0.1.1", "--purge", "TestListener=soft", "--yes"]);
     expect(install.code, install.stderr).toBe(0);
     const acc = await node.rpc(`[P] = [P || {'Elixir.Task', P, worker, _} <- supervisor:which_children('Elixir.RelTest.Supervisor')], P`);
     await node.rpc(`exit(list_to_pid("${acc}"), kill)`);
     const a = await waitFor("the miss", async () => (await alerts()).find((x) => x.kind === "child_terminated" && x.detail.predictionMiss) ?? null, 20_000, 500);
     expect(a.title).toMatch(/not predicted by upgrade/);
     expect(a.detail).toMatchObject({ offenderPid: acc, predictionMiss: true });
-    const ev = (JSON.parse(server.cli(["events", node.name, "--json"]).stdout) as { offender: { pid: string } | null; expected: boolean }[]).find((e) => e.offender?.pid === acc);
+    const ev = (JSON.parse((await server.cli(["events", node.name, "--json"])).stdout) as { offender: { pid: string } | null; expected: boolean }[]).find((e) => e.offender?.pid === acc);
     expect(ev?.expected).toBe(false);
   });
 

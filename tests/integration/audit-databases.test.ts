@@ -28,7 +28,7 @@ type Backend = {
 const backends: Backend[] = [
   {
     name: "PostgreSQL",
-    start: () => startServer({ databaseUrl: pgServer.createDatabase(`srv_${Date.now()}`) }),
+    start: async () => startServer({ databaseUrl: await pgServer.createDatabase(`srv_${Date.now()}`) }),
     async tamper(server, sql, id) {
       const client = new pg.Client({ connectionString: server.env.DATABASE_URL });
       await client.connect();
@@ -75,19 +75,19 @@ describe.each(backends)("audit log on $name", (backend) => {
     expect(entries.map((e) => e.action)).toEqual(expect.arrayContaining(["user.add", "agent_token.create", "token.create"]));
     const anon = await fetch(`${server.url}/api/audit/export?format=csv`);
     expect(anon.status).toBe(401);
-    const ok = server.cli(["audit", "verify"]);
+    const ok = await server.cli(["audit", "verify"]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/audit chain intact: \d+ entries/);
   });
 
   it("names the first entry tampered with in the database", async () => {
-    const list = JSON.parse(server.cli(["audit", "--json", "--action", "agent_token.create"]).stdout) as { id: string }[];
+    const list = JSON.parse((await server.cli(["audit", "--json", "--action", "agent_token.create"])).stdout) as { id: string }[];
     const victim = list[0].id;
     await backend.tamper(server, `UPDATE "AuditEntry" SET actor = 'user:mallory' WHERE id = $1`, victim);
-    const bad = server.cli(["audit", "verify"]);
+    const bad = await server.cli(["audit", "verify"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`audit chain BROKEN at entry ${victim}`);
-    const json = server.cli(["audit", "verify", "--json"]);
+    const json = await server.cli(["audit", "verify", "--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, firstBad: { id: victim } });
   });
 });

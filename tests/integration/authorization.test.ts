@@ -104,7 +104,7 @@ describe("authorization", () => {
   }
 
   it("denials are written to the audit log with who and what", async () => {
-    const r = server.cli(["agent-token", "list", "--json"], { BEAMDECK_API_TOKEN: (creds.operator as { token: string }).token });
+    const r = await server.cli(["agent-token", "list", "--json"], { BEAMDECK_API_TOKEN: (creds.operator as { token: string }).token });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/tokens\.agentList needs the admin role; you are operator/);
     const admin = httpClient(server.url, { token: server.apiToken });
@@ -144,10 +144,10 @@ describe("authorization", () => {
     const t = await admin.tokens.apiCreate.mutate({ label: "short", role: "viewer" });
     const expired = await admin.tokens.apiCreate.mutate({ label: "past", role: "viewer", expiresAt: new Date(Date.now() - 60_000).toISOString() });
     await admin.tokens.apiRevoke.mutate({ id: t.id });
-    const revoked = server.cli(["nodes"], { BEAMDECK_API_TOKEN: t.token });
+    const revoked = await server.cli(["nodes"], { BEAMDECK_API_TOKEN: t.token });
     expect(revoked.code).toBe(1);
     expect(revoked.stderr).toMatch(/API token .* was revoked/);
-    const old = server.cli(["nodes"], { BEAMDECK_API_TOKEN: expired.token });
+    const old = await server.cli(["nodes"], { BEAMDECK_API_TOKEN: expired.token });
     expect(old.stderr).toMatch(/API token .* expired/);
   });
 });

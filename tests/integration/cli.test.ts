@@ -3,20 +3,18 @@
  * the embedded database held by a running server each give one clear line
  * and the documented exit code.
  */
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/ports";
-import { ROOT, startServer, type TestServer } from "../support/server";
+import { runCli, startServer, type TestServer } from "../support/server";
 
-const BIN = path.join(ROOT, "bin/beamdeck.js");
 let server: TestServer;
 
-function run(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: "utf8", env: { ...process.env, ...env } as NodeJS.ProcessEnv });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
+async function run(args: string[], env: Record<string, string | undefined> = {}) {
+  const r = await runCli(args, { ...process.env, ...env });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr.trim() };
 }
 
 beforeAll(async () => {
@@ -27,7 +25,7 @@ afterAll(async () => {
 });
 
 describe("the CLI", () => {
-  it("says what is wrong with its arguments, exit 2", () => {
+  it("says what is wrong with its arguments, exit 2", async () => {
     const cases: [string[], RegExp][] = [
       [["frobnicate"], /^beamdeck: unknown command "frobnicate" \(see: beamdeck help\)$/],
       [["procs"], /missing <node>/],
@@ -41,7 +39,7 @@ describe("the CLI", () => {
       [["events", "n@h", "--since", "yesterday"], /--since: /],
     ];
     for (const [args, re] of cases) {
-      const r = run(args, server.env);
+      const r = await run(args, server.env);
       expect(r.stderr.split("\n"), args.join(" ")).toHaveLength(1);
       expect(r.stderr, args.join(" ")).toMatch(re);
       expect(r.code, args.join(" ")).toBe(2);
@@ -50,40 +48,40 @@ describe("the CLI", () => {
 
   it("says it cannot reach the server, exit 1", async () => {
     const port = await freePort();
-    const r = run(["nodes"], { BEAMDECK_URL: `http://127.0.0.1:${port}`, BEAMDECK_API_TOKEN: server.apiToken });
+    const r = await run(["nodes"], { BEAMDECK_URL: `http://127.0.0.1:${port}`, BEAMDECK_API_TOKEN: server.apiToken });
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`beamdeck: cannot reach the beamdeck server at http://127.0.0.1:${port} (ECONNREFUSED); is it running? (BEAMDECK_URL)`);
-    const bad = run(["nodes"], { BEAMDECK_URL: "ftp://x", BEAMDECK_API_TOKEN: server.apiToken });
+    const bad = await run(["nodes"], { BEAMDECK_URL: "ftp://x", BEAMDECK_API_TOKEN: server.apiToken });
     expect(bad.stderr).toBe('beamdeck: BEAMDECK_URL must be http(s)://HOST:PORT, not "ftp://x"');
-    const none = run(["nodes"], { ...server.env, BEAMDECK_API_TOKEN: "" });
+    const none = await run(["nodes"], { ...server.env, BEAMDECK_API_TOKEN: "" });
     expect(none.stderr).toMatch(/BEAMDECK_API_TOKEN is not set/);
   });
 
-  it("refuses a wrong token and a missing node clearly", () => {
-    expect(run(["nodes"], { ...server.env, BEAMDECK_API_TOKEN: `bdapi_aaaaaaaaaa_${"b".repeat(43)}` }).stderr).toBe("beamdeck: API token not recognised");
-    const r = run(["procs", "ghost@nowhere"], server.env);
+  it("refuses a wrong token and a missing node clearly", async () => {
+    expect((await run(["nodes"], { ...server.env, BEAMDECK_API_TOKEN: `bdapi_aaaaaaaaaa_${"b".repeat(43)}` })).stderr).toBe("beamdeck: API token not recognised");
+    const r = await run(["procs", "ghost@nowhere"], server.env);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe("beamdeck: no node named ghost@nowhere has ever connected");
   });
 
-  it("init and agent-token refuse, saying why, while a server holds the embedded database", () => {
+  it("init and agent-token refuse, saying why, while a server holds the embedded database", async () => {
     const env = { ...server.env, BEAMDECK_API_TOKEN: undefined };
-    const init = run(["init"], env);
+    const init = await run(["init"], env);
     expect(init.code).toBe(1);
     expect(init.stderr).toMatch(/^beamdeck: the embedded database is in use by a running beamdeck server \(pid \d+, since .*\); stop it, or run this command through the server/);
     // Through the server it works.
-    const viaServer = run(["agent-token", "create", "x", "--json"], server.env);
+    const viaServer = await run(["agent-token", "create", "x", "--json"], server.env);
     expect(viaServer.code, viaServer.stderr).toBe(0);
     expect(JSON.parse(viaServer.stdout).token).toMatch(/^bdagt_/);
   });
 
   it("init a second time changes nothing and never reprints a password", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-init-"));
-    const first = run(["init"], { BEAMDECK_DATA_DIR: dir, DATABASE_URL: undefined });
+    const first = await run(["init"], { BEAMDECK_DATA_DIR: dir, DATABASE_URL: undefined });
     expect(first.code, first.stderr).toBe(0);
     const password = /password:\s+(\S+)/.exec(first.stdout)?.[1] as string;
     expect(password.length).toBeGreaterThan(10);
-    const second = run(["init"], { BEAMDECK_DATA_DIR: dir, DATABASE_URL: undefined });
+    const second = await run(["init"], { BEAMDECK_DATA_DIR: dir, DATABASE_URL: undefined });
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(/already initialised .* nothing changed/);
     expect(second.stdout).toContain(path.join(dir, "initial-admin.txt"));

@@ -48,8 +48,8 @@ afterAll(async () => {
 
 type EventJson = { seq: number; node: string; at: string; kind: string; context: string | null; reason: string | null; supervisor: string | null; offender: { id: string | null; pid: string | null } | null; expected: boolean };
 
-function eventsOf(name: string, extra: string[] = []): EventJson[] {
-  const r = server.cli(["events", name, "--json", "--limit", "1000", ...extra]);
+async function eventsOf(name: string, extra: string[] = []): Promise<EventJson[]> {
+  const r = await server.cli(["events", name, "--json", "--limit", "1000", ...extra]);
   if (r.code !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -59,7 +59,7 @@ describe("supervisor reports to alerts", () => {
     const acceptor = await node.rpc(`[P] = [P || {'Elixir.Task', P, worker, _} <- supervisor:which_children('Elixir.RelTest.Supervisor')], P`);
     expect(acceptor).toMatch(/^<\d+\.\d+\.\d+>$/);
     await node.rpc(`exit(list_to_pid("${acceptor}"), kill)`);
-    const ev = await waitFor("the child_terminated event", () => eventsOf(node.name).find((e) => e.context === "child_terminated" && e.offender?.pid === acceptor), 15_000, 300);
+    const ev = await waitFor("the child_terminated event", async () => (await eventsOf(node.name)).find((e) => e.context === "child_terminated" && e.offender?.pid === acceptor), 15_000, 300);
     expect(ev).toMatchObject({ kind: "supervisor_report", reason: "killed", supervisor: "Elixir.RelTest.Supervisor", offender: { id: "Elixir.Task", pid: acceptor }, expected: false });
     expect(ev.seq).toBeGreaterThan(0);
     expect(Number.isNaN(Date.parse(ev.at))).toBe(false);
@@ -67,8 +67,8 @@ describe("supervisor reports to alerts", () => {
     const again = await node.rpc(`[P] = [P || {'Elixir.Task', P, worker, _} <- supervisor:which_children('Elixir.RelTest.Supervisor')], P`);
     expect(again).not.toBe(acceptor);
 
-    const alerts = await waitFor("the alert", () => {
-      const r = server.cli(["alerts", "--json"]);
+    const alerts = await waitFor("the alert", async () => {
+      const r = await server.cli(["alerts", "--json"]);
       const rows = JSON.parse(r.stdout) as { id: string; kind: string; node: string; count: number; title: string }[];
       return rows.filter((a) => a.kind === "child_terminated" && a.node === node.name).length ? rows : null;
     });
@@ -86,9 +86,9 @@ describe("supervisor reports to alerts", () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect(received.filter((r) => r.body.includes(mine[0].id))).toHaveLength(1);
 
-    const ack = server.cli(["alerts", "ack", mine[0].id]);
+    const ack = await server.cli(["alerts", "ack", mine[0].id]);
     expect(ack.code, ack.stderr).toBe(0);
-    expect(server.cli(["alerts", "ack", mine[0].id]).stderr).toMatch(/already acknowledged/);
+    expect((await server.cli(["alerts", "ack", mine[0].id])).stderr).toMatch(/already acknowledged/);
   });
 
   it("every report arrives exactly once across a server crash and restart", async () => {
@@ -104,8 +104,8 @@ describe("supervisor reports to alerts", () => {
     await server.restart();
     const marked = await waitFor(
       `${N} crash reports`,
-      () => {
-        const evs = eventsOf(node.name).filter((e) => e.kind === "crash_report" && (e.reason ?? "").includes("bd_exactly_once"));
+      async () => {
+        const evs = (await eventsOf(node.name)).filter((e) => e.kind === "crash_report" && (e.reason ?? "").includes("bd_exactly_once"));
         return evs.length >= N ? evs : null;
       },
       40_000,

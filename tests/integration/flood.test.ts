@@ -89,8 +89,8 @@ describe("a flood of reports", () => {
     // The agent reports what it dropped as an event of its own.
     const agentEvent = await waitFor(
       "the agent's drop report",
-      () => {
-        const evs = JSON.parse(server.cli(["events", node.name, "--json", "--limit", "1000"]).stdout) as { kind: string; raw?: unknown }[];
+      async () => {
+        const evs = JSON.parse((await server.cli(["events", node.name, "--json", "--limit", "1000"])).stdout) as { kind: string; raw?: unknown }[];
         return evs.find((e) => e.kind === "agent") ?? null;
       },
       30_000,

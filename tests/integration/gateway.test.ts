@@ -23,8 +23,8 @@ async function agent(token: string | null, node: string): Promise<RawAgent> {
   return a;
 }
 
-function nodesJson(): { name: string; connected: boolean }[] {
-  const r = server.cli(["nodes", "--json"]);
+async function nodesJson(): Promise<{ name: string; connected: boolean }[]> {
+  const r = await server.cli(["nodes", "--json"]);
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout);
 }
@@ -40,7 +40,7 @@ describe("agent endpoint", () => {
   });
 
   it("binds a token to its first node and refuses it to another with 403", async () => {
-    const token = server.agentToken("bound");
+    const token = await server.agentToken("bound");
     const a = await agent(token, "first@host");
     await a.hello();
     const other = await connectRaw(server.agentUrl, token, "second@host");
@@ -52,7 +52,7 @@ describe("agent endpoint", () => {
   });
 
   it("lets a fleet token serve many nodes", async () => {
-    const token = server.agentToken("fleet", true);
+    const token = await server.agentToken("fleet", true);
     const a = await agent(token, "fleet1@host");
     const b = await agent(token, "fleet2@host");
     expect((await a.hello()).type).toBe("welcome");
@@ -62,7 +62,7 @@ describe("agent endpoint", () => {
   });
 
   it("closes a socket that sends a malformed frame with 4400 and a reason, and no other", async () => {
-    const good = await agent(server.agentToken("good"), "good@host");
+    const good = await agent(await server.agentToken("good"), "good@host");
     await good.hello();
     const cases: [unknown, RegExp][] = [
       ["{not json", /not valid JSON/],
@@ -70,20 +70,20 @@ describe("agent endpoint", () => {
       [{ type: "mystery" }, /bad mystery frame/],
     ];
     for (const [frame, reason] of cases) {
-      const bad = await agent(server.agentToken(`bad-${String(reason)}`), `bad${cases.findIndex((c) => c[1] === reason)}@host`);
+      const bad = await agent(await server.agentToken(`bad-${String(reason)}`), `bad${cases.findIndex((c) => c[1] === reason)}@host`);
       await bad.hello();
       bad.send(frame);
       const closed = await bad.closed;
       expect(closed.code).toBe(4400);
       expect(closed.reason).toMatch(reason);
     }
-    const beforeHello = await agent(server.agentToken("early"), "early@host");
+    const beforeHello = await agent(await server.agentToken("early"), "early@host");
     beforeHello.send({ type: "procs", seq: 1, at: 1, total: 0 });
     expect((await beforeHello.closed).code).toBe(4400);
     // The good agent still works: its data is accepted and served.
     good.send({ type: "procs", seq: 1, at: Date.now(), reset: true, total: 1, upsert: [{ pid: "<0.1.0>", name: "init", initialCall: "otp_ring0:start/2", currentFunction: "init:loop/1", mailbox: 3, memory: 100, reductions: 5, status: "waiting", links: [], parent: null, ancestors: [] }] });
-    const rows = await waitFor("good agent's process", () => {
-      const r = server.cli(["procs", "good@host", "--json"]);
+    const rows = await waitFor("good agent's process", async () => {
+      const r = await server.cli(["procs", "good@host", "--json"]);
       const out = r.code === 0 ? (JSON.parse(r.stdout) as { pid: string; mailbox: number }[]) : [];
       return out.length === 1 ? out : null;
     });
@@ -93,7 +93,7 @@ describe("agent endpoint", () => {
   });
 
   it("closes an oversized frame with 4400", async () => {
-    const a = await agent(server.agentToken("big"), "big@host");
+    const a = await agent(await server.agentToken("big"), "big@host");
     await a.hello();
     a.send({ type: "tree", at: 1, apps: [], pad: "x".repeat(1024 * 1024 + 10) });
     const closed = await a.closed;
@@ -102,11 +102,11 @@ describe("agent endpoint", () => {
   });
 
   it("disconnects an agent at once when its token is revoked, with 4401", async () => {
-    const token = server.agentToken("to-revoke");
+    const token = await server.agentToken("to-revoke");
     const id = /^bdagt_([a-z2-9]{10})_/.exec(token)?.[1] as string;
     const a = await agent(token, "revoked@host");
     await a.hello();
-    const r = server.cli(["agent-token", "revoke", id]);
+    const r = await server.cli(["agent-token", "revoke", id]);
     expect(r.code, r.stderr).toBe(0);
     const closed = await a.closed;
     expect(closed.code).toBe(4401);
@@ -116,21 +116,21 @@ describe("agent endpoint", () => {
   });
 
   it("shows a disconnected node as such, and the same identity when it comes back", async () => {
-    const token = server.agentToken("flappy");
+    const token = await server.agentToken("flappy");
     const a = await agent(token, "flappy@host");
     await a.hello();
-    await waitFor("connected", () => nodesJson().find((n) => n.name === "flappy@host" && n.connected));
+    await waitFor("connected", async () => (await nodesJson()).find((n) => n.name === "flappy@host" && n.connected));
     a.ws.terminate();
-    await waitFor("disconnected", () => nodesJson().find((n) => n.name === "flappy@host" && !n.connected));
+    await waitFor("disconnected", async () => (await nodesJson()).find((n) => n.name === "flappy@host" && !n.connected));
     const b = await agent(token, "flappy@host");
     await b.hello();
-    await waitFor("reconnected", () => nodesJson().find((n) => n.name === "flappy@host" && n.connected));
-    expect(nodesJson().filter((n) => n.name === "flappy@host")).toHaveLength(1);
+    await waitFor("reconnected", async () => (await nodesJson()).find((n) => n.name === "flappy@host" && n.connected));
+    expect((await nodesJson()).filter((n) => n.name === "flappy@host")).toHaveLength(1);
     b.close();
   });
 
   it("stores a burst larger than its queue exactly once, with backpressure instead of drops", async () => {
-    const a = await agent(server.agentToken("burst"), "burst@host");
+    const a = await agent(await server.agentToken("burst"), "burst@host");
     await a.hello();
     const N = 30_000;
     let acked = 0;
@@ -143,7 +143,7 @@ describe("agent endpoint", () => {
       a.send({ type: "event", seq, bootId: boot, at: Date.now(), kind: "crash_report", context: "crash", reason: { text: `r${seq}`, truncated: false } });
     }
     await waitFor("every event acknowledged", () => acked === N, 120_000, 200);
-    const r = server.cli(["events", "burst@host", "--json", "--limit", "1"]);
+    const r = await server.cli(["events", "burst@host", "--json", "--limit", "1"]);
     expect((JSON.parse(r.stdout) as { seq: number }[])[0].seq).toBe(N);
     const admin = (await import("../support/trpc-clients")).httpClient(server.url, { token: server.apiToken });
     let count = 0;

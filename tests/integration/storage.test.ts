@@ -22,9 +22,9 @@ beforeAll(async () => {
 });
 afterAll(() => pg?.stop());
 
-const backends: [string, () => Record<string, string>][] = [
-  ["PGlite", () => ({ BEAMDECK_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-store-")) })],
-  ["PostgreSQL", () => ({ DATABASE_URL: pg.createDatabase(`store_${Date.now()}`), BEAMDECK_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-store-")) })],
+const backends: [string, () => Promise<Record<string, string>>][] = [
+  ["PGlite", async () => ({ BEAMDECK_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-store-")) })],
+  ["PostgreSQL", async () => ({ DATABASE_URL: await pg.createDatabase(`store_${Date.now()}`), BEAMDECK_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-store-")) })],
 ];
 
 describe.each(backends)("storage on %s", (_name, envOf) => {
@@ -32,7 +32,7 @@ describe.each(backends)("storage on %s", (_name, envOf) => {
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    env = envOf();
+    env = await envOf();
     db = await openDatabase("test", env);
   });
   afterAll(async () => {

@@ -65,16 +65,15 @@ async function releaseReleaseHandler(): Promise<void> {
 function cli(args: string[]) {
   return server.cli(args);
 }
-function planJson(vsn: string, extra: string[] = []) {
-  const r = cli(["upgrade", "plan", node.name, vsn, "--json", ...extra]);
+async function planJson(vsn: string, extra: string[] = []) {
+  const r = await cli(["upgrade", "plan", node.name, vsn, "--json", ...extra]);
   return { code: r.code, plan: JSON.parse(r.stdout || "null") as { modules: { module: string; processes: { pid: string; fate: string; when?: string; why: string }[] }[]; lint: { module: string; function: string; arity: number; message: string }[] }, stderr: r.stderr };
 }
-function fatesOf(plan: ReturnType<typeof planJson>["plan"]) {
+function fatesOf(plan: Awaited<ReturnType<typeof planJson>>["plan"]) {
   return Object.fromEntries(plan.modules.flatMap((m) => m.processes.map((p) => [p.pid, `${p.fate}${p.when ? `@${p.when}` : ""}`])));
 }
 function step(args: string[]) {
-  const r = cli(["upgrade", ...args, "--yes"]);
-  return r;
+  return cli(["upgrade", ...args, "--yes"]);
 }
 
 describe("the forum's upgrade through beamdeck", () => {
@@ -82,15 +81,15 @@ describe("the forum's upgrade through beamdeck", () => {
     const acc = await acceptor();
     const hs = await handlers(acc);
     expect(hs.length).toBe(1);
-    expect(cli(["upgrade", "unpack", node.name, "0.1.1"]).code).toBe(0);
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
 
-    const { code, plan } = planJson("0.1.1");
+    const { code, plan } = await planJson("0.1.1");
     expect(code).toBe(3); // would kill
     expect(fatesOf(plan)).toEqual(Object.fromEntries([acc, ...hs].map((p) => [p, "killed@make_permanent"])));
     expect(plan.lint.map((l) => `${l.module}.${l.function}/${l.arity}`).sort()).toEqual(["Elixir.TestListener.loop/1", "Elixir.TestListener.start/1"]);
     expect(plan.lint[0].message).toMatch(/__MODULE__\./);
 
-    const install = step(["install", node.name, "0.1.1"]);
+    const install = await step(["install", node.name, "0.1.1"]);
     expect(install.code, install.stderr).toBe(0);
     // install_release killed nobody; everyone on old code is listed exactly.
     expect(await alive(acc)).toBe(true);
@@ -103,7 +102,7 @@ describe("the forum's upgrade through beamdeck", () => {
     expect(tl?.processes.map((p) => p.pid).sort()).toEqual(old);
     expect(await client!.hello()).toBe("Hey there!\n"); // still the old loop
 
-    const perm = step(["permanent", node.name, "0.1.1"]);
+    const perm = await step(["permanent", node.name, "0.1.1"]);
     expect(perm.code, perm.stderr).toBe(0);
     expect(perm.stdout).toMatch(new RegExp(`predicted and died: .*${acc.replace(/[<>.]/g, "\\$&")}`));
     expect(perm.stdout).toMatch(/died, unpredicted:\s+-/);
@@ -114,16 +113,16 @@ describe("the forum's upgrade through beamdeck", () => {
     expect(await fresh.hello()).toBe("Hey there, next version!\n");
     fresh.close();
     // The supervisor report is recorded as expected, and nobody was paged.
-    const ev = await waitFor("the expected kill", () => {
-      const evs = JSON.parse(cli(["events", node.name, "--json"]).stdout) as { context: string; offender: { pid: string }; expected: boolean }[];
+    const ev = await waitFor("the expected kill", async () => {
+      const evs = JSON.parse((await cli(["events", node.name, "--json"])).stdout) as { context: string; offender: { pid: string }; expected: boolean }[];
       return evs.find((e) => e.context === "child_terminated" && e.offender.pid === acc) ?? null;
     });
     expect(ev.expected).toBe(true);
     await new Promise((r) => setTimeout(r, 1000));
-    const alerts = JSON.parse(cli(["alerts", "--json", "--status", "all"]).stdout) as { kind: string }[];
+    const alerts = JSON.parse((await cli(["alerts", "--json", "--status", "all"])).stdout) as { kind: string }[];
     expect(alerts.filter((a) => a.kind === "child_terminated")).toEqual([]);
     // Intent and outcome for every step are in the audit log.
-    const audit = JSON.parse(cli(["audit", "--json", "--action", "upgrade."]).stdout) as { action: string; outcome: string | null; intentId: string | null }[];
+    const audit = JSON.parse((await cli(["audit", "--json", "--action", "upgrade."])).stdout) as { action: string; outcome: string | null; intentId: string | null }[];
     for (const a of ["upgrade.unpack", "upgrade.install", "upgrade.make_permanent"]) {
       expect(audit.filter((e) => e.action === a && e.intentId === null)).toHaveLength(1);
       expect(audit.filter((e) => e.action === a && e.outcome === "ok")).toHaveLength(1);
@@ -133,12 +132,12 @@ describe("the forum's upgrade through beamdeck", () => {
   it("soft post-purge keeps them alive on old code; the next upgrade kills them (brutal pre-purge) or is blocked (soft)", async () => {
     const acc = await acceptor();
     const hs = await handlers(acc);
-    expect(cli(["upgrade", "unpack", node.name, "0.1.1"]).code).toBe(0);
-    const soft = planJson("0.1.1", ["--purge", "TestListener=soft"]);
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
+    const soft = await planJson("0.1.1", ["--purge", "TestListener=soft"]);
     expect(soft.code).toBe(0);
     expect(new Set(Object.values(fatesOf(soft.plan)))).toEqual(new Set(["stays_on_old_code"]));
-    expect(step(["install", node.name, "0.1.1", "--purge", "TestListener=soft"]).code).toBe(0);
-    const perm = step(["permanent", node.name, "0.1.1"]);
+    expect((await step(["install", node.name, "0.1.1", "--purge", "TestListener=soft"])).code).toBe(0);
+    const perm = await step(["permanent", node.name, "0.1.1"]);
     expect(perm.code, perm.stderr).toBe(0);
     expect(await alive(acc)).toBe(true);
     for (const h of hs) expect(await alive(h)).toBe(true);
@@ -146,25 +145,25 @@ describe("the forum's upgrade through beamdeck", () => {
     expect(await onOldCode()).toEqual([acc, ...hs].sort());
 
     // 0.1.2: TestListener has old code lingering, so the pre-purge decides.
-    expect(cli(["upgrade", "unpack", node.name, "0.1.2"]).code).toBe(0);
-    const brutal = planJson("0.1.2");
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.2"])).code).toBe(0);
+    const brutal = await planJson("0.1.2");
     expect(brutal.code).toBe(3);
     expect(fatesOf(brutal.plan)[acc]).toBe("killed@install");
     // The acceptor's supervisor restarts it, possibly onto the code being replaced: the plan says so.
     const why = (pid: string) => brutal.plan.modules.flatMap((m) => m.processes).find((p) => p.pid === pid)?.why ?? "";
     expect(why(acc)).toMatch(/its supervisor will restart it/);
     for (const h of hs) expect(why(h)).not.toMatch(/supervisor will restart/);
-    const blocked = planJson("0.1.2", ["--pre-purge", "TestListener=soft"]);
+    const blocked = await planJson("0.1.2", ["--pre-purge", "TestListener=soft"]);
     expect(blocked.code).toBe(4);
     expect(fatesOf(blocked.plan)[acc]).toMatch(/^blocks_install/);
     // The real outcome matches: a soft pre-purge install fails, nobody dies...
-    const refused = step(["install", node.name, "0.1.2", "--pre-purge", "TestListener=soft"]);
+    const refused = await step(["install", node.name, "0.1.2", "--pre-purge", "TestListener=soft"]);
     expect(refused.code).toBe(1);
     expect(refused.stdout + refused.stderr).toMatch(/old_processes/);
     expect(await alive(acc)).toBe(true);
     expect(await node.rpc(`element(2, hd([V || {_, V, _, current} <- release_handler:which_releases()] ++ [none]))`).catch(() => "")).not.toBe("0.1.2");
     // ...and the brutal one kills them at install.
-    const killed = step(["install", node.name, "0.1.2"]);
+    const killed = await step(["install", node.name, "0.1.2"]);
     expect(killed.code, killed.stderr).toBe(0);
     expect(await alive(acc)).toBe(false);
     for (const h of hs) expect(await alive(h)).toBe(false);
@@ -172,10 +171,10 @@ describe("the forum's upgrade through beamdeck", () => {
   });
 
   it("rolls back after install; a bad relup is refused naming the file", async () => {
-    expect(cli(["upgrade", "unpack", node.name, "0.1.1"]).code).toBe(0);
-    expect(step(["install", node.name, "0.1.1", "--purge", "TestListener=soft"]).code).toBe(0);
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
+    expect((await step(["install", node.name, "0.1.1", "--purge", "TestListener=soft"])).code).toBe(0);
     const acc = await acceptor();
-    const rb = step(["rollback", node.name]);
+    const rb = await step(["rollback", node.name]);
     expect(rb.code, rb.stdout + rb.stderr).toBe(0);
     const rels = await node.rpc(`[{V, S} || {_, V, _, S} <- release_handler:which_releases()]`);
     expect(rels).toMatch(/\{"0\.1\.0",permanent\}/);
@@ -194,13 +193,13 @@ describe("the forum's upgrade through beamdeck", () => {
     // Corrupt the relup of 0.1.1 on the node: the plan names the file.
     const relup = await node.rpc(`filename:join([code:root_dir(), "releases", "0.1.1", "relup"])`);
     await node.rpc(`file:write_file(${relup}, <<"{\\"0.1.1\\", [this is not a term">>)`);
-    const bad = cli(["upgrade", "plan", node.name, "0.1.1"]);
+    const bad = await cli(["upgrade", "plan", node.name, "0.1.1"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("releases/0.1.1/relup");
   });
 
   it("a server killed between intent and outcome: 'no outcome' until the agent reports back", async () => {
-    expect(cli(["upgrade", "unpack", node.name, "0.1.1"]).code).toBe(0);
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
     const api = httpClient(server.url, { token: server.apiToken });
     // Hold the step on the node: release_handler is suspended, so the install waits.
     await holdReleaseHandler();
@@ -219,16 +218,16 @@ describe("the forum's upgrade through beamdeck", () => {
     // Back up: the agent reconnects and reports; the outcome is appended.
     await server.restart();
     await waitConnected(server, node.name, true, 45_000);
-    const outcome = await waitFor("the outcome", () => {
-      const rows = JSON.parse(cli(["audit", "--json", "--action", "upgrade.install"]).stdout) as { outcome: string | null; intentId: string | null; pendingOutcome: boolean; id: string }[];
+    const outcome = await waitFor("the outcome", async () => {
+      const rows = JSON.parse((await cli(["audit", "--json", "--action", "upgrade.install"])).stdout) as { outcome: string | null; intentId: string | null; pendingOutcome: boolean; id: string }[];
       return rows.find((r) => r.intentId === page.entries[0].id) ?? null;
     }, 30_000, 1000);
     expect(outcome.outcome).toBe("ok");
-    expect(cli(["audit", "verify"]).code).toBe(0);
+    expect((await cli(["audit", "verify"])).code).toBe(0);
   });
 
   it("an agent disconnected mid-install: the step finishes on the node and is reported on reconnect", async () => {
-    expect(cli(["upgrade", "unpack", node.name, "0.1.1"]).code).toBe(0);
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
     const api = httpClient(server.url, { token: server.apiToken });
     await holdReleaseHandler();
     const sent = await api.upgrades.install.mutate({ node: node.name, vsn: "0.1.1", purge: { "Elixir.TestListener": "soft" }, prePurge: {}, confirmNode: node.name });
@@ -253,12 +252,12 @@ describe("an OTP gen_server upgraded with update + code_change", () => {
     const pid = await node.rpc(`whereis(bd_counter_server)`);
     const before = await node.rpc(`sys:get_state(bd_counter_server)`);
     expect(before).toMatch(/^\d+$/);
-    expect(cli(["upgrade", "unpack", node.name, "1.1.0"]).code).toBe(0);
-    const { code, plan } = planJson("1.1.0");
+    expect((await cli(["upgrade", "unpack", node.name, "1.1.0"])).code).toBe(0);
+    const { code, plan } = await planJson("1.1.0");
     expect(code).toBe(0);
     expect(fatesOf(plan)[pid]).toMatch(/^suspended/);
-    expect(step(["install", node.name, "1.1.0"]).code).toBe(0);
-    expect(step(["permanent", node.name, "1.1.0"]).code).toBe(0);
+    expect((await step(["install", node.name, "1.1.0"])).code).toBe(0);
+    expect((await step(["permanent", node.name, "1.1.0"])).code).toBe(0);
     expect(await node.rpc(`whereis(bd_counter_server)`)).toBe(pid);
     expect(await node.rpc(`sys:get_state(bd_counter_server)`)).toMatch(/^#\{.*count => \d+/);
   });

@@ -12,7 +12,7 @@ export async function startAgentNode(
   opts: { release?: ReleaseName; token?: string; env?: Record<string, string>; sname?: string } = {},
 ): Promise<{ node: BeamNode; token: string; dir: string }> {
   const release = opts.release ?? "rel_test";
-  const token = opts.token ?? server.agentToken(`node ${Date.now()}`);
+  const token = opts.token ?? (await server.agentToken(`node ${Date.now()}`));
   const built = await buildRelease(release);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `beamdeck-${release}-`));
   await instantiate(built.templateDir, dir);
@@ -29,8 +29,8 @@ export async function startAgentNode(
 export async function waitConnected(server: TestServer, name: string, connected = true, timeoutMs = 20_000): Promise<void> {
   await waitFor(
     `${name} ${connected ? "connected" : "disconnected"}`,
-    () => {
-      const r = server.cli(["nodes", "--json"]);
+    async () => {
+      const r = await server.cli(["nodes", "--json"], {}, { timeoutMs: Math.max(1000, timeoutMs) });
       if (r.code !== 0) return false;
       return (JSON.parse(r.stdout) as { name: string; connected: boolean }[]).some((n) => n.name === name && n.connected === connected);
     },

@@ -3,14 +3,24 @@
  * process on a free port, with its own data directory (or PostgreSQL URL),
  * initialised with `beamdeck init` first.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { freePort, waitFor } from "./ports";
+import { run, type RunResult } from "./run";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 const BIN = path.join(ROOT, "bin/beamdeck.js");
+
+/** `beamdeck init` opens and migrates a fresh database: minutes on a loaded machine. */
+const INIT_TIMEOUT_MS = 240_000;
+const CLI_TIMEOUT_MS = 120_000;
+
+/** The CLI as a bounded child process (see run.ts). */
+export function runCli(args: string[], env: Record<string, string | undefined>, o: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+  return run(process.execPath, [BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: ROOT, timeoutMs: o.timeoutMs ?? CLI_TIMEOUT_MS, input: o.input, what: `beamdeck ${args.join(" ")}` });
+}
 
 export interface TestServer {
   url: string;
@@ -21,9 +31,13 @@ export interface TestServer {
   adminPassword: string;
   env: Record<string, string>;
   log(): string;
-  /** Run the CLI against this server; returns exit code and output. */
-  cli(args: string[], extraEnv?: Record<string, string>): { code: number; stdout: string; stderr: string };
-  agentToken(label: string, fleet?: boolean): string;
+  /**
+   * Run the CLI against this server; resolves with exit code and output.
+   * Bounded: a CLI still running after `timeoutMs` (default 120 s) is killed
+   * and the call rejects, naming the command.
+   */
+  cli(args: string[], extraEnv?: Record<string, string>, opts?: { timeoutMs?: number; input?: string }): Promise<RunResult>;
+  agentToken(label: string, fleet?: boolean): Promise<string>;
   stop(): Promise<void>;
   /** Kill -9 (no graceful shutdown), for crash tests. */
   kill(): Promise<void>;
@@ -54,8 +68,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   };
   delete env.BEAMDECK_API_TOKEN;
   if (!opts.databaseUrl) delete env.DATABASE_URL;
-  const init = spawnSync(process.execPath, [BIN, "init", "--json"], { env: env as NodeJS.ProcessEnv, encoding: "utf8", cwd: ROOT });
-  if (init.status !== 0) throw new Error(`beamdeck init failed: ${init.stderr}`);
+  const init = await runCli(["init", "--json"], env, { timeoutMs: INIT_TIMEOUT_MS });
+  if (init.code !== 0) throw new Error(`beamdeck init failed: ${init.stderr}`);
   const creds = JSON.parse(init.stdout) as { created: boolean; password?: string; apiToken?: string };
   let apiToken = creds.apiToken ?? "";
   let adminPassword = creds.password ?? "";
@@ -106,13 +120,12 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     adminPassword,
     env,
     log: () => output,
-    cli(args, extraEnv = {}) {
-      const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv } as NodeJS.ProcessEnv, encoding: "utf8", cwd: ROOT });
-      return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+    cli(args, extraEnv = {}, o = {}) {
+      return runCli(args, { ...env, ...extraEnv }, o);
     },
-    agentToken(label, fleet = false) {
-      const r = spawnSync(process.execPath, [BIN, "agent-token", "create", label, ...(fleet ? ["--fleet"] : []), "--json"], { env: env as NodeJS.ProcessEnv, encoding: "utf8", cwd: ROOT });
-      if (r.status !== 0) throw new Error(`agent-token create failed: ${r.stderr}`);
+    async agentToken(label, fleet = false) {
+      const r = await runCli(["agent-token", "create", label, ...(fleet ? ["--fleet"] : []), "--json"], env);
+      if (r.code !== 0) throw new Error(`agent-token create failed: ${r.stderr}`);
       return (JSON.parse(r.stdout) as { token: string }).token;
     },
     stop: () => stopWith("SIGTERM"),
