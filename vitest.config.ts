@@ -3,7 +3,10 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
-    testTimeout: 60_000,
+    // Above the CLI helper's own limit per call (tests/support/server.ts, 120 s),
+    // so a hung CLI is killed and named before the test times out; still able
+    // to fire (no test spawns synchronously), unlike before issue 18.
+    testTimeout: 180_000,
     hookTimeout: 180_000,
     // Integration suites start real BEAM nodes and servers: one file at a time
     // keeps a 2-core machine from timing itself out.

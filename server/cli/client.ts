@@ -30,7 +30,8 @@ function procedureOf(url: string): string {
   return decodeURIComponent(/\/api\/trpc\/([^?]+)/.exec(url)?.[1] ?? "request");
 }
 
-export function apiClient(env: Env = process.env, timeoutMs = REQUEST_TIMEOUT_MS): Api {
+/** `background`: a poll the command does beside its main request, not what it waits for (see deadline.ts). */
+export function apiClient(env: Env = process.env, timeoutMs = REQUEST_TIMEOUT_MS, background = false): Api {
   const token = env.BEAMDECK_API_TOKEN;
   if (!token) throw new CliError("BEAMDECK_API_TOKEN is not set (create one with `beamdeck init` or `beamdeck token create`)");
   const base = serverUrl(env);
@@ -40,7 +41,7 @@ export function apiClient(env: Env = process.env, timeoutMs = REQUEST_TIMEOUT_MS
         url: `${base}/api/trpc`,
         headers: { authorization: `Bearer ${token}` },
         fetch: async (url, init) => {
-          const done = waitingFor({ what: `the server's reply to ${procedureOf(String(url))}` });
+          const done = background ? () => {} : waitingFor({ what: `the server's reply to ${procedureOf(String(url))}` });
           try {
             return await fetch(url, { ...(init as RequestInit), signal: AbortSignal.timeout(timeoutMs) });
           } finally {
@@ -78,9 +79,9 @@ export function describeApiError(e: unknown, env: Env = process.env, timeoutMs =
 }
 
 /** One API call with the CLI's credentials; any failure becomes one line (CliError). */
-export async function call<T>(env: Env, fn: (api: Api) => Promise<T>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
+export async function call<T>(env: Env, fn: (api: Api) => Promise<T>, timeoutMs = REQUEST_TIMEOUT_MS, background = false): Promise<T> {
   try {
-    return await fn(apiClient(env, timeoutMs));
+    return await fn(apiClient(env, timeoutMs, background));
   } catch (e) {
     throw describeApiError(e, env, timeoutMs);
   }

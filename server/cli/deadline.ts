@@ -64,16 +64,19 @@ export function formatDuration(ms: number): string {
 /** A known fact needs at most this long to be read when the deadline has passed. */
 const KNOWN_BUDGET_MS = 3000;
 
+/** "<outermost wait>: <what is known>; waiting for <innermost wait>; no answer within …". */
 async function describe(ms: number): Promise<string> {
-  const w = current.at(-1);
-  if (!w) return `timed out after ${formatDuration(ms)}`;
+  const outer = current[0];
+  const inner = current.at(-1);
+  if (!outer || !inner) return `timed out after ${formatDuration(ms)} (--timeout to wait longer)`;
   let known: string | undefined;
   try {
-    known = await Promise.race([Promise.resolve(w.known?.()), new Promise<undefined>((r) => setTimeout(r, KNOWN_BUDGET_MS))]);
+    known = await Promise.race([Promise.resolve(outer.known?.()), new Promise<undefined>((r) => setTimeout(r, KNOWN_BUDGET_MS))]);
   } catch {
     known = undefined;
   }
-  return `${w.what}: ${known ? `${known}; ` : ""}no answer within ${formatDuration(ms)} (--timeout to wait longer)`;
+  const parts = [known, inner !== outer ? `waiting for ${inner.what}` : undefined, `no answer within ${formatDuration(ms)} (--timeout to wait longer)`];
+  return `${outer.what}: ${parts.filter(Boolean).join("; ")}`;
 }
 
 /** Run `fn`; if it has not finished after `ms`, fail with exit 6 saying what it waited for. */

@@ -65,7 +65,7 @@ function watchCommand(env: Env, node: string, commandId: string): Watch {
   const outcome = new Promise<{ ok: boolean; message?: string; finishedAt: string | null }>((r) => (settle = r));
   const fromRecord = (s: CommandState) => ({ ok: s.status === "ok", message: s.error ? `${s.error.code}: ${s.error.message}` : s.status === "ok" ? undefined : s.status, finishedAt: s.finishedAt });
   const read = async (timeoutMs: number) => {
-    recorded = await call(env, (api) => api.upgrades.command.query({ node, commandId }), timeoutMs);
+    recorded = await call(env, (api) => api.upgrades.command.query({ node, commandId }), timeoutMs, true);
     if (recorded && !ACTIVE.includes(recorded.status)) settle(fromRecord(recorded));
   };
 

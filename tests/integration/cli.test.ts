@@ -4,6 +4,7 @@
  * and the documented exit code.
  */
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -37,6 +38,8 @@ describe("the CLI", () => {
       [["upgrade", "install", "n@h", "0.1.1"], /changes the node: add --yes to confirm/],
       [["token", "create"], /needs --role/],
       [["events", "n@h", "--since", "yesterday"], /--since: /],
+      [["nodes", "--timeout", "soon"], /--timeout takes a duration like 30s, 5m or 1h, not "soon"/],
+      [["nodes", "--timeout"], /--timeout needs a duration/],
     ];
     for (const [args, re] of cases) {
       const r = await run(args, server.env);
@@ -55,6 +58,28 @@ describe("the CLI", () => {
     expect(bad.stderr).toBe('beamdeck: BEAMDECK_URL must be http(s)://HOST:PORT, not "ftp://x"');
     const none = await run(["nodes"], { ...server.env, BEAMDECK_API_TOKEN: "" });
     expect(none.stderr).toMatch(/BEAMDECK_API_TOKEN is not set/);
+  });
+
+  it("gives up at its deadline on a server that accepts but never answers: one line saying what it waited for, exit 6", async () => {
+    // Accepts connections and reads requests, never replies: a hung server.
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => {
+      sockets.push(s);
+      s.on("error", () => {});
+    });
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const t0 = Date.now();
+      const r = await run(["nodes", "--timeout", "2s"], { BEAMDECK_URL: `http://127.0.0.1:${port}`, BEAMDECK_API_TOKEN: server.apiToken });
+      expect(r.stderr).toBe("beamdeck: the server's reply to nodes.list: no answer within 2 s (--timeout to wait longer)");
+      expect(r.code).toBe(6);
+      // Its own deadline ended it (the per-request limit is 30 s), start-up included.
+      expect(Date.now() - t0).toBeLessThan(25_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
   });
 
   it("refuses a wrong token and a missing node clearly", async () => {
@@ -86,5 +111,5 @@ describe("the CLI", () => {
     expect(second.stdout).toMatch(/already initialised .* nothing changed/);
     expect(second.stdout).toContain(path.join(dir, "initial-admin.txt"));
     expect(second.stdout).not.toContain(password);
-  });
+  }, 300_000); // two inits each create and migrate a database: most of a minute each on a loaded machine
 });
