@@ -2,6 +2,13 @@
  * Runs every test runner in turn and sums their results into the one line
  * CI reads: "N passed, N failed". Any failure makes the exit code non-zero.
  * `npm test -- unit agent` runs only the named steps.
+ *
+ * Nothing hangs (issue 18): the whole run has a deadline well under CI's 90
+ * minutes (BEAMDECK_TEST_DEADLINE_MIN, default 45) and each step its own
+ * share of it. A step past its deadline is reported — which step, which test
+ * file and test (tests/support/progress-reporter.ts), which child processes
+ * with their pid and command line — then its process tree is killed and it
+ * counts as a failure.
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -13,38 +20,123 @@ interface Result {
 }
 interface Step {
   name: string;
-  run(): Promise<Result>;
+  /** This step's own deadline (the run's remaining time caps it). */
+  deadlineMin: number;
+  run(deadline: number): Promise<Result>;
 }
 
 const OUT = path.resolve("tests/.out");
 fs.mkdirSync(OUT, { recursive: true });
+const PROGRESS = path.join(OUT, "vitest-current.json");
 
-function sh(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; output: string }> {
+const MINUTE = 60_000;
+// CI ends a run at 90 min; a hung step must leave time to report it.
+const RUN_DEADLINE_MS = Number(process.env.BEAMDECK_TEST_DEADLINE_MIN ?? 60) * MINUTE;
+
+/** Every process below `root` (from /proc), with its command line. */
+function descendants(root: number): { pid: number; cmd: string }[] {
+  const parent = new Map<number, number[]>();
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      parent.set(ppid, [...(parent.get(ppid) ?? []), Number(d)]);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  const out: { pid: number; cmd: string }[] = [];
+  const walk = (p: number) => {
+    for (const c of parent.get(p) ?? []) {
+      let cmd = "?";
+      try {
+        cmd = fs.readFileSync(`/proc/${c}/cmdline`, "utf8").split("\0").join(" ").trim().slice(0, 300);
+      } catch {
+        /* gone meanwhile */
+      }
+      out.push({ pid: c, cmd });
+      walk(c);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+function killTree(root: number): void {
+  const all = [root, ...descendants(root).map((d) => d.pid)];
+  // Parents first: a BEAM that sees its erl_child_setup die writes a crash dump.
+  for (const pid of all) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** What a step past its deadline was waiting on, for the log. */
+function reportHang(step: string, root: number, ms: number): void {
+  const lines = [`\n!!!!! ${step}: no end after ${Math.round(ms / 1000)} s (deadline); ending it`];
+  try {
+    const p = JSON.parse(fs.readFileSync(PROGRESS, "utf8")) as { file: string | null; test: string | null; since: string };
+    lines.push(`  waiting on test file ${p.file ?? "?"}${p.test ? `, test "${p.test}"` : ""} (since ${p.since})`);
+  } catch {
+    /* not a vitest step, or no test started */
+  }
+  lines.push("  child processes still running:");
+  for (const d of descendants(root)) lines.push(`    ${d.pid}  ${d.cmd}`);
+  console.log(lines.join("\n"));
+}
+
+/** Run a command, its output teed; past `deadline` (epoch ms) report it, kill its process tree, and resolve with timedOut. */
+function sh(step: string, cmd: string, args: string[], deadline: number, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; output: string; timedOut: boolean }> {
   return new Promise((resolve) => {
+    const t0 = Date.now();
     const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
+    let timedOut = false;
     const tee = (chunk: Buffer) => {
       output += chunk.toString();
       process.stdout.write(chunk);
     };
     child.stdout.on("data", tee);
     child.stderr.on("data", tee);
-    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) {
+        reportHang(step, child.pid, Date.now() - t0);
+        killTree(child.pid);
+      }
+    }, Math.max(0, deadline - Date.now()));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, output, timedOut });
+    });
   });
 }
 
 /** A check that is one test: it passes when its command exits 0. */
-function check(name: string, cmd: string, args: string[], cwd?: string): Step {
-  return { name, run: async () => ((await sh(cmd, args, { cwd })).code === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 }) };
+function check(name: string, deadlineMin: number, cmd: string, args: string[], cwd?: string): Step {
+  return { name, deadlineMin, run: async (deadline) => ((await sh(name, cmd, args, deadline, { cwd })).code === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 }) };
 }
 
-function vitest(name: string, dir: string): Step {
+function vitest(name: string, dir: string, deadlineMin: number): Step {
   return {
     name,
-    async run() {
+    deadlineMin,
+    async run(deadline) {
       const report = path.join(OUT, `vitest-${name}.json`);
       fs.rmSync(report, { force: true });
-      const { code } = await sh("npx", ["--no-install", "vitest", "run", dir, "--reporter=default", "--reporter=json", `--outputFile=${report}`]);
+      fs.rmSync(PROGRESS, { force: true });
+      const { code, timedOut } = await sh(
+        name,
+        "npx",
+        ["--no-install", "vitest", "run", dir, "--reporter=default", "--reporter=json", "--reporter=./tests/support/progress-reporter.ts", `--outputFile=${report}`],
+        deadline,
+        { env: { ...process.env, BEAMDECK_TEST_PROGRESS_FILE: PROGRESS } },
+      );
+      if (timedOut) return { passed: 0, failed: 1 }; // its report was never written: the hang is the failure
       if (!fs.existsSync(report)) return { passed: 0, failed: 1 };
       const r = JSON.parse(fs.readFileSync(report, "utf8")) as { numPassedTests: number; numFailedTests: number; numTotalTestSuites: number; testResults: { status: string }[] };
       // A suite that failed to load has no tests but must still count as a failure.
@@ -58,8 +150,9 @@ function vitest(name: string, dir: string): Step {
 function eunit(): Step {
   return {
     name: "agent-eunit",
-    async run() {
-      const { code, output } = await sh("rebar3", ["eunit"], { cwd: "agent" });
+    deadlineMin: 15,
+    async run(deadline) {
+      const { code, output } = await sh("agent-eunit", "rebar3", ["eunit"], deadline, { cwd: "agent" });
       const all = /All (\d+) tests passed/.exec(output);
       if (all) return { passed: Number(all[1]), failed: code === 0 ? 0 : 1 };
       const m = /Failed: (\d+)\.\s+Skipped: (\d+)\.\s+Passed: (\d+)\./.exec(output);
@@ -70,23 +163,29 @@ function eunit(): Step {
 }
 
 const STEPS: Step[] = [
-  check("typecheck", "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]),
-  check("agent-xref", "rebar3", ["xref"], "agent"),
-  check("agent-dialyzer", "rebar3", ["dialyzer"], "agent"),
+  check("typecheck", 10, "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]),
+  check("agent-xref", 10, "rebar3", ["xref"], "agent"),
+  check("agent-dialyzer", 20, "rebar3", ["dialyzer"], "agent"),
   eunit(),
-  vitest("unit", "tests/unit"),
-  vitest("integration", "tests/integration"),
-  vitest("e2e", "tests/e2e"),
+  vitest("unit", "tests/unit", 10),
+  vitest("integration", "tests/integration", 45),
+  vitest("e2e", "tests/e2e", 25),
 ];
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const steps = only.length ? STEPS.filter((s) => only.some((o) => s.name.includes(o))) : STEPS;
   const results: [string, Result, number][] = [];
+  const runDeadline = Date.now() + RUN_DEADLINE_MS;
   for (const step of steps) {
     console.log(`\n===== ${step.name} =====`);
     const t0 = Date.now();
-    const r = await step.run();
+    if (t0 >= runDeadline) {
+      console.log(`!!!!! ${step.name}: not run, the whole run's deadline (${RUN_DEADLINE_MS / MINUTE} min, BEAMDECK_TEST_DEADLINE_MIN) has passed`);
+      results.push([step.name, { passed: 0, failed: 1 }, 0]);
+      continue;
+    }
+    const r = await step.run(Math.min(runDeadline, t0 + step.deadlineMin * MINUTE));
     results.push([step.name, r, Date.now() - t0]);
   }
   console.log("\n===== summary =====");
