@@ -38,7 +38,8 @@ export function connectRaw(url: string, token: string | null, node: string): Pro
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { "x-beamdeck-node": node };
     if (token) headers.authorization = `Bearer ${token}`;
-    const ws = new WebSocket(url, { headers });
+    // Bounded: a server that never answers the upgrade fails the test, naming it.
+    const ws = new WebSocket(url, { headers, handshakeTimeout: 15_000 });
     const received: Record<string, unknown>[] = [];
     const waiters: { type: string; resolve(f: Record<string, unknown>): void }[] = [];
     ws.on("message", (d) => {

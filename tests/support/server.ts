@@ -16,6 +16,7 @@ const BIN = path.join(ROOT, "bin/beamdeck.js");
 /** `beamdeck init` opens and migrates a fresh database: minutes on a loaded machine. */
 const INIT_TIMEOUT_MS = 240_000;
 const CLI_TIMEOUT_MS = 120_000;
+const STOP_GRACE_MS = 20_000;
 
 /** The CLI as a bounded child process (see run.ts). */
 export function runCli(args: string[], env: Record<string, string | undefined>, o: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
@@ -105,7 +106,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     child = null;
     if (!c) return;
     c.kill(signal);
+    // Bounded: a server that does not stop on SIGTERM is killed.
+    const escalate = setTimeout(() => c.kill("SIGKILL"), STOP_GRACE_MS);
     await waitExit(c);
+    clearTimeout(escalate);
   };
   await launch();
   process.once("exit", () => {

@@ -14,6 +14,9 @@
 import { randomUUID } from "node:crypto";
 import WebSocket from "ws";
 
+/** How long the server may take to welcome a synthetic agent (a loaded machine is slow, a hung server never answers). */
+const WELCOME_TIMEOUT_MS = 30_000;
+
 export interface SyntheticAgentOptions {
   /** The agent endpoint, ws://HOST:PORT/agent (an http(s):// base gets /agent appended). */
   url: string;
@@ -151,7 +154,7 @@ export class SyntheticAgent {
   /** Connects and streams the table; resolves after the reset and the tree are sent. */
   async connect(): Promise<void> {
     const url = endpoint(this.opts.url);
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}`, "x-beamdeck-node": this.node }, maxPayload: 4 * 1024 * 1024 });
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}`, "x-beamdeck-node": this.node }, maxPayload: 4 * 1024 * 1024, handshakeTimeout: 15_000 });
     this.ws = ws;
     ws.on("error", () => {}); // reported through 'close' / the open promise
     await new Promise<void>((resolve, reject) => {
@@ -177,6 +180,7 @@ export class SyntheticAgent {
       };
       ws.on("message", onMessage);
       ws.once("close", (code, reason) => reject(new Error(`closed before welcome: ${code} ${reason.toString()}`)));
+      setTimeout(() => reject(new Error(`no welcome within ${WELCOME_TIMEOUT_MS / 1000} s from ${url}`)), WELCOME_TIMEOUT_MS).unref();
     });
     this.send({
       type: "hello",
