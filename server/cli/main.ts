@@ -20,7 +20,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
     },
   },
   init: { run: init, help: "init [--json]                       create the database and the first admin login + API token" },
-  "agent-token": { run: agentToken, help: "agent-token create <label> [--fleet] | list | revoke <id>" },
+  "agent-token": { run: agentToken, help: "agent-token create <label> [--fleet PATTERN [--group G]] | list | revoke <id> | bind <node> <token-id> | release <node>" },
   nodes: { run: nodes, help: "nodes [--json]                      list nodes" },
   procs: { run: procs, help: "procs <node> [--sort mailbox|memory|reductions] [--limit N] [--filter TEXT] [--json]" },
   tree: { run: tree, help: "tree <node> [--json]                supervision trees" },

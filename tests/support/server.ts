@@ -23,7 +23,8 @@ export interface TestServer {
   log(): string;
   /** Run the CLI against this server; returns exit code and output. */
   cli(args: string[], extraEnv?: Record<string, string>): { code: number; stdout: string; stderr: string };
-  agentToken(label: string, fleet?: boolean): string;
+  /** `fleet`: a fleet pattern (true: "*"). */
+  agentToken(label: string, fleet?: boolean | string): string;
   stop(): Promise<void>;
   /** Kill -9 (no graceful shutdown), for crash tests. */
   kill(): Promise<void>;
@@ -111,7 +112,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
       return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
     },
     agentToken(label, fleet = false) {
-      const r = spawnSync(process.execPath, [BIN, "agent-token", "create", label, ...(fleet ? ["--fleet"] : []), "--json"], { env: env as NodeJS.ProcessEnv, encoding: "utf8", cwd: ROOT });
+      const r = spawnSync(process.execPath, [BIN, "agent-token", "create", label, ...(fleet ? ["--fleet", fleet === true ? "*" : fleet] : []), "--json"], { env: env as NodeJS.ProcessEnv, encoding: "utf8", cwd: ROOT });
       if (r.status !== 0) throw new Error(`agent-token create failed: ${r.stderr}`);
       return (JSON.parse(r.stdout) as { token: string }).token;
     },
