@@ -96,10 +96,16 @@ export class AgentRegistry implements SessionHandlers {
     return new Set(Array.from(this.sessions.values(), (s) => s.tokenId));
   }
 
-  /** Is a socket under this name open here and answering keepalive? (A fleet token never takes over such a name.) */
+  /**
+   * Is a socket under this name live: open here and answering a ping, or
+   * held by another instance whose lease is current? (A fleet token never
+   * takes over such a name.)
+   */
   async answersKeepalive(node: string): Promise<boolean> {
     const s = this.session(node);
-    return s ? s.probe() : false;
+    if (s) return s.probe();
+    const row = await this.prisma.node.findUnique({ where: { name: node }, select: { instanceId: true, leaseExpiresAt: true } });
+    return Boolean(row?.instanceId && row.instanceId !== this.instanceId && row.leaseExpiresAt && row.leaseExpiresAt.getTime() > Date.now());
   }
 
   /** An admin rebound or released the name: a socket under another token goes. */

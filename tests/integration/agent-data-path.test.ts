@@ -88,7 +88,7 @@ describe("event sequence numbers", () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect((await alertsOf("gappy@host")).filter((x) => x.kind === "event_gap")).toHaveLength(1);
     a.close();
-  });
+  }, 240_000);
 
   it("sets aside seqs the node's agent never sent (a forged high seq), pages, and stores the real events", async () => {
     const token = server.agentToken("forged");
@@ -114,14 +114,14 @@ describe("event sequence numbers", () => {
     }, 20_000, 300);
     expect(alerts.find((x) => x.kind === "child_terminated")?.title).toMatch(/killed/);
     real.close();
-  });
+  }, 240_000);
 
   it("refuses an event of another boot on a connection", async () => {
     const a = await agent(server.agentToken("otherboot"), "otherboot@host");
     await a.hello();
     a.send(event(1, { bootId: "c0ffee00".repeat(4) }));
     expect((await a.closed).code).toBe(4400);
-  });
+  }, 240_000);
 });
 
 describe("storing events fails", () => {
@@ -153,7 +153,7 @@ describe("storing events fails", () => {
     await waitFor("ack 10", () => b.acks.includes(10));
     expect(await storedSeqs("flaky@host")).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     b.close();
-  });
+  }, 240_000);
 
   it("never stalls a socket paused at the queue limit: the failure closes it", async () => {
     await db.query(`INSERT INTO test_fail_events VALUES ('paused@host')`);
@@ -188,7 +188,7 @@ describe("process record cap", () => {
     const closed = await a.closed;
     expect(closed.code).toBe(4413);
     expect(closed.reason).toMatch(/over the cap of 1000 records/);
-  });
+  }, 240_000);
 });
 
 describe("instance liveness", () => {

@@ -64,7 +64,7 @@ describe("node identity", () => {
     const own = await agent(fresh, "fresh-own@host");
     expect((await own.hello()).type).toBe("welcome");
     own.close();
-  });
+  }, 240_000);
 
   it("lets a fleet token claim only names matching its pattern, and checks hello's group", async () => {
     const token = server.agentToken("shop fleet", "shop_*@*");
@@ -94,7 +94,7 @@ describe("node identity", () => {
     const right = await agent(grouped, "grp_2");
     expect((await right.hello({ group: "blue" })).type).toBe("welcome");
     right.close();
-  });
+  }, 240_000);
 
   it("lets the same token take over its own name (a node restart), replacing the old socket with 4409", async () => {
     const token = server.agentToken("restart");
@@ -105,7 +105,7 @@ describe("node identity", () => {
     expect((await first.closed).code).toBe(4409);
     expect(second.ws.readyState).toBe(second.ws.OPEN);
     second.close();
-  });
+  }, 240_000);
 
   it("lets an admin rebind a name (the socket under the old token goes, 4403) and release it, both audited", async () => {
     const oldToken = server.agentToken("old");
@@ -136,12 +136,12 @@ describe("node identity", () => {
     const audit = (await api.audit.list.query({ limit: 50 })) as unknown as { entries: { action: string; target: string | null }[] };
     const actions = audit.entries.filter((e) => e.target === "node:moved@host").map((e) => e.action);
     expect(actions).toEqual(expect.arrayContaining(["node.bind", "node.release"]));
-  });
+  }, 240_000);
 
   it("shows the bound token in `beamdeck nodes`", async () => {
     await waitFor("bound token listed", async () => {
       const r = await server.cli(["nodes"]);
       return r.code === 0 && r.stdout.includes("TOKEN") && r.stdout.split("\n").some((l) => l.includes(node.name) && l.includes(nodeTokenId));
     });
-  });
+  }, 240_000);
 });

@@ -82,7 +82,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
         const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null);
         return r?.ok ?? false;
       },
-      opts.web ? 90_000 : 30_000,
+      // Generous: on a loaded CI machine a cold start (migrations) can take a minute.
+      opts.web ? 180_000 : 120_000,
     );
   };
   const waitExit = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once("exit", () => r())));
