@@ -712,17 +712,21 @@ capabilities() ->
     Mods = [{procs, beamdeck_agent_sampler}, {tree, beamdeck_agent_sampler},
             {detail, beamdeck_agent_detail}, {events, beamdeck_agent_events},
             {upgrade, beamdeck_agent_upgrade}],
-    [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}].
+    Caps = [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}],
+    %% Optional protocol-1 fields this agent sends (docs/protocol.md).
+    case lists:member(events, Caps) of
+        true -> Caps ++ [dropped_seqs];
+        false -> Caps
+    end.
 
+%% The seq counter outlives the events process (persistent_term), so this
+%% holds while that process restarts: the server compares it with what it
+%% stored to spot seqs this agent never sent.
 last_event_seq() ->
-    case whereis(beamdeck_agent_events) of
-        undefined -> 0;
-        _ ->
-            try beamdeck_agent_events:last_seq() of
-                N when is_integer(N), N >= 0 -> N;
-                _ -> 0
-            catch _:_ -> 0
-            end
+    try beamdeck_agent_events:last_seq() of
+        N when is_integer(N), N >= 0 -> N;
+        _ -> 0
+    catch _:_ -> 0
     end.
 
 %%% HELPERS %%%

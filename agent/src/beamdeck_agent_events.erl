@@ -9,7 +9,10 @@
 %%% is bounded by count (`event_buffer`, default 10000) and by bytes
 %%% (`event_buffer_bytes`, default 16 MiB); on overflow the oldest events
 %%% are dropped and counted, and the count goes out as an `agent` event
-%%% (`"dropped": N`, at most one per second, only when it changed).
+%%% (`"dropped": N`, at most one per second, only when it changed). The
+%%% first event sent after dropped ones declares them (`droppedSeqs`:
+%%% `[From, To]`, capability `dropped_seqs`), so the server acks past the
+%%% gap and records it instead of paging about suppressed events.
 %%%
 %%% Sending: while connected a new event is sent at once (up to a burst per
 %%% second); replays (`connected/1`, re-sends) are paced: every 100 ms at most
@@ -73,6 +76,8 @@
     max_bytes :: pos_integer(),
     acked = 0 :: non_neg_integer(),
     dropped = 0 :: non_neg_integer(),
+    %% The highest seq the buffer dropped on overflow (0: none).
+    dropped_upto = 0 :: non_neg_integer(),
     reported = {0, 0} :: {non_neg_integer(), non_neg_integer()},
     connected = false :: boolean(),
     budget = ?BATCH :: non_neg_integer(),
@@ -321,7 +326,7 @@ push(Event, Size, #st{seq = SeqRef, boot_id = BootId} = St) ->
     St1 = St#st{len = St#st.len + 1, bytes = St#st.bytes + Size},
     case St1#st.connected andalso queue:is_empty(St1#st.pending) andalso St1#st.budget > 0 of
         true ->
-            ok = send(Frame),
+            ok = send(declare_drops(Frame, St1)),
             St2 = case queue:is_empty(St1#st.sent) of
                       true -> St1#st{last_progress = now_ms()};
                       false -> St1
@@ -340,15 +345,25 @@ make_room(_Size, St) ->
 
 drop_oldest(#st{sent = Sent, pending = Pending} = St) ->
     case queue:out(Sent) of
-        {{value, {_, Size, _}}, Sent1} ->
-            count_drop(Size, St#st{sent = Sent1});
+        {{value, {Seq, Size, _}}, Sent1} ->
+            count_drop(Seq, Size, St#st{sent = Sent1});
         {empty, _} ->
-            {{value, {_, Size, _}}, Pending1} = queue:out(Pending),
-            count_drop(Size, St#st{pending = Pending1})
+            {{value, {Seq, Size, _}}, Pending1} = queue:out(Pending),
+            count_drop(Seq, Size, St#st{pending = Pending1})
     end.
 
-count_drop(Size, St) ->
-    St#st{len = St#st.len - 1, bytes = St#st.bytes - Size, dropped = St#st.dropped + 1}.
+count_drop(Seq, Size, St) ->
+    St#st{len = St#st.len - 1, bytes = St#st.bytes - Size, dropped = St#st.dropped + 1,
+          dropped_upto = max(Seq, St#st.dropped_upto)}.
+
+%% Dropping takes the oldest first, so every seq after the last acked one
+%% up to `dropped_upto` is either dropped or was sent before; the frame
+%% right after the dropped ones says so (again on each replay of it).
+declare_drops(#{seq := Seq} = Frame, #st{acked = Acked, dropped_upto = Upto})
+  when Upto > Acked, Seq =:= Upto + 1 ->
+    Frame#{droppedSeqs => [Acked + 1, Upto]};
+declare_drops(Frame, _St) ->
+    Frame.
 
 %% Forget everything up to `Seq` (acknowledged or already stored).
 drop_upto(Seq, St0) ->
@@ -419,7 +434,7 @@ send_n(0, St) ->
 send_n(N, #st{sent = Sent, pending = Pending} = St) ->
     case queue:out(Pending) of
         {{value, {_, _, Frame} = Entry}, Pending1} ->
-            ok = send(Frame),
+            ok = send(declare_drops(Frame, St)),
             St1 = case queue:is_empty(Sent) of
                       true -> St#st{last_progress = now_ms()};
                       false -> St

@@ -34,6 +34,8 @@ export class LiveNode {
   tree: TreeApp[] | null = null;
   treeAt: number | null = null;
   stats: ProcsFrame["stats"] | null = null;
+  /** The agent sends only its top-N and watched processes (its node is over the record cap). */
+  partial = false;
   readonly history = new Ring<MailboxSample>(HISTORY_SECONDS);
   /** Per-process series for processes that were in a top list or were asked for. */
   private readonly series = new Map<string, Ring<ProcessPoint>>();
@@ -66,6 +68,7 @@ export class LiveNode {
 
   applyProcs(frame: ProcsFrame): void {
     this.processes.apply(frame);
+    if (frame.reset || frame.partial !== undefined) this.partial = frame.partial ?? false;
     if (frame.stats) this.stats = frame.stats;
     this.lastFrameAt = Date.now();
     this.sample();
@@ -128,6 +131,7 @@ export class LiveNode {
       processCount: this.processes.size || this.hello.processCount,
       topMailbox: top ? { pid: top.pid, name: top.name, mailbox: top.mailbox } : null,
       stats: this.stats,
+      partial: this.partial,
       version: this.processes.version,
     };
   }

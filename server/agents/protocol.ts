@@ -52,6 +52,8 @@ export const helloFrame = z.object({
     .max(100)
     .nullable(),
   capabilities: z.array(z.string().max(32)).max(32).default([]),
+  /** Fleet tokens created with a group accept only hellos naming it. */
+  group: z.string().max(100).optional(),
   config: z.object({ getState: z.boolean().optional() }).loose().optional(),
   lastEventSeq: count.default(0),
 });
@@ -66,6 +68,8 @@ export const procsFrame = z.object({
   upsert: z.array(processRecord).max(5000).default([]),
   mailbox: z.array(z.tuple([pid, bigCount])).max(200_000).default([]),
   remove: z.array(pid).max(200_000).default([]),
+  /** The agent sends only its top-N and watched processes (over the welcome's cap). */
+  partial: z.boolean().optional(),
   stats: z
     .object({
       scanUs: count.optional(),
@@ -168,6 +172,8 @@ export const eventFrame = z
       .nullable()
       .optional(),
     report: printed.nullable().optional(),
+    /** Capability `dropped_seqs`: seqs [from, to] before this event that the agent's buffer dropped. */
+    droppedSeqs: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
   })
   .loose();
 export type EventFrame = z.infer<typeof eventFrame>;
@@ -230,6 +236,6 @@ export function truncateUtf8(s: string, maxBytes: number): string {
 
 // ---- server → agent ----
 export type ServerFrame =
-  | { type: "welcome"; protocol: number; lastEventSeq: number; serverTime: number }
+  | { type: "welcome"; protocol: number; lastEventSeq: number; serverTime: number; maxProcessRecords: number }
   | { type: "ack"; eventSeq: number }
   | { type: "request"; id: string; method: string; params: Record<string, unknown>; timeoutMs: number };

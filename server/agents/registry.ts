@@ -5,7 +5,9 @@
  * stays here, owned by the instance holding the socket (`Node.instanceId`).
  */
 import type { PrismaClient } from "../../generated/prisma/client";
+import { regressionBootId, regressionEvent, sequenceEvents } from "../events/sequence";
 import type { Hub } from "../live/hub";
+import type { InstanceLeases } from "./leases";
 import { LiveNode } from "./live-node";
 import type { AgentFrame, EventFrame, HelloFrame } from "./protocol";
 import { AgentRequestError, AgentSession, CLOSE, type SessionHandlers } from "./session";
@@ -16,10 +18,15 @@ const MAX_PENDING_EVENTS = 20_000;
 /** How long a disconnected node's last state stays in memory. */
 const KEEP_OFFLINE_MS = 3600_000;
 
+/** Per-node process-record cap: room for a node at 1M processes, plus margin. */
+export const DEFAULT_MAX_PROCESS_RECORDS = 1_100_000;
+
 export interface EventSink {
-  /** Store events (deduplicated); returns the highest seq now stored for the boot. */
+  /** Store events (deduplicated); throws when storing fails. */
   ingest(node: string, events: EventFrame[]): Promise<number>;
   lastSeq(node: string, bootId: string): Promise<number>;
+  /** Move stored events of a boot above `aboveSeq` under another boot id; returns how many. */
+  displace(node: string, bootId: string, aboveSeq: number, asBootId: string): Promise<number>;
 }
 
 export interface FrameListener {
@@ -33,6 +40,8 @@ export class AgentRegistry implements SessionHandlers {
   private readonly publishTimers = new Map<string, NodeJS.Timeout>();
   private readonly pendingEvents = new Map<AgentSession, EventFrame[]>();
   private readonly flushing = new Set<AgentSession>();
+  /** The contiguous prefix of the session's boot that is stored and acked. */
+  private readonly acked = new Map<AgentSession, number>();
   private sweeper: NodeJS.Timeout;
 
   constructor(
@@ -40,6 +49,8 @@ export class AgentRegistry implements SessionHandlers {
     private readonly hub: Hub,
     readonly instanceId: string,
     private readonly events: EventSink,
+    private readonly leases: InstanceLeases,
+    readonly maxProcessRecords = DEFAULT_MAX_PROCESS_RECORDS,
   ) {
     this.sweeper = setInterval(() => this.sweep(), 60_000);
     this.sweeper.unref();
@@ -85,9 +96,38 @@ export class AgentRegistry implements SessionHandlers {
     return new Set(Array.from(this.sessions.values(), (s) => s.tokenId));
   }
 
+  /**
+   * Is a socket under this name live: open here and answering a ping, or
+   * held by another instance whose lease is current? (A fleet token never
+   * takes over such a name.)
+   */
+  async answersKeepalive(node: string): Promise<boolean> {
+    const s = this.session(node);
+    if (s) return s.probe();
+    const row = await this.prisma.node.findUnique({ where: { name: node }, select: { instanceId: true, leaseExpiresAt: true } });
+    return Boolean(row?.instanceId && row.instanceId !== this.instanceId && row.leaseExpiresAt && row.leaseExpiresAt.getTime() > Date.now());
+  }
+
+  /** An admin rebound or released the name: a socket under another token goes. */
+  bindingChanged(node: string, tokenId: string | null): void {
+    const s = this.session(node);
+    if (s && tokenId !== null && s.tokenId !== tokenId) s.close(CLOSE.wrongNode, `node name ${node} was rebound to another agent token`);
+  }
+
+  /** Nodes another instance held until its lease ran out. */
+  leasesReleased(nodes: string[]): void {
+    for (const node of nodes) {
+      if (this.session(node)) continue;
+      this.hub.publish("nodes", { node, connected: false });
+    }
+  }
+
   // ---- SessionHandlers ----
 
   async onHello(session: AgentSession, hello: HelloFrame) {
+    if (session.fleetGroup !== null && hello.group !== session.fleetGroup) {
+      return { ok: false as const, code: CLOSE.wrongNode, reason: `this fleet token serves group ${session.fleetGroup}, not ${hello.group ?? "(none)"}` };
+    }
     const previous = this.sessions.get(hello.node);
     if (previous && previous !== session && previous.isOpen) {
       previous.close(CLOSE.replaced, "another connection took over this node name");
@@ -100,17 +140,40 @@ export class AgentRegistry implements SessionHandlers {
     const row = {
       lastSeenAt: now,
       connectedAt: now,
-      instanceId: this.instanceId,
+      ...this.leases.acquire(now),
       bootId: hello.bootId,
       otpRelease: hello.otpRelease,
       agentVersion: hello.agentVersion,
       hello: JSON.parse(JSON.stringify(hello)),
     };
-    await this.prisma.node.upsert({ where: { name: hello.node }, create: { name: hello.node, ...row }, update: row });
-    const lastEventSeq = await this.events.lastSeq(hello.node, hello.bootId);
+    // Every takeover is a new epoch: only the newest socket's events count.
+    const { epoch } = await this.prisma.node.upsert({
+      where: { name: hello.node },
+      create: { name: hello.node, ...row, epoch: 1 },
+      update: { ...row, epoch: { increment: 1 } },
+      select: { epoch: true },
+    });
+    session.epoch = epoch;
+    const lastEventSeq = await this.checkRegression(hello, epoch);
+    this.acked.set(session, lastEventSeq);
     this.hub.publish("nodes", { node: hello.node, connected: true });
     this.publishSoon(hello.node);
-    return { ok: true as const, lastEventSeq };
+    return { ok: true as const, lastEventSeq, maxProcessRecords: this.maxProcessRecords };
+  }
+
+  /**
+   * The agent says which seq it is at; stored seqs beyond that were never
+   * sent by it (forged by an earlier connection under its name). They are
+   * set aside, recorded as a regression (which pages), and the agent's own
+   * events are stored in their place.
+   */
+  private async checkRegression(hello: HelloFrame, epoch: number): Promise<number> {
+    const stored = await this.events.lastSeq(hello.node, hello.bootId);
+    if (stored <= hello.lastEventSeq) return stored;
+    const moved = await this.events.displace(hello.node, hello.bootId, hello.lastEventSeq, `${regressionBootId(hello.bootId)}:e${epoch}`);
+    console.warn(`[beamdeck] ${hello.node}: stored seqs up to ${stored} but its agent is at ${hello.lastEventSeq}; set aside ${moved} event(s)`);
+    await this.events.ingest(hello.node, [regressionEvent(hello.bootId, epoch, hello.lastEventSeq, stored)]);
+    return this.events.lastSeq(hello.node, hello.bootId);
   }
 
   onFrame(session: AgentSession, frame: Exclude<AgentFrame, HelloFrame>): void {
@@ -119,6 +182,12 @@ export class AgentRegistry implements SessionHandlers {
     switch (frame.type) {
       case "procs":
         live.applyProcs(frame);
+        if (live.processes.size > this.maxProcessRecords) {
+          // Free the memory now rather than keeping it for the offline hour.
+          live.processes.clear();
+          session.close(CLOSE.tooManyRecords, `process table over the cap of ${this.maxProcessRecords} records (welcome.maxProcessRecords)`);
+          return;
+        }
         this.publishSoon(session.node);
         break;
       case "tree":
@@ -126,6 +195,10 @@ export class AgentRegistry implements SessionHandlers {
         this.publishSoon(session.node);
         break;
       case "event":
+        if (frame.bootId !== session.hello?.bootId) {
+          session.close(CLOSE.badFrame, "event for another boot than this connection's hello");
+          return;
+        }
         this.queueEvent(session, frame);
         break;
       default:
@@ -136,26 +209,30 @@ export class AgentRegistry implements SessionHandlers {
 
   onClose(session: AgentSession, _code: number, _reason: string): void {
     this.pendingEvents.delete(session);
+    this.acked.delete(session);
     if (this.sessions.get(session.node) !== session) return;
     this.sessions.delete(session.node);
     const live = this.nodes.get(session.node);
     if (live) live.disconnectedAt = Date.now();
     const now = new Date();
     void this.prisma.node
-      .updateMany({ where: { name: session.node, instanceId: this.instanceId }, data: { connectedAt: null, instanceId: null, lastSeenAt: now } })
+      .updateMany({
+        where: { name: session.node, instanceId: this.instanceId, epoch: session.epoch },
+        data: { connectedAt: null, instanceId: null, leaseExpiresAt: null, lastSeenAt: now },
+      })
       .catch(() => {});
     this.hub.publish("nodes", { node: session.node, connected: false });
     this.publishSoon(session.node);
   }
 
-  // ---- events: batched inserts, cumulative acks ----
+  // ---- events: batched inserts, acks of the contiguous prefix ----
 
   private queueEvent(session: AgentSession, frame: EventFrame): void {
     const queue = this.pendingEvents.get(session);
     if (queue) {
       queue.push(frame);
       // Backpressure, not drops: stop reading this agent's socket until the
-      // database has caught up (a cumulative ack must never skip a gap).
+      // database has caught up.
       if (queue.length >= MAX_PENDING_EVENTS) session.socket.pause();
       return;
     }
@@ -164,7 +241,11 @@ export class AgentRegistry implements SessionHandlers {
     if (!this.flushing.has(session)) setTimeout(() => void this.flushEvents(session), 20);
   }
 
-  /** One flush at a time per agent; what arrived meanwhile goes in the next. */
+  /**
+   * One flush at a time per agent; what arrived meanwhile goes in the next.
+   * A storage failure closes the socket (1011): nothing past the stored
+   * prefix is acked, and the agent replays on its next connection.
+   */
   private async flushEvents(session: AgentSession): Promise<void> {
     if (this.flushing.has(session)) return;
     this.flushing.add(session);
@@ -173,19 +254,33 @@ export class AgentRegistry implements SessionHandlers {
         const batch = this.pendingEvents.get(session);
         this.pendingEvents.delete(session);
         if (session.socket.isPaused) session.socket.resume();
-        if (!batch || batch.length === 0 || !session.isOpen) return;
+        if (!batch || batch.length === 0 || !session.isOpen || !session.hello) return;
         try {
-          const upTo = await this.events.ingest(session.node, batch);
-          session.send({ type: "ack", eventSeq: upTo });
+          if (!(await this.isCurrentEpoch(session))) {
+            session.close(CLOSE.replaced, "another connection took over this node name");
+            return;
+          }
+          const seq = sequenceEvents(this.acked.get(session) ?? 0, session.hello.bootId, batch);
+          if (seq.store.length > 0) await this.events.ingest(session.node, seq.store);
+          this.acked.set(session, seq.acked);
+          session.send({ type: "ack", eventSeq: seq.acked });
         } catch (e) {
-          // Not acked: the agent keeps the events and sends them again.
           console.error(`[beamdeck] storing ${batch.length} events from ${session.node} failed: ${(e as Error).message}`);
+          this.pendingEvents.delete(session);
+          session.close(CLOSE.storageFailed, "storing events failed; reconnect and send them again");
           return;
         }
       }
     } finally {
       this.flushing.delete(session);
     }
+  }
+
+  /** Events count only from the socket of the node's current epoch (any instance may have taken it over). */
+  private async isCurrentEpoch(session: AgentSession): Promise<boolean> {
+    if (this.sessions.get(session.node) !== session) return false;
+    const row = await this.prisma.node.findUnique({ where: { name: session.node }, select: { epoch: true } });
+    return row?.epoch === session.epoch;
   }
 
   /** Coalesce live-change notifications to at most ~4 per second per node. */
@@ -214,7 +309,7 @@ export class AgentRegistry implements SessionHandlers {
     for (const t of this.publishTimers.values()) clearTimeout(t);
     for (const s of this.sessions.values()) s.close(CLOSE.goingAway, "server shutting down");
     await this.prisma.node
-      .updateMany({ where: { instanceId: this.instanceId }, data: { connectedAt: null, instanceId: null, lastSeenAt: new Date() } })
+      .updateMany({ where: { instanceId: this.instanceId }, data: { connectedAt: null, instanceId: null, leaseExpiresAt: null, lastSeenAt: new Date() } })
       .catch(() => {});
   }
 }

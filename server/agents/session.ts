@@ -9,10 +9,14 @@ import { parseAgentFrame, PROTOCOL_VERSION, truncateUtf8, type AgentFrame, type 
 export const CLOSE = {
   normal: 1000,
   goingAway: 1001,
+  /** Storing what the agent sent failed: nothing was acked, the agent replays after reconnecting. */
+  storageFailed: 1011,
   badFrame: 4400,
   revoked: 4401,
   wrongNode: 4403,
   replaced: 4409,
+  /** The agent sent more process records than the welcome's `maxProcessRecords`. */
+  tooManyRecords: 4413,
 } as const;
 
 export class AgentRequestError extends Error {
@@ -33,7 +37,10 @@ interface Pending {
 
 export interface SessionHandlers {
   /** Decide on the hello; returns the welcome's lastEventSeq or a close reason. */
-  onHello(session: AgentSession, hello: HelloFrame): Promise<{ ok: true; lastEventSeq: number } | { ok: false; code: number; reason: string }>;
+  onHello(
+    session: AgentSession,
+    hello: HelloFrame,
+  ): Promise<{ ok: true; lastEventSeq: number; maxProcessRecords: number } | { ok: false; code: number; reason: string }>;
   onFrame(session: AgentSession, frame: Exclude<AgentFrame, HelloFrame>): void;
   onClose(session: AgentSession, code: number, reason: string): void;
 }
@@ -51,6 +58,10 @@ export class AgentSession {
   readonly openedAt = Date.now();
   framesIn = 0;
   bytesIn = 0;
+  /** The node's takeover count when this socket took it (set at hello). */
+  epoch = 0;
+  /** A fleet token's group: the hello must name it. */
+  fleetGroup: string | null = null;
 
   constructor(
     readonly socket: WebSocket,
@@ -102,7 +113,7 @@ export class AgentSession {
       this.hello = frame;
       const decision = await this.handlers.onHello(this, frame);
       if (!decision.ok) return this.close(decision.code, decision.reason);
-      this.send({ type: "welcome", protocol: PROTOCOL_VERSION, lastEventSeq: decision.lastEventSeq, serverTime: Date.now() });
+      this.send({ type: "welcome", protocol: PROTOCOL_VERSION, lastEventSeq: decision.lastEventSeq, serverTime: Date.now(), maxProcessRecords: decision.maxProcessRecords });
       return;
     }
     if (!this.hello) return this.close(CLOSE.badFrame, `${frame.type} frame before hello`);
@@ -135,6 +146,26 @@ export class AgentSession {
       }, timeoutMs + 1000);
       this.pending.set(id, { resolve, reject, timer });
       this.send({ type: "request", id, method, params, timeoutMs });
+    });
+  }
+
+  /** Does the peer answer a WebSocket ping within `timeoutMs`? */
+  probe(timeoutMs = 2000): Promise<boolean> {
+    if (this.closed || this.socket.readyState !== this.socket.OPEN) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (alive: boolean) => {
+        clearTimeout(timer);
+        this.socket.off("pong", onPong);
+        resolve(alive);
+      };
+      const onPong = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.socket.on("pong", onPong);
+      try {
+        this.socket.ping();
+      } catch {
+        done(false);
+      }
     });
   }
 

@@ -9,7 +9,7 @@ import type { EventFrame } from "../agents/protocol";
 import type { EventStore } from "../events/store";
 import type { Hub } from "../live/hub";
 import { Expectations } from "./expectations";
-import { matchChildTerminated, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, type AlertDraft, type EventFacts } from "./rules";
+import { matchChildTerminated, matchEventGap, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, type AlertDraft, type EventFacts } from "./rules";
 import { autoResolve, loadRules, raiseAlert, type RuleSetting } from "./store";
 import { deliverDue, enqueueDeliveries } from "./webhooks";
 
@@ -96,6 +96,10 @@ export class AlertEngine {
       }
       if (rules.max_restart_intensity.enabled) {
         const d = matchMaxRestartIntensity(facts);
+        if (d) drafts.push(d);
+      }
+      if (rules.event_gap.enabled) {
+        const d = matchEventGap(facts);
         if (d) drafts.push(d);
       }
       for (const d of drafts) {

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 
-export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "node_down"] as const;
+export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "node_down", "event_gap"] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
 
 export const ruleParams = {
@@ -23,6 +23,7 @@ export const ruleParams = {
   node_down: z.object({
     forSeconds: z.number().int().min(0).max(86_400).default(60),
   }),
+  event_gap: z.object({}),
 } satisfies Record<RuleKind, z.ZodType>;
 
 export type RuleParams = { [K in RuleKind]: z.infer<(typeof ruleParams)[K]> };
@@ -32,6 +33,7 @@ export const RULE_TITLES: Record<RuleKind, string> = {
   max_restart_intensity: "Supervisor gave up (reached_max_restart_intensity)",
   mailbox: "Mailbox above threshold",
   node_down: "Node disconnected",
+  event_gap: "Event sequence gap or regression (events missing or forged)",
 };
 
 export function defaultParams<K extends RuleKind>(kind: K): RuleParams[K] {
@@ -86,6 +88,22 @@ export function matchMaxRestartIntensity(e: EventFacts): AlertDraft | null {
     groupKey: `max_restart_intensity|${e.node}|${e.supervisor}`,
     title: `${e.supervisor ?? "a supervisor"} gave up: reached_max_restart_intensity`,
     detail: { supervisor: e.supervisor, offenderId: e.offenderId },
+  };
+}
+
+/**
+ * The server records `event_gap` events itself (events/sequence.ts): an
+ * undeclared gap or a regression pages; a gap the agent declared (its buffer
+ * overflowed) is only recorded.
+ */
+export function matchEventGap(e: EventFacts): AlertDraft | null {
+  if (e.kind !== "event_gap" || (e.context !== "undeclared" && e.context !== "regression")) return null;
+  return {
+    kind: "event_gap",
+    node: e.node,
+    groupKey: `event_gap|${e.node}|${e.context}`,
+    title: `${e.node}: ${e.context === "regression" ? "event sequence regressed (events the agent never sent were stored)" : "events missing from the sequence, not declared dropped by the agent"}`,
+    detail: { context: e.context, reason: e.reasonText },
   };
 }
 

@@ -1,33 +1,96 @@
 /**
- * Agent tokens. A plain token is bound to the first node that uses it; a
- * fleet token may serve many nodes. Checked at the WebSocket upgrade
- * (401/403 with a one-line reason) and again while connected (revocation).
+ * Agent tokens and node-name bindings (docs/operations.md, "Security model").
+ *
+ * The binding holds both ways: a plain token is bound to the first node name
+ * that uses it, and a node name is bound to the first token that claims it
+ * (`Node.boundTokenId`); every other token is refused that name, fleet tokens
+ * included. A fleet token claims only names matching the pattern it was
+ * created with. Only an admin releases or rebinds a name (audited by callers).
+ * Checked at the WebSocket upgrade (401/403 with a one-line reason) and
+ * again while connected (revocation).
  */
+import { z } from "zod";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { BeamdeckError } from "../errors";
 import { newToken, tokenId, tokenMatches } from "./secrets";
 
+/** A fleet pattern: a node-name glob where `*` matches any run of characters. */
+export const fleetPattern = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z0-9_.*@-]+$/, "letters, digits, _ . - @ and * only (e.g. shop_*@*)")
+  .refine((p) => p.replace(/\*/g, "").length > 0 || p === "*", "a pattern needs at least one literal character, or is * alone");
+
+export const fleetGroup = z.string().min(1).max(100);
+
+export function fleetPatternMatches(pattern: string, node: string): boolean {
+  const re = pattern
+    .split("*")
+    .map((part) => part.replace(/[.+?^${}()|[\]\\-]/g, "\\$&"))
+    .join(".*");
+  return new RegExp(`^${re}$`).test(node);
+}
+
 export async function createAgentToken(
   prisma: PrismaClient,
-  input: { label: string; fleet?: boolean; createdBy?: string | null },
+  input: { label: string; fleetPattern?: string | null; fleetGroup?: string | null; createdBy?: string | null },
 ): Promise<{ id: string; token: string }> {
+  if (input.fleetGroup && !input.fleetPattern) throw new BeamdeckError("BD_BAD_INPUT", "a fleet group needs a fleet pattern");
+  let pattern: string | null = null;
+  if (input.fleetPattern) {
+    const p = fleetPattern.safeParse(input.fleetPattern);
+    if (!p.success) throw new BeamdeckError("BD_BAD_INPUT", `fleet pattern: ${p.error.issues[0]?.message ?? "invalid"}`);
+    pattern = p.data;
+  }
   const t = newToken("agent");
   await prisma.agentToken.create({
-    data: { id: t.id, hash: t.hash, label: input.label, fleet: input.fleet ?? false, createdBy: input.createdBy ?? null },
+    data: {
+      id: t.id,
+      hash: t.hash,
+      label: input.label,
+      fleet: pattern !== null,
+      fleetPattern: pattern,
+      fleetGroup: input.fleetGroup ?? null,
+      createdBy: input.createdBy ?? null,
+    },
   });
   return { id: t.id, token: t.token };
 }
 
-export type AgentAuth = { ok: true; tokenId: string; label: string } | { ok: false; status: 401 | 403; reason: string };
+export type AgentAuth =
+  | { ok: true; tokenId: string; label: string; fleet: boolean; fleetGroup: string | null }
+  | { ok: false; status: 401 | 403; reason: string };
 
-export async function checkAgentToken(prisma: PrismaClient, token: string | null, node: string | null): Promise<AgentAuth> {
+/**
+ * May this token open `/agent` as `node`? `liveElsewhere` answers whether a
+ * socket under that name still answers keepalive (a fleet token never takes
+ * over a live name; the same plain token may: that is a node restart).
+ */
+export async function checkAgentToken(
+  prisma: PrismaClient,
+  token: string | null,
+  node: string | null,
+  liveElsewhere: (node: string, tokenId: string) => Promise<boolean> = async () => false,
+): Promise<AgentAuth> {
   if (!token) return { ok: false, status: 401, reason: "missing agent token (Authorization: Bearer <token>)" };
   const id = tokenId("agent", token);
   const row = id ? await prisma.agentToken.findUnique({ where: { id } }) : null;
   if (!row || !tokenMatches(token, row.hash)) return { ok: false, status: 401, reason: "agent token not recognised" };
   if (row.revokedAt) return { ok: false, status: 401, reason: `agent token ${row.id} was revoked` };
   if (!node) return { ok: false, status: 401, reason: "missing X-Beamdeck-Node header" };
-  if (!row.fleet) {
+
+  const boundTo = (await prisma.node.findUnique({ where: { name: node }, select: { boundTokenId: true } }))?.boundTokenId ?? null;
+  if (boundTo && boundTo !== row.id) return { ok: false, status: 403, reason: `node ${node} is bound to another agent token (${boundTo})` };
+
+  if (row.fleet) {
+    if (!row.fleetPattern || !fleetPatternMatches(row.fleetPattern, node)) {
+      return { ok: false, status: 403, reason: `fleet token ${row.id} may only claim names matching ${row.fleetPattern ?? "(none)"}, not ${node}` };
+    }
+    if (await liveElsewhere(node, row.id)) {
+      return { ok: false, status: 403, reason: `node ${node} is connected and answering; a fleet token does not take over a live name` };
+    }
+  } else {
     if (row.boundNode && row.boundNode !== node) {
       return { ok: false, status: 403, reason: `agent token ${row.id} is bound to node ${row.boundNode}, not ${node}` };
     }
@@ -42,8 +105,39 @@ export async function checkAgentToken(prisma: PrismaClient, token: string | null
       }
     }
   }
+  if (!boundTo) {
+    const claimed = await claimNodeName(prisma, node, row.id);
+    if (claimed !== row.id) return { ok: false, status: 403, reason: `node ${node} is bound to another agent token (${claimed})` };
+  }
   await prisma.agentToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
-  return { ok: true, tokenId: row.id, label: row.label };
+  return { ok: true, tokenId: row.id, label: row.label, fleet: row.fleet, fleetGroup: row.fleetGroup };
+}
+
+/** Bind an unbound name to a token; returns the token the name is bound to afterwards (race-safe). */
+async function claimNodeName(prisma: PrismaClient, node: string, id: string): Promise<string | null> {
+  await prisma.node.createMany({ data: [{ name: node, boundTokenId: id }], skipDuplicates: true });
+  await prisma.node.updateMany({ where: { name: node, boundTokenId: null }, data: { boundTokenId: id } });
+  return (await prisma.node.findUnique({ where: { name: node }, select: { boundTokenId: true } }))?.boundTokenId ?? null;
+}
+
+/** Admin: release a node name (the next token to use it claims it) or rebind it to a token. */
+export async function setNodeBinding(prisma: PrismaClient, node: string, tokenIdOrNull: string | null): Promise<{ previous: string | null }> {
+  const row = await prisma.node.findUnique({ where: { name: node }, select: { boundTokenId: true } });
+  if (!row) throw new BeamdeckError("BD_NOT_FOUND", `no node ${node}`);
+  if (tokenIdOrNull) {
+    const t = await prisma.agentToken.findUnique({ where: { id: tokenIdOrNull } });
+    if (!t) throw new BeamdeckError("BD_NOT_FOUND", `no agent token ${tokenIdOrNull}`);
+    if (t.revokedAt) throw new BeamdeckError("BD_CONFLICT", `agent token ${tokenIdOrNull} is revoked`);
+    if (t.fleet && t.fleetPattern && !fleetPatternMatches(t.fleetPattern, node)) {
+      throw new BeamdeckError("BD_CONFLICT", `fleet token ${t.id} covers ${t.fleetPattern}, not ${node}`);
+    }
+    if (!t.fleet && t.boundNode && t.boundNode !== node) {
+      throw new BeamdeckError("BD_CONFLICT", `agent token ${t.id} is bound to node ${t.boundNode}`);
+    }
+    if (!t.fleet) await prisma.agentToken.update({ where: { id: t.id }, data: { boundNode: node } });
+  }
+  await prisma.node.update({ where: { name: node }, data: { boundTokenId: tokenIdOrNull } });
+  return { previous: row.boundTokenId };
 }
 
 /** Still valid for this node? Used to re-check connected agents. */
@@ -58,6 +152,8 @@ export async function listAgentTokens(prisma: PrismaClient) {
     id: r.id,
     label: r.label,
     fleet: r.fleet,
+    fleetPattern: r.fleetPattern,
+    fleetGroup: r.fleetGroup,
     boundNode: r.boundNode,
     createdAt: r.createdAt,
     createdBy: r.createdBy,

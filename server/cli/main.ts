@@ -29,7 +29,7 @@ const COMMANDS: Record<string, { run: Command; help: string; deadline?: Deadline
   },
   // These two may open the database themselves: load Prisma only for them.
   init: { run: async (argv, env) => (await import("./commands/init")).init(argv, env), deadline: () => 3 * MINUTE, help: "init [--json]                       create the database and the first admin login + API token" },
-  "agent-token": { run: async (argv, env) => (await import("./commands/agent-token")).agentToken(argv, env), deadline: () => 3 * MINUTE, help: "agent-token create <label> [--fleet] | list | revoke <id>" },
+  "agent-token": { run: async (argv, env) => (await import("./commands/agent-token")).agentToken(argv, env), deadline: () => 3 * MINUTE, help: "agent-token create <label> [--fleet PATTERN [--group G]] | list | revoke <id> | bind <node> <token-id> | release <node>" },
   nodes: { run: nodes, help: "nodes [--json]                      list nodes" },
   procs: { run: procs, help: "procs <node> [--sort mailbox|memory|reductions] [--limit N] [--filter TEXT] [--json]" },
   tree: { run: tree, help: "tree <node> [--json]                supervision trees" },

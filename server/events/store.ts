@@ -69,6 +69,16 @@ export class EventStore implements EventSink {
     return agg._max.seq ?? 0;
   }
 
+  /**
+   * Set aside the stored events of a boot above `aboveSeq` (a regression: the
+   * node's agent never sent them) under another boot id, kept for review.
+   * Returns how many moved.
+   */
+  async displace(node: string, bootId: string, aboveSeq: number, asBootId: string): Promise<number> {
+    const { count } = await this.prisma.event.updateMany({ where: { node, bootId, seq: { gt: aboveSeq } }, data: { bootId: asBootId } });
+    return count;
+  }
+
   async ingest(node: string, events: EventFrame[]): Promise<number> {
     const sorted = [...events].sort((a, b) => a.seq - b.seq);
     const fresh: { id: bigint; frame: EventFrame }[] = [];

@@ -38,7 +38,7 @@ export function agentEndpoint(prisma: PrismaClient, registry: AgentRegistry, max
       if (node && node.length > 255) return refuse(socket, 400, "X-Beamdeck-Node is too long");
       let verdict;
       try {
-        verdict = await checkAgentToken(prisma, token, node);
+        verdict = await checkAgentToken(prisma, token, node, (name) => registry.answersKeepalive(name));
       } catch (e) {
         return refuse(socket, 503, `cannot check the agent token now: ${(e as Error).message.split("\n")[0]}`);
       }
@@ -46,8 +46,10 @@ export function agentEndpoint(prisma: PrismaClient, registry: AgentRegistry, max
         console.warn(`[beamdeck] agent ${node ?? "?"} from ${req.socket.remoteAddress} refused: ${verdict.reason}`);
         return refuse(socket, verdict.status, verdict.reason);
       }
+      const { tokenId, fleetGroup } = verdict;
       wss.handleUpgrade(req, socket, head, (ws) => {
-        new AgentSession(ws, node as string, verdict.tokenId, req.socket.remoteAddress, registry, maxFrame);
+        const session = new AgentSession(ws, node as string, tokenId, req.socket.remoteAddress, registry, maxFrame);
+        session.fleetGroup = fleetGroup;
       });
     },
   };

@@ -8,7 +8,8 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
-import { AgentRegistry } from "../agents/registry";
+import { InstanceLeases, leaseMs } from "../agents/leases";
+import { AgentRegistry, DEFAULT_MAX_PROCESS_RECORDS } from "../agents/registry";
 import { EventStore } from "../events/store";
 import { LocalHub } from "../live/hub";
 import type { Services } from "../services";
@@ -45,6 +46,12 @@ async function nextHandler(host: string, port: number): Promise<WebHandler> {
   return { handle: (req, res) => handle(req, res), upgrade };
 }
 
+/** `BEAMDECK_MAX_PROCESS_RECORDS`: the per-node process-record cap sent in `welcome` (floor 1000). */
+function maxProcessRecords(env: Env): number {
+  const v = Number(env.BEAMDECK_MAX_PROCESS_RECORDS);
+  return Number.isFinite(v) && v > 0 ? Math.max(1000, Math.floor(v)) : DEFAULT_MAX_PROCESS_RECORDS;
+}
+
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const log = opts.quiet ? () => {} : (msg: string) => console.log(`[beamdeck] ${msg}`);
@@ -53,7 +60,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const hub = new LocalHub();
   const instanceId = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const events = new EventStore(db.prisma, hub);
-  const registry = new AgentRegistry(db.prisma, hub, instanceId, events);
+  const leases = new InstanceLeases(db.prisma, instanceId, leaseMs(env), (nodes) => registry.leasesReleased(nodes));
+  const registry = new AgentRegistry(db.prisma, hub, instanceId, events, leases, maxProcessRecords(env));
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations);
   const wsSessions = new WsSessions(db.prisma);
@@ -70,6 +78,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const shownHost = opts.host === "0.0.0.0" || opts.host === "::" ? "localhost" : opts.host;
   const url = `http://${shownHost}:${port}`;
   services.publicUrl ??= url;
+  await leases.start();
   alerts.start();
   wsSessions.start();
 
@@ -91,6 +100,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       closing ??= (async () => {
         clearInterval(recheck);
         alerts.stop();
+        await leases.stop();
         wsSessions.stop();
         await app.close();
         await db.close();

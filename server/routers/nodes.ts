@@ -7,13 +7,15 @@ export const nodesRouter = router({
   list: viewerProcedure.query(async ({ ctx }) => {
     const rows = await ctx.services.prisma.node.findMany({ orderBy: { name: "asc" }, take: 1000 });
     const mine = ctx.services.instanceId;
+    const now = Date.now();
     return rows.map((r) => {
       const live = ctx.services.registry.live(r.name);
       const s = live?.summary();
       const hello = r.hello as { processCount?: number; ertsVersion?: string } | null;
       return {
         name: r.name,
-        connected: s?.connected ?? (r.connectedAt !== null && r.instanceId !== null),
+        // Elsewhere: only while that instance's lease is unexpired (a killed instance's nodes are not connected).
+        connected: s?.connected ?? (r.connectedAt !== null && r.instanceId !== null && (r.leaseExpiresAt?.getTime() ?? 0) > now),
         connectedHere: Boolean(s?.connected),
         instance: r.instanceId && r.instanceId !== mine ? r.instanceId : null,
         lastSeenAt: s && s.connected ? Date.now() : (s?.disconnectedAt ?? r.lastSeenAt.getTime()),
@@ -24,6 +26,7 @@ export const nodesRouter = router({
         agentVersion: s?.agentVersion ?? r.agentVersion,
         processCount: s?.processCount ?? hello?.processCount ?? null,
         topMailbox: s?.topMailbox ?? null,
+        boundTokenId: r.boundTokenId,
       };
     });
   }),
@@ -31,8 +34,10 @@ export const nodesRouter = router({
   get: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => {
     const live = await liveNode(ctx, input.node);
     const h = live.hello;
+    const row = await ctx.services.prisma.node.findUnique({ where: { name: input.node }, select: { boundTokenId: true } });
     return {
       ...live.summary(),
+      boundTokenId: row?.boundTokenId ?? null,
       systemVersion: h.systemVersion ?? null,
       distributed: h.distributed ?? null,
       startedAt: h.startedAt ?? null,

@@ -1,11 +1,12 @@
 /** API tokens and agent tokens (admin). Tokens are shown once, at creation. */
 import { z } from "zod";
 import { appendAudit } from "../audit/log";
-import { createAgentToken, listAgentTokens, revokeAgentToken } from "../auth/agent-tokens";
+import { createAgentToken, fleetGroup, fleetPattern, listAgentTokens, revokeAgentToken, setNodeBinding } from "../auth/agent-tokens";
 import { createApiToken, listApiTokens, revokeApiToken } from "../auth/api-tokens";
 import { actorOf } from "../auth/principal";
 import { roleSchema } from "../auth/roles";
 import { adminProcedure, router } from "../trpc";
+import { nodeName } from "./node-input";
 
 const label = z.string().min(1).max(100);
 const tokenIdInput = z.string().regex(/^[a-z2-9]{10}$/, "a token id (10 characters, as listed)");
@@ -44,17 +45,34 @@ export const tokensRouter = router({
 
   agentList: adminProcedure.query(({ ctx }) => listAgentTokens(ctx.services.prisma)),
 
-  agentCreate: adminProcedure.input(z.object({ label, fleet: z.boolean().default(false) })).mutation(async ({ ctx, input }) => {
-    const actor = actorOf(ctx.principal);
-    const created = await createAgentToken(ctx.services.prisma, { ...input, createdBy: actor });
+  agentCreate: adminProcedure
+    .input(z.object({ label, fleetPattern: fleetPattern.optional(), fleetGroup: fleetGroup.optional() }))
+    .mutation(async ({ ctx, input }) => {
+      const actor = actorOf(ctx.principal);
+      const created = await createAgentToken(ctx.services.prisma, { ...input, createdBy: actor });
+      const fleet = input.fleetPattern !== undefined;
+      await appendAudit(ctx.services.prisma, {
+        actor,
+        action: "agent_token.create",
+        target: `agent:${created.id}`,
+        outcome: "ok",
+        data: { label: input.label, fleet, fleetPattern: input.fleetPattern ?? null, fleetGroup: input.fleetGroup ?? null },
+      });
+      return { id: created.id, token: created.token, fleet, fleetPattern: input.fleetPattern ?? null, fleetGroup: input.fleetGroup ?? null };
+    }),
+
+  /** Bind a node name to an agent token (a socket under another token goes), or release it (`tokenId: null`). */
+  nodeBind: adminProcedure.input(z.object({ node: nodeName, tokenId: tokenIdInput.nullable() })).mutation(async ({ ctx, input }) => {
+    const { previous } = await setNodeBinding(ctx.services.prisma, input.node, input.tokenId);
+    ctx.services.registry.bindingChanged(input.node, input.tokenId);
     await appendAudit(ctx.services.prisma, {
-      actor,
-      action: "agent_token.create",
-      target: `agent:${created.id}`,
+      actor: actorOf(ctx.principal),
+      action: input.tokenId ? "node.bind" : "node.release",
+      target: `node:${input.node}`,
       outcome: "ok",
-      data: { label: input.label, fleet: input.fleet },
+      data: { previous, tokenId: input.tokenId },
     });
-    return { id: created.id, token: created.token, fleet: input.fleet };
+    return { node: input.node, boundTokenId: input.tokenId, previous };
   }),
 
   agentRevoke: adminProcedure.input(z.object({ id: tokenIdInput })).mutation(async ({ ctx, input }) => {

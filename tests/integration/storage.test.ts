@@ -83,7 +83,7 @@ describe.each(backends)("storage on %s", (_name, envOf) => {
     expect(await checkAgentToken(db.prisma, t.token, "n1@h")).toMatchObject({ ok: true });
     expect(await checkAgentToken(db.prisma, t.token, "n1@h")).toMatchObject({ ok: true });
     expect(await checkAgentToken(db.prisma, t.token, "n2@h")).toMatchObject({ ok: false, status: 403 });
-    const f = await createAgentToken(db.prisma, { label: "fleet", fleet: true });
+    const f = await createAgentToken(db.prisma, { label: "fleet", fleetPattern: "*@h" });
     expect(await checkAgentToken(db.prisma, f.token, "a@h")).toMatchObject({ ok: true });
     expect(await checkAgentToken(db.prisma, f.token, "b@h")).toMatchObject({ ok: true });
     await revokeAgentToken(db.prisma, t.id);

@@ -38,7 +38,8 @@ export interface TestServer {
    * and the call rejects, naming the command.
    */
   cli(args: string[], extraEnv?: Record<string, string>, opts?: { timeoutMs?: number; input?: string }): Promise<RunResult>;
-  agentToken(label: string, fleet?: boolean): Promise<string>;
+  /** `fleet`: a fleet pattern (true: "*"). */
+  agentToken(label: string, fleet?: boolean | string): Promise<string>;
   stop(): Promise<void>;
   /** Kill -9 (no graceful shutdown), for crash tests. */
   kill(): Promise<void>;
@@ -96,7 +97,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
         const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null);
         return r?.ok ?? false;
       },
-      // tsx compiles the server at start: slow on a loaded machine.
+      // tsx compiles the server at start and migrations run: slow on a loaded machine.
       opts.web ? 180_000 : 120_000,
     );
   };
@@ -129,7 +130,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
       return runCli(args, { ...env, ...extraEnv }, o);
     },
     async agentToken(label, fleet = false) {
-      const r = await runCli(["agent-token", "create", label, ...(fleet ? ["--fleet"] : []), "--json"], env);
+      const r = await runCli(["agent-token", "create", label, ...(fleet ? ["--fleet", fleet === true ? "*" : fleet] : []), "--json"], env);
       if (r.code !== 0) throw new Error(`agent-token create failed: ${r.stderr}`);
       return (JSON.parse(r.stdout) as { token: string }).token;
     },

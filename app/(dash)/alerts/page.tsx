@@ -35,6 +35,7 @@ const KIND_LABEL: Record<string, string> = {
   max_restart_intensity: "supervisor gave up",
   mailbox: "mailbox",
   node_down: "node down",
+  event_gap: "event gap",
 };
 
 function Actions({ a }: { a: Alert }) {

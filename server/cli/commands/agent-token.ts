@@ -1,10 +1,10 @@
 /**
- * `beamdeck agent-token create|list|revoke`. Through the running server when
+ * `beamdeck agent-token create|list|revoke|bind|release`. Through the running server when
  * BEAMDECK_API_TOKEN is set; otherwise straight on the database (which the
  * embedded default allows only while no server holds it).
  */
 import type { Env } from "../../storage/database-url";
-import { createAgentToken, listAgentTokens, revokeAgentToken } from "../../auth/agent-tokens";
+import { createAgentToken, fleetGroup, fleetPattern, listAgentTokens, revokeAgentToken, setNodeBinding } from "../../auth/agent-tokens";
 import { appendAudit } from "../../audit/log";
 import { BeamdeckError } from "../../errors";
 import { check, parse } from "../args";
@@ -21,28 +21,65 @@ export async function agentToken(argv: string[], env: Env): Promise<number> {
   if (sub === "create") return create(rest, env);
   if (sub === "list") return list(rest, env);
   if (sub === "revoke") return revoke(rest, env);
-  throw usage(`agent-token needs create, list or revoke${sub ? `, not "${sub}"` : ""}`);
+  if (sub === "bind") return bind(rest, env, true);
+  if (sub === "release") return bind(rest, env, false);
+  throw usage(`agent-token needs create, list, revoke, bind or release${sub ? `, not "${sub}"` : ""}`);
 }
 
 async function create(argv: string[], env: Env): Promise<number> {
-  const { values, positionals } = parse(argv, { fleet: { type: "boolean" }, json: { type: "boolean" } }, ["label"]);
+  const { values, positionals } = parse(argv, { fleet: { type: "string" }, group: { type: "string" }, json: { type: "boolean" } }, ["label"]);
   const label = check(z.string().min(1).max(100), positionals[0], "label");
-  const fleet = Boolean(values.fleet);
+  const pattern = values.fleet === undefined ? undefined : check(fleetPattern, values.fleet, "--fleet PATTERN");
+  const group = values.group === undefined ? undefined : check(fleetGroup, values.group, "--group");
+  if (group !== undefined && pattern === undefined) throw usage("--group needs --fleet PATTERN");
+  const fleet = pattern !== undefined;
   let out: { id: string; token: string };
   if (viaServer(env)) {
-    out = await call(env, (api) => api.tokens.agentCreate.mutate({ label, fleet }));
+    out = await call(env, (api) => api.tokens.agentCreate.mutate({ label, fleetPattern: pattern, fleetGroup: group }));
   } else {
     out = await withLocalDatabase(env, async (db) => {
-      const t = await createAgentToken(db.prisma, { label, fleet, createdBy: "cli" });
-      await appendAudit(db.prisma, { actor: "cli", action: "agent_token.create", target: `agent:${t.id}`, outcome: "ok", data: { label, fleet } });
+      const t = await createAgentToken(db.prisma, { label, fleetPattern: pattern, fleetGroup: group, createdBy: "cli" });
+      await appendAudit(db.prisma, {
+        actor: "cli",
+        action: "agent_token.create",
+        target: `agent:${t.id}`,
+        outcome: "ok",
+        data: { label, fleet, fleetPattern: pattern ?? null, fleetGroup: group ?? null },
+      });
       return t;
     });
   }
-  if (values.json) console.log(json({ ...out, label, fleet }));
+  if (values.json) console.log(json({ id: out.id, token: out.token, label, fleet, fleetPattern: pattern ?? null, fleetGroup: group ?? null }));
   else {
     console.log(out.token);
-    console.error(`agent token ${out.id} (${label}${fleet ? ", fleet" : ", bound to the first node that uses it"}); shown once. Give it to the node as BEAMDECK_TOKEN.`);
+    const scope = fleet ? `fleet: names matching ${pattern}${group ? `, group ${group}` : ""}` : "bound to the first node that uses it";
+    console.error(`agent token ${out.id} (${label}, ${scope}); shown once. Give it to the node as BEAMDECK_TOKEN.`);
   }
+  return 0;
+}
+
+/** `bind NODE TOKEN_ID`: only that token may use the name; `release NODE`: the next token to use it claims it. */
+async function bind(argv: string[], env: Env, binding: boolean): Promise<number> {
+  const { positionals } = parse(argv, {}, binding ? ["node", "token-id"] : ["node"]);
+  const node = check(z.string().min(1).max(255), positionals[0], "node");
+  const tokenIdArg = binding ? check(z.string().regex(/^[a-z2-9]{10}$/, "a token id (10 characters, as listed)"), positionals[1], "token-id") : null;
+  let previous: string | null;
+  if (viaServer(env)) {
+    previous = (await call(env, (api) => api.tokens.nodeBind.mutate({ node, tokenId: tokenIdArg }))).previous;
+  } else {
+    previous = await withLocalDatabase(env, async (db) => {
+      let r: { previous: string | null };
+      try {
+        r = await setNodeBinding(db.prisma, node, tokenIdArg);
+      } catch (e) {
+        if (e instanceof BeamdeckError) throw new CliError(e.message);
+        throw e;
+      }
+      await appendAudit(db.prisma, { actor: "cli", action: binding ? "node.bind" : "node.release", target: `node:${node}`, outcome: "ok", data: { previous: r.previous, tokenId: tokenIdArg } });
+      return r.previous;
+    });
+  }
+  console.log(binding ? `node ${node} bound to agent token ${tokenIdArg} (was ${previous ?? "unbound"})` : `node ${node} released (was bound to ${previous ?? "nothing"})`);
   return 0;
 }
 
@@ -56,7 +93,7 @@ async function list(argv: string[], env: Env): Promise<number> {
     console.log(
       table(
         ["ID", "LABEL", "NODE", "LAST USED", "STATUS"],
-        rows.map((r) => [r.id, r.label, r.fleet ? "(fleet)" : (r.boundNode ?? "(unbound)"), r.lastUsedAt ? ago(new Date(r.lastUsedAt).getTime()) : "never", r.revokedAt ? "revoked" : "active"]),
+        rows.map((r) => [r.id, r.label, r.fleet ? `(fleet ${r.fleetPattern ?? ""}${r.fleetGroup ? ` group ${r.fleetGroup}` : ""})` : (r.boundNode ?? "(unbound)"), r.lastUsedAt ? ago(new Date(r.lastUsedAt).getTime()) : "never", r.revokedAt ? "revoked" : "active"]),
       ),
     );
   return 0;

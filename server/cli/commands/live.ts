@@ -13,10 +13,11 @@ export async function nodes(argv: string[], env: Env): Promise<number> {
   else
     console.log(
       table(
-        ["NODE", "STATUS", "OTP", "PROCS", "TOP MAILBOX", "LAST SEEN"],
+        ["NODE", "STATUS", "TOKEN", "OTP", "PROCS", "TOP MAILBOX", "LAST SEEN"],
         rows.map((n) => [
           n.name,
           n.connected ? (n.instance ? `connected (instance ${n.instance})` : "connected") : "disconnected",
+          n.boundTokenId ?? "(unbound)",
           n.otpRelease,
           n.processCount,
           n.topMailbox ? `${n.topMailbox.mailbox} ${n.topMailbox.name ?? n.topMailbox.pid}` : null,

@@ -184,7 +184,8 @@ export function AgentTokens() {
   const list = useQuery(trpc.tokens.agentList.queryOptions(undefined, { refetchInterval: 15_000 }));
   const [label, setLabel] = useState("");
   const [fleet, setFleet] = useState(false);
-  const [created, setCreated] = useState<{ id: string; token: string; fleet: boolean } | null>(null);
+  const [pattern, setPattern] = useState("*");
+  const [created, setCreated] = useState<{ id: string; token: string; fleet: boolean; fleetPattern: string | null } | null>(null);
   const [note, setNote] = useState<string | null>(null);
   const refresh = () => void queryClient.invalidateQueries({ queryKey: trpc.tokens.agentList.queryKey() });
   const create = useMutation(
@@ -216,7 +217,7 @@ export function AgentTokens() {
         className="form-row"
         onSubmit={(e) => {
           e.preventDefault();
-          create.mutate({ label, fleet });
+          create.mutate({ label, ...(fleet ? { fleetPattern: pattern } : {}) });
         }}
         data-testid="agent-token-create"
       >
@@ -226,8 +227,14 @@ export function AgentTokens() {
         </label>
         <label className="check">
           <input type="checkbox" checked={fleet} onChange={(e) => setFleet(e.target.checked)} data-testid="agent-token-fleet" />
-          fleet (any number of nodes)
+          fleet (many nodes)
         </label>
+        {fleet ? (
+          <label className="inline-field">
+            <span>Node names</span>
+            <input className="ctl" required maxLength={255} placeholder="shop_*@*" value={pattern} onChange={(e) => setPattern(e.target.value)} data-testid="agent-token-fleet-pattern" />
+          </label>
+        ) : null}
         <button type="submit" className="btn btn-primary" disabled={!label || create.isPending} data-testid="agent-token-submit">
           {create.isPending ? "Creating…" : "Create agent token"}
         </button>
@@ -237,7 +244,7 @@ export function AgentTokens() {
       {created ? (
         <OnceSecret title={`Agent token ${created.id}${created.fleet ? " (fleet)" : ""}`} value={created.token} testid="agent-token-created" onDismiss={() => setCreated(null)}>
           In the node&apos;s environment: <code>BEAMDECK_URL={agentUrl}</code> and <code>BEAMDECK_TOKEN=…</code>.
-          {created.fleet ? " Any node may use it." : " The first node that connects with it owns it."}
+          {created.fleet ? ` Nodes named ${created.fleetPattern ?? ""} may use it; each name stays bound to it.` : " The first node that connects with it owns it."}
         </OnceSecret>
       ) : null}
       <table className="grid" data-testid="agent-tokens-table">
@@ -257,7 +264,7 @@ export function AgentTokens() {
             <tr key={t.id} data-testid="agent-token-row" data-id={t.id} data-fleet={String(t.fleet)} data-bound={t.boundNode ?? ""} data-revoked={String(Boolean(t.revokedAt))}>
               <td className="mono">{t.id}</td>
               <td>{t.label}</td>
-              <td data-testid="agent-token-scope">{t.fleet ? <span className="flag flag-fleet">fleet</span> : t.boundNode ? <span className="mono">{t.boundNode}</span> : <span className="muted">unbound (first node to use it)</span>}</td>
+              <td data-testid="agent-token-scope">{t.fleet ? <span className="flag flag-fleet" title={`names matching ${t.fleetPattern ?? ""}`}>fleet {t.fleetPattern}</span> : t.boundNode ? <span className="mono">{t.boundNode}</span> : <span className="muted">unbound (first node to use it)</span>}</td>
               <td>
                 <TokenState revokedAt={t.revokedAt} now={now} />
               </td>

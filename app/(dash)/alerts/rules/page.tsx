@@ -31,6 +31,7 @@ const RULE_HELP: Record<string, string> = {
   max_restart_intensity: "A supervisor gave up: too many restarts in its period (reached_max_restart_intensity). Always pages when enabled.",
   mailbox: "One process's mailbox stays above the threshold for the whole time; resolves by itself when it drains.",
   node_down: "A node's agent stays disconnected for longer than this; resolves by itself when it reconnects.",
+  event_gap: "Events from a node are missing from its sequence without the agent saying it dropped them, or the sequence went backwards: someone may be suppressing or forging reports.",
 };
 
 function ParamInput({ name, value, def, disabled, onChange }: { name: string; value: unknown; def: unknown; disabled: boolean; onChange: (v: unknown) => void }) {

@@ -53,6 +53,7 @@ export function NodeHeader({ node }: { node: string }) {
   const otp = d?.otpRelease ?? row?.otpRelease ?? null;
   const erts = d?.ertsVersion ?? row?.ertsVersion ?? null;
   const agent = d?.agentVersion ?? row?.agentVersion ?? null;
+  const boundToken = d?.boundTokenId ?? row?.boundTokenId ?? null;
   const scanUs = typeof d?.stats?.scanUs === "number" ? d.stats.scanUs : null;
   const release = d?.releases?.find((r) => r.status === "current") ?? d?.releases?.find((r) => r.status === "permanent") ?? null;
 
@@ -87,6 +88,12 @@ export function NodeHeader({ node }: { node: string }) {
           <div>
             <dt>Agent</dt>
             <dd className="mono">{agent ?? "–"}</dd>
+          </div>
+          <div>
+            <dt>Agent token</dt>
+            <dd className="mono" data-testid="node-bound-token" title="The only agent token this node name accepts (an admin can release or rebind it)">
+              {boundToken ?? "unbound"}
+            </dd>
           </div>
           {release ? (
             <div>
