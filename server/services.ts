@@ -9,6 +9,7 @@ import type { AlertEngine } from "./alerts/engine";
 import type { Hub } from "./live/hub";
 import type { UpgradeWorkflow } from "./upgrades/workflow";
 import type { WsSessions } from "./live/ws-sessions";
+import type { SystemWatch } from "./agents/system-views";
 
 export interface Services {
   prisma: PrismaClient;
@@ -18,6 +19,8 @@ export interface Services {
   alerts: AlertEngine;
   upgrades: UpgradeWorkflow;
   wsSessions: WsSessions;
+  /** Node overviews over time (Observer's system view). */
+  system: SystemWatch;
   instanceId: string;
   /** The dashboard's public URL, for links in notifications (BEAMDECK_PUBLIC_URL). */
   publicUrl: string | null;

@@ -9,6 +9,7 @@ import path from "node:path";
 import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
 import { AgentRegistry } from "../agents/registry";
+import { SystemWatch } from "../agents/system-views";
 import { EventStore } from "../events/store";
 import { LocalHub } from "../live/hub";
 import type { Services } from "../services";
@@ -57,7 +58,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations);
   const wsSessions = new WsSessions(db.prisma);
-  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
+  const system = new SystemWatch(registry);
+  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, system, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port);
@@ -72,6 +74,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   services.publicUrl ??= url;
   alerts.start();
   wsSessions.start();
+  system.start();
 
   // Tokens revoked through another instance (or the database) take effect here too.
   const recheck = setInterval(async () => {
@@ -92,6 +95,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         clearInterval(recheck);
         alerts.stop();
         wsSessions.stop();
+        system.stop();
         await app.close();
         await db.close();
       })();
