@@ -10,6 +10,7 @@ import type { Hub } from "./live/hub";
 import type { UpgradeWorkflow } from "./upgrades/workflow";
 import type { WsSessions } from "./live/ws-sessions";
 import type { SystemWatch } from "./agents/system-views";
+import type { MetricsCounters } from "./gateway/metrics";
 
 export interface Services {
   prisma: PrismaClient;
@@ -21,6 +22,8 @@ export interface Services {
   wsSessions: WsSessions;
   /** Node overviews over time (Observer's system view). */
   system: SystemWatch;
+  /** Counters behind GET /metrics, fed since this instance started. */
+  metrics: MetricsCounters;
   instanceId: string;
   /** The dashboard's public URL, for links in notifications (BEAMDECK_PUBLIC_URL). */
   publicUrl: string | null;

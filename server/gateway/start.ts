@@ -10,6 +10,7 @@ import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
 import { AgentRegistry } from "../agents/registry";
 import { SystemWatch } from "../agents/system-views";
+import { MetricsCounters } from "./metrics";
 import { EventStore } from "../events/store";
 import { LocalHub } from "../live/hub";
 import type { Services } from "../services";
@@ -59,7 +60,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations);
   const wsSessions = new WsSessions(db.prisma);
   const system = new SystemWatch(registry);
-  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, system, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
+  const metrics = new MetricsCounters({ registry, events });
+  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, system, metrics, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port);

@@ -1,7 +1,8 @@
 /**
- * Observer's system views end to end: a real rel_test release with the
- * agent, a real server, read through the CLI and checked against what the
- * node itself says over distributed Erlang.
+ * Observer's system views and the Prometheus endpoint end to end: a real
+ * rel_test release with the agent, a real server, read through the CLI and
+ * GET /metrics and checked against what the node itself says over
+ * distributed Erlang.
  */
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -130,5 +131,78 @@ describe("system views", () => {
     const unknown = await server.cli(["system", "nobody@nowhere"]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/nobody@nowhere/);
+  });
+});
+
+/** The Prometheus text format, parsed strictly enough to fail on a malformed line. */
+function parseMetrics(text: string) {
+  const types = new Map<string, string>();
+  const helps = new Set<string>();
+  const samples: { name: string; labels: Record<string, string>; value: number }[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    let m = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/.exec(line);
+    if (m) {
+      if (m[1] === "TYPE") types.set(m[2], m[3]);
+      else helps.add(m[2]);
+      continue;
+    }
+    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.e+]+|\+Inf|NaN)$/.exec(line);
+    if (!m) throw new Error(`not a metric line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const [, k, v] of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[k] = v.replace(/\\n/g, "\n").replace(/\\(["\\])/g, "$1");
+    samples.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  for (const s of samples) {
+    const family = s.name.replace(/_(bucket|sum|count)$/, "");
+    if (!types.has(s.name) && !types.has(family)) throw new Error(`no TYPE for ${s.name}`);
+    if (!helps.has(s.name) && !helps.has(family)) throw new Error(`no HELP for ${s.name}`);
+  }
+  const one = (name: string, labels: Record<string, string> = {}) =>
+    samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  return { types, samples, one };
+}
+
+describe("GET /metrics", () => {
+  const scrape = (auth?: string) => fetch(`${server.url}/metrics`, { headers: auth ? { authorization: `Bearer ${auth}` } : {} });
+
+  it("refuses a scrape without a token, and takes a viewer's token", async () => {
+    const anon = await scrape();
+    expect(anon.status).toBe(401);
+    expect(await anon.text()).toMatch(/token/);
+    expect((await scrape("bdapi_nope_nope")).status).toBe(401);
+    const admin = httpClient(server.url, { token: server.apiToken });
+    const viewer = await admin.tokens.apiCreate.mutate({ label: "prometheus", role: "viewer" });
+    const r = await scrape(viewer.token);
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+
+  it("reports the node as the node reports itself, and counts its events", async () => {
+    // A supervisor report the test causes: the rel_test acceptor killed and restarted.
+    await node.rpc(`[{_, P, _, _}] = supervisor:which_children('Elixir.RelTest.Supervisor'), exit(P, kill), ok`);
+    const m = await waitFor(
+      "the supervisor report counted in /metrics",
+      async () => {
+        const parsed = parseMetrics(await (await scrape(server.apiToken)).text());
+        return parsed.one("beamdeck_events_stored_total", { node: node.name, kind: "supervisor_report" })[0]?.value ? parsed : null;
+      },
+      20_000,
+      500,
+    );
+    expect(m.one("beamdeck_node_connected", { node: node.name })[0]?.value).toBe(1);
+    expect(m.one("beamdeck_agents_connected")[0]?.value).toBeGreaterThanOrEqual(1);
+    const rel = await node.rpcJson<[string, string]>(`[{N, V, _, _} | _] = [R || R = {_, _, _, permanent} <- release_handler:which_releases()], [list_to_binary(N), list_to_binary(V)]`);
+    expect(m.one("beamdeck_node_info", { node: node.name })[0]?.labels).toMatchObject({ otp: "25", release: rel[0], release_vsn: rel[1] });
+    const procs = Number(await node.rpc("erlang:system_info(process_count)"));
+    expect(Math.abs((m.one("beamdeck_node_processes", { node: node.name })[0]?.value ?? 0) - procs)).toBeLessThan(40);
+    expect(m.one("beamdeck_node_system_limit", { node: node.name, what: "processes" })[0]?.value).toBe(Number(await node.rpc("erlang:system_info(process_limit)")));
+    expect(m.one("beamdeck_node_memory_bytes", { node: node.name, kind: "total" })[0]?.value).toBeGreaterThan(1_000_000);
+    expect(m.types.get("beamdeck_event_ingest_lag_seconds")).toBe("histogram");
+    const buckets = m.one("beamdeck_event_ingest_lag_seconds_bucket").map((s) => s.value);
+    expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+    expect(buckets.at(-1)).toBe(m.one("beamdeck_event_ingest_lag_seconds_count")[0]?.value);
+    expect(m.one("beamdeck_agent_frames_received_total", { type: "procs" })[0]?.value).toBeGreaterThan(0);
+    expect(m.one("beamdeck_webhook_deliveries", { status: "failed" })).toHaveLength(1);
   });
 });
