@@ -11,6 +11,7 @@ import type { UpgradeWorkflow } from "./upgrades/workflow";
 import type { WsSessions } from "./live/ws-sessions";
 import type { SystemWatch } from "./agents/system-views";
 import type { MetricsCounters } from "./gateway/metrics";
+import type { OldCodeWatch } from "./upgrades/old-code-watch";
 
 export interface Services {
   prisma: PrismaClient;
@@ -22,6 +23,8 @@ export interface Services {
   wsSessions: WsSessions;
   /** Node overviews over time (Observer's system view). */
   system: SystemWatch;
+  /** Processes left on old code, per node (marks in the table, tree and nodes list). */
+  oldCode: OldCodeWatch;
   /** Counters behind GET /metrics, fed since this instance started. */
   metrics: MetricsCounters;
   instanceId: string;

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 
-export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "node_down"] as const;
+export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "node_down", "old_code"] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
 
 export const ruleParams = {
@@ -23,6 +23,10 @@ export const ruleParams = {
   node_down: z.object({
     forSeconds: z.number().int().min(0).max(86_400).default(60),
   }),
+  old_code: z.object({
+    /** How long processes may stay on a module's old code after a load before it pages. */
+    forSeconds: z.number().int().min(0).max(7 * 86_400).default(600),
+  }),
 } satisfies Record<RuleKind, z.ZodType>;
 
 export type RuleParams = { [K in RuleKind]: z.infer<(typeof ruleParams)[K]> };
@@ -32,6 +36,7 @@ export const RULE_TITLES: Record<RuleKind, string> = {
   max_restart_intensity: "Supervisor gave up (reached_max_restart_intensity)",
   mailbox: "Mailbox above threshold",
   node_down: "Node disconnected",
+  old_code: "Processes left on old code",
 };
 
 export function defaultParams<K extends RuleKind>(kind: K): RuleParams[K] {
@@ -136,4 +141,44 @@ export function nodeDownDraft(node: string, since: number, p: RuleParams["node_d
     title: `${node} disconnected for over ${p.forSeconds} s`,
     detail: { since: new Date(since).toISOString(), forSeconds: p.forSeconds },
   };
+}
+
+/**
+ * Old-code rule state: a module whose old code still runs processes for
+ * longer than the rule allows pages once; it clears when none are left.
+ */
+export class OldCodeLinger {
+  private fired = new Set<string>();
+
+  observe(
+    node: string,
+    modules: { module: string; count: number; since: number; pids: string[] }[],
+    p: RuleParams["old_code"],
+    now: number,
+  ): { fire: AlertDraft[]; cleared: string[] } {
+    const fire: AlertDraft[] = [];
+    const seen = new Set<string>();
+    for (const m of modules) {
+      const key = `old_code|${node}|${m.module}`;
+      seen.add(key);
+      if (now - m.since < p.forSeconds * 1000 || this.fired.has(key)) continue;
+      this.fired.add(key);
+      const minutes = Math.max(1, Math.round((now - m.since) / 60_000));
+      fire.push({
+        kind: "old_code",
+        node,
+        groupKey: key,
+        title: `${m.count} process(es) on ${node} still on old code of ${m.module} for ${minutes} min: the next load of ${m.module} kills them (brutal purge) or is blocked (soft purge)`,
+        detail: { module: m.module, count: m.count, since: new Date(m.since).toISOString(), pids: m.pids.slice(0, 100), forSeconds: p.forSeconds },
+      });
+    }
+    const cleared: string[] = [];
+    for (const key of this.fired) {
+      if (key.startsWith(`old_code|${node}|`) && !seen.has(key)) {
+        this.fired.delete(key);
+        cleared.push(key);
+      }
+    }
+    return { fire, cleared };
+  }
 }

@@ -3,6 +3,7 @@
  *
  * Behind an API token (or session) with the viewer role: the metrics name
  * every node and its release. Per node: connected, processes, top mailbox,
+ * processes on old code (total with module="", and per module),
  * the system overview (memory, utilisation, run queue, counts against
  * limits), release info, alerts, last upgrade outcome, events stored; per
  * server: agents connected, frames and events ingested, ingest lag, webhook
@@ -94,6 +95,7 @@ export async function renderMetrics(services: Services, counters: MetricsCounter
   const runQueue = fam("beamdeck_node_run_queue", "gauge", "Processes and ports waiting in run queues");
   const sysCount = fam("beamdeck_node_system_count", "gauge", "Processes, ports, atoms and ETS tables on the node");
   const sysLimit = fam("beamdeck_node_system_limit", "gauge", "The node's limits for processes, ports, atoms and ETS tables");
+  const oldCode = fam("beamdeck_node_old_code_processes", "gauge", "Processes still running old code of a module (after a soft purge), by module");
   for (const row of rows) {
     const node = row.name;
     const live = registry.live(node);
@@ -107,6 +109,11 @@ export async function renderMetrics(services: Services, counters: MetricsCounter
     const s = live.summary();
     procs.add({ node }, s.processCount);
     topMailbox.add({ node }, s.topMailbox?.mailbox ?? 0);
+    const scan = services.oldCode.snapshot(node);
+    if (scan) {
+      oldCode.add({ node, module: "" }, scan.total);
+      for (const m of scan.modules) oldCode.add({ node, module: m.module }, m.count);
+    }
     const o = services.system.history(node).at(-1);
     if (!o) continue;
     for (const [kind, bytes] of Object.entries(o.memory)) memory.add({ node, kind }, bytes);

@@ -10,6 +10,7 @@ import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
 import { AgentRegistry } from "../agents/registry";
 import { SystemWatch } from "../agents/system-views";
+import { OldCodeWatch } from "../upgrades/old-code-watch";
 import { MetricsCounters } from "./metrics";
 import { EventStore } from "../events/store";
 import { LocalHub } from "../live/hub";
@@ -56,12 +57,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const instanceId = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const events = new EventStore(db.prisma, hub);
   const registry = new AgentRegistry(db.prisma, hub, instanceId, events);
-  const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl);
+  const oldCode = new OldCodeWatch(registry);
+  const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations);
   const wsSessions = new WsSessions(db.prisma);
   const system = new SystemWatch(registry);
   const metrics = new MetricsCounters({ registry, events });
-  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, system, metrics, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
+  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, system, oldCode, metrics, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port);
@@ -77,6 +79,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   alerts.start();
   wsSessions.start();
   system.start();
+  oldCode.start();
 
   // Tokens revoked through another instance (or the database) take effect here too.
   const recheck = setInterval(async () => {
@@ -98,6 +101,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         alerts.stop();
         wsSessions.stop();
         system.stop();
+        oldCode.stop();
         await app.close();
         await db.close();
       })();

@@ -31,6 +31,7 @@ const RULE_HELP: Record<string, string> = {
   max_restart_intensity: "A supervisor gave up: too many restarts in its period (reached_max_restart_intensity). Always pages when enabled.",
   mailbox: "One process's mailbox stays above the threshold for the whole time; resolves by itself when it drains.",
   node_down: "A node's agent stays disconnected for longer than this; resolves by itself when it reconnects.",
+  old_code: "Processes stay on a module's old code (after a soft purge, or a load they did not follow) for longer than this: the next load of that module kills them or is blocked. Resolves when none are left.",
 };
 
 function ParamInput({ name, value, def, disabled, onChange }: { name: string; value: unknown; def: unknown; disabled: boolean; onChange: (v: unknown) => void }) {
