@@ -87,10 +87,10 @@ export default function NodesPage() {
                 </td>
                 <td>
                   {n.topMailbox ? (
-                    <span className="cell-proc">
+                    <Link className="cell-proc" href={`/nodes/${encodeURIComponent(n.name)}?pid=${encodeURIComponent(n.topMailbox.pid)}`} data-testid="node-top-mailbox-link" title="open this process">
                       <Pid pid={n.topMailbox.pid} />
                       {n.topMailbox.name ? <Atom text={n.topMailbox.name} compact /> : null}
-                    </span>
+                    </Link>
                   ) : (
                     <span className="muted">–</span>
                   )}

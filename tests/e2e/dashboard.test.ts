@@ -479,6 +479,30 @@ describe("(c) a real BEAM node: the forum's rel_test with the agent", () => {
     });
   });
 
+  it("the nodes list answers what runs where: release, old code, top mailbox linked to its process; /nodes leads there", async () => {
+    const d = demo!;
+    const node = d.node.name;
+    await withScreenshotOnFailure(page, "demo-nodes-list", async () => {
+      const rel = await d.node.rpcJson<[string, string]>(`[{N, V, _, _} | _] = [R || R = {_, _, _, permanent} <- release_handler:which_releases()], [list_to_binary(N), list_to_binary(V)]`);
+      await page.goto("/nodes");
+      await page.waitForURL((u) => u.pathname === "/");
+      const row = page.locator(`[data-testid="node-row"][data-node="${node}"]`);
+      await row.waitFor({ timeout: 20_000 });
+      expect(await row.getByTestId("node-release").textContent()).toBe(`${rel[0]} ${rel[1]}`);
+      // The demo node runs no old code until an upgrade leaves some: 0 once scanned.
+      await expect.poll(() => row.getByTestId("node-old-code").getAttribute("data-value"), { timeout: 20_000 }).toBe("0");
+      const link = row.getByTestId("node-top-mailbox-link");
+      await link.waitFor({ timeout: 20_000 });
+      const href = (await link.getAttribute("href")) ?? "";
+      const pid = new URL(href, bd.url).searchParams.get("pid");
+      expect(pid).toMatch(/^<\d+\.\d+\.\d+>$/);
+      await link.click();
+      const drawer = page.getByTestId("proc-drawer");
+      await drawer.waitFor({ timeout: 15_000 });
+      expect(await drawer.getAttribute("data-pid")).toBe(pid);
+    });
+  });
+
   it("the System tab: counts against the node's limits, charts, an ETS table and the clients' sockets", async () => {
     const d = demo!;
     const node = d.node.name;
