@@ -10,7 +10,7 @@ import type { EventStore } from "../events/store";
 import type { Hub } from "../live/hub";
 import { Expectations } from "./expectations";
 import type { OldCodeWatch } from "../upgrades/old-code-watch";
-import { matchChildTerminated, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, OldCodeLinger, type AlertDraft, type EventFacts } from "./rules";
+import { matchChildTerminated, matchMaxRestartIntensity, LeakWatch, MailboxWatch, nodeDownDraft, OldCodeLinger, type AlertDraft, type EventFacts } from "./rules";
 import { autoResolve, loadRules, raiseAlert, type RuleSetting } from "./store";
 import { deliverDue, enqueueDeliveries } from "./webhooks";
 
@@ -36,6 +36,7 @@ export class AlertEngine {
   private rules: Rules | null = null;
   private readonly mailboxes = new MailboxWatch();
   private readonly oldCodeLinger = new OldCodeLinger();
+  private readonly leaks = new LeakWatch();
   private timers: NodeJS.Timeout[] = [];
   private delivering = false;
 
@@ -134,14 +135,21 @@ export class AlertEngine {
   private async tickMailboxes(): Promise<void> {
     const rules = await this.currentRules().catch(() => null);
     const rule = rules?.mailbox as RuleSetting<"mailbox"> | undefined;
-    if (!rule?.enabled) return;
+    const leak = rules?.mailbox_leak as RuleSetting<"mailbox_leak"> | undefined;
     const now = Date.now();
     for (const live of this.registry.liveNodes()) {
       if (!live.connected) continue;
-      const over = live.processes.top("mailbox", 200).filter((p) => p.mailbox > rule.params.threshold);
-      const { fire, cleared } = this.mailboxes.observe(live.name, over, rule.params, now);
-      for (const d of fire) await this.raise(d, null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
-      for (const key of cleared) await this.resolve(key);
+      const outcomes = [];
+      if (rule?.enabled) {
+        const over = live.processes.top("mailbox", 200).filter((p) => p.mailbox > rule.params.threshold);
+        outcomes.push(this.mailboxes.observe(live.name, over, rule.params, now));
+      }
+      // The 1000 fullest mailboxes are watched for growth (bounded work per tick).
+      if (leak?.enabled) outcomes.push(this.leaks.observe(live.name, live.processes.top("mailbox", 1000).filter((p) => p.mailbox > 0), leak.params, now));
+      for (const { fire, cleared } of outcomes) {
+        for (const d of fire) await this.raise(d, null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
+        for (const key of cleared) await this.resolve(key);
+      }
     }
   }
 

@@ -1,10 +1,15 @@
 /**
- * Old code is visible everywhere (issue 14): a process left running a
+ * Signals an operator needs every day (issue 14), on a real node.
+ *
+ * Old code is visible everywhere: a process left running a
  * module's old code on a real node is counted in the nodes list, marked in
  * the process table (`procs --json`) and the tree query, counted in
  * /metrics, and pages through the `old_code` alert rule — and all of it
  * clears when the process is gone. The truth comes from the node itself
  * (`erlang:check_process_code/2` over distributed Erlang).
+ *
+ * Mailbox leaks: a mailbox that grows slowly and never drains pages through
+ * the `mailbox_leak` rule, and the alert resolves when the process is gone.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stopAll, type BeamNode } from "../../tools/beam/nodes";
@@ -33,7 +38,9 @@ beforeAll(async () => {
   server = await startServer();
   ({ node } = await startAgentNode(server));
   await waitConnected(server, node.name);
-  await httpClient(server.url, { token: server.apiToken }).alerts.updateRule.mutate({ kind: "old_code", enabled: true, params: { forSeconds: 3 } });
+  const admin = httpClient(server.url, { token: server.apiToken });
+  await admin.alerts.updateRule.mutate({ kind: "old_code", enabled: true, params: { forSeconds: 3 } });
+  await admin.alerts.updateRule.mutate({ kind: "mailbox_leak", enabled: true, params: { windowSeconds: 4, minGrowth: 5 } });
   looper = await node.rpcJson<string>(LEAVE_ON_OLD_CODE);
   expect(await node.rpc(`erlang:check_process_code(whereis(bd_old_looper), bd_old_mod)`)).toBe("true");
 });
@@ -91,5 +98,30 @@ describe("processes left on old code", () => {
     await waitFor("the alert resolved", async () => !(await api.alerts.list.query({ status: "open" })).some((a) => a.kind === "old_code"), 20_000, 500);
     const resolved = (await api.alerts.list.query({ status: "resolved" })).filter((a) => a.kind === "old_code");
     expect(resolved).toHaveLength(1);
+  });
+});
+
+describe("a mailbox leak", () => {
+  it("pages when a mailbox keeps growing without draining, and resolves when the process is gone", async () => {
+    // Three messages a second that nobody receives: the process only waits for `stop`.
+    const leaker = await node.rpcJson<string>(
+      "P = spawn(fun() -> group_leader(whereis(user), self()), receive stop -> ok end end), register(bd_leaker, P), {ok, _} = timer:send_interval(300, P, {make_ref(), result}), P",
+    );
+    const api = httpClient(server.url, { token: server.apiToken });
+    const alert = await waitFor(
+      "the mailbox_leak alert",
+      async () => (await api.alerts.list.query({ status: "open" })).find((a) => a.kind === "mailbox_leak" && a.node === node.name) ?? null,
+      30_000,
+      500,
+    );
+    const detail = alert.detail as { pid: string; from: number; to: number; perMinute: number };
+    expect(detail.pid).toBe(leaker);
+    expect(detail.to - detail.from).toBeGreaterThanOrEqual(5);
+    expect(detail.perMinute).toBeGreaterThan(0);
+    expect(alert.title).toMatch(/bd_leaker on .*: mailbox grew from \d+ to \d+ .* without draining/);
+    // The node agrees the mailbox grew.
+    expect(Number(await node.rpc("element(2, process_info(whereis(bd_leaker), message_queue_len))"))).toBeGreaterThanOrEqual(detail.to);
+    await node.rpc("bd_leaker ! stop, ok");
+    await waitFor("the leak alert resolved", async () => !(await api.alerts.list.query({ status: "open" })).some((a) => a.kind === "mailbox_leak"), 20_000, 500);
   });
 });
