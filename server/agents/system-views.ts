@@ -9,6 +9,8 @@
  * by the agent: at most 1000 rows, 100k scanned).
  */
 import { z } from "zod";
+import type { LiveNode } from "./live-node";
+import { NodePoller } from "./node-poller";
 import type { AgentRegistry } from "./registry";
 import { Ring } from "./ring";
 
@@ -97,57 +99,42 @@ const HISTORY = 720;
 /** Polls every connected agent that announces the `system` capability. */
 export class SystemWatch {
   private readonly rings = new Map<string, Ring<SystemOverview>>();
-  private readonly inFlight = new Set<string>();
-  private timer: NodeJS.Timeout | null = null;
+  private readonly poller: NodePoller;
 
   constructor(
     private readonly registry: AgentRegistry,
-    private readonly everyMs = OVERVIEW_EVERY_MS,
-  ) {}
+    everyMs = OVERVIEW_EVERY_MS,
+  ) {
+    this.poller = new NodePoller(registry, everyMs, (node) => this.ask(node, Math.min(3000, everyMs)), (known) => {
+      // Nodes the registry forgot (offline for long) lose their history too.
+      for (const name of this.rings.keys()) if (!known.has(name)) this.rings.delete(name);
+    });
+  }
 
   start(): void {
-    this.timer ??= setInterval(() => this.poll(), this.everyMs);
-    this.timer.unref();
-    this.poll();
+    this.poller.start();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.poller.stop();
   }
 
   history(node: string): SystemOverview[] {
     return this.rings.get(node)?.toArray() ?? [];
   }
 
-  private poll(): void {
-    const live = new Set<string>();
-    for (const node of this.registry.liveNodes()) {
-      live.add(node.name);
-      if (!node.connected || !node.hello.capabilities.includes("system") || this.inFlight.has(node.name)) continue;
-      this.inFlight.add(node.name);
-      const bootId = node.hello.bootId;
-      this.registry
-        .request(node.name, "system_overview", {}, Math.min(3000, this.everyMs))
-        .then((reply) => {
-          const parsed = systemOverview.safeParse(reply);
-          if (!parsed.success) return; // a bad reply is skipped, not stored
-          // Counters restart with a new boot: its history starts afresh.
-          if (node.hello.bootId !== bootId) return;
-          let ring = this.rings.get(node.name);
-          const last = ring?.last();
-          if (!ring || (last && parsed.data.uptimeMs < last.uptimeMs)) {
-            ring = new Ring<SystemOverview>(HISTORY);
-            this.rings.set(node.name, ring);
-          }
-          ring.push(parsed.data);
-        })
-        .catch(() => {
-          /* a node that did not answer in time gets a gap in its chart */
-        })
-        .finally(() => this.inFlight.delete(node.name));
+  private async ask(node: LiveNode, timeoutMs: number): Promise<void> {
+    if (!node.hello.capabilities.includes("system")) return;
+    const bootId = node.hello.bootId;
+    const parsed = systemOverview.safeParse(await this.registry.request(node.name, "system_overview", {}, timeoutMs));
+    // A bad reply is skipped, not stored; counters restart with a new boot.
+    if (!parsed.success || node.hello.bootId !== bootId) return;
+    let ring = this.rings.get(node.name);
+    const last = ring?.last();
+    if (!ring || (last && parsed.data.uptimeMs < last.uptimeMs)) {
+      ring = new Ring<SystemOverview>(HISTORY);
+      this.rings.set(node.name, ring);
     }
-    // Nodes the registry forgot (offline for long) lose their history too.
-    for (const name of this.rings.keys()) if (!live.has(name)) this.rings.delete(name);
+    ring.push(parsed.data);
   }
 }

@@ -10,6 +10,8 @@
  * module) and one check_process_code pass per module that has some.
  */
 import { z } from "zod";
+import type { LiveNode } from "../agents/live-node";
+import { NodePoller } from "../agents/node-poller";
 import type { AgentRegistry } from "../agents/registry";
 
 const n = z.number().int().nonnegative();
@@ -53,28 +55,27 @@ export interface OldCodeSnapshot {
 
 export class OldCodeWatch {
   private readonly snapshots = new Map<string, OldCodeSnapshot & { bootId: string; byPid: Map<string, string[]> }>();
-  private readonly inFlight = new Set<string>();
-  private timer: NodeJS.Timeout | null = null;
+  private readonly poller: NodePoller;
 
   constructor(
     private readonly registry: AgentRegistry,
-    private readonly everyMs = OLD_CODE_EVERY_MS,
+    everyMs = OLD_CODE_EVERY_MS,
   ) {
-    // An upgrade step just finished: the marks should not wait for the next tick.
+    this.poller = new NodePoller(registry, everyMs, (node) => this.ask(node), (known) => {
+      for (const name of this.snapshots.keys()) if (!known.has(name)) this.snapshots.delete(name);
+    });
+    // An upgrade step just finished: the marks should not wait for the next round.
     registry.onAgentFrame((node, frame) => {
-      if (frame.type === "command_result") void this.ask(node);
+      if (frame.type === "command_result") void this.poller.now(node);
     });
   }
 
   start(): void {
-    this.timer ??= setInterval(() => this.poll(), this.everyMs);
-    this.timer.unref();
-    this.poll();
+    this.poller.start();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.poller.stop();
   }
 
   /** The latest scan of a node, or null before the first (or for an agent without upgrades). */
@@ -88,40 +89,23 @@ export class OldCodeWatch {
     return this.snapshots.get(node)?.byPid.get(pid) ?? null;
   }
 
-  private poll(): void {
-    const live = new Set<string>();
-    for (const node of this.registry.liveNodes()) {
-      live.add(node.name);
-      if (node.connected) void this.ask(node.name);
-    }
-    for (const name of this.snapshots.keys()) if (!live.has(name)) this.snapshots.delete(name);
-  }
-
-  private async ask(name: string): Promise<void> {
-    const node = this.registry.live(name);
-    if (!node?.connected || !node.hello.capabilities.includes("upgrade") || this.inFlight.has(name)) return;
-    this.inFlight.add(name);
+  private async ask(node: LiveNode): Promise<void> {
+    if (!node.hello.capabilities.includes("upgrade")) return;
     const bootId = node.hello.bootId;
-    try {
-      const parsed = oldCodeReply.safeParse(await this.registry.request(name, "old_code", {}, 5000));
-      if (!parsed.success || node.hello.bootId !== bootId) return;
-      const prev = this.snapshots.get(name);
-      const sameBoot = prev?.bootId === bootId;
-      const now = Date.now();
-      const byPid = new Map<string, string[]>();
-      const modules: OldCodeModule[] = [];
-      for (const m of parsed.data.modules) {
-        if (m.count === 0) continue;
-        const before = sameBoot ? prev?.modules.find((x) => x.module === m.module) : undefined;
-        const pids = m.processes.map((p) => p.pid);
-        for (const pid of pids) byPid.set(pid, [...(byPid.get(pid) ?? []), m.module]);
-        modules.push({ module: m.module, count: m.count, truncated: m.truncated, since: before?.since ?? now, pids });
-      }
-      this.snapshots.set(name, { at: parsed.data.at, total: parsed.data.total, modules, bootId, byPid });
-    } catch {
-      /* not answered in time: the previous scan stands until the next tick */
-    } finally {
-      this.inFlight.delete(name);
+    const parsed = oldCodeReply.safeParse(await this.registry.request(node.name, "old_code", {}, 5000));
+    if (!parsed.success || node.hello.bootId !== bootId) return;
+    const prev = this.snapshots.get(node.name);
+    const sameBoot = prev?.bootId === bootId;
+    const now = Date.now();
+    const byPid = new Map<string, string[]>();
+    const modules: OldCodeModule[] = [];
+    for (const m of parsed.data.modules) {
+      if (m.count === 0) continue;
+      const before = sameBoot ? prev?.modules.find((x) => x.module === m.module) : undefined;
+      const pids = m.processes.map((p) => p.pid);
+      for (const pid of pids) byPid.set(pid, [...(byPid.get(pid) ?? []), m.module]);
+      modules.push({ module: m.module, count: m.count, truncated: m.truncated, since: before?.since ?? now, pids });
     }
+    this.snapshots.set(node.name, { at: parsed.data.at, total: parsed.data.total, modules, bootId, byPid });
   }
 }
