@@ -9,6 +9,9 @@ import type { AlertEngine } from "./alerts/engine";
 import type { Hub } from "./live/hub";
 import type { UpgradeWorkflow } from "./upgrades/workflow";
 import type { WsSessions } from "./live/ws-sessions";
+import type { SystemWatch } from "./agents/system-views";
+import type { MetricsCounters } from "./gateway/metrics";
+import type { OldCodeWatch } from "./upgrades/old-code-watch";
 
 export interface Services {
   prisma: PrismaClient;
@@ -18,6 +21,12 @@ export interface Services {
   alerts: AlertEngine;
   upgrades: UpgradeWorkflow;
   wsSessions: WsSessions;
+  /** Node overviews over time (Observer's system view). */
+  system: SystemWatch;
+  /** Processes left on old code, per node (marks in the table, tree and nodes list). */
+  oldCode: OldCodeWatch;
+  /** Counters behind GET /metrics, fed since this instance started. */
+  metrics: MetricsCounters;
   instanceId: string;
   /** The dashboard's public URL, for links in notifications (BEAMDECK_PUBLIC_URL). */
   publicUrl: string | null;

@@ -46,10 +46,22 @@ dispatch(<<"refresh">>, _Params) ->
         false -> ok
     end,
     {ok, #{}};
+dispatch(<<"system_overview">>, _Params) ->
+    system(fun beamdeck_agent_system:overview/0, []);
+dispatch(<<"ets_tables">>, Params) ->
+    system(fun beamdeck_agent_system:ets_tables/1, [Params]);
+dispatch(<<"ports">>, Params) ->
+    system(fun beamdeck_agent_system:ports/1, [Params]);
 dispatch(Method, Params) ->
     case lists:member(Method, ?UPGRADE_METHODS) andalso available(beamdeck_agent_upgrade, request, 2) of
         true -> beamdeck_agent_upgrade:request(Method, Params);
         false -> {error, unknown_method, <<"unknown method: ", (cap(Method))/binary>>}
+    end.
+
+system(Fun, Args) ->
+    case available(beamdeck_agent_system, overview, 0) of
+        true -> apply(Fun, Args);
+        false -> {error, unavailable, <<"system views are not available in this agent build">>}
     end.
 
 %% Modules written by others may be absent from a partial build.

@@ -44,7 +44,9 @@ export default function NodesPage() {
               <th>OTP</th>
               <th>ERTS</th>
               <th>Agent</th>
+              <th>Release</th>
               <th className="num">Processes</th>
+              <th className="num" title="processes still running old code of a module (after a soft purge)">Old code</th>
               <th className="num">Top mailbox</th>
               <th>Top mailbox process</th>
             </tr>
@@ -71,25 +73,31 @@ export default function NodesPage() {
                 <td>{n.otpRelease ?? "–"}</td>
                 <td className="mono">{n.ertsVersion ?? "–"}</td>
                 <td className="mono">{n.agentVersion ?? "–"}</td>
+                <td className="mono" data-testid="node-release">
+                  {n.release ? `${n.release.name} ${n.release.vsn}` : "–"}
+                </td>
                 <td className="num" data-testid="node-proc-count">
                   {int(n.processCount)}
+                </td>
+                <td className="num" data-testid="node-old-code" data-value={n.oldCode ?? ""}>
+                  {n.oldCode === null ? "–" : n.oldCode > 0 ? <span className="flag flag-warn">{int(n.oldCode)}</span> : "0"}
                 </td>
                 <td className="num" data-testid="node-top-mailbox">
                   {n.topMailbox ? int(n.topMailbox.mailbox) : "–"}
                 </td>
                 <td>
                   {n.topMailbox ? (
-                    <span className="cell-proc">
+                    <Link className="cell-proc" href={`/nodes/${encodeURIComponent(n.name)}?pid=${encodeURIComponent(n.topMailbox.pid)}`} data-testid="node-top-mailbox-link" title="open this process">
                       <Pid pid={n.topMailbox.pid} />
                       {n.topMailbox.name ? <Atom text={n.topMailbox.name} compact /> : null}
-                    </span>
+                    </Link>
                   ) : (
                     <span className="muted">–</span>
                   )}
                 </td>
               </tr>
             ))}
-            <StatusRow pending={list.isPending} empty={Boolean(list.data) && rows.length === 0} colSpan={8}>
+            <StatusRow pending={list.isPending} empty={Boolean(list.data) && rows.length === 0} colSpan={10}>
               No node has connected yet. Create an agent token with <code>beamdeck agent-token create LABEL</code> and start a node with the agent.
             </StatusRow>
           </tbody>

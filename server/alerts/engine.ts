@@ -9,7 +9,8 @@ import type { EventFrame } from "../agents/protocol";
 import type { EventStore } from "../events/store";
 import type { Hub } from "../live/hub";
 import { Expectations } from "./expectations";
-import { matchChildTerminated, matchEventGap, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, type AlertDraft, type EventFacts } from "./rules";
+import type { OldCodeWatch } from "../upgrades/old-code-watch";
+import { LeakWatch, matchChildTerminated, matchEventGap, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, OldCodeLinger, type AlertDraft, type EventFacts } from "./rules";
 import { autoResolve, loadRules, raiseAlert, type RuleSetting } from "./store";
 import { deliverDue, enqueueDeliveries } from "./webhooks";
 
@@ -34,6 +35,8 @@ export class AlertEngine {
   readonly expectations = new Expectations();
   private rules: Rules | null = null;
   private readonly mailboxes = new MailboxWatch();
+  private readonly oldCodeLinger = new OldCodeLinger();
+  private readonly leaks = new LeakWatch();
   private timers: NodeJS.Timeout[] = [];
   private delivering = false;
 
@@ -43,6 +46,7 @@ export class AlertEngine {
     private readonly registry: AgentRegistry,
     events: EventStore,
     private readonly publicUrl: () => string | null,
+    private readonly oldCode: OldCodeWatch | null = null,
   ) {
     events.onStored((node, stored) => this.onEvents(node, stored));
     hub.listen("nodes", (p) => {
@@ -54,6 +58,7 @@ export class AlertEngine {
   start(): void {
     this.timers.push(setInterval(() => void this.tickMailboxes(), 1000));
     this.timers.push(setInterval(() => void this.tickNodes(), 2000));
+    this.timers.push(setInterval(() => void this.tickOldCode(), 2000));
     this.timers.push(setInterval(() => void this.deliver(), 500));
     for (const t of this.timers) t.unref();
   }
@@ -134,12 +139,33 @@ export class AlertEngine {
   private async tickMailboxes(): Promise<void> {
     const rules = await this.currentRules().catch(() => null);
     const rule = rules?.mailbox as RuleSetting<"mailbox"> | undefined;
-    if (!rule?.enabled) return;
+    const leak = rules?.mailbox_leak as RuleSetting<"mailbox_leak"> | undefined;
     const now = Date.now();
     for (const live of this.registry.liveNodes()) {
       if (!live.connected) continue;
-      const over = live.processes.top("mailbox", 200).filter((p) => p.mailbox > rule.params.threshold);
-      const { fire, cleared } = this.mailboxes.observe(live.name, over, rule.params, now);
+      const outcomes = [];
+      if (rule?.enabled) {
+        const over = live.processes.top("mailbox", 200).filter((p) => p.mailbox > rule.params.threshold);
+        outcomes.push(this.mailboxes.observe(live.name, over, rule.params, now));
+      }
+      // The 1000 fullest mailboxes are watched for growth (bounded work per tick).
+      if (leak?.enabled) outcomes.push(this.leaks.observe(live.name, live.processes.top("mailbox", 1000).filter((p) => p.mailbox > 0), leak.params, now));
+      for (const { fire, cleared } of outcomes) {
+        for (const d of fire) await this.raise(d, null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
+        for (const key of cleared) await this.resolve(key);
+      }
+    }
+  }
+
+  private async tickOldCode(): Promise<void> {
+    const rules = await this.currentRules().catch(() => null);
+    const rule = rules?.old_code as RuleSetting<"old_code"> | undefined;
+    if (!rule?.enabled || !this.oldCode) return;
+    const now = Date.now();
+    for (const live of this.registry.liveNodes()) {
+      const snap = live.connected ? this.oldCode.snapshot(live.name) : null;
+      if (!snap) continue;
+      const { fire, cleared } = this.oldCodeLinger.observe(live.name, snap.modules, rule.params, now);
       for (const d of fire) await this.raise(d, null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
       for (const key of cleared) await this.resolve(key);
     }

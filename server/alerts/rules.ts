@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 
-export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "node_down", "event_gap"] as const;
+export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "mailbox_leak", "node_down", "old_code", "event_gap"] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
 
 export const ruleParams = {
@@ -20,10 +20,20 @@ export const ruleParams = {
     threshold: z.number().int().min(1).max(1_000_000_000).default(10_000),
     forSeconds: z.number().int().min(0).max(86_400).default(30),
   }),
+  mailbox_leak: z.object({
+    /** A mailbox that has not drained for this long… */
+    windowSeconds: z.number().int().min(1).max(7 * 86_400).default(600),
+    /** …and grew by at least this many messages in that time, however slowly. */
+    minGrowth: z.number().int().min(1).max(1_000_000_000).default(20),
+  }),
   node_down: z.object({
     forSeconds: z.number().int().min(0).max(86_400).default(60),
   }),
   event_gap: z.object({}),
+  old_code: z.object({
+    /** How long processes may stay on a module's old code after a load before it pages. */
+    forSeconds: z.number().int().min(0).max(7 * 86_400).default(600),
+  }),
 } satisfies Record<RuleKind, z.ZodType>;
 
 export type RuleParams = { [K in RuleKind]: z.infer<(typeof ruleParams)[K]> };
@@ -32,8 +42,10 @@ export const RULE_TITLES: Record<RuleKind, string> = {
   child_terminated: "Unexpected child_terminated",
   max_restart_intensity: "Supervisor gave up (reached_max_restart_intensity)",
   mailbox: "Mailbox above threshold",
+  mailbox_leak: "Mailbox growing (leak)",
   node_down: "Node disconnected",
   event_gap: "Event sequence gap or regression (events missing or forged)",
+  old_code: "Processes left on old code",
 };
 
 export function defaultParams<K extends RuleKind>(kind: K): RuleParams[K] {
@@ -154,4 +166,94 @@ export function nodeDownDraft(node: string, since: number, p: RuleParams["node_d
     title: `${node} disconnected for over ${p.forSeconds} s`,
     detail: { since: new Date(since).toISOString(), forSeconds: p.forSeconds },
   };
+}
+
+/**
+ * Old-code rule state: a module whose old code still runs processes for
+ * longer than the rule allows pages once; it clears when none are left.
+ */
+export class OldCodeLinger {
+  private fired = new Set<string>();
+
+  observe(
+    node: string,
+    modules: { module: string; count: number; since: number; pids: string[] }[],
+    p: RuleParams["old_code"],
+    now: number,
+  ): { fire: AlertDraft[]; cleared: string[] } {
+    const fire: AlertDraft[] = [];
+    const seen = new Set<string>();
+    for (const m of modules) {
+      const key = `old_code|${node}|${m.module}`;
+      seen.add(key);
+      if (now - m.since < p.forSeconds * 1000 || this.fired.has(key)) continue;
+      this.fired.add(key);
+      const minutes = Math.max(1, Math.round((now - m.since) / 60_000));
+      fire.push({
+        kind: "old_code",
+        node,
+        groupKey: key,
+        title: `${m.count} process(es) on ${node} still on old code of ${m.module} for ${minutes} min: the next load of ${m.module} kills them (brutal purge) or is blocked (soft purge)`,
+        detail: { module: m.module, count: m.count, since: new Date(m.since).toISOString(), pids: m.pids.slice(0, 100), forSeconds: p.forSeconds },
+      });
+    }
+    const cleared: string[] = [];
+    for (const key of this.fired) {
+      if (key.startsWith(`old_code|${node}|`) && !seen.has(key)) {
+        this.fired.delete(key);
+        cleared.push(key);
+      }
+    }
+    return { fire, cleared };
+  }
+}
+
+/**
+ * Mailbox-leak rule state: a process whose mailbox has not drained (never
+ * came back to where it started) for `windowSeconds` and grew by at least
+ * `minGrowth` pages once, however slow the growth — the forum's acceptor
+ * leaking `{Ref, Result}` and `:DOWN` messages of unawaited `Task.async`
+ * calls grows by two per connection. A drain (the length drops to where the
+ * watch started, or to 0) starts the watch afresh and clears the alert.
+ */
+export class LeakWatch {
+  private readonly watch = new Map<string, { since: number; start: number; last: number; fired: boolean }>();
+
+  observe(node: string, procs: { pid: string; name: string | null; mailbox: number }[], p: RuleParams["mailbox_leak"], now: number): { fire: AlertDraft[]; cleared: string[] } {
+    const fire: AlertDraft[] = [];
+    const cleared: string[] = [];
+    const seen = new Set<string>();
+    for (const proc of procs) {
+      const key = `${node}|${proc.pid}`;
+      seen.add(key);
+      const w = this.watch.get(key);
+      // Back down to where the watch started (or below) after growing: it drains.
+      const drained = w !== undefined && (proc.mailbox < w.start || (proc.mailbox === w.start && w.last > w.start));
+      if (!w || drained) {
+        if (w?.fired) cleared.push(`mailbox_leak|${key}`);
+        this.watch.set(key, { since: now, start: proc.mailbox, last: proc.mailbox, fired: false });
+        continue;
+      }
+      w.last = proc.mailbox;
+      const growth = proc.mailbox - w.start;
+      if (!w.fired && now - w.since >= p.windowSeconds * 1000 && growth >= p.minGrowth) {
+        w.fired = true;
+        const minutes = (now - w.since) / 60_000;
+        fire.push({
+          kind: "mailbox_leak",
+          node,
+          groupKey: `mailbox_leak|${key}`,
+          title: `${proc.name ?? proc.pid} on ${node}: mailbox grew from ${w.start} to ${proc.mailbox} in ${minutes.toFixed(1)} min without draining (${(growth / minutes).toFixed(1)}/min) — a leak?`,
+          detail: { pid: proc.pid, name: proc.name, from: w.start, to: proc.mailbox, since: new Date(w.since).toISOString(), perMinute: growth / minutes, windowSeconds: p.windowSeconds, minGrowth: p.minGrowth },
+        });
+      }
+    }
+    // Gone from the watched set (drained to 0, or exited): clear.
+    for (const [key, w] of this.watch) {
+      if (!key.startsWith(`${node}|`) || seen.has(key)) continue;
+      this.watch.delete(key);
+      if (w.fired) cleared.push(`mailbox_leak|${key}`);
+    }
+    return { fire, cleared };
+  }
 }

@@ -5,6 +5,7 @@ import { alerts, events } from "./commands/events";
 import { releases, upgrade } from "./commands/upgrade";
 import { nodes, proc, procs, tree } from "./commands/live";
 import { takeTimeout, withDeadline } from "./deadline";
+import { ets, ports, system } from "./commands/system";
 import { CliError, EXIT, usage } from "./errors";
 
 type Command = (argv: string[], env: Env) => Promise<number>;
@@ -34,6 +35,9 @@ const COMMANDS: Record<string, { run: Command; help: string; deadline?: Deadline
   procs: { run: procs, help: "procs <node> [--sort mailbox|memory|reductions] [--limit N] [--filter TEXT] [--json]" },
   tree: { run: tree, help: "tree <node> [--json]                supervision trees" },
   proc: { run: proc, help: "proc <node> <pid> [--json]          one process in detail" },
+  system: { run: system, help: "system <node> [--json]              node overview: memory, counts vs limits, schedulers, run queues" },
+  ets: { run: ets, help: "ets <node> [--sort memory|size|name] [--limit N] [--json]   ETS tables, largest first" },
+  ports: { run: ports, help: "ports <node> [--sort io|input|output|name] [--limit N] [--json]   ports and sockets, busiest first" },
   events: { run: events, help: "events <node> [--since ISO] [--until ISO] [--context C] [--limit N] [--json]" },
   alerts: { run: alerts, help: "alerts [--status active|open|acked|resolved|all] [--json] | alerts ack <id> | alerts resolve <id>" },
   releases: { run: releases, help: "releases <node> [--json]            installed, unpacked and pending releases" },

@@ -12,6 +12,7 @@ import { appRouter } from "../routers/_app";
 import type { Services } from "../services";
 import { agentEndpoint } from "./agent-endpoint";
 import { auditExport } from "./audit-export";
+import { metricsEndpoint } from "./metrics";
 
 export interface WebHandler {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void> | void;
@@ -43,6 +44,7 @@ export function createBeamdeckServer(services: Services, web: WebHandler | null,
     try {
       if (url.pathname.startsWith("/api/trpc/")) return trpcHttp(req, res);
       if (url.pathname === "/api/audit/export") return await auditExport(services, req, res, url);
+      if (url.pathname === "/metrics") return await metricsEndpoint(services, services.metrics, req, res);
       if (url.pathname === "/healthz") {
         // For load balancers: says the process is up, and nothing else.
         res.writeHead(200, { "content-type": "application/json" });

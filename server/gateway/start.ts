@@ -10,6 +10,9 @@ import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
 import { InstanceLeases, leaseMs } from "../agents/leases";
 import { AgentRegistry, DEFAULT_MAX_PROCESS_RECORDS } from "../agents/registry";
+import { SystemWatch } from "../agents/system-views";
+import { OldCodeWatch } from "../upgrades/old-code-watch";
+import { MetricsCounters } from "./metrics";
 import { EventStore } from "../events/store";
 import { LocalHub } from "../live/hub";
 import type { Services } from "../services";
@@ -62,10 +65,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const events = new EventStore(db.prisma, hub);
   const leases = new InstanceLeases(db.prisma, instanceId, leaseMs(env), (nodes) => registry.leasesReleased(nodes));
   const registry = new AgentRegistry(db.prisma, hub, instanceId, events, leases, maxProcessRecords(env));
-  const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl);
+  const oldCode = new OldCodeWatch(registry);
+  const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations);
   const wsSessions = new WsSessions(db.prisma);
-  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
+  const system = new SystemWatch(registry);
+  const metrics = new MetricsCounters({ registry, events });
+  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, system, oldCode, metrics, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port);
@@ -81,6 +87,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   await leases.start();
   alerts.start();
   wsSessions.start();
+  system.start();
+  oldCode.start();
 
   // Tokens revoked through another instance (or the database) take effect here too.
   const recheck = setInterval(async () => {
@@ -102,6 +110,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         alerts.stop();
         await leases.stop();
         wsSessions.stop();
+        system.stop();
+        oldCode.stop();
         await app.close();
         await db.close();
       })();

@@ -6,6 +6,7 @@ import { authRouter } from "./auth";
 import { eventsRouter } from "./events";
 import { nodesRouter } from "./nodes";
 import { procsRouter } from "./procs";
+import { systemRouter } from "./system";
 import { tokensRouter } from "./tokens";
 import { upgradesRouter } from "./upgrades";
 import { usersRouter } from "./users";
@@ -17,6 +18,7 @@ export const appRouter = router({
   audit: auditRouter,
   nodes: nodesRouter,
   procs: procsRouter,
+  system: systemRouter,
   tokens: tokensRouter,
   upgrades: upgradesRouter,
   users: usersRouter,

@@ -11,7 +11,10 @@ export const nodesRouter = router({
     return rows.map((r) => {
       const live = ctx.services.registry.live(r.name);
       const s = live?.summary();
-      const hello = r.hello as { processCount?: number; ertsVersion?: string } | null;
+      const hello = r.hello as { processCount?: number; ertsVersion?: string; releases?: { name: string; vsn: string; status: string }[] | null } | null;
+      const releases = live?.hello.releases ?? hello?.releases ?? null;
+      const release = releases?.find((x) => x.status === "current") ?? releases?.find((x) => x.status === "permanent") ?? null;
+      const oldCode = s?.connected ? ctx.services.oldCode.snapshot(r.name) : null;
       return {
         name: r.name,
         // Elsewhere: only while that instance's lease is unexpired (a killed instance's nodes are not connected).
@@ -27,6 +30,9 @@ export const nodesRouter = router({
         processCount: s?.processCount ?? hello?.processCount ?? null,
         topMailbox: s?.topMailbox ?? null,
         boundTokenId: r.boundTokenId,
+        release: release ? { name: release.name, vsn: release.vsn } : null,
+        /** Processes on old code (null: not scanned yet, or not connected here). */
+        oldCode: oldCode ? oldCode.total : null,
       };
     });
   }),

@@ -20,7 +20,13 @@ export const procsRouter = router({
     )
     .query(async ({ ctx, input }) => {
       const live = await liveNode(ctx, input.node);
-      return { ...live.processes.window(input), version: live.processes.version, connected: live.connected };
+      const w = live.processes.window(input);
+      // Marks from the latest old-code scan (every 10 s, and after each upgrade step).
+      const rows = w.rows.map((r) => {
+        const modules = ctx.services.oldCode.modulesOf(input.node, r.pid);
+        return { ...r, oldCode: modules !== null, oldCodeModules: modules ?? [] };
+      });
+      return { ...w, rows, version: live.processes.version, connected: live.connected };
     }),
 
   top: viewerProcedure
@@ -60,6 +66,16 @@ export const procsRouter = router({
 
   tree: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => {
     const live = await liveNode(ctx, input.node);
-    return { at: live.treeAt, apps: live.tree ?? [] };
+    const scan = ctx.services.oldCode.snapshot(input.node);
+    // Pids on old code, for marks in the tree (the scan lists at most 800 per node).
+    const oldCode: Record<string, string[]> = {};
+    for (const m of scan?.modules ?? []) for (const pid of m.pids) oldCode[pid] = [...(oldCode[pid] ?? []), m.module];
+    return { at: live.treeAt, apps: live.tree ?? [], oldCode };
+  }),
+
+  /** The latest old-code scan of the node (modules, counts, since when). */
+  oldCode: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => {
+    await liveNode(ctx, input.node);
+    return ctx.services.oldCode.snapshot(input.node);
   }),
 });

@@ -478,4 +478,62 @@ describe("(c) a real BEAM node: the forum's rel_test with the agent", () => {
       await d.node.rpc("bd_e2e_sink ! stop, ok");
     });
   });
+
+  it("the nodes list answers what runs where: release, old code, top mailbox linked to its process; /nodes leads there", async () => {
+    const d = demo!;
+    const node = d.node.name;
+    await withScreenshotOnFailure(page, "demo-nodes-list", async () => {
+      const rel = await d.node.rpcJson<[string, string]>(`[{N, V, _, _} | _] = [R || R = {_, _, _, permanent} <- release_handler:which_releases()], [list_to_binary(N), list_to_binary(V)]`);
+      await page.goto("/nodes");
+      await page.waitForURL((u) => u.pathname === "/");
+      const row = page.locator(`[data-testid="node-row"][data-node="${node}"]`);
+      await row.waitFor({ timeout: 20_000 });
+      expect(await row.getByTestId("node-release").textContent()).toBe(`${rel[0]} ${rel[1]}`);
+      // The demo node runs no old code until an upgrade leaves some: 0 once scanned.
+      await expect.poll(() => row.getByTestId("node-old-code").getAttribute("data-value"), { timeout: 20_000 }).toBe("0");
+      const link = row.getByTestId("node-top-mailbox-link");
+      await link.waitFor({ timeout: 20_000 });
+      const href = (await link.getAttribute("href")) ?? "";
+      const pid = new URL(href, bd.url).searchParams.get("pid");
+      expect(pid).toMatch(/^<\d+\.\d+\.\d+>$/);
+      await link.click();
+      const drawer = page.getByTestId("proc-drawer");
+      await drawer.waitFor({ timeout: 15_000 });
+      expect(await drawer.getAttribute("data-pid")).toBe(pid);
+    });
+  });
+
+  it("the System tab: counts against the node's limits, charts, an ETS table and the clients' sockets", async () => {
+    const d = demo!;
+    const node = d.node.name;
+    await withScreenshotOnFailure(page, "demo-system", async () => {
+      await d.node.rpc(
+        "Self = self(), P = spawn(fun() -> group_leader(whereis(user), self()), ets:new(bd_e2e_tab, [named_table, public]), ets:insert(bd_e2e_tab, [{K} || K <- lists:seq(1, 4321)]), Self ! ok, receive stop -> ok end end), receive ok -> ok end, register(bd_e2e_tab_owner, P), ok",
+      );
+      const limits = await d.node.rpcJson<{ processes: number; ets: number }>("#{processes => erlang:system_info(process_limit), ets => erlang:system_info(ets_limit)}");
+      const peers = await d.node.rpcJson<number>("length([P || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, \"tcp_inet\"}, element(1, inet:peername(P)) =:= ok])");
+
+      await page.goto(nodePath(node));
+      await page.getByTestId("tab-system").click();
+      await page.waitForURL(`**${nodePath(node)}/system`);
+      const gauge = page.getByTestId("gauge-processes");
+      await gauge.waitFor({ timeout: 20_000 });
+      expect(Number(await gauge.getAttribute("data-limit"))).toBe(limits.processes);
+      expect(Number(await page.getByTestId("gauge-ets").getAttribute("data-limit"))).toBe(limits.ets);
+      // Two samples make a line: the charts draw once the second overview arrives.
+      await page.locator('[data-testid="chart-memory"] .recharts-area-area').first().waitFor({ state: "attached", timeout: 20_000 });
+      await page.locator('[data-testid="chart-utilisation"] .recharts-line-curve').first().waitFor({ state: "attached", timeout: 20_000 });
+
+      const row = page.locator('[data-testid="ets-row"][data-name="bd_e2e_tab"]');
+      await page.getByTestId("ets-sort-size").click();
+      await row.waitFor({ timeout: 15_000 });
+      expect(await row.getAttribute("data-size")).toBe("4321");
+      await expect.poll(() => row.locator("td").last().textContent()).toContain("bd_e2e_tab_owner");
+
+      // The demo's TCP clients: every connected socket the node has is listed with its peer.
+      await expect.poll(() => page.locator('[data-testid="port-row"][data-kind="tcp"]:not([data-peer=""])').count(), { timeout: 15_000 }).toBe(peers);
+      await screenshot(page, "node-demo-system");
+      await d.node.rpc("bd_e2e_tab_owner ! stop, ok");
+    });
+  });
 });

@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { defaultParams, MailboxWatch, matchChildTerminated, matchMaxRestartIntensity, type EventFacts } from "../../server/alerts/rules";
+import { defaultParams, LeakWatch, MailboxWatch, matchChildTerminated, matchMaxRestartIntensity, OldCodeLinger, type EventFacts } from "../../server/alerts/rules";
 import { Expectations } from "../../server/alerts/expectations";
 import { backoffMs, sign } from "../../server/alerts/webhooks";
 
@@ -82,5 +82,55 @@ describe("webhooks", () => {
   });
   it("back off exponentially", () => {
     expect([1, 2, 3, 4].map(backoffMs)).toEqual([1000, 2000, 4000, 8000]);
+  });
+});
+
+describe("mailbox leak rule", () => {
+  const p = { windowSeconds: 60, minGrowth: 10 };
+  const at = (mailbox: number) => [{ pid: "<0.9.0>", name: "acceptor", mailbox }];
+
+  it("pages on slow growth that never drains, once, with the slope", () => {
+    const w = new LeakWatch();
+    // Two messages a minute, like the forum's acceptor with one client a minute.
+    for (let s = 0; s <= 300; s += 10) {
+      const { fire } = w.observe("n", at(1 + Math.floor(s / 30)), p, s * 1000);
+      if (s < 300) expect(fire).toHaveLength(0);
+      else {
+        expect(fire).toHaveLength(1);
+        expect(fire[0]).toMatchObject({ kind: "mailbox_leak", groupKey: "mailbox_leak|n|<0.9.0>" });
+        expect(fire[0].detail).toMatchObject({ from: 1, to: 11, perMinute: 2 });
+      }
+    }
+    expect(w.observe("n", at(12), p, 310_000).fire).toHaveLength(0);
+    // Drained: cleared, and the watch starts afresh.
+    expect(w.observe("n", at(0), p, 320_000).cleared).toEqual(["mailbox_leak|n|<0.9.0>"]);
+  });
+
+  it("does not page on a busy mailbox that drains, or on growth below the minimum", () => {
+    const w = new LeakWatch();
+    for (let s = 0; s <= 600; s += 10) expect(w.observe("n", at(s % 40 === 0 ? 2 : 30), p, s * 1000).fire).toHaveLength(0);
+    const slow = new LeakWatch();
+    for (let s = 0; s <= 600; s += 10) expect(slow.observe("n", at(5 + Math.floor(s / 100)), p, s * 1000).fire).toHaveLength(0);
+  });
+
+  it("clears a fired leak when the process is gone", () => {
+    const w = new LeakWatch();
+    w.observe("n", at(1), p, 0);
+    expect(w.observe("n", at(50), p, 61_000).fire).toHaveLength(1);
+    expect(w.observe("n", [], p, 62_000).cleared).toEqual(["mailbox_leak|n|<0.9.0>"]);
+  });
+});
+
+describe("old code rule", () => {
+  it("pages once a module keeps processes on its old code past the limit, and clears when none are left", () => {
+    const w = new OldCodeLinger();
+    const p = { forSeconds: 600 };
+    const mods = [{ module: "Elixir.TestListener", count: 5, since: 0, pids: ["<0.1.0>"] }];
+    expect(w.observe("n", mods, p, 599_000).fire).toHaveLength(0);
+    const { fire } = w.observe("n", mods, p, 600_000);
+    expect(fire).toHaveLength(1);
+    expect(fire[0].title).toMatch(/^5 process\(es\) on n still on old code of Elixir.TestListener for 10 min/);
+    expect(w.observe("n", mods, p, 700_000).fire).toHaveLength(0);
+    expect(w.observe("n", [], p, 710_000).cleared).toEqual(["old_code|n|Elixir.TestListener"]);
   });
 });

@@ -13,13 +13,15 @@ export async function nodes(argv: string[], env: Env): Promise<number> {
   else
     console.log(
       table(
-        ["NODE", "STATUS", "TOKEN", "OTP", "PROCS", "TOP MAILBOX", "LAST SEEN"],
+        ["NODE", "STATUS", "TOKEN", "OTP", "RELEASE", "PROCS", "OLD CODE", "TOP MAILBOX", "LAST SEEN"],
         rows.map((n) => [
           n.name,
           n.connected ? (n.instance ? `connected (instance ${n.instance})` : "connected") : "disconnected",
           n.boundTokenId ?? "(unbound)",
           n.otpRelease,
+          n.release ? `${n.release.name} ${n.release.vsn}` : null,
           n.processCount,
+          n.oldCode,
           n.topMailbox ? `${n.topMailbox.mailbox} ${n.topMailbox.name ?? n.topMailbox.pid}` : null,
           n.connected ? "now" : ago(n.lastSeenAt),
         ]),
@@ -42,7 +44,7 @@ export async function procs(argv: string[], env: Env): Promise<number> {
     console.log(
       table(
         ["PID", "NAME", "MAILBOX", "MEMORY", "REDUCTIONS", "CURRENT FUNCTION", "INITIAL CALL"],
-        w.rows.map((p) => [p.pid, p.name, p.mailbox, bytes(p.memory), p.reductions, p.currentFunction, p.initialCall]),
+        w.rows.map((p) => [p.oldCode ? `${p.pid} [old code: ${p.oldCodeModules.join(",")}]` : p.pid, p.name, p.mailbox, bytes(p.memory), p.reductions, p.currentFunction, p.initialCall]),
       ),
     );
     console.log(`(${w.rows.length} of ${w.matched}${w.matched !== w.total ? ` matching, ${w.total} in all` : ""}; sorted by ${sort})`);

@@ -24,14 +24,18 @@ const PARAM_HELP: Record<string, { label: string; unit?: string; help: string }>
   anyAbnormal: { label: "Any abnormal reason", help: "also page on every reason other than normal, shutdown and {shutdown, _}" },
   threshold: { label: "Threshold", unit: "messages", help: "a process's message queue above this…" },
   forSeconds: { label: "For", unit: "s", help: "…for longer than this" },
+  windowSeconds: { label: "Not drained for", unit: "s", help: "the mailbox has not come back down for this long…" },
+  minGrowth: { label: "Growth", unit: "messages", help: "…and grew by at least this many messages in that time" },
 };
 
 const RULE_HELP: Record<string, string> = {
   child_terminated: "A supervisor reports child_terminated with a paging reason, and no upgrade an operator approved predicted that kill.",
   max_restart_intensity: "A supervisor gave up: too many restarts in its period (reached_max_restart_intensity). Always pages when enabled.",
   mailbox: "One process's mailbox stays above the threshold for the whole time; resolves by itself when it drains.",
+  mailbox_leak: "A mailbox that keeps growing, however slowly, without ever draining — e.g. replies of Task.async calls nobody awaits ({Ref, Result} and :DOWN). Resolves when it drains.",
   node_down: "A node's agent stays disconnected for longer than this; resolves by itself when it reconnects.",
   event_gap: "Events from a node are missing from its sequence without the agent saying it dropped them, or the sequence went backwards: someone may be suppressing or forging reports.",
+  old_code: "Processes stay on a module's old code (after a soft purge, or a load they did not follow) for longer than this: the next load of that module kills them or is blocked. Resolves when none are left.",
 };
 
 function ParamInput({ name, value, def, disabled, onChange }: { name: string; value: unknown; def: unknown; disabled: boolean; onChange: (v: unknown) => void }) {

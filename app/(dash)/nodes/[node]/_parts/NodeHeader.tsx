@@ -18,17 +18,22 @@ function uptime(ms: number): string {
   return `${m}m ${s % 60}s`;
 }
 
-/** The node's pages: its processes, its upgrades, and its events. */
+/** The node's pages: its processes, its system view, its upgrades, and its events. */
 function NodeTabs({ node }: { node: string }) {
   const path = usePathname() ?? "";
   const base = `/nodes/${encodeURIComponent(node)}`;
   const onUpgrade = path.endsWith("/upgrade");
+  const onSystem = path.endsWith("/system");
+  const tab = (active: boolean) => (active ? "node-tab active" : "node-tab");
   return (
     <nav className="node-tabs" aria-label="Node pages">
-      <Link href={base} className={onUpgrade ? "node-tab" : "node-tab active"} data-testid="tab-processes">
+      <Link href={base} className={tab(!onUpgrade && !onSystem)} data-testid="tab-processes">
         Processes
       </Link>
-      <Link href={`${base}/upgrade`} className={onUpgrade ? "node-tab active" : "node-tab"} data-testid="tab-upgrade">
+      <Link href={`${base}/system`} className={tab(onSystem)} data-testid="tab-system">
+        System
+      </Link>
+      <Link href={`${base}/upgrade`} className={tab(onUpgrade)} data-testid="tab-upgrade">
         Upgrade
       </Link>
       {/* Events live on their own page; this opens it filtered to the node. */}

@@ -59,6 +59,11 @@ function Row({ p, index, top, selected, onSelect }: { p: ProcessRow; index: numb
       </div>
       <div className="c-name" data-testid="proc-name">
         {p.name ? <Atom text={p.name} compact /> : <Mfa mfa={p.initialCall} />}
+        {p.oldCode ? (
+          <span className="flag flag-warn" data-testid="proc-old-code" data-modules={p.oldCodeModules.join(" ")} title={`still running old code of ${p.oldCodeModules.join(", ")}: the next load of it kills this process (brutal purge) or is blocked (soft purge)`}>
+            old code
+          </span>
+        ) : null}
       </div>
       <div className="c-fun">
         <Mfa mfa={p.currentFunction} />

@@ -116,9 +116,16 @@ export function SupervisionTree({ node, selected, onSelect }: { node: string; se
   const renderBadges = (pid: string | null) => {
     if (!pid) return null;
     const rec = recordOf.get(pid);
-    if (!rec) return null;
+    const old = tree.data?.oldCode[pid];
+    const oldFlag = old ? (
+      <span className="flag flag-warn" data-testid="tree-old-code" data-modules={old.join(" ")} title={`still running old code of ${old.join(", ")}`}>
+        old code
+      </span>
+    ) : null;
+    if (!rec) return oldFlag;
     return (
       <span className="badges">
+        {oldFlag}
         <span
           className={rec.mailbox > 0 ? (rec.mailbox >= 1000 ? "badge badge-mbox hot" : "badge badge-mbox warm") : "badge badge-mbox"}
           title={`mailbox: ${rec.mailbox} messages`}
