@@ -35,6 +35,8 @@ beforeAll(async () => {
   await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", () => r()));
   server = await startServer();
   const admin = httpClient(server.url, { token: server.apiToken });
+  // The receiver is on loopback: a private target, refused unless an admin allows it.
+  await admin.alerts.setWebhookSettings.mutate({ allowPrivateTargets: true });
   await admin.alerts.addWebhook.mutate({ url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: SECRET });
   ({ node } = await startAgentNode(server));
   await waitConnected(server, node.name);
