@@ -115,15 +115,19 @@ export function unseal(key: SecretKey, purpose: KeyPurpose, sealed: string): str
   }
 }
 
-// The key of the open database (openDatabase sets it): one per process, as the database is.
-let active: SecretKey | null = null;
+// The key of the open database (openDatabase sets it): one per process, as
+// the database is, and on globalThis for the same reason (separately bundled code).
+const ACTIVE_KEY = Symbol.for("beamdeck.secretKey");
+type KeyHolder = { [ACTIVE_KEY]?: SecretKey };
 
 export function setActiveSecretKey(key: SecretKey | null): void {
-  active = key;
+  if (key) (globalThis as KeyHolder)[ACTIVE_KEY] = key;
+  else delete (globalThis as KeyHolder)[ACTIVE_KEY];
 }
 
 /** The key loaded when the database was opened. */
 export function activeSecretKey(): SecretKey {
-  if (!active) throw new SecretKeyError("no secret key loaded: openDatabase() must run first");
-  return active;
+  const key = (globalThis as KeyHolder)[ACTIVE_KEY];
+  if (!key) throw new SecretKeyError("no secret key loaded: openDatabase() must run first");
+  return key;
 }
