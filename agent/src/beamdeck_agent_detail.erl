@@ -7,9 +7,16 @@
 %%% catch frames) is one a purge would kill the process for.
 %%% `sys:get_state/2' runs only when the `get_state' setting is on (state can
 %%% hold secrets) and only for proc_lib processes.
+%%%
+%%% The same setting decides, here and only here (`values_visible/0'), whether
+%%% process dictionary values leave the node: off (the default), the detail
+%%% lists the dictionary's keys with `value => null' (proc_lib's own
+%%% `$initial_call' and `$ancestors' excepted) and crash reports are sent
+%%% without dictionary values, messages or arguments
+%%% (`beamdeck_agent_logger_h'). What leaves the node is decided on the node.
 -module(beamdeck_agent_detail).
 
--export([fetch/1, stack_modules/1]).
+-export([fetch/1, stack_modules/1, values_visible/0, dictionary/2]).
 
 -define(ITEMS, [current_stacktrace, links, monitors, monitored_by, trap_exit,
                 priority, heap_size, stack_size, total_heap_size,
@@ -56,7 +63,8 @@ detail(Pid, PidText) ->
     end.
 
 build(Pid, Record, I) ->
-    {Dict, DictTruncated} = dictionary(maps:get(dictionary, I)),
+    Visible = values_visible(),
+    {Dict, DictTruncated} = dictionary(maps:get(dictionary, I), Visible),
     GC = maps:get(garbage_collection, I),
     #{pid => beamdeck_agent_terms:pid(Pid),
       alive => true,
@@ -82,6 +90,7 @@ build(Pid, Record, I) ->
             fullsweepAfter => beamdeck_agent_terms:int(proplists:get_value(fullsweep_after, GC, 0))},
       dictionary => Dict,
       dictionaryTruncated => DictTruncated,
+      dictionaryValues => case Visible of true -> <<"shown">>; false -> <<"hidden">> end,
       state => state(Pid, proplists:is_defined('$initial_call', maps:get(dictionary, I)))}.
 
 frame({M, F, ArityOrArgs, Location}) ->
@@ -103,12 +112,22 @@ monitor({Kind, {Name, Node}}) ->
 monitor({Kind, Other}) ->
     #{kind => beamdeck_agent_terms:id_text(Kind), name => beamdeck_agent_terms:id_text(Other)}.
 
-dictionary(Dict) ->
+%% @doc Dictionary entries sorted by key and capped; values only when
+%% `Visible' (proc_lib's own bookkeeping keys always show theirs).
+-spec dictionary(Dict, Visible) -> {[Entry], Truncated}
+    when Dict :: [{term(), term()}], Visible :: boolean(),
+         Entry :: #{key := binary(), value := binary() | null}, Truncated :: boolean().
+dictionary(Dict, Visible) ->
     %% By key only: values can be large, and keys are unique.
     Sorted = lists:keysort(1, Dict),
-    Entries = [#{key => cap_text(K, ?DICT_KEY_CAP), value => cap_text(V, ?DICT_VALUE_CAP)}
+    Entries = [#{key => cap_text(K, ?DICT_KEY_CAP), value => value_text(K, V, Visible)}
                || {K, V} <- lists:sublist(Sorted, ?MAX_DICT)],
     {Entries, length(Dict) > ?MAX_DICT}.
+
+value_text(K, V, Visible) when Visible; K =:= '$initial_call'; K =:= '$ancestors' ->
+    cap_text(V, ?DICT_VALUE_CAP);
+value_text(_K, _V, false) ->
+    null.
 
 cap_text(Term, Cap) -> maps:get(text, beamdeck_agent_terms:printed(Term, Cap)).
 
@@ -132,6 +151,12 @@ state(Pid, IsOtp) ->
     end.
 
 get_state_enabled() ->
+    values_visible().
+
+%% @doc Whether state, dictionary values and crash-report details may leave
+%% the node: the `get_state' setting (off by default; they can hold secrets).
+-spec values_visible() -> boolean().
+values_visible() ->
     beamdeck_agent_config:get(get_state) =:= true.
 
 %% @doc Module names with a code address on the stack, in stack order, parsed

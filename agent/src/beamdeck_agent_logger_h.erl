@@ -14,6 +14,12 @@
 %%% `[otp, sasl]`) reach it even where Elixir's console backend hides them.
 %%% Progress reports are `info`: they also need a primary logger level of
 %%% `info` or lower (Erlang's default primary level is `notice`).
+%%%
+%%% A crash report carries the crashed process's dictionary, its queued
+%%% messages and the arguments of its frames: secrets, often. Unless
+%%% `beamdeck_agent_detail:values_visible/0' (the `get_state' setting) says
+%%% otherwise, it is sent as class, error tag, frames (module:function/arity)
+%%% and the dictionary's keys only.
 -module(beamdeck_agent_logger_h).
 
 -export([adding_handler/1, changing_config/3, removing_handler/1, log/2,
@@ -93,17 +99,21 @@ event(#{msg := {report, #{label := {supervisor, Context}, report := R}}} = LogEv
       supervisor(prop(supervisor, R)));
 event(#{msg := {report, #{label := {proc_lib, crash}, report := R}}} = LogEvent, Cap) ->
     Info = case R of [I | _] when is_list(I) -> I; _ -> [] end,
-    {Class, Reason} = case prop(error_info, Info) of
-                          {C, Rsn, _Stack} -> {C, Rsn};
-                          _ -> {undefined, undefined}
-                      end,
-    (base(LogEvent, <<"crash_report">>, Cap))#{
+    {Class, Reason, Stack} = case prop(error_info, Info) of
+                                 {C, Rsn, Stk} -> {C, Rsn, Stk};
+                                 _ -> {undefined, undefined, []}
+                             end,
+    Base = case beamdeck_agent_detail:values_visible() of
+               true -> (base(LogEvent, <<"crash_report">>, Cap))#{reason => reason(Reason)};
+               false -> (base_with_text(LogEvent, <<"crash_report">>, redacted_crash_text(Info, Class, Reason, Stack), Cap))#{
+                            reason => reason_tag(Reason)}
+           end,
+    Base#{
         context => <<"crash">>,
         pid => beamdeck_agent_terms:maybe_pid(prop(pid, Info)),
         name => beamdeck_agent_terms:maybe_atom(prop(registered_name, Info)),
         initialCall => beamdeck_agent_terms:maybe_mfa(prop(initial_call, Info)),
-        class => beamdeck_agent_terms:maybe_atom(Class),
-        reason => reason(Reason)}.
+        class => beamdeck_agent_terms:maybe_atom(Class)}.
 
 %%% INTERNALS %%%
 
@@ -113,12 +123,59 @@ wanted(#{msg := {report, #{label := {proc_lib, crash}, report := R}}}, _) -> is_
 wanted(_, _) -> false.
 
 %% Node time of the log event (logger's `time` is microseconds).
-base(#{meta := Meta} = LogEvent, Kind, Cap) ->
-    At = case Meta of
-             #{time := T} when is_integer(T) -> T div 1000;
-             _ -> beamdeck_agent_terms:now_ms()
-         end,
-    #{kind => Kind, at => At, report => report_text(LogEvent, Cap)}.
+base(LogEvent, Kind, Cap) ->
+    #{kind => Kind, at => at(LogEvent), report => report_text(LogEvent, Cap)}.
+
+base_with_text(LogEvent, Kind, Text, Cap) ->
+    #{kind => Kind, at => at(LogEvent), report => cap(Text, Cap)}.
+
+at(#{meta := Meta}) ->
+    case Meta of
+        #{time := T} when is_integer(T) -> T div 1000;
+        _ -> beamdeck_agent_terms:now_ms()
+    end.
+
+%% The crash report without values: what crashed, where, and which keys its
+%% dictionary had.
+redacted_crash_text(Info, Class, Reason, Stack) ->
+    Dict = case prop(dictionary, Info) of D when is_list(D) -> D; _ -> [] end,
+    {Keys, _} = beamdeck_agent_detail:dictionary(Dict, false),
+    Text = io_lib:format(
+             "crasher:~n  initial call: ~ts~n  pid: ~ts~n  registered_name: ~ts~n"
+             "  error_info: ~ts: ~ts~n  stack: ~ts~n  message_queue_len: ~w~n"
+             "  dictionary keys: ~ts~n  (values, messages and arguments hidden: get_state is off)~n",
+             [or_dash(beamdeck_agent_terms:maybe_mfa(prop(initial_call, Info))),
+              or_dash(beamdeck_agent_terms:maybe_pid(prop(pid, Info))),
+              or_dash(beamdeck_agent_terms:maybe_atom(prop(registered_name, Info))),
+              or_dash(beamdeck_agent_terms:maybe_atom(Class)),
+              maps:get(text, reason_tag(Reason)),
+              lists:join(", ", [frame_text(F) || F <- lists:sublist(safe_list(Stack), 20)]),
+              prop(message_queue_len, Info, 0),
+              lists:join(", ", [K || #{key := K} <- Keys])]),
+    unicode:characters_to_binary(Text).
+
+or_dash(null) -> <<"-">>;
+or_dash(B) when is_binary(B) -> B.
+
+safe_list(L) when is_list(L) -> L;
+safe_list(_) -> [].
+
+frame_text({M, F, ArgsOrArity, Loc}) when is_atom(M), is_atom(F) ->
+    Arity = if is_list(ArgsOrArity) -> length(ArgsOrArity); is_integer(ArgsOrArity) -> ArgsOrArity; true -> 0 end,
+    Where = case {proplists:get_value(file, safe_list(Loc)), proplists:get_value(line, safe_list(Loc))} of
+                {File, Line} when is_list(File), is_integer(Line) -> io_lib:format(" (~ts:~w)", [File, Line]);
+                _ -> ""
+            end,
+    io_lib:format("~ts:~ts/~w~ts", [beamdeck_agent_terms:atom(M), beamdeck_agent_terms:atom(F), Arity, Where]);
+frame_text(_) ->
+    "?".
+
+%% An exit reason without its values: the atom, or the tag of a tagged tuple.
+reason_tag(Reason) when is_atom(Reason) -> reason(Reason);
+reason_tag(Reason) when is_tuple(Reason), tuple_size(Reason) > 0, is_atom(element(1, Reason)) ->
+    #{text => <<"{", (beamdeck_agent_terms:atom(element(1, Reason)))/binary, ",...}">>, truncated => true};
+reason_tag(_Reason) ->
+    #{text => <<"(hidden: get_state is off)">>, truncated => true}.
 
 %% The report as logger would print it (its own report_cb), capped. The
 %% formatter's chars_limit bounds the work on huge reports; the byte cut

@@ -147,6 +147,32 @@ links_monitors_and_flags_test() ->
     stop(Other).
 
 dictionary_is_capped_test() ->
+    with_get_state(true, fun dictionary_is_capped/0).
+
+dictionary_values_hidden_by_default_test() ->
+    with_get_state(false, fun() ->
+        Self = self(),
+        P = proc_lib:spawn(fun() ->
+                                   put(api_key, <<"sk-very-secret">>),
+                                   Self ! ready,
+                                   receive stop -> ok end
+                           end),
+        receive ready -> ok end,
+        {ok, D} = beamdeck_agent_detail:fetch(pid(P)),
+        Dict = maps:get(dictionary, D),
+        ?assertEqual(<<"hidden">>, maps:get(dictionaryValues, D)),
+        ?assertMatch([_ | _], [E || #{key := <<"api_key">>, value := null} = E <- Dict]),
+        %% proc_lib's own bookkeeping still shows.
+        ?assertMatch([#{value := <<"[", _/binary>>}], [E || #{key := <<"'$ancestors'">>} = E <- Dict]),
+        ?assertEqual(nomatch, binary:match(iolist_to_binary(io_lib:format("~p", [D])), <<"sk-very-secret">>)),
+        with_get_state(true, fun() ->
+            {ok, D2} = beamdeck_agent_detail:fetch(pid(P)),
+            ?assertMatch([#{value := <<"<<\"sk-very-secret\">>">>}], [E || #{key := <<"api_key">>} = E <- maps:get(dictionary, D2)])
+        end),
+        stop(P)
+    end).
+
+dictionary_is_capped() ->
     Self = self(),
     P = spawn(fun() ->
                       [put({key, I}, I) || I <- lists:seq(1, 80)],

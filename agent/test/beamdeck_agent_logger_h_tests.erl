@@ -17,7 +17,8 @@ real_reports_test_() ->
     [{"child_terminated then shutdown: reached_max_restart_intensity", with_handler(fun max_intensity/0)},
      {"start_error", with_handler(fun start_error_report/0)},
      {"shutdown_error", with_handler(fun shutdown_error_report/0)},
-     {"proc_lib crash report", with_handler(fun crash_report/0)},
+     {"proc_lib crash report (get_state on)", with_handler(fun() -> with_get_state(true, fun crash_report/0) end)},
+     {"proc_lib crash report without values (get_state off)", with_handler(fun() -> with_get_state(false, fun crash_report_redacted/0) end)},
      {"plain logger errors and normal exits are ignored", with_handler(fun ignored/0)}].
 
 %% Install the handler with the test process itself as the sink (setup and
@@ -96,6 +97,42 @@ crash_report() ->
     #{text := Text} = maps:get(report, E),
     ?assertMatch({_, _}, binary:match(Text, <<"crasher:">>)),
     ?assertNot(maps:is_key(atom, maps:get(reason, E))).
+
+crash_report_redacted() ->
+    Pid = proc_lib:spawn(fun() ->
+                                 register(bd_crasher2, self()),
+                                 put(db_password, "hunter2-secret"),
+                                 self() ! {queued, "queued-secret"},
+                                 secret_arg_fun("arg-secret")
+                         end),
+    [E] = events(1),
+    ?assertMatch(#{kind := <<"crash_report">>, class := <<"error">>, name := <<"bd_crasher2">>,
+                   reason := #{text := <<"{badmatch,...}">>}}, E),
+    ?assertEqual(list_to_binary(pid_to_list(Pid)), maps:get(pid, E)),
+    #{text := Text} = maps:get(report, E),
+    Printed = iolist_to_binary(io_lib:format("~p", [E])),
+    [?assertEqual(nomatch, binary:match(Printed, Secret), Secret)
+     || Secret <- [<<"hunter2">>, <<"queued-secret">>, <<"arg-secret">>]],
+    ?assertMatch({_, _}, binary:match(Text, <<"dictionary keys: ">>)),
+    ?assertMatch({_, _}, binary:match(Text, <<"db_password">>)),
+    ?assertMatch({_, _}, binary:match(Text, <<"beamdeck_agent_logger_h_tests:secret_arg_fun/1">>)),
+    ?assertMatch({_, _}, binary:match(Text, <<"message_queue_len: 1">>)).
+
+secret_arg_fun(Arg) ->
+    %% A badmatch whose value (and the frame's argument) holds the secret.
+    {ok, _} = erlang:list_to_tuple([error, Arg]),
+    ok.
+
+with_get_state(Value, Fun) ->
+    Old = application:get_env(beamdeck_agent, get_state),
+    application:set_env(beamdeck_agent, get_state, Value),
+    try Fun()
+    after
+        case Old of
+            undefined -> application:unset_env(beamdeck_agent, get_state);
+            {ok, V} -> application:set_env(beamdeck_agent, get_state, V)
+        end
+    end.
 
 ignored() ->
     logger:error("plain error ~p", [1]),

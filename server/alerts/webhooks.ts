@@ -2,10 +2,19 @@
  * Outgoing webhooks: a JSON body with a Slack-compatible `text`, signed with
  * HMAC-SHA256, delivered with retries and exponential backoff. Deliveries
  * live in the database, so a restart loses none and any instance may send.
+ *
+ * The signing secret is kept sealed (AES-GCM under the secret key) because
+ * it must be read back to sign; the URL (a Slack URL is itself a credential)
+ * enters the audit log only as its origin and a fingerprint.
  */
 import crypto from "node:crypto";
 import type { PrismaClient } from "../../generated/prisma/client";
+import { getSetting } from "../storage/settings";
+import { activeSecretKey, isSealed, seal, unseal } from "../storage/secret-key";
 import type { AlertRow } from "./store";
+import { postJson } from "./webhook-targets";
+
+export { urlForAudit } from "../audit/redact";
 
 export const SIGNATURE_HEADER = "x-beamdeck-signature";
 export const TIMESTAMP_HEADER = "x-beamdeck-timestamp";
@@ -19,10 +28,39 @@ export function sign(secret: string, timestamp: string, body: string): string {
   return `sha256=${crypto.createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
 }
 
+/** A webhook secret as stored: sealed, so a database dump does not give it away. */
+export function sealWebhookSecret(secret: string): string {
+  return seal(activeSecretKey(), "webhook-secret", secret);
+}
+
+/** The secret to sign with; rows from before sealing hold it in clear. */
+export function webhookSecret(stored: string): string {
+  return isSealed(stored) ? unseal(activeSecretKey(), "webhook-secret", stored) : stored;
+}
+
+/** Seal secrets stored in clear by older versions; returns how many. */
+export async function sealPlaintextSecrets(prisma: PrismaClient): Promise<number> {
+  const hooks = await prisma.webhook.findMany({ select: { id: true, secret: true }, take: 10_000 });
+  let n = 0;
+  for (const h of hooks.filter((h) => !isSealed(h.secret))) {
+    const { count } = await prisma.webhook.updateMany({ where: { id: h.id, secret: h.secret }, data: { secret: sealWebhookSecret(h.secret) } });
+    n += count;
+  }
+  return n;
+}
+
+/**
+ * Slack's control sequences (`<!channel>`, `<https://…|label>`, `<@U…>`) are
+ * made of <, > and &: escaped, agent-supplied text shows as written.
+ */
+export function slackEscape(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 export function alertPayload(alert: AlertRow, publicUrl: string | null) {
   const link = publicUrl ? `${publicUrl.replace(/\/$/, "")}/alerts?id=${alert.id}` : null;
   return {
-    text: `[beamdeck] ${alert.title} (node ${alert.node})${link ? ` ${link}` : ""}`,
+    text: `[beamdeck] ${slackEscape(alert.title)} (node ${slackEscape(alert.node)})${link ? ` ${link}` : ""}`,
     alert: {
       id: alert.id,
       kind: alert.kind,
@@ -59,6 +97,7 @@ export async function deliverDue(prisma: PrismaClient, now = new Date()): Promis
     take: 20,
   });
   let attempted = 0;
+  const allowPrivate = due.length > 0 && (await getSetting(prisma, "webhooks.allowPrivateTargets"));
   for (const d of due) {
     // Claim it: only the instance whose update matched sends.
     const claim = await prisma.webhookDelivery.updateMany({
@@ -73,18 +112,12 @@ export async function deliverDue(prisma: PrismaClient, now = new Date()): Promis
     let status: number | null = null;
     let error: string | null = null;
     try {
-      const res = await fetch(d.webhook.url, {
-        method: "POST",
-        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: sign(d.webhook.secret, ts, body), [TIMESTAMP_HEADER]: ts, "user-agent": "beamdeck-webhook/1" },
-        body,
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-        redirect: "manual",
-      });
+      const headers = { "content-type": "application/json", [SIGNATURE_HEADER]: sign(webhookSecret(d.webhook.secret), ts, body), [TIMESTAMP_HEADER]: ts, "user-agent": "beamdeck-webhook/1" };
+      const res = await postJson(d.webhook.url, headers, body, { timeoutMs: TIMEOUT_MS, allowPrivate });
       status = res.status;
-      await res.arrayBuffer().catch(() => undefined);
-      if (!res.ok) error = `HTTP ${res.status}`;
+      if (status < 200 || status > 299) error = `HTTP ${status}`;
     } catch (e) {
-      error = (e as Error).name === "TimeoutError" ? `no answer within ${TIMEOUT_MS} ms` : ((e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message);
+      error = (e as Error).name === "TimeoutError" ? `no answer within ${TIMEOUT_MS} ms` : ((e as NodeJS.ErrnoException).code ?? (e as Error).message);
     }
     if (!error) {
       await prisma.webhookDelivery.update({ where: { id: d.id }, data: { status: "delivered", deliveredAt: new Date(), lastStatus: status, lastError: null } });

@@ -8,6 +8,7 @@
  */
 import type { PrismaClient } from "../../generated/prisma/client";
 import { entryHash, GENESIS_HASH, type AuditContent } from "./chain";
+import { checkHead, headCount, writeHead } from "./head";
 
 const AUDIT_LOCK_KEY = 7_431_337_002;
 
@@ -54,6 +55,7 @@ export async function appendAudit(prisma: PrismaClient, input: AuditInput): Prom
     const row = await tx.auditEntry.create({
       data: { ...content, data: content.data as object, prevHash, hash },
     });
+    await writeHead(tx, { lastId: row.id, count: (await headCount(tx)) + 1n, hash });
     return { ...content, id: row.id, prevHash, hash };
   });
 }
@@ -78,7 +80,11 @@ export interface ChainStatus {
   head: string;
 }
 
-/** Walk the chain in id order; name the first entry that does not verify. */
+/**
+ * Walk the chain in id order; name the first entry that does not verify,
+ * then check that the log ends where the signed head says (deleted newest
+ * entries and truncation are named there).
+ */
 export async function verifyAuditChain(prisma: PrismaClient, batch = 1000): Promise<ChainStatus> {
   let prevHash = GENESIS_HASH;
   let checked = 0;
@@ -112,5 +118,7 @@ export async function verifyAuditChain(prisma: PrismaClient, batch = 1000): Prom
     }
     cursor = rows[rows.length - 1].id;
   }
+  const headProblem = await checkHead(prisma, { lastId: cursor ?? 0n, count: BigInt(checked), hash: prevHash });
+  if (headProblem) return { ok: false, checked, firstBad: headProblem, head: prevHash };
   return { ok: true, checked, firstBad: null, head: prevHash };
 }

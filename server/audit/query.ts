@@ -1,6 +1,7 @@
 /** Reading the audit log: filters, pages, and the shape the API returns. */
 import type { PrismaClient } from "../../generated/prisma/client";
 import { z } from "zod";
+import { redactAuditData } from "./redact";
 
 export const auditFilter = z.object({
   actor: z.string().max(200).optional(),
@@ -48,7 +49,7 @@ export function viewOf(r: Row): AuditView {
     target: r.target,
     intentId: r.intentId?.toString() ?? null,
     outcome: r.outcome,
-    data: r.data,
+    data: redactAuditData(r.action, r.data),
     hash: r.hash,
     prevHash: r.prevHash,
   };

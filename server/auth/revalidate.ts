@@ -4,6 +4,7 @@
  * (after a logout, a token revocation, a disabled user, an expiry).
  */
 import type { PrismaClient } from "../../generated/prisma/client";
+import { apiTokenStillValid } from "./api-tokens";
 import type { Principal } from "./principal";
 
 export async function stillValid(prisma: PrismaClient, p: Principal): Promise<boolean> {
@@ -12,6 +13,6 @@ export async function stillValid(prisma: PrismaClient, p: Principal): Promise<bo
     const s = await prisma.session.findUnique({ where: { id: p.sessionId }, include: { user: true } });
     return Boolean(s && s.expiresAt > now && !s.user.disabledAt && s.createdAt >= s.user.sessionsValidAfter && s.user.role === p.role);
   }
-  const t = await prisma.apiToken.findUnique({ where: { id: p.tokenId }, include: { user: true } });
-  return Boolean(t && !t.revokedAt && (!t.expiresAt || t.expiresAt > now) && !t.user?.disabledAt && t.role === p.role);
+  // A demoted owner lowers the token's role: the socket reconnects with the new one.
+  return apiTokenStillValid(prisma, p.tokenId, p.role);
 }

@@ -11,6 +11,11 @@ export function hasRole(actual: Role, needed: Role): boolean {
   return RANK[actual] >= RANK[needed];
 }
 
+/** The lower of two roles: what a token may do when its owner's role is lower than its own. */
+export function lowerRole(a: Role, b: Role): Role {
+  return RANK[a] <= RANK[b] ? a : b;
+}
+
 export function asRole(value: string): Role {
   const parsed = roleSchema.safeParse(value);
   if (!parsed.success) throw new Error(`unknown role "${value}" (viewer, operator or admin)`);

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
+import { sealPlaintextSecrets } from "../alerts/webhooks";
 import { InstanceLeases, leaseMs } from "../agents/leases";
 import { AgentRegistry, DEFAULT_MAX_PROCESS_RECORDS } from "../agents/registry";
 import { SystemWatch } from "../agents/system-views";
@@ -60,6 +61,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const log = opts.quiet ? () => {} : (msg: string) => console.log(`[beamdeck] ${msg}`);
   const db = await openDatabase("server", env);
   log(`database: ${db.description}${db.migrationsApplied.length ? ` (applied ${db.migrationsApplied.join(", ")})` : ""}`);
+  const sealed = await sealPlaintextSecrets(db.prisma);
+  if (sealed > 0) log(`sealed ${sealed} webhook secret(s) stored in clear by an older version`);
   const hub = new LocalHub();
   const instanceId = `${process.pid}-${randomUUID().slice(0, 8)}`;
   const events = new EventStore(db.prisma, hub);

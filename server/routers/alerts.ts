@@ -5,7 +5,11 @@ import { appendAudit } from "../audit/log";
 import { actorOf } from "../auth/principal";
 import { RULE_KINDS, RULE_TITLES } from "../alerts/rules";
 import { alertView, loadRules, saveRule, setAlertStatus } from "../alerts/store";
+import { checkTarget, PrivateTargetError } from "../alerts/webhook-targets";
+import { sealWebhookSecret, urlForAudit } from "../alerts/webhooks";
+import { hasRole } from "../auth/roles";
 import { fail } from "../errors";
+import { getSetting, setSetting } from "../storage/settings";
 import { adminProcedure, operatorProcedure, router, viewerProcedure } from "../trpc";
 
 const alertId = z.string().min(1).max(64);
@@ -23,7 +27,11 @@ export const alertsRouter = router({
         orderBy: { lastAt: "desc" },
         take: input?.limit ?? 100,
       });
-      const deliveries = await ctx.services.prisma.webhookDelivery.findMany({ where: { alertId: { in: rows.map((r) => r.id) } }, select: { alertId: true, webhookId: true, status: true, attempts: true, lastError: true, lastStatus: true, deliveredAt: true, nextAttemptAt: true } });
+      const found = await ctx.services.prisma.webhookDelivery.findMany({ where: { alertId: { in: rows.map((r) => r.id) } }, select: { alertId: true, webhookId: true, status: true, attempts: true, lastError: true, lastStatus: true, deliveredAt: true, nextAttemptAt: true } });
+      // Viewers see success or failure only: error texts and HTTP statuses of
+      // arbitrary targets would make the alert list a port scanner (item 14).
+      const detailed = hasRole(ctx.principal.role, "operator");
+      const deliveries = detailed ? found : found.map((d) => ({ ...d, lastError: null, lastStatus: null }));
       return rows.map((a) => ({ ...alertView(a), deliveries: deliveries.filter((d) => d.alertId === a.id) }));
     }),
 
@@ -81,13 +89,31 @@ export const alertsRouter = router({
     return hooks.map((h) => ({ id: h.id, url: h.url, enabled: h.enabled, createdAt: h.createdAt, createdBy: h.createdBy, deliveries: recent.filter((d) => d.webhookId === h.id).slice(0, 20) }));
   }),
 
+  webhookSettings: adminProcedure.query(async ({ ctx }) => ({ allowPrivateTargets: await getSetting(ctx.services.prisma, "webhooks.allowPrivateTargets") })),
+
+  setWebhookSettings: adminProcedure.input(z.object({ allowPrivateTargets: z.boolean() })).mutation(async ({ ctx, input }) => {
+    const actor = actorOf(ctx.principal);
+    const before = await getSetting(ctx.services.prisma, "webhooks.allowPrivateTargets");
+    await setSetting(ctx.services.prisma, "webhooks.allowPrivateTargets", input.allowPrivateTargets, actor);
+    await appendAudit(ctx.services.prisma, { actor, action: "setting.update", target: "setting:webhooks.allowPrivateTargets", outcome: "ok", data: { before, after: input.allowPrivateTargets } });
+    return { allowPrivateTargets: input.allowPrivateTargets };
+  }),
+
   addWebhook: adminProcedure
-    .input(z.object({ url: z.url().refine((u) => /^https?:\/\//.test(u), "http(s) URL"), secret: z.string().min(16).max(256).optional() }))
+    .input(z.object({ url: z.url().max(2048).refine((u) => /^https?:\/\//.test(u), "http(s) URL"), secret: z.string().min(16).max(256).optional() }))
     .mutation(async ({ ctx, input }) => {
       const actor = actorOf(ctx.principal);
+      if (!(await getSetting(ctx.services.prisma, "webhooks.allowPrivateTargets"))) {
+        try {
+          await checkTarget(input.url);
+        } catch (e) {
+          fail("BD_BAD_INPUT", e instanceof PrivateTargetError ? e.message : `cannot resolve the webhook's host: ${(e as Error).message}`);
+        }
+      }
       const secret = input.secret ?? crypto.randomBytes(24).toString("base64url");
-      const hook = await ctx.services.prisma.webhook.create({ data: { url: input.url, secret, createdBy: actor } });
-      await appendAudit(ctx.services.prisma, { actor, action: "webhook.add", target: `webhook:${hook.id}`, outcome: "ok", data: { url: input.url } });
+      const hook = await ctx.services.prisma.webhook.create({ data: { url: input.url, secret: sealWebhookSecret(secret), createdBy: actor } });
+      // Neither the URL (a Slack URL is a credential) nor the secret enters the audit log.
+      await appendAudit(ctx.services.prisma, { actor, action: "webhook.add", target: `webhook:${hook.id}`, outcome: "ok", data: { url: urlForAudit(input.url) } });
       return { id: hook.id, url: hook.url, secret };
     }),
 
@@ -96,7 +122,7 @@ export const alertsRouter = router({
     const hook = await ctx.services.prisma.webhook.findUnique({ where: { id: input.id } });
     if (!hook) fail("BD_NOT_FOUND", `no webhook ${input.id}`);
     await ctx.services.prisma.webhook.delete({ where: { id: input.id } });
-    await appendAudit(ctx.services.prisma, { actor, action: "webhook.remove", target: `webhook:${hook.id}`, outcome: "ok", data: { url: hook.url } });
+    await appendAudit(ctx.services.prisma, { actor, action: "webhook.remove", target: `webhook:${hook.id}`, outcome: "ok", data: { url: urlForAudit(hook.url) } });
     return { id: input.id, removed: true };
   }),
 });

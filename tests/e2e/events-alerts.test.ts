@@ -62,6 +62,8 @@ beforeAll(async () => {
   await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", () => r()));
   bd = await startServer({ web: true });
   const admin = httpClient(bd.url, { token: bd.apiToken });
+  // The receiver is on loopback: a private target, refused unless an admin allows it.
+  await admin.alerts.setWebhookSettings.mutate({ allowPrivateTargets: true });
   await admin.alerts.addWebhook.mutate({ url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook` });
   await admin.users.add.mutate({ username: OPERATOR.username, role: "operator", password: OPERATOR.password });
   await admin.users.add.mutate({ username: VIEWER.username, role: "viewer", password: VIEWER.password });

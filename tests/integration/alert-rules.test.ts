@@ -33,6 +33,8 @@ beforeAll(async () => {
   await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", () => r()));
   server = await startServer({ env: { BEAMDECK_WEBHOOK_BASE_DELAY_MS: "200" } });
   api = httpClient(server.url, { token: server.apiToken });
+  // The receiver is on loopback: a private target, refused unless an admin allows it.
+  await api.alerts.setWebhookSettings.mutate({ allowPrivateTargets: true });
   await api.alerts.addWebhook.mutate({ url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/flaky` });
   await api.alerts.updateRule.mutate({ kind: "mailbox", enabled: true, params: { threshold: 100, forSeconds: 2 } });
   await api.alerts.updateRule.mutate({ kind: "node_down", enabled: true, params: { forSeconds: 2 } });

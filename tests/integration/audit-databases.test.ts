@@ -52,6 +52,7 @@ const backends: Backend[] = [
 
 describe.each(backends)("audit log on $name", (backend) => {
   let server: TestServer;
+  let tampered: { id: string; actor: string } | null = null;
   beforeAll(async () => {
     server = await backend.start();
   });
@@ -81,8 +82,9 @@ describe.each(backends)("audit log on $name", (backend) => {
   });
 
   it("names the first entry tampered with in the database", async () => {
-    const list = JSON.parse((await server.cli(["audit", "--json", "--action", "agent_token.create"])).stdout) as { id: string }[];
+    const list = JSON.parse((await server.cli(["audit", "--json", "--action", "agent_token.create"])).stdout) as { id: string; actor: string }[];
     const victim = list[0].id;
+    tampered = { id: victim, actor: list[0].actor };
     await backend.tamper(server, `UPDATE "AuditEntry" SET actor = 'user:mallory' WHERE id = $1`, victim);
     const bad = await server.cli(["audit", "verify"]);
     expect(bad.code).toBe(1);
@@ -90,4 +92,20 @@ describe.each(backends)("audit log on $name", (backend) => {
     const json = await server.cli(["audit", "verify", "--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, firstBad: { id: victim } });
   });
+
+  it("names the newest entries deleted in the database (the signed head), in `audit verify`", async () => {
+    const admin = httpClient(server.url, { token: server.apiToken });
+    await admin.users.add.mutate({ username: "tail", role: "viewer", password: "tail-password-1" });
+    const newest = (await admin.audit.list.query({ limit: 1 })).entries[0];
+    expect(newest.action).toBe("user.add");
+    // Deleting the tail leaves a chain that links perfectly: only the head can tell.
+    // (The same statement undoes the test above's edit, so the tail is the only damage.)
+    const undo = tampered ? `WITH undo AS (UPDATE "AuditEntry" SET actor = '${tampered.actor.replace(/'/g, "''")}' WHERE id = ${BigInt(tampered.id)}) ` : "";
+    await backend.tamper(server, `${undo}DELETE FROM "AuditEntry" WHERE id >= $1`, newest.id);
+    const bad = await server.cli(["audit", "verify", "--json"]);
+    expect(bad.code).toBe(1);
+    const status = JSON.parse(bad.stdout) as { ok: boolean; firstBad: { id: string; reason: string } };
+    expect(status.firstBad.id).toBe(newest.id);
+    expect(status.firstBad.reason).toMatch(/the newest 1 entry was deleted: the signed head names #\d+/);
+  }, 240_000);
 });

@@ -110,8 +110,35 @@ describe.each(backends)("storage on %s", (_name, envOf) => {
     expect(gap.firstBad?.reason).toMatch(/link broken/);
   });
 
-  it("serialises concurrent audit appends into one linear chain", async () => {
+  it("names deleted newest entries and truncation through the signed head, and a forged head", async () => {
+    // A fresh log (the test above left a gap on purpose).
     await db.prisma.auditEntry.deleteMany({});
+    await db.prisma.auditHead.deleteMany({});
+    for (let i = 0; i < 5; i += 1) await appendAudit(db.prisma, { actor: "user:bob", action: `step${i}` });
+    expect(await verifyAuditChain(db.prisma)).toMatchObject({ ok: true, checked: 5 });
+    const last = await db.prisma.auditEntry.findFirstOrThrow({ orderBy: { id: "desc" } });
+    await db.prisma.$executeRawUnsafe(`DELETE FROM "AuditEntry" WHERE id = $1`, last.id);
+    const tail = await verifyAuditChain(db.prisma);
+    expect(tail).toMatchObject({ ok: false, checked: 4, firstBad: { id: last.id.toString() } });
+    expect(tail.firstBad?.reason).toMatch(/newest 1 entry was deleted/);
+    await db.prisma.$executeRawUnsafe(`DELETE FROM "AuditEntry"`);
+    const truncated = await verifyAuditChain(db.prisma);
+    expect(truncated.ok).toBe(false);
+    expect(truncated.firstBad?.reason).toMatch(/truncated: the signed head names 5 entries/);
+    // Rewriting the head to match (without the key) is named too.
+    await db.prisma.$executeRawUnsafe(`UPDATE "AuditHead" SET count = 0, "lastId" = 0, hash = $1`, "0".repeat(64));
+    expect((await verifyAuditChain(db.prisma)).firstBad?.reason).toMatch(/signature does not match/);
+    // Deleting the head itself with rows left is named as well.
+    await db.prisma.auditHead.deleteMany({});
+    await appendAudit(db.prisma, { actor: "user:bob", action: "after" });
+    await db.prisma.auditHead.deleteMany({});
+    expect((await verifyAuditChain(db.prisma)).firstBad?.reason).toMatch(/head record is missing/);
+  });
+
+  it("serialises concurrent audit appends into one linear chain", async () => {
+    // A fresh log: the entries and the head that anchors them.
+    await db.prisma.auditEntry.deleteMany({});
+    await db.prisma.auditHead.deleteMany({});
     await Promise.all(Array.from({ length: 20 }, (_, i) => appendAudit(db.prisma, { actor: "load", action: `a${i}` })));
     const status = await verifyAuditChain(db.prisma);
     expect(status).toMatchObject({ ok: true, checked: 20 });

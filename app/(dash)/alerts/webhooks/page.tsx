@@ -146,6 +146,24 @@ function AddWebhook() {
   );
 }
 
+/** Loopback, link-local and private-network targets: refused unless allowed here (docs/operations.md). */
+function PrivateTargets() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const settings = useQuery(trpc.alerts.webhookSettings.queryOptions());
+  const save = useMutation(
+    trpc.alerts.setWebhookSettings.mutationOptions({ onSuccess: () => void queryClient.invalidateQueries({ queryKey: trpc.alerts.webhookSettings.queryKey() }) }),
+  );
+  const allowed = settings.data?.allowPrivateTargets ?? false;
+  return (
+    <label className="inline-field" data-testid="webhook-private-targets" data-allowed={String(allowed)}>
+      <input type="checkbox" checked={allowed} disabled={!settings.data || save.isPending} onChange={(e) => save.mutate({ allowPrivateTargets: e.target.checked })} />
+      <span>Allow private targets (loopback, 169.254.x.x, 10/8, 172.16/12, 192.168/16, ::1, fc00::/7): they let webhook results probe this server&apos;s network</span>
+      {save.error ? <span className="error-inline">{errorMessage(save.error)}</span> : null}
+    </label>
+  );
+}
+
 function Webhooks() {
   const trpc = useTRPC();
   const hooks = useQuery(
@@ -156,6 +174,7 @@ function Webhooks() {
   return (
     <>
       <AddWebhook />
+      <PrivateTargets />
       {hooks.error ? <div className="alert alert-error">{errorMessage(hooks.error)}</div> : null}
       <div className="stack" data-testid="webhooks">
         {(hooks.data ?? []).map((h) => (

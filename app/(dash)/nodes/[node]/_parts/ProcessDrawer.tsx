@@ -230,7 +230,7 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
                     {d.dictionary.map((e, i) => (
                       <tr key={i}>
                         <td className="mono">{e.key}</td>
-                        <td className="mono wrap">{e.value}</td>
+                        <td className="mono wrap">{e.value ?? <span className="muted">value not sent (the agent&apos;s get_state is off)</span>}</td>
                       </tr>
                     ))}
                   </tbody>
