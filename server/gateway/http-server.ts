@@ -12,6 +12,8 @@ import { appRouter } from "../routers/_app";
 import type { Services } from "../services";
 import { agentEndpoint } from "./agent-endpoint";
 import { auditExport } from "./audit-export";
+import { MAX_BATCH_CALLS, MAX_BODY_BYTES } from "./limits";
+import { crossSiteReason, hasBearer, isSafeMethod } from "./same-origin";
 
 export interface WebHandler {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void> | void;
@@ -28,9 +30,38 @@ function isPublicPath(pathname: string): boolean {
   );
 }
 
+/**
+ * Refusals made before any handler reads the body: an announced body over
+ * the limit (413), a body where only pages are served (405), a
+ * state-changing request from another origin that is not bearer-authenticated
+ * (403). tRPC enforces the body limit itself while streaming, for bodies
+ * that do not announce their length.
+ */
+function refuseRequest(req: IncomingMessage, publicUrl: string | null): { status: number; message: string } | null {
+  const length = Number(req.headers["content-length"] ?? 0);
+  if (length > MAX_BODY_BYTES) return { status: 413, message: `request body over ${MAX_BODY_BYTES} bytes` };
+  if (isSafeMethod(req.method) || hasBearer(req)) return null;
+  const crossSite = crossSiteReason(req, publicUrl);
+  if (crossSite) return { status: 403, message: crossSite };
+  const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
+  if (!pathname.startsWith("/api/trpc/")) return { status: 405, message: `${req.method} is not served here` };
+  return null;
+}
+
+/** A short plain-text answer; the connection closes so an unread body is not read. */
+function reply(req: IncomingMessage, res: ServerResponse, status: number, message: string): void {
+  const unread = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
+  res.writeHead(status, { "content-type": "text/plain", ...(unread && !req.complete ? { connection: "close" } : {}) });
+  res.end(`${message}\n`);
+}
+
+function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  socket.end(`HTTP/1.1 ${status} ${status === 403 ? "Forbidden" : "Error"}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${message}\n`);
+}
+
 export function createBeamdeckServer(services: Services, web: WebHandler | null, maxFrame?: number) {
   const createContext = contextFactory(services);
-  const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/api/trpc/", createContext });
+  const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/api/trpc/", createContext, maxBodySize: MAX_BODY_BYTES, maxBatchSize: MAX_BATCH_CALLS });
   const trpcWss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   trpcWss.on("error", () => {});
   // A socket error without a listener would take the whole process down.
@@ -41,6 +72,8 @@ export function createBeamdeckServer(services: Services, web: WebHandler | null,
   const server: Server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     try {
+      const refusal = refuseRequest(req, services.publicUrl);
+      if (refusal) return reply(req, res, refusal.status, refusal.message);
       if (url.pathname.startsWith("/api/trpc/")) return trpcHttp(req, res);
       if (url.pathname === "/api/audit/export") return await auditExport(services, req, res, url);
       if (url.pathname === "/healthz") {
@@ -73,6 +106,9 @@ export function createBeamdeckServer(services: Services, web: WebHandler | null,
     const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
     if (pathname === "/agent") return void agents.handleUpgrade(req, socket, head);
     if (pathname === "/api/trpc-ws") {
+      // The browser sends the session cookie with any same-site upgrade, whatever page opened it.
+      const crossSite = crossSiteReason(req, services.publicUrl);
+      if (crossSite) return refuseUpgrade(socket, 403, crossSite);
       return trpcWss.handleUpgrade(req, socket, head, (ws) => trpcWss.emit("connection", ws, req));
     }
     if (web?.upgrade && pathname.startsWith("/_next/")) return web.upgrade(req, socket, head);
