@@ -17,9 +17,31 @@ export interface WindowQuery {
 
 export interface ProcessWindow {
   total: number;
+  /** Rows matching the filter; with `partial`, those found so far (a lower bound). */
   matched: number;
   offset: number;
   rows: ProcessRecord[];
+  /** The filter scan stopped before the end of the table (enough rows for this window, or out of time). */
+  partial: boolean;
+  /** Rows the filter has looked at (the whole table when not partial). */
+  scanned: number;
+}
+
+/**
+ * A filtered window scans the table in slices and yields to the event loop
+ * between them, so one request (or a batch of them) never holds the server
+ * (healthz, agents' keepalives) for more than a slice. It stops when the
+ * window is full or the budget is spent; the scan is kept per (table
+ * version, sort, direction, filter) and the next request goes on from there.
+ */
+export const FILTER_SCAN = { sliceMs: 8, budgetMs: 250, rowsPerClockCheck: 512, keptScans: 16 } as const;
+
+interface FilterScan {
+  version: number;
+  base: ProcessRecord[];
+  /** Next index into `base`, counted in scan order (from the end when descending). */
+  next: number;
+  matches: ProcessRecord[];
 }
 
 function pidKey(pid: string): [number, number, number] {
@@ -46,9 +68,32 @@ function haystack(p: ProcessRecord): string {
   return `${p.pid} ${p.name ?? ""} ${p.initialCall ?? ""} ${p.currentFunction ?? ""}`.toLowerCase();
 }
 
+/**
+ * Scans of every table take turns: one slice per turn of the event loop,
+ * whatever the number of concurrent requests, so timers and sockets wait
+ * at most one slice.
+ */
+const sliceQueue: (() => void)[] = [];
+let pumping = false;
+function nextSliceTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    sliceQueue.push(resolve);
+    if (!pumping) {
+      pumping = true;
+      setImmediate(pumpSlices);
+    }
+  });
+}
+function pumpSlices(): void {
+  sliceQueue.shift()?.();
+  if (sliceQueue.length) setImmediate(pumpSlices);
+  else pumping = false;
+}
+
 export class ProcessTable {
   private byPid = new Map<string, ProcessRecord>();
   private sorted = new Map<SortKey, { version: number; rows: ProcessRecord[] }>();
+  private scans = new Map<string, FilterScan>();
   version = 0;
   /** Count the agent reported (may exceed the table while a resync streams in). */
   reportedTotal = 0;
@@ -80,6 +125,7 @@ export class ProcessTable {
   clear(): void {
     this.byPid.clear();
     this.sorted.clear();
+    this.scans.clear();
     this.version += 1;
   }
 
@@ -92,16 +138,60 @@ export class ProcessTable {
     return rows;
   }
 
-  window(q: WindowQuery): ProcessWindow {
+  async window(q: WindowQuery): Promise<ProcessWindow> {
     const base = this.sortedBy(q.sort);
     const needle = q.filter?.trim().toLowerCase();
-    const matchedRows = needle ? base.filter((p) => haystack(p).includes(needle)) : base;
-    const n = matchedRows.length;
-    const rows: ProcessRecord[] = [];
-    for (let i = q.offset; i < Math.min(n, q.offset + q.limit); i += 1) {
-      rows.push(q.desc ? matchedRows[n - 1 - i] : matchedRows[i]);
+    const at = (i: number) => (q.desc ? base[base.length - 1 - i] : base[i]);
+    if (!needle) {
+      const rows: ProcessRecord[] = [];
+      for (let i = q.offset; i < Math.min(base.length, q.offset + q.limit); i += 1) rows.push(at(i));
+      return { total: this.byPid.size, matched: base.length, offset: q.offset, rows, partial: false, scanned: base.length };
     }
-    return { total: this.byPid.size, matched: n, offset: q.offset, rows };
+    const scan = this.scanFor(q.sort, q.desc, needle, base);
+    await this.advance(scan, needle, q.desc, q.offset + q.limit);
+    const done = scan.next >= scan.base.length;
+    return {
+      total: this.byPid.size,
+      matched: scan.matches.length,
+      offset: q.offset,
+      rows: scan.matches.slice(q.offset, q.offset + q.limit),
+      partial: !done,
+      scanned: scan.next,
+    };
+  }
+
+  private scanFor(sort: SortKey, desc: boolean, needle: string, base: ProcessRecord[]): FilterScan {
+    const key = JSON.stringify([sort, desc, needle]);
+    const kept = this.scans.get(key);
+    if (kept && kept.version === this.version && kept.base === base) return kept;
+    const scan: FilterScan = { version: this.version, base, next: 0, matches: [] };
+    this.scans.delete(key);
+    this.scans.set(key, scan);
+    // Bounded: the oldest scans go first.
+    for (const k of this.scans.keys()) {
+      if (this.scans.size <= FILTER_SCAN.keptScans) break;
+      this.scans.delete(k);
+    }
+    return scan;
+  }
+
+  /** Scan on until `want` matches are found, the table ends or the budget is spent, a slice per turn of the event loop. */
+  private async advance(scan: FilterScan, needle: string, desc: boolean, want: number): Promise<void> {
+    const { base } = scan;
+    const deadline = performance.now() + FILTER_SCAN.budgetMs;
+    while (scan.next < base.length && scan.matches.length < want && performance.now() < deadline) {
+      await nextSliceTurn();
+      const sliceEnd = performance.now() + FILTER_SCAN.sliceMs;
+      // One synchronous slice: nothing else touches `scan` until the next await.
+      while (scan.next < base.length && scan.matches.length < want) {
+        const stop = Math.min(base.length, scan.next + FILTER_SCAN.rowsPerClockCheck);
+        for (; scan.next < stop; scan.next += 1) {
+          const p = desc ? base[base.length - 1 - scan.next] : base[scan.next];
+          if (haystack(p).includes(needle)) scan.matches.push(p);
+        }
+        if (performance.now() >= sliceEnd) break;
+      }
+    }
   }
 
   /** Top N by a numeric key, without sorting the whole table. */

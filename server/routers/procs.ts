@@ -20,7 +20,7 @@ export const procsRouter = router({
     )
     .query(async ({ ctx, input }) => {
       const live = await liveNode(ctx, input.node);
-      return { ...live.processes.window(input), version: live.processes.version, connected: live.connected };
+      return { ...(await live.processes.window(input)), version: live.processes.version, connected: live.connected };
     }),
 
   top: viewerProcedure

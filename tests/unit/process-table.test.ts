@@ -43,28 +43,28 @@ describe("ProcessTable", () => {
     expect(t.size).toBe(1);
   });
 
-  it("serves sorted, filtered windows", () => {
+  it("serves sorted, filtered windows", async () => {
     const t = new ProcessTable();
     t.apply(frame({ reset: true, upsert: Array.from({ length: 1000 }, (_, i) => rec(i + 1)) }));
     t.apply(frame({ mailbox: [["<0.500.0>", 10_000]] }));
-    const w = t.window({ sort: "mailbox", desc: true, offset: 0, limit: 5 });
+    const w = await t.window({ sort: "mailbox", desc: true, offset: 0, limit: 5 });
     expect(w.total).toBe(1000);
     expect(w.rows[0].pid).toBe("<0.500.0>");
     expect(w.rows).toHaveLength(5);
-    const asc = t.window({ sort: "memory", desc: false, offset: 10, limit: 2 });
+    const asc = await t.window({ sort: "memory", desc: false, offset: 10, limit: 2 });
     expect(asc.rows.map((r) => r.memory)).toEqual([1011, 1012]);
-    const f = t.window({ sort: "pid", desc: false, filter: "NAMED_1", offset: 0, limit: 1000 });
+    const f = await t.window({ sort: "pid", desc: false, filter: "NAMED_1", offset: 0, limit: 1000 });
     expect(f.matched).toBe(f.rows.length);
     expect(f.rows.every((r) => r.name?.startsWith("named_1"))).toBe(true);
     expect(f.matched).toBe(12); // named_10, named_100..named_190 (10), named_1000
-    const last = t.window({ sort: "mailbox", desc: true, offset: 998, limit: 10 });
+    const last = await t.window({ sort: "mailbox", desc: true, offset: 998, limit: 10 });
     expect(last.rows).toHaveLength(2);
   });
 
-  it("orders pids numerically, not as text", () => {
+  it("orders pids numerically, not as text", async () => {
     const t = new ProcessTable();
     t.apply(frame({ reset: true, upsert: [rec(10), rec(9), rec(100)] }));
-    expect(t.window({ sort: "pid", desc: false, offset: 0, limit: 3 }).rows.map((r) => r.pid)).toEqual(["<0.9.0>", "<0.10.0>", "<0.100.0>"]);
+    expect((await t.window({ sort: "pid", desc: false, offset: 0, limit: 3 })).rows.map((r) => r.pid)).toEqual(["<0.9.0>", "<0.10.0>", "<0.100.0>"]);
   });
 
   it("top-N matches a full sort", () => {
@@ -73,5 +73,70 @@ describe("ProcessTable", () => {
     t.apply(frame({ reset: true, upsert: rows }));
     const expected = [...rows].sort((a, b) => b.memory - a.memory).slice(0, 10).map((r) => r.memory);
     expect(t.top("memory", 10).map((r) => r.memory)).toEqual(expected);
+  });
+});
+
+describe("ProcessTable filtered windows on a big table (issue 10, item 7)", () => {
+  const N = 400_000;
+  const big = new ProcessTable();
+  big.apply(frame({ reset: true, upsert: Array.from({ length: N }, (_, i) => rec(i + 1, { name: i % 50_000 === 7 ? `needle_${i}` : null })) }));
+
+  /** The longest the event loop went without running a 1 ms timer while `work` ran. */
+  async function maxLoopGap(work: () => Promise<unknown>): Promise<number> {
+    let last = performance.now();
+    let worst = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 1);
+    try {
+      await work();
+    } finally {
+      clearInterval(timer);
+    }
+    return Math.max(worst, performance.now() - last);
+  }
+
+  it("keeps the event loop free while a batch of filtered windows scans", async () => {
+    await big.window({ sort: "pid", desc: false, offset: 0, limit: 1 }); // the sort, cached per version
+    const started = performance.now();
+    let answers: Awaited<ReturnType<ProcessTable["window"]>>[] = [];
+    const gap = await maxLoopGap(async () => {
+      // Sixteen different filters that match nothing: each would scan the whole table.
+      answers = await Promise.all(Array.from({ length: 16 }, (_, i) => big.window({ sort: "pid", desc: false, filter: `no-such-${i}`, offset: 0, limit: 100 })));
+    });
+    expect(gap).toBeLessThan(100);
+    for (const a of answers) {
+      expect(a.rows).toEqual([]);
+      expect(a.scanned).toBeGreaterThan(0);
+      if (a.partial) expect(a.scanned).toBeLessThan(N);
+      else expect(a.scanned).toBe(N);
+    }
+    // All of them together stay within a few budgets, not 16 full scans back to back.
+    expect(performance.now() - started).toBeLessThan(16 * 250);
+  });
+
+  it("goes on from where the last request stopped and ends with the exact answer", async () => {
+    let w = await big.window({ sort: "pid", desc: false, filter: "needle_", offset: 0, limit: 100 });
+    const seen = [w.scanned];
+    for (let i = 0; w.partial && i < 200; i += 1) {
+      w = await big.window({ sort: "pid", desc: false, filter: "needle_", offset: 0, limit: 100 });
+      seen.push(w.scanned);
+    }
+    expect(w.partial).toBe(false);
+    expect(w.scanned).toBe(N);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    expect(w.matched).toBe(8); // i = 7, 50_007, …, 350_007
+    expect(w.rows.map((r) => r.name)).toEqual(Array.from({ length: 8 }, (_, k) => `needle_${k * 50_000 + 7}`));
+  });
+
+  it("stops as soon as the window is full, in either direction", async () => {
+    const first = await big.window({ sort: "pid", desc: false, filter: "gen_server", offset: 0, limit: 10 });
+    expect(first.rows.map((r) => r.pid)).toEqual(Array.from({ length: 10 }, (_, k) => `<0.${2 * k + 1}.0>`));
+    expect(first.partial).toBe(true);
+    expect(first.scanned).toBeLessThan(1000);
+    const last = await big.window({ sort: "pid", desc: true, filter: "gen_server", offset: 0, limit: 3 });
+    expect(last.rows.map((r) => r.pid)).toEqual([`<0.${N - 1}.0>`, `<0.${N - 3}.0>`, `<0.${N - 5}.0>`]);
   });
 });
