@@ -21,7 +21,7 @@ export interface ProcessWindow {
   matched: number;
   offset: number;
   rows: ProcessRecord[];
-  /** The filter scan stopped before the end of the table (enough rows for this window, or out of time). */
+  /** The filter scan ran out of time before the end of the table. */
   partial: boolean;
   /** Rows the filter has looked at (the whole table when not partial). */
   scanned: number;
@@ -30,8 +30,8 @@ export interface ProcessWindow {
 /**
  * A filtered window scans the table in slices and yields to the event loop
  * between them, so one request (or a batch of them) never holds the server
- * (healthz, agents' keepalives) for more than a slice. It stops when the
- * window is full or the budget is spent; the scan is kept per (table
+ * (healthz, agents' keepalives) for more than a slice. A scan that runs out
+ * of budget answers with what it found (`partial`); it is kept per (table
  * version, sort, direction, filter) and the next request goes on from there.
  */
 export const FILTER_SCAN = { sliceMs: 8, budgetMs: 250, rowsPerClockCheck: 512, keptScans: 16 } as const;
@@ -148,7 +148,7 @@ export class ProcessTable {
       return { total: this.byPid.size, matched: base.length, offset: q.offset, rows, partial: false, scanned: base.length };
     }
     const scan = this.scanFor(q.sort, q.desc, needle, base);
-    await this.advance(scan, needle, q.desc, q.offset + q.limit);
+    await this.advance(scan, needle, q.desc);
     const done = scan.next >= scan.base.length;
     return {
       total: this.byPid.size,
@@ -175,15 +175,15 @@ export class ProcessTable {
     return scan;
   }
 
-  /** Scan on until `want` matches are found, the table ends or the budget is spent, a slice per turn of the event loop. */
-  private async advance(scan: FilterScan, needle: string, desc: boolean, want: number): Promise<void> {
+  /** Scan on until the table ends or the budget is spent, a slice per turn of the event loop. */
+  private async advance(scan: FilterScan, needle: string, desc: boolean): Promise<void> {
     const { base } = scan;
     const deadline = performance.now() + FILTER_SCAN.budgetMs;
-    while (scan.next < base.length && scan.matches.length < want && performance.now() < deadline) {
+    while (scan.next < base.length && performance.now() < deadline) {
       await nextSliceTurn();
       const sliceEnd = performance.now() + FILTER_SCAN.sliceMs;
       // One synchronous slice: nothing else touches `scan` until the next await.
-      while (scan.next < base.length && scan.matches.length < want) {
+      while (scan.next < base.length) {
         const stop = Math.min(base.length, scan.next + FILTER_SCAN.rowsPerClockCheck);
         for (; scan.next < stop; scan.next += 1) {
           const p = desc ? base[base.length - 1 - scan.next] : base[scan.next];
