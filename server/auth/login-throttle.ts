@@ -8,7 +8,7 @@
  * - per account: after 5 failures in a row, each further check must wait a
  *   delay that doubles (1 s, 2 s, 4 s … 5 min), whichever address it comes
  *   from, except an address that has logged in to this account before;
- * - per address: at most 30 checks a minute, whatever the accounts.
+ * - per address: at most 30 failed checks a minute, whatever the accounts.
  *
  * Every counter is keyed by the username as typed, so an unknown user gets
  * exactly the answers a real one gets. Nothing is a hard lock: an attacker
@@ -109,9 +109,14 @@ export async function reserveLoginCheck(prisma: PrismaClient, username: string, 
   if (refusal) throw refusal;
 }
 
-/** The password was right: the account's and this address's counters for it start again. */
+/**
+ * The password was right: the account's and this (account, address)'s
+ * counters start again, and the address gets its slot back (only failures
+ * use up an address's 30 a minute, so an office behind one NAT can log in).
+ */
 export async function loginSucceeded(prisma: PrismaClient, username: string, ip: string | null): Promise<void> {
   await prisma.loginThrottle.deleteMany({ where: { key: { in: [pairKey(username, ip ?? "unknown"), accountKey(username)] } } });
+  await prisma.loginThrottle.updateMany({ where: { key: addressKey(ip ?? "unknown"), count: { gt: 0 } }, data: { count: { decrement: 1 } } });
 }
 
 /** An admin reset the password or re-enabled the user: no delay left on the account. */

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from "node:stream";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
-import { WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import { authenticate, contextFactory } from "../context";
 import { appRouter } from "../routers/_app";
 import type { Services } from "../services";
@@ -59,13 +59,43 @@ function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   socket.end(`HTTP/1.1 ${status} ${status === 403 ? "Forbidden" : "Error"}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${message}\n`);
 }
 
+/**
+ * tRPC's WebSocket adapter runs every call of an array message at once and
+ * has no `maxBatchSize`: a message with more than MAX_BATCH_CALLS calls
+ * closes the socket (1008) before the adapter sees it.
+ */
+function capWsBatches(ws: WebSocket): void {
+  const emit = ws.emit.bind(ws) as (event: string | symbol, ...args: unknown[]) => boolean;
+  ws.emit = ((event: string | symbol, ...args: unknown[]) => {
+    if (event === "message" && tooManyCalls(args[0])) {
+      ws.close(1008, `more than ${MAX_BATCH_CALLS} calls in one message`);
+      return false;
+    }
+    return emit(event, ...args);
+  }) as WebSocket["emit"];
+}
+
+function tooManyCalls(data: unknown): boolean {
+  const text = Buffer.isBuffer(data) ? data.toString("utf8") : typeof data === "string" ? data : "";
+  if (!text.trimStart().startsWith("[")) return false;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) && parsed.length > MAX_BATCH_CALLS;
+  } catch {
+    return false;
+  }
+}
+
 export function createBeamdeckServer(services: Services, web: WebHandler | null, maxFrame?: number) {
   const createContext = contextFactory(services);
   const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/api/trpc/", createContext, maxBodySize: MAX_BODY_BYTES, maxBatchSize: MAX_BATCH_CALLS });
   const trpcWss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   trpcWss.on("error", () => {});
   // A socket error without a listener would take the whole process down.
-  trpcWss.on("connection", (ws) => ws.on("error", () => ws.terminate()));
+  trpcWss.on("connection", (ws) => {
+    ws.on("error", () => ws.terminate());
+    capWsBatches(ws);
+  });
   const trpcWs = applyWSSHandler({ wss: trpcWss, router: appRouter, createContext, keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 } });
   const agents = agentEndpoint(services.prisma, services.registry, maxFrame);
 

@@ -10,7 +10,9 @@
  */
 import type { IncomingMessage } from "node:http";
 
-export function trustProxy(env: NodeJS.ProcessEnv = process.env): boolean {
+type Env = Record<string, string | undefined>;
+
+export function trustProxy(env: Env = process.env): boolean {
   return env.BEAMDECK_TRUST_PROXY === "1";
 }
 
@@ -23,7 +25,7 @@ function lastListEntry(value: string | string[] | undefined): string | null {
 }
 
 /** The client's address: the socket peer, or the proxy's own X-Forwarded-For hop. */
-export function clientIp(req: IncomingMessage, env: NodeJS.ProcessEnv = process.env): string | null {
+export function clientIp(req: IncomingMessage, env: Env = process.env): string | null {
   if (trustProxy(env)) {
     const hop = lastListEntry(req.headers["x-forwarded-for"]);
     if (hop) return hop.slice(0, 64);
@@ -32,7 +34,7 @@ export function clientIp(req: IncomingMessage, env: NodeJS.ProcessEnv = process.
 }
 
 /** Did the client reach us over TLS (directly, or to a trusted proxy that says so)? */
-export function requestIsHttps(req: IncomingMessage, env: NodeJS.ProcessEnv = process.env): boolean {
+export function requestIsHttps(req: IncomingMessage, env: Env = process.env): boolean {
   if ((req.socket as { encrypted?: boolean }).encrypted) return true;
   return trustProxy(env) && lastListEntry(req.headers["x-forwarded-proto"])?.toLowerCase() === "https";
 }

@@ -6,11 +6,12 @@
  * of where the request comes from is checked: `Origin`, and
  * `Sec-Fetch-Site` where the browser sends it.
  *
- * The server's own origin is `BEAMDECK_PUBLIC_URL` when set, else whatever
- * the Host header names. Requests without either header (the CLI, `ws`,
+ * The server's own origin is `BEAMDECK_PUBLIC_URL` when set, or whatever
+ * the Host header (or a trusted proxy's X-Forwarded-Host) names. Requests without either header (the CLI, `ws`,
  * curl) carry no ambient credentials from a browser and pass.
  */
 import type { IncomingMessage } from "node:http";
+import { trustProxy } from "./proxy";
 
 /** Why the request is refused as cross-site, or null when it may proceed. */
 export function crossSiteReason(req: IncomingMessage, publicUrl: string | null): string | null {
@@ -26,8 +27,10 @@ export function crossSiteReason(req: IncomingMessage, publicUrl: string | null):
     return "cross-site request refused (malformed Origin)";
   }
   if (publicUrl && from.origin === safeOrigin(publicUrl)) return null;
-  const host = req.headers.host;
-  if (host && from.host === host.toLowerCase() && (from.protocol === "http:" || from.protocol === "https:")) return null;
+  if (from.protocol !== "http:" && from.protocol !== "https:") return `cross-site request refused (Origin ${origin})`;
+  // The host the browser asked for: the Host header, or what a trusted proxy says it was.
+  const hosts = [req.headers.host, trustProxy() ? req.headers["x-forwarded-host"] : undefined].flat().filter((h): h is string => Boolean(h));
+  if (hosts.some((h) => h.split(",")[0].trim().toLowerCase() === from.host)) return null;
   return `cross-site request refused (Origin ${from.origin} is not this server's)`;
 }
 

@@ -137,6 +137,20 @@ describe("item 4: at most 5 password checks per account and address, whatever th
     expect((await loginOnce(direct, "nobody-at-all", "x")).answer.error?.message).toBe("wrong username or password");
   });
 
+  it("closes a WebSocket whose one message carries more calls than the cap", async () => {
+    const ws = new WebSocket(`${direct.url.replace(/^http/, "ws")}/api/trpc-ws`);
+    await new Promise((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject)));
+    const replies: unknown[] = [];
+    ws.on("message", (m) => replies.push(JSON.parse(String(m))));
+    const calls = (n: number, from: number) => Array.from({ length: n }, (_, i) => ({ id: from + i, method: "query", params: { path: "auth.me", input: {} } }));
+    ws.send(JSON.stringify(calls(2, 1)));
+    await expect.poll(() => replies.length, { timeout: 10_000 }).toBe(2);
+    const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
+    ws.send(JSON.stringify(calls(MAX_BATCH_CALLS + 1, 10)));
+    expect(await closed).toBe(1008);
+    expect(replies).toHaveLength(2);
+  });
+
   it("behind a proxy, only the proxy's own X-Forwarded-For hop counts, and is what the audit records", async () => {
     const codes: string[] = [];
     for (let i = 0; i < 8; i += 1) {
