@@ -48,11 +48,19 @@ function refuseRequest(req: IncomingMessage, publicUrl: string | null): { status
   return null;
 }
 
-/** A short plain-text answer; the connection closes so an unread body is not read. */
+/**
+ * A short plain-text answer. An unread body is drained into nothing (never
+ * buffered) so the client reads the answer instead of a reset, and the
+ * connection closes after it, or after 10 s of draining at most.
+ */
 function reply(req: IncomingMessage, res: ServerResponse, status: number, message: string): void {
-  const unread = req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined;
-  res.writeHead(status, { "content-type": "text/plain", ...(unread && !req.complete ? { connection: "close" } : {}) });
+  const unread = !req.complete && (req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined);
+  res.writeHead(status, { "content-type": "text/plain", ...(unread ? { connection: "close" } : {}) });
   res.end(`${message}\n`);
+  if (unread) {
+    req.resume();
+    setTimeout(() => req.socket.destroy(), 10_000).unref();
+  }
 }
 
 function refuseUpgrade(socket: Duplex, status: number, message: string): void {
