@@ -18,15 +18,17 @@ let proxied: TestServer;
 let agent: SyntheticAgent | null = null;
 
 beforeAll(async () => {
-  [direct, proxied] = await Promise.all([startServer(), startServer({ env: { BEAMDECK_TRUST_PROXY: "1" } })]);
+  // One after the other: two cold starts at once time out on a busy 2-core machine.
+  direct = await startServer();
+  proxied = await startServer({ env: { BEAMDECK_TRUST_PROXY: "1" } });
   const users: [TestServer, string[]][] = [
     [direct, ["bob", "carol", "dave"]],
     [proxied, ["erin", "frank", "olga"]],
   ];
-  await Promise.all(
-    users.flatMap(([s, names]) => names.map((username) => httpClient(s.url, { token: s.apiToken }).users.add.mutate({ username, role: "operator", password: `${username}-password-1` }))),
-  );
-}, 300_000);
+  for (const [s, names] of users) {
+    for (const username of names) await httpClient(s.url, { token: s.apiToken }).users.add.mutate({ username, role: "operator", password: `${username}-password-1` });
+  }
+}, 400_000);
 afterAll(async () => {
   await agent?.disconnect();
   await Promise.all([direct?.stop(), proxied?.stop()]);
