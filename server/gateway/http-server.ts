@@ -12,7 +12,7 @@ import { appRouter } from "../routers/_app";
 import type { Services } from "../services";
 import { agentEndpoint } from "./agent-endpoint";
 import { auditExport } from "./audit-export";
-import { MAX_BATCH_CALLS, MAX_BODY_BYTES } from "./limits";
+import { MAX_BATCH_CALLS, MAX_BODY_BYTES, MAX_WS_MESSAGE_CALLS } from "./limits";
 import { crossSiteReason, hasBearer, isSafeMethod } from "./same-origin";
 
 export interface WebHandler {
@@ -50,16 +50,19 @@ function refuseRequest(req: IncomingMessage, publicUrl: string | null): { status
 
 /**
  * A short plain-text answer. An unread body is drained into nothing (never
- * buffered) so the client reads the answer instead of a reset, and the
- * connection closes after it, or after 10 s of draining at most.
+ * buffered) so the client reads the answer instead of a reset; a client
+ * still sending after 10 s is cut off.
  */
 function reply(req: IncomingMessage, res: ServerResponse, status: number, message: string): void {
   const unread = !req.complete && (req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined);
-  res.writeHead(status, { "content-type": "text/plain", ...(unread ? { connection: "close" } : {}) });
+  res.writeHead(status, { "content-type": "text/plain" });
   res.end(`${message}\n`);
   if (unread) {
+    // Closing at once would reset the connection under a client still sending, and lose this answer.
     req.resume();
-    setTimeout(() => req.socket.destroy(), 10_000).unref();
+    const cap = setTimeout(() => req.socket.destroy(), 10_000);
+    cap.unref();
+    req.once("end", () => clearTimeout(cap));
   }
 }
 
@@ -69,14 +72,14 @@ function refuseUpgrade(socket: Duplex, status: number, message: string): void {
 
 /**
  * tRPC's WebSocket adapter runs every call of an array message at once and
- * has no `maxBatchSize`: a message with more than MAX_BATCH_CALLS calls
+ * has no `maxBatchSize`: a message with more than MAX_WS_MESSAGE_CALLS calls
  * closes the socket (1008) before the adapter sees it.
  */
 function capWsBatches(ws: WebSocket): void {
   const emit = ws.emit.bind(ws) as (event: string | symbol, ...args: unknown[]) => boolean;
   ws.emit = ((event: string | symbol, ...args: unknown[]) => {
     if (event === "message" && tooManyCalls(args[0])) {
-      ws.close(1008, `more than ${MAX_BATCH_CALLS} calls in one message`);
+      ws.close(1008, `more than ${MAX_WS_MESSAGE_CALLS} calls in one message`);
       return false;
     }
     return emit(event, ...args);
@@ -88,7 +91,7 @@ function tooManyCalls(data: unknown): boolean {
   if (!text.trimStart().startsWith("[")) return false;
   try {
     const parsed: unknown = JSON.parse(text);
-    return Array.isArray(parsed) && parsed.length > MAX_BATCH_CALLS;
+    return Array.isArray(parsed) && parsed.length > MAX_WS_MESSAGE_CALLS;
   } catch {
     return false;
   }

@@ -8,7 +8,7 @@ import http from "node:http";
 import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { MAX_BATCH_CALLS } from "../../server/gateway/limits";
+import { MAX_BATCH_CALLS, MAX_WS_MESSAGE_CALLS } from "../../server/gateway/limits";
 import { startServer, type TestServer } from "../support/server";
 import { startSyntheticAgent, type SyntheticAgent } from "../support/synthetic-agent";
 import { httpClient, loginCookie, wsClient } from "../support/trpc-clients";
@@ -112,6 +112,7 @@ describe("item 4: at most 5 password checks per account and address, whatever th
     const { trpc, close } = wsClient(direct.url, null);
     try {
       const codes = await Promise.all(
+        // wsLink sends what is queued in one tick as one message: 30 calls, one message.
         Array.from({ length: 30 }, (_, i) =>
           trpc.auth.login.mutate({ username: "dave", password: `guess-${i}` }).then(
             () => "OK",
@@ -148,7 +149,7 @@ describe("item 4: at most 5 password checks per account and address, whatever th
     ws.send(JSON.stringify(calls(2, 1)));
     await expect.poll(() => replies.length, { timeout: 10_000 }).toBe(2);
     const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
-    ws.send(JSON.stringify(calls(MAX_BATCH_CALLS + 1, 10)));
+    ws.send(JSON.stringify(calls(MAX_WS_MESSAGE_CALLS + 1, 10)));
     expect(await closed).toBe(1008);
     expect(replies).toHaveLength(2);
   });
