@@ -9,6 +9,7 @@ import { apiTokenPrincipal } from "./auth/api-tokens";
 import type { Principal } from "./auth/principal";
 import { readCookie, SESSION_COOKIE, sessionPrincipal } from "./auth/sessions";
 import { BeamdeckError } from "./errors";
+import { clientIp, requestIsHttps } from "./gateway/proxy";
 import type { Services } from "./services";
 
 export interface Context {
@@ -21,16 +22,6 @@ export interface Context {
   /** Set a response header (HTTP only; null over WebSocket). */
   setHeader: ((name: string, value: string) => void) | null;
   secure: boolean;
-}
-
-export function clientIp(req: IncomingMessage): string | null {
-  // Behind a reverse proxy set BEAMDECK_TRUST_PROXY=1 to use X-Forwarded-For.
-  if (process.env.BEAMDECK_TRUST_PROXY === "1") {
-    const fwd = req.headers["x-forwarded-for"];
-    const first = (Array.isArray(fwd) ? fwd[0] : fwd)?.split(",")[0]?.trim();
-    if (first) return first;
-  }
-  return req.socket.remoteAddress ?? null;
 }
 
 export async function authenticate(
@@ -71,7 +62,7 @@ export function contextFactory(services: Services) {
       ip: clientIp(opts.req),
       userAgent: opts.req.headers["user-agent"] ?? null,
       setHeader: isHttp ? (name, value) => (res as ServerResponse).appendHeader(name, value) : null,
-      secure: Boolean((opts.req.socket as { encrypted?: boolean }).encrypted) || opts.req.headers["x-forwarded-proto"] === "https",
+      secure: requestIsHttps(opts.req),
     };
   };
 }

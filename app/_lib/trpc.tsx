@@ -10,6 +10,7 @@ import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@ta
 import { createTRPCClient, createWSClient, httpBatchLink, splitLink, TRPCClientError, wsLink } from "@trpc/client";
 import { createTRPCContext } from "@trpc/tanstack-react-query";
 import { useState, useSyncExternalStore, type ReactNode } from "react";
+import { MAX_BATCH_CALLS } from "../../server/gateway/limits";
 import type { AppRouter } from "../../server/routers/_app";
 
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
@@ -87,7 +88,7 @@ function makeTrpcClient() {
       splitLink({
         condition: (op) => op.type === "subscription",
         true: wsLink<AppRouter>({ client: ws }),
-        false: httpBatchLink({ url: "/api/trpc", maxURLLength: 6000 }),
+        false: httpBatchLink({ url: "/api/trpc", maxURLLength: 6000, maxItems: MAX_BATCH_CALLS }),
       }),
     ],
   });

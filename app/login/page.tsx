@@ -8,14 +8,8 @@
 import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { clock } from "../_lib/format";
+import { safeNext } from "../_lib/safe-next";
 import { errorMessage, trpcCode, useTRPC } from "../_lib/trpc";
-
-/** Only same-origin paths: "/nodes/x" yes, "//evil.example" or "https://…" no. */
-function safeNext(raw: string | null): string {
-  if (!raw || !raw.startsWith("/") || raw.startsWith("//") || raw.startsWith("/\\")) return "/";
-  if (raw === "/login" || raw.startsWith("/login?")) return "/";
-  return raw;
-}
 
 /** A lock-out message names a UTC instant; say when that is here. */
 function LocalTime({ message }: { message: string }) {
@@ -37,7 +31,7 @@ export default function LoginPage() {
   const login = useMutation(
     trpc.auth.login.mutationOptions({
       onSuccess: () => {
-        const next = safeNext(new URLSearchParams(window.location.search).get("next"));
+        const next = safeNext(new URLSearchParams(window.location.search).get("next"), window.location.origin);
         window.location.assign(next);
       },
     }),

@@ -81,9 +81,16 @@ export function isIntentAction(action: string): boolean {
 
 const CSV_COLUMNS = ["id", "at", "actor", "action", "node", "target", "intentId", "outcome", "data", "hash", "prevHash"] as const;
 
-function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+/**
+ * One CSV cell. A cell a spreadsheet would read as a formula (starting with
+ * = + - @, or a tab or carriage return before one) gets a leading `'` so it
+ * stays text (OWASP's advice for CSV injection): audit rows carry text
+ * chosen by callers (usernames, labels, reasons).
+ */
+export function csvCell(v: unknown): string {
+  const raw = v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v);
+  const s = /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
+  return /[",\n\r\t]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 export function toCsv(entries: (Omit<AuditView, "data"> & { data?: unknown })[]): string {

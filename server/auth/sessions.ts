@@ -1,10 +1,11 @@
 /**
- * Login sessions (httpOnly, SameSite=Lax cookies), login rate limiting and
- * lock-out. A session dies when it expires, when its user logs out
+ * Login sessions (httpOnly, SameSite=Lax cookies, Secure over TLS). Login
+ * throttling is in login-throttle.ts. A session dies when it expires, when its user logs out
  * everywhere (sessionsValidAfter) or when the user is disabled.
  */
 import type { PrismaClient } from "../../generated/prisma/client";
 import { BeamdeckError } from "../errors";
+import { loginSucceeded, pruneLoginThrottle, reserveLoginCheck } from "./login-throttle";
 import { dummyHash, verifyPassword } from "./passwords";
 import type { Principal } from "./principal";
 import { asRole } from "./roles";
@@ -12,9 +13,6 @@ import { newSessionSecret, sha256 } from "./secrets";
 
 export const SESSION_COOKIE = "beamdeck_session";
 export const SESSION_TTL_MS = 12 * 3600_000;
-export const LOCKOUT = { failures: 5, minutes: 15 };
-export const IP_LIMIT = { attempts: 30, windowMs: 60_000 };
-
 export interface LoginInput {
   username: string;
   password: string;
@@ -22,48 +20,30 @@ export interface LoginInput {
   userAgent?: string | null;
 }
 
+/**
+ * Check a password and open a session. The throttle reserves the check
+ * first (login-throttle.ts); an unknown or disabled user costs the same
+ * argon2 work and gets the same answer as a wrong password.
+ */
 export async function login(prisma: PrismaClient, input: LoginInput): Promise<{ cookie: string; principal: Principal; expiresAt: Date }> {
   const now = new Date();
-  if (input.ip) {
-    const recent = await prisma.loginAttempt.count({
-      where: { ip: input.ip, ok: false, at: { gt: new Date(now.getTime() - IP_LIMIT.windowMs) } },
-    });
-    if (recent >= IP_LIMIT.attempts) {
-      throw new BeamdeckError("BD_RATE_LIMITED", "too many failed logins from this address; wait a minute and try again");
-    }
+  const ip = input.ip ?? null;
+  void pruneLoginThrottle(prisma, now).catch(() => {});
+  try {
+    await reserveLoginCheck(prisma, input.username, ip, now);
+  } catch (e) {
+    await prisma.loginAttempt.create({ data: { username: input.username, ip, ok: false } });
+    throw e;
   }
   const user = await prisma.user.findUnique({ where: { username: input.username } });
-  if (user?.lockedUntil && user.lockedUntil > now) {
-    await prisma.loginAttempt.create({ data: { username: input.username, ip: input.ip ?? null, ok: false } });
-    throw new BeamdeckError(
-      "BD_ACCOUNT_LOCKED",
-      `account locked after ${LOCKOUT.failures} failed logins until ${user.lockedUntil.toISOString()}; ask an admin or wait`,
-      { lockedUntil: user.lockedUntil.toISOString() },
-    );
-  }
   const ok = user && !user.disabledAt ? await verifyPassword(user.passwordHash, input.password) : (await verifyPassword(await dummyHash(), input.password), false);
-  await prisma.loginAttempt.create({ data: { username: input.username, ip: input.ip ?? null, ok: Boolean(ok) } });
-  if (!user || !ok) {
-    if (user) {
-      const failures = user.failedLogins + 1;
-      const lock = failures >= LOCKOUT.failures ? new Date(now.getTime() + LOCKOUT.minutes * 60_000) : null;
-      await prisma.user.update({
-        where: { id: user.id },
-        data: { failedLogins: lock ? 0 : failures, lockedUntil: lock },
-      });
-      if (lock) {
-        throw new BeamdeckError("BD_ACCOUNT_LOCKED", `wrong password; account now locked for ${LOCKOUT.minutes} minutes after ${LOCKOUT.failures} failed logins`, {
-          lockedUntil: lock.toISOString(),
-        });
-      }
-    }
-    throw new BeamdeckError("BD_BAD_CREDENTIALS");
-  }
-  await prisma.user.update({ where: { id: user.id }, data: { failedLogins: 0, lockedUntil: null } });
+  await prisma.loginAttempt.create({ data: { username: input.username, ip, ok: Boolean(ok) } });
+  if (!user || !ok) throw new BeamdeckError("BD_BAD_CREDENTIALS");
+  await loginSucceeded(prisma, input.username, ip);
   const { cookie, id } = newSessionSecret();
   const expiresAt = new Date(now.getTime() + SESSION_TTL_MS);
   await prisma.session.create({
-    data: { id, userId: user.id, expiresAt, ip: input.ip ?? null, userAgent: input.userAgent?.slice(0, 255) ?? null },
+    data: { id, userId: user.id, expiresAt, ip, userAgent: input.userAgent?.slice(0, 255) ?? null },
   });
   return {
     cookie,

@@ -1,6 +1,7 @@
 /** Users: creation, listing, role changes. */
 import type { PrismaClient } from "../../generated/prisma/client";
 import { BeamdeckError } from "../errors";
+import { accountDelayedUntil } from "./login-throttle";
 import { hashPassword, MIN_PASSWORD_LENGTH } from "./passwords";
 import type { Role } from "./roles";
 import { newPassword } from "./secrets";
@@ -41,6 +42,11 @@ export async function createUser(
 
 export async function listUsers(prisma: PrismaClient) {
   const users = await prisma.user.findMany({ orderBy: { createdAt: "asc" } });
+  const delays = new Map<string, Date>();
+  for (const u of users) {
+    const until = await accountDelayedUntil(prisma, u.username);
+    if (until) delays.set(u.username, until);
+  }
   return users.map((u) => ({
     id: u.id,
     username: u.username,
@@ -48,6 +54,7 @@ export async function listUsers(prisma: PrismaClient) {
     createdAt: u.createdAt,
     createdBy: u.createdBy,
     disabled: u.disabledAt !== null,
-    lockedUntil: u.lockedUntil && u.lockedUntil > new Date() ? u.lockedUntil : null,
+    // Not a lock any more: when the account's next password check is allowed, if delayed.
+    lockedUntil: delays.get(u.username) ?? null,
   }));
 }

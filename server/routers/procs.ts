@@ -20,7 +20,7 @@ export const procsRouter = router({
     )
     .query(async ({ ctx, input }) => {
       const live = await liveNode(ctx, input.node);
-      const w = live.processes.window(input);
+      const w = await live.processes.window(input);
       // Marks from the latest old-code scan (every 10 s, and after each upgrade step).
       const rows = w.rows.map((r) => {
         const modules = ctx.services.oldCode.modulesOf(input.node, r.pid);

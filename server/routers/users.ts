@@ -1,6 +1,7 @@
 /** Users (admin): add, list, change role, reset password, disable. */
 import { z } from "zod";
 import { appendAudit } from "../audit/log";
+import { clearAccountThrottle } from "../auth/login-throttle";
 import { hashPassword, MIN_PASSWORD_LENGTH } from "../auth/passwords";
 import { actorOf } from "../auth/principal";
 import { roleSchema } from "../auth/roles";
@@ -49,7 +50,8 @@ export const usersRouter = router({
       const user = await prisma.user.findUnique({ where: { username: input.username } });
       if (!user) fail("BD_NOT_FOUND", `no user ${input.username}`);
       const password = input.password ?? newPassword();
-      await prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(password), failedLogins: 0, lockedUntil: null } });
+      await prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(password) } });
+      await clearAccountThrottle(prisma, user.username);
       const ended = await logoutEverywhere(prisma, user.id);
       void ctx.services.wsSessions.sweep();
       await appendAudit(prisma, { actor: actorOf(ctx.principal), action: "user.reset_password", target: `user:${input.username}`, outcome: "ok", data: { sessionsEnded: ended } });
@@ -61,7 +63,8 @@ export const usersRouter = router({
     const user = await prisma.user.findUnique({ where: { username: input.username } });
     if (!user) fail("BD_NOT_FOUND", `no user ${input.username}`);
     if (ctx.principal.kind === "user" && ctx.principal.userId === user.id && input.disabled) fail("BD_CONFLICT", "you cannot disable yourself");
-    await prisma.user.update({ where: { id: user.id }, data: { disabledAt: input.disabled ? new Date() : null, lockedUntil: null, failedLogins: 0 } });
+    await prisma.user.update({ where: { id: user.id }, data: { disabledAt: input.disabled ? new Date() : null } });
+    await clearAccountThrottle(prisma, user.username);
     if (input.disabled) await logoutEverywhere(prisma, user.id);
     void ctx.services.wsSessions.sweep();
     await appendAudit(prisma, { actor: actorOf(ctx.principal), action: input.disabled ? "user.disable" : "user.enable", target: `user:${input.username}`, outcome: "ok" });

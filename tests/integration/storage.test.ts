@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appendAudit, recordIntent, recordOutcome, verifyAuditChain } from "../../server/audit/log";
 import { checkAgentToken, createAgentToken, revokeAgentToken } from "../../server/auth/agent-tokens";
 import { apiTokenPrincipal, createApiToken, revokeApiToken } from "../../server/auth/api-tokens";
-import { login, logoutEverywhere, sessionPrincipal, LOCKOUT } from "../../server/auth/sessions";
+import { THROTTLE } from "../../server/auth/login-throttle";
+import { login, logoutEverywhere, sessionPrincipal } from "../../server/auth/sessions";
 import { createUser } from "../../server/auth/users";
 import { EventStore } from "../../server/events/store";
 import { LocalHub } from "../../server/live/hub";
@@ -48,7 +49,7 @@ describe.each(backends)("storage on %s", (_name, envOf) => {
     expect(rows[0].n).toBe(fs.readdirSync(path.resolve("prisma/migrations"), { withFileTypes: true }).filter((d) => d.isDirectory()).length);
   });
 
-  it("logs users in with argon2id, locks them out after repeated failures", async () => {
+  it("logs users in with argon2id, throttles repeated failures per account and address", async () => {
     const u = await createUser(db.prisma, { username: "alice", role: "operator", password: "correct horse battery" });
     expect((await db.prisma.user.findUniqueOrThrow({ where: { id: u.id } })).passwordHash).toMatch(/^\$argon2id\$/);
     await expect(createUser(db.prisma, { username: "alice", role: "viewer" })).rejects.toThrow(/already exists/);
@@ -57,10 +58,17 @@ describe.each(backends)("storage on %s", (_name, envOf) => {
     expect(p).toMatchObject({ kind: "user", username: "alice", role: "operator" });
     await expect(login(db.prisma, { username: "alice", password: "nope" })).rejects.toThrow(/wrong username or password/);
     await expect(login(db.prisma, { username: "nobody", password: "nope" })).rejects.toThrow(/wrong username or password/);
-    for (let i = 1; i < LOCKOUT.failures - 1; i += 1) await login(db.prisma, { username: "alice", password: "nope" }).catch(() => {});
-    await expect(login(db.prisma, { username: "alice", password: "nope" })).rejects.toThrow(/locked for 15 minutes/);
-    await expect(login(db.prisma, { username: "alice", password: "correct horse battery" })).rejects.toThrow(/locked after 5 failed logins until/);
-    // An existing session survives the lock-out but not "log out everywhere".
+    // Five password checks per (account, address) and window; then the same refusal for a real user and an unknown one.
+    for (let i = 1; i < THROTTLE.pair.checks; i += 1) {
+      await expect(login(db.prisma, { username: "alice", password: "nope" })).rejects.toThrow(/wrong username or password/);
+      await expect(login(db.prisma, { username: "nobody", password: "nope" })).rejects.toThrow(/wrong username or password/);
+    }
+    const refusal = /^too many failed logins for this account from this address; try again after \d{4}-\d\d-\d\dT[\d:.]+Z$/;
+    await expect(login(db.prisma, { username: "alice", password: "correct horse battery" })).rejects.toThrow(refusal);
+    await expect(login(db.prisma, { username: "nobody", password: "nope" })).rejects.toThrow(refusal);
+    // From another address the account is still usable: nobody can lock it out from theirs.
+    expect((await login(db.prisma, { username: "alice", password: "correct horse battery", ip: "192.0.2.7" })).principal.username).toBe("alice");
+    // An existing session survives the throttling but not "log out everywhere".
     expect(await sessionPrincipal(db.prisma, s.cookie)).not.toBeNull();
     await logoutEverywhere(db.prisma, u.id);
     expect(await sessionPrincipal(db.prisma, s.cookie)).toBeNull();

@@ -25,7 +25,7 @@ export async function user(argv: string[], env: Env): Promise<number> {
     const { values } = parse(rest, { json: { type: "boolean" } }, []);
     const rows = await call(env, (api) => api.users.list.query());
     if (values.json) console.log(json(rows));
-    else console.log(table(["USER", "ROLE", "CREATED", "BY", "STATE"], rows.map((u) => [u.username, u.role, new Date(u.createdAt).toISOString(), u.createdBy, u.disabled ? "disabled" : u.lockedUntil ? `locked until ${new Date(u.lockedUntil).toISOString()}` : "active"])));
+    else console.log(table(["USER", "ROLE", "CREATED", "BY", "STATE"], rows.map((u) => [u.username, u.role, new Date(u.createdAt).toISOString(), u.createdBy, u.disabled ? "disabled" : u.lockedUntil ? `login delayed until ${new Date(u.lockedUntil).toISOString()}` : "active"])));
     return 0;
   }
   if (sub === "role") {

@@ -139,7 +139,7 @@ export function Users() {
                     <span className="status status-down">disabled</span>
                   ) : locked ? (
                     <span className="status status-warn" title="too many failed logins; a password reset or enabling unlocks">
-                      locked until {dateTime(locked)}
+                      login delayed until {dateTime(locked)}
                     </span>
                   ) : (
                     <span className="status status-up">active</span>

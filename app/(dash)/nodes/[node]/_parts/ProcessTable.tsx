@@ -153,7 +153,7 @@ export function ProcessTable({ node, selected, onSelect }: { node: string; selec
       <div className="panel-head">
         <h2>Processes</h2>
         <span className="panel-meta" data-testid="proc-table-count" data-matched={data?.matched ?? ""} data-total={data?.total ?? ""}>
-          {data ? (view.filter ? `${int(data.matched)} of ${int(data.total)} match` : `${int(data.total)} processes`) : ""}
+          {data ? (view.filter ? `${data.partial ? "≥ " : ""}${int(data.matched)} of ${int(data.total)} match${data.partial ? " (still scanning)" : ""}` : `${int(data.total)} processes`) : ""}
         </span>
         <div className="spacer" />
         <input
