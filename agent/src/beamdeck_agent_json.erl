@@ -15,7 +15,7 @@
 %%% deeper than the depth limit (default 256) is refused.
 -module(beamdeck_agent_json).
 
--export([encode/1, decode/1, decode/2]).
+-export([encode/1, decode/1, decode/2, backend/0]).
 
 -define(MAX_SAFE_INT, 9007199254740991).
 -define(DEFAULT_MAX_DEPTH, 256).
@@ -358,6 +358,15 @@ hexval(C) when C >= $A, C =< $F -> C - $A + 10;
 hexval(_) -> -1.
 
 %%% OTP 27 DETECTION %%%
+
+%% @doc Which code encodes and decodes on this node: OTP 27's `json' module
+%% (`otp_json') or the agent's own (`builtin', OTP 25 and 26).
+-spec backend() -> otp_json | builtin.
+backend() ->
+    case otp_json() of
+        true -> otp_json;
+        false -> builtin
+    end.
 
 %% Cached: code:ensure_loaded/1 of a missing module asks the code server
 %% (a file search) every time, too slow for every frame.
