@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { otpSteps } from "./otp-steps";
 
 interface Result {
   passed: number;
@@ -74,6 +75,8 @@ const STEPS: Step[] = [
   check("agent-xref", "rebar3", ["xref"], "agent"),
   check("agent-dialyzer", "rebar3", ["dialyzer"], "agent"),
   eunit(),
+  // The agent on OTP 27 and 29, in Debian chroots (scripts/otp-steps.ts).
+  ...otpSteps(sh),
   vitest("unit", "tests/unit"),
   vitest("integration", "tests/integration"),
   vitest("e2e", "tests/e2e"),
