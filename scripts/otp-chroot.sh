@@ -16,10 +16,9 @@ set -euo pipefail
 
 CACHE="${BEAMDECK_OTP_CACHE:-/var/cache/beamdeck/otp}"
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-AGENT_DIR="$ROOT_DIR/agent"
 # Bumped when the recipe below changes, so old chroots are rebuilt.
-RECIPE=1
-PACKAGES="erlang-nox,erlang-dev,erlang-src,erlang-dialyzer,rebar3,ca-certificates"
+RECIPE=2
+PACKAGES="erlang-nox,erlang-dev,erlang-src,erlang-dialyzer"
 
 die() { echo "otp-chroot: $*" >&2; exit 2; }
 
@@ -50,9 +49,24 @@ present() {
 
 unmount_under() {
   local target
-  findmnt -rn -o TARGET | grep -F "$1/" | sort -r | while read -r target; do
+  { findmnt -rn -o TARGET | grep -F "$1/" || true; } | sort -r | while read -r target; do
     umount -l "$target" || true
   done
+}
+
+# Debian's rebar3 package depends on common_test and reltool, which pull in
+# wx, GTK and a desktop's worth of libraries that do not configure in a
+# minbase chroot. rebar3 itself is one escript: unpack just the package's
+# files; compile, eunit, xref and dialyzer need only what erlang-nox and
+# erlang-dialyzer bring.
+install_rebar3() {
+  local root="$1"
+  chroot "$root" sh -c 'set -e
+    apt-get -qq update
+    cd /tmp && rm -f rebar3_*.deb && apt-get -qq download rebar3
+    dpkg-deb -x /tmp/rebar3_*.deb / && rm -f /tmp/rebar3_*.deb
+    rebar3 version' >>"$CACHE/$(basename "${root%.partial}").debootstrap.log" 2>&1 \
+    || die "installing rebar3 in $root failed (log: $CACHE/$(basename "${root%.partial}").debootstrap.log)"
 }
 
 build() {
@@ -70,8 +84,9 @@ build() {
   # target goes away with it even when it is killed.
   unshare --mount --propagation private -- debootstrap --variant=minbase --include="$PACKAGES" "$suite" "$tmp" "$(mirror)" >"$CACHE/$suite.debootstrap.log" 2>&1 \
     || { tail -n 20 "$CACHE/$suite.debootstrap.log" >&2; die "debootstrap $suite failed (log: $CACHE/$suite.debootstrap.log)"; }
+  install_rebar3 "$tmp"
   # Drop the downloaded .debs: they are a third of the size and never reused.
-  rm -rf "$tmp"/var/cache/apt/archives/*.deb
+  rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*
   rm -rf --one-file-system "$dir"
   mv "$tmp" "$dir"
   echo "recipe=$RECIPE" >"$(marker_of "$suite")"
@@ -91,8 +106,10 @@ ensure() {
   flock -u 9
 }
 
-# Runs a command inside the chroot in a private mount namespace: /proc, /dev
-# and the clone's agent/ are mounted only for this process tree and vanish with
+# Runs a command inside the chroot in a private mount namespace: /proc, /dev,
+# the clone (at /src) and the host's node binary (the agent's WebSocket tests
+# run a Node server; a binary built for the host's older glibc runs on the
+# chroot's newer one) are mounted only for this process tree and vanish with
 # it, so an interrupted run leaves no mounts behind. rebar3's _build goes to a
 # per-suite, per-clone directory inside the chroot (REBAR_BASE_DIR), never the
 # host's agent/_build, which holds OTP 25 beams.
@@ -103,13 +120,17 @@ run_in() {
   local dir key
   dir="$(dir_of "$suite")"
   key="$(printf '%s' "$ROOT_DIR" | sha256sum | cut -c1-12)"
-  mkdir -p "$dir/src/agent" "$dir/build/$key"
-  BEAMDECK_CHROOT="$dir" BEAMDECK_AGENT_SRC="$AGENT_DIR" BEAMDECK_BUILD="/build/$key" \
+  mkdir -p "$dir/src" "$dir/build/$key"
+  local node
+  node="$(command -v node || true)"
+  [ -n "$node" ] && touch "$dir/usr/local/bin/node"
+  BEAMDECK_CHROOT="$dir" BEAMDECK_SRC="$ROOT_DIR" BEAMDECK_BUILD="/build/$key" BEAMDECK_NODE="$node" \
     exec unshare --mount --propagation private -- bash -c '
       set -e
       mount -t proc proc "$BEAMDECK_CHROOT/proc"
       mount --rbind /dev "$BEAMDECK_CHROOT/dev"
-      mount --bind "$BEAMDECK_AGENT_SRC" "$BEAMDECK_CHROOT/src/agent"
+      mount --bind "$BEAMDECK_SRC" "$BEAMDECK_CHROOT/src"
+      [ -z "$BEAMDECK_NODE" ] || mount --bind "$BEAMDECK_NODE" "$BEAMDECK_CHROOT/usr/local/bin/node"
       exec chroot "$BEAMDECK_CHROOT" /usr/bin/env -i \
         HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 TERM=dumb \
         REBAR_BASE_DIR="$BEAMDECK_BUILD" \
