@@ -17,8 +17,9 @@ set -euo pipefail
 CACHE="${BEAMDECK_OTP_CACHE:-/var/cache/beamdeck/otp}"
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Bumped when the recipe below changes, so old chroots are rebuilt.
-RECIPE=2
-PACKAGES="erlang-nox,erlang-dev,erlang-src,erlang-dialyzer"
+RECIPE=3
+# elixir: the agent's lint tests compile an Elixir module with elixirc.
+PACKAGES="erlang-nox,erlang-dev,erlang-src,erlang-dialyzer,elixir"
 
 die() { echo "otp-chroot: $*" >&2; exit 2; }
 
