@@ -18,8 +18,9 @@ CACHE="${BEAMDECK_OTP_CACHE:-/var/cache/beamdeck/otp}"
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Bumped when the recipe below changes, so old chroots are rebuilt.
 RECIPE=3
-# elixir: the agent's lint tests compile an Elixir module with elixirc.
-PACKAGES="erlang-nox,erlang-dev,erlang-src,erlang-dialyzer,elixir"
+# elixir: the agent's lint tests compile an Elixir module with elixirc;
+# openssl: its TLS tests make certificates.
+PACKAGES="erlang-nox,erlang-dev,erlang-src,erlang-dialyzer,elixir,openssl,ca-certificates"
 
 die() { echo "otp-chroot: $*" >&2; exit 2; }
 
@@ -62,8 +63,9 @@ unmount_under() {
 # erlang-dialyzer bring.
 install_rebar3() {
   local root="$1"
+  # A sid from a fixed mirror snapshot outlives its Release file's Valid-Until.
   chroot "$root" sh -c 'set -e
-    apt-get -qq update
+    apt-get -qq -o Acquire::Check-Valid-Until=false update
     cd /tmp && rm -f rebar3_*.deb && apt-get -qq download rebar3
     dpkg-deb -x /tmp/rebar3_*.deb / && rm -f /tmp/rebar3_*.deb
     rebar3 version' >>"$CACHE/$(basename "${root%.partial}").debootstrap.log" 2>&1 \
