@@ -88,6 +88,8 @@ build() {
   unshare --mount --propagation private -- debootstrap --variant=minbase --include="$PACKAGES" "$suite" "$tmp" "$(mirror)" >"$CACHE/$suite.debootstrap.log" 2>&1 \
     || { tail -n 20 "$CACHE/$suite.debootstrap.log" >&2; die "debootstrap $suite failed (log: $CACHE/$suite.debootstrap.log)"; }
   install_rebar3 "$tmp"
+  # debootstrap writes no /etc/hosts; the TLS tests connect to "localhost".
+  [ -f "$tmp/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$tmp/etc/hosts"
   # Drop the downloaded .debs: they are a third of the size and never reused.
   rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*
   rm -rf --one-file-system "$dir"
