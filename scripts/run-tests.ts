@@ -13,6 +13,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { otpSteps } from "./otp-steps";
 
 interface Result {
   passed: number;
@@ -170,6 +171,8 @@ const STEPS: Step[] = [
   vitest("unit", "tests/unit", 10),
   vitest("integration", "tests/integration", 45),
   vitest("e2e", "tests/e2e", 25),
+  // The agent on OTP 27 and 29, in Debian chroots (scripts/otp-steps.ts).
+  ...otpSteps(sh),
 ];
 
 async function main(): Promise<void> {

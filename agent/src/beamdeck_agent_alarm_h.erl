@@ -32,7 +32,7 @@ start_link(Sink) ->
     end.
 
 watch(Sink) ->
-    case catch gen_event:add_sup_handler(alarm_handler, ?MODULE, Sink) of
+    try gen_event:add_sup_handler(alarm_handler, ?MODULE, Sink) of
         ok ->
             report_active(Sink),
             %% Return (exit `normal`): the events process traps exits and
@@ -42,18 +42,22 @@ watch(Sink) ->
             end;
         _Error ->
             ok
+    catch
+        _:_ -> ok
     end.
 
 %% Alarms set before we were added (only the default alarm_handler module
 %% keeps them; a replaced handler module answers nothing useful).
 report_active(Sink) ->
-    case catch gen_event:call(alarm_handler, alarm_handler, get_alarms, ?GET_ALARMS_TIMEOUT) of
+    try gen_event:call(alarm_handler, alarm_handler, get_alarms, ?GET_ALARMS_TIMEOUT) of
         Alarms when is_list(Alarms) ->
             lists:foreach(fun(A) ->
                               beamdeck_agent_events:submit(Sink, fun() -> (event({set_alarm, A}))#{active => true} end)
                           end, lists:sublist(Alarms, 100));
         _ ->
             ok
+    catch
+        _:_ -> ok
     end.
 
 %%% GEN_EVENT CALLBACKS %%%
@@ -66,7 +70,9 @@ init(Sink) -> {ok, Sink}.
 -spec handle_event(Event, Sink) -> {ok, Sink}
     when Event :: term(), Sink :: beamdeck_agent_events:sink().
 handle_event({Tag, _} = Event, Sink) when Tag =:= set_alarm; Tag =:= clear_alarm ->
-    _ = (catch beamdeck_agent_events:submit(Sink, fun() -> event(Event) end)),
+    try beamdeck_agent_events:submit(Sink, fun() -> event(Event) end)
+    catch _:_ -> ok
+    end,
     {ok, Sink};
 handle_event(_Event, Sink) ->
     {ok, Sink}.

@@ -1,35 +1,170 @@
-%%% @doc The agent's settings: application env with OS env overrides.
+%%% @doc The agent's settings: one schema, from which the defaults, the
+%%% validation and the README's config table all come.
 %%%
-%%% `BEAMDECK_URL', `BEAMDECK_TOKEN', `BEAMDECK_NODE_ID' and
-%%% `BEAMDECK_TLS_VERIFY' (`false'/`0' turns certificate verification off)
-%%% win over the application env, so an operator can point a built release
-%%% at a server without rebuilding it. Every setting has a default here too,
-%%% so the agent works when its `.app' file was not loaded.
+%%% A value comes from the OS env (for the keys that have a `BEAMDECK_*'
+%%% variable: `BEAMDECK_URL', `BEAMDECK_TOKEN', `BEAMDECK_NODE_ID',
+%%% `BEAMDECK_TLS_VERIFY'), else the application env, else the schema's
+%%% default; every value goes through the same check. An invalid value is
+%%% never used: {@link get/1} answers the default instead, and
+%%% {@link check/0} (called at application start) logs one warning line per
+%%% invalid value naming the key, the value, where it came from and what is
+%%% expected. The agent runs inside the operator's node, so a typo in its
+%%% config must not stop that node from booting (a failing application in a
+%%% release's boot script would); it falls back instead, loudly.
+%%%
+%%% Defaults live here only (not in the `.app.src'), so the agent behaves the
+%%% same when its `.app' file was not loaded.
 -module(beamdeck_agent_config).
 
 -compile({no_auto_import, [get/1]}).
 
 -export([get/1, get/2, url/0, parse_url/1, token/0, tls_verify/0,
-         boot_id/0, new_boot_id/0, node_name/0, agent_version/0]).
+         boot_id/0, new_boot_id/0, node_name/0, agent_version/0,
+         schema/0, validate/2, check/0, problems/0, doc_table/0]).
 
 -define(APP, beamdeck_agent).
 -define(BOOT_ID_KEY, {beamdeck_agent, boot_id}).
 
 -type endpoint() :: #{scheme := ws | wss, host := string(), port := inet:port_number(),
                       path := string()}.
--export_type([endpoint/0]).
+%% `text': a string or binary (`undefined' = unset); `share': a number
+%% > 0 and =< 1 (a share of one scheduler).
+-type type() :: text | boolean | share | {integer, Min :: integer(), Max :: integer()}.
+-type entry() :: #{key := atom(), type := type(), default := term(),
+                   os := string() | none, doc := string()}.
+-type problem() :: #{key := atom(), value := term(), source := string(),
+                     expected := string(), default := term()}.
+-export_type([endpoint/0, type/0, entry/0, problem/0]).
+
+%%% SCHEMA %%%
+
+%% @doc Every setting: its type (and range or floor), default, OS variable
+%% and meaning. Intervals have floors: a scan or resync more often than
+%% once a second costs the node more than the dashboard gains.
+-spec schema() -> [entry()].
+schema() ->
+    [e(url, text, undefined, "BEAMDECK_URL",
+       "server endpoint, `ws://HOST:4000/agent` (or `wss://…`; an `http(s)://HOST:PORT` "
+       "base works too). Without it the agent stays idle and says so once"),
+     e(token, text, undefined, "BEAMDECK_TOKEN",
+       "an agent token from `beamdeck agent-token create <label>`"),
+     e(node_id, text, undefined, "BEAMDECK_NODE_ID",
+       "identity when the node is not distributed"),
+     e(tls_verify, boolean, true, "BEAMDECK_TLS_VERIFY",
+       "`false` turns off certificate verification (tests only)"),
+     e(tls_cacertfile, text, undefined, none,
+       "PEM file of CA certificates to trust instead of the OS ones (a private CA)"),
+     e(get_state, boolean, false, none,
+       "`true` lets the dashboard read `sys:get_state/2` (off: state can hold secrets)"),
+     e(min_interval_ms, {integer, 1000, 60000}, 1000, none,
+       "shortest time between two process scans"),
+     e(budget_10k, share, 0.01, none,
+       "share of one scheduler the sampler may use at 10k processes or fewer"),
+     e(budget_100k, share, 0.05, none,
+       "share of one scheduler the sampler may use at 100k processes or more"),
+     e(top_n, {integer, 0, 1000}, 20, none,
+       "processes by mailbox and by memory always refreshed each scan"),
+     e(min_reset_interval_ms, {integer, 1000, 3600000}, 10000, none,
+       "shortest time between two full resyncs (one costs ~1 s of a scheduler at 100k processes)"),
+     e(max_queue, {integer, 10, 1000000}, 2000, none,
+       "outbound frames queued before the oldest is dropped"),
+     e(max_message, {integer, 65536, 67108864}, 1048576, none,
+       "largest WebSocket message accepted from the server (bytes)"),
+     e(max_frame, {integer, 65536, 67108864}, 1048576, none,
+       "largest frame the agent sends (bytes; the server caps frames at 1 MiB by default)"),
+     e(event_buffer, {integer, 100, 10000000}, 10000, none,
+       "events kept until the server acknowledges them"),
+     e(event_buffer_bytes, {integer, 65536, 1073741824}, 16777216, none,
+       "the same buffer's cap in bytes (external size)"),
+     e(event_inflight_max, {integer, 1, 100000}, 1000, none,
+       "events being formatted at once before the logger handler drops (and counts)"),
+     e(event_resend_ms, {integer, 1000, 3600000}, 10000, none,
+       "unacknowledged events are sent again after this long"),
+     e(progress_reports, boolean, false, none,
+       "also capture supervisor progress reports (needs logger level info)"),
+     e(state_dir, text, undefined, none,
+       "where the upgrade command journal lives (default: the release's `releases/` "
+       "directory, else a temp dir)")].
+
+e(Key, Type, Default, Os, Doc) ->
+    #{key => Key, type => Type, default => Default, os => Os, doc => Doc}.
+
+%% @doc Check one value against a schema type: `{ok, Value}' (a share is
+%% made a float), or `{error, Expected}' saying what was expected.
+-spec validate(Type, Value) -> {ok, term()} | {error, Expected}
+    when Type :: type(), Value :: term(), Expected :: string().
+validate(text, undefined) -> {ok, undefined};
+validate(text, V) when is_binary(V) -> {ok, V};
+validate(text, V) when is_list(V) ->
+    case io_lib:printable_unicode_list(V) of
+        true -> {ok, V};
+        false -> {error, expected(text)}
+    end;
+validate(boolean, V) when is_boolean(V) -> {ok, V};
+validate(share, V) when is_number(V), V > 0, V =< 1 -> {ok, float(V)};
+validate({integer, Min, Max}, V) when is_integer(V), V >= Min, V =< Max -> {ok, V};
+validate(Type, _) -> {error, expected(Type)}.
+
+expected(text) -> "a string";
+expected(boolean) -> "true or false";
+expected(share) -> "a number > 0 and =< 1";
+expected({integer, Min, Max}) -> lists:flatten(io_lib:format("an integer from ~b to ~b", [Min, Max])).
+
+%% @doc Every invalid value set now, and log one warning line for each (the
+%% agent then uses the default). Unknown application env keys are logged too
+%% (a typo'd key is silently ignored otherwise). Called at application start.
+-spec check() -> [problem()].
+check() ->
+    Problems = problems(),
+    [logger:warning("~ts", [problem_line(P)]) || P <- Problems],
+    Known = [K || #{key := K} <- schema()],
+    [logger:warning("beamdeck_agent config: unknown key ~tp in the application env is ignored "
+                    "(known: ~0tp)", [K, Known])
+     || {K, _} <- application:get_all_env(?APP), not lists:member(K, Known), K =/= included_applications],
+    Problems.
+
+%% @doc Every invalid value set now (in the OS env or the application env),
+%% without logging.
+-spec problems() -> [problem()].
+problems() ->
+    [#{key => K, value => V, source => Src, expected => Why, default => D}
+     || #{key := K, default := D} = E <- schema(),
+        {Src, V, {error, Why}} <- [raw(E)]].
+
+problem_line(#{key := K, value := V, source := Src, expected := Why, default := D}) ->
+    lists:flatten(io_lib:format("beamdeck_agent config: ~tp = ~tp (~ts) is invalid: expected ~ts; "
+                                "using the default ~tp", [K, V, Src, Why, D])).
+
+%% @doc The README's config table (markdown rows), made from the schema.
+-spec doc_table() -> binary().
+doc_table() ->
+    Head = ["| setting | env | default | valid | meaning |\n",
+            "| --- | --- | --- | --- | --- |\n"],
+    Rows = [io_lib:format("| `~ts` | ~ts | ~ts | ~ts | ~ts |\n",
+                          [K, case Os of none -> ""; _ -> ["`", Os, "`"] end,
+                           doc_default(D), expected(T), Doc])
+            || #{key := K, type := T, default := D, os := Os, doc := Doc} <- schema()],
+    unicode:characters_to_binary([Head | Rows]).
+
+doc_default(undefined) -> "unset";
+doc_default(D) -> io_lib:format("`~tp`", [D]).
+
+%%% LOOKUP %%%
 
 %% @doc A setting: OS env override, else application env, else the default.
+%% An invalid value yields the default (see {@link check/0}). A key outside
+%% the schema is read from the application env as is.
 -spec get(Key) -> term() when Key :: atom().
-get(url) -> env_or(os_string("BEAMDECK_URL"), url);
-get(token) -> env_or(os_string("BEAMDECK_TOKEN"), token);
-get(node_id) -> env_or(os_string("BEAMDECK_NODE_ID"), node_id);
-get(tls_verify) ->
-    case os_string("BEAMDECK_TLS_VERIFY") of
-        undefined -> app_env(tls_verify);
-        V -> not lists:member(string:lowercase(string:trim(V)), ["false", "0", "no", "off"])
-    end;
-get(Key) -> app_env(Key).
+get(Key) ->
+    case lists:search(fun(#{key := K}) -> K =:= Key end, schema()) of
+        {value, #{default := D} = E} ->
+            case raw(E) of
+                {_, _, {ok, V}} -> V;
+                {_, _, {error, _}} -> D;
+                unset -> D
+            end;
+        false -> application:get_env(?APP, Key, undefined)
+    end.
 
 %% @doc A setting, with `Default' when it is unset (undefined).
 -spec get(Key, Default) -> term() when Key :: atom(), Default :: term().
@@ -57,12 +192,14 @@ url() ->
 parse_url(Url) when is_binary(Url) -> parse_url(unicode:characters_to_list(Url));
 parse_url(Url0) when is_list(Url0) ->
     Url = string:trim(Url0),
-    case catch uri_string:parse(Url) of
+    try uri_string:parse(Url) of
         #{scheme := Scheme, host := Host} = U when Host =/= "" ->
             scheme_endpoint(string:lowercase(Scheme), Host, U, Url);
         #{scheme := _} -> {error, {bad_url, Url, missing_host}};
         #{} -> {error, {bad_url, Url, missing_scheme}};
         _ -> {error, {bad_url, Url, unparsable}}
+    catch
+        _:_ -> {error, {bad_url, Url, unparsable}}
     end;
 parse_url(Other) ->
     {error, {bad_url, lists:flatten(io_lib:format("~0p", [Other])), not_a_string}}.
@@ -111,8 +248,7 @@ token() ->
     case get(token) of
         undefined -> undefined;
         T when is_binary(T) -> binary_to_list(T);
-        T when is_list(T) -> T;
-        T when is_atom(T) -> atom_to_list(T)
+        T when is_list(T) -> T
     end.
 
 %% @doc Whether wss verifies the server certificate (default true).
@@ -157,10 +293,29 @@ agent_version() ->
 
 %%% INTERNAL %%%
 
-env_or(undefined, Key) -> app_env(Key);
-env_or(Value, _Key) -> Value.
+%% Where a setting's value comes from, the value and its check; `unset'
+%% when neither env sets it.
+raw(#{key := Key, type := Type, os := Os}) ->
+    case os_string(Os) of
+        undefined ->
+            case application:get_env(?APP, Key) of
+                {ok, V} -> {"application env", V, validate(Type, V)};
+                undefined -> unset
+            end;
+        S -> {"OS env " ++ Os, S, validate(Type, from_os(Type, S))}
+    end.
+
+%% OS variables are strings; a boolean one accepts the usual words.
+from_os(boolean, S) ->
+    case string:lowercase(string:trim(S)) of
+        W when W =:= "true"; W =:= "1"; W =:= "yes"; W =:= "on" -> true;
+        W when W =:= "false"; W =:= "0"; W =:= "no"; W =:= "off" -> false;
+        _ -> S
+    end;
+from_os(_Type, S) -> S.
 
 %% An OS variable; unset and empty count as absent.
+os_string(none) -> undefined;
 os_string(Name) ->
     case os:getenv(Name) of
         false -> undefined;
@@ -168,22 +323,6 @@ os_string(Name) ->
         V -> V
     end.
 
-app_env(Key) -> application:get_env(?APP, Key, default(Key)).
-
 to_binary(B) when is_binary(B) -> B;
 to_binary(A) when is_atom(A) -> atom_to_binary(A, utf8);
 to_binary(L) when is_list(L) -> unicode:characters_to_binary(L).
-
-%% Keep in step with beamdeck_agent.app.src.
-default(tls_verify) -> true;
-default(get_state) -> false;
-default(min_interval_ms) -> 1000;
-default(min_reset_interval_ms) -> 10000;
-default(budget_10k) -> 0.01;
-default(budget_100k) -> 0.05;
-default(top_n) -> 20;
-default(max_queue) -> 2000;
-default(event_buffer) -> 10000;
-default(max_message) -> 1048576;
-default(max_frame) -> 1048576;
-default(_) -> undefined.

@@ -29,9 +29,9 @@
 %% @doc Where the journal lives when no directory is given.
 -spec default_dir() -> string().
 default_dir() ->
-    case application:get_env(beamdeck_agent, state_dir) of
-        {ok, Dir} when is_list(Dir), Dir =/= "" -> Dir;
-        {ok, Dir} when is_binary(Dir), Dir =/= <<>> -> unicode:characters_to_list(Dir);
+    case beamdeck_agent_config:get(state_dir) of
+        Dir when is_list(Dir), Dir =/= "" -> Dir;
+        Dir when is_binary(Dir), Dir =/= <<>> -> unicode:characters_to_list(Dir);
         _ ->
             case whereis(release_handler) of
                 undefined -> filename:basedir(user_cache, "beamdeck_agent");

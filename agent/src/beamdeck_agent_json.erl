@@ -1,8 +1,14 @@
 %%% @doc JSON for the agent's wire frames (RFC 8259).
 %%%
 %%% OTP 27+ ships a `json' module; it is used when it exists. OTP 25/26
-%%% have none, so this module carries its own codec, which is also the one
-%%% the tests exercise (the OTP 27 path cannot run on this machine).
+%%% have none, so this module carries its own codec. The results are the
+%%% same on every OTP (the same EUnit runs on 25, 27 and 29): `json' does
+%%% the work, and the cases where it differs from the rules below are kept
+%%% to this module's own code — maps, lists and strings are encoded here
+%%% (`json' would raise `unsupported_type', accept float keys and reject
+%%% bytes that are not UTF-8), and any input `json:decode' rejects (or
+%%% decodes with trailing data) is decoded again by the own decoder, which
+%%% gives the error with its offset, or the U+FFFD for a lone surrogate.
 %%%
 %%% Encoding: maps (atom, binary or integer keys), lists, UTF-8 binaries,
 %%% integers (beyond +-(2^53-1) as decimal strings, so JavaScript keeps every
@@ -15,7 +21,7 @@
 %%% deeper than the depth limit (default 256) is refused.
 -module(beamdeck_agent_json).
 
--export([encode/1, decode/1, decode/2]).
+-export([encode/1, decode/1, decode/2, backend/0]).
 
 -define(MAX_SAFE_INT, 9007199254740991).
 -define(DEFAULT_MAX_DEPTH, 256).
@@ -50,8 +56,26 @@ otp_encoder(I, _Encode) when is_integer(I), (I > ?MAX_SAFE_INT orelse I < -?MAX_
     string(integer_to_binary(I));
 otp_encoder(B, _Encode) when is_binary(B) ->
     string(B);
-otp_encoder(V, Encode) ->
-    json:encode_value(V, Encode).
+otp_encoder(L, Encode) when is_list(L) ->
+    otp_array(L, Encode);
+otp_encoder(M, Encode) when is_map(M) ->
+    otp_object(maps:to_list(M), Encode);
+otp_encoder(V, Encode) when is_atom(V); is_number(V) ->
+    json:encode_value(V, Encode);
+otp_encoder(Other, _Encode) ->
+    error({unsupported_json_term, Other}).
+
+otp_array([], _Encode) -> <<"[]">>;
+otp_array([H | T], Encode) -> [$[, Encode(H, Encode) | otp_array_rest(T, Encode)].
+
+otp_array_rest([], _Encode) -> [$]];
+otp_array_rest([H | T], Encode) -> [$,, Encode(H, Encode) | otp_array_rest(T, Encode)];
+otp_array_rest(Tail, _Encode) -> error({unsupported_json_term, {improper_list_tail, Tail}}).
+
+otp_object([], _Encode) -> <<"{}">>;
+otp_object([{K, V} | T], Encode) ->
+    [${, key(K), $:, Encode(V, Encode),
+     [[$,, key(K2), $:, Encode(V2, Encode)] || {K2, V2} <- T], $}].
 
 enc(null) -> <<"null">>;
 enc(true) -> <<"true">>;
@@ -136,17 +160,21 @@ decode(Bin, Opts) when is_binary(Bin) ->
 decode(_, _) ->
     {error, not_binary}.
 
+%% `json' keeps the first of duplicate keys; the wire rule (and the server's
+%% JSON.parse) is the last, hence the object callbacks. Whatever `json'
+%% refuses goes to the own decoder, which says why and where.
 otp_decode(Bin, MaxDepth) ->
-    try json:decode(Bin) of
-        Term ->
-            case depth_ok(Term, MaxDepth) of
-                true -> {ok, Term};
-                false -> {error, {too_deep, MaxDepth}}
+    Decoders = #{object_push => fun(K, V, Acc) -> [{K, V} | Acc] end,
+                 object_finish => fun(Acc, Old) -> {maps:from_list(lists:reverse(Acc)), Old} end},
+    try json:decode(Bin, ok, Decoders) of
+        {Term, ok, Rest} ->
+            case {ws(Rest), depth_ok(Term, MaxDepth)} of
+                {<<>>, true} -> {ok, Term};
+                {<<>>, false} -> {error, {too_deep, MaxDepth}};
+                _ -> own_decode(Bin, MaxDepth)
             end
     catch
-        error:unexpected_end -> {error, unexpected_end};
-        error:{invalid_byte, _} -> {error, {unexpected_byte, 0}};
-        error:_ -> {error, {unexpected_byte, 0}}
+        error:_ -> own_decode(Bin, MaxDepth)
     end.
 
 depth_ok(L, D) when is_list(L) -> D >= 1 andalso lists:all(fun(E) -> depth_ok(E, D - 1) end, L);
@@ -358,6 +386,15 @@ hexval(C) when C >= $A, C =< $F -> C - $A + 10;
 hexval(_) -> -1.
 
 %%% OTP 27 DETECTION %%%
+
+%% @doc Which code encodes and decodes on this node: OTP 27's `json' module
+%% (`otp_json') or the agent's own (`builtin', OTP 25 and 26).
+-spec backend() -> otp_json | builtin.
+backend() ->
+    case otp_json() of
+        true -> otp_json;
+        false -> builtin
+    end.
 
 %% Cached: code:ensure_loaded/1 of a missing module asks the code server
 %% (a file search) every time, too slow for every frame.

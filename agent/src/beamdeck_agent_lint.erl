@@ -41,6 +41,10 @@
                       findings := [finding()], quiet := [finding()]}.
 -export_type([analysis/0, finding/0]).
 
+%% beam_disasm (compiler) is optional: checked at run time, and absent from
+%% the OTP 29 PLT.
+-dialyzer({no_missing_calls, [disasm_graph_1/2]}).
+
 %%% OBJECT CODE %%%
 
 %% @doc The object code of the loaded (current) version of `Module': the

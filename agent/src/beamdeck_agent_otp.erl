@@ -6,7 +6,7 @@
 %%% the agent can hang on the host's processes.
 -module(beamdeck_agent_otp).
 
--export([call/2, which_children/2, app_supervisor/2]).
+-export([call/2, which_children/2, app_supervisor/2, app_supervisor_mode/0]).
 
 %% application:get_supervisor/1 is OTP 26+, behind a runtime check.
 -dialyzer({nowarn_function, app_supervisor/1}).
@@ -65,10 +65,19 @@ app_supervisor(App, TimeoutMs) ->
         Error -> Error
     end.
 
-app_supervisor(App) ->
+%% @doc How app_supervisor/2 finds the supervisor on this node:
+%% `get_supervisor' (OTP 26+) or `application_master' (OTP 25).
+-spec app_supervisor_mode() -> get_supervisor | application_master.
+app_supervisor_mode() ->
     case erlang:function_exported(application, get_supervisor, 1) of
-        true -> application:get_supervisor(App);
-        false ->
+        true -> get_supervisor;
+        false -> application_master
+    end.
+
+app_supervisor(App) ->
+    case app_supervisor_mode() of
+        get_supervisor -> application:get_supervisor(App);
+        application_master ->
             case application_controller:get_master(App) of
                 Master when is_pid(Master) ->
                     case application_master:get_child(Master) of

@@ -17,9 +17,9 @@
 
 -export([cursor/0, next/1, mailbox_scan/1, scan/4,
          read/1, read_new/2, record/4, record/1, hash/1, memory/1, reductions/1,
-         initial_call/1, dict_get/2]).
+         initial_call/1, dict_get/2, cursor_mode/0, dict_mode/0]).
 
--export_type([cursor/0, dyn/0, static/0, app_cache/0, scan/0, record/0]).
+-export_type([cursor/0, dyn/0, static/0, app_cache/0, scan/0, proc_record/0]).
 
 %% OTP 28 (`processes_iterator') and OTP 26.2 (`{dictionary, Key}') paths,
 %% behind runtime checks: unknown to an OTP 25 PLT.
@@ -48,7 +48,7 @@
 -type scan() :: #{nonzero := #{pid() => pos_integer()}, new := [pid()],
                   hits := non_neg_integer(), slice := [pid()],
                   total := non_neg_integer(), walked := [pid()]}.
--type record() :: #{atom() => beamdeck_agent_terms:json()}.
+-type proc_record() :: #{atom() => beamdeck_agent_terms:json()}.
 
 %%% CURSOR %%%
 
@@ -56,9 +56,27 @@
 %% (OTP 28, no list of every pid) when exported, else `erlang:processes/0'.
 -spec cursor() -> Cursor when Cursor :: cursor().
 cursor() ->
+    case cursor_mode() of
+        iterator -> erlang:processes_iterator();
+        list -> erlang:processes()
+    end.
+
+%% @doc How cursor/0 walks the processes on this node: `iterator' (OTP 28+)
+%% or `list'.
+-spec cursor_mode() -> iterator | list.
+cursor_mode() ->
     case erlang:function_exported(erlang, processes_iterator, 0) of
-        true -> erlang:processes_iterator();
-        false -> erlang:processes()
+        true -> iterator;
+        false -> list
+    end.
+
+%% @doc How one dictionary key is read on this node: `key' reads only that
+%% key (`{dictionary, Key}', OTP 26.2+), `full' copies the whole dictionary.
+-spec dict_mode() -> key | full.
+dict_mode() ->
+    case dict_key_supported() of
+        true -> key;
+        false -> full
     end.
 
 %% @doc The next pid of a walk started by cursor/0, or `none'.
@@ -227,7 +245,7 @@ new_static(Dyn, InitialCall, Ancestors, Apps) ->
 
 %% @doc A ProcessRecord map from a read result, the cached static fields and
 %% the mailbox length (taken from the scan so record and scan agree).
--spec record(Pid, Dyn, Static, Mailbox) -> record()
+-spec record(Pid, Dyn, Static, Mailbox) -> proc_record()
     when Pid :: pid(), Dyn :: dyn(), Static :: static(), Mailbox :: non_neg_integer().
 record(Pid, {Reg, CF, _IC, Mem, Reds, Status, Links, Parent, _GL}, {IC, Ancestors, App}, Mailbox) ->
     #{pid => beamdeck_agent_terms:pid(Pid),
@@ -244,7 +262,7 @@ record(Pid, {Reg, CF, _IC, Mem, Reds, Status, Links, Parent, _GL}, {IC, Ancestor
       application => beamdeck_agent_terms:maybe_atom(App)}.
 
 %% @doc The full record of one process, nothing cached; `undefined' if it is gone.
--spec record(Pid) -> {ok, record()} | undefined when Pid :: pid().
+-spec record(Pid) -> {ok, proc_record()} | undefined when Pid :: pid().
 record(Pid) ->
     case read_new(Pid, #{}) of
         undefined -> undefined;

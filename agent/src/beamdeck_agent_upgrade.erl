@@ -270,16 +270,15 @@ spawn_runner(Id, Fun, St) ->
     Server = self(),
     {Pid, Ref} = spawn_monitor(
                    fun() ->
-                           Outcome = case catch register(?RUNNER, self()) of
+                           Outcome = try register(?RUNNER, self()) of
                                          true ->
                                              try Fun()
                                              catch Class:Reason:Stack ->
                                                      {error, internal,
                                                       text({Class, Reason, lists:sublist(Stack, 4)}), null}
-                                             end;
-                                         _ ->
-                                             {error, busy, <<"another upgrade step is still running "
-                                                             "on this node">>, null}
+                                             end
+                                     catch
+                                         error:badarg -> busy()
                                      end,
                            gen_server:cast(case whereis(?SERVER) of
                                                undefined -> Server;
@@ -317,6 +316,9 @@ put_entry(E, #st{journal = J} = St) ->
             St#st{journal = J1}
     end.
 
+busy() ->
+    {error, busy, <<"another upgrade step is still running on this node">>, null}.
+
 send_result(#{id := Id, ok := Ok} = E, #st{sink = Sink}) ->
     Frame0 = #{type => command_result, commandId => Id, ok => Ok =:= true,
                result => maps:get(result, E)},
@@ -324,7 +326,8 @@ send_result(#{id := Id, ok := Ok} = E, #st{sink = Sink}) ->
                 null -> Frame0;
                 Err -> Frame0#{error => Err}
             end,
-    _ = (catch Sink(Frame)),
+    %% A sink that fails (connection gone) must not take the server down.
+    try Sink(Frame) catch _:_ -> ok end,
     ok.
 
 duplicate_json(E) ->
@@ -740,12 +743,14 @@ rh(Fun, Timeout) ->
     end.
 
 step(#{id := Id} = Ctx, Step, Message) ->
-    _ = (catch gen_server:call(?SERVER, {step, Id, Step}, ?CALL_TIMEOUT)),
+    try gen_server:call(?SERVER, {step, Id, Step}, ?CALL_TIMEOUT) catch _:_ -> ok end,
     progress(Ctx, Step, Message).
 
 progress(#{id := Id, sink := Sink}, Step, Message) ->
-    _ = (catch Sink(#{type => progress, commandId => Id, step => Step, message => Message,
-                      at => now_ms()})),
+    try Sink(#{type => progress, commandId => Id, step => Step, message => Message,
+               at => now_ms()})
+    catch _:_ -> ok
+    end,
     ok.
 
 releases() ->

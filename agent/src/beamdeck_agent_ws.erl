@@ -465,7 +465,7 @@ body_complete(Headers, Buf) ->
     Chunked = string:lowercase(value(proplists:get_value(<<"transfer-encoding">>, Headers))),
     if
         Length =/= undefined ->
-            case catch binary_to_integer(Length) of
+            case int_or_invalid(Length, 10) of
                 N when is_integer(N), N >= 0 ->
                     Want = min(N, ?MAX_BODY_BYTES),
                     case Buf of
@@ -480,6 +480,10 @@ body_complete(Headers, Buf) ->
             cap_or_more(Buf)
     end.
 
+%% A header or chunk-size number; anything unparsable is `invalid'.
+int_or_invalid(Bin, Base) ->
+    try binary_to_integer(Bin, Base) catch error:_ -> invalid end.
+
 cap_or_more(Buf) when byte_size(Buf) >= ?MAX_BODY_BYTES -> {done, binary:part(Buf, 0, ?MAX_BODY_BYTES)};
 cap_or_more(_) -> more.
 
@@ -490,7 +494,7 @@ dechunk(Buf, Acc) ->
             case binary:split(Buf, <<"\r\n">>) of
                 [SizeLine, Rest] ->
                     [Hex | _] = binary:split(SizeLine, <<";">>),
-                    case catch binary_to_integer(string:trim(Hex), 16) of
+                    case int_or_invalid(string:trim(Hex), 16) of
                         0 -> {done, iolist_to_binary(lists:reverse(Acc))};
                         N when is_integer(N), N > 0 ->
                             case Rest of

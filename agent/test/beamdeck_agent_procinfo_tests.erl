@@ -84,7 +84,12 @@ scan_finds_new_hits_and_slice_test() ->
 %% or with it scrambled, the scan finds the same new and known processes.
 scan_with_previous_walk_test() ->
     Old = [holder() || _ <- lists:seq(1, 300)],
-    #{walked := Walked} = beamdeck_agent_procinfo:scan(#{}, [], 0, 0),
+    #{walked := Walked0} = beamdeck_agent_procinfo:scan(#{}, [], 0, 0),
+    Walked = case beamdeck_agent_procinfo:cursor_mode() of
+                 list -> Walked0;
+                 %% The OTP 28+ iterator keeps no list; give scan/4 one anyway.
+                 iterator -> ?assertEqual([], Walked0), erlang:processes()
+             end,
     ?assertEqual([], Old -- Walked),
     Known = maps:from_keys(Walked, x),
     %% Deaths in a run longer than the look-ahead, and scattered; births.
@@ -120,7 +125,8 @@ record_of_proc_lib_process_test() ->
     ?assertEqual(list_to_binary(pid_to_list(Gs)), maps:get(pid, Rec)),
     ?assertEqual(null, maps:get(name, Rec)),
     ?assertEqual(<<"waiting">>, maps:get(status, Rec)),
-    ?assertEqual(<<"gen_server:loop/7">>, maps:get(currentFunction, Rec)),
+    %% gen_server:loop/7 up to OTP 28, loop/5 on 29.
+    ?assertMatch(<<"gen_server:loop/", _/binary>>, maps:get(currentFunction, Rec)),
     ?assertEqual([list_to_binary(pid_to_list(self()))], maps:get(ancestors, Rec)),
     ?assertEqual(list_to_binary(pid_to_list(self())), maps:get(parent, Rec)),
     ?assert(is_integer(maps:get(memory, Rec)) andalso maps:get(memory, Rec) > 0),

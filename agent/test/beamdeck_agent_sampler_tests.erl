@@ -308,8 +308,9 @@ server_test_() ->
      fun() ->
              Old = stub_conn(),
              Env = [{K, application:get_env(beamdeck_agent, K)} || K <- [min_interval_ms, min_reset_interval_ms]],
-             application:set_env(beamdeck_agent, min_interval_ms, 100),
-             application:set_env(beamdeck_agent, min_reset_interval_ms, 2000),
+             %% The floors (1 s each): one tick a second, resyncs 3 s apart.
+             application:set_env(beamdeck_agent, min_interval_ms, 1000),
+             application:set_env(beamdeck_agent, min_reset_interval_ms, 3000),
              persistent_term:put(bd_sampler_test_connected, false),
              {Old, Env}
      end,
@@ -331,7 +332,7 @@ server_flow() ->
         ?assertEqual([], collect(400)),
         %% Connected: the first frame is a reset, then the tree, then deltas.
         persistent_term:put(bd_sampler_test_connected, true),
-        [First | _] = Frames1 = wait_for_reset(3000) ++ collect(500),
+        [First | _] = Frames1 = wait_for_reset(3000) ++ collect(1500),
         ?assertMatch(#{type := procs, reset := true}, First),
         Procs1 = [F || #{type := procs} = F <- Frames1],
         ?assertEqual(1, length([F || #{type := tree} = F <- Frames1])),

@@ -121,10 +121,10 @@ owner(#{port := Port, exited := Exited} = St) ->
             From ! {Ref, maps:get(buffer, St)},
             owner(St#{buffer := []});
         {cmd, Bin} ->
-            catch port_command(Port, Bin),
+            quietly(fun() -> port_command(Port, Bin) end),
             owner(St);
         stop ->
-            catch port_command(Port, <<"{\"cmd\":\"exit\"}\n">>),
+            quietly(fun() -> port_command(Port, <<"{\"cmd\":\"exit\"}\n">>) end),
             OsPid = case erlang:port_info(Port, os_pid) of
                         {os_pid, P} -> P;
                         undefined -> undefined
@@ -133,13 +133,21 @@ owner(#{port := Port, exited := Exited} = St) ->
                 false ->
                     receive {Port, {exit_status, _}} -> ok
                     after 5000 ->
-                        catch port_close(Port),
+                        quietly(fun() -> port_close(Port) end),
                         _ = is_integer(OsPid) andalso os:cmd("kill -9 " ++ integer_to_list(OsPid)),
                         ok
                     end;
                 _ -> ok
             end
     end.
+
+%% A port gone already is fine here.
+quietly(Fun) ->
+    try Fun() catch _:_ -> ok end.
+
+%% A predicate that crashes on an event (a pattern that does not fit) is a no.
+matches(Pred, Ev) ->
+    try Pred(Ev) catch _:_ -> false end.
 
 deliver(Ev, #{waiters := Waiters, buffer := Buf} = St) ->
     case take_waiter(Ev, Waiters, []) of
@@ -149,7 +157,7 @@ deliver(Ev, #{waiters := Waiters, buffer := Buf} = St) ->
 
 take_waiter(_Ev, [], _Acc) -> none;
 take_waiter(Ev, [{From, Ref, Pred} = W | Rest], Acc) ->
-    case catch Pred(Ev) of
+    case matches(Pred, Ev) of
         true ->
             From ! {Ref, {ok, Ev}},
             {ok, lists:reverse(Acc, Rest)};
@@ -158,7 +166,7 @@ take_waiter(Ev, [{From, Ref, Pred} = W | Rest], Acc) ->
 
 take(_Pred, [], _Acc) -> none;
 take(Pred, [E | Rest], Acc) ->
-    case catch Pred(E) of
+    case matches(Pred, E) of
         true -> {ok, E, lists:reverse(Acc, Rest)};
         _ -> take(Pred, Rest, [E | Acc])
     end.
