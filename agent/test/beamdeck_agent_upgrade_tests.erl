@@ -219,6 +219,10 @@ bad_params({Dir, Runs}) ->
     ?assertMatch({error, bad_request, _}, R(#{<<"commandId">> => <<"x">>, <<"action">> => <<"install">>})),
     ?assertMatch({error, bad_request, _}, R(#{<<"commandId">> => <<"x">>, <<"action">> => <<"install">>,
                                               <<"vsn">> => <<"1">>, <<"purge">> => <<"soft">>})),
+    %% a malformed gate is refused before anything runs
+    ?assertMatch({error, bad_request, <<"params.gate", _/binary>>},
+                 R(#{<<"commandId">> => <<"x">>, <<"action">> => <<"install">>, <<"vsn">> => <<"1">>,
+                     <<"gate">> => #{<<"maxKills">> => -1}})),
     %% rollback needs no vsn
     ?assertMatch({ok, #{accepted := true}}, R(#{<<"commandId">> => <<"r">>, <<"action">> => <<"rollback">>})),
     ?assertMatch({error, unknown_method, _}, beamdeck_agent_upgrade:request(<<"reboot">>, #{})),
