@@ -711,7 +711,7 @@ releases() ->
 capabilities() ->
     Mods = [{procs, beamdeck_agent_sampler}, {tree, beamdeck_agent_sampler},
             {detail, beamdeck_agent_detail}, {events, beamdeck_agent_events},
-            {upgrade, beamdeck_agent_upgrade}],
+            {upgrade, beamdeck_agent_upgrade}, {gates, beamdeck_agent_gate}],
     [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}].
 
 last_event_seq() ->

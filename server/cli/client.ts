@@ -5,7 +5,7 @@
 import type { Env } from "../storage/database-url";
 import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
 import type { AppRouter } from "../routers/_app";
-import { CliError } from "./errors";
+import { CliError, EXIT } from "./errors";
 
 export type Api = ReturnType<typeof createTRPCClient<AppRouter>>;
 
@@ -46,7 +46,9 @@ export function describeApiError(e: unknown, env: Env = process.env): CliError {
       return new CliError(`cannot reach the beamdeck server at ${serverUrl(env)} (${code ?? "connection failed"}); is it running? (BEAMDECK_URL)`);
     }
     if (cause.name === "TimeoutError") return new CliError(`the server at ${serverUrl(env)} did not answer within 30 s`);
-    const data = e.data as { code?: string; httpStatus?: number } | undefined;
+    const data = e.data as { code?: string; httpStatus?: number; beamdeckCode?: string | null } | undefined;
+    // A step that kills or has error findings, sent without a gate: the flag to add is in the message.
+    if (data?.beamdeckCode === "BD_GATE_REQUIRED") return new CliError(e.message.split("\n")[0], EXIT.usage);
     if (data?.code === "BAD_REQUEST" && e.message.startsWith("[")) {
       try {
         const issues = JSON.parse(e.message) as { path: string[]; message: string }[];

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { actorOf } from "../auth/principal";
 import { fail } from "../errors";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
+import { gateInput, type Gate } from "../upgrades/gate";
 import { purgeChoices } from "../upgrades/plan";
 import type { ProgressEvent } from "../upgrades/workflow";
 import { connectedNode, nodeName } from "./node-input";
@@ -11,6 +12,10 @@ const vsn = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version li
 const choices = { purge: purgeChoices.default({}), prePurge: purgeChoices.default({}) };
 /** Typed confirmation: the node's name, as the operator typed it. */
 const confirm = z.string().max(255);
+
+function gateOf(input: Gate): Gate {
+  return { acceptPlan: input.acceptPlan, maxKills: input.maxKills, acceptFindings: input.acceptFindings };
+}
 
 function confirmed(node: string, typed: string): void {
   if (typed !== node) fail("BD_BAD_INPUT", `type the node's name (${node}) to confirm`);
@@ -41,27 +46,27 @@ export const upgradesRouter = router({
   }),
 
   install: operatorProcedure
-    .input(z.object({ node: nodeName, vsn, ...choices, confirmNode: confirm, acceptedKills: z.number().int().min(0).optional() }))
+    .input(z.object({ node: nodeName, vsn, ...choices, confirmNode: confirm, ...gateInput }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "install", vsn: input.vsn, purge: input.purge, prePurge: input.prePurge, acceptedKills: input.acceptedKills });
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "install", vsn: input.vsn, purge: input.purge, prePurge: input.prePurge, gate: gateOf(input) });
     }),
 
   makePermanent: operatorProcedure
-    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, acceptedKills: z.number().int().min(0).optional() }))
+    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, ...gateInput }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "make_permanent", upgradeId: input.upgradeId, acceptedKills: input.acceptedKills });
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "make_permanent", upgradeId: input.upgradeId, gate: gateOf(input) });
     }),
 
   rollback: operatorProcedure
-    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, ...choices }))
+    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, ...choices, ...gateInput }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "rollback", upgradeId: input.upgradeId, purge: input.purge, prePurge: input.prePurge });
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "rollback", upgradeId: input.upgradeId, purge: input.purge, prePurge: input.prePurge, gate: gateOf(input) });
     }),
 
   /** Progress and results of this node's steps, live. */
