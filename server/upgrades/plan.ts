@@ -68,7 +68,7 @@ export const plan = z
     /** sha256 hex over node, boot id, step, purge settings, killed pids per step, blockers, error finding ids. */
     digest: z.string().regex(/^[0-9a-f]{64}$/),
     /** Every pid each step kills (beyond the listing cap of `modules`). */
-    killed: z.object({ install: z.array(z.string()).default([]), make_permanent: z.array(z.string()).default([]) }).loose().optional(),
+    killed: z.object({ install: z.array(z.string()), make_permanent: z.array(z.string()) }),
     modules: z.array(planModule).default([]),
     lint: z.array(lintFinding).default([]),
   })

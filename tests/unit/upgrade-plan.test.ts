@@ -9,6 +9,7 @@ const base = plan.parse({
   to: "0.1.1",
   verdict: "would_kill",
   digest: "a".repeat(64),
+  killed: { install: [], make_permanent: [] },
   modules: [
     {
       module: "Elixir.TestListener",
