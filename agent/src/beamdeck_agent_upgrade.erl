@@ -39,6 +39,7 @@
 -define(INFER_TRIES, 20).
 -define(REBOOT_WAIT, 120000).
 -define(MAX_REVIEWED, 8).
+-define(MAX_REVIEWED_KILLS, 50000).
 
 -record(st, {journal :: beamdeck_agent_journal:journal(),
              running = none :: none | #{id := binary(), pid := pid(), mref := reference()},
@@ -230,8 +231,14 @@ handle_call(_Other, _From, St) ->
 %% @private
 -spec handle_cast(Msg, State) -> {noreply, #st{}} when Msg :: term(), State :: #st{}.
 handle_cast({reviewed, Digest, Facts}, #st{reviewed = R} = St) ->
-    {noreply, St#st{reviewed = lists:sublist([{Digest, Facts} | proplists:delete(Digest, R)],
-                                             ?MAX_REVIEWED)}};
+    %% Bounded: a plan with more kills than this is accepted by its exact
+    %% digest only (the recomputed plan must be the same).
+    case length(beamdeck_agent_gate:killed(Facts)) =< ?MAX_REVIEWED_KILLS of
+        true ->
+            {noreply, St#st{reviewed = lists:sublist([{Digest, Facts} | proplists:delete(Digest, R)],
+                                                     ?MAX_REVIEWED)}};
+        false -> {noreply, St}
+    end;
 handle_cast(connected, #st{journal = J} = St) ->
     [send_result(E, St) || E <- lists:reverse(beamdeck_agent_journal:recent(?REPLAY, J))],
     {noreply, St};
