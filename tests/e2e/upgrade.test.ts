@@ -185,22 +185,24 @@ describe("an operator upgrades the forum's listener without killing it", () => {
     });
   }, 90_000);
 
-  it("refuses an install whose impact changed after the review, with the server's words", async () => {
+  it("refuses an install whose impact changed after the review: the agent's runner, in its words", async () => {
     await withScreenshotOnFailure(op, "upgrade-conflict", async () => {
       await op.getByTestId("confirm-install").fill(node.name);
       const install = op.getByTestId("install");
       expect(await install.textContent()).toBe("Install 0.1.1 — kills 0 now, 2 at make permanent");
+      const reviewed = [...handlers];
       // A second client connects after the review: one more handler on the node.
       await connectClient();
       handlers = await handlerPids();
       expect(handlers).toHaveLength(2);
+      const newcomer = handlers.find((h) => !reviewed.includes(h)) as string;
       await install.click();
-      const error = op.getByTestId("install-error");
-      await error.waitFor();
-      expect(await error.getAttribute("data-code")).toBe("CONFLICT");
-      expect(await op.getByTestId("install-error-message").textContent()).toBe(
-        "the impact changed since you reviewed it: 3 process(es) would be killed now, you accepted 2; review the plan again",
-      );
+      // The browser sent the digest of the plan it showed; the agent recomputed the plan and refused.
+      const progress = op.getByTestId("progress");
+      await expect.poll(() => progress.getAttribute("data-state"), { timeout: 60_000 }).toBe("error");
+      await expect
+        .poll(() => progress.textContent())
+        .toContain(`plan_changed: the plan changed since it was reviewed: 1 process(es) would be killed that the reviewed plan did not kill (${newcomer})`);
       // Nothing was installed; the preview shows the new impact.
       expect(await releaseStatus("0.1.1")).toBe("unpacked");
       await expect.poll(() => install.textContent(), { timeout: 30_000 }).toBe("Install 0.1.1 — kills 0 now, 3 at make permanent");
