@@ -159,7 +159,7 @@ describe("the forum's upgrade through beamdeck", () => {
     expect(installIntent?.data).toMatchObject({ step: "install", planDigest: plan.digest, gate: { used: "plan", acceptPlan: plan.digest } });
     const permIntent = intents.find((e) => e.action === "upgrade.make_permanent" && e.intentId === null);
     expect(permIntent?.data).toMatchObject({ step: "make_permanent", planDigest: permPlan.plan.digest, gate: { used: "plan" } });
-  });
+  }, 240_000);
 
   it("the agent's runner refuses a plan that kills someone nobody reviewed (exit 7); fewer kills than reviewed go through", async () => {
     expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
@@ -188,7 +188,7 @@ describe("the forum's upgrade through beamdeck", () => {
     const accepted = step(["install", node.name, "0.1.1", "--accept-plan", reviewed.plan.digest]);
     expect(accepted.code, accepted.stdout + accepted.stderr).toBe(0);
     expect(await node.rpc(`[V || {_, V, _, current} <- release_handler:which_releases()]`)).toBe(`["0.1.1"]`);
-  });
+  }, 240_000);
 
   it("installs from a reviewed plan that kills more than the 400 listed processes: tRPC with the digest, as the browser does", async () => {
     expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
@@ -271,7 +271,7 @@ describe("the forum's upgrade through beamdeck", () => {
     expect(await alive(acc)).toBe(false);
     for (const h of hs) expect(await alive(h)).toBe(false);
     expect(killed.stdout).toMatch(/died, unpredicted:\s+-/);
-  });
+  }, 240_000);
 
   it("rolls back after install; a bad relup is refused naming the file", async () => {
     expect(cli(["upgrade", "unpack", node.name, "0.1.1"]).code).toBe(0);
@@ -301,7 +301,7 @@ describe("the forum's upgrade through beamdeck", () => {
     const bad = cli(["upgrade", "plan", node.name, "0.1.1"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("releases/0.1.1/relup");
-  });
+  }, 240_000);
 
   it("a server killed between intent and outcome: 'no outcome' until the agent reports back", async () => {
     expect(cli(["upgrade", "unpack", node.name, "0.1.1"]).code).toBe(0);
