@@ -23,6 +23,7 @@ export const ERRORS = {
   BD_NOT_FOUND: { trpc: "NOT_FOUND", message: "not found" },
   BD_CONFLICT: { trpc: "CONFLICT", message: "conflict" },
   BD_BAD_INPUT: { trpc: "BAD_REQUEST", message: "bad input" },
+  BD_GATE_REQUIRED: { trpc: "BAD_REQUEST", message: "this step kills processes or has error findings: accept the reviewed plan, bound the kills or accept the findings" },
 } as const satisfies Record<string, { trpc: TrpcCode; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -27,7 +27,7 @@
 %%% caller, so a request worker killed on timeout takes them with it.
 -module(beamdeck_agent_preview).
 
--export([plan/1, plan/2, preview/2, scan/2, old_code/1, supervised/2, process_json/1,
+-export([plan/1, plan/2, plan_facts/2, preview/2, scan/2, old_code/1, supervised/2, process_json/1,
          parse_backtrace/2]).
 
 -define(MAX_LISTED, 400).
@@ -64,6 +64,16 @@ plan(Params) -> plan(Params, #{}).
 -spec plan(Params, Opts) -> {ok, map()} | {error, atom(), binary()}
     when Params :: map(), Opts :: map().
 plan(Params, Opts) ->
+    case plan_facts(Params, Opts) of
+        {ok, Json, _Facts} -> {ok, Json};
+        {error, _, _} = E -> E
+    end.
+
+%% @doc plan/2, and the facts its digest covers (beamdeck_agent_gate): what
+%% the runner checks a step's gate against.
+-spec plan_facts(Params, Opts) -> {ok, map(), beamdeck_agent_gate:facts()} | {error, atom(), binary()}
+    when Params :: map(), Opts :: map().
+plan_facts(Params, Opts) ->
     case maps:get(<<"vsn">>, Params, undefined) of
         Vsn when is_binary(Vsn), byte_size(Vsn) > 0, byte_size(Vsn) < 256 ->
             plan_vsn(binary_to_list(Vsn), Params, Opts);
@@ -110,7 +120,7 @@ install_plan(Action, From, To, {Params, Mode}, PermanentStep) ->
                     {Loops, Lint} = lint(Mods, Path, install),
                     Preview = preview(Script, #{stage => install, loops => Loops,
                                                 permanent_step => PermanentStep}),
-                    {ok, plan_json(Action, Path, Script, Changes, Choices, Preview, Lint)};
+                    plan_json(Action, Path, Script, Changes, Choices, Preview, Lint);
                 {error, _, _} = E -> E
             end;
         {error, _, _} = E -> E
@@ -128,7 +138,7 @@ permanent_plan(Permanent, Current) ->
             Changes = beamdeck_agent_relup:diff(maps:get(script, Path), Script),
             Choices = #{pre => maps:from_list([{M, To} || #{module := M, field := prePurge, to := To} <- Changes]),
                         post => maps:from_list([{M, To} || #{module := M, field := postPurge, to := To} <- Changes])},
-            {ok, plan_json(make_permanent, Path, Script, Changes, Choices, Preview, Lint)};
+            plan_json(make_permanent, Path, Script, Changes, Choices, Preview, Lint);
         {error, _, _} = E -> E
     end.
 
@@ -141,7 +151,9 @@ plan_json(Action, Path, Script, Changes, Choices, Preview, {Lint, LintErrors}) -
                                                         Pids, [])]}],
                      maps:get(evidence, J) =/= null orelse maps:get(pids, J) =/= []],
     {ModsJson, Counts} = modules_json(Modules),
-    #{action => Action, vsn => bin(maps:get(to, Path)), from => bin(maps:get(from, Path)),
+    Findings = findings(Restart),
+    Facts = facts(Action, Script, Modules, Findings),
+    Json = #{action => Action, vsn => bin(maps:get(to, Path)), from => bin(maps:get(from, Path)),
       to => bin(maps:get(to, Path)), direction => maps:get(direction, Path),
       name => bin(maps:get(name, Path)), relupFile => bin(maps:get(relup_file, Path)),
       choices => beamdeck_agent_relup:choices_json(Choices),
@@ -152,10 +164,45 @@ plan_json(Action, Path, Script, Changes, Choices, Preview, {Lint, LintErrors}) -
       restart => case Restart of none -> null; R -> R end,
       nodeFate => node_fate(Restart),
       modules => ModsJson, applications => Apps, counts => Counts,
-      verdict => verdict(Restart, Counts), lint => LintJson, lintErrors => LintErrors,
+      impact => impact(Restart, Counts), verdict => verdict(Counts, Findings),
+      findings => Findings, digest => beamdeck_agent_gate:digest(Facts), step => Action,
+      lint => LintJson, lintErrors => LintErrors,
       killed => killed_json(Modules),
       truncated => lists:any(fun(#{truncated := T}) -> T end, ModsJson), scan => Scan,
-      at => beamdeck_agent_terms:now_ms()}.
+      at => beamdeck_agent_terms:now_ms()},
+    {ok, Json, Facts}.
+
+%% What the plan's digest covers (beamdeck_agent_gate): the purge settings
+%% as the script applies them (an explicit choice equal to the relup's own
+%% setting is the same plan), every pid each step kills (not only the
+%% listed ones), the blocking pids, the error findings.
+facts(Action, Script, Modules, Findings) ->
+    Entries = [E || #{entries := Es} <- Modules, E <- Es],
+    Pids = fun(Fate, When) ->
+                   lists:usort([beamdeck_agent_terms:pid(P)
+                                || #{pid := P, fate := F, 'when' := W} <- Entries,
+                                   F =:= Fate, W =:= When orelse When =:= any])
+           end,
+    #{node => beamdeck_agent_config:node_name(),
+      boot_id => try beamdeck_agent_config:boot_id() catch _:_ -> null end,
+      step => Action,
+      choices => lists:usort([{atom_to_binary(M, utf8), Pre, Post}
+                              || #{module := M, pre := Pre, post := Post}
+                                     <- beamdeck_agent_relup:modules(Script)]),
+      killed => #{install => Pids(killed, install), make_permanent => Pids(killed, make_permanent)},
+      blocked => Pids(blocks_install, any),
+      error_ids => beamdeck_agent_findings:error_ids(Findings)}.
+
+%% The plan's findings (beamdeck_agent_findings). A relup that restarts the
+%% emulator stops every process on the node: an error, accepted by name.
+findings(none) -> [];
+findings(Restart) ->
+    [beamdeck_agent_findings:new(
+       emulator_restart, null, atom_to_binary(Restart, utf8), [],
+       fmt("the relup contains ~ts: install_release restarts the emulator, so every process on "
+           "the node stops and the node boots the new release", [Restart]),
+       <<"accept it if a restart of the node is what you want (--accept-finding), or build the "
+         "release so that it needs no emulator restart">>)].
 
 %% Every pid predicted to be killed, per step, beyond the listing cap: the
 %% server records them as the expected kills of the step (pids only, so
@@ -177,12 +224,22 @@ node_fate(R) ->
       why => fmt("the relup contains ~ts: install_release restarts the emulator, so every "
                  "process on the node stops and the node boots the new release", [R])}.
 
-verdict(Restart, _) when Restart =/= none -> restarts;
-verdict(_, #{blocks_install := B}) when B > 0 -> blocked;
-verdict(_, #{killed := K}) when K > 0 -> kills;
-verdict(_, #{stays_on_old_code := S, badfun_on_next_call := F, may_migrate := M})
+%% The gate's verdict, worst first (the CLI's exit codes follow it).
+verdict(#{blocks_install := B}, _) when B > 0 -> blocked;
+verdict(Counts, Findings) ->
+    case {beamdeck_agent_findings:error_ids(Findings), Counts} of
+        {[_ | _], _} -> error_findings;
+        {[], #{killed := K}} when K > 0 -> would_kill;
+        _ -> safe
+    end.
+
+%% The finer impact the dashboard shows.
+impact(Restart, _) when Restart =/= none -> restarts;
+impact(_, #{blocks_install := B}) when B > 0 -> blocked;
+impact(_, #{killed := K}) when K > 0 -> kills;
+impact(_, #{stays_on_old_code := S, badfun_on_next_call := F, may_migrate := M})
   when S + F + M > 0 -> at_risk;
-verdict(_, _) -> safe.
+impact(_, _) -> safe.
 
 %% Lint of every changed module: the loaded code (its loops decide who is
 %% stuck) and, for an install, the target version's code.

@@ -38,13 +38,18 @@
 -define(MAX_DEATHS, 500).
 -define(INFER_TRIES, 20).
 -define(REBOOT_WAIT, 120000).
+-define(MAX_REVIEWED, 8).
+-define(MAX_REVIEWED_KILLS, 50000).
 
 -record(st, {journal :: beamdeck_agent_journal:journal(),
              running = none :: none | #{id := binary(), pid := pid(), mref := reference()},
              sink :: fun((map()) -> term()),
              exec :: fun((atom(), map(), map()) -> outcome()),
              infer :: fun((map()) -> outcome()),
-             watch = [] :: [module()]}).
+             watch = [] :: [module()],
+             %% The facts of the newest plans the agent answered, newest
+             %% first: a gate that accepts a plan by digest accepts these.
+             reviewed = [] :: [{binary(), beamdeck_agent_gate:facts()}]}).
 
 -type outcome() :: {ok, map()} | {error, atom(), binary(), map() | null}.
 -type opts() :: #{state_dir => string(), sink => fun((map()) -> term()),
@@ -71,7 +76,12 @@ start_link(Opts) ->
 request(<<"releases">>, Params) ->
     beamdeck_agent_release:state(Params);
 request(<<"upgrade_plan">>, Params) ->
-    beamdeck_agent_preview:plan(Params, #{rollback_choices => recorded_choices()});
+    case beamdeck_agent_preview:plan_facts(Params, #{rollback_choices => recorded_choices()}) of
+        {ok, #{digest := Digest} = Json, Facts} ->
+            gen_server:cast(?SERVER, {reviewed, Digest, Facts}),
+            {ok, Json};
+        {error, _, _} = E -> E
+    end;
 request(<<"old_code">>, _Params) ->
     {ok, beamdeck_agent_preview:old_code(watched())};
 request(<<"upgrade_command">>, Params) ->
@@ -110,7 +120,7 @@ watched() ->
     catch exit:_ -> []
     end.
 
-%% Validate the command params: commandId, action, vsn, purge, prePurge.
+%% Validate the command params: commandId, action, vsn, purge, prePurge, gate.
 command(Params) ->
     Id = maps:get(<<"commandId">>, Params, undefined),
     Action = action(maps:get(<<"action">>, Params, undefined)),
@@ -125,10 +135,12 @@ command(Params) ->
         Vsn =/= null andalso not (is_binary(Vsn) andalso byte_size(Vsn) > 0 andalso byte_size(Vsn) < 256) ->
             {error, bad_request, <<"params.vsn must be a release version string">>};
         true ->
-            case {purge_param(Params, <<"purge">>), purge_param(Params, <<"prePurge">>)} of
-                {ok, ok} ->
-                    {ok, #{id => Id, action => Action, vsn => Vsn,
+            case {purge_param(Params, <<"purge">>), purge_param(Params, <<"prePurge">>),
+                  beamdeck_agent_gate:parse(Params)} of
+                {ok, ok, {ok, Gate}} ->
+                    {ok, #{id => Id, action => Action, vsn => Vsn, gate => Gate,
                            params => maps:with([<<"purge">>, <<"prePurge">>], Params)}};
+                {ok, ok, {error, _, _} = E} -> E;
                 _ ->
                     {error, bad_request, <<"params.purge and params.prePurge must be objects of "
                                            "module name to \"soft\" or \"brutal\"">>}
@@ -207,6 +219,8 @@ handle_call({step, Id, Step}, _From, #st{journal = J} = St) ->
         {ok, #{status := running} = E} -> {reply, ok, put_entry(E#{step => Step}, St)};
         _ -> {reply, ok, St}
     end;
+handle_call({reviewed, Digest}, _From, #st{reviewed = R} = St) ->
+    {reply, proplists:get_value(Digest, R, none), St};
 handle_call(watch, _From, St) ->
     {reply, St#st.watch, St};
 handle_call(recorded_choices, _From, #st{journal = J} = St) ->
@@ -216,6 +230,15 @@ handle_call(_Other, _From, St) ->
 
 %% @private
 -spec handle_cast(Msg, State) -> {noreply, #st{}} when Msg :: term(), State :: #st{}.
+handle_cast({reviewed, Digest, Facts}, #st{reviewed = R} = St) ->
+    %% Bounded: a plan with more kills than this is accepted by its exact
+    %% digest only (the recomputed plan must be the same).
+    case length(beamdeck_agent_gate:killed(Facts)) =< ?MAX_REVIEWED_KILLS of
+        true ->
+            {noreply, St#st{reviewed = lists:sublist([{Digest, Facts} | proplists:delete(Digest, R)],
+                                                     ?MAX_REVIEWED)}};
+        false -> {noreply, St}
+    end;
 handle_cast(connected, #st{journal = J} = St) ->
     [send_result(E, St) || E <- lists:reverse(beamdeck_agent_journal:recent(?REPLAY, J))],
     {noreply, St};
@@ -439,44 +462,48 @@ install(#{vsn := VsnB, params := Params} = Cmd, Ctx) ->
             install_path(install, Cmd, Ctx, From, To, {Params, strict}, To =/= Permanent)
     end.
 
-install_path(Action, #{vsn := VsnB0}, Ctx, From, To, {Params, Mode}, PermanentStep) ->
+install_path(Action, #{vsn := VsnB0} = Cmd, Ctx, From, To, {Params, Mode}, PermanentStep) ->
     VsnB = case VsnB0 of null -> bin(To); _ -> VsnB0 end,
     case beamdeck_agent_release:path(From, To) of
         {error, Code, Msg} -> {error, Code, Msg, null};
-        {ok, #{script := Orig, relup_file := File, section := Section} = Path} ->
+        {ok, #{script := Orig} = Path} ->
             case beamdeck_agent_relup:choices(Params, Orig, Mode) of
                 {error, Code, Msg} -> {error, Code, Msg, null};
                 {ok, Choices} ->
-                    {Script, _} = beamdeck_agent_relup:apply_choices(Orig, Choices),
-                    Mods = beamdeck_agent_relup:modules(Script),
-                    ModNames = [M || #{module := M} <- Mods],
-                    progress(Ctx, <<"preview">>, <<"predicting who dies">>),
-                    Loops = loops(ModNames),
-                    Preview = beamdeck_agent_preview:preview(
-                                Script, #{stage => install, loops => Loops,
-                                          permanent_step => PermanentStep}),
-                    Predicted = fate_pids(Preview, killed, install),
-                    Key = case Section of up -> From; down -> To end,
-                    step(Ctx, <<"rewrite_relup">>, fmt("rewriting ~ts", [File])),
-                    case beamdeck_agent_relup:rewrite(File, Section, Key, Choices) of
-                        {error, Code, Msg} -> {error, Code, Msg, null};
-                        {ok, #{changes := Changes, orig := OrigFile}} ->
-                            progress(Ctx, <<"rewrite_relup">>,
-                                     fmt("~b purge setting(s) changed; original kept in ~ts",
-                                         [length(Changes), OrigFile])),
-                            RelupJson = #{file => bin(File), original => bin(OrigFile),
-                                          section => Section,
-                                          changes => [change_json(C) || C <- Changes],
-                                          script => beamdeck_agent_release:script_json(Script, 300)},
-                            Base = #{action => Action, vsn => VsnB, from => bin(From), to => bin(To),
-                                     direction => maps:get(direction, Path),
-                                     choices => beamdeck_agent_relup:choices_json(Choices),
-                                     modules => [atom_to_binary(M, utf8) || M <- ModNames],
-                                     relup => RelupJson},
-                            check_and_install(Ctx, To, File, Script, ModNames, Predicted,
-                                              watch_pids(Preview), Base)
-                    end
+                    install_gated(gate(Cmd, (maps:get(params, Cmd, #{}))#{<<"vsn">> => bin(To)}, Ctx),
+                                  Action, VsnB, Ctx, From, To, Path, Choices, PermanentStep)
             end
+    end.
+
+install_gated({error, _, _, _} = Refused, _Action, _VsnB, _Ctx, _From, _To, _Path, _Choices, _Perm) ->
+    Refused;
+install_gated(ok, Action, VsnB, Ctx, From, To, Path, Choices, PermanentStep) ->
+    #{script := Orig, relup_file := File, section := Section} = Path,
+    {Script, _} = beamdeck_agent_relup:apply_choices(Orig, Choices),
+    Mods = beamdeck_agent_relup:modules(Script),
+    ModNames = [M || #{module := M} <- Mods],
+    progress(Ctx, <<"preview">>, <<"predicting who dies">>),
+    Loops = loops(ModNames),
+    Preview = beamdeck_agent_preview:preview(
+                Script, #{stage => install, loops => Loops, permanent_step => PermanentStep}),
+    Predicted = fate_pids(Preview, killed, install),
+    Key = case Section of up -> From; down -> To end,
+    step(Ctx, <<"rewrite_relup">>, fmt("rewriting ~ts", [File])),
+    case beamdeck_agent_relup:rewrite(File, Section, Key, Choices) of
+        {error, Code, Msg} -> {error, Code, Msg, null};
+        {ok, #{changes := Changes, orig := OrigFile}} ->
+            progress(Ctx, <<"rewrite_relup">>,
+                     fmt("~b purge setting(s) changed; original kept in ~ts",
+                         [length(Changes), OrigFile])),
+            RelupJson = #{file => bin(File), original => bin(OrigFile), section => Section,
+                          changes => [change_json(C) || C <- Changes],
+                          script => beamdeck_agent_release:script_json(Script, 300)},
+            Base = #{action => Action, vsn => VsnB, from => bin(From), to => bin(To),
+                     direction => maps:get(direction, Path),
+                     choices => beamdeck_agent_relup:choices_json(Choices),
+                     modules => [atom_to_binary(M, utf8) || M <- ModNames],
+                     relup => RelupJson},
+            check_and_install(Ctx, To, File, Script, ModNames, Predicted, watch_pids(Preview), Base)
     end.
 
 check_and_install(Ctx, To, File, Script, ModNames, Predicted, Watch, Base) ->
@@ -526,12 +553,15 @@ check_and_install(Ctx, To, File, Script, ModNames, Predicted, Watch, Base) ->
              Base#{check => text(Other)}}
     end.
 
-make_permanent(#{vsn := VsnB}, Ctx) ->
+make_permanent(#{vsn := VsnB} = Cmd, Ctx) ->
     Vsn = binary_to_list(VsnB),
     Rels = releases(),
     case {[S || #{vsn := V, status := S} <- Rels, V =:= Vsn], status_vsn(permanent, Rels)} of
         {[current], Permanent} when Permanent =/= undefined ->
-            permanent_step(Ctx, Permanent, Vsn, #{action => make_permanent, vsn => VsnB});
+            case gate(Cmd, #{<<"vsn">> => VsnB}, Ctx) of
+                ok -> permanent_step(Ctx, Permanent, Vsn, #{action => make_permanent, vsn => VsnB});
+                Refused -> Refused
+            end;
         {[permanent], _} ->
             {error, already_permanent, fmt("release ~ts is already permanent", [Vsn]), null};
         {[S], _} ->
@@ -608,6 +638,31 @@ rollback(#{vsn := VsnB, params := Params} = Cmd, Ctx) ->
                     end;
                 Error -> Error
             end
+    end.
+
+%% The step's gate, right before it acts: the plan recomputed now (the same
+%% computation as the upgrade_plan request) against what the command
+%% accepts (beamdeck_agent_gate:check/3).
+gate(Cmd, PlanParams, Ctx) ->
+    progress(Ctx, <<"gate">>, <<"recomputing the plan to check it against the accepted one">>),
+    Opts = #{rollback_choices => choices_by_vsn(maps:get(journal, Ctx, []))},
+    case beamdeck_agent_preview:plan_facts(PlanParams, Opts) of
+        {error, Code, Msg} -> {error, Code, Msg, null};
+        {ok, _Json, Facts} ->
+            Gate = maps:get(gate, Cmd, #{plan => null, max_kills => null, findings => []}),
+            Reviewed = case maps:get(plan, Gate) of
+                           null -> none;
+                           Digest -> reviewed(Digest)
+                       end,
+            case beamdeck_agent_gate:check(Gate, Facts, Reviewed) of
+                ok -> ok;
+                {error, Code, Msg, Detail} -> {error, Code, Msg, #{gate => Detail}}
+            end
+    end.
+
+reviewed(Digest) ->
+    try gen_server:call(?SERVER, {reviewed, Digest}, ?CALL_TIMEOUT)
+    catch exit:_ -> none
     end.
 
 %% Version → the purge params (binary-keyed, as received) of its newest

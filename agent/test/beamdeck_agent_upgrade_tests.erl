@@ -28,7 +28,8 @@ upgrade_test_() ->
       fun(C) -> {"a step interrupted by a restart gets an inferred outcome", ?_test(interrupted(C))} end,
       fun(C) -> {"a crashing step is reported", ?_test(crash(C))} end,
       fun(C) -> {"bad params", ?_test(bad_params(C))} end,
-      fun(C) -> {"read requests", ?_test(reads(C))} end]}.
+      fun(C) -> {"read requests", ?_test(reads(C))} end,
+      fun(C) -> {"the facts of reviewed plans are kept for the gate, bounded", ?_test(reviewed(C))} end]}.
 
 start(Dir, Runs, Extra) ->
     Self = self(),
@@ -219,6 +220,10 @@ bad_params({Dir, Runs}) ->
     ?assertMatch({error, bad_request, _}, R(#{<<"commandId">> => <<"x">>, <<"action">> => <<"install">>})),
     ?assertMatch({error, bad_request, _}, R(#{<<"commandId">> => <<"x">>, <<"action">> => <<"install">>,
                                               <<"vsn">> => <<"1">>, <<"purge">> => <<"soft">>})),
+    %% a malformed gate is refused before anything runs
+    ?assertMatch({error, bad_request, <<"params.gate", _/binary>>},
+                 R(#{<<"commandId">> => <<"x">>, <<"action">> => <<"install">>, <<"vsn">> => <<"1">>,
+                     <<"gate">> => #{<<"maxKills">> => -1}})),
     %% rollback needs no vsn
     ?assertMatch({ok, #{accepted := true}}, R(#{<<"commandId">> => <<"r">>, <<"action">> => <<"rollback">>})),
     ?assertMatch({error, unknown_method, _}, beamdeck_agent_upgrade:request(<<"reboot">>, #{})),
@@ -235,3 +240,25 @@ reads({Dir, Runs}) ->
     _ = iolist_to_binary(beamdeck_agent_json:encode(Old)),
     stop(),
     ?assertMatch({error, unavailable, _}, cmd(<<"z">>, <<"install">>)).
+
+reviewed({Dir, Runs}) ->
+    start(Dir, Runs, #{}),
+    Facts = fun(N) ->
+                    #{node => <<"n@h">>, boot_id => <<"b">>, step => install, choices => [],
+                      killed => #{install => [integer_to_binary(I) || I <- lists:seq(1, N)],
+                                  make_permanent => []},
+                      blocked => [], error_ids => []}
+            end,
+    Cast = fun(D, F) -> gen_server:cast(beamdeck_agent_upgrade, {reviewed, D, F}) end,
+    Get = fun(D) -> gen_server:call(beamdeck_agent_upgrade, {reviewed, D}) end,
+    Small = Facts(10),
+    Cast(<<"small">>, Small),
+    Cast(<<"big">>, Facts(50001)),
+    [Cast(integer_to_binary(I), Small) || I <- lists:seq(1, 7)],
+    ?assertEqual(Small, Get(<<"small">>)),
+    %% More kills than the cache keeps: accepted by the exact digest only.
+    ?assertEqual(none, Get(<<"big">>)),
+    %% The ninth plan pushes the oldest out.
+    Cast(<<"ninth">>, Small),
+    ?assertEqual(none, Get(<<"small">>)),
+    ?assertEqual(Small, Get(<<"ninth">>)).

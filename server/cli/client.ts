@@ -64,7 +64,9 @@ export function describeApiError(e: unknown, env: Env = process.env, timeoutMs =
     }
     // A request sent but not answered may still have done its work: outcome unknown.
     if (cause.name === "TimeoutError") return new CliError(`the server at ${serverUrl(env)} did not answer within ${timeoutMs / 1000} s; the outcome is unknown`, EXIT.timedOut);
-    const data = e.data as { code?: string; httpStatus?: number } | undefined;
+    const data = e.data as { code?: string; httpStatus?: number; beamdeckCode?: string | null } | undefined;
+    // A step that kills or has error findings, sent without a gate: the flag to add is in the message.
+    if (data?.beamdeckCode === "BD_GATE_REQUIRED") return new CliError(e.message.split("\n")[0], EXIT.usage);
     if (data?.code === "BAD_REQUEST" && e.message.startsWith("[")) {
       try {
         const issues = JSON.parse(e.message) as { path: string[]; message: string }[];

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { actorOf } from "../auth/principal";
 import { fail } from "../errors";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
+import { gateInput, type Gate } from "../upgrades/gate";
 import { purgeChoices } from "../upgrades/plan";
 import { connectedNode, nodeName } from "./node-input";
 
@@ -14,6 +15,9 @@ const confirm = z.string().max(255);
 /** A step's command id, made by the caller so it can follow the step before sending it (docs/cli.md). */
 const commandId = z.string().regex(/^c-[0-9a-f-]{36}$/, "c- and a UUID");
 const stepId = z.object({ commandId: commandId.optional() });
+function gateOf(input: Gate): Gate {
+  return { acceptPlan: input.acceptPlan, maxKills: input.maxKills, acceptFindings: input.acceptFindings };
+}
 
 function confirmed(node: string, typed: string): void {
   if (typed !== node) fail("BD_BAD_INPUT", `type the node's name (${node}) to confirm`);
@@ -51,29 +55,29 @@ export const upgradesRouter = router({
 
   install: operatorProcedure
     .input(stepId)
-    .input(z.object({ node: nodeName, vsn, ...choices, confirmNode: confirm, acceptedKills: z.number().int().min(0).optional() }))
+    .input(z.object({ node: nodeName, vsn, ...choices, confirmNode: confirm, ...gateInput }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "install", vsn: input.vsn, purge: input.purge, prePurge: input.prePurge, acceptedKills: input.acceptedKills, commandId: input.commandId });
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "install", vsn: input.vsn, purge: input.purge, prePurge: input.prePurge, gate: gateOf(input), commandId: input.commandId });
     }),
 
   makePermanent: operatorProcedure
     .input(stepId)
-    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, acceptedKills: z.number().int().min(0).optional() }))
+    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, ...gateInput }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "make_permanent", upgradeId: input.upgradeId, acceptedKills: input.acceptedKills, commandId: input.commandId });
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "make_permanent", upgradeId: input.upgradeId, gate: gateOf(input), commandId: input.commandId });
     }),
 
   rollback: operatorProcedure
     .input(stepId)
-    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, ...choices }))
+    .input(z.object({ node: nodeName, upgradeId: z.string().max(64).optional(), confirmNode: confirm, ...choices, ...gateInput }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "rollback", upgradeId: input.upgradeId, purge: input.purge, prePurge: input.prePurge, commandId: input.commandId });
+      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "rollback", upgradeId: input.upgradeId, purge: input.purge, prePurge: input.prePurge, gate: gateOf(input), commandId: input.commandId });
     }),
 
   /** Progress and results of this node's steps, live; with `commandId`, that step's only, ending with its (possibly already recorded) result. */

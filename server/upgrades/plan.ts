@@ -34,8 +34,41 @@ export const lintFinding = z
   .object({ module: z.string(), function: z.string(), arity: z.number().int(), message: z.string() })
   .loose();
 
+/** Severity follows from the check (decided once, in the agent: beamdeck_agent_findings). */
+export const SEVERITIES = ["error", "warning", "info"] as const;
+
+/** One finding of a plan (docs/protocol.md, "Findings"); `id` is stable: `check:module[:detail]`. */
+export const finding = z
+  .object({
+    id: z.string().min(1).max(512),
+    check: z.string().min(1).max(64),
+    severity: z.enum(SEVERITIES),
+    module: z.string().nullable(),
+    pids: z.array(z.string()).max(100),
+    count: z.number().int().min(0),
+    message: z.string(),
+    fix: z.string(),
+  })
+  .loose();
+export type Finding = z.infer<typeof finding>;
+
+/** The agent's verdict, worst first: what the CLI's exit code and the gates follow. */
+export const VERDICTS = ["blocked", "error_findings", "would_kill", "safe"] as const;
+export const STEPS = ["install", "make_permanent", "rollback"] as const;
+export type Step = (typeof STEPS)[number];
+
 export const plan = z
   .object({
+    /** Which step this plan is for, decided by the agent from the release statuses. */
+    step: z.enum(STEPS),
+    from: z.string(),
+    to: z.string(),
+    verdict: z.enum(VERDICTS),
+    findings: z.array(finding).default([]),
+    /** sha256 hex over node, boot id, step, purge settings, killed pids per step, blockers, error finding ids. */
+    digest: z.string().regex(/^[0-9a-f]{64}$/),
+    /** Every pid each step kills (beyond the listing cap of `modules`). */
+    killed: z.object({ install: z.array(z.string()), make_permanent: z.array(z.string()) }),
     modules: z.array(planModule).default([]),
     lint: z.array(lintFinding).default([]),
   })
@@ -53,7 +86,7 @@ export interface PredictedKill {
 export function predictedKills(p: Plan, when?: "install" | "make_permanent"): PredictedKill[] {
   const out = new Map<string, PredictedKill>();
   // The agent lists a few hundred processes in detail but every killed pid in `killed`.
-  const all = (p as { killed?: Partial<Record<"install" | "make_permanent", string[]>> }).killed;
+  const all = p.killed;
   if (all) {
     for (const w of ["install", "make_permanent"] as const) {
       if (when && w !== when) continue;
@@ -78,9 +111,9 @@ export function killCount(p: Plan): number {
   return predictedKills(p).length;
 }
 
-/** Does the plan block the install (soft pre-purge with lingering old code)? */
-export function blocksInstall(p: Plan): boolean {
-  return p.modules.some((m) => m.processes.some((proc) => proc.fate === "blocks_install"));
+/** The ids of the plan's error findings: what a gate has to accept besides kills. */
+export function errorFindingIds(p: Plan): string[] {
+  return p.findings.filter((f) => f.severity === "error").map((f) => f.id);
 }
 
 /** Match predicted kills against the pids that actually died. */

@@ -16,7 +16,8 @@ import type { Expectations } from "../alerts/expectations";
 import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log";
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
-import { comparePrediction, killCount, plan as planSchema, predictedKills, type Plan, type PurgeChoices } from "./plan";
+import { gateParams, requireGate, type Gate } from "./gate";
+import { comparePrediction, errorFindingIds, killCount, plan as planSchema, predictedKills, type Plan, type PurgeChoices } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -32,8 +33,8 @@ export interface StepInput {
   vsn?: string;
   purge?: PurgeChoices;
   prePurge?: PurgeChoices;
-  /** For install and make_permanent: the kills the operator saw and accepted. */
-  acceptedKills?: number;
+  /** For install, make_permanent and rollback: what the operator accepts (checked by the agent's runner). */
+  gate?: Gate;
   upgradeId?: string;
   /** Made by the caller (the CLI) so it can subscribe before the step is sent; else made here. */
   commandId?: string;
@@ -44,6 +45,8 @@ export interface StepReply {
   commandId: string;
   upgradeId: string | null;
   predicted: number;
+  /** The digest of the plan the step was gated on (null for a repeat or an ungated step). */
+  digest: string | null;
   repeated: boolean;
 }
 
@@ -130,6 +133,9 @@ export class UpgradeWorkflow {
 
   async plan(node: string, vsn: string, purge: PurgeChoices, prePurge: PurgeChoices): Promise<Plan> {
     const raw = await this.ask(node, "upgrade_plan", { vsn, purge, prePurge }, PLAN_TIMEOUT_MS);
+    if (raw && typeof raw === "object" && !("digest" in raw)) {
+      throw new BeamdeckError("BD_AGENT_ERROR", `the agent on ${node} predates plan digests and gates (no "gates" capability): update the agent`);
+    }
     const parsed = planSchema.safeParse(raw);
     if (!parsed.success) throw new BeamdeckError("BD_AGENT_ERROR", `the agent's plan is malformed: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}`);
     return parsed.data;
@@ -161,38 +167,29 @@ export class UpgradeWorkflow {
       upgrade = await this.prisma.upgrade.findFirst({ where: { node, status: { in: ["installed", "installing", "failed"] } }, orderBy: { createdAt: "desc" } });
     }
 
-    // What the operator is told will die, computed now on the live node.
+    // The agent's plan of this step, computed now on the live node: which step
+    // it is, who dies, its error findings and its digest.
     let preview: Plan | null = null;
-    let predicted: string[] = [];
-    const installKills = new Set<string>();
     let vsn = input.vsn ?? upgrade?.toVsn ?? null;
     if (action === "install") {
       if (!vsn) throw new BeamdeckError("BD_BAD_INPUT", "install needs the target version");
       preview = await this.plan(node, vsn, purge, prePurge);
-      predicted = predictedKills(preview).map((k) => k.pid);
-      for (const k of predictedKills(preview, "install")) installKills.add(k.pid);
     } else if (action === "make_permanent" || action === "rollback") {
       if (!upgrade) throw new BeamdeckError("BD_CONFLICT", `no installed upgrade on ${node} to ${action === "rollback" ? "roll back" : "make permanent"}`);
       vsn = action === "rollback" ? upgrade.fromVsn : upgrade.toVsn;
-      const choices = { purge: (upgrade.purge ?? {}) as PurgeChoices, prePurge: (upgrade.prePurge ?? {}) as PurgeChoices };
-      Object.assign(purge, choices.purge, input.purge ?? {});
-      Object.assign(prePurge, choices.prePurge, input.prePurge ?? {});
-      if (action === "make_permanent") predicted = await this.makePermanentKills(node, purge, upgrade.preview as Plan | null);
-      else {
-        // A rollback runs the relup's down instructions: its own purges can kill too.
-        preview = await this.plan(node, vsn, purge, prePurge).catch(() => null);
-        predicted = preview ? predictedKills(preview).map((k) => k.pid) : [];
+      Object.assign(purge, upgrade.purge ?? {}, input.purge ?? {});
+      Object.assign(prePurge, upgrade.prePurge ?? {}, input.prePurge ?? {});
+      // After install the agent answers with the make_permanent plan; a rollback runs the relup's down instructions.
+      preview = await this.plan(node, vsn, purge, prePurge);
+      if (action === "make_permanent" && preview.step !== "make_permanent") {
+        throw new BeamdeckError("BD_CONFLICT", `${vsn} is not installed and waiting to be made permanent on ${node} (the agent's plan is a ${preview.step} step)`);
       }
     }
-    // The plan lists at most a few hundred processes; its counts are complete.
-    const predictedCount = action === "install" && preview ? Math.max(predicted.length, killCount(preview)) : predicted.length;
-    if ((action === "install" || action === "make_permanent") && input.acceptedKills !== undefined && input.acceptedKills !== predictedCount) {
-      throw new BeamdeckError(
-        "BD_CONFLICT",
-        `the impact changed since you reviewed it: ${predictedCount} process(es) would be killed now, you accepted ${input.acceptedKills}; review the plan again`,
-        { predicted: predictedCount, accepted: input.acceptedKills },
-      );
-    }
+    const predicted = preview ? predictedKills(preview).map((k) => k.pid) : [];
+    const installKills = new Set(preview && action === "install" ? predictedKills(preview, "install").map((k) => k.pid) : []);
+    const predictedCount = preview ? killCount(preview) : 0;
+    const errorFindings = preview ? errorFindingIds(preview) : [];
+    const gate = preview ? requireGate(action, preview, input.gate) : null;
 
     if (action === "install") {
       const releases = (await this.releases(node).catch(() => null)) as { current?: string | { vsn?: string } | null } | null;
@@ -214,7 +211,7 @@ export class UpgradeWorkflow {
     }
 
     const commandId = input.commandId ?? `c-${randomUUID()}`;
-    const params = { commandId, action, vsn, purge, prePurge };
+    const params = { commandId, action, vsn, purge, prePurge, ...(gate ? { gate: gateParams(gate) } : {}) };
     const intentId = await recordIntent(this.prisma, {
       actor: input.actor,
       action: `upgrade.${action}`,
@@ -228,6 +225,11 @@ export class UpgradeWorkflow {
         purge,
         prePurge,
         predictedKills: predicted,
+        step: preview?.step ?? action,
+        planDigest: preview?.digest ?? null,
+        verdict: preview?.verdict ?? null,
+        errorFindings,
+        gate: gate ? { used: gate.used, acceptPlan: gate.acceptPlan ?? null, maxKills: gate.maxKills ?? null, acceptedFindings: gate.acceptedFindings } : null,
         preview: preview ? jsonSafe(preview) : null,
       },
     });
@@ -249,7 +251,7 @@ export class UpgradeWorkflow {
     }
     this.publish({ node, commandId, kind: "sent", step: action, at: Date.now() });
     await testReplyDelay();
-    return { commandId, upgradeId: upgrade?.id ?? null, predicted: predictedCount, repeated: false };
+    return { commandId, upgradeId: upgrade?.id ?? null, predicted: predictedCount, digest: preview?.digest ?? null, repeated: false };
   }
 
   /**
@@ -278,7 +280,7 @@ export class UpgradeWorkflow {
 
   private reply(cmd: { id: string; upgradeId: string | null; action: string; upgrade: { expectedKills: unknown } | null }, repeated: boolean): StepReply {
     const expected = (cmd.upgrade?.expectedKills ?? {}) as Partial<Record<string, string[]>>;
-    return { commandId: cmd.id, upgradeId: cmd.upgradeId, predicted: expected[cmd.action]?.length ?? 0, repeated };
+    return { commandId: cmd.id, upgradeId: cmd.upgradeId, predicted: expected[cmd.action]?.length ?? 0, digest: null, repeated };
   }
 
   /** One command's state, for a caller following it (null: no such command on this node). */
@@ -317,24 +319,6 @@ export class UpgradeWorkflow {
       yield e;
       if (commandId && e.kind === "result") return;
     }
-  }
-
-  /**
-   * After install: who is still on old code of a brutal post-purge module
-   * dies at make_permanent. The purge of each module is the operator's
-   * choice, else what the installed plan said (the appup's own setting).
-   */
-  private async makePermanentKills(node: string, purge: PurgeChoices, installed: Plan | null): Promise<string[]> {
-    const raw = (await this.oldCode(node)) as { modules?: { module: string; processes?: { pid: string }[] }[] };
-    const planned = new Map((installed?.modules ?? []).map((m) => [m.module, m.postPurge ?? null]));
-    const pids = new Set<string>();
-    for (const m of raw.modules ?? []) {
-      // A module the install did not touch keeps old code only from an earlier soft purge: not ours to kill.
-      if (!planned.has(m.module) && !(m.module in purge)) continue;
-      const post: string = purge[m.module] ?? planned.get(m.module) ?? "brutal";
-      if (post === "brutal" || post === "brutal_purge") for (const p of m.processes ?? []) pids.add(p.pid);
-    }
-    return [...pids];
   }
 
   private onFrame(node: string, frame: AgentFrame): void {

@@ -141,7 +141,10 @@ describe("an operator upgrades the forum's listener without killing it", () => {
       // Exactly these two are killed, and nobody else is touched.
       const killed = await op.locator('[data-testid="impact-panel"] [data-testid="impact-row"][data-fate="killed"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")).sort());
       expect(killed).toEqual([acceptor, handler].sort());
-      expect(await op.getByTestId("verdict").getAttribute("data-verdict")).toBe("kills");
+      expect(await op.getByTestId("verdict").getAttribute("data-impact")).toBe("kills");
+      expect(await op.getByTestId("verdict").getAttribute("data-verdict")).toBe("would_kill");
+      // The digest the Install button will send is the agent's.
+      expect(await op.getByTestId("plan-digest").getAttribute("data-digest")).toMatch(/^[0-9a-f]{64}$/);
 
       // The lint: both loops, with the Elixir fix, and who is stuck in each.
       const lint = op.getByTestId("lint-item");
@@ -182,22 +185,24 @@ describe("an operator upgrades the forum's listener without killing it", () => {
     });
   }, 90_000);
 
-  it("refuses an install whose impact changed after the review, with the server's words", async () => {
+  it("refuses an install whose impact changed after the review: the agent's runner, in its words", async () => {
     await withScreenshotOnFailure(op, "upgrade-conflict", async () => {
       await op.getByTestId("confirm-install").fill(node.name);
       const install = op.getByTestId("install");
       expect(await install.textContent()).toBe("Install 0.1.1 — kills 0 now, 2 at make permanent");
+      const reviewed = [...handlers];
       // A second client connects after the review: one more handler on the node.
       await connectClient();
       handlers = await handlerPids();
       expect(handlers).toHaveLength(2);
+      const newcomer = handlers.find((h) => !reviewed.includes(h)) as string;
       await install.click();
-      const error = op.getByTestId("install-error");
-      await error.waitFor();
-      expect(await error.getAttribute("data-code")).toBe("CONFLICT");
-      expect(await op.getByTestId("install-error-message").textContent()).toBe(
-        "the impact changed since you reviewed it: 3 process(es) would be killed now, you accepted 2; review the plan again",
-      );
+      // The browser sent the digest of the plan it showed; the agent recomputed the plan and refused.
+      const progress = op.getByTestId("progress");
+      await expect.poll(() => progress.getAttribute("data-state"), { timeout: 60_000 }).toBe("error");
+      await expect
+        .poll(() => progress.textContent())
+        .toContain(`plan_changed: the plan changed since it was reviewed: 1 process(es) would be killed that the reviewed plan did not kill (${newcomer})`);
       // Nothing was installed; the preview shows the new impact.
       expect(await releaseStatus("0.1.1")).toBe("unpacked");
       await expect.poll(() => install.textContent(), { timeout: 30_000 }).toBe("Install 0.1.1 — kills 0 now, 3 at make permanent");
@@ -221,7 +226,8 @@ describe("an operator upgrades the forum's listener without killing it", () => {
       // The relup shows the change against the original.
       const load = op.locator(`[data-testid="relup-instruction"][data-op="load"][data-module="${MODULE}"]`);
       await expect.poll(() => load.locator('[data-testid="relup-purges"] [data-purge="soft"]').count()).toBe(1);
-      expect(await op.getByTestId("verdict").getAttribute("data-verdict")).toBe("at_risk");
+      expect(await op.getByTestId("verdict").getAttribute("data-impact")).toBe("at_risk");
+      expect(await op.getByTestId("verdict").getAttribute("data-verdict")).toBe("safe");
       await screenshot(op, "upgrade-4-preview-soft", true);
     });
   }, 60_000);
@@ -263,7 +269,7 @@ describe("an operator upgrades the forum's listener without killing it", () => {
   it("makes 0.1.1 permanent: nobody dies, the open connections still answer, predicted vs actual side by side", async () => {
     await withScreenshotOnFailure(op, "upgrade-permanent", async () => {
       const button = op.getByTestId("make-permanent");
-      expect(await button.textContent()).toBe("Make 0.1.1 permanent — kills none");
+      await expect.poll(() => button.textContent()).toBe("Make 0.1.1 permanent — kills none");
       expect(await button.isDisabled()).toBe(true);
       await op.getByTestId("confirm-decision").fill(node.name);
       await expect.poll(() => button.isEnabled()).toBe(true);
@@ -360,7 +366,7 @@ describe("a viewer sees the upgrade page read-only", () => {
     const before = await node.rpcJson<string[]>("[V ++ \":\" ++ atom_to_list(S) || {_, V, _, S} <- release_handler:which_releases()]");
     const cookie = await loginCookie(bd.url, VIEWER.username, VIEWER.password);
     const viewer = httpClient(bd.url, { cookie });
-    const err = await viewer.upgrades.install.mutate({ node: node.name, vsn: "0.1.2", confirmNode: node.name, acceptedKills: 0 }).then(
+    const err = await viewer.upgrades.install.mutate({ node: node.name, vsn: "0.1.2", confirmNode: node.name, maxKills: 0 }).then(
       () => null,
       (e: unknown) => e,
     );

@@ -36,6 +36,8 @@ describe("the CLI", () => {
       [["upgrade", "plan", "n@h", "0.1.1", "--purge", "TestListener"], /--purge takes Module=soft or Module=brutal, not "TestListener"/],
       [["upgrade", "plan", "n@h", "0.1.1", "--pre-purge", "TestListener=gentle"], /--pre-purge takes Module=soft or Module=brutal/],
       [["upgrade", "install", "n@h", "0.1.1"], /changes the node: add --yes to confirm/],
+      [["upgrade", "install", "n@h", "0.1.1", "--yes", "--max-kills", "many"], /--max-kills: /],
+      [["upgrade", "permanent", "n@h", "0.1.1", "--yes", "--accept-plan", "abc"], /--accept-plan: a plan digest/],
       [["token", "create"], /needs --role/],
       [["events", "n@h", "--since", "yesterday"], /--since: /],
       [["nodes", "--timeout", "soon"], /--timeout takes a duration like 30s, 5m or 1h, not "soon"/],

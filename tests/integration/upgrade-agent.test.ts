@@ -225,7 +225,9 @@ describe("rel_test 0.1.0 → 0.1.1 with the default appup (the forum's upgrade)"
 
   it("plan: the acceptor and every connection handler are killed at make_permanent; the lint flags start/1 and loop/1", async () => {
     const plan = await agent.request("upgrade_plan", { vsn: "0.1.1" });
-    expect(plan).toMatchObject({ action: "install", from: "0.1.0", to: "0.1.1", verdict: "kills", restart: null });
+    expect(plan).toMatchObject({ action: "install", step: "install", from: "0.1.0", to: "0.1.1", verdict: "would_kill", impact: "kills", restart: null, findings: [] });
+    expect(plan.digest).toMatch(/^[0-9a-f]{64}$/);
+    expect([...plan.killed.make_permanent].sort()).toEqual([acceptor, ...handlers].sort());
     expect(pidsWith(plan, "killed", "make_permanent")).toEqual([acceptor, ...handlers].sort());
     expect(plan.counts).toMatchObject({ killed: 3, killedAtPermanent: 3, killedAtInstall: 0, blocks_install: 0 });
     expect(fatesOf(plan)[acceptor].why).toContain(`${TL}:start/1, which loops through a local call`);
@@ -250,7 +252,19 @@ describe("rel_test 0.1.0 → 0.1.1 with the default appup (the forum's upgrade)"
       ["0.1.0", "permanent"],
     ]);
 
-    const install = await agent.command("f-install", "install", { vsn: "0.1.1" });
+    // The runner recomputes the plan before it acts: without a gate, a step that kills is refused, untouched.
+    const ungated = await agent.command("f-install-ungated", "install", { vsn: "0.1.1" });
+    expect(ungated).toMatchObject({ ok: false, error: { code: "plan_changed" } });
+    expect(ungated.error.message).toMatch(/3 process\(es\) would be killed and no gate accepts kills/);
+    expect(ungated.result.gate).toMatchObject({ kills: 3, unacceptedKillCount: 3 });
+    expect(await facts.releases()).toEqual([
+      ["0.1.1", "unpacked"],
+      ["0.1.0", "permanent"],
+    ]);
+    await expect(fs.access(path.join(node.dir, "releases", "0.1.1", "relup.beamdeck-orig"))).rejects.toThrow();
+
+    const plan = await agent.request("upgrade_plan", { vsn: "0.1.1" });
+    const install = await agent.command("f-install", "install", { vsn: "0.1.1", gate: { acceptPlan: plan.digest } });
     expect(install).toMatchObject({ ok: true, error: null });
     expect(install.result).toMatchObject({ action: "install", from: "0.1.0", to: "0.1.1", check: "ok" });
     expect(install.result.deaths).toMatchObject({ died: 0, predicted: 0 });
@@ -285,7 +299,8 @@ describe("rel_test 0.1.0 → 0.1.1 with the default appup (the forum's upgrade)"
     expect(plan.action).toBe("make_permanent");
     expect(pidsWith(plan, "killed", "make_permanent")).toEqual([acceptor, ...handlers].sort());
 
-    const r = await agent.command("f-permanent", "make_permanent", { vsn: "0.1.1" });
+    expect(plan).toMatchObject({ step: "make_permanent", verdict: "would_kill" });
+    const r = await agent.command("f-permanent", "make_permanent", { vsn: "0.1.1", gate: { acceptPlan: plan.digest } });
     expect(r.ok).toBe(true);
     expect(died(r.result, "predictedAndDied")).toEqual([acceptor, ...handlers].sort());
     expect(r.result.deaths.predictedButAlive).toEqual([]);
@@ -324,7 +339,7 @@ describe("soft post-purge, then a third version: killed (brutal pre-purge) or bl
   it("plan with soft post-purge: they stay on old code, nobody is killed", async () => {
     expect((await agent.command("s-unpack", "unpack", { vsn: "0.1.1" })).ok).toBe(true);
     const plan = await agent.request("upgrade_plan", { vsn: "0.1.1", ...soft });
-    expect(plan.verdict).toBe("at_risk");
+    expect(plan).toMatchObject({ verdict: "safe", impact: "at_risk" });
     expect(plan.counts).toMatchObject({ killed: 0, stays_on_old_code: 3 });
     expect(pidsWith(plan, "stays_on_old_code", null)).toEqual(stuck);
     expect(plan.relup.changes).toEqual([{ module: TL, field: "postPurge", from: "brutal", to: "soft" }]);
@@ -339,7 +354,7 @@ describe("soft post-purge, then a third version: killed (brutal pre-purge) or bl
     expect(relup.replace(/\s+/g, "")).toContain(`{load,{'${TL}',brutal_purge,soft_purge}}`);
     // Before make_permanent: the plan shows the purge settings as installed.
     const plan = await agent.request("upgrade_plan", { vsn: "0.1.1" });
-    expect(plan).toMatchObject({ action: "make_permanent", verdict: "at_risk" });
+    expect(plan).toMatchObject({ action: "make_permanent", step: "make_permanent", verdict: "safe", impact: "at_risk" });
     expect(plan.choices).toEqual({ purge: { [TL]: "soft" }, prePurge: {} });
     // The relup before (kept original) and after (on disk, as installed).
     const { path: installed } = await agent.request("releases", { vsn: "0.1.1" });
@@ -361,7 +376,7 @@ describe("soft post-purge, then a third version: killed (brutal pre-purge) or bl
   it("0.1.1 → 0.1.2: the plan shows them killed at install (brutal pre-purge) or blocking it (soft)", async () => {
     expect((await agent.command("s-unpack2", "unpack", { vsn: "0.1.2" })).ok).toBe(true);
     const brutal = await agent.request("upgrade_plan", { vsn: "0.1.2" });
-    expect(brutal.verdict).toBe("kills");
+    expect(brutal.verdict).toBe("would_kill");
     expect(pidsWith(brutal, "killed", "install")).toEqual(stuck);
     expect(brutal.counts.killedAtInstall).toBe(stuck.length);
     const blocked = await agent.request("upgrade_plan", { vsn: "0.1.2", prePurge: { TestListener: "soft" } });
@@ -388,7 +403,12 @@ describe("soft post-purge, then a third version: killed (brutal pre-purge) or bl
   });
 
   it("brutal pre-purge: install kills exactly them, as predicted", async () => {
-    const r = await agent.command("s-kill", "install", { vsn: "0.1.2" });
+    // --max-kills bounds kills: one fewer is refused, exactly as many goes through.
+    const tooFew = await agent.command("s-kill-bounded", "install", { vsn: "0.1.2", gate: { maxKills: stuck.length - 1 } });
+    expect(tooFew).toMatchObject({ ok: false, error: { code: "plan_changed" } });
+    expect(tooFew.error.message).toContain(`more than the accepted maximum of ${stuck.length - 1}`);
+    for (const p of stuck) expect(await facts.alive(p)).toBe(true);
+    const r = await agent.command("s-kill", "install", { vsn: "0.1.2", gate: { maxKills: stuck.length } });
     expect(r.ok).toBe(true);
     expect(died(r.result, "predictedAndDied")).toEqual(stuck);
     expect(r.result.deaths.predictedButAlive).toEqual([]);
@@ -409,7 +429,8 @@ describe("soft post-purge, then a third version: killed (brutal pre-purge) or bl
     const plan = await agent.request("upgrade_plan", { vsn: "0.1.1" });
     expect(plan).toMatchObject({ action: "rollback", direction: "down", from: "0.1.2", to: "0.1.1" });
     const predicted = pidsWith(plan, "killed", "install");
-    const r = await agent.command("s-rollback", "rollback");
+    expect(plan.step).toBe("rollback");
+    const r = await agent.command("s-rollback", "rollback", { gate: { acceptPlan: plan.digest } });
     expect(r.ok).toBe(true);
     expect(r.result).toMatchObject({ action: "rollback", from: "0.1.2", to: "0.1.1", direction: "down" });
     expect(died(r.result, "predictedAndDied")).toEqual(predicted);
@@ -532,7 +553,7 @@ describe("a failed install restarts the node; the agent reports the step's outco
     await fs.writeFile(relup, broken);
     const bootBefore = await node.rpc("beamdeck_agent_config:boot_id()");
 
-    await agent.request("upgrade_command", { commandId: "r-install", action: "install", vsn: "0.1.1" });
+    await agent.request("upgrade_command", { commandId: "r-install", action: "install", vsn: "0.1.1", gate: { maxKills: 1000 } });
     const r = await agent.outcome("r-install", 90_000);
     expect(r.ok).toBe(false);
     expect(["install_failed", "interrupted"]).toContain(r.error.code);

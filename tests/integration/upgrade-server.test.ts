@@ -67,7 +67,18 @@ function cli(args: string[]) {
 }
 async function planJson(vsn: string, extra: string[] = []) {
   const r = await cli(["upgrade", "plan", node.name, vsn, "--json", ...extra]);
-  return { code: r.code, plan: JSON.parse(r.stdout || "null") as { modules: { module: string; processes: { pid: string; fate: string; when?: string; why: string }[] }[]; lint: { module: string; function: string; arity: number; message: string }[] }, stderr: r.stderr };
+  return {
+    code: r.code,
+    plan: JSON.parse(r.stdout || "null") as {
+      step: string;
+      digest: string;
+      verdict: string;
+      killed: { install: string[]; make_permanent: string[] };
+      modules: { module: string; processes: { pid: string; fate: string; when?: string; why: string }[] }[];
+      lint: { module: string; function: string; arity: number; message: string }[];
+    },
+    stderr: r.stderr,
+  };
 }
 function fatesOf(plan: Awaited<ReturnType<typeof planJson>>["plan"]) {
   return Object.fromEntries(plan.modules.flatMap((m) => m.processes.map((p) => [p.pid, `${p.fate}${p.when ? `@${p.when}` : ""}`])));
@@ -89,7 +100,14 @@ describe("the forum's upgrade through beamdeck", () => {
     expect(plan.lint.map((l) => `${l.module}.${l.function}/${l.arity}`).sort()).toEqual(["Elixir.TestListener.loop/1", "Elixir.TestListener.start/1"]);
     expect(plan.lint[0].message).toMatch(/__MODULE__\./);
 
-    const install = await step(["install", node.name, "0.1.1"]);
+    expect(plan).toMatchObject({ step: "install", verdict: "would_kill" });
+    expect(plan.digest).toMatch(/^[0-9a-f]{64}$/);
+    // A step that kills needs a gate: exit 2, naming the flags, and nothing is sent.
+    const ungated = await step(["install", node.name, "0.1.1"]);
+    expect(ungated.code, ungated.stderr).toBe(2);
+    expect(ungated.stderr).toContain(`--accept-plan ${plan.digest}`);
+    expect(ungated.stderr).toContain("--max-kills N");
+    const install = await step(["install", node.name, "0.1.1", "--accept-plan", plan.digest]);
     expect(install.code, install.stderr).toBe(0);
     // install_release killed nobody; everyone on old code is listed exactly.
     expect(await alive(acc)).toBe(true);
@@ -102,7 +120,14 @@ describe("the forum's upgrade through beamdeck", () => {
     expect(tl?.processes.map((p) => p.pid).sort()).toEqual(old);
     expect(await client!.hello()).toBe("Hey there!\n"); // still the old loop
 
-    const perm = await step(["permanent", node.name, "0.1.1"]);
+    // After install, `upgrade plan` answers with the make_permanent plan and its own digest.
+    const permPlan = await planJson("0.1.1");
+    expect(permPlan.code).toBe(3);
+    expect(permPlan.plan).toMatchObject({ step: "make_permanent", verdict: "would_kill" });
+    expect(permPlan.plan.killed.make_permanent.sort()).toEqual([acc, ...hs].sort());
+    expect(permPlan.plan.digest).not.toBe(plan.digest);
+    expect((await step(["permanent", node.name, "0.1.1"])).code).toBe(2);
+    const perm = await step(["permanent", node.name, "0.1.1", "--accept-plan", permPlan.plan.digest]);
     expect(perm.code, perm.stderr).toBe(0);
     expect(perm.stdout).toMatch(new RegExp(`predicted and died: .*${acc.replace(/[<>.]/g, "\\$&")}`));
     expect(perm.stdout).toMatch(/died, unpredicted:\s+-/);
@@ -127,7 +152,77 @@ describe("the forum's upgrade through beamdeck", () => {
       expect(audit.filter((e) => e.action === a && e.intentId === null)).toHaveLength(1);
       expect(audit.filter((e) => e.action === a && e.outcome === "ok")).toHaveLength(1);
     }
-  });
+    // The intent records which gate let the step through.
+    const intents = JSON.parse((await cli(["audit", "--json", "--action", "upgrade."])).stdout) as { action: string; intentId: string | null; data: { gate?: { used: string; acceptPlan: string | null }; planDigest?: string; step?: string } }[];
+    const installIntent = intents.find((e) => e.action === "upgrade.install" && e.intentId === null);
+    expect(installIntent?.data).toMatchObject({ step: "install", planDigest: plan.digest, gate: { used: "plan", acceptPlan: plan.digest } });
+    const permIntent = intents.find((e) => e.action === "upgrade.make_permanent" && e.intentId === null);
+    expect(permIntent?.data).toMatchObject({ step: "make_permanent", planDigest: permPlan.plan.digest, gate: { used: "plan" } });
+  }, 240_000);
+
+  it("the agent's runner refuses a plan that kills someone nobody reviewed (exit 7); fewer kills than reviewed go through", async () => {
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
+    const acc = await acceptor();
+    const reviewed = await planJson("0.1.1");
+    expect(reviewed.code).toBe(3);
+    const before = [...reviewed.plan.killed.make_permanent].sort();
+    expect(before).toEqual([acc, ...(await handlers(acc))].sort());
+    // A new connection after the review: one more handler stuck in TestListener.loop, killed at make_permanent.
+    const extra = await GreetingClient.connect(port);
+    expect(await extra.hello()).toBe("Hey there!\n");
+    const newcomer = await waitFor("the new handler", async () => (await handlers(acc)).find((h) => !before.includes(h)) ?? null);
+    const refused = await step(["install", node.name, "0.1.1", "--accept-plan", reviewed.plan.digest]);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(7);
+    expect(refused.stdout).toMatch(/plan_changed: the plan changed since it was reviewed: 1 process\(es\) would be killed that the reviewed plan did not kill/);
+    expect(refused.stdout).toContain(newcomer);
+    // Refused before anything was touched: 0.1.1 is not installed, its relup not rewritten, nobody died.
+    expect(await node.rpc(`[{V, S} || {_, V, _, S} <- release_handler:which_releases()]`)).not.toMatch(/"0\.1\.1",current/);
+    expect(await node.rpc(`filelib:is_regular(filename:join([code:root_dir(), "releases", "0.1.1", "relup.beamdeck-orig"]))`)).toBe("false");
+    for (const p of [...before, newcomer]) expect(await alive(p)).toBe(true);
+    // The newcomer and one reviewed handler leave: fewer kills than reviewed, all of them reviewed.
+    extra.close();
+    client?.close();
+    client = null;
+    await waitFor("the handlers to exit", async () => !(await alive(newcomer)) && (await handlers(acc)).length === 0);
+    const accepted = await step(["install", node.name, "0.1.1", "--accept-plan", reviewed.plan.digest]);
+    expect(accepted.code, accepted.stdout + accepted.stderr).toBe(0);
+    expect(await node.rpc(`[V || {_, V, _, current} <- release_handler:which_releases()]`)).toBe(`["0.1.1"]`);
+  }, 240_000);
+
+  it("installs from a reviewed plan that kills more than the 400 listed processes: tRPC with the digest, as the browser does", async () => {
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
+    const acc = await acceptor();
+    // 450 more connections, held by one process on the node: 450 more handlers in TestListener.loop.
+    const opened = await node.rpc(
+      `Me = self(), H = spawn(fun() -> Ss = [S || _ <- lists:seq(1, 450), {ok, S} <- [gen_tcp:connect({127,0,0,1}, ${port}, [binary, {active, false}], 5000)]], Me ! {opened, length(Ss)}, receive stop -> Ss end end), register(bd_many, H), receive {opened, N} -> N after 60000 -> timeout end`,
+    );
+    expect(opened).toBe("450");
+    await waitFor("451 handlers", async () => (await handlers(acc)).length === 451, 30_000, 500);
+    const api = httpClient(server.url, { token: server.apiToken });
+    const plan = await api.upgrades.plan.query({ node: node.name, vsn: "0.1.1" });
+    expect(plan).toMatchObject({ step: "install", verdict: "would_kill" });
+    // The listing stops at 400 processes: a count of the listed ones is not what the step kills.
+    const listed = plan.modules.flatMap((m) => m.processes).filter((p) => p.fate === "killed");
+    expect(listed.length).toBeLessThanOrEqual(400);
+    expect(plan.killed?.make_permanent).toHaveLength(452);
+    // No gate for a step that kills: refused by the server, nothing sent.
+    await expect(api.upgrades.install.mutate({ node: node.name, vsn: "0.1.1", confirmNode: node.name })).rejects.toThrow(/would kill 452 process\(es\)/);
+    const sent = await api.upgrades.install.mutate({ node: node.name, vsn: "0.1.1", confirmNode: node.name, acceptPlan: plan.digest });
+    const result = (id: string) =>
+      waitFor(`the result of ${id}`, async () => (await api.upgrades.history.query({ node: node.name })).flatMap((u) => u.commands).find((c) => c.id === id && c.status !== "sent" && c.status !== "running") ?? null, 60_000, 500);
+    expect((await result(sent.commandId)).status).toBe("ok");
+    expect(await node.rpc(`[V || {_, V, _, current} <- release_handler:which_releases()]`)).toBe(`["0.1.1"]`);
+    // make_permanent from its own plan and digest: all 452 die, and nobody else.
+    const perm = await api.upgrades.plan.query({ node: node.name, vsn: "0.1.1" });
+    expect(perm.step).toBe("make_permanent");
+    expect([...(perm.killed?.make_permanent ?? [])].sort()).toEqual(await onOldCode());
+    expect(perm.killed?.make_permanent).toHaveLength(452);
+    const sentPerm = await api.upgrades.makePermanent.mutate({ node: node.name, confirmNode: node.name, acceptPlan: perm.digest });
+    expect((await result(sentPerm.commandId)).status).toBe("ok");
+    expect(await onOldCode()).toEqual([]);
+    expect(await alive(acc)).toBe(false);
+    expect(await node.rpc(`[V || {_, V, _, permanent} <- release_handler:which_releases()]`)).toBe(`["0.1.1"]`);
+  }, 180_000);
 
   it("soft post-purge keeps them alive on old code; the next upgrade kills them (brutal pre-purge) or is blocked (soft)", async () => {
     const acc = await acceptor();
@@ -163,18 +258,27 @@ describe("the forum's upgrade through beamdeck", () => {
     expect(await alive(acc)).toBe(true);
     expect(await node.rpc(`element(2, hd([V || {_, V, _, current} <- release_handler:which_releases()] ++ [none]))`).catch(() => "")).not.toBe("0.1.2");
     // ...and the brutal one kills them at install.
-    const killed = await step(["install", node.name, "0.1.2"]);
+    // --max-kills bounds the kills: one fewer than the plan kills is refused by the agent's runner (exit 7).
+    const n = brutal.plan.killed.install.length;
+    expect(n).toBeGreaterThan(0);
+    const tooFew = await step(["install", node.name, "0.1.2", "--max-kills", String(n - 1)]);
+    expect(tooFew.code, tooFew.stdout + tooFew.stderr).toBe(7);
+    expect(tooFew.stdout).toMatch(/plan_changed: .*more than the accepted maximum/);
+    expect(await alive(acc)).toBe(true);
+    const killed = await step(["install", node.name, "0.1.2", "--max-kills", String(n)]);
     expect(killed.code, killed.stderr).toBe(0);
     expect(await alive(acc)).toBe(false);
     for (const h of hs) expect(await alive(h)).toBe(false);
     expect(killed.stdout).toMatch(/died, unpredicted:\s+-/);
-  });
+  }, 240_000);
 
   it("rolls back after install; a bad relup is refused naming the file", async () => {
     expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
     expect((await step(["install", node.name, "0.1.1", "--purge", "TestListener=soft"])).code).toBe(0);
     const acc = await acceptor();
-    const rb = await step(["rollback", node.name]);
+    // The rollback's down script kills too: it needs a gate.
+    expect((await step(["rollback", node.name])).code).toBe(2);
+    const rb = await step(["rollback", node.name, "--max-kills", "1000"]);
     expect(rb.code, rb.stdout + rb.stderr).toBe(0);
     const rels = await node.rpc(`[{V, S} || {_, V, _, S} <- release_handler:which_releases()]`);
     expect(rels).toMatch(/\{"0\.1\.0",permanent\}/);
@@ -196,7 +300,7 @@ describe("the forum's upgrade through beamdeck", () => {
     const bad = await cli(["upgrade", "plan", node.name, "0.1.1"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("releases/0.1.1/relup");
-  });
+  }, 240_000);
 
   it("a server killed between intent and outcome: 'no outcome' until the agent reports back", async () => {
     expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);

@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { comparePrediction, killCount, plan, predictedKills } from "../../server/upgrades/plan";
+import { BeamdeckError } from "../../server/errors";
+import { requireGate } from "../../server/upgrades/gate";
+import { comparePrediction, errorFindingIds, killCount, plan, predictedKills } from "../../server/upgrades/plan";
 
 const base = plan.parse({
+  step: "install",
+  from: "0.1.0",
+  to: "0.1.1",
+  verdict: "would_kill",
+  digest: "a".repeat(64),
+  killed: { install: [], make_permanent: [] },
   modules: [
     {
       module: "Elixir.TestListener",
@@ -40,5 +48,38 @@ describe("upgrade plans on the server", () => {
       predictedButAlive: ["<0.1.0>"],
       diedUnpredicted: ["<0.9.0>"],
     });
+  });
+
+  it("refuses a plan without its digest, step or verdict (one schema for the agent's plan)", () => {
+    expect(plan.safeParse({ modules: [], lint: [] }).success).toBe(false);
+    expect(plan.safeParse({ ...base, digest: "not-a-digest" }).success).toBe(false);
+    expect(plan.safeParse({ ...base, verdict: "kills" }).success).toBe(false);
+    expect(plan.safeParse({ ...base, findings: [{ id: "x:y", check: "x", severity: "fatal", module: null, pids: [], count: 0, message: "", fix: "" }] }).success).toBe(false);
+  });
+
+  it("asks for a gate when a step kills or has error findings, and says which flag", () => {
+    const gateError = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return e instanceof BeamdeckError ? `${e.code} ${e.message}` : String(e);
+      }
+      return null;
+    };
+    expect(gateError(() => requireGate("install", base, undefined))).toMatch(/^BD_GATE_REQUIRED install would kill 2 process\(es\): .*--accept-plan a{64}.*--max-kills N/);
+    expect(requireGate("install", base, { maxKills: 0 }).used).toBe("max_kills"); // the bound itself is the runner's check
+    expect(requireGate("install", base, { acceptPlan: "b".repeat(64) }).used).toBe("plan");
+    const restart = plan.parse({
+      ...base,
+      modules: [],
+      verdict: "error_findings",
+      findings: [{ id: "emulator_restart:-:restart_new_emulator", check: "emulator_restart", severity: "error", module: null, pids: [], count: 0, message: "restarts", fix: "" }],
+    });
+    expect(errorFindingIds(restart)).toEqual(["emulator_restart:-:restart_new_emulator"]);
+    // --max-kills bounds kills only: it does not accept an error finding.
+    expect(gateError(() => requireGate("install", restart, { maxKills: 5 }))).toMatch(/^BD_GATE_REQUIRED .*--accept-finding ID/);
+    expect(requireGate("install", restart, { acceptFindings: ["emulator_restart:-:restart_new_emulator"] })).toMatchObject({ used: "findings", acceptedFindings: ["emulator_restart:-:restart_new_emulator"] });
+    expect(requireGate("install", restart, { acceptPlan: "c".repeat(64) }).acceptedFindings).toEqual(["emulator_restart:-:restart_new_emulator"]);
+    expect(requireGate("install", plan.parse({ ...base, modules: [], verdict: "safe" }), undefined).used).toBe("none_needed");
   });
 });

@@ -1,8 +1,11 @@
 /**
  * `beamdeck releases <node>` and `beamdeck upgrade plan|install|permanent|
- * unpack|rollback`. `upgrade plan` exits 3 when the plan would kill a
- * process, 4 when the install would be blocked, 0 when it is safe, so a
- * pipeline can gate on it.
+ * unpack|rollback`. `upgrade plan` prints the plan's digest and exits by
+ * its verdict (4 blocked, 5 error findings, 3 would kill, 0 safe), so a
+ * pipeline can gate on it; the steps take the gates (`--accept-plan`,
+ * `--max-kills`, `--accept-finding`) and exit 2 without one when the step
+ * kills or has error findings, 7 when the agent refuses a plan that
+ * changed since it was reviewed (docs/cli.md).
  */
 import { z } from "zod";
 import { check, parse } from "../args";
@@ -11,9 +14,12 @@ import { CliError, EXIT, usage } from "../errors";
 import { json, table } from "../format";
 import { outcomeLine, runStep, type StepOutcome } from "../step";
 import type { Env } from "../../storage/database-url";
+import { findingId, planDigest, type Gate } from "../../upgrades/gate";
 import { killCount, type Plan } from "../../upgrades/plan";
 
-export const EXIT_BLOCKED = 4;
+/** The exit code of `upgrade plan`: the agent's verdict. */
+const VERDICT_EXIT = { blocked: EXIT.blocked, error_findings: EXIT.errorFindings, would_kill: EXIT.wouldKill, safe: EXIT.ok } as const;
+const maxKillsSchema = z.coerce.number().int().min(0).max(10_000_000);
 
 const vsnSchema = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 
@@ -53,12 +59,37 @@ function summarise(plan: Plan): string {
     for (const p of m.processes) lines.push(`  ${p.pid} ${p.name ?? ""}  ${p.fate}${p.when ? ` at ${p.when}` : ""}  ${p.why ?? ""}`);
   }
   for (const l of plan.lint) lines.push(`lint: ${l.module}.${l.function}/${l.arity}: ${l.message}`);
+  for (const f of plan.findings) lines.push(`${f.severity}: ${f.id}: ${f.message}${f.count ? ` (${f.count} process(es))` : ""}${f.fix ? `\n  fix: ${f.fix}` : ""}`);
   return lines.join("\n");
 }
 
-function fatesOf(plan: Plan) {
-  const all = plan.modules.flatMap((m) => m.processes);
-  return { killed: killCount(plan), blocked: all.some((p) => p.fate === "blocks_install") };
+function verdictLine(plan: Plan): string {
+  const errors = plan.findings.filter((f) => f.severity === "error").map((f) => f.id);
+  switch (plan.verdict) {
+    case "blocked":
+      return "BLOCKED: a soft pre-purge meets processes on old code; install would fail";
+    case "error_findings":
+      return `ERROR FINDINGS: ${errors.join(", ")}${killCount(plan) ? `; would kill ${killCount(plan)} process(es)` : ""}`;
+    case "would_kill":
+      return `WOULD KILL ${killCount(plan)} process(es)`;
+    default:
+      return "SAFE: no process would be killed";
+  }
+}
+
+/** The gate flags of a step, checked before anything is asked. */
+function gateOf(values: Record<string, unknown>): Gate {
+  const g: Gate = {};
+  if (values["accept-plan"] !== undefined) g.acceptPlan = check(planDigest, values["accept-plan"], "--accept-plan");
+  if (values["max-kills"] !== undefined) g.maxKills = check(maxKillsSchema, values["max-kills"], "--max-kills");
+  const findings = (values["accept-finding"] as string[] | undefined) ?? [];
+  if (findings.length) g.acceptFindings = findings.map((f) => check(findingId, f, "--accept-finding"));
+  return g;
+}
+
+/** The agent's runner refused: the plan recomputed before the step is outside the gate. */
+function planChanged(message: string | undefined): boolean {
+  return Boolean(message?.startsWith("plan_changed:"));
 }
 
 async function planFor(env: Env, node: string, vsn: string, purgeArgs?: string[], preArgs?: string[]) {
@@ -80,18 +111,27 @@ async function lastUpgrade(env: Env, node: string) {
 
 export async function upgrade(argv: string[], env: Env): Promise<number> {
   const [sub, ...rest] = argv;
-  const opts = { purge: { type: "string" as const, multiple: true }, "pre-purge": { type: "string" as const, multiple: true }, json: { type: "boolean" as const }, yes: { type: "boolean" as const } };
+  const opts = {
+    purge: { type: "string" as const, multiple: true },
+    "pre-purge": { type: "string" as const, multiple: true },
+    json: { type: "boolean" as const },
+    yes: { type: "boolean" as const },
+    "accept-plan": { type: "string" as const },
+    "max-kills": { type: "string" as const },
+    "accept-finding": { type: "string" as const, multiple: true },
+  };
   if (sub === "plan") {
     const { values, positionals } = parse(rest, opts, ["node", "vsn"]);
     const vsn = check(vsnSchema, positionals[1], "vsn");
     const { plan } = await planFor(env, positionals[0], vsn, values.purge as string[], values["pre-purge"] as string[]);
-    const f = fatesOf(plan);
     if (values.json) console.log(json(plan));
     else {
       console.log(summarise(plan));
-      console.log(f.blocked ? "BLOCKED: a soft pre-purge meets processes on old code; install would fail" : f.killed ? `WOULD KILL ${f.killed} process(es)` : "SAFE: no process would be killed");
+      console.log(verdictLine(plan));
+      console.log(`step: ${plan.step} ${plan.from} -> ${plan.to}`);
+      console.log(`digest: ${plan.digest}  (accept this plan: --accept-plan ${plan.digest})`);
     }
-    return f.blocked ? EXIT_BLOCKED : f.killed ? EXIT.wouldKill : EXIT.ok;
+    return VERDICT_EXIT[plan.verdict];
   }
   if (sub === "unpack") {
     const { values, positionals } = parse(rest, { json: { type: "boolean" } }, ["node", "vsn"]);
@@ -106,26 +146,26 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     const { values, positionals } = parse(rest, opts, positionalsWanted);
     const node = positionals[0];
     if (!values.yes) throw usage(`upgrade ${sub} changes the node: add --yes to confirm`);
+    const gate = gateOf(values);
     let out: StepOutcome;
     if (sub === "install") {
       const vsn = check(vsnSchema, positionals[1], "vsn");
       const { plan, purge, prePurge } = await planFor(env, node, vsn, values.purge as string[], values["pre-purge"] as string[]);
-      const f = fatesOf(plan);
-      console.error(`installing ${vsn} on ${node}: ${f.killed} process(es) predicted to be killed`);
+      console.error(`installing ${vsn} on ${node}: ${killCount(plan)} process(es) predicted to be killed`);
       out = await runStep(env, node, `install of ${vsn} on ${node}`, (commandId, timeoutMs) =>
-        call(env, (api) => api.upgrades.install.mutate({ node, vsn, purge, prePurge, confirmNode: node, acceptedKills: f.killed, commandId }), timeoutMs),
+        call(env, (api) => api.upgrades.install.mutate({ node, vsn, purge, prePurge, confirmNode: node, ...gate, commandId }), timeoutMs),
       );
     } else if (sub === "permanent") {
       const vsn = check(vsnSchema, positionals[1], "vsn");
       const last = await lastUpgrade(env, node);
       if (!last || last.toVsn !== vsn) throw new CliError(`no installed upgrade to ${vsn} on ${node}${last ? ` (the last one is to ${last.toVsn}, ${last.status})` : ""}`);
       out = await runStep(env, node, `make_permanent of ${vsn} on ${node}`, async (commandId, timeoutMs) => {
-        const r = await call(env, (api) => api.upgrades.makePermanent.mutate({ node, upgradeId: last.id, confirmNode: node, commandId }), timeoutMs);
+        const r = await call(env, (api) => api.upgrades.makePermanent.mutate({ node, upgradeId: last.id, confirmNode: node, ...gate, commandId }), timeoutMs);
         console.error(`making ${vsn} permanent on ${node}: ${r.predicted} process(es) still on old code of brutal-purge modules will be killed`);
         return r;
       });
     } else {
-      out = await runStep(env, node, `rollback on ${node}`, (commandId, timeoutMs) => call(env, (api) => api.upgrades.rollback.mutate({ node, confirmNode: node, commandId }), timeoutMs));
+      out = await runStep(env, node, `rollback on ${node}`, (commandId, timeoutMs) => call(env, (api) => api.upgrades.rollback.mutate({ node, confirmNode: node, ...gate, commandId }), timeoutMs));
     }
     const last = await lastUpgrade(env, node);
     if (values.json) console.log(json({ ok: out.ok, commandId: out.commandId, repeated: out.repeated, upgrade: last }));
@@ -139,7 +179,8 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
         console.log(`died, unpredicted:  ${step.comparison.diedUnpredicted.join(" ") || "-"}`);
       }
     }
-    return out.ok ? 0 : 1;
+    if (!out.ok && planChanged(out.message)) console.error("the plan changed since it was reviewed: run `beamdeck upgrade plan` again and review it");
+    return out.ok ? EXIT.ok : planChanged(out.message) ? EXIT.planChanged : EXIT.error;
   }
   if (sub === "status") {
     const { values, positionals } = parse(rest, { json: { type: "boolean" } }, ["node"]);

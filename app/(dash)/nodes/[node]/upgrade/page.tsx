@@ -187,7 +187,8 @@ function UpgradeView({ node }: { node: string }) {
     // Every module's post-purge explicitly: the server's make_permanent check reads the upgrade's choices.
     const explicitPost: PurgeMap = Object.fromEntries(pickerModules.map((m) => [m.module, post[m.module] ?? m.defaultPost]));
     install.mutate(
-      { node, vsn: target, purge: explicitPost, prePurge: pre, confirmNode: confirmInstall, acceptedKills: kills.install.length + kills.makePermanent.length },
+      // The digest of the plan shown: the agent refuses the step if its own plan kills anyone else.
+      { node, vsn: target, purge: explicitPost, prePurge: pre, confirmNode: confirmInstall, acceptPlan: plan.digest },
       {
         onSuccess: (r) => {
           started("install", target)(r);
@@ -198,19 +199,15 @@ function UpgradeView({ node }: { node: string }) {
     );
   };
 
-  // make_permanent kills who is on old code of a brutal post-purge module, as the server counts it.
+  // Who is on old code of a brutal post-purge module, for the old-code list.
   const postOf = (module: string): Purge | null => {
     const chosen = ((currentUpgrade?.purge ?? {}) as PurgeMap)[module];
     const planned = permPlan?.modules.find((m) => m.module === module)?.postPurge;
     const v = chosen ?? planned;
     return v === "soft" || v === "brutal" ? v : installed ? "brutal" : null;
   };
-  const permanentKills = useMemo(() => {
-    const pids = new Set<string>();
-    for (const m of oldCode?.modules ?? []) if (postOf(m.module) === "brutal") for (const p of m.processes) pids.add(p.pid);
-    return pids.size;
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [oldCode, permPlan, currentUpgrade]);
+  // make_permanent kills what the agent's make_permanent plan says; the step sends that plan's digest.
+  const permanentKills = permPlan ? plannedKills(permPlan).makePermanent.length : null;
   const rollbackKills = rbPlan ? plannedKills(rbPlan) : null;
 
   const latest = upgrades.find((u) => u.actualKills && Object.keys(u.actualKills as object).length > 0) ?? null;
@@ -272,22 +269,23 @@ function UpgradeView({ node }: { node: string }) {
                   <div className="up-buttons">
                     <button
                       type="button"
-                      className={`btn btn-primary up-go${permanentKills > 0 ? " up-go-danger" : ""}`}
+                      className={`btn btn-primary up-go${permanentKills ? " up-go-danger" : ""}`}
                       data-testid="make-permanent"
-                      data-kills={permanentKills}
-                      disabled={confirmDecision !== node || busy || !oldCode || oldCodeQ.isError}
+                      data-kills={permanentKills ?? ""}
+                      disabled={confirmDecision !== node || busy || !permPlan || permPlanQ.isFetching}
                       onClick={() =>
-                        makePermanent.mutate({ node, upgradeId: currentUpgrade?.id, confirmNode: confirmDecision, acceptedKills: permanentKills }, { onSuccess: (r) => (started("make_permanent", releases.current)(r), setConfirmDecision("")) })
+                        permPlan &&
+                        makePermanent.mutate({ node, upgradeId: currentUpgrade?.id, confirmNode: confirmDecision, acceptPlan: permPlan.digest }, { onSuccess: (r) => (started("make_permanent", releases.current)(r), setConfirmDecision("")) })
                       }
                     >
-                      Make {releases.current} permanent — {permanentKills === 0 ? "kills none" : `kills ${permanentKills} now`}
+                      Make {releases.current} permanent — {permanentKills === null ? "…" : permanentKills === 0 ? "kills none" : `kills ${permanentKills} now`}
                     </button>
                     <button
                       type="button"
                       className="btn up-go-secondary"
                       data-testid="rollback"
                       disabled={confirmDecision !== node || busy}
-                      onClick={() => rollback.mutate({ node, upgradeId: currentUpgrade?.id, confirmNode: confirmDecision }, { onSuccess: (r) => (started("rollback", releases.permanent)(r), setConfirmDecision("")) })}
+                      onClick={() => rollback.mutate({ node, upgradeId: currentUpgrade?.id, confirmNode: confirmDecision, acceptPlan: rbPlan?.digest }, { onSuccess: (r) => (started("rollback", releases.permanent)(r), setConfirmDecision("")) })}
                     >
                       Roll back to {releases.permanent} — {rollbackKills ? killsText(rollbackKills.install.length + rollbackKills.makePermanent.length, null) : rbPlanQ.error ? "impact unknown" : "…"}
                     </button>

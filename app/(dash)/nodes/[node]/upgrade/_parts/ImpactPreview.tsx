@@ -9,15 +9,33 @@
 import { Atom, Mfa } from "../../../../../_components/Names";
 import { clock, elixirAlias, int } from "../../../../../_lib/format";
 import { FATE_INFO, FateBadge, InitialCall, Panel, PidLink, procs } from "./Bits";
-import { FATES, type Fate, type LintFinding, type Plan, type PlanProcess } from "./types";
+import { FATES, type Fate, type Finding, type LintFinding, type Plan, type PlanProcess } from "./types";
 
-const VERDICT: Record<Plan["verdict"], string> = {
+const IMPACT: Record<Plan["impact"], string> = {
   safe: "Safe: no process dies or stays behind",
   at_risk: "No process dies, but some stay on old code or may fail later",
   kills: "Processes will be killed",
   blocked: "The install would be refused",
   restarts: "The node restarts",
 };
+
+/** The plan's findings, errors first: an error finding is accepted with the plan (the digest). */
+function FindingList({ findings }: { findings: Finding[] }) {
+  if (findings.length === 0) return null;
+  const order = { error: 0, warning: 1, info: 2 } as const;
+  return (
+    <ul className="up-findings" data-testid="findings">
+      {[...findings]
+        .sort((a, b) => order[a.severity] - order[b.severity])
+        .map((f) => (
+          <li key={f.id} className={`up-finding up-finding-${f.severity}`} data-testid="finding" data-id={f.id} data-severity={f.severity}>
+            <b>{f.severity}</b> <code>{f.id}</code> {f.message}
+            {f.fix ? <div className="muted">{f.fix}</div> : null}
+          </li>
+        ))}
+    </ul>
+  );
+}
 
 /** "TestListener.start/1" (Elixir) or "mod:f/1" (Erlang). */
 export function lintName(l: Pick<LintFinding, "module" | "function" | "arity">): string {
@@ -118,8 +136,8 @@ export function ImpactPreview({ node, plan, stale, fetching, onRecompute, title,
         </button>
       }
     >
-      <div className={`up-verdict up-verdict-${plan.verdict}`} data-testid="verdict" data-verdict={plan.verdict}>
-        <b>{VERDICT[plan.verdict]}</b>
+      <div className={`up-verdict up-verdict-${plan.impact}`} data-testid="verdict" data-verdict={plan.verdict} data-impact={plan.impact}>
+        <b>{IMPACT[plan.impact]}</b>
         <span className="up-counts" data-testid="impact-counts">
           {FATES.filter((f) => c[f] > 0).map((f) => (
             <span key={f} className={`up-count up-fate-${f}`} data-fate={f} data-count={c[f]}>
@@ -135,6 +153,10 @@ export function ImpactPreview({ node, plan, stale, fetching, onRecompute, title,
           <FateBadge fate="node_restarts" when={plan.nodeFate.when} /> {plan.nodeFate.why}
         </div>
       ) : null}
+      <FindingList findings={plan.findings} />
+      <div className="muted up-digest" data-testid="plan-digest" data-digest={plan.digest} title="What Install/Make permanent/Roll back accept: the agent refuses the step if the plan it recomputes kills anyone else or has another error finding">
+        plan {plan.step} · digest <code>{plan.digest.slice(0, 16)}</code>
+      </div>
       {plan.truncated ? <div className="alert alert-warn">The agent lists at most 400 processes; the counts above are complete, the list below is not.</div> : null}
       {byFate.map((g) => (
         <div key={g.fate} className={`up-fate-group up-group-${g.fate}`} data-testid="fate-group" data-fate={g.fate}>

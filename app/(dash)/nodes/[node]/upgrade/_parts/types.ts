@@ -4,6 +4,9 @@
  * most of them through untyped, so the shapes are stated here once.
  */
 import type { RouterOutputs } from "../../../../../_lib/types";
+import type { Finding } from "../../../../../../server/upgrades/plan";
+
+export type { Finding };
 
 export type Purge = "soft" | "brutal";
 export type PurgeMap = Record<string, Purge>;
@@ -125,6 +128,13 @@ export interface PlanChange {
 
 export interface Plan {
   action: "install" | "make_permanent" | "rollback";
+  /** The step this plan is for, decided by the agent. */
+  step: "install" | "make_permanent" | "rollback";
+  /** What the gate accepts: the digest of this plan's exact kills and error findings. */
+  digest: string;
+  findings: Finding[];
+  /** Every pid each step kills (the listing below is capped). */
+  killed: { install: string[]; make_permanent: string[] };
   vsn: string;
   from: string;
   to: string;
@@ -138,7 +148,10 @@ export interface Plan {
   modules: PlanModule[];
   applications: { app: string; action: string; processes: PlanProcess[] }[];
   counts: Record<Fate, number> & { processes: number; killedAtInstall: number; killedAtPermanent: number };
-  verdict: "safe" | "at_risk" | "kills" | "blocked" | "restarts";
+  /** The gate's verdict (the CLI's exit code follows it). */
+  verdict: "blocked" | "error_findings" | "would_kill" | "safe";
+  /** The finer impact shown on the page. */
+  impact: "safe" | "at_risk" | "kills" | "blocked" | "restarts";
   lint: LintFinding[];
   lintErrors: { module: string; version: string; error: string }[];
   truncated: boolean;
@@ -185,8 +198,12 @@ export function commandOutcome(c: UpgradeCommand): { result: Record<string, unkn
   return { result: r?.result ?? null, error: r?.error ?? null };
 }
 
-/** The processes a plan kills, once per pid, as the server counts them (server/upgrades/plan.ts predictedKills). */
+/** The processes a plan kills, once per pid: the agent's complete lists (the listed processes stop at 400). */
 export function plannedKills(plan: Plan): { install: string[]; makePermanent: string[] } {
+  if (plan.killed) {
+    const install = new Set(plan.killed.install);
+    return { install: [...install], makePermanent: plan.killed.make_permanent.filter((p) => !install.has(p)) };
+  }
   const seen = new Map<string, When>();
   for (const m of plan.modules) {
     for (const p of m.processes) {
