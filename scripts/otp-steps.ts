@@ -11,16 +11,8 @@
  *   its first run builds a PLT per OTP, minutes on a small VM.
  */
 import { spawnSync } from "node:child_process";
+import type { Result, Step } from "./test-step";
 
-interface Result {
-  passed: number;
-  failed: number;
-}
-interface Step {
-  name: string;
-  deadlineMin: number;
-  run(deadline: number): Promise<Result>;
-}
 /** run-tests.ts's bounded runner: the step's name, the command, and the time it must end by. */
 type Sh = (step: string, cmd: string, args: string[], deadline: number) => Promise<{ code: number; output: string }>;
 

@@ -14,17 +14,8 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { otpSteps } from "./otp-steps";
+import type { Result, Step } from "./test-step";
 
-interface Result {
-  passed: number;
-  failed: number;
-}
-interface Step {
-  name: string;
-  /** This step's own deadline (the run's remaining time caps it). */
-  deadlineMin: number;
-  run(deadline: number): Promise<Result>;
-}
 
 const OUT = path.resolve("tests/.out");
 fs.mkdirSync(OUT, { recursive: true });

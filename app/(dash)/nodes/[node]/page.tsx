@@ -8,7 +8,6 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import Link from "next/link";
-import { useParams } from "next/navigation";
 import { useCallback, useEffect, useState } from "react";
 import { useStickyError, useThrottled } from "../../../_lib/hooks";
 import { beamdeckCode, useTRPC } from "../../../_lib/trpc";
@@ -17,6 +16,7 @@ import { NodeHeader } from "./_parts/NodeHeader";
 import { ProcessDrawer } from "./_parts/ProcessDrawer";
 import { ProcessTable } from "./_parts/ProcessTable";
 import { SupervisionTree } from "./_parts/SupervisionTree";
+import { useNodeParam } from "./_parts/useNodeParam";
 
 const NO_LIVE_DATA: Record<string, string> = {
   BD_NODE_UNKNOWN: "Nodes appear here when their agent connects with an agent token (beamdeck agent-token create LABEL).",
@@ -24,13 +24,6 @@ const NO_LIVE_DATA: Record<string, string> = {
   BD_NODE_ELSEWHERE: "Another beamdeck instance holds this node's agent connection; its live data is there.",
 };
 
-function decodeSegment(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
 /** The open drawer's pid lives in `?pid=` so a view can be linked to. */
 function usePidParam(node: string): [string | null, (pid: string | null) => void] {
@@ -49,8 +42,7 @@ function usePidParam(node: string): [string | null, (pid: string | null) => void
 }
 
 export default function NodePage() {
-  const params = useParams<{ node: string }>();
-  const node = decodeSegment(params.node);
+  const node = useNodeParam();
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const [selected, setSelected] = usePidParam(node);

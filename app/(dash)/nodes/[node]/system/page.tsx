@@ -4,24 +4,17 @@
  * (scheduler utilisation, memory by type, run queue, counts against their
  * limits), its ETS tables and its ports/sockets.
  */
-import { useParams } from "next/navigation";
 import { useEffect } from "react";
 import { NodeHeader } from "../_parts/NodeHeader";
 import { EtsPanel } from "./_parts/EtsPanel";
 import { OverviewPanel } from "./_parts/OverviewPanel";
 import { PortsPanel } from "./_parts/PortsPanel";
 import "./_parts/system.css";
+import { useNodeParam } from "../_parts/useNodeParam";
 
-function decodeSegment(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
 export default function SystemPage() {
-  const node = decodeSegment(useParams<{ node: string }>().node);
+  const node = useNodeParam();
   useEffect(() => {
     document.title = `${node} · system · beamdeck`;
   }, [node]);

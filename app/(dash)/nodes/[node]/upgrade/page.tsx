@@ -16,7 +16,6 @@
  * steps anyway. Server errors are shown as the server words them.
  */
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useParams } from "next/navigation";
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { errorMessage, trpcCode, useTRPC } from "../../../../_lib/trpc";
 import { NodeHeader } from "../_parts/NodeHeader";
@@ -33,14 +32,8 @@ import { ScriptView } from "./_parts/ScriptView";
 import { plannedKills, relupDefaults, type OldCode, type Plan, type Purge, type PurgeMap, type Releases, type Upgrade } from "./_parts/types";
 import { useProgress } from "./_parts/useProgress";
 import "./_parts/upgrade.css";
+import { useNodeParam } from "../_parts/useNodeParam";
 
-function decodeSegment(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
 /** The chosen target lives in `?vsn=` so a review can be linked to. */
 function useVsnParam(): [string | null, (vsn: string | null) => void] {
@@ -60,8 +53,7 @@ function appOfModules(plan: Plan | undefined): Map<string, string> {
 }
 
 export default function UpgradePage() {
-  const params = useParams<{ node: string }>();
-  const node = decodeSegment(params.node);
+  const node = useNodeParam();
   useEffect(() => {
     document.title = `Upgrade · ${node} · beamdeck`;
   }, [node]);

@@ -5,6 +5,7 @@ import { useState } from "react";
 import { ETS_SORTS } from "../../../../../../server/agents/system-views";
 import { bytes, elixirAlias, int } from "../../../../../_lib/format";
 import { errorMessage, useTRPC } from "../../../../../_lib/trpc";
+import { ListHead } from "./ListHead";
 
 const owner = (name: string | null, pid: string | null) => (name ? `${elixirAlias(name) ?? name} ${pid ?? ""}` : (pid ?? "-"));
 
@@ -15,20 +16,7 @@ export function EtsPanel({ node }: { node: string }) {
   const r = q.data;
   return (
     <section className="panel" data-testid="ets-panel">
-      <div className="panel-head">
-        <h2>ETS tables</h2>
-        <span className="panel-meta" data-testid="ets-count">
-          {r ? `${r.tables.length} of ${int(r.total)}${r.partial ? ` (first ${int(r.scanned)} scanned)` : ""}` : ""}
-        </span>
-        <div className="spacer" />
-        <div className="seg" role="group" aria-label="Sort ETS tables by">
-          {ETS_SORTS.map((s) => (
-            <button key={s} type="button" className={s === sort ? "seg-btn active" : "seg-btn"} onClick={() => setSort(s)} data-testid={`ets-sort-${s}`}>
-              {s}
-            </button>
-          ))}
-        </div>
-      </div>
+      <ListHead title="ETS tables" testid="ets" counts={r ? { shown: r.tables.length, total: r.total, partial: r.partial, scanned: r.scanned } : null} sorts={ETS_SORTS} sort={sort} onSort={setSort} />
       {q.error ? <div className="panel-foot error-inline">{errorMessage(q.error)}</div> : null}
       <div className="sys-table-scroll">
         <table className="grid compact" data-testid="ets-table">

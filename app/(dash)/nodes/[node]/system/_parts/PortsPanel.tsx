@@ -5,6 +5,7 @@ import { useState } from "react";
 import { PORT_SORTS } from "../../../../../../server/agents/system-views";
 import { bytes, elixirAlias, int } from "../../../../../_lib/format";
 import { errorMessage, useTRPC } from "../../../../../_lib/trpc";
+import { ListHead } from "./ListHead";
 
 export function PortsPanel({ node }: { node: string }) {
   const trpc = useTRPC();
@@ -13,20 +14,7 @@ export function PortsPanel({ node }: { node: string }) {
   const r = q.data;
   return (
     <section className="panel" data-testid="ports-panel">
-      <div className="panel-head">
-        <h2>Ports and sockets</h2>
-        <span className="panel-meta" data-testid="ports-count">
-          {r ? `${r.ports.length} of ${int(r.total)}${r.partial ? ` (first ${int(r.scanned)} scanned)` : ""}` : ""}
-        </span>
-        <div className="spacer" />
-        <div className="seg" role="group" aria-label="Sort ports by">
-          {PORT_SORTS.map((s) => (
-            <button key={s} type="button" className={s === sort ? "seg-btn active" : "seg-btn"} onClick={() => setSort(s)}>
-              {s}
-            </button>
-          ))}
-        </div>
-      </div>
+      <ListHead title="Ports and sockets" testid="ports" counts={r ? { shown: r.ports.length, total: r.total, partial: r.partial, scanned: r.scanned } : null} sorts={PORT_SORTS} sort={sort} onSort={setSort} />
       {q.error ? <div className="panel-foot error-inline">{errorMessage(q.error)}</div> : null}
       <div className="sys-table-scroll">
         <table className="grid compact" data-testid="ports-table">
