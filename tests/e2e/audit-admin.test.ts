@@ -207,19 +207,21 @@ describe("the admin page", () => {
     await withScreenshotOnFailure(admin, "admin-agent-token", async () => {
       await admin.getByTestId("agent-token-label").fill("payments fleet");
       await admin.getByTestId("agent-token-fleet").check();
+      // A fleet token serves only the names matching its pattern.
+      await admin.getByTestId("agent-token-fleet-pattern").fill("payments_*@*");
       await admin.getByTestId("agent-token-submit").click();
       const created = admin.getByTestId("agent-token-created");
       await created.waitFor();
       expect(await created.textContent()).toMatch(/Agent token \S+ \(fleet\)/);
       const row = admin.locator('[data-testid="agent-token-row"][data-fleet="true"]');
       await row.waitFor();
-      expect(await row.getByTestId("agent-token-scope").textContent()).toBe("fleet");
+      expect(await row.getByTestId("agent-token-scope").textContent()).toBe("fleet payments_*@*");
       await screenshot(admin, "admin-agent-token-created", true);
       await row.getByTestId("agent-token-revoke").click();
       await expect.poll(() => row.getAttribute("data-revoked")).toBe("true");
     });
     const listed = await httpClient(bd.url, { token: bd.apiToken }).tokens.agentList.query();
-    expect(listed.find((t) => t.label === "payments fleet")).toMatchObject({ fleet: true, boundNode: null });
+    expect(listed.find((t) => t.label === "payments fleet")).toMatchObject({ fleet: true, fleetPattern: "payments_*@*", boundNode: null });
     expect(listed.find((t) => t.label === "payments fleet")?.revokedAt).not.toBeNull();
   });
 

@@ -179,13 +179,18 @@ describe("(a) login", () => {
   });
 
   it("logs out everywhere: every session of the user ends", async () => {
-    const other = await loginOverHttp(ADMIN, bd.adminPassword);
+    // Its own user: logging out everywhere also ends the user's API tokens, and
+    // the rest of this file acts with the admin's.
+    const username = "e2e-everywhere";
+    const password = "battery staple correct horse";
+    await trpcAsAdmin("users.add", { username, role: "operator", password });
+    const other = await loginOverHttp(username, password);
     expect(other.status).toBe(200);
     const cookie = (other.headers.get("set-cookie") ?? "").split(";")[0];
     expect(cookie).toMatch(/^beamdeck_session=/);
     expect((await fetch(`${bd.url}/`, { redirect: "manual", headers: { cookie } })).status).toBe(200);
     await withScreenshotOnFailure(page, "logout-everywhere", async () => {
-      await login(page, ADMIN, bd.adminPassword, "/");
+      await login(page, username, password, "/");
       page.once("dialog", (d) => void d.accept());
       await page.getByTestId("logout-everywhere").click();
       await page.waitForURL((u) => u.pathname === "/login");

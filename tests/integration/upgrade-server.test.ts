@@ -195,6 +195,8 @@ describe("the forum's upgrade through beamdeck", () => {
     // 450 more connections, held by one process on the node: 450 more handlers in TestListener.loop.
     const opened = await node.rpc(
       `Me = self(), H = spawn(fun() -> Ss = [S || _ <- lists:seq(1, 450), {ok, S} <- [gen_tcp:connect({127,0,0,1}, ${port}, [binary, {active, false}], 5000)]], Me ! {opened, length(Ss)}, receive stop -> Ss end end), register(bd_many, H), receive {opened, N} -> N after 60000 -> timeout end`,
+      // 450 accepts, each logged by the listener: more than the default 10 s on a slow machine.
+      { timeoutMs: 90_000 },
     );
     expect(opened).toBe("450");
     await waitFor("451 handlers", async () => (await handlers(acc)).length === 451, 30_000, 500);
