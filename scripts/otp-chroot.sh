@@ -76,7 +76,12 @@ build() {
   local suite="$1" dir tmp
   dir="$(dir_of "$suite")"
   tmp="$dir.partial"
-  command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+  # A fresh machine has no debootstrap: install it from Debian, like setup.sh does its packages.
+  if ! command -v debootstrap >/dev/null; then
+    echo "otp-chroot: installing debootstrap (apt-get)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; } >"$CACHE/apt-debootstrap.log" 2>&1 \
+      || die "apt-get install debootstrap failed (log: $CACHE/apt-debootstrap.log)"
+  fi
   echo "otp-chroot: building $suite chroot in $dir (about 300 MB, a minute or two)" >&2
   # A half-made chroot from an interrupted run is thrown away, never reused
   # (after unmounting anything an older, killed debootstrap left mounted).
