@@ -11,7 +11,7 @@
  *   its first run builds a PLT per OTP, minutes on a small VM.
  */
 import { spawnSync } from "node:child_process";
-import type { Result, Step } from "./test-step";
+import { eunitCounts, type Result, type Step } from "./test-step";
 
 /** run-tests.ts's bounded runner: the step's name, the command, and the time it must end by. */
 type Sh = (step: string, cmd: string, args: string[], deadline: number) => Promise<{ code: number; output: string }>;
@@ -29,14 +29,6 @@ function present(suite: string): boolean {
   return spawnSync("bash", [CHROOT, "present", suite], { stdio: "ignore" }).status === 0;
 }
 
-/** EUnit's summary line as counts; a run that printed none is one failure. */
-export function eunitCounts(code: number, output: string): Result {
-  const all = /All (\d+) tests passed/.exec(output);
-  if (all) return { passed: Number(all[1]), failed: code === 0 ? 0 : 1 };
-  const m = /Failed: (\d+)\.\s+Skipped: (\d+)\.\s+Passed: (\d+)\./.exec(output);
-  if (m) return { passed: Number(m[3]), failed: Number(m[1]) + Number(m[2]) };
-  return { passed: 0, failed: 1 };
-}
 
 function inChroot(sh: Sh, name: string, deadlineMin: number, otp: number, suite: string, args: string[], count: (code: number, output: string) => Result): Step {
   return {

@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { otpSteps } from "./otp-steps";
-import type { Result, Step } from "./test-step";
+import { eunitCounts, type Result, type Step } from "./test-step";
 
 
 const OUT = path.resolve("tests/.out");
@@ -113,6 +113,24 @@ function check(name: string, deadlineMin: number, cmd: string, args: string[], c
   return { name, deadlineMin, run: async (deadline) => ((await sh(name, cmd, args, deadline, { cwd })).code === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 }) };
 }
 
+interface VitestReport {
+  numPassedTests: number;
+  numFailedTests: number;
+  testResults: { name: string; status: string; message?: string; assertionResults: { fullName: string; status: string; failureMessages: string[] }[] }[];
+}
+
+/** Failed tests (file, name, first lines of the reason), and files that failed to load. */
+function vitestFailures(r: VitestReport): string[] {
+  const out: string[] = [];
+  for (const file of r.testResults) {
+    const rel = path.relative(process.cwd(), file.name);
+    const failedTests = file.assertionResults.filter((a) => a.status === "failed");
+    for (const a of failedTests) out.push(`${rel} > ${a.fullName}\n    ${(a.failureMessages[0] ?? "").split("\n").slice(0, 6).join("\n    ")}`);
+    if (file.status === "failed" && failedTests.length === 0) out.push(`${rel}: ${(file.message ?? "failed to run").split("\n").slice(0, 6).join("\n    ")}`);
+  }
+  return out.slice(0, 30);
+}
+
 function vitest(name: string, dir: string, deadlineMin: number): Step {
   return {
     name,
@@ -130,11 +148,11 @@ function vitest(name: string, dir: string, deadlineMin: number): Step {
       );
       if (timedOut) return { passed: 0, failed: 1 }; // its report was never written: the hang is the failure
       if (!fs.existsSync(report)) return { passed: 0, failed: 1 };
-      const r = JSON.parse(fs.readFileSync(report, "utf8")) as { numPassedTests: number; numFailedTests: number; numTotalTestSuites: number; testResults: { status: string }[] };
+      const r = JSON.parse(fs.readFileSync(report, "utf8")) as VitestReport;
       // A suite that failed to load has no tests but must still count as a failure.
       const brokenFiles = r.testResults.filter((t) => t.status === "failed").length;
       const failed = r.numFailedTests || (code !== 0 ? Math.max(1, brokenFiles) : 0);
-      return { passed: r.numPassedTests, failed };
+      return { passed: r.numPassedTests, failed, failures: vitestFailures(r) };
     },
   };
 }
@@ -145,11 +163,7 @@ function eunit(): Step {
     deadlineMin: 15,
     async run(deadline) {
       const { code, output } = await sh("agent-eunit", "rebar3", ["eunit"], deadline, { cwd: "agent" });
-      const all = /All (\d+) tests passed/.exec(output);
-      if (all) return { passed: Number(all[1]), failed: code === 0 ? 0 : 1 };
-      const m = /Failed: (\d+)\.\s+Skipped: (\d+)\.\s+Passed: (\d+)\./.exec(output);
-      if (m) return { passed: Number(m[3]), failed: Number(m[1]) + Number(m[2]) };
-      return { passed: 0, failed: 1 };
+      return eunitCounts(code, output);
     },
   };
 }
@@ -168,7 +182,9 @@ const STEPS: Step[] = [
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
-  const steps = only.length ? STEPS.filter((s) => only.some((o) => s.name.includes(o))) : STEPS;
+  // A name given exactly runs that step; otherwise every step whose name contains it.
+  const picks = (o: string) => (STEPS.some((s) => s.name === o) ? (s: Step) => s.name === o : (s: Step) => s.name.includes(o));
+  const steps = only.length ? STEPS.filter((s) => only.some((o) => picks(o)(s))) : STEPS;
   const results: [string, Result, number][] = [];
   const runDeadline = Date.now() + RUN_DEADLINE_MS;
   for (const step of steps) {
@@ -186,6 +202,8 @@ async function main(): Promise<void> {
   for (const [name, r, ms] of results) console.log(`${name.padEnd(14)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed  ${(ms / 1000).toFixed(1)}s`);
   const passed = results.reduce((n, [, r]) => n + r.passed, 0);
   const failed = results.reduce((n, [, r]) => n + r.failed, 0);
+  const failures = results.flatMap(([name, r]) => (r.failures ?? []).map((f) => `[${name}] ${f}`));
+  if (failures.length) console.log(`\n===== what failed =====\n${failures.join("\n")}`);
   console.log(`${passed} passed, ${failed} failed`);
   process.exitCode = failed > 0 ? 1 : 0;
 }

@@ -2,6 +2,38 @@
 export interface Result {
   passed: number;
   failed: number;
+  /** What failed, short: printed again after the summary so the tail of a CI log names it. */
+  failures?: string[];
+}
+
+/**
+ * EUnit's failing tests with a few lines of their reason. A CI log is often
+ * read only from its end, where EUnit prints just the counts.
+ */
+export function eunitFailures(output: string): string[] {
+  const lines = output.split("\n");
+  const out: string[] = [];
+  lines.forEach((line, i) => {
+    if (!/\*failed\*|\*timed out\*|\*\*\* .* failed \*\*\*/.test(line) || out.length >= 20) return;
+    const reason: string[] = [];
+    for (const next of lines.slice(i + 1, i + 40)) {
+      if (next.trim() === "" || /\.\.\.(ok|\*failed\*|\*timed out\*)|^=+$/.test(next.trim())) break;
+      if (!next.startsWith("in call from")) reason.push(`    ${next.trimEnd()}`);
+      if (reason.length >= 8) break;
+    }
+    out.push([line.trim(), ...reason].join("\n"));
+  });
+  return out;
+}
+
+/** EUnit's summary line as counts; a run that printed none is one failure. */
+export function eunitCounts(code: number, output: string): Result {
+  const failures = eunitFailures(output);
+  const all = /All (\d+) tests passed/.exec(output);
+  if (all) return { passed: Number(all[1]), failed: code === 0 ? 0 : 1, failures };
+  const m = /Failed: (\d+)\.\s+Skipped: (\d+)\.\s+Passed: (\d+)\./.exec(output);
+  if (m) return { passed: Number(m[3]), failed: Number(m[1]) + Number(m[2]), failures };
+  return { passed: 0, failed: 1, failures };
 }
 
 export interface Step {

@@ -183,7 +183,11 @@ top_n_by_mailbox_sent_every_tick_test() ->
         [stop(P) || P <- [Big, Bigger, Small]]
     end).
 
-top_n_by_memory_sent_every_tick_test() ->
+%% A 2M-element list and three full samples: seconds on a loaded machine.
+top_n_by_memory_sent_every_tick_test_() ->
+    {timeout, 60, fun top_n_by_memory_sent_every_tick/0}.
+
+top_n_by_memory_sent_every_tick() ->
     with_env([{top_n, 1}], fun() ->
         Fat = spawn(fun() -> L = lists:seq(1, 2000000), receive stop -> length(L) end end),
         settle([Fat]),
