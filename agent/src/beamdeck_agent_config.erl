@@ -2,7 +2,7 @@
 %%% validation and the README's config table all come.
 %%%
 %%% A value comes from the OS env (for the keys that have a `BEAMDECK_*'
-%%% variable: `BEAMDECK_URL', `BEAMDECK_TOKEN', `BEAMDECK_NODE_ID',
+%%% variable: `BEAMDECK_URL', `BEAMDECK_TOKEN', `BEAMDECK_NODE_ID', `BEAMDECK_GROUP',
 %%% `BEAMDECK_TLS_VERIFY'), else the application env, else the schema's
 %%% default; every value goes through the same check. An invalid value is
 %%% never used: {@link get/1} answers the default instead, and
@@ -50,6 +50,8 @@ schema() ->
        "an agent token from `beamdeck agent-token create <label>`"),
      e(node_id, text, undefined, "BEAMDECK_NODE_ID",
        "identity when the node is not distributed"),
+     e(group, text, undefined, "BEAMDECK_GROUP",
+       "the node's group for fleets and rollouts (default: the name of the release it runs)"),
      e(tls_verify, boolean, true, "BEAMDECK_TLS_VERIFY",
        "`false` turns off certificate verification (tests only)"),
      e(tls_cacertfile, text, undefined, none,

@@ -668,7 +668,8 @@ keepalive(D) ->
 %% application controller or release handler.
 -spec hello(Opts) -> map() when Opts :: opts().
 hello(Opts) ->
-    #{type => hello,
+    Releases = releases(),
+    Hello = #{type => hello,
       protocol => ?PROTOCOL,
       node => maps:get(node, Opts, beamdeck_agent_config:node_name()),
       bootId => beamdeck_agent_config:boot_id(),
@@ -683,10 +684,30 @@ hello(Opts) ->
       processLimit => erlang:system_info(process_limit),
       schedulers => erlang:system_info(schedulers),
       applications => applications(),
-      releases => releases(),
+      releases => Releases,
       capabilities => capabilities(),
       config => #{getState => beamdeck_agent_config:get(get_state) =:= true},
-      lastEventSeq => last_event_seq()}.
+      lastEventSeq => last_event_seq()},
+    case group(Releases) of
+        undefined -> Hello;
+        Group -> Hello#{group => Group}
+    end.
+
+%% The node's group for fleets: the `group' setting, else the name of the
+%% release it runs (nodes of one release form a group by default).
+group(Releases) ->
+    case beamdeck_agent_config:get(group) of
+        G when is_binary(G), G =/= <<>> -> G;
+        G when is_list(G), G =/= [] -> unicode:characters_to_binary(G);
+        _ when is_list(Releases) ->
+            Running = [R || #{status := S} = R <- Releases, S =:= current]
+                ++ [R || #{status := S} = R <- Releases, S =:= permanent],
+            case Running of
+                [#{name := Name} | _] -> Name;
+                [] -> undefined
+            end;
+        _ -> undefined
+    end.
 
 applications() ->
     try application:which_applications(5000) of

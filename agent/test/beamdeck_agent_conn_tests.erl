@@ -187,13 +187,28 @@ hello_with_release_handler_test() ->
                 H = ?CONN:hello(#{node => <<"n@h">>}),
                 ?assertEqual([#{name => <<"rel_test">>, vsn => <<"0.1.0">>, status => permanent,
                                 apps => [<<"kernel-8.5.3">>, <<"rel_test-0.1.0">>]}],
-                             maps:get(releases, H))
+                             maps:get(releases, H)),
+                %% No group setting: the group is the release's name.
+                ?assertEqual(<<"rel_test">>, maps:get(group, H))
             after
                 unregister(release_handler),
                 Fake ! stop
             end;
         _ ->
             Fake ! stop  % SASL's real release_handler runs here: covered by hello_test
+    end.
+
+hello_group_setting_test() ->
+    application:set_env(beamdeck_agent, group, <<"shop">>),
+    try
+        ?assertEqual(<<"shop">>, maps:get(group, ?CONN:hello(#{node => <<"n@h">>})))
+    after
+        application:unset_env(beamdeck_agent, group)
+    end,
+    %% Neither a setting nor a release: no group (the server files it under none).
+    case whereis(release_handler) of
+        undefined -> ?assertNot(maps:is_key(group, ?CONN:hello(#{node => <<"n@h">>})));
+        _ -> ?assert(is_binary(maps:get(group, ?CONN:hello(#{node => <<"n@h">>}), <<>>)))
     end.
 
 %%% IDLE %%%

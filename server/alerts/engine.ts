@@ -10,7 +10,8 @@ import type { EventStore } from "../events/store";
 import type { Hub } from "../live/hub";
 import { Expectations } from "./expectations";
 import type { OldCodeWatch } from "../upgrades/old-code-watch";
-import { LeakWatch, matchChildTerminated, matchEventGap, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, OldCodeLinger, type AlertDraft, type EventFacts } from "./rules";
+import type { Group } from "../fleet/groups";
+import { DriftWatch, LeakWatch, matchChildTerminated, matchEventGap, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, OldCodeLinger, type AlertDraft, type EventFacts } from "./rules";
 import { autoResolve, loadRules, raiseAlert, type RuleSetting } from "./store";
 import { deliverDue, enqueueDeliveries } from "./webhooks";
 
@@ -37,6 +38,7 @@ export class AlertEngine {
   private readonly mailboxes = new MailboxWatch();
   private readonly oldCodeLinger = new OldCodeLinger();
   private readonly leaks = new LeakWatch();
+  private readonly drift = new DriftWatch();
   private timers: NodeJS.Timeout[] = [];
   private delivering = false;
 
@@ -47,6 +49,8 @@ export class AlertEngine {
     events: EventStore,
     private readonly publicUrl: () => string | null,
     private readonly oldCode: OldCodeWatch | null = null,
+    /** The groups of nodes (fleet/groups.ts), for the version-drift rule. */
+    private readonly groups: (() => Promise<Group[]>) | null = null,
   ) {
     events.onStored((node, stored) => this.onEvents(node, stored));
     hub.listen("nodes", (p) => {
@@ -59,6 +63,7 @@ export class AlertEngine {
     this.timers.push(setInterval(() => void this.tickMailboxes(), 1000));
     this.timers.push(setInterval(() => void this.tickNodes(), 2000));
     this.timers.push(setInterval(() => void this.tickOldCode(), 2000));
+    this.timers.push(setInterval(() => void this.tickDrift(), 5000));
     this.timers.push(setInterval(() => void this.deliver(), 500));
     for (const t of this.timers) t.unref();
   }
@@ -168,6 +173,19 @@ export class AlertEngine {
       const { fire, cleared } = this.oldCodeLinger.observe(live.name, snap.modules, rule.params, now);
       for (const d of fire) await this.raise(d, null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
       for (const key of cleared) await this.resolve(key);
+    }
+  }
+
+  private async tickDrift(): Promise<void> {
+    const rules = await this.currentRules().catch(() => null);
+    const rule = rules?.version_drift as RuleSetting<"version_drift"> | undefined;
+    if (!rule?.enabled || !this.groups) return;
+    try {
+      const { fire, cleared } = this.drift.observe(await this.groups(), rule.params, Date.now());
+      for (const d of fire) await this.raise(d, null);
+      for (const key of cleared) await this.resolve(key);
+    } catch (e) {
+      console.error(`[beamdeck] alert: ${(e as Error).message}`);
     }
   }
 

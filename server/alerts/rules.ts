@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 
-export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "mailbox_leak", "node_down", "old_code", "event_gap"] as const;
+export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "mailbox_leak", "node_down", "old_code", "event_gap", "version_drift"] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
 
 export const ruleParams = {
@@ -34,6 +34,10 @@ export const ruleParams = {
     /** How long processes may stay on a module's old code after a load before it pages. */
     forSeconds: z.number().int().min(0).max(7 * 86_400).default(600),
   }),
+  version_drift: z.object({
+    /** How long the connected nodes of one group may run different releases before it pages. */
+    forSeconds: z.number().int().min(0).max(30 * 86_400).default(1800),
+  }),
 } satisfies Record<RuleKind, z.ZodType>;
 
 export type RuleParams = { [K in RuleKind]: z.infer<(typeof ruleParams)[K]> };
@@ -46,6 +50,7 @@ export const RULE_TITLES: Record<RuleKind, string> = {
   node_down: "Node disconnected",
   event_gap: "Event sequence gap or regression (events missing or forged)",
   old_code: "Processes left on old code",
+  version_drift: "Nodes of a group run different releases",
 };
 
 export function defaultParams<K extends RuleKind>(kind: K): RuleParams[K] {
@@ -253,6 +258,57 @@ export class LeakWatch {
       if (!key.startsWith(`${node}|`) || seen.has(key)) continue;
       this.watch.delete(key);
       if (w.fired) cleared.push(`mailbox_leak|${key}`);
+    }
+    return { fire, cleared };
+  }
+}
+
+/**
+ * Version-drift rule state: the connected nodes of a group running more than
+ * one release for longer than the rule allows page once per drift; it
+ * clears when they run one release again (or the group is gone).
+ */
+export class DriftWatch {
+  private readonly since = new Map<string, number>();
+  private readonly fired = new Set<string>();
+
+  observe(
+    groups: { name: string; drift: boolean; versions: string[]; nodes: { name: string; connected: boolean; release: { name: string; vsn: string } | null }[] }[],
+    p: RuleParams["version_drift"],
+    now: number,
+  ): { fire: AlertDraft[]; cleared: string[] } {
+    const fire: AlertDraft[] = [];
+    const drifting = new Set<string>();
+    for (const g of groups) {
+      if (!g.drift) continue;
+      const key = `version_drift|${g.name}`;
+      drifting.add(key);
+      const since = this.since.get(key) ?? now;
+      this.since.set(key, since);
+      if (now - since < p.forSeconds * 1000 || this.fired.has(key)) continue;
+      this.fired.add(key);
+      const live = g.nodes.filter((n) => n.connected);
+      const minutes = Math.max(1, Math.round((now - since) / 60_000));
+      fire.push({
+        kind: "version_drift",
+        // An alert belongs to a node: the group's first connected one (the detail lists them all).
+        node: live[0]?.name ?? g.nodes[0]?.name ?? g.name,
+        groupKey: key,
+        title: `Group ${g.name} runs ${g.versions.length} releases for ${minutes} min: ${g.versions.join(", ")}`,
+        detail: {
+          group: g.name,
+          versions: g.versions,
+          nodes: live.slice(0, 100).map((n) => ({ node: n.name, release: n.release })),
+          since: new Date(since).toISOString(),
+          forSeconds: p.forSeconds,
+        },
+      });
+    }
+    const cleared: string[] = [];
+    for (const key of [...this.since.keys()]) {
+      if (drifting.has(key)) continue;
+      this.since.delete(key);
+      if (this.fired.delete(key)) cleared.push(key);
     }
     return { fire, cleared };
   }

@@ -3,7 +3,7 @@ import type { Env } from "../storage/database-url";
 import { audit, token, user } from "./commands/admin";
 import { alerts, events } from "./commands/events";
 import { releases, upgrade } from "./commands/upgrade";
-import { nodes, proc, procs, tree } from "./commands/live";
+import { groups, nodes, proc, procs, tree } from "./commands/live";
 import { takeTimeout, withDeadline } from "./deadline";
 import { ets, ports, system } from "./commands/system";
 import { CliError, EXIT, usage } from "./errors";
@@ -32,6 +32,7 @@ const COMMANDS: Record<string, { run: Command; help: string; deadline?: Deadline
   init: { run: async (argv, env) => (await import("./commands/init")).init(argv, env), deadline: () => 3 * MINUTE, help: "init [--json]                       create the database and the first admin login + API token" },
   "agent-token": { run: async (argv, env) => (await import("./commands/agent-token")).agentToken(argv, env), deadline: () => 3 * MINUTE, help: "agent-token create <label> [--fleet PATTERN [--group G]] | list | revoke <id> | bind <node> <token-id> | release <node>" },
   nodes: { run: nodes, help: "nodes [--json]                      list nodes" },
+  groups: { run: groups, help: "groups [--json]                     nodes per group (BEAMDECK_GROUP or release name), releases, drift" },
   procs: { run: procs, help: "procs <node> [--sort mailbox|memory|reductions] [--limit N] [--filter TEXT] [--json]" },
   tree: { run: tree, help: "tree <node> [--json]                supervision trees" },
   proc: { run: proc, help: "proc <node> <pid> [--json]          one process in detail" },

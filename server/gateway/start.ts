@@ -13,6 +13,8 @@ import { InstanceLeases, leaseMs } from "../agents/leases";
 import { AgentRegistry, DEFAULT_MAX_PROCESS_RECORDS } from "../agents/registry";
 import { SystemWatch } from "../agents/system-views";
 import { OldCodeWatch } from "../upgrades/old-code-watch";
+import { listNodes } from "../agents/node-listing";
+import { groupNodes } from "../fleet/groups";
 import { MetricsCounters } from "./metrics";
 import { EventStore } from "../events/store";
 import { LocalHub } from "../live/hub";
@@ -69,7 +71,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const leases = new InstanceLeases(db.prisma, instanceId, leaseMs(env), (nodes) => registry.leasesReleased(nodes));
   const registry = new AgentRegistry(db.prisma, hub, instanceId, events, leases, maxProcessRecords(env));
   const oldCode = new OldCodeWatch(registry);
-  const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode);
+  const groups = async () => groupNodes(await listNodes({ prisma: db.prisma, registry, oldCode, instanceId }));
+  const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode, groups);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations);
   const wsSessions = new WsSessions(db.prisma);
   const system = new SystemWatch(registry);

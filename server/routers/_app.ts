@@ -4,6 +4,7 @@ import { alertsRouter } from "./alerts";
 import { auditRouter } from "./audit";
 import { authRouter } from "./auth";
 import { eventsRouter } from "./events";
+import { groupsRouter } from "./groups";
 import { nodesRouter } from "./nodes";
 import { procsRouter } from "./procs";
 import { systemRouter } from "./system";
@@ -15,6 +16,7 @@ export const appRouter = router({
   alerts: alertsRouter,
   auth: authRouter,
   events: eventsRouter,
+  groups: groupsRouter,
   audit: auditRouter,
   nodes: nodesRouter,
   procs: procsRouter,

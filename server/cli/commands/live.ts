@@ -30,6 +30,29 @@ export async function nodes(argv: string[], env: Env): Promise<number> {
   return 0;
 }
 
+export async function groups(argv: string[], env: Env): Promise<number> {
+  const { values } = parse(argv, { json: { type: "boolean" } }, []);
+  const list = await call(env, (api) => api.groups.list.query());
+  if (values.json) console.log(json(list));
+  else
+    console.log(
+      table(
+        ["GROUP", "NODE", "STATUS", "RELEASE", "OLD CODE", "DRIFT"],
+        list.flatMap((g) =>
+          g.nodes.map((n, i) => [
+            i === 0 ? g.name : "",
+            n.name,
+            n.connected ? "connected" : `disconnected ${ago(n.lastSeenAt)}`,
+            n.release ? `${n.release.name} ${n.release.vsn}` : null,
+            n.oldCode,
+            i === 0 && g.drift ? `yes: ${g.versions.join(" / ")}` : "",
+          ]),
+        ),
+      ),
+    );
+  return 0;
+}
+
 export async function procs(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(
     argv,

@@ -1,0 +1,105 @@
+/**
+ * Groups and version drift (issue 15), on real nodes: a node's group is its
+ * agent's BEAMDECK_GROUP, else the name of the release it runs; `beamdeck
+ * groups` lists nodes per group with the release each runs; a group whose
+ * connected nodes run different releases pages through the `version_drift`
+ * rule, and the alert resolves when they run one release again.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stopAll, type BeamNode } from "../../tools/beam/nodes";
+import { startAgentNode, waitConnected } from "../support/beam-node";
+import { waitFor } from "../support/ports";
+import { startServer, type TestServer } from "../support/server";
+import { httpClient } from "../support/trpc-clients";
+
+interface GroupJson {
+  name: string;
+  drift: boolean;
+  versions: string[];
+  connected: number;
+  nodes: { name: string; connected: boolean; group: string | null; release: { name: string; vsn: string } | null }[];
+}
+
+let server: TestServer;
+let shopRel: BeamNode;
+let shopCounter: BeamNode;
+let plain: BeamNode;
+
+beforeAll(async () => {
+  server = await startServer();
+  const admin = httpClient(server.url, { token: server.apiToken });
+  await admin.alerts.updateRule.mutate({ kind: "version_drift", enabled: true, params: { forSeconds: 2 } });
+  // Two different releases in one group, and a node in its release's own group.
+  [{ node: shopRel }, { node: shopCounter }, { node: plain }] = await Promise.all([
+    startAgentNode(server, { sname: `shop_a_${process.pid}`, env: { BEAMDECK_GROUP: "shop" } }),
+    startAgentNode(server, { release: "bd_counter", sname: `shop_b_${process.pid}`, env: { BEAMDECK_GROUP: "shop" } }),
+    startAgentNode(server, { sname: `plain_${process.pid}` }),
+  ]);
+  await Promise.all([shopRel, shopCounter, plain].map((n) => waitConnected(server, n.name)));
+});
+afterAll(async () => {
+  await stopAll();
+  await server?.stop();
+});
+
+async function groups(): Promise<GroupJson[]> {
+  const r = await server.cli(["groups", "--json"]);
+  if (r.code !== 0) throw new Error(`beamdeck groups: exit ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as GroupJson[];
+}
+
+describe("groups", () => {
+  it("files nodes by BEAMDECK_GROUP, else by release name, with the release each runs", async () => {
+    const all = await groups();
+    const shop = all.find((g) => g.name === "shop");
+    const relTest = all.find((g) => g.name === "rel_test");
+    expect(shop?.nodes.map((n) => n.name).sort()).toEqual([shopRel.name, shopCounter.name].sort());
+    expect(shop?.versions).toEqual(["bd_counter 1.0.0", "rel_test 0.1.0"]);
+    expect(shop?.drift).toBe(true);
+    expect(shop?.connected).toBe(2);
+    expect(relTest?.nodes.map((n) => n.name)).toEqual([plain.name]);
+    expect(relTest?.nodes[0]?.release).toEqual({ name: "rel_test", vsn: "0.1.0" });
+    expect(relTest?.drift).toBe(false);
+    // The nodes list carries the same group.
+    const r = await server.cli(["nodes", "--json"]);
+    const rows = JSON.parse(r.stdout) as { name: string; group: string | null }[];
+    expect(rows.find((n) => n.name === shopCounter.name)?.group).toBe("shop");
+    expect(rows.find((n) => n.name === plain.name)?.group).toBe("rel_test");
+  });
+
+  it("prints a table with the drift named", async () => {
+    const r = await server.cli(["groups"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^GROUP\s+NODE\s+STATUS\s+RELEASE\s+OLD CODE\s+DRIFT/m);
+    expect(r.stdout).toContain("yes: bd_counter 1.0.0 / rel_test 0.1.0");
+    expect(r.stdout).toMatch(new RegExp(`rel_test\\s+${plain.name.replace(/[.@]/g, "\\$&")}\\s+connected\\s+rel_test 0\\.1\\.0`));
+  });
+});
+
+describe("version drift", () => {
+  const api = () => httpClient(server.url, { token: server.apiToken });
+
+  it("pages once the group has run two releases for longer than the rule allows", async () => {
+    const alert = await waitFor(
+      "the version_drift alert",
+      async () => (await api().alerts.list.query({ status: "open" })).find((a) => a.kind === "version_drift") ?? null,
+      30_000,
+      500,
+    );
+    expect(alert.title).toMatch(/^Group shop runs 2 releases for \d+ min: bd_counter 1\.0\.0, rel_test 0\.1\.0$/);
+    expect((alert.detail as { group: string }).group).toBe("shop");
+    // One group drifted: one alert, not one per node or per tick.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect((await api().alerts.list.query({ status: "open" })).filter((a) => a.kind === "version_drift")).toHaveLength(1);
+  });
+
+  it("resolves when the group runs one release again", async () => {
+    await shopCounter.stop();
+    await waitConnected(server, shopCounter.name, false);
+    const shop = (await groups()).find((g) => g.name === "shop");
+    expect(shop?.drift).toBe(false);
+    expect(shop?.connected).toBe(1);
+    await waitFor("the drift alert resolved", async () => !(await api().alerts.list.query({ status: "open" })).some((a) => a.kind === "version_drift"), 30_000, 500);
+    expect((await api().alerts.list.query({ status: "resolved" })).filter((a) => a.kind === "version_drift")).toHaveLength(1);
+  });
+});
