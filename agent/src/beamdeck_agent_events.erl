@@ -6,8 +6,8 @@
 %%% Every event gets the next sequence number of this boot (1, 2, 3…; the
 %%% counter outlives a restart of this process, so seqs never repeat within
 %%% a boot) and stays buffered until the server acknowledges it. The buffer
-%%% is bounded by count (`event_buffer`, default 10000) and by bytes
-%%% (`event_buffer_bytes`, default 16 MiB); on overflow the oldest events
+%%% is bounded by count (`event_buffer`) and by bytes (`event_buffer_bytes`;
+%%% these settings and their defaults: beamdeck_agent_config); on overflow the oldest events
 %%% are dropped and counted, and the count goes out as an `agent` event
 %%% (`"dropped": N`, at most one per second, only when it changed). The
 %%% first event sent after dropped ones declares them (`droppedSeqs`:
@@ -22,7 +22,7 @@
 %%% (node, bootId, seq)).
 %%%
 %%% Overload: the handlers count in-flight events in an atomics array (see
-%%% `submit/2`); past `event_inflight_max` (default 1000) they drop and count
+%%% `submit/2`); past `event_inflight_max` they drop and count
 %%% instead of sending, so a flood can neither block the logging processes
 %%% nor grow this mailbox without bound.
 %%%

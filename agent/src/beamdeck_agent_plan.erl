@@ -185,11 +185,7 @@ lint(Mods, Path, Stage) ->
     Deadline = erlang:monotonic_time(millisecond) + ?TARGET_LINT_BUDGET_MS,
     Results = [{M, loaded_lint(M), target_lint(maps:get(M, Beams, none), M, Deadline)}
                || #{module := M} <- Mods],
-    Loops = maps:from_list([{M, case L of
-                                    {ok, A} -> [{atom_to_binary(F, utf8), Ar}
-                                                || {F, Ar} <- beamdeck_agent_lint:loops(A)];
-                                    {error, _} -> unknown
-                                end} || {M, L, _} <- Results]),
+    Loops = beamdeck_agent_preview:loops(maps:from_list([{M, L} || {M, L, _} <- Results])),
     Merged = lists:append([merge_findings(M, L, T) || {M, L, T} <- Results]),
     {Loops, {[F || F <- Merged, not maps:is_key(error, F)], [E || E <- Merged, maps:is_key(error, E)]}}.
 

@@ -30,7 +30,7 @@
 %%% beamdeck_agent_scan; the supervisor walk beamdeck_agent_tree:supervised/2.
 -module(beamdeck_agent_preview).
 
--export([preview/2, modules_json/1, process_json/1]).
+-export([preview/2, loops/1, modules_json/1, process_json/1]).
 
 -define(MAX_LISTED, 400).
 -define(SUP_BUDGET_MS, 3000).
@@ -285,6 +285,18 @@ agent_process(P) ->
                 lists:prefix("beamdeck_agent", atom_to_list(Name));
             _ -> false
         end.
+
+%% @doc The `loops' option of preview/2 from lint results (module →
+%% beamdeck_agent_lint:analyze_loaded/1's answer): the `{FunctionText,
+%% Arity}' in local-recursion loops of each module's loaded code, or
+%% `unknown' when its code could not be read (then every frame of it is
+%% assumed to loop).
+-spec loops(Lints) -> #{module() => [{binary(), arity()}] | unknown}
+    when Lints :: #{module() => {ok, term()} | {error, term()}}.
+loops(Lints) ->
+    maps:map(fun(_M, {ok, A}) -> [{atom_to_binary(F, utf8), Ar} || {F, Ar} <- beamdeck_agent_lint:loops(A)];
+                (_M, {error, _}) -> unknown
+             end, Lints).
 
 %%% JSON %%%
 

@@ -317,11 +317,8 @@ choices_by_vsn(Entries) ->
                 end, #{}, Entries).
 
 loops(Mods) ->
-    maps:from_list([{M, case beamdeck_agent_lint:analyze_loaded(M) of
-                            {ok, A} -> [{atom_to_binary(F, utf8), Ar}
-                                        || {F, Ar} <- beamdeck_agent_lint:loops(A)];
-                            {error, _} -> unknown
-                        end} || M <- Mods, erlang:module_loaded(M)]).
+    beamdeck_agent_preview:loops(maps:from_list([{M, beamdeck_agent_lint:analyze_loaded(M)}
+                                                 || M <- Mods, erlang:module_loaded(M)])).
 
 %%% HELPERS %%%
 
