@@ -11,6 +11,9 @@
 %%% `"timeout": true' instead of hanging the sampler. The output is bounded:
 %%% children per supervisor, linked processes per node and in total, and an
 %%% estimate of the encoded size of the whole frame.
+%%%
+%%% The upgrade preview walks the same trees for another question: whom
+%%% release_handler would suspend for `{update, M}' (supervised/2).
 -module(beamdeck_agent_tree).
 
 -export([apps/0, supervised/2]).
