@@ -19,7 +19,7 @@
 %%% Nothing here changes a file or the node.
 -module(beamdeck_agent_release).
 
--export([rel_dir/0, root_dir/0, releases_info/0, rels_json/1, state/1, step_context/2,
+-export([rel_dir/0, releases_info/0, rels_json/1, state/1, step_context/2,
          status_vsn/2, path/2, target_beams/2]).
 
 %% Exported for the EUnit tests only.
@@ -61,7 +61,7 @@ rel_dir() ->
             end
     end.
 
-%% @doc The root of the target system (library paths in RELEASES are relative to it).
+%% The root of the target system (library paths in RELEASES are relative to it).
 -spec root_dir() -> string().
 root_dir() -> code:root_dir().
 
