@@ -13,11 +13,11 @@
 %%% median of several passes:
 %%% <ol type="a">
 %%% <li>floor: `process_info(P, backtrace)' of every process, nothing else;</li>
-%%% <li>the scan alone (`beamdeck_agent_preview:scan/2'), one worker and
+%%% <li>the scan alone (`beamdeck_agent_scan:scan/2'), one worker and
 %%%     the default workers;</li>
 %%% <li>the whole preview (`beamdeck_agent_preview:preview/2': scan, fates,
 %%%     and the JSON of the listed processes);</li>
-%%% <li>the `old_code' request (`beamdeck_agent_preview:old_code/1').</li>
+%%% <li>the `old_code' request (`beamdeck_agent_scan:old_code/1').</li>
 %%% </ol>
 %%% It prints a table and one `BENCH_JSON {...}' line. A benchmark reports;
 %%% it does not pass or fail (the goal is a preview under 2 s at 100k).
@@ -96,13 +96,13 @@ run(N) ->
     Mods = [bd_bench_target, bd_bench_old],
     Workers = max(1, min(8, erlang:system_info(schedulers_online))),
     Floor = median(Reps, fun() -> floor_loop(erlang:processes()) end),
-    Scan1 = median(Reps, fun() -> beamdeck_agent_preview:scan(Mods, #{old => [bd_bench_old], workers => 1}) end),
-    ScanW = median(Reps, fun() -> beamdeck_agent_preview:scan(Mods, #{old => [bd_bench_old], workers => Workers}) end),
+    Scan1 = median(Reps, fun() -> beamdeck_agent_scan:scan(Mods, #{old => [bd_bench_old], workers => 1}) end),
+    ScanW = median(Reps, fun() -> beamdeck_agent_scan:scan(Mods, #{old => [bd_bench_old], workers => Workers}) end),
     Preview = median(Reps, fun() ->
                                    #{modules := Ms} = beamdeck_agent_preview:preview(Script, #{loops => Loops}),
                                    [beamdeck_agent_preview:process_json(E) || #{entries := Es} <- Ms, E <- Es]
                            end),
-    OldCode = median(Reps, fun() -> beamdeck_agent_preview:old_code([bd_bench_old]) end),
+    OldCode = median(Reps, fun() -> beamdeck_agent_scan:old_code([bd_bench_old]) end),
     #{preview := P} = check(Script, Loops),
     #{label => N, processes => Procs, workers => Workers,
       floorMs => ms(Floor), scan1Ms => ms(Scan1), scanMs => ms(ScanW),

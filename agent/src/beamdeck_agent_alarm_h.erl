@@ -12,8 +12,8 @@
 -module(beamdeck_agent_alarm_h).
 -behaviour(gen_event).
 
--export([start_link/1, init/1, handle_event/2, handle_call/2, handle_info/2,
-         terminate/2, code_change/3, event/1]).
+-export([start_link/1, init/1, handle_event/2, handle_call/2, handle_info/2, terminate/2,
+         code_change/3]).
 
 -define(DESC_CAP, 2048).
 %% How long the watcher waits for alarm_handler's current alarms.

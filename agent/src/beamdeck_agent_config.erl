@@ -18,9 +18,13 @@
 
 -compile({no_auto_import, [get/1]}).
 
--export([get/1, get/2, url/0, parse_url/1, token/0, tls_verify/0,
-         boot_id/0, new_boot_id/0, node_name/0, agent_version/0,
-         schema/0, validate/2, check/0, problems/0, doc_table/0]).
+-export([get/1, url/0, parse_url/1, token/0, tls_verify/0, boot_id/0, new_boot_id/0,
+         node_name/0, agent_version/0, schema/0, check/0, doc_table/0]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([validate/2, problems/0]).
+-endif.
 
 -define(APP, beamdeck_agent).
 -define(BOOT_ID_KEY, {beamdeck_agent, boot_id}).
@@ -166,14 +170,6 @@ get(Key) ->
                 unset -> D
             end;
         false -> application:get_env(?APP, Key, undefined)
-    end.
-
-%% @doc A setting, with `Default' when it is unset (undefined).
--spec get(Key, Default) -> term() when Key :: atom(), Default :: term().
-get(Key, Default) ->
-    case get(Key) of
-        undefined -> Default;
-        V -> V
     end.
 
 %% @doc The server endpoint: `undefined' when no URL is set, else the parsed URL.

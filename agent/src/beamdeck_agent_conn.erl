@@ -21,20 +21,26 @@
 %%% +-20 %, reset after a connection that lived 10 s); a refused token
 %%% (HTTP 401/403, close 4401/4403) backs off to the maximum at once. Each
 %%% distinct failure is logged once, not at every retry.
+%%%
+%%% Size (over 400 lines, on purpose): one gen_statem whose event handlers
+%%% share the `#d' record (queue, workers, dialer, backoff); split into
+%%% modules, each would need that record and the state transitions would be
+%%% read across files. What is pure lives elsewhere: the hello frame in
+%%% beamdeck_agent_hello, the WebSocket in beamdeck_agent_ws*.
 -module(beamdeck_agent_conn).
 
 -behaviour(gen_statem).
 
 -export([start_link/0, start_link/1, send/1, connected/0, stats/0]).
 -export([callback_mode/0, init/1, handle_event/4, terminate/3]).
--export([hello/1, backoff_delay/2, next_backoff/2, enqueue/3]).
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([backoff_delay/2, next_backoff/2, enqueue/3]).
+-endif.
 
 -define(TAB, ?MODULE).
--define(PROTOCOL, 1).
 -define(MAX_LOGGED_KEYS, 32).
 -define(FLUSH_BATCH, 32).
--define(MAX_APPS, 500).
--define(MAX_RELEASES, 50).
 
 -record(d, {opts :: map(),
             endpoint :: undefined | beamdeck_agent_config:endpoint(),
@@ -183,7 +189,7 @@ handle_event(info, {dialed, Ref, Result}, connecting, #d{dialer = {_, Ref, MRef}
     D1 = D#d{dialer = undefined},
     case Result of
         {ok, Ws} ->
-            D2 = D1#d{ws = Ws, phase = welcome, last_recv = now_ms()},
+            D2 = D1#d{ws = Ws, phase = welcome, last_recv = beamdeck_agent_terms:monotonic_ms()},
             received(<<>>, connecting, D2,
                      [{state_timeout, maps:get(welcome_timeout, D#d.opts), welcome_timeout},
                       keepalive(D2)]);
@@ -234,7 +240,7 @@ handle_event(info, {timeout, _TRef, {request_timeout, MRef}}, _State, #d{workers
 %% Keepalive: a ping when quiet, a disconnect when silent for 3 periods.
 handle_event({timeout, keepalive}, ping, State, #d{ws = Ws} = D) when Ws =/= undefined ->
     Period = maps:get(keepalive_ms, D#d.opts),
-    case now_ms() - D#d.last_recv > 3 * Period of
+    case beamdeck_agent_terms:monotonic_ms() - D#d.last_recv > 3 * Period of
         true -> disconnect(keepalive_timeout, State, D);
         false ->
             case beamdeck_agent_ws:ping(Ws, <<"beamdeck">>) of
@@ -258,7 +264,7 @@ handle_event(info, {'EXIT', _Pid, _Reason}, _State, _D) ->
 %% Socket messages.
 handle_event(info, Msg, State, #d{ws = Ws} = D) when Ws =/= undefined ->
     case beamdeck_agent_ws:socket_message(Msg, Ws) of
-        {data, Bin} -> received(Bin, State, D#d{last_recv = now_ms()}, []);
+        {data, Bin} -> received(Bin, State, D#d{last_recv = beamdeck_agent_terms:monotonic_ms()}, []);
         closed -> disconnect({closed, 1006, <<"connection lost">>}, State, D);
         {error, R} -> disconnect({socket_error, R}, State, D);
         other -> keep_state_and_data
@@ -342,7 +348,7 @@ welcomed(Frame, D) ->
                         Failure
                 end,
     true = ets:insert(?TAB, [{reconnects, max(0, Sessions - 1)}, {lastError, null}]),
-    D1 = set_state(connected, D#d{phase = open, connected_at = now_ms(), sessions = Sessions,
+    D1 = set_state(connected, D#d{phase = open, connected_at = beamdeck_agent_terms:monotonic_ms(), sessions = Sessions,
                                   recovered_logged = Recovered}),
     notify(beamdeck_agent_sampler, resync, []),
     notify(beamdeck_agent_events, connected, [LastSeq]),
@@ -539,7 +545,7 @@ start_dial(D) ->
 dialer(Parent, Ref, WsOpts, Opts) ->
     Result = case beamdeck_agent_ws:connect(WsOpts) of
                  {ok, Ws} ->
-                     Hello = iolist_to_binary(beamdeck_agent_json:encode(hello(Opts))),
+                     Hello = iolist_to_binary(beamdeck_agent_json:encode(beamdeck_agent_hello:hello(Opts))),
                      case beamdeck_agent_ws:send(Ws, text, Hello) of
                          ok ->
                              case beamdeck_agent_ws:controlling_process(Ws, Parent) of
@@ -582,7 +588,7 @@ disconnect(Reason, _State, D0) ->
     Opts = D1#d.opts,
     Lived = case D1#d.connected_at of
                 undefined -> 0;
-                At -> now_ms() - At
+                At -> beamdeck_agent_terms:monotonic_ms() - At
             end,
     Stable = Lived >= maps:get(stable_ms, Opts),
     Base0 = case Stable of
@@ -661,105 +667,15 @@ duration(Ms) -> io_lib:format("~b s", [round(Ms / 1000)]).
 keepalive(D) ->
     {{timeout, keepalive}, maps:get(keepalive_ms, D#d.opts), ping}.
 
-%%% HELLO %%%
-
-%% @doc The `hello' frame (docs/protocol.md). Every part that asks another
-%% process has a timeout or a fallback: a reconnect must not hang on a busy
-%% application controller or release handler.
--spec hello(Opts) -> map() when Opts :: opts().
-hello(Opts) ->
-    Releases = releases(),
-    Hello = #{type => hello,
-      protocol => ?PROTOCOL,
-      node => maps:get(node, Opts, beamdeck_agent_config:node_name()),
-      bootId => beamdeck_agent_config:boot_id(),
-      agentVersion => beamdeck_agent_config:agent_version(),
-      otpRelease => list_to_binary(erlang:system_info(otp_release)),
-      ertsVersion => list_to_binary(erlang:system_info(version)),
-      systemVersion => unicode:characters_to_binary(string:trim(erlang:system_info(system_version))),
-      distributed => erlang:is_alive(),
-      startedAt => erlang:convert_time_unit(erlang:system_info(start_time) + erlang:time_offset(),
-                                            native, millisecond),
-      processCount => erlang:system_info(process_count),
-      processLimit => erlang:system_info(process_limit),
-      schedulers => erlang:system_info(schedulers),
-      applications => applications(),
-      releases => Releases,
-      capabilities => capabilities(),
-      config => #{getState => beamdeck_agent_config:get(get_state) =:= true},
-      lastEventSeq => last_event_seq()},
-    case group(Releases) of
-        undefined -> Hello;
-        Group -> Hello#{group => Group}
-    end.
-
-%% The node's group for fleets: the `group' setting, else the name of the
-%% release it runs (nodes of one release form a group by default).
-group(Releases) ->
-    case beamdeck_agent_config:get(group) of
-        G when is_binary(G), G =/= <<>> -> G;
-        G when is_list(G), G =/= [] -> unicode:characters_to_binary(G);
-        _ when is_list(Releases) ->
-            Running = [R || #{status := S} = R <- Releases, S =:= current]
-                ++ [R || #{status := S} = R <- Releases, S =:= permanent],
-            case Running of
-                [#{name := Name} | _] -> Name;
-                [] -> undefined
-            end;
-        _ -> undefined
-    end.
-
-applications() ->
-    try application:which_applications(5000) of
-        Apps ->
-            [#{name => N, vsn => text(V), description => text(Desc)}
-             || {N, Desc, V} <- lists:sublist(Apps, ?MAX_APPS)]
-    catch _:_ -> []
-    end.
-
-releases() ->
-    case whereis(release_handler) of
-        undefined -> null;
-        _ ->
-            case beamdeck_agent_otp:call(fun release_handler:which_releases/0, 2000) of
-                {ok, Rels} when is_list(Rels) ->
-                    [#{name => text(N), vsn => text(V), status => S, apps => [text(A) || A <- Apps]}
-                     || {N, V, Apps, S} <- lists:sublist(Rels, ?MAX_RELEASES)];
-                _ -> null
-            end
-    end.
-
-capabilities() ->
-    Mods = [{procs, beamdeck_agent_sampler}, {tree, beamdeck_agent_sampler},
-            {detail, beamdeck_agent_detail}, {events, beamdeck_agent_events},
-            {upgrade, beamdeck_agent_upgrade}, {system, beamdeck_agent_system},
-            {gates, beamdeck_agent_gate}],
-    Caps = [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}],
-    %% Optional protocol-1 fields this agent sends (docs/protocol.md).
-    case lists:member(events, Caps) of
-        true -> Caps ++ [dropped_seqs];
-        false -> Caps
-    end.
-
-%% The seq counter outlives the events process (persistent_term), so this
-%% holds while that process restarts: the server compares it with what it
-%% stored to spot seqs this agent never sent.
-last_event_seq() ->
-    try beamdeck_agent_events:last_seq() of
-        N when is_integer(N), N >= 0 -> N;
-        _ -> 0
-    catch _:_ -> 0
-    end.
-
 %%% HELPERS %%%
 
 settings(Opts) ->
     Defaults = #{token => beamdeck_agent_config:token(),
                  tls_verify => beamdeck_agent_config:tls_verify(),
                  cacertfile => beamdeck_agent_config:get(tls_cacertfile),
-                 max_queue => beamdeck_agent_config:get(max_queue, 2000),
-                 max_message => beamdeck_agent_config:get(max_message, 1048576),
-                 max_frame => beamdeck_agent_config:get(max_frame, 1048576),
+                 max_queue => beamdeck_agent_config:get(max_queue),
+                 max_message => beamdeck_agent_config:get(max_message),
+                 max_frame => beamdeck_agent_config:get(max_frame),
                  handler => beamdeck_agent_requests,
                  backoff_min => 500, backoff_max => 30000, stable_ms => 10000,
                  dial_timeout => 20000, welcome_timeout => 10000, send_timeout => 10000,
@@ -784,16 +700,6 @@ endpoint_text(#d{endpoint = #{scheme := S, host := H, port := P, path := Path}})
     io_lib:format("~s://~s:~b~s", [S, H, P, Base]);
 endpoint_text(_) -> "(no url)".
 
-now_ms() -> erlang:monotonic_time(millisecond).
-
-text(B) when is_binary(B) -> B;
-text(A) when is_atom(A) -> atom_to_binary(A, utf8);
-text(L) when is_list(L) ->
-    case unicode:characters_to_binary(L) of
-        B when is_binary(B) -> B;
-        _ -> printed(L)
-    end;
-text(T) -> printed(T).
 
 printed(Term) -> maps:get(text, beamdeck_agent_terms:printed(Term, 500)).
 

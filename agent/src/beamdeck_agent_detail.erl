@@ -16,7 +16,12 @@
 %%% (`beamdeck_agent_logger_h'). What leaves the node is decided on the node.
 -module(beamdeck_agent_detail).
 
--export([fetch/1, stack_modules/1, values_visible/0, dictionary/2]).
+-export([fetch/1, values_visible/0, dictionary/2]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([stack_modules/1]).
+-endif.
 
 -define(ITEMS, [current_stacktrace, links, monitors, monitored_by, trap_exit,
                 priority, heap_size, stack_size, total_heap_size,

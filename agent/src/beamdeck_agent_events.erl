@@ -6,8 +6,8 @@
 %%% Every event gets the next sequence number of this boot (1, 2, 3…; the
 %%% counter outlives a restart of this process, so seqs never repeat within
 %%% a boot) and stays buffered until the server acknowledges it. The buffer
-%%% is bounded by count (`event_buffer`, default 10000) and by bytes
-%%% (`event_buffer_bytes`, default 16 MiB); on overflow the oldest events
+%%% is bounded by count (`event_buffer`) and by bytes (`event_buffer_bytes`;
+%%% these settings and their defaults: beamdeck_agent_config); on overflow the oldest events
 %%% are dropped and counted, and the count goes out as an `agent` event
 %%% (`"dropped": N`, at most one per second, only when it changed). The
 %%% first event sent after dropped ones declares them (`droppedSeqs`:
@@ -18,13 +18,16 @@
 %%% second); replays (`connected/1`, re-sends) are paced: every 100 ms at most
 %%% `?BATCH` frames, and only while the conn's outbound queue (its `stats/0`
 %%% `queued`) is below half its `max_queue`. Events not acknowledged for
-%%% `?RESEND_MS` are sent again (go-back-N; the server deduplicates on
+%%% `event_resend_ms` are sent again (go-back-N; the server deduplicates on
 %%% (node, bootId, seq)).
 %%%
 %%% Overload: the handlers count in-flight events in an atomics array (see
-%%% `submit/2`); past `event_inflight_max` (default 1000) they drop and count
+%%% `submit/2`); past `event_inflight_max` they drop and count
 %%% instead of sending, so a flood can neither block the logging processes
 %%% nor grow this mailbox without bound.
+%%%
+%%% Size (over 400 lines, on purpose): one gen_server; the buffer, acks,
+%%% pacing and overload counts all change its one state together.
 -module(beamdeck_agent_events).
 -behaviour(gen_server).
 
@@ -47,7 +50,6 @@
 -define(TICK_MS, 1000).
 -define(PUMP_MS, 100).
 -define(BATCH, 100).
--define(RESEND_MS, 10000).
 -define(PROBE_TIMEOUT, 500).
 -define(CALL_TIMEOUT, 5000).
 -define(LOGGER_TIMEOUT, 5000).
@@ -168,14 +170,14 @@ count_handler_error(_) ->
 init([]) ->
     process_flag(trap_exit, true),
     BootId = beamdeck_agent_config:boot_id(),
-    MaxQueue = env(max_queue, 2000),
-    Sink = {self(), atomics:new(3, [{signed, true}]), env(event_inflight_max, 1000)},
+    MaxQueue = setting(max_queue),
+    Sink = {self(), atomics:new(3, [{signed, true}]), setting(event_inflight_max)},
     St = #st{boot_id = BootId, seq = seq_counter(BootId), sink = Sink,
-             max_len = env(event_buffer, 10000),
-             max_bytes = env(event_buffer_bytes, 16 * 1024 * 1024),
+             max_len = setting(event_buffer),
+             max_bytes = setting(event_buffer_bytes),
              high_water = max(1, MaxQueue div 2),
-             resend_ms = env(event_resend_ms, ?RESEND_MS),
-             last_progress = now_ms()},
+             resend_ms = setting(event_resend_ms),
+             last_progress = beamdeck_agent_terms:monotonic_ms()},
     _ = erlang:send_after(?TICK_MS, self(), tick),
     {ok, start_alarm(install_handler(St))}.
 
@@ -197,11 +199,11 @@ handle_call(_Request, _From, St) ->
 -spec handle_cast(term(), #st{}) -> {noreply, #st{}}.
 handle_cast({connected, LastSeq}, St0) ->
     St1 = rewind(drop_upto(LastSeq, St0#st{connected = true, budget = ?BATCH})),
-    {noreply, pump(St1#st{last_progress = now_ms()})};
+    {noreply, pump(St1#st{last_progress = beamdeck_agent_terms:monotonic_ms()})};
 handle_cast({ack, Seq}, St) ->
     {noreply, drop_upto(Seq, St)};
 handle_cast({notify, Event}, St) ->
-    {noreply, add(Event#{at => maps:get(at, Event, wall_ms())}, St)};
+    {noreply, add(Event#{at => maps:get(at, Event, beamdeck_agent_terms:now_ms())}, St)};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -216,7 +218,7 @@ handle_info(tick, St) ->
     _ = erlang:send_after(?TICK_MS, self(), tick),
     {noreply, tick(St)};
 handle_info({'EXIT', Pid, _Reason}, #st{alarm = Pid} = St) ->
-    {noreply, St#st{alarm = undefined, alarm_retry_at = now_ms() + ?ALARM_RETRY_MS}};
+    {noreply, St#st{alarm = undefined, alarm_retry_at = beamdeck_agent_terms:monotonic_ms() + ?ALARM_RETRY_MS}};
 handle_info(_Info, St) ->
     {noreply, St}.
 
@@ -232,13 +234,9 @@ terminate(_Reason, St) ->
 
 %%% INTERNALS %%%
 
-env(Key, Default) ->
-    case application:get_env(beamdeck_agent, Key) of
-        {ok, V} when is_integer(V), V > 0 -> V;
-        _ -> Default
-    end.
+%% Checked against the one schema (beamdeck_agent_config), defaults there.
+setting(Key) -> beamdeck_agent_config:get(Key).
 
-now_ms() -> erlang:monotonic_time(millisecond).
 
 %% One counter per boot id, kept across restarts of this process.
 seq_counter(BootId) ->
@@ -261,7 +259,7 @@ check_handler(#st{sink = Sink} = St) ->
 
 %% Replace any handler left by an earlier incarnation of this process.
 install_handler(#st{sink = Sink} = St) ->
-    Config = beamdeck_agent_logger_h:handler_config(Sink, application:get_env(beamdeck_agent, progress_reports, false) =:= true),
+    Config = beamdeck_agent_logger_h:handler_config(Sink, setting(progress_reports) =:= true),
     Install = fun() ->
                   _ = logger:remove_handler(?HANDLER_ID),
                   logger:add_handler(?HANDLER_ID, beamdeck_agent_logger_h, Config)
@@ -279,12 +277,12 @@ install_handler(#st{sink = Sink} = St) ->
 start_alarm(St) ->
     case beamdeck_agent_alarm_h:start_link(St#st.sink) of
         {ok, Pid} -> St#st{alarm = Pid};
-        ignore -> St#st{alarm = undefined, alarm_retry_at = now_ms() + ?ALARM_RETRY_MS}
+        ignore -> St#st{alarm = undefined, alarm_retry_at = beamdeck_agent_terms:monotonic_ms() + ?ALARM_RETRY_MS}
     end.
 
 tick(St0) ->
     St1 = report_drops(check_handler(St0#st{budget = ?BATCH})),
-    Now = now_ms(),
+    Now = beamdeck_agent_terms:monotonic_ms(),
     St2 = case St1#st.alarm =:= undefined andalso Now >= St1#st.alarm_retry_at of
               true -> start_alarm(St1);
               false -> St1
@@ -306,12 +304,11 @@ report_drops(#st{sink = {_, Ref, _}, reported = Reported} = St0) ->
             %% insertion may cause and does not trigger another report.
             St1 = make_room(?ENTRY_OVERHEAD * 4, St0),
             Counts = {St1#st.dropped, atomics:get(Ref, ?OVERLOAD)},
-            Event = #{kind => <<"agent">>, at => wall_ms(), dropped => element(1, Counts),
+            Event = #{kind => <<"agent">>, at => beamdeck_agent_terms:now_ms(), dropped => element(1, Counts),
                       overloadDrops => element(2, Counts)},
             push(Event, ?ENTRY_OVERHEAD * 4, St1#st{reported = Counts})
     end.
 
-wall_ms() -> beamdeck_agent_terms:now_ms().
 
 add(Event, St) ->
     Size = erlang:external_size(Event) + ?ENTRY_OVERHEAD,
@@ -328,7 +325,7 @@ push(Event, Size, #st{seq = SeqRef, boot_id = BootId} = St) ->
         true ->
             ok = send(declare_drops(Frame, St1)),
             St2 = case queue:is_empty(St1#st.sent) of
-                      true -> St1#st{last_progress = now_ms()};
+                      true -> St1#st{last_progress = beamdeck_agent_terms:monotonic_ms()};
                       false -> St1
                   end,
             St2#st{sent = queue:in(Entry, St2#st.sent), budget = St2#st.budget - 1};
@@ -372,7 +369,7 @@ drop_upto(Seq, St0) ->
     St1 = St0#st{sent = Sent, pending = Pending, len = St0#st.len - N1 - N2,
                  bytes = St0#st.bytes - B1 - B2, acked = max(Seq, St0#st.acked)},
     case N1 > 0 of
-        true -> St1#st{last_progress = now_ms()};
+        true -> St1#st{last_progress = beamdeck_agent_terms:monotonic_ms()};
         false -> St1
     end.
 
@@ -436,7 +433,7 @@ send_n(N, #st{sent = Sent, pending = Pending} = St) ->
         {{value, {_, _, Frame} = Entry}, Pending1} ->
             ok = send(declare_drops(Frame, St)),
             St1 = case queue:is_empty(Sent) of
-                      true -> St#st{last_progress = now_ms()};
+                      true -> St#st{last_progress = beamdeck_agent_terms:monotonic_ms()};
                       false -> St
                   end,
             send_n(N - 1, St1#st{sent = queue:in(Entry, Sent), pending = Pending1});

@@ -15,7 +15,12 @@
 %%% write-then-rename with the data synced to disk before the rename.
 -module(beamdeck_agent_journal).
 
--export([default_dir/0, open/1, file/1, entries/1, find/2, put/2, recent/2]).
+-export([default_dir/0, open/1, entries/1, find/2, put/2, recent/2]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([file/1]).
+-endif.
 
 -define(JOURNAL_FILE, "beamdeck_agent_journal.term").
 -define(MAX, 50).
@@ -57,9 +62,11 @@ open(Dir) ->
               end,
     #{file => File, entries => Entries}.
 
+-ifdef(TEST).
 %% @doc The journal's file name.
 -spec file(Journal) -> string() when Journal :: journal().
 file(#{file := F}) -> F.
+-endif.
 
 %% @doc All entries, newest first.
 -spec entries(Journal) -> [entry()] when Journal :: journal().

@@ -19,9 +19,18 @@
 %%% `null' as the atom `null', integers as integers, numbers with a fraction or
 %%% exponent as floats. Malformed input gives `{error, Reason}'; nesting
 %%% deeper than the depth limit (default 256) is refused.
+%%%
+%%% Size (over 400 lines, on purpose): one codec, both directions; the OTP 27+
+%%% dispatch and the fallback must give the same results, so they are kept
+%%% side by side.
 -module(beamdeck_agent_json).
 
--export([encode/1, decode/1, decode/2, backend/0]).
+-export([encode/1, decode/1]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([decode/2, backend/0]).
+-endif.
 
 -define(MAX_SAFE_INT, 9007199254740991).
 -define(DEFAULT_MAX_DEPTH, 256).
@@ -387,6 +396,7 @@ hexval(_) -> -1.
 
 %%% OTP 27 DETECTION %%%
 
+-ifdef(TEST).
 %% @doc Which code encodes and decodes on this node: OTP 27's `json' module
 %% (`otp_json') or the agent's own (`builtin', OTP 25 and 26).
 -spec backend() -> otp_json | builtin.
@@ -395,6 +405,7 @@ backend() ->
         true -> otp_json;
         false -> builtin
     end.
+-endif.
 
 %% Cached: code:ensure_loaded/1 of a missing module asks the code server
 %% (a file search) every time, too slow for every frame.

@@ -22,8 +22,12 @@
 %%% and the dictionary's keys only.
 -module(beamdeck_agent_logger_h).
 
--export([adding_handler/1, changing_config/3, removing_handler/1, log/2,
-         handler_config/2, event/2]).
+-export([adding_handler/1, changing_config/3, removing_handler/1, log/2, handler_config/2]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([event/2]).
+-endif.
 
 %% Printed report cap and the caps of its parts (bytes).
 -define(REPORT_CAP, 8192).

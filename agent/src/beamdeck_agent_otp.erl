@@ -6,7 +6,12 @@
 %%% the agent can hang on the host's processes.
 -module(beamdeck_agent_otp).
 
--export([call/2, which_children/2, app_supervisor/2, app_supervisor_mode/0]).
+-export([call/2, which_children/2, app_supervisor/2]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([app_supervisor_mode/0]).
+-endif.
 
 %% application:get_supervisor/1 is OTP 26+, behind a runtime check.
 -dialyzer({nowarn_function, app_supervisor/1}).

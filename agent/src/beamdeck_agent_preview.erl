@@ -25,284 +25,21 @@
 %%% only backtraces that match are parsed. `erlang:check_process_code/2' runs
 %%% only for modules that have old code. The workers are linked to the
 %%% caller, so a request worker killed on timeout takes them with it.
+%%%
+%%% The plan around it is beamdeck_agent_plan; the process scan
+%%% beamdeck_agent_scan; the supervisor walk beamdeck_agent_tree:supervised/2.
 -module(beamdeck_agent_preview).
 
--export([plan/1, plan/2, plan_facts/2, preview/2, scan/2, old_code/1, supervised/2, process_json/1,
-         parse_backtrace/2]).
+-export([preview/2, loops/1, modules_json/1, process_json/1]).
 
 -define(MAX_LISTED, 400).
--define(MAX_KILLED_PIDS, 20000).
--define(MAX_SCRIPT, 300).
--define(TARGET_LINT_BUDGET_MS, 3000).
--define(SCAN_TIMEOUT, 25000).
 -define(SUP_BUDGET_MS, 3000).
--define(CALL_TIMEOUT, 1000).
--define(MAX_SUP_CHILDREN, 200000).
--define(FRAME_RE, "\\((?:'((?:[^'\\\\]|\\\\.)+)'|([a-z][A-Za-z0-9_@]*)):('(?:[^'\\\\]|\\\\.)+'|[a-z][A-Za-z0-9_@]*)/([0-9]+) \\+ [0-9]+\\)").
 
 -type fate() :: killed | blocks_install | stays_on_old_code | suspended | may_migrate
               | badfun_on_next_call | unaffected.
--type ref() :: #{frames := [{binary(), arity()}], holds_fun := boolean(), mention := boolean()}.
 -type entry() :: #{pid := pid(), fate := fate(), 'when' := install | make_permanent | null,
                    why := binary(), frames := [{binary(), arity()}], holds_fun := boolean()}.
 -export_type([fate/0, entry/0]).
-
-%%% PLAN (the upgrade_plan request) %%%
-
-%% @doc The `upgrade_plan' request: `params.vsn' (the target), `purge' and
-%% `prePurge' (module → "soft" | "brutal"). The step it previews follows
-%% from the release statuses: `install' (or `rollback', an install of the
-%% permanent release through the downgrade script) when the target is not
-%% the running release; `make_permanent' when the target is installed and
-%% running but not yet permanent.
--spec plan(Params) -> {ok, map()} | {error, atom(), binary()} when Params :: map().
-plan(Params) -> plan(Params, #{}).
-
-%% @doc plan/1 with options: `rollback_choices' (version → purge params of
-%% its install), used for a rollback from that version when the request
-%% gives no purge params, as the rollback command does.
--spec plan(Params, Opts) -> {ok, map()} | {error, atom(), binary()}
-    when Params :: map(), Opts :: map().
-plan(Params, Opts) ->
-    case plan_facts(Params, Opts) of
-        {ok, Json, _Facts} -> {ok, Json};
-        {error, _, _} = E -> E
-    end.
-
-%% @doc plan/2, and the facts its digest covers (beamdeck_agent_gate): what
-%% the runner checks a step's gate against.
--spec plan_facts(Params, Opts) -> {ok, map(), beamdeck_agent_gate:facts()} | {error, atom(), binary()}
-    when Params :: map(), Opts :: map().
-plan_facts(Params, Opts) ->
-    case maps:get(<<"vsn">>, Params, undefined) of
-        Vsn when is_binary(Vsn), byte_size(Vsn) > 0, byte_size(Vsn) < 256 ->
-            plan_vsn(binary_to_list(Vsn), Params, Opts);
-        _ -> {error, bad_request, <<"params.vsn must be a release version string">>}
-    end.
-
-plan_vsn(Vsn, Params, Opts) ->
-    #{rels := Rels} = beamdeck_agent_release:releases_info(),
-    Current = status_vsn(current, Rels),
-    Permanent = status_vsn(permanent, Rels),
-    Running = case Current of undefined -> Permanent; _ -> Current end,
-    if
-        Running =:= undefined ->
-            {error, not_found, <<"no release is running (release_handler knows no current or permanent release)">>};
-        Vsn =:= Running, Current =/= undefined, Permanent =/= undefined ->
-            permanent_plan(Permanent, Vsn);
-        Vsn =:= Running ->
-            {error, already_permanent, fmt("release ~ts is already running and permanent", [Vsn])};
-        true ->
-            Action = case Vsn =:= Permanent of true -> rollback; false -> install end,
-            Given = maps:is_key(<<"purge">>, Params) orelse maps:is_key(<<"prePurge">>, Params),
-            Recorded = maps:get(unicode:characters_to_binary(Running),
-                                maps:get(rollback_choices, Opts, #{}), undefined),
-            Choices = case {Action, Given, Recorded} of
-                          {rollback, false, #{}} -> {Recorded, lenient};
-                          _ -> {Params, strict}
-                      end,
-            install_plan(Action, Running, Vsn, Choices, Vsn =/= Permanent)
-    end.
-
-status_vsn(Status, Rels) ->
-    case [V || #{vsn := V, status := S} <- Rels, S =:= Status] of
-        [V | _] -> V;
-        [] -> undefined
-    end.
-
-install_plan(Action, From, To, {Params, Mode}, PermanentStep) ->
-    case beamdeck_agent_release:path(From, To) of
-        {ok, #{script := Orig} = Path} ->
-            case beamdeck_agent_relup:choices(Params, Orig, Mode) of
-                {ok, Choices} ->
-                    {Script, Changes} = beamdeck_agent_relup:apply_choices(Orig, Choices),
-                    Mods = beamdeck_agent_relup:modules(Script),
-                    {Loops, Lint} = lint(Mods, Path, install),
-                    Preview = preview(Script, #{stage => install, loops => Loops,
-                                                permanent_step => PermanentStep}),
-                    plan_json(Action, Path, Script, Changes, Choices, Preview, Lint);
-                {error, _, _} = E -> E
-            end;
-        {error, _, _} = E -> E
-    end.
-
-%% After install: the script as installed (the relup on disk), and the
-%% exact processes on old code.
-permanent_plan(Permanent, Current) ->
-    case beamdeck_agent_release:path(Permanent, Current) of
-        {ok, #{on_disk := Script} = Path} ->
-            Mods = beamdeck_agent_relup:modules(Script),
-            {Loops, Lint} = lint(Mods, Path, make_permanent),
-            Preview = preview(Script, #{stage => make_permanent, loops => Loops,
-                                        permanent_step => true}),
-            Changes = beamdeck_agent_relup:diff(maps:get(script, Path), Script),
-            Choices = #{pre => maps:from_list([{M, To} || #{module := M, field := prePurge, to := To} <- Changes]),
-                        post => maps:from_list([{M, To} || #{module := M, field := postPurge, to := To} <- Changes])},
-            plan_json(make_permanent, Path, Script, Changes, Choices, Preview, Lint);
-        {error, _, _} = E -> E
-    end.
-
-plan_json(Action, Path, Script, Changes, Choices, Preview, {Lint, LintErrors}) ->
-    #{modules := Modules, restart := Restart, scan := Scan, apps := Apps} = Preview,
-    Pids = pid_frames(Modules),
-    LintJson = [J || #{module := MB, function := FB, arity := A} = L <- Lint,
-                     J <- [L#{pids => [beamdeck_agent_terms:pid(P)
-                                       || P <- maps:get({binary_to_existing_atom(MB, utf8), FB, A},
-                                                        Pids, [])]}],
-                     maps:get(evidence, J) =/= null orelse maps:get(pids, J) =/= []],
-    {ModsJson, Counts} = modules_json(Modules),
-    Findings = findings(Restart),
-    Facts = facts(Action, Script, Modules, Findings),
-    Json = #{action => Action, vsn => bin(maps:get(to, Path)), from => bin(maps:get(from, Path)),
-      to => bin(maps:get(to, Path)), direction => maps:get(direction, Path),
-      name => bin(maps:get(name, Path)), relupFile => bin(maps:get(relup_file, Path)),
-      choices => beamdeck_agent_relup:choices_json(Choices),
-      relup => #{original => beamdeck_agent_release:script_json(maps:get(script, Path), ?MAX_SCRIPT),
-                 rewritten => beamdeck_agent_release:script_json(Script, ?MAX_SCRIPT),
-                 instructions => length(Script),
-                 changes => [change_json(C) || C <- Changes]},
-      restart => case Restart of none -> null; R -> R end,
-      nodeFate => node_fate(Restart),
-      modules => ModsJson, applications => Apps, counts => Counts,
-      impact => impact(Restart, Counts), verdict => verdict(Counts, Findings),
-      findings => Findings, digest => beamdeck_agent_gate:digest(Facts), step => Action,
-      lint => LintJson, lintErrors => LintErrors,
-      killed => killed_json(Modules),
-      truncated => lists:any(fun(#{truncated := T}) -> T end, ModsJson), scan => Scan,
-      at => beamdeck_agent_terms:now_ms()},
-    {ok, Json, Facts}.
-
-%% What the plan's digest covers (beamdeck_agent_gate): the purge settings
-%% as the script applies them (an explicit choice equal to the relup's own
-%% setting is the same plan), every pid each step kills (not only the
-%% listed ones), the blocking pids, the error findings.
-facts(Action, Script, Modules, Findings) ->
-    Entries = [E || #{entries := Es} <- Modules, E <- Es],
-    Pids = fun(Fate, When) ->
-                   lists:usort([beamdeck_agent_terms:pid(P)
-                                || #{pid := P, fate := F, 'when' := W} <- Entries,
-                                   F =:= Fate, W =:= When orelse When =:= any])
-           end,
-    #{node => beamdeck_agent_config:node_name(),
-      boot_id => try beamdeck_agent_config:boot_id() catch _:_ -> null end,
-      step => Action,
-      choices => lists:usort([{atom_to_binary(M, utf8), Pre, Post}
-                              || #{module := M, pre := Pre, post := Post}
-                                     <- beamdeck_agent_relup:modules(Script)]),
-      killed => #{install => Pids(killed, install), make_permanent => Pids(killed, make_permanent)},
-      blocked => Pids(blocks_install, any),
-      error_ids => beamdeck_agent_findings:error_ids(Findings)}.
-
-%% The plan's findings (beamdeck_agent_findings). A relup that restarts the
-%% emulator stops every process on the node: an error, accepted by name.
-findings(none) -> [];
-findings(Restart) ->
-    [beamdeck_agent_findings:new(
-       emulator_restart, null, atom_to_binary(Restart, utf8), [],
-       fmt("the relup contains ~ts: install_release restarts the emulator, so every process on "
-           "the node stops and the node boots the new release", [Restart]),
-       <<"accept it if a restart of the node is what you want (--accept-finding), or build the "
-         "release so that it needs no emulator restart">>)].
-
-%% Every pid predicted to be killed, per step, beyond the listing cap: the
-%% server records them as the expected kills of the step (pids only, so
-%% even 20k of them stay well inside a frame).
-killed_json(Modules) ->
-    All = lists:usort([{W, P} || #{entries := Es} <- Modules,
-                                 #{pid := P, fate := killed, 'when' := W} <- Es]),
-    maps:from_list([{When, [beamdeck_agent_terms:pid(P)
-                            || {W, P} <- lists:sublist(All, ?MAX_KILLED_PIDS), W =:= When]}
-                    || When <- [install, make_permanent]]).
-
-change_json(#{module := M, field := F, from := From, to := To}) ->
-    #{module => atom_to_binary(M, utf8), field => F,
-      from => beamdeck_agent_release:purge_json(From), to => beamdeck_agent_release:purge_json(To)}.
-
-node_fate(none) -> null;
-node_fate(R) ->
-    #{fate => node_restarts, 'when' => install,
-      why => fmt("the relup contains ~ts: install_release restarts the emulator, so every "
-                 "process on the node stops and the node boots the new release", [R])}.
-
-%% The gate's verdict, worst first (the CLI's exit codes follow it).
-verdict(#{blocks_install := B}, _) when B > 0 -> blocked;
-verdict(Counts, Findings) ->
-    case {beamdeck_agent_findings:error_ids(Findings), Counts} of
-        {[_ | _], _} -> error_findings;
-        {[], #{killed := K}} when K > 0 -> would_kill;
-        _ -> safe
-    end.
-
-%% The finer impact the dashboard shows.
-impact(Restart, _) when Restart =/= none -> restarts;
-impact(_, #{blocks_install := B}) when B > 0 -> blocked;
-impact(_, #{killed := K}) when K > 0 -> kills;
-impact(_, #{stays_on_old_code := S, badfun_on_next_call := F, may_migrate := M})
-  when S + F + M > 0 -> at_risk;
-impact(_, _) -> safe.
-
-%% Lint of every changed module: the loaded code (its loops decide who is
-%% stuck) and, for an install, the target version's code.
-lint(Mods, Path, Stage) ->
-    Beams = case Stage of
-                install -> beamdeck_agent_release:target_beams(Path, [M || #{module := M, op := load} <- Mods]);
-                make_permanent -> #{}
-            end,
-    %% The loaded code decides who is stuck: always read. The target's is
-    %% advice: read within a time budget (large relups, cold cache).
-    Deadline = erlang:monotonic_time(millisecond) + ?TARGET_LINT_BUDGET_MS,
-    Results = [{M, loaded_lint(M), target_lint(maps:get(M, Beams, none), M, Deadline)}
-               || #{module := M} <- Mods],
-    Loops = maps:from_list([{M, case L of
-                                    {ok, A} -> [{atom_to_binary(F, utf8), Ar}
-                                                || {F, Ar} <- beamdeck_agent_lint:loops(A)];
-                                    {error, _} -> unknown
-                                end} || {M, L, _} <- Results]),
-    Merged = lists:append([merge_findings(M, L, T) || {M, L, T} <- Results]),
-    {Loops, {[F || F <- Merged, not maps:is_key(error, F)], [E || E <- Merged, maps:is_key(error, E)]}}.
-
-loaded_lint(M) ->
-    case erlang:module_loaded(M) of
-        true -> beamdeck_agent_lint:analyze_loaded(M);
-        false -> {error, fmt("~ts is not loaded", [M])}
-    end.
-
-target_lint({ok, Bin}, M, Deadline) ->
-    case erlang:monotonic_time(millisecond) < Deadline of
-        true -> beamdeck_agent_lint:analyze(M, Bin);
-        false -> {error, fmt("~ts: the target version was not linted (time budget of this plan spent)", [M])}
-    end;
-target_lint({error, _} = E, _M, _Deadline) -> E;
-target_lint(none, _M, _Deadline) -> none.
-
-merge_findings(M, Loaded, Target) ->
-    %% Quiet loops (pure recursions) come along; plan_json keeps them only
-    %% when a live process sits in one.
-    All = fun(A) -> beamdeck_agent_lint:findings(A) ++ beamdeck_agent_lint:quiet(A) end,
-    L = [{key(F), F} || {ok, A} <- [Loaded], F <- All(A)],
-    T = [{key(F), F} || {ok, A} <- [Target], F <- beamdeck_agent_lint:findings(A)],
-    Keys = lists:usort([K || {K, _} <- L ++ T]),
-    Found = [begin
-                 F = proplists:get_value(K, L, proplists:get_value(K, T)),
-                 Vs = [loaded || lists:keymember(K, 1, L)] ++ [target || lists:keymember(K, 1, T)],
-                 (beamdeck_agent_lint:finding_json(F))#{versions => Vs}
-             end || K <- Keys],
-    Errors = [#{module => atom_to_binary(M, utf8), version => V, error => E}
-              || {V, {error, E}} <- [{loaded, Loaded}, {target, Target}]],
-    Found ++ Errors.
-
-key(#{function := F, arity := A}) -> {F, A}.
-
-%% Which live processes have each module function on their stack.
-pid_frames(Modules) ->
-    lists:foldl(fun(#{module := M, entries := Es}, Acc) ->
-                        lists:foldl(fun(#{pid := P, frames := Fs}, A2) ->
-                                            lists:foldl(fun({FB, Ar}, A3) ->
-                                                                K = {M, FB, Ar},
-                                                                maps:update_with(K, fun(L) -> [P | L] end, [P], A3)
-                                                        end, A2, lists:usort(Fs))
-                                    end, Acc, Es)
-                end, #{}, Modules).
 
 %%% PREVIEW %%%
 
@@ -326,11 +63,11 @@ preview(Script, Opts) ->
                end,
     Masters = [{App, Pid} || App <- StopApps,
                              Pid <- [application_controller:get_master(App)], is_pid(Pid)],
-    Scan = scan(Names, #{old => OldMods, group_leaders => [P || {_, P} <- Masters],
+    Scan = beamdeck_agent_scan:scan(Names, #{old => OldMods, group_leaders => [P || {_, P} <- Masters],
                          exclude => maps:get(exclude, Opts, [])}),
     Suspend = case [M || #{suspend := true, module := M} <- Mods] of
                   [] -> #{};
-                  SMods when Stage =:= install -> supervised(SMods, ?SUP_BUDGET_MS);
+                  SMods when Stage =:= install -> beamdeck_agent_tree:supervised(SMods, ?SUP_BUDGET_MS);
                   _ -> #{}
               end,
     Ctx = #{stage => Stage, loops => maps:get(loops, Opts, #{}), scan => Scan,
@@ -520,12 +257,7 @@ restart_note(P) ->
             <<>>
     end.
 
-started_as_supervisor(Pid) ->
-    try proc_lib:translate_initial_call(Pid) of
-        {supervisor, _, _} -> true;
-        _ -> false
-    catch _:_ -> false
-    end.
+started_as_supervisor(Pid) -> started_from(Pid, supervisor).
 
 fun_note(#{holds_fun := true}, M) -> fmt(". It also holds a fun of ~ts", [M]);
 fun_note(_, _) -> <<>>.
@@ -533,9 +265,10 @@ fun_note(_, _) -> <<>>.
 frames_text(M, Frames) ->
     lists:join(", ", [io_lib:format("~ts:~ts/~b", [M, F, A]) || {F, A} <- lists:usort(Frames)]).
 
-%% A process that only mentions M is listed when M is its callback or
-%% start module (a gen_server of M: `$initial_call' is {M, init, 1});
-%% supervisors and application masters mention modules as plain data.
+%% Whether M is P's callback or start module, as proc_lib reports it (a
+%% gen_server of M: `$initial_call' is {M, init, 1}). A process that only
+%% mentions M is listed when so; supervisors and application masters
+%% mention modules as plain data.
 started_from(P, M) ->
     try proc_lib:translate_initial_call(P) of
         {M, _, _} -> true;
@@ -553,11 +286,27 @@ agent_process(P) ->
             _ -> false
         end.
 
+%% @doc The `loops' option of preview/2 from lint results (module →
+%% beamdeck_agent_lint:analyze_loaded/1's answer): the `{FunctionText,
+%% Arity}' in local-recursion loops of each module's loaded code, or
+%% `unknown' when its code could not be read (then every frame of it is
+%% assumed to loop).
+-spec loops(Lints) -> #{module() => [{binary(), arity()}] | unknown}
+    when Lints :: #{module() => {ok, term()} | {error, term()}}.
+loops(Lints) ->
+    maps:map(fun(_M, {ok, A}) -> [{atom_to_binary(F, utf8), Ar} || {F, Ar} <- beamdeck_agent_lint:loops(A)];
+                (_M, {error, _}) -> unknown
+             end, Lints).
+
 %%% JSON %%%
 
 -define(SEVERITY, [killed, blocks_install, badfun_on_next_call, stays_on_old_code,
                    may_migrate, suspended, unaffected]).
 
+%% @doc The preview's modules as wire JSON, at most ?MAX_LISTED processes
+%% listed over all modules (each module's worst fates first), and the
+%% counts over all of them (a process under several modules counts once).
+-spec modules_json(Modules) -> {[map()], map()} when Modules :: [map()].
 modules_json(Modules) ->
     {Json, _Left} =
         lists:mapfoldl(
@@ -566,8 +315,8 @@ modules_json(Modules) ->
                   Shown = lists:sublist(Sorted, max(0, Budget)),
                   J = #{module => atom_to_binary(M, utf8), app => maps:get(app, Mi),
                         op => case Mi of #{suspend := true} -> update; _ -> maps:get(op, Mi) end,
-                        prePurge => beamdeck_agent_release:purge_json(maps:get(pre, Mi)),
-                        postPurge => beamdeck_agent_release:purge_json(maps:get(post, Mi)),
+                        prePurge => beamdeck_agent_relup_read:purge_json(maps:get(pre, Mi)),
+                        postPurge => beamdeck_agent_relup_read:purge_json(maps:get(post, Mi)),
                         hasOldCode => maps:get(has_old, Mi),
                         suspend => maps:get(suspend, Mi),
                         codeChange => case maps:get(code_change, Mi) of
@@ -626,7 +375,7 @@ process_json(#{pid := P, fate := Fate, 'when' := When, why := Why} = E) ->
            end,
     #{pid => beamdeck_agent_terms:pid(P), name => Name, fate => Fate, 'when' => When,
       why => Why, alive => Info =/= undefined,
-      initialCall => initial_call(P, Info),
+      initialCall => case Info of undefined -> null; _ -> beamdeck_agent_terms:initial_call(P) end,
       currentFunction => case Info of
                              undefined -> null;
                              _ -> beamdeck_agent_terms:maybe_mfa(proplists:get_value(current_function, Info))
@@ -635,311 +384,8 @@ process_json(#{pid := P, fate := Fate, 'when' := When, why := Why} = E) ->
                 || {F, A} <- lists:usort(maps:get(frames, E, []))],
       holdsFun => maps:get(holds_fun, E, false)}.
 
-initial_call(_P, undefined) -> null;
-initial_call(P, _) ->
-    try proc_lib:translate_initial_call(P) of
-        MFA -> beamdeck_agent_terms:maybe_mfa(MFA)
-    catch _:_ -> null
-    end.
-
-%%% SCAN %%%
-
-%% @doc One pass over every process for the modules `Mods'. Options: `old'
-%% (modules with old code: check_process_code for each), `group_leaders'
-%% (collect the processes led by these), `exclude' (pids to skip),
-%% `workers'. Returns `hits' (module → [{pid, ref()}]), `old' (module →
-%% pids on its old code), `gl_pids' and statistics.
--spec scan(Mods, Opts) -> map() when Mods :: [module()], Opts :: map().
-scan(Mods, Opts) ->
-    T0 = erlang:monotonic_time(microsecond),
-    Procs = erlang:processes(),
-    Workers = maps:get(workers, Opts, default_workers(length(Procs))),
-    Texts = maps:from_list([{atom_to_binary(M, utf8), M} || M <- Mods]),
-    Job = #{pattern => case Mods of
-                           [] -> none;
-                           _ -> binary:compile_pattern(maps:keys(Texts))
-                       end,
-            texts => Texts, old => maps:get(old, Opts, []),
-            gls => maps:get(group_leaders, Opts, []),
-            exclude => [self() | maps:get(exclude, Opts, [])]},
-    {Results, Partial} = run_workers(chunks(Procs, Workers), Job),
-    Hits = lists:foldl(fun({P, Refs}, Acc) ->
-                               maps:fold(fun(M, Ref, A2) ->
-                                                 maps:update_with(M, fun(L) -> [{P, Ref} | L] end,
-                                                                  [{P, Ref}], A2)
-                                         end, Acc, Refs)
-                       end, #{}, lists:append([H || #{hits := H} <- Results])),
-    Old = lists:foldl(fun({M, P}, Acc) ->
-                              maps:update_with(M, fun(L) -> [P | L] end, [P], Acc)
-                      end, #{}, lists:append([O || #{old := O} <- Results])),
-    #{hits => Hits, old => maps:map(fun(_, L) -> lists:sort(L) end, Old),
-      gl_pids => lists:append([G || #{gl := G} <- Results]),
-      processes => length(Procs),
-      matched => lists:sum([N || #{matched := N} <- Results]),
-      workers => Workers, partial => Partial,
-      elapsedUs => erlang:monotonic_time(microsecond) - T0}.
-
-default_workers(N) when N < 5000 -> 1;
-default_workers(_) -> max(1, min(8, erlang:system_info(schedulers_online))).
-
-chunks(L, 1) -> [L];
-chunks(L, W) ->
-    Size = (length(L) + W - 1) div W,
-    chunk(L, Size).
-
-chunk([], _) -> [];
-chunk(L, Size) when length(L) =< Size -> [L];
-chunk(L, Size) ->
-    {A, B} = lists:split(Size, L),
-    [A | chunk(B, Size)].
-
-%% Linked workers die with the caller; a worker that fails is reported as
-%% a partial scan rather than failing the whole preview.
-run_workers(Chunks, Job) ->
-    Parent = self(),
-    Tag = make_ref(),
-    Pids = [spawn_link(fun() ->
-                               receive
-                                   {Tag, go, Exclude} ->
-                                       R = try scan_chunk(C, Job#{exclude => Exclude})
-                                           catch _:_ -> failed
-                                           end,
-                                       Parent ! {Tag, self(), R}
-                               end
-                       end) || C <- Chunks],
-    %% Every worker's own stack holds the module names: skip them all.
-    Exclude = Pids ++ maps:get(exclude, Job),
-    _ = [P ! {Tag, go, Exclude} || P <- Pids],
-    collect(Tag, Pids, [], false, erlang:monotonic_time(millisecond) + ?SCAN_TIMEOUT).
-
-collect(_Tag, [], Acc, Partial, _Deadline) -> {Acc, Partial};
-collect(Tag, Pids, Acc, Partial, Deadline) ->
-    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
-    receive
-        {Tag, Pid, failed} -> collect(Tag, lists:delete(Pid, Pids), Acc, true, Deadline);
-        {Tag, Pid, R} -> collect(Tag, lists:delete(Pid, Pids), [R | Acc], Partial, Deadline)
-    after Left ->
-        [begin unlink(P), exit(P, kill) end || P <- Pids],
-        {Acc, true}
-    end.
-
-scan_chunk(Pids, #{pattern := Pattern, texts := Texts, old := OldMods, gls := GLs,
-                   exclude := Exclude}) ->
-    Re = frame_re(),
-    Skip = maps:from_list([{P, true} || P <- [self() | Exclude]]),
-    {Hits, Old, Gl, N} =
-        lists:foldl(
-          fun(P, {H, O, G, Matched} = Acc) ->
-                  case maps:is_key(P, Skip) of
-                      true -> Acc;
-                      false ->
-                          {H1, M1} = case backtrace_hit(P, Pattern, Re, Texts) of
-                                         none -> {H, Matched};
-                                         Refs -> {[{P, Refs} | H], Matched + 1}
-                                     end,
-                          O1 = [{M, P} || M <- OldMods, old_code(P, M)] ++ O,
-                          G1 = case GLs of
-                                   [] -> G;
-                                   _ -> case process_info(P, group_leader) of
-                                            {group_leader, GL} -> [{P, GL} || lists:member(GL, GLs)] ++ G;
-                                            _ -> G
-                                        end
-                               end,
-                          {H1, O1, G1, M1}
-                  end
-          end, {[], [], [], 0}, Pids),
-    #{hits => Hits, old => Old, gl => Gl, matched => N}.
-
-old_code(P, M) ->
-    try erlang:check_process_code(P, M)
-    catch error:_ -> false
-    end.
-
-backtrace_hit(_P, none, _Re, _Texts) -> none;
-backtrace_hit(P, Pattern, Re, Texts) ->
-    case process_info(P, backtrace) of
-        {backtrace, Bt} ->
-            case binary:match(Bt, Pattern) of
-                nomatch -> none;
-                _ -> case parse(Bt, Pattern, Re, Texts) of
-                         Refs when map_size(Refs) =:= 0 -> none;
-                         Refs -> Refs
-                     end
-            end;
-        undefined -> none
-    end.
-
-frame_re() ->
-    {ok, Re} = re:compile(?FRAME_RE),
-    Re.
-
-%% @doc Parse a backtrace (the text of `process_info(P, backtrace)') for
-%% references to `Mods': per module, the functions on the stack (program
-%% counter and return addresses), whether a fun of the module is held, and
-%% whether the module is mentioned at all.
--spec parse_backtrace(Backtrace, Mods) -> #{module() => ref()}
-    when Backtrace :: binary(), Mods :: [module()].
-parse_backtrace(Bt, Mods) ->
-    Texts = maps:from_list([{atom_to_binary(M, utf8), M} || M <- Mods]),
-    parse(Bt, binary:compile_pattern(maps:keys(Texts)), frame_re(), Texts).
-
-parse(Bt, Pattern, Re, Texts) ->
-    Found = lists:usort([binary:part(Bt, Pos, Len) || {Pos, Len} <- binary:matches(Bt, Pattern)]),
-    Frames = case re:run(Bt, Re, [global, {capture, all_but_first, binary}]) of
-                 {match, Ms} ->
-                     [{mod_text(Q, U), {unquote(F), binary_to_integer(A)}} || [Q, U, F, A] <- Ms];
-                 nomatch -> []
-             end,
-    lists:foldl(fun(Text, Acc) ->
-                        Fs = [FA || {T, FA} <- Frames, T =:= Text],
-                        Fun = binary:match(Bt, [<<"#Fun<", Text/binary, ".">>,
-                                                <<"#Fun<'", Text/binary, "'.">>]) =/= nomatch,
-                        Mention = mentioned(Bt, Text),
-                        case Fs =/= [] orelse Fun orelse Mention of
-                            true -> Acc#{maps:get(Text, Texts) =>
-                                             #{frames => Fs, holds_fun => Fun, mention => Mention}};
-                            false -> Acc
-                        end
-                end, #{}, Found).
-
-mod_text(<<>>, Plain) -> Plain;
-mod_text(Quoted, _) -> unescape(Quoted).
-
-unquote(<<$', Rest/binary>>) ->
-    unescape(binary:part(Rest, 0, byte_size(Rest) - 1));
-unquote(Name) -> Name.
-
-unescape(B) ->
-    binary:replace(binary:replace(B, <<"\\'">>, <<"'">>, [global]), <<"\\\\">>, <<"\\">>, [global]).
-
-%% The module's name as a whole atom somewhere (not part of a longer name).
-mentioned(Bt, Text) ->
-    lists:any(fun({Pos, Len}) ->
-                      Before = case Pos of 0 -> $\s; _ -> binary:at(Bt, Pos - 1) end,
-                      After = case Pos + Len < byte_size(Bt) of
-                                  true -> binary:at(Bt, Pos + Len);
-                                  false -> $\s
-                              end,
-                      (Before =:= $' orelse not atom_char(Before) andalso Before =/= $.)
-                          andalso (After =:= $' orelse not atom_char(After) andalso After =/= $.)
-              end, binary:matches(Bt, Text)).
-
-atom_char(C) -> (C >= $a andalso C =< $z) orelse (C >= $A andalso C =< $Z)
-                    orelse (C >= $0 andalso C =< $9) orelse C =:= $_ orelse C =:= $@.
-
-%%% SUPERVISED PROCESSES (who release_handler would suspend) %%%
-
-%% @doc For each module in `Mods', the processes release_handler would
-%% suspend for `{update, M}': children in the applications' supervision
-%% trees whose child spec lists M (`dynamic' modules asked with
-%% `get_modules'), and top supervisors whose callback module is M. Every
-%% call is bounded; the walk stops at `BudgetMs'.
--spec supervised(Mods, BudgetMs) -> #{module() => [pid()]}
-    when Mods :: [module()], BudgetMs :: pos_integer().
-supervised(Mods, BudgetMs) ->
-    Deadline = erlang:monotonic_time(millisecond) + BudgetMs,
-    Apps = try application:which_applications(?CALL_TIMEOUT) catch _:_ -> [] end,
-    Found = lists:foldl(
-              fun({App, _, _}, Acc) ->
-                      case before(Deadline) andalso beamdeck_agent_otp:app_supervisor(App, ?CALL_TIMEOUT) of
-                          {ok, Root} ->
-                              RootMod = case beamdeck_agent_otp:call(
-                                               fun() -> supervisor:get_callback_module(Root) end,
-                                               ?CALL_TIMEOUT) of
-                                            {ok, RM} when is_atom(RM) -> [RM];
-                                            _ -> []
-                                        end,
-                              walk(Root, Mods, 0, Deadline, add(Root, RootMod, Mods, Acc));
-                          _ -> Acc
-                      end
-              end, #{}, Apps),
-    maps:map(fun(_, Ps) -> lists:usort(Ps) end, Found).
-
-walk(_Sup, _Mods, Depth, _Deadline, Acc) when Depth > 30 -> Acc;
-walk(Sup, Mods, Depth, Deadline, Acc) ->
-    case before(Deadline) andalso beamdeck_agent_otp:which_children(Sup, ?CALL_TIMEOUT) of
-        {ok, Children} when is_list(Children) ->
-            lists:foldl(
-              fun({_Id, Pid, Type, Mods0}, A) when is_pid(Pid) ->
-                      ChildMods = case Mods0 of
-                                      dynamic when Type =:= worker -> dynamic_mods(Pid);
-                                      L when is_list(L) -> L;
-                                      _ -> []
-                                  end,
-                      A1 = add(Pid, ChildMods, Mods, A),
-                      case Type of
-                          supervisor -> walk(Pid, Mods, Depth + 1, Deadline, A1);
-                          _ -> A1
-                      end;
-                 (_, A) -> A
-              end, Acc, lists:sublist(Children, ?MAX_SUP_CHILDREN));
-        _ -> Acc
-    end.
-
-add(Pid, ChildMods, Mods, Acc) ->
-    lists:foldl(fun(M, A) ->
-                        case lists:member(M, ChildMods) of
-                            true -> maps:update_with(M, fun(L) -> [Pid | L] end, [Pid], A);
-                            false -> A
-                        end
-                end, Acc, Mods).
-
-dynamic_mods(Pid) ->
-    case beamdeck_agent_otp:call(fun() -> gen:call(Pid, self(), get_modules, ?CALL_TIMEOUT) end,
-                                 ?CALL_TIMEOUT + 100) of
-        {ok, {ok, Mods}} when is_list(Mods) -> Mods;
-        _ -> []
-    end.
-
-before(Deadline) -> erlang:monotonic_time(millisecond) < Deadline.
-
-%%% OLD CODE (the old_code request) %%%
-
-%% @doc Processes still on old code, per module: every loaded module that
-%% has old code, plus `Watch' (e.g. the modules of the last install, listed
-%% even with none). Cheap enough to poll every second: one
-%% check_process_code per process and module with old code.
--spec old_code(Watch) -> map() when Watch :: [module()].
-old_code(Watch) ->
-    T0 = erlang:monotonic_time(microsecond),
-    WithOld = [M || {M, _} <- code:all_loaded(), erlang:check_old_code(M)],
-    Mods = lists:usort(WithOld ++ [M || M <- Watch, is_atom(M)]),
-    OldMods = [M || M <- Mods, erlang:check_old_code(M)],
-    Scan = case OldMods of
-               [] -> #{old => #{}, processes => length(erlang:processes())};
-               _ -> scan([], #{old => OldMods})
-           end,
-    Old = maps:get(old, Scan),
-    {Json, _} = lists:mapfoldl(
-                  fun(M, Budget) ->
-                          Ps = maps:get(M, Old, []),
-                          Shown = lists:sublist(Ps, max(0, Budget)),
-                          {#{module => atom_to_binary(M, utf8), hasOldCode => lists:member(M, OldMods),
-                             count => length(Ps), truncated => length(Shown) < length(Ps),
-                             processes => [old_json(P) || P <- Shown]},
-                           Budget - length(Shown)}
-                  end, ?MAX_LISTED * 2, Mods),
-    #{at => beamdeck_agent_terms:now_ms(), modules => Json,
-      total => lists:sum([length(L) || L <- maps:values(Old)]),
-      processes => maps:get(processes, Scan),
-      elapsedUs => erlang:monotonic_time(microsecond) - T0}.
-
-old_json(P) ->
-    Info = process_info(P, [registered_name, current_function]),
-    #{pid => beamdeck_agent_terms:pid(P),
-      name => case Info of
-                  undefined -> null;
-                  _ -> beamdeck_agent_terms:maybe_atom(proplists:get_value(registered_name, Info))
-              end,
-      initialCall => initial_call(P, Info),
-      currentFunction => case Info of
-                             undefined -> null;
-                             _ -> beamdeck_agent_terms:maybe_mfa(proplists:get_value(current_function, Info))
-                         end}.
 
 %%% HELPERS %%%
-
-bin(S) -> unicode:characters_to_binary(S).
 
 text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 500)).
 

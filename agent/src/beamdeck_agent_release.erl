@@ -10,13 +10,22 @@
 %%% version differs, with the defaults that systools applies made explicit
 %%% (`{load_module, M}' is brutal_purge/brutal_purge and so on).
 %%%
+%%% Which step a target version means (install, rollback, make_permanent)
+%%% is decided here, once (step_context/2): the plan and the runner both ask.
+%%% Relup files are read by beamdeck_agent_relup_read, appups by
+%%% beamdeck_agent_appup, package members by beamdeck_agent_release_files.
+%%%
 %%% Bad or missing files are errors that name the file and the problem.
 %%% Nothing here changes a file or the node.
 -module(beamdeck_agent_release).
 
--export([rel_dir/0, root_dir/0, releases_info/0, state/1, path/2, path_json/1,
-         read_relup/1, locate/3, script_json/1, script_json/2, instruction_json/1, appup_json/1,
-         parse_appup/4, target_beam/2, target_beams/2, purge_json/1]).
+-export([rel_dir/0, releases_info/0, rels_json/1, state/1, step_context/2,
+         status_vsn/2, path/2, target_beams/2]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([path_json/1, target_beam/2]).
+-endif.
 
 -define(MAX_PACKAGES, 100).
 -define(MAX_RELEASES, 100).
@@ -24,7 +33,7 @@
 
 -type rel() :: #{name := string(), vsn := string(), status := atom(),
                  libs := [{atom(), string(), string()}], erts := string() | undefined}.
--type source() :: dir | {package, file:filename()}.
+-type source() :: beamdeck_agent_release_files:source().
 -type path() :: #{name := string(), from := string(), to := string(),
                   direction := up | down, relup_file := string(), section := up | down,
                   script := list(), on_disk := list(), descr := term(),
@@ -32,7 +41,10 @@
                   from_libs := list(), to_libs := list(), source := source(),
                   to_status := atom()}.
 -type err() :: {error, atom(), binary()}.
--export_type([path/0, rel/0]).
+-type step() :: install | rollback | make_permanent.
+-type step_context() :: #{step := step(), from := string(), to := string(),
+                          permanent_step := boolean()}.
+-export_type([path/0, rel/0, step/0, step_context/0]).
 
 %%% WHERE %%%
 
@@ -49,7 +61,7 @@ rel_dir() ->
             end
     end.
 
-%% @doc The root of the target system (library paths in RELEASES are relative to it).
+%% The root of the target system (library paths in RELEASES are relative to it).
 -spec root_dir() -> string().
 root_dir() -> code:root_dir().
 
@@ -74,6 +86,11 @@ releases_info() ->
             #{handler => Handler, stale => true, rels => lists:sublist(FileRels, ?MAX_RELEASES)}
     end.
 
+%% @doc Releases as the short wire JSON of command results: `vsn', `status'.
+-spec rels_json(Rels) -> [map()] when Rels :: [rel()].
+rels_json(Rels) ->
+    [#{vsn => bin(V), status => S} || #{vsn := V, status := S} <- Rels].
+
 merge_rel(Name, Vsn, Status, FileRels) ->
     case [R || #{vsn := V} = R <- FileRels, V =:= Vsn] of
         [R | _] -> R#{name => Name, status => Status};
@@ -92,15 +109,46 @@ releases_file() ->
     end.
 
 current(Rels) ->
-    case [V || #{vsn := V, status := current} <- Rels] of
-        [V | _] -> V;
-        [] -> permanent(Rels)
+    case status_vsn(current, Rels) of
+        undefined -> permanent(Rels);
+        V -> V
     end.
 
-permanent(Rels) ->
-    case [V || #{vsn := V, status := permanent} <- Rels] of
+permanent(Rels) -> status_vsn(permanent, Rels).
+
+%% @doc The version of the first release with `Status', or `undefined'.
+-spec status_vsn(Status, Rels) -> string() | undefined when Status :: atom(), Rels :: [rel()].
+status_vsn(Status, Rels) ->
+    case [V || #{vsn := V, status := S} <- Rels, S =:= Status] of
         [V | _] -> V;
         [] -> undefined
+    end.
+
+%%% WHICH STEP A TARGET MEANS %%%
+
+%% @doc The step that takes the node to release `Vsn', decided once for the
+%% plan (beamdeck_agent_plan) and the runner (beamdeck_agent_upgrade_steps):
+%% `install' from the running release when `Vsn' is not running, `rollback'
+%% when that target is the permanent release (an install through the
+%% downgrade script, with no make_permanent after it: `permanent_step' is
+%% false), `make_permanent' (from the permanent release) when `Vsn' is
+%% installed and running but not permanent yet.
+-spec step_context(Vsn, Rels) -> {ok, step_context()} | err()
+    when Vsn :: string(), Rels :: [rel()].
+step_context(Vsn, Rels) ->
+    Current = status_vsn(current, Rels),
+    Permanent = status_vsn(permanent, Rels),
+    Running = case Current of undefined -> Permanent; _ -> Current end,
+    if
+        Running =:= undefined ->
+            {error, not_found, <<"no release is running (release_handler knows no current or permanent release)">>};
+        Vsn =:= Running, Current =/= undefined, Permanent =/= undefined ->
+            {ok, #{step => make_permanent, from => Permanent, to => Vsn, permanent_step => true}};
+        Vsn =:= Running ->
+            {error, already_permanent, fmt("release ~ts is already running and permanent", [Vsn])};
+        true ->
+            Step = case Vsn =:= Permanent of true -> rollback; false -> install end,
+            {ok, #{step => Step, from => Running, to => Vsn, permanent_step => Vsn =/= Permanent}}
     end.
 
 %% @doc The `releases' request: releases and their statuses, the running
@@ -187,7 +235,7 @@ path(From, To) ->
     end.
 
 dir_path(RelDir, Name, From, To, FromLibs, ToLibs, Status) ->
-    case locate(RelDir, From, To) of
+    case beamdeck_agent_relup_read:locate(RelDir, From, To) of
         {ok, Loc} ->
             {ok, Loc#{name => Name, from => From, to => To, from_libs => FromLibs,
                       to_libs => ToLibs, source => dir, to_status => Status}};
@@ -204,9 +252,9 @@ package_path(RelDir, Name, From, To, FromLibs) ->
             {error, not_found, fmt("no release ~ts: not in ~ts/RELEASES and no package ~ts",
                                    [To, RelDir, Tar])};
         true ->
-            case tar_files(Tar, [RelFile, RelupFile]) of
+            case beamdeck_agent_release_files:tar_files(Tar, [RelFile, RelupFile]) of
                 {ok, #{RelFile := RelBin} = Files} ->
-                    ToLibs = case consult_bin(RelBin) of
+                    ToLibs = case beamdeck_agent_release_files:consult_bin(RelBin) of
                                  {ok, [{release, _, _, Apps}]} ->
                                      [{element(1, A), element(2, A),
                                        "lib/" ++ atom_to_list(element(1, A)) ++ "-" ++ element(2, A)}
@@ -219,7 +267,7 @@ package_path(RelDir, Name, From, To, FromLibs) ->
                             {error, missing_file, fmt("~ts: the package has no ~ts (no upgrade path)",
                                                       [Tar, RelupFile])};
                         {ok, RelupBin} ->
-                            case relup_term(Label, consult_bin(RelupBin)) of
+                            case beamdeck_agent_relup_read:relup_term(Label, beamdeck_agent_release_files:consult_bin(RelupBin)) of
                                 {ok, {To, Ups, _Downs}} ->
                                     case lists:keyfind(From, 1, Ups) of
                                         {From, Descr, Script} ->
@@ -248,286 +296,6 @@ package_path(RelDir, Name, From, To, FromLibs) ->
             end
     end.
 
-%% @doc Find the script `release_handler' runs from `From' to `To': first
-%% `RelDir/To/relup' (its upgrade section, keyed by From), else
-%% `RelDir/From/relup' (its downgrade section, keyed by To). The original
-%% script is read from the `.beamdeck-orig' copy when beamdeck rewrote the
-%% relup; `on_disk' is what the file holds now.
--spec locate(RelDir, From, To) -> {ok, map()} | err()
-    when RelDir :: string(), From :: string(), To :: string().
-locate(RelDir, From, To) ->
-    UpFile = filename:join([RelDir, To, "relup"]),
-    DownFile = filename:join([RelDir, From, "relup"]),
-    case section(UpFile, To, up, From) of
-        {ok, Loc} -> {ok, Loc#{direction => up}};
-        {error, missing_file, _} -> locate_down(DownFile, From, To, UpFile, "does not exist");
-        {error, no_relup, _} -> locate_down(DownFile, From, To, UpFile, "has no upgrade from " ++ From);
-        {error, _, _} = E -> E
-    end.
-
-locate_down(DownFile, From, To, UpFile, UpWhy) ->
-    case section(DownFile, From, down, To) of
-        {ok, Loc} -> {ok, Loc#{direction => down}};
-        {error, bad_relup, _} = E -> E;
-        {error, _, DownWhy} ->
-            {error, no_relup, fmt("no relup from ~ts to ~ts: ~ts ~ts, and ~ts",
-                                  [From, To, UpFile, UpWhy, DownWhy])}
-    end.
-
-section(File, FileVsn, Section, Key) ->
-    case read_relup(File) of
-        {ok, {FileVsn, Ups, Downs}} ->
-            Entries = case Section of up -> Ups; down -> Downs end,
-            case lists:keyfind(Key, 1, Entries) of
-                {Key, Descr, OnDisk} ->
-                    Orig = beamdeck_agent_relup:orig_file(File),
-                    {Script, Rewritten} = original_script(Orig, FileVsn, Section, Key, OnDisk),
-                    {ok, #{relup_file => File, section => Section, script => Script,
-                           on_disk => OnDisk, descr => Descr, rewritten_on_disk => Rewritten}};
-                false ->
-                    {error, no_relup, fmt("~ts has no ~ts entry for ~ts",
-                                          [File, section_word(Section), Key])}
-            end;
-        {ok, {Other, _, _}} ->
-            {error, bad_relup, fmt("~ts: the relup is for version ~ts, not ~ts", [File, Other, FileVsn])};
-        {error, _, _} = E -> E
-    end.
-
-section_word(up) -> "upgrade";
-section_word(down) -> "downgrade".
-
-%% The copy kept before beamdeck's first rewrite is the original, when it
-%% still holds this entry; else the file on disk is.
-original_script(Orig, FileVsn, Section, Key, OnDisk) ->
-    case filelib:is_regular(Orig) andalso read_relup(Orig) of
-        {ok, {FileVsn, Ups, Downs}} ->
-            Entries = case Section of up -> Ups; down -> Downs end,
-            case lists:keyfind(Key, 1, Entries) of
-                {Key, _, Script} -> {Script, Script =/= OnDisk};
-                false -> {OnDisk, false}
-            end;
-        _ -> {OnDisk, false}
-    end.
-
-%% @doc Read and check the shape of a relup file:
-%% `{Vsn, [{UpFromVsn, Descr, Script}], [{DownToVsn, Descr, Script}]}'.
--spec read_relup(File) -> {ok, {string(), list(), list()}} | err() when File :: string().
-read_relup(File) ->
-    relup_term(File, file:consult(File)).
-
-relup_term(File, {ok, [{Vsn, Ups, Downs}]}) when is_list(Vsn), is_list(Ups), is_list(Downs) ->
-    case [E || E <- Ups ++ Downs, not valid_entry(E)] of
-        [] -> {ok, {Vsn, Ups, Downs}};
-        [Bad | _] ->
-            {error, bad_relup, fmt("~ts: malformed entry ~ts (expected {Vsn, Descr, [Instruction]})",
-                                   [File, cap(Bad)])}
-    end;
-relup_term(File, {ok, Terms}) ->
-    {error, bad_relup, fmt("~ts: expected one term {Vsn, Ups, Downs}, found ~ts",
-                           [File, cap(Terms)])};
-relup_term(File, {error, enoent}) ->
-    {error, missing_file, fmt("~ts: no such file", [File])};
-relup_term(File, {error, {Line, Mod, Term}}) when is_integer(Line) ->
-    {error, bad_relup, fmt("~ts: line ~b: ~ts", [File, Line, Mod:format_error(Term)])};
-relup_term(File, {error, Reason}) when is_atom(Reason) ->
-    {error, bad_relup, fmt("~ts: ~ts", [File, file:format_error(Reason)])};
-relup_term(File, {error, Reason}) ->
-    {error, bad_relup, fmt("~ts: ~ts", [File, cap(Reason)])}.
-
-valid_entry({V, _Descr, Script}) -> is_list(V) andalso is_list(Script);
-valid_entry(_) -> false.
-
-%%% APPUPS %%%
-
-%% Applications whose version differs between the two releases, with the
-%% appup that describes the change: for an upgrade, the new version's appup
-%% (up section, keyed by the old version); for a downgrade, the higher
-%% (running) version's appup (down section, keyed by the lower version).
-appups(#{direction := Dir, from_libs := FromLibs, to_libs := ToLibs, source := Source}) ->
-    FromV = maps:from_list([{A, {V, D}} || {A, V, D} <- FromLibs]),
-    ToV = maps:from_list([{A, {V, D}} || {A, V, D} <- ToLibs]),
-    Changed = [{A, maps:get(A, FromV, undefined), maps:get(A, ToV, undefined)}
-               || A <- lists:usort(maps:keys(FromV) ++ maps:keys(ToV)),
-                  element(1, maps:get(A, FromV, {x, x})) =/= element(1, maps:get(A, ToV, {y, y}))],
-    [appup(Dir, Source, A, F, T) || {A, F, T} <- Changed].
-
-appup(_Dir, _Source, App, undefined, {Vsn, _}) ->
-    #{app => App, from => null, to => bin(Vsn), change => added, file => null,
-      instructions => [], error => null};
-appup(_Dir, _Source, App, {Vsn, _}, undefined) ->
-    #{app => App, from => bin(Vsn), to => null, change => removed, file => null,
-      instructions => [], error => null};
-appup(Dir, Source, App, {FromVsn, FromDir}, {ToVsn, ToDir}) ->
-    {LibDir, Section, Key} = case Dir of
-                                 up -> {ToDir, up, FromVsn};
-                                 down -> {FromDir, down, ToVsn}
-                             end,
-    Rel = filename:join([LibDir, "ebin", atom_to_list(App) ++ ".appup"]),
-    Base = #{app => App, from => bin(FromVsn), to => bin(ToVsn), change => changed},
-    case read_source(Source, Rel) of
-        {ok, Bin, Label} ->
-            case parse_appup(Label, Bin, Section, Key) of
-                {ok, Instrs} ->
-                    Base#{file => bin(Label), instructions => Instrs, error => null};
-                {error, Code, Msg} ->
-                    Base#{file => bin(Label), instructions => [],
-                          error => #{code => Code, message => Msg}}
-            end;
-        {error, Code, Msg, Label} ->
-            Base#{file => bin(Label), instructions => [], error => #{code => Code, message => Msg}}
-    end.
-
-%% @doc Parse an appup file's bytes and pick the instructions of one
-%% section for one version (a string, or a regular expression as a binary).
-%% The result is JSON: one object per high-level instruction.
--spec parse_appup(Label, Bytes, Section, Vsn) -> {ok, [map()]} | err()
-    when Label :: string(), Bytes :: binary(), Section :: up | down, Vsn :: string().
-parse_appup(Label, Bytes, Section, Vsn) ->
-    case consult_bin(Bytes) of
-        {ok, [{_AppVsn, Ups, Downs}]} when is_list(Ups), is_list(Downs) ->
-            Entries = case Section of up -> Ups; down -> Downs end,
-            case [Is || {Key, Is} <- Entries, vsn_match(Key, Vsn)] of
-                [Is | _] when is_list(Is) -> {ok, [appup_json(I) || I <- Is]};
-                [_ | _] -> {error, bad_appup, fmt("~ts: the instructions for ~ts are not a list", [Label, Vsn])};
-                [] -> {error, bad_appup, fmt("~ts: no ~ts entry for ~ts", [Label, section_word(Section), Vsn])}
-            end;
-        {ok, Terms} ->
-            {error, bad_appup, fmt("~ts: expected {Vsn, Ups, Downs}, found ~ts", [Label, cap(Terms)])};
-        {error, Why} ->
-            {error, bad_appup, fmt("~ts: ~ts", [Label, Why])}
-    end.
-
-vsn_match(Key, Vsn) when is_list(Key) -> Key =:= Vsn;
-vsn_match(Key, Vsn) when is_binary(Key) ->
-    try re:run(Vsn, <<"^(?:", Key/binary, ")$">>, [unicode, {capture, none}]) =:= match
-    catch _:_ -> false
-    end;
-vsn_match(_, _) -> false.
-
-%% @doc One high-level appup instruction as JSON, defaults made explicit
-%% (see appup(4)): `kind', `module', `prePurge'/`postPurge' (`brutal' or
-%% `soft'), `deps', `defaulted' (which fields came from defaults), `text'.
--spec appup_json(Instruction) -> map() when Instruction :: term().
-appup_json(I) ->
-    Text = text(I),
-    maps:put(text, Text, appup_instr(I)).
-
-appup_instr({update, M}) -> update(M, static, default, soft, brutal_purge, brutal_purge, [],
-                                   [change, prePurge, postPurge, deps, timeout, modType]);
-appup_instr({update, M, supervisor}) ->
-    update(M, static, default, supervisor, brutal_purge, brutal_purge, [],
-           [prePurge, postPurge, deps, timeout, modType]);
-appup_instr({update, M, Deps}) when is_list(Deps) ->
-    update(M, static, default, soft, brutal_purge, brutal_purge, Deps,
-           [change, prePurge, postPurge, timeout, modType]);
-appup_instr({update, M, Change}) ->
-    update(M, static, default, Change, brutal_purge, brutal_purge, [],
-           [prePurge, postPurge, deps, timeout, modType]);
-appup_instr({update, M, Change, Deps}) ->
-    update(M, static, default, Change, brutal_purge, brutal_purge, Deps,
-           [prePurge, postPurge, timeout, modType]);
-appup_instr({update, M, Change, Pre, Post, Deps}) ->
-    update(M, static, default, Change, Pre, Post, Deps, [timeout, modType]);
-appup_instr({update, M, Timeout, Change, Pre, Post, Deps}) ->
-    update(M, static, Timeout, Change, Pre, Post, Deps, [modType]);
-appup_instr({update, M, ModType, Timeout, Change, Pre, Post, Deps}) ->
-    update(M, ModType, Timeout, Change, Pre, Post, Deps, []);
-appup_instr({load_module, M}) ->
-    load(M, brutal_purge, brutal_purge, [], [prePurge, postPurge, deps]);
-appup_instr({load_module, M, Deps}) ->
-    load(M, brutal_purge, brutal_purge, Deps, [prePurge, postPurge]);
-appup_instr({load_module, M, Pre, Post, Deps}) ->
-    load(M, Pre, Post, Deps, []);
-appup_instr({add_module, M}) -> #{kind => add_module, module => M, deps => [], defaulted => [deps]};
-appup_instr({add_module, M, Deps}) -> #{kind => add_module, module => M, deps => mods(Deps), defaulted => []};
-appup_instr({delete_module, M}) -> #{kind => delete_module, module => M, deps => [], defaulted => [deps]};
-appup_instr({delete_module, M, Deps}) -> #{kind => delete_module, module => M, deps => mods(Deps), defaulted => []};
-appup_instr({add_application, A}) -> #{kind => add_application, application => A, type => permanent,
-                                       defaulted => [type]};
-appup_instr({add_application, A, T}) -> #{kind => add_application, application => A, type => T,
-                                          defaulted => []};
-appup_instr({remove_application, A}) -> #{kind => remove_application, application => A};
-appup_instr({restart_application, A}) -> #{kind => restart_application, application => A};
-appup_instr({apply, {M, F, Args}}) when is_list(Args) ->
-    #{kind => apply, mfa => beamdeck_agent_terms:mfa({M, F, Args})};
-appup_instr(restart_new_emulator) -> #{kind => restart_new_emulator};
-appup_instr(restart_emulator) -> #{kind => restart_emulator};
-appup_instr(Other) -> maps:remove(text, instruction_json(Other)).
-
-update(M, ModType, Timeout, Change, Pre, Post, Deps, Defaulted) ->
-    {ChangeKind, Extra} = case Change of
-                              {advanced, E} -> {advanced, printed(E)};
-                              soft -> {soft, null};
-                              supervisor -> {supervisor, null};
-                              Other -> {text(Other), null}
-                          end,
-    #{kind => update, module => M, modType => ModType, timeout => timeout_json(Timeout),
-      change => ChangeKind, extra => Extra, codeChange => ChangeKind =:= advanced,
-      prePurge => purge_json(Pre), postPurge => purge_json(Post), deps => mods(Deps),
-      defaulted => Defaulted}.
-
-load(M, Pre, Post, Deps, Defaulted) ->
-    #{kind => load_module, module => M, prePurge => purge_json(Pre),
-      postPurge => purge_json(Post), deps => mods(Deps), defaulted => Defaulted}.
-
-%% @doc `brutal_purge' → `brutal', `soft_purge' → `soft'.
--spec purge_json(Purge) -> binary() when Purge :: term().
-purge_json(brutal_purge) -> <<"brutal">>;
-purge_json(soft_purge) -> <<"soft">>;
-purge_json(Other) -> text(Other).
-
-timeout_json(T) when is_integer(T) -> T;
-timeout_json(T) when is_atom(T) -> T;
-timeout_json(T) -> text(T).
-
-mods(L) when is_list(L) -> [M || M <- L, is_atom(M)];
-mods(_) -> [].
-
-%%% LOW-LEVEL SCRIPTS %%%
-
-%% @doc A low-level relup script as JSON, one object per instruction.
--spec script_json(Script) -> [map()] when Script :: list().
-script_json(Script) -> [instruction_json(I) || I <- Script].
-
-%% @doc Like script_json/1, but `null' for a script longer than `Max'
-%% instructions (an OTP upgrade can have thousands): frames stay small, and
-%% the full script is one `releases' request away.
--spec script_json(Script, Max) -> [map()] | null when Script :: list(), Max :: pos_integer().
-script_json(Script, Max) when length(Script) =< Max -> script_json(Script);
-script_json(_Script, _Max) -> null.
-
-%% @doc One low-level instruction: `op', its fields, and `text' (as printed).
--spec instruction_json(Instruction) -> map() when Instruction :: term().
-instruction_json(I) -> maps:put(text, text(I), instr(I)).
-
-instr({load_object_code, {App, AppVsn, Mods}}) ->
-    #{op => load_object_code, app => App, appVsn => maybe_bin(AppVsn), modules => mods(Mods)};
-instr(point_of_no_return) -> #{op => point_of_no_return};
-instr({load, {M, Pre, Post}}) ->
-    #{op => load, module => M, prePurge => purge_json(Pre), postPurge => purge_json(Post)};
-instr({remove, {M, Pre, Post}}) ->
-    #{op => remove, module => M, prePurge => purge_json(Pre), postPurge => purge_json(Post)};
-instr({purge, Mods}) -> #{op => purge, modules => mods(Mods)};
-instr({suspend, Specs}) when is_list(Specs) ->
-    #{op => suspend, modules => [mod_of(S) || S <- Specs],
-      timeouts => maps:from_list([{M, timeout_json(T)} || {M, T} <- Specs, is_atom(M)])};
-instr({resume, Mods}) -> #{op => resume, modules => mods(Mods)};
-instr({code_change, Mods}) -> instr({code_change, up, Mods});
-instr({code_change, Mode, Mods}) when is_list(Mods) ->
-    #{op => code_change, mode => Mode,
-      modules => [#{module => M, extra => printed(E)} || {M, E} <- Mods, is_atom(M)]};
-instr({stop, Mods}) -> #{op => stop, modules => mods(Mods)};
-instr({start, Mods}) -> #{op => start, modules => mods(Mods)};
-instr({apply, {M, F, Args}}) when is_atom(M), is_atom(F), is_list(Args) ->
-    #{op => apply, mfa => beamdeck_agent_terms:mfa({M, F, Args}), args => printed(Args)};
-instr({sync_nodes, Id, Nodes}) -> #{op => sync_nodes, id => text(Id), nodes => text(Nodes)};
-instr(restart_new_emulator) -> #{op => restart_new_emulator};
-instr(restart_emulator) -> #{op => restart_emulator};
-instr(_) -> #{op => unknown}.
-
-mod_of({M, _}) -> M;
-mod_of(M) -> M.
-
 %% @doc A path as the wire JSON: `name', `from', `to', `direction',
 %% `relupFile', `rewrittenOnDisk', `descr', `script' (the original
 %% low-level instructions), `onDisk' (null when the file holds the
@@ -540,9 +308,9 @@ path_json(#{name := Name, from := From, to := To, direction := Dir, relup_file :
       source => case maps:get(source, P) of dir -> dir; {package, _} -> package end,
       descr => printed(Descr),
       rewrittenOnDisk => maps:get(rewritten_on_disk, P, false),
-      script => script_json(Script),
-      onDisk => case OnDisk =:= Script of true -> null; false -> script_json(OnDisk) end,
-      appups => appups(P)}.
+      script => beamdeck_agent_relup_read:script_json(Script),
+      onDisk => case OnDisk =:= Script of true -> null; false -> beamdeck_agent_relup_read:script_json(OnDisk) end,
+      appups => beamdeck_agent_appup:appups(P)}.
 
 %%% TARGET OBJECT CODE %%%
 
@@ -557,7 +325,7 @@ target_beam(#{script := Script, to_libs := ToLibs, from_libs := FromLibs, source
             case [D || {A, V, D} <- ToLibs ++ FromLibs, A =:= App, V =:= Vsn] of
                 [Dir | _] ->
                     Rel = filename:join([Dir, "ebin", atom_to_list(Module) ++ ".beam"]),
-                    case read_source(Source, Rel) of
+                    case beamdeck_agent_release_files:read(Source, Rel) of
                         {ok, Bin, _} -> {ok, Bin};
                         {error, _, Msg, _} -> {error, Msg}
                     end;
@@ -576,7 +344,7 @@ target_beams(#{source := {package, Tar}, script := Script, to_libs := ToLibs} = 
                   || {load_object_code, {App, Vsn, Mods}} <- Script, lists:member(M, Mods),
                      {A, V, D} <- ToLibs, A =:= App, V =:= Vsn]}
              || M <- Modules],
-    Files = case tar_files(Tar, lists:append([Fs || {_, Fs} <- Where])) of
+    Files = case beamdeck_agent_release_files:tar_files(Tar, lists:append([Fs || {_, Fs} <- Where])) of
                 {ok, Map} -> Map;
                 {error, _} -> #{}
             end,
@@ -584,54 +352,6 @@ target_beams(#{source := {package, Tar}, script := Script, to_libs := ToLibs} = 
                             [F | _] when is_map_key(F, Files) -> {ok, maps:get(F, Files)};
                             _ -> target_beam(Path, M)
                         end} || {M, Fs} <- Where]).
-
-%%% FILES %%%
-
-read_source(dir, Path) ->
-    case file:read_file(Path) of
-        {ok, Bin} -> {ok, Bin, Path};
-        {error, enoent} -> {error, missing_file, fmt("~ts: no such file", [Path]), Path};
-        {error, R} -> {error, missing_file, fmt("~ts: ~ts", [Path, file:format_error(R)]), Path}
-    end;
-read_source({package, Tar}, Path) ->
-    Label = Tar ++ ":" ++ Path,
-    case tar_files(Tar, [Path]) of
-        {ok, #{Path := Bin}} -> {ok, Bin, Label};
-        {ok, _} -> {error, missing_file, fmt("~ts: not in the package", [Label]), Label};
-        {error, Why} -> {error, bad_package, fmt("~ts: ~ts", [Label, Why]), Label}
-    end.
-
-tar_files(Tar, Names) ->
-    case erl_tar:extract(Tar, [memory, compressed, {files, Names}]) of
-        {ok, List} -> {ok, maps:from_list(List)};
-        {error, Reason} -> {error, unicode:characters_to_binary(erl_tar:format_error(Reason))}
-    end.
-
-consult_bin(Bin) ->
-    case unicode:characters_to_list(Bin) of
-        Text when is_list(Text) -> consult_text(Text, []);
-        _ -> {error, <<"not UTF-8 text">>}
-    end.
-
-consult_text(Text, Acc) ->
-    scan(erl_scan:tokens([], Text, 1), Acc).
-
-scan({done, {ok, Tokens, End}, Rest}, Acc) ->
-    case erl_parse:parse_term(Tokens) of
-        {ok, Term} -> scan(erl_scan:tokens([], Rest, End), [Term | Acc]);
-        {error, {Line, Mod, Msg}} -> {error, fmt("line ~p: ~ts", [Line, Mod:format_error(Msg)])}
-    end;
-scan({done, {eof, _}, _}, Acc) -> {ok, lists:reverse(Acc)};
-scan({done, {error, {Line, Mod, Msg}, _}, _}, _Acc) ->
-    {error, fmt("line ~p: ~ts", [Line, Mod:format_error(Msg)])};
-%% The text ended inside a term (or right after its final dot): tell the
-%% scanner so.
-scan({more, Cont}, Acc) ->
-    case erl_scan:tokens(Cont, eof, 1) of
-        {more, _} -> {error, <<"unterminated term (missing '.')">>};
-        Done -> scan(Done, Acc)
-    end.
-
 %%% HELPERS %%%
 
 bin(S) when is_list(S) -> unicode:characters_to_binary(S);
@@ -641,11 +361,7 @@ bin(A) when is_atom(A) -> atom_to_binary(A, utf8).
 maybe_bin(undefined) -> null;
 maybe_bin(S) -> bin(S).
 
-text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 2000)).
-
 printed(T) -> beamdeck_agent_terms:printed(T, 2000).
-
-cap(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 300)).
 
 fmt(Format, Args) ->
     unicode:characters_to_binary(io_lib:format(Format, Args)).

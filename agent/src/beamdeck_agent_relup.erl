@@ -10,8 +10,13 @@
 %%% content is put back.
 -module(beamdeck_agent_relup).
 
--export([orig_file/1, choices/2, choices/3, apply_choices/2, diff/2, modules/1, restarts/1,
-         stopped_apps/1, rewrite/4, restore/1, choices_json/1]).
+-export([orig_file/1, choices/3, apply_choices/2, diff/2, modules/1, restarts/1,
+         stopped_apps/1, rewrite/4, restore/1, choices_json/1, change_json/1]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([choices/2]).
+-endif.
 
 -define(MARKER, "%% beamdeck: rewritten").
 
@@ -31,19 +36,22 @@ orig_file(File) -> File ++ ".beamdeck-orig".
 
 %%% CHOICES %%%
 
-%% @doc Purge choices from request params (`purge' sets post-purge,
-%% `prePurge' pre-purge; each an object of module name to `soft' or
-%% `brutal'). Module names are atom text (`Elixir.TestListener') or an
-%% Elixir alias (`TestListener'), and must be loaded or removed by `Script'
-%% (no atom is created from the request).
+-ifdef(TEST).
+%% @doc choices/3, strict.
 -spec choices(Params, Script) -> {ok, choices()} | {error, bad_request, binary()}
     when Params :: map(), Script :: list().
 choices(Params, Script) ->
     choices(Params, Script, strict).
+-endif.
 
-%% @doc choices/2; `lenient' drops choices for modules the script does not
-%% change instead of refusing them (choices recorded for an install, reused
-%% for its rollback, whose script may change fewer modules).
+%% @doc Purge choices from request params (`purge' sets post-purge,
+%% `prePurge' pre-purge; each an object of module name to `soft' or
+%% `brutal'). Module names are atom text (`Elixir.TestListener') or an
+%% Elixir alias (`TestListener'), and must be loaded or removed by `Script'
+%% (no atom is created from the request). `strict' refuses choices for
+%% modules the script does not change; `lenient' drops them (choices
+%% recorded for an install, reused for its rollback, whose script may
+%% change fewer modules).
 -spec choices(Params, Script, Mode) -> {ok, choices()} | {error, bad_request, binary()}
     when Params :: map(), Script :: list(), Mode :: strict | lenient.
 choices(Params, Script, Mode) ->
@@ -100,7 +108,7 @@ purge_value(_) -> error.
 %% @doc Choices as JSON: `{purge: {Mod: "soft"}, prePurge: {...}}'.
 -spec choices_json(Choices) -> map() when Choices :: choices().
 choices_json(#{pre := Pre, post := Post}) ->
-    J = fun(M) -> maps:from_list([{atom_to_binary(K, utf8), beamdeck_agent_release:purge_json(V)}
+    J = fun(M) -> maps:from_list([{atom_to_binary(K, utf8), beamdeck_agent_relup_read:purge_json(V)}
                                   || {K, V} <- maps:to_list(M)]) end,
     #{purge => J(Post), prePurge => J(Pre)}.
 
@@ -121,6 +129,12 @@ apply_choices(Script, #{pre := Pre, post := Post}) ->
                           (I, Acc) -> {I, Acc}
                        end, [], Script),
     {Out, Changes}.
+
+%% @doc One purge setting changed by the choices, as wire JSON.
+-spec change_json(Change) -> map() when Change :: change().
+change_json(#{module := M, field := F, from := From, to := To}) ->
+    #{module => atom_to_binary(M, utf8), field => F,
+      from => beamdeck_agent_relup_read:purge_json(From), to => beamdeck_agent_relup_read:purge_json(To)}.
 
 %% @doc The purge settings that differ between two versions of a script
 %% (the original and the one installed).
@@ -184,7 +198,7 @@ rewrite(File, Section, Key, Choices) ->
     Orig = orig_file(File),
     case ensure_orig(File, Orig) of
         ok ->
-            case beamdeck_agent_release:read_relup(Orig) of
+            case beamdeck_agent_relup_read:read_relup(Orig) of
                 {ok, {Vsn, Ups, Downs}} ->
                     Entries = case Section of up -> Ups; down -> Downs end,
                     case lists:keyfind(Key, 1, Entries) of

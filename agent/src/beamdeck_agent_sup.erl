@@ -9,7 +9,12 @@
 
 -behaviour(supervisor).
 
--export([start_link/0, init/1, child_modules/0]).
+-export([start_link/0, init/1]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([child_modules/0]).
+-endif.
 
 -define(CHILDREN, [beamdeck_agent_events, beamdeck_agent_conn, beamdeck_agent_sampler,
                    beamdeck_agent_upgrade, beamdeck_agent_system]).

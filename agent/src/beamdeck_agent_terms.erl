@@ -7,7 +7,8 @@
 -module(beamdeck_agent_terms).
 
 -export([pid/1, maybe_pid/1, atom/1, maybe_atom/1, mfa/1, maybe_mfa/1, int/1,
-         printed/1, printed/2, id_text/1, now_ms/0]).
+         printed/1, printed/2, id_text/1, now_ms/0, monotonic_ms/0,
+         initial_call/1]).
 
 -define(DEFAULT_CAP, 4096).
 -define(MAX_SAFE_INT, 9007199254740991).
@@ -73,9 +74,24 @@ printed(Term, Cap) ->
 id_text(A) when is_atom(A) -> atom(A);
 id_text(T) -> maps:get(text, printed(T, 512)).
 
-%% @doc Wall-clock milliseconds since the Unix epoch.
+%% @doc Wall-clock milliseconds since the Unix epoch: the one `now' of
+%% the wire (`at' fields). Durations and deadlines use monotonic_ms/0.
 -spec now_ms() -> integer().
 now_ms() -> erlang:system_time(millisecond).
+
+%% @doc Monotonic milliseconds (never goes back; no relation to the wall
+%% clock): for timeouts, ages and deadlines inside the agent, never sent.
+-spec monotonic_ms() -> integer().
+monotonic_ms() -> erlang:monotonic_time(millisecond).
+
+%% @doc A process's initial call as JSON, the way proc_lib reports it (the
+%% callback module of a gen_server, not `proc_lib:init_p/5'); `null' when
+%% it cannot be read.
+-spec initial_call(Pid) -> json() when Pid :: pid().
+initial_call(P) ->
+    try maybe_mfa(proc_lib:translate_initial_call(P))
+    catch _:_ -> null
+    end.
 
 %% Cut at Cap bytes without splitting a UTF-8 sequence.
 truncate_utf8(Bin, Cap) ->

@@ -11,13 +11,24 @@
 %%% `"timeout": true' instead of hanging the sampler. The output is bounded:
 %%% children per supervisor, linked processes per node and in total, and an
 %%% estimate of the encoded size of the whole frame.
+%%%
+%%% The upgrade preview walks the same trees for another question: whom
+%%% release_handler would suspend for `{update, M}' (supervised/2).
 -module(beamdeck_agent_tree).
 
--export([apps/0, apps/1]).
+-export([apps/0, supervised/2]).
+
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([apps/1]).
+-endif.
 
 -export_type([app/0, tree_node/0]).
 
 -define(CALL_TIMEOUT, 1000).
+%% The upgrade preview's walk (supervised/2) lists no children, only counts
+%% them: a higher bound than the tree frame's.
+-define(MAX_SUP_CHILDREN, 200000).
 -define(MAX_CHILDREN, 500).
 -define(MAX_LINKED_PER_NODE, 200).
 -define(MAX_LINKED_DEPTH, 3).
@@ -54,7 +65,7 @@ apps(Opts) ->
     B0 = #b{bytes = maps:get(max_bytes, Opts, ?MAX_BYTES), linked = ?MAX_LINKED_TOTAL,
             %% The walk asks no more supervisors once three stuck ones (a
             %% relup suspends several) could have used up the time.
-            deadline = now_ms() + 3 * Timeout, timeout = Timeout,
+            deadline = beamdeck_agent_terms:monotonic_ms() + 3 * Timeout, timeout = Timeout,
             max_children = maps:get(max_children, Opts, ?MAX_CHILDREN)},
     Running = try application:which_applications(Timeout)
               catch exit:_ -> []
@@ -104,7 +115,7 @@ root(Name, Master, B) ->
 sup_node(Pid, Id, Modules, Depth, B) ->
     Node0 = node_map(Pid, Id, supervisor, Modules),
     B0 = spend(Node0, B),
-    case Depth >= ?MAX_DEPTH orelse now_ms() > B0#b.deadline orelse B0#b.bytes =< 0 of
+    case Depth >= ?MAX_DEPTH orelse beamdeck_agent_terms:monotonic_ms() > B0#b.deadline orelse B0#b.bytes =< 0 of
         true ->
             {Node0#{truncated => true}, B0};
         false ->
@@ -238,6 +249,72 @@ linked_entry(P, From, Seen, Depth, B) ->
             {ok, Entry0#{linked => Sub}, B1}
     end.
 
+%%% SUPERVISED PROCESSES (who release_handler would suspend) %%%
+
+%% @doc For each module in `Mods', the processes release_handler would
+%% suspend for `{update, M}': children in the applications' supervision
+%% trees whose child spec lists M (`dynamic' modules asked with
+%% `get_modules'), and top supervisors whose callback module is M. Every
+%% call is bounded; the walk stops at `BudgetMs'.
+-spec supervised(Mods, BudgetMs) -> #{module() => [pid()]}
+    when Mods :: [module()], BudgetMs :: pos_integer().
+supervised(Mods, BudgetMs) ->
+    Deadline = erlang:monotonic_time(millisecond) + BudgetMs,
+    Apps = try application:which_applications(?CALL_TIMEOUT) catch _:_ -> [] end,
+    Found = lists:foldl(
+              fun({App, _, _}, Acc) ->
+                      case before(Deadline) andalso beamdeck_agent_otp:app_supervisor(App, ?CALL_TIMEOUT) of
+                          {ok, Root} ->
+                              RootMod = case beamdeck_agent_otp:call(
+                                               fun() -> supervisor:get_callback_module(Root) end,
+                                               ?CALL_TIMEOUT) of
+                                            {ok, RM} when is_atom(RM) -> [RM];
+                                            _ -> []
+                                        end,
+                              walk(Root, Mods, 0, Deadline, add(Root, RootMod, Mods, Acc));
+                          _ -> Acc
+                      end
+              end, #{}, Apps),
+    maps:map(fun(_, Ps) -> lists:usort(Ps) end, Found).
+
+walk(_Sup, _Mods, Depth, _Deadline, Acc) when Depth > 30 -> Acc;
+walk(Sup, Mods, Depth, Deadline, Acc) ->
+    case before(Deadline) andalso beamdeck_agent_otp:which_children(Sup, ?CALL_TIMEOUT) of
+        {ok, Children} when is_list(Children) ->
+            lists:foldl(
+              fun({_Id, Pid, Type, Mods0}, A) when is_pid(Pid) ->
+                      ChildMods = case Mods0 of
+                                      dynamic when Type =:= worker -> dynamic_mods(Pid);
+                                      L when is_list(L) -> L;
+                                      _ -> []
+                                  end,
+                      A1 = add(Pid, ChildMods, Mods, A),
+                      case Type of
+                          supervisor -> walk(Pid, Mods, Depth + 1, Deadline, A1);
+                          _ -> A1
+                      end;
+                 (_, A) -> A
+              end, Acc, lists:sublist(Children, ?MAX_SUP_CHILDREN));
+        _ -> Acc
+    end.
+
+add(Pid, ChildMods, Mods, Acc) ->
+    lists:foldl(fun(M, A) ->
+                        case lists:member(M, ChildMods) of
+                            true -> maps:update_with(M, fun(L) -> [Pid | L] end, [Pid], A);
+                            false -> A
+                        end
+                end, Acc, Mods).
+
+dynamic_mods(Pid) ->
+    case beamdeck_agent_otp:call(fun() -> gen:call(Pid, self(), get_modules, ?CALL_TIMEOUT) end,
+                                 ?CALL_TIMEOUT + 100) of
+        {ok, {ok, Mods}} when is_list(Mods) -> Mods;
+        _ -> []
+    end.
+
+before(Deadline) -> erlang:monotonic_time(millisecond) < Deadline.
+
 %%% HELPERS %%%
 
 spend(Node, B) -> B#b{bytes = B#b.bytes - ?NODE_BYTES - text_bytes(Node)}.
@@ -264,4 +341,3 @@ vsn(V) when is_list(V) ->
 vsn(V) when is_binary(V) -> V;
 vsn(_) -> null.
 
-now_ms() -> erlang:monotonic_time(millisecond).

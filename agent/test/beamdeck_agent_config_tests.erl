@@ -49,9 +49,7 @@ defaults() ->
     ?assertEqual(2000, ?C:get(max_queue)),
     ?assertEqual(1048576, ?C:get(max_message)),
     ?assertEqual(false, ?C:get(get_state)),
-    ?assertEqual(undefined, ?C:get(no_such_key)),
-    ?assertEqual(fallback, ?C:get(no_such_key, fallback)),
-    ?assertEqual(2000, ?C:get(max_queue, 5)).
+    ?assertEqual(undefined, ?C:get(no_such_key)).
 
 app_env() ->
     application:set_env(beamdeck_agent, url, "ws://a:1/agent"),

@@ -2,6 +2,8 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
+-import(beamdeck_test_util, [wait_until/1, wait_until/2]).
+
 %% Request handler used by the tests (the conn's `handler' option).
 -export([handle/2]).
 %% logger handler capturing the conn's log lines.
@@ -72,15 +74,6 @@ stop() ->
 url(S) -> url(S, "/agent").
 url(S, Path) -> "ws://127.0.0.1:" ++ integer_to_list(?SRV:port(S)) ++ Path.
 
-wait_until(F) -> wait_until(F, 5000).
-wait_until(F, Timeout) when Timeout =< 0 ->
-    ?assert(F());
-wait_until(F, Timeout) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(20), wait_until(F, Timeout - 20)
-    end.
-
 stat(K) -> maps:get(K, ?CONN:stats()).
 
 %% The next message the server got, decoded (optionally of one type).
@@ -143,7 +136,7 @@ enqueue_test() ->
     ?assertEqual([3, 4, 5], queue:to_list(Q)).
 
 hello_test() ->
-    H = ?CONN:hello(#{node => <<"n@h">>}),
+    H = beamdeck_agent_hello:hello(#{node => <<"n@h">>}),
     ?assertEqual(hello, maps:get(type, H)),
     ?assertEqual(1, maps:get(protocol, H)),
     ?assertEqual(<<"n@h">>, maps:get(node, H)),
@@ -184,7 +177,7 @@ hello_with_release_handler_test() ->
     case try register(release_handler, Fake) catch error:badarg -> taken end of
         true ->
             try
-                H = ?CONN:hello(#{node => <<"n@h">>}),
+                H = beamdeck_agent_hello:hello(#{node => <<"n@h">>}),
                 ?assertEqual([#{name => <<"rel_test">>, vsn => <<"0.1.0">>, status => permanent,
                                 apps => [<<"kernel-8.5.3">>, <<"rel_test-0.1.0">>]}],
                              maps:get(releases, H)),
@@ -201,14 +194,14 @@ hello_with_release_handler_test() ->
 hello_group_setting_test() ->
     application:set_env(beamdeck_agent, group, <<"shop">>),
     try
-        ?assertEqual(<<"shop">>, maps:get(group, ?CONN:hello(#{node => <<"n@h">>})))
+        ?assertEqual(<<"shop">>, maps:get(group, beamdeck_agent_hello:hello(#{node => <<"n@h">>})))
     after
         application:unset_env(beamdeck_agent, group)
     end,
     %% Neither a setting nor a release: no group (the server files it under none).
     case whereis(release_handler) of
-        undefined -> ?assertNot(maps:is_key(group, ?CONN:hello(#{node => <<"n@h">>})));
-        _ -> ?assert(is_binary(maps:get(group, ?CONN:hello(#{node => <<"n@h">>}), <<>>)))
+        undefined -> ?assertNot(maps:is_key(group, beamdeck_agent_hello:hello(#{node => <<"n@h">>})));
+        _ -> ?assert(is_binary(maps:get(group, beamdeck_agent_hello:hello(#{node => <<"n@h">>}), <<>>)))
     end.
 
 %%% IDLE %%%
@@ -444,6 +437,8 @@ welcome_timeout(S) ->
     #{<<"id">> := Id} = ?SRV:await(S, fun(#{<<"ev">> := E}) -> E =:= <<"connection">> end),
     ?SRV:await(S, fun(#{<<"ev">> := E, <<"id">> := I}) -> E =:= <<"close">> andalso I =:= Id end, 3000),
     ?assertNot(?CONN:connected()),
+    %% The socket is closed before the conn records why: wait for the record.
+    wait_until(fun() -> stat(lastError) =:= <<"welcome_timeout">> end, 3000),
     ?assertMatch(#{state := connecting, lastError := <<"welcome_timeout">>}, ?CONN:stats()).
 
 stuck_server(S) ->

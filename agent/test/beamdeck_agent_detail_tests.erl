@@ -48,17 +48,6 @@ wait_waiting(P) ->
         _ -> timer:sleep(5), wait_waiting(P)
     end.
 
-with_get_state(Value, Fun) ->
-    Old = application:get_env(beamdeck_agent, get_state),
-    application:set_env(beamdeck_agent, get_state, Value),
-    try Fun()
-    after
-        case Old of
-            undefined -> application:unset_env(beamdeck_agent, get_state);
-            {ok, V} -> application:set_env(beamdeck_agent, get_state, V)
-        end
-    end.
-
 %% gen_server callbacks for the state tests.
 init(State) -> {ok, State}.
 handle_call(_, _, S) -> {reply, ok, S}.
@@ -147,10 +136,10 @@ links_monitors_and_flags_test() ->
     stop(Other).
 
 dictionary_is_capped_test() ->
-    with_get_state(true, fun dictionary_is_capped/0).
+    beamdeck_test_util:with_env(get_state, true, fun dictionary_is_capped/0).
 
 dictionary_values_hidden_by_default_test() ->
-    with_get_state(false, fun() ->
+    beamdeck_test_util:with_env(get_state, false, fun() ->
         Self = self(),
         P = proc_lib:spawn(fun() ->
                                    put(api_key, <<"sk-very-secret">>),
@@ -165,7 +154,7 @@ dictionary_values_hidden_by_default_test() ->
         %% proc_lib's own bookkeeping still shows.
         ?assertMatch([#{value := <<"[", _/binary>>}], [E || #{key := <<"'$ancestors'">>} = E <- Dict]),
         ?assertEqual(nomatch, binary:match(iolist_to_binary(io_lib:format("~p", [D])), <<"sk-very-secret">>)),
-        with_get_state(true, fun() ->
+        beamdeck_test_util:with_env(get_state, true, fun() ->
             {ok, D2} = beamdeck_agent_detail:fetch(pid(P)),
             ?assertMatch([#{value := <<"<<\"sk-very-secret\">>">>}], [E || #{key := <<"api_key">>} = E <- maps:get(dictionary, D2)])
         end),
@@ -191,7 +180,7 @@ dictionary_is_capped() ->
     stop(P).
 
 state_disabled_by_default_test() ->
-    with_get_state(false, fun() ->
+    beamdeck_test_util:with_env(get_state, false, fun() ->
         {ok, Gs} = gen_server:start(?MODULE, {secret_state, 42}, []),
         {ok, D} = beamdeck_agent_detail:fetch(pid(Gs)),
         ?assertEqual(#{error => <<"disabled">>}, maps:get(state, D)),
@@ -200,7 +189,7 @@ state_disabled_by_default_test() ->
 
 state_when_enabled_test_() ->
     {timeout, 20, fun() ->
-        with_get_state(true, fun() ->
+        beamdeck_test_util:with_env(get_state, true, fun() ->
             {ok, Gs} = gen_server:start(?MODULE, {secret_state, 42}, []),
             {ok, D} = beamdeck_agent_detail:fetch(pid(Gs)),
             ?assertEqual(#{text => <<"{secret_state,42}">>, truncated => false}, maps:get(state, D)),

@@ -11,6 +11,8 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
+-import(beamdeck_test_util, [wait_until/1, wait_until/2]).
+
 %% Callbacks for the test supervisors.
 -export([init/1, start_worker/0, start_crasher/2]).
 
@@ -34,7 +36,7 @@ events_test_() ->
       {"a handler removed by someone else is put back", fun handler_reinstalled/0}]}.
 
 overflow_test_() ->
-    {setup, fun() -> setup([{event_buffer, 5}]) end, fun cleanup/1,
+    {setup, fun() -> setup([{event_buffer, 100}]) end, fun cleanup/1,
      {"buffer overflow drops the oldest and reports once", timeout, 20, fun overflow/0}}.
 
 overload_test_() ->
@@ -42,7 +44,7 @@ overload_test_() ->
      {"handlers drop and count when the events process is behind", fun overload/0}}.
 
 resend_test_() ->
-    {setup, fun() -> setup([{event_resend_ms, 300}]) end, fun cleanup/1,
+    {setup, fun() -> setup([{event_resend_ms, 1000}]) end, fun cleanup/1,
      {"unacknowledged events are sent again, acked ones not", timeout, 20, fun resend/0}}.
 
 progress_test_() ->
@@ -248,18 +250,19 @@ restart_keeps_seq() ->
     %% Only one handler, pointing at the new process.
     ?assertEqual(1, length([H || H <- logger:get_handler_ids(), H =:= beamdeck_agent_logger_h])).
 
+%% The buffer holds 100 (the schema's floor for event_buffer).
 overflow() ->
-    [log_report(I) || I <- lists:seq(1, 8)],
-    ?assertMatch(#{lastSeq := 8, buffered := 5, dropped := 3}, beamdeck_agent_events:stats()),
+    [log_report(I) || I <- lists:seq(1, 103)],
+    ?assertMatch(#{lastSeq := 103, buffered := 100, dropped := 3}, beamdeck_agent_events:stats()),
     %% The next tick (1 s) adds one `agent` event; it makes room first, so its
     %% count includes the drop its own insertion causes (seq 4).
-    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 9 end, 3000),
-    ?assertMatch(#{lastSeq := 9, buffered := 5, dropped := 4}, beamdeck_agent_events:stats()),
+    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 104 end, 3000),
+    ?assertMatch(#{lastSeq := 104, buffered := 100, dropped := 4}, beamdeck_agent_events:stats()),
     timer:sleep(2200), %% two more ticks: no change, no new agent event
-    ?assertEqual(9, beamdeck_agent_events:last_seq()),
+    ?assertEqual(104, beamdeck_agent_events:last_seq()),
     connect(0),
-    wait_until(fun() -> length(frames()) >= 5 end),
-    ?assertEqual([5, 6, 7, 8, 9], seqs(frames())),
+    wait_until(fun() -> length(frames()) >= 100 end),
+    ?assertEqual(lists:seq(5, 104), seqs(frames())),
     ?assertMatch(#{kind := <<"agent">>, dropped := 4, overloadDrops := 0}, lists:last(frames())),
     %% The first frame after the gap declares it (the server acks past it
     %% without paging); the ones after it follow on and declare nothing.
@@ -295,7 +298,7 @@ resend() ->
     connect(0),
     log_report(1),
     wait_until(fun() -> length(frames()) >= 1 end),
-    %% Not acknowledged: sent again after 300 ms (checked on the 1 s tick).
+    %% Not acknowledged: sent again after 1 s (the schema's floor; checked on the 1 s tick).
     wait_until(fun() -> length(frames()) >= 2 end, 4000),
     ?assertEqual([1, 1], seqs(frames())),
     beamdeck_agent_events:ack(1),
@@ -486,14 +489,6 @@ alarm_frames() ->
     [F || F <- frames(), lists:member(maps:get(kind, F), [<<"alarm_set">>, <<"alarm_clear">>]),
           lists:member(maps:get(alarm, F), [<<"bd_test_alarm">>, <<"bd_test_alarm_before">>])].
 
-wait_until(Fun) -> wait_until(Fun, 5000).
-
-wait_until(Fun, Ms) when Ms =< 0 -> ?assert(Fun());
-wait_until(Fun, Ms) ->
-    case Fun() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(Fun, Ms - 10)
-    end.
 
 mute_default_handler() ->
     case logger:get_handler_config(default) of

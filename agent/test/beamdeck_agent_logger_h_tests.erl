@@ -17,8 +17,8 @@ real_reports_test_() ->
     [{"child_terminated then shutdown: reached_max_restart_intensity", with_handler(fun max_intensity/0)},
      {"start_error", with_handler(fun start_error_report/0)},
      {"shutdown_error", with_handler(fun shutdown_error_report/0)},
-     {"proc_lib crash report (get_state on)", with_handler(fun() -> with_get_state(true, fun crash_report/0) end)},
-     {"proc_lib crash report without values (get_state off)", with_handler(fun() -> with_get_state(false, fun crash_report_redacted/0) end)},
+     {"proc_lib crash report (get_state on)", with_handler(fun() -> beamdeck_test_util:with_env(get_state, true, fun crash_report/0) end)},
+     {"proc_lib crash report without values (get_state off)", with_handler(fun() -> beamdeck_test_util:with_env(get_state, false, fun crash_report_redacted/0) end)},
      {"plain logger errors and normal exits are ignored", with_handler(fun ignored/0)}].
 
 %% Install the handler with the test process itself as the sink (setup and
@@ -122,17 +122,6 @@ secret_arg_fun(Arg) ->
     %% A badmatch whose value (and the frame's argument) holds the secret.
     {ok, _} = erlang:list_to_tuple([error, Arg]),
     ok.
-
-with_get_state(Value, Fun) ->
-    Old = application:get_env(beamdeck_agent, get_state),
-    application:set_env(beamdeck_agent, get_state, Value),
-    try Fun()
-    after
-        case Old of
-            undefined -> application:unset_env(beamdeck_agent, get_state);
-            {ok, V} -> application:set_env(beamdeck_agent, get_state, V)
-        end
-    end.
 
 ignored() ->
     logger:error("plain error ~p", [1]),

@@ -250,7 +250,7 @@ suspended(_Dir) ->
     ok = application:start(bd_pv_app),
     [{srv, Sup, worker, [bd_pv_srv]}] = supervisor:which_children(bd_pv_sup),
     {ok, Loose} = bd_pv_srv:start(),
-    ?assertEqual(#{bd_pv_srv => [Sup]}, beamdeck_agent_preview:supervised([bd_pv_srv], 2000)),
+    ?assertEqual(#{bd_pv_srv => [Sup]}, beamdeck_agent_tree:supervised([bd_pv_srv], 2000)),
     Update = [{suspend, [bd_pv_srv]}, {load, {bd_pv_srv, brutal_purge, brutal_purge}},
               {code_change, up, [{bd_pv_srv, []}]}, {resume, [bd_pv_srv]}],
     P = beamdeck_agent_preview:preview(Update, #{loops => loops(bd_pv_srv)}),
@@ -284,7 +284,7 @@ purge_and_restart(_Dir) ->
 scan_self(_Dir) ->
     Loop = spawn(bd_pv_a, loop, [x]),
     %% This process mentions bd_pv_a (in the call below); the workers hold the pattern.
-    Scan = beamdeck_agent_preview:scan([bd_pv_a], #{workers => 3}),
+    Scan = beamdeck_agent_scan:scan([bd_pv_a], #{workers => 3}),
     ?assertEqual(3, maps:get(workers, Scan)),
     Hits = [P || {P, _} <- maps:get(bd_pv_a, maps:get(hits, Scan), [])],
     ?assert(lists:member(Loop, Hits)),
@@ -298,7 +298,7 @@ old_code(Dir) ->
     Loop2 = spawn(bd_pv_a, loop, [y]),
     timer:sleep(20),
     load(Dir, "v2", bd_pv_a),
-    R = beamdeck_agent_preview:old_code([bd_pv_a]),
+    R = beamdeck_agent_scan:old_code([bd_pv_a]),
     [M] = [M || #{module := <<"bd_pv_a">>} = M <- maps:get(modules, R)],
     Expected = lists:sort([list_to_binary(pid_to_list(P)) || P <- erlang:processes(),
                                                              erlang:check_process_code(P, bd_pv_a)]),
@@ -309,7 +309,7 @@ old_code(Dir) ->
     [exit(X, kill) || X <- [Loop, Loop2]],
     timer:sleep(20),
     code:purge(bd_pv_a),
-    R2 = beamdeck_agent_preview:old_code([bd_pv_a]),
+    R2 = beamdeck_agent_scan:old_code([bd_pv_a]),
     ?assertMatch([#{count := 0, hasOldCode := false}],
                  [M2 || #{module := <<"bd_pv_a">>} = M2 <- maps:get(modules, R2)]),
     load(Dir, "v1", bd_pv_a).
@@ -323,7 +323,7 @@ parse_test() ->
            "0x00007f43 Return addr 0x00007f4 ('Elixir.TestListener':'-start/1-fun-0-'/0 + 40)\n"
            "y(0)     {gen_server,bd_mod,[]}\n\n"
            "0x00007f43 Return addr 0x00007f4 (bd_other:run/2 + 12)\n">>,
-    R = beamdeck_agent_preview:parse_backtrace(Bt, ['Elixir.TestListener', bd_mod, bd_other,
+    R = beamdeck_agent_scan:parse_backtrace(Bt, ['Elixir.TestListener', bd_mod, bd_other,
                                                     'Elixir.TestListenerX', bd_absent]),
     ?assertEqual(#{frames => [{<<"loop">>, 1}, {<<"-start/1-fun-0-">>, 0}], holds_fun => true,
                    mention => true}, maps:get('Elixir.TestListener', R)),
@@ -334,5 +334,5 @@ parse_test() ->
                  maps:get('Elixir.TestListenerX', R)),
     ?assertNot(maps:is_key(bd_absent, R)),
     %% A longer module name is not a mention of a shorter one.
-    R2 = beamdeck_agent_preview:parse_backtrace(<<"y(0)     bd_mod_two\n">>, [bd_mod]),
+    R2 = beamdeck_agent_scan:parse_backtrace(<<"y(0)     bd_mod_two\n">>, [bd_mod]),
     ?assertEqual(#{}, R2).

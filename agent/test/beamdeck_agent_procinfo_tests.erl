@@ -2,6 +2,8 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
+-import(beamdeck_test_util, [wait_until/1, wait_until/2]).
+
 -export([gs_init/1, init/1, handle_call/3, handle_cast/2]).
 
 %% A process that keeps every message it gets until told to stop.
@@ -41,7 +43,7 @@ mailbox_scan_reports_only_changes_test() ->
     {NZ4, _} = beamdeck_agent_procinfo:mailbox_scan(NZ3),
     ?assertEqual(4, maps:get(Q, NZ4)),
     Q ! go,
-    wait_until(fun() -> process_info(Q, message_queue_len) =:= {message_queue_len, 0} end),
+    wait_until(fun() -> process_info(Q, message_queue_len) =:= {message_queue_len, 0} end, 1000),
     {NZ5, Changed5} = beamdeck_agent_procinfo:mailbox_scan(NZ4),
     ?assertEqual({Q, 0}, lists:keyfind(Q, 1, Changed5)),
     ?assertNot(is_map_key(Q, NZ5)),
@@ -249,11 +251,3 @@ walk(C, Acc) ->
         {P, Rest} -> walk(Rest, [P | Acc])
     end.
 
-wait_until(F) -> wait_until(F, 100).
-
-wait_until(F, 0) -> ?assert(F());
-wait_until(F, N) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(F, N - 1)
-    end.

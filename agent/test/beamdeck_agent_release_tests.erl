@@ -195,13 +195,35 @@ bad_files(Dir) ->
     ?assertEqual(<<(list_to_binary(Appup))/binary, ": no such file">>, Msg2),
     %% Regular expressions as appup versions (OTP 25 allows them).
     {ok, [#{kind := restart_application, application := bd_app}]} =
-        beamdeck_agent_release:parse_appup("x.appup", list_to_binary(io_lib:format("~tp.", [?APPUP_11])),
+        beamdeck_agent_appup:parse_appup("x.appup", list_to_binary(io_lib:format("~tp.", [?APPUP_11])),
                                            up, "0.5.1"),
     ?assertMatch({error, bad_appup, <<"x.appup: no downgrade entry for 0.5.1">>},
-                 beamdeck_agent_release:parse_appup("x.appup", list_to_binary(io_lib:format("~tp.", [?APPUP_11])),
+                 beamdeck_agent_appup:parse_appup("x.appup", list_to_binary(io_lib:format("~tp.", [?APPUP_11])),
                                                     down, "0.5.1")),
     Relup = filename:join([Dir, "releases", "1.1", "relup"]),
     ok = file:write_file(Relup, <<"garbage">>),
     {error, bad_relup, RMsg} = beamdeck_agent_release:path("1.0", "1.1"),
     ?assertMatch({0, _}, binary:match(RMsg, list_to_binary(Relup))),
     ?assertMatch({error, bad_relup, _}, beamdeck_agent_release:state(#{<<"vsn">> => <<"1.1">>})).
+
+%% Which step a target version means: decided once, by step_context/2, for
+%% the plan and the runner alike.
+step_context_test() ->
+    Rels = fun(Statuses) -> [#{name => "r", vsn => V, status => S, libs => [], erts => undefined}
+                             || {V, S} <- Statuses] end,
+    Ctx = fun(Vsn, Statuses) -> beamdeck_agent_release:step_context(Vsn, Rels(Statuses)) end,
+    %% Running the permanent release: a new version is an install from it.
+    ?assertEqual({ok, #{step => install, from => "1.0", to => "1.1", permanent_step => true}},
+                 Ctx("1.1", [{"1.0", permanent}, {"1.1", unpacked}])),
+    %% Installed, not yet permanent: the same target means make_permanent;
+    %% the permanent one means rollback (no make_permanent follows it);
+    %% another version is an install from the running (current) release.
+    Installed = [{"1.0", permanent}, {"1.1", current}, {"1.2", unpacked}],
+    ?assertEqual({ok, #{step => make_permanent, from => "1.0", to => "1.1", permanent_step => true}},
+                 Ctx("1.1", Installed)),
+    ?assertEqual({ok, #{step => rollback, from => "1.1", to => "1.0", permanent_step => false}},
+                 Ctx("1.0", Installed)),
+    ?assertEqual({ok, #{step => install, from => "1.1", to => "1.2", permanent_step => true}},
+                 Ctx("1.2", Installed)),
+    ?assertMatch({error, already_permanent, _}, Ctx("1.0", [{"1.0", permanent}])),
+    ?assertMatch({error, not_found, _}, Ctx("1.0", [{"1.0", unpacked}])).

@@ -9,25 +9,25 @@
 
 accept_key_rfc_example_test() ->
     %% RFC 6455 section 1.3.
-    ?assertEqual(<<"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=">>, ?WS:accept_key(<<"dGhlIHNhbXBsZSBub25jZQ==">>)).
+    ?assertEqual(<<"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=">>, beamdeck_agent_ws_handshake:accept_key(<<"dGhlIHNhbXBsZSBub25jZQ==">>)).
 
 new_key_test() ->
-    K1 = ?WS:new_key(),
-    K2 = ?WS:new_key(),
+    K1 = beamdeck_agent_ws_handshake:new_key(),
+    K2 = beamdeck_agent_ws_handshake:new_key(),
     ?assertEqual(24, byte_size(K1)),
     ?assertEqual(16, byte_size(base64:decode(K1))),
     ?assertNotEqual(K1, K2).
 
 host_header_test() ->
-    ?assertEqual("example.com", ?WS:host_header("example.com", 80, false)),
-    ?assertEqual("example.com", ?WS:host_header("example.com", 443, true)),
-    ?assertEqual("example.com:443", ?WS:host_header("example.com", 443, false)),
-    ?assertEqual("example.com:80", ?WS:host_header("example.com", 80, true)),
-    ?assertEqual("127.0.0.1:4000", ?WS:host_header("127.0.0.1", 4000, false)),
-    ?assertEqual("[::1]:4000", ?WS:host_header("::1", 4000, false)).
+    ?assertEqual("example.com", beamdeck_agent_ws_handshake:host_header("example.com", 80, false)),
+    ?assertEqual("example.com", beamdeck_agent_ws_handshake:host_header("example.com", 443, true)),
+    ?assertEqual("example.com:443", beamdeck_agent_ws_handshake:host_header("example.com", 443, false)),
+    ?assertEqual("example.com:80", beamdeck_agent_ws_handshake:host_header("example.com", 80, true)),
+    ?assertEqual("127.0.0.1:4000", beamdeck_agent_ws_handshake:host_header("127.0.0.1", 4000, false)),
+    ?assertEqual("[::1]:4000", beamdeck_agent_ws_handshake:host_header("::1", 4000, false)).
 
 handshake_request_test() ->
-    {ok, Req} = ?WS:handshake_request("/agent", <<"a2V5">>,
+    {ok, Req} = beamdeck_agent_ws_handshake:handshake_request("/agent", <<"a2V5">>,
                                       [{"Host", "h:1"}, {"Authorization", "Bearer t"},
                                        {"X-Beamdeck-Node", <<"n@h">>}]),
     Bin = iolist_to_binary(Req),
@@ -46,68 +46,68 @@ handshake_request_test() ->
 
 handshake_request_injection_test() ->
     ?assertEqual({error, {bad_header, <<"Authorization">>}},
-                 ?WS:handshake_request("/agent", <<"k">>, [{"Authorization", "Bearer x\r\nEvil: 1"}])),
+                 beamdeck_agent_ws_handshake:handshake_request("/agent", <<"k">>, [{"Authorization", "Bearer x\r\nEvil: 1"}])),
     ?assertEqual({error, {bad_header, <<"Path">>}},
-                 ?WS:handshake_request("/agent\nx", <<"k">>, [])),
+                 beamdeck_agent_ws_handshake:handshake_request("/agent\nx", <<"k">>, [])),
     ?assertMatch({error, {bad_header, _}},
-                 ?WS:handshake_request("/agent", <<"k">>, [{"X\r\n", "v"}])).
+                 beamdeck_agent_ws_handshake:handshake_request("/agent", <<"k">>, [{"X\r\n", "v"}])).
 
 parse_response_test() ->
     Resp = <<"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
              "Connection: Upgrade\r\nSec-WebSocket-Accept:  abc= \r\n\r\n", 16#81, 0>>,
     ?assertEqual({ok, 101, [{<<"upgrade">>, <<"websocket">>}, {<<"connection">>, <<"Upgrade">>},
                             {<<"sec-websocket-accept">>, <<"abc=">>}], <<16#81, 0>>},
-                 ?WS:parse_response(Resp)),
+                 beamdeck_agent_ws_handshake:parse_response(Resp)),
     %% Every strict prefix of the head is incomplete.
     HeadLen = byte_size(Resp) - 2,
-    [?assertEqual(more, ?WS:parse_response(binary:part(Resp, 0, N))) || N <- lists:seq(0, HeadLen - 1)],
-    ?assertMatch({ok, 401, [], <<"no">>}, ?WS:parse_response(<<"HTTP/1.1 401\r\n\r\nno">>)),
-    ?assertMatch({ok, 403, _, <<>>}, ?WS:parse_response(<<"HTTP/1.0 403 Forbidden\r\nX: y\r\n\r\n">>)),
-    ?assertEqual({error, bad_status_line}, ?WS:parse_response(<<"SSH-2.0-OpenSSH\r\n\r\n">>)),
-    ?assertEqual({error, bad_status_line}, ?WS:parse_response(<<"HTTP/1.1 1O1 x\r\n\r\n">>)),
-    ?assertEqual({error, headers_too_large}, ?WS:parse_response(binary:copy(<<"a">>, 20000))).
+    [?assertEqual(more, beamdeck_agent_ws_handshake:parse_response(binary:part(Resp, 0, N))) || N <- lists:seq(0, HeadLen - 1)],
+    ?assertMatch({ok, 401, [], <<"no">>}, beamdeck_agent_ws_handshake:parse_response(<<"HTTP/1.1 401\r\n\r\nno">>)),
+    ?assertMatch({ok, 403, _, <<>>}, beamdeck_agent_ws_handshake:parse_response(<<"HTTP/1.0 403 Forbidden\r\nX: y\r\n\r\n">>)),
+    ?assertEqual({error, bad_status_line}, beamdeck_agent_ws_handshake:parse_response(<<"SSH-2.0-OpenSSH\r\n\r\n">>)),
+    ?assertEqual({error, bad_status_line}, beamdeck_agent_ws_handshake:parse_response(<<"HTTP/1.1 1O1 x\r\n\r\n">>)),
+    ?assertEqual({error, headers_too_large}, beamdeck_agent_ws_handshake:parse_response(binary:copy(<<"a">>, 20000))).
 
 check_upgrade_test() ->
     Key = <<"dGhlIHNhbXBsZSBub25jZQ==">>,
     Good = [{<<"upgrade">>, <<"WebSocket">>}, {<<"connection">>, <<"keep-alive, Upgrade">>},
             {<<"sec-websocket-accept">>, <<"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=">>}],
-    ?assertEqual(ok, ?WS:check_upgrade(Good, Key)),
+    ?assertEqual(ok, beamdeck_agent_ws_handshake:check_upgrade(Good, Key)),
     Set = fun(N, V) -> lists:keystore(N, 1, Good, {N, V}) end,
     ?assertEqual({error, {handshake, bad_accept}},
-                 ?WS:check_upgrade(Set(<<"sec-websocket-accept">>, <<"AAAA">>), Key)),
-    ?assertEqual({error, {handshake, bad_accept}}, ?WS:check_upgrade(Good, <<"b3RoZXIga2V5">>)),
+                 beamdeck_agent_ws_handshake:check_upgrade(Set(<<"sec-websocket-accept">>, <<"AAAA">>), Key)),
+    ?assertEqual({error, {handshake, bad_accept}}, beamdeck_agent_ws_handshake:check_upgrade(Good, <<"b3RoZXIga2V5">>)),
     ?assertEqual({error, {handshake, missing_accept}},
-                 ?WS:check_upgrade(lists:keydelete(<<"sec-websocket-accept">>, 1, Good), Key)),
-    ?assertEqual({error, {handshake, bad_upgrade}}, ?WS:check_upgrade(Set(<<"upgrade">>, <<"h2c">>), Key)),
+                 beamdeck_agent_ws_handshake:check_upgrade(lists:keydelete(<<"sec-websocket-accept">>, 1, Good), Key)),
+    ?assertEqual({error, {handshake, bad_upgrade}}, beamdeck_agent_ws_handshake:check_upgrade(Set(<<"upgrade">>, <<"h2c">>), Key)),
     ?assertEqual({error, {handshake, bad_upgrade}},
-                 ?WS:check_upgrade(lists:keydelete(<<"upgrade">>, 1, Good), Key)),
+                 beamdeck_agent_ws_handshake:check_upgrade(lists:keydelete(<<"upgrade">>, 1, Good), Key)),
     ?assertEqual({error, {handshake, missing_connection_upgrade}},
-                 ?WS:check_upgrade(Set(<<"connection">>, <<"keep-alive">>), Key)),
+                 beamdeck_agent_ws_handshake:check_upgrade(Set(<<"connection">>, <<"keep-alive">>), Key)),
     ?assertEqual({error, {handshake, unexpected_extension}},
-                 ?WS:check_upgrade([{<<"sec-websocket-extensions">>, <<"permessage-deflate">>} | Good], Key)),
+                 beamdeck_agent_ws_handshake:check_upgrade([{<<"sec-websocket-extensions">>, <<"permessage-deflate">>} | Good], Key)),
     ?assertEqual({error, {handshake, unexpected_subprotocol}},
-                 ?WS:check_upgrade([{<<"sec-websocket-protocol">>, <<"chat">>} | Good], Key)).
+                 beamdeck_agent_ws_handshake:check_upgrade([{<<"sec-websocket-protocol">>, <<"chat">>} | Good], Key)).
 
 body_test() ->
     CL = [{<<"content-length">>, <<"14">>}],
-    ?assertEqual(more, ?WS:body_complete(CL, <<"token rev">>)),
-    ?assertEqual({done, <<"token revoked\n">>}, ?WS:body_complete(CL, <<"token revoked\nEXTRA">>)),
-    ?assertEqual({done, <<>>}, ?WS:body_complete([{<<"content-length">>, <<"0">>}], <<>>)),
+    ?assertEqual(more, beamdeck_agent_ws_handshake:body_complete(CL, <<"token rev">>)),
+    ?assertEqual({done, <<"token revoked\n">>}, beamdeck_agent_ws_handshake:body_complete(CL, <<"token revoked\nEXTRA">>)),
+    ?assertEqual({done, <<>>}, beamdeck_agent_ws_handshake:body_complete([{<<"content-length">>, <<"0">>}], <<>>)),
     Big = [{<<"content-length">>, <<"100000">>}],
-    {done, Capped} = ?WS:body_complete(Big, binary:copy(<<"a">>, 5000)),
+    {done, Capped} = beamdeck_agent_ws_handshake:body_complete(Big, binary:copy(<<"a">>, 5000)),
     ?assertEqual(4096, byte_size(Capped)),
     Ch = [{<<"transfer-encoding">>, <<"chunked">>}],
-    ?assertEqual(more, ?WS:body_complete(Ch, <<"e\r\ntoken">>)),
+    ?assertEqual(more, beamdeck_agent_ws_handshake:body_complete(Ch, <<"e\r\ntoken">>)),
     ?assertEqual({done, <<"token revoked\nmore">>},
-                 ?WS:body_complete(Ch, <<"e\r\ntoken revoked\n\r\n4;x=1\r\nmore\r\n0\r\n\r\n">>)),
-    ?assertEqual(more, ?WS:body_complete([], <<"until close">>)),
-    ?assertEqual(<<"token revoked">>, ?WS:body_line(<<"\r\n  token revoked  \r\nsecond line\n">>)),
-    ?assertEqual(<<>>, ?WS:body_line(<<"\n\n">>)),
-    ?assertEqual(300, byte_size(?WS:body_line(binary:copy(<<"z">>, 1000)))).
+                 beamdeck_agent_ws_handshake:body_complete(Ch, <<"e\r\ntoken revoked\n\r\n4;x=1\r\nmore\r\n0\r\n\r\n">>)),
+    ?assertEqual(more, beamdeck_agent_ws_handshake:body_complete([], <<"until close">>)),
+    ?assertEqual(<<"token revoked">>, beamdeck_agent_ws_handshake:body_line(<<"\r\n  token revoked  \r\nsecond line\n">>)),
+    ?assertEqual(<<>>, beamdeck_agent_ws_handshake:body_line(<<"\n\n">>)),
+    ?assertEqual(300, byte_size(beamdeck_agent_ws_handshake:body_line(binary:copy(<<"z">>, 1000)))).
 
 %%% FRAMES (PURE) %%%
 
-enc(Op, P, Fin, Mask) -> iolist_to_binary(?WS:encode_frame(Op, P, Fin, Mask)).
+enc(Op, P, Fin, Mask) -> iolist_to_binary(beamdeck_agent_ws_frame:encode_frame(Op, P, Fin, Mask)).
 
 rfc_examples_test() ->
     %% RFC 6455 section 5.7.
@@ -123,7 +123,7 @@ rfc_examples_test() ->
     ?assertMatch(<<16#82, 16#7F, 0, 0, 0, 0, 0, 1, 0, 0, _:65536/binary>>,
                  enc(binary, binary:copy(<<0>>, 65536), true, none)),
     ?assertEqual({ok, #{fin => true, op => text, payload => <<"Hello">>, masked => true}, <<>>},
-                 ?WS:decode_frame(<<16#81, 16#85, 16#37, 16#fa, 16#21, 16#3d,
+                 beamdeck_agent_ws_frame:decode_frame(<<16#81, 16#85, 16#37, 16#fa, 16#21, 16#3d,
                                     16#7f, 16#9f, 16#4d, 16#51, 16#58>>, 1000)).
 
 length_forms_test() ->
@@ -135,9 +135,9 @@ length_forms_test() ->
                     ?assertEqual(HeaderLen + Len, byte_size(Plain)),
                     ?assertEqual(HeaderLen + 4 + Len, byte_size(Masked)),
                     ?assertEqual({ok, #{fin => true, op => binary, payload => P, masked => false}, <<"tail">>},
-                                 ?WS:decode_frame(<<Plain/binary, "tail">>, 1 bsl 20)),
+                                 beamdeck_agent_ws_frame:decode_frame(<<Plain/binary, "tail">>, 1 bsl 20)),
                     ?assertEqual({ok, #{fin => true, op => binary, payload => P, masked => true}, <<>>},
-                                 ?WS:decode_frame(Masked, 1 bsl 20)),
+                                 beamdeck_agent_ws_frame:decode_frame(Masked, 1 bsl 20)),
                     %% The masked payload really differs from the plain one.
                     _ = Len >= 4 andalso ?assertNotEqual(P, binary:part(Masked, HeaderLen + 4, Len))
             end,
@@ -161,112 +161,112 @@ partial_frames_test() ->
               enc(ping, <<"p">>, true, <<1, 2, 3, 4>>)],
     lists:foreach(
       fun(F) ->
-              {ok, _, <<>>} = ?WS:decode_frame(F, 1 bsl 20),
+              {ok, _, <<>>} = beamdeck_agent_ws_frame:decode_frame(F, 1 bsl 20),
               Prefixes = lists:usort([0, 1, 2, 3, 4, 5, 9, 10, 11, byte_size(F) - 1]
                                      ++ [rand:uniform(byte_size(F)) - 1 || _ <- lists:seq(1, 20)]),
-              [?assertEqual(more, ?WS:decode_frame(binary:part(F, 0, N), 1 bsl 20))
+              [?assertEqual(more, beamdeck_agent_ws_frame:decode_frame(binary:part(F, 0, N), 1 bsl 20))
                || N <- Prefixes, N < byte_size(F), N >= 0]
       end, Frames).
 
 two_frames_in_one_buffer_test() ->
     Buf = iolist_to_binary([enc(text, <<"a">>, true, none), enc(text, <<"bc">>, true, none)]),
-    {ok, #{payload := <<"a">>}, Rest} = ?WS:decode_frame(Buf, 100),
-    {ok, #{payload := <<"bc">>}, <<>>} = ?WS:decode_frame(Rest, 100).
+    {ok, #{payload := <<"a">>}, Rest} = beamdeck_agent_ws_frame:decode_frame(Buf, 100),
+    {ok, #{payload := <<"bc">>}, <<>>} = beamdeck_agent_ws_frame:decode_frame(Rest, 100).
 
 invalid_frames_test() ->
-    ?assertEqual({error, {protocol, reserved_bits}}, ?WS:decode_frame(<<16#C1, 0>>, 100)),
-    ?assertEqual({error, {protocol, reserved_bits}}, ?WS:decode_frame(<<16#91, 0>>, 100)),
-    [?assertEqual({error, {protocol, {bad_opcode, Op}}}, ?WS:decode_frame(<<1:1, 0:3, Op:4, 0>>, 100))
+    ?assertEqual({error, {protocol, reserved_bits}}, beamdeck_agent_ws_frame:decode_frame(<<16#C1, 0>>, 100)),
+    ?assertEqual({error, {protocol, reserved_bits}}, beamdeck_agent_ws_frame:decode_frame(<<16#91, 0>>, 100)),
+    [?assertEqual({error, {protocol, {bad_opcode, Op}}}, beamdeck_agent_ws_frame:decode_frame(<<1:1, 0:3, Op:4, 0>>, 100))
      || Op <- [3, 4, 5, 6, 7, 11, 12, 13, 14, 15]],
     %% Found from the first two bytes, before the rest arrives.
-    ?assertEqual({error, {protocol, {bad_opcode, 3}}}, ?WS:decode_frame(<<16#83, 126>>, 100)),
-    ?assertEqual({error, {protocol, fragmented_control}}, ?WS:decode_frame(<<16#09, 0>>, 100)),
-    ?assertEqual({error, {protocol, fragmented_control}}, ?WS:decode_frame(<<16#08, 0>>, 100)),
-    ?assertEqual({error, {protocol, control_too_long}}, ?WS:decode_frame(<<16#89, 126, 0, 126>>, 1000)),
+    ?assertEqual({error, {protocol, {bad_opcode, 3}}}, beamdeck_agent_ws_frame:decode_frame(<<16#83, 126>>, 100)),
+    ?assertEqual({error, {protocol, fragmented_control}}, beamdeck_agent_ws_frame:decode_frame(<<16#09, 0>>, 100)),
+    ?assertEqual({error, {protocol, fragmented_control}}, beamdeck_agent_ws_frame:decode_frame(<<16#08, 0>>, 100)),
+    ?assertEqual({error, {protocol, control_too_long}}, beamdeck_agent_ws_frame:decode_frame(<<16#89, 126, 0, 126>>, 1000)),
     ?assertEqual({error, {protocol, bad_length}},
-                 ?WS:decode_frame(<<16#82, 127, 16#80, 0, 0, 0, 0, 0, 0, 1>>, 1000)).
+                 beamdeck_agent_ws_frame:decode_frame(<<16#82, 127, 16#80, 0, 0, 0, 0, 0, 0, 1>>, 1000)).
 
 too_big_before_payload_test() ->
     %% The length alone decides: no payload byte has arrived yet.
-    ?assertEqual({error, {too_big, 2000}}, ?WS:decode_frame(<<16#82, 126, 2000:16>>, 1000)),
-    ?assertEqual({error, {too_big, 1 bsl 40}}, ?WS:decode_frame(<<16#82, 127, (1 bsl 40):64>>, 1000)),
-    ?assertEqual({error, {too_big, 101}}, ?WS:decode_frame(<<16#81, 101>>, 100)),
-    ?assertEqual(more, ?WS:decode_frame(<<16#81, 100>>, 100)).
+    ?assertEqual({error, {too_big, 2000}}, beamdeck_agent_ws_frame:decode_frame(<<16#82, 126, 2000:16>>, 1000)),
+    ?assertEqual({error, {too_big, 1 bsl 40}}, beamdeck_agent_ws_frame:decode_frame(<<16#82, 127, (1 bsl 40):64>>, 1000)),
+    ?assertEqual({error, {too_big, 101}}, beamdeck_agent_ws_frame:decode_frame(<<16#81, 101>>, 100)),
+    ?assertEqual(more, beamdeck_agent_ws_frame:decode_frame(<<16#81, 100>>, 100)).
 
 assemble_fragments_with_control_test() ->
     Max = 1000,
     F = fun(Op, Fin, P) -> #{op => Op, fin => Fin, payload => P, masked => false} end,
-    {more, A1} = ?WS:assemble(F(text, false, <<"frag-one|">>), none, Max),
-    {control, ping, <<"mid">>, A2} = ?WS:assemble(F(ping, true, <<"mid">>), A1, Max),
+    {more, A1} = beamdeck_agent_ws_frame:assemble(F(text, false, <<"frag-one|">>), none, Max),
+    {control, ping, <<"mid">>, A2} = beamdeck_agent_ws_frame:assemble(F(ping, true, <<"mid">>), A1, Max),
     ?assertEqual(A1, A2),
-    {more, A3} = ?WS:assemble(F(continuation, false, <<"frag-two|">>), A2, Max),
-    {control, pong, <<>>, A4} = ?WS:assemble(F(pong, true, <<>>), A3, Max),
-    {control, close, <<3, 232>>, A5} = ?WS:assemble(F(close, true, <<3, 232>>), A4, Max),
+    {more, A3} = beamdeck_agent_ws_frame:assemble(F(continuation, false, <<"frag-two|">>), A2, Max),
+    {control, pong, <<>>, A4} = beamdeck_agent_ws_frame:assemble(F(pong, true, <<>>), A3, Max),
+    {control, close, <<3, 232>>, A5} = beamdeck_agent_ws_frame:assemble(F(close, true, <<3, 232>>), A4, Max),
     ?assertEqual({message, text, <<"frag-one|frag-two|frag-three">>, none},
-                 ?WS:assemble(F(continuation, true, <<"frag-three">>), A5, Max)),
-    ?assertEqual({message, binary, <<1, 2>>, none}, ?WS:assemble(F(binary, true, <<1, 2>>), none, Max)).
+                 beamdeck_agent_ws_frame:assemble(F(continuation, true, <<"frag-three">>), A5, Max)),
+    ?assertEqual({message, binary, <<1, 2>>, none}, beamdeck_agent_ws_frame:assemble(F(binary, true, <<1, 2>>), none, Max)).
 
 assemble_errors_test() ->
     F = fun(Op, Fin, P) -> #{op => Op, fin => Fin, payload => P, masked => false} end,
     ?assertEqual({error, {protocol, unexpected_continuation}},
-                 ?WS:assemble(F(continuation, true, <<"x">>), none, 100)),
-    {more, A} = ?WS:assemble(F(binary, false, <<"x">>), none, 100),
-    ?assertEqual({error, {protocol, expected_continuation}}, ?WS:assemble(F(text, true, <<"y">>), A, 100)),
-    ?assertEqual({error, {protocol, expected_continuation}}, ?WS:assemble(F(binary, false, <<"y">>), A, 100)),
-    {more, B} = ?WS:assemble(F(text, false, binary:copy(<<"a">>, 60)), none, 100),
-    ?assertEqual({error, {too_big, 120}}, ?WS:assemble(F(continuation, true, binary:copy(<<"a">>, 60)), B, 100)),
-    ?assertEqual({error, invalid_utf8}, ?WS:assemble(F(text, true, <<255>>), none, 100)),
+                 beamdeck_agent_ws_frame:assemble(F(continuation, true, <<"x">>), none, 100)),
+    {more, A} = beamdeck_agent_ws_frame:assemble(F(binary, false, <<"x">>), none, 100),
+    ?assertEqual({error, {protocol, expected_continuation}}, beamdeck_agent_ws_frame:assemble(F(text, true, <<"y">>), A, 100)),
+    ?assertEqual({error, {protocol, expected_continuation}}, beamdeck_agent_ws_frame:assemble(F(binary, false, <<"y">>), A, 100)),
+    {more, B} = beamdeck_agent_ws_frame:assemble(F(text, false, binary:copy(<<"a">>, 60)), none, 100),
+    ?assertEqual({error, {too_big, 120}}, beamdeck_agent_ws_frame:assemble(F(continuation, true, binary:copy(<<"a">>, 60)), B, 100)),
+    ?assertEqual({error, invalid_utf8}, beamdeck_agent_ws_frame:assemble(F(text, true, <<255>>), none, 100)),
     %% A UTF-8 sequence split across fragments is fine once whole.
     <<E1, E2, E3>> = <<"€"/utf8>>,
-    {more, C} = ?WS:assemble(F(text, false, <<"a", E1>>), none, 100),
+    {more, C} = beamdeck_agent_ws_frame:assemble(F(text, false, <<"a", E1>>), none, 100),
     ?assertEqual({message, text, <<"a€b"/utf8>>, none},
-                 ?WS:assemble(F(continuation, true, <<E2, E3, "b">>), C, 100)),
+                 beamdeck_agent_ws_frame:assemble(F(continuation, true, <<E2, E3, "b">>), C, 100)),
     %% A sequence left incomplete at the end is not.
-    {more, D} = ?WS:assemble(F(text, false, <<"a">>), none, 100),
-    ?assertEqual({error, invalid_utf8}, ?WS:assemble(F(continuation, true, <<E1, E2>>), D, 100)).
+    {more, D} = beamdeck_agent_ws_frame:assemble(F(text, false, <<"a">>), none, 100),
+    ?assertEqual({error, invalid_utf8}, beamdeck_agent_ws_frame:assemble(F(continuation, true, <<E1, E2>>), D, 100)).
 
 fragment_test() ->
-    ?assertEqual([{text, true, <<"abc">>}], ?WS:fragment(text, <<"abc">>, 3)),
-    ?assertEqual([{text, true, <<>>}], ?WS:fragment(text, <<>>, 3)),
+    ?assertEqual([{text, true, <<"abc">>}], beamdeck_agent_ws_frame:fragment(text, <<"abc">>, 3)),
+    ?assertEqual([{text, true, <<>>}], beamdeck_agent_ws_frame:fragment(text, <<>>, 3)),
     ?assertEqual([{binary, false, <<"ab">>}, {continuation, false, <<"cd">>}, {continuation, true, <<"e">>}],
-                 ?WS:fragment(binary, <<"abcde">>, 2)),
-    ?assertEqual([{text, false, <<"ab">>}, {continuation, true, <<"cd">>}], ?WS:fragment(text, <<"abcd">>, 2)),
+                 beamdeck_agent_ws_frame:fragment(binary, <<"abcde">>, 2)),
+    ?assertEqual([{text, false, <<"ab">>}, {continuation, true, <<"cd">>}], beamdeck_agent_ws_frame:fragment(text, <<"abcd">>, 2)),
     %% Fragment, encode, decode and reassemble: the message comes back whole.
     Msg = crypto:strong_rand_bytes(100000),
-    Wire = iolist_to_binary([?WS:encode_frame(Op, C, Fin, crypto:strong_rand_bytes(4))
-                             || {Op, Fin, C} <- ?WS:fragment(binary, Msg, 7000)]),
+    Wire = iolist_to_binary([beamdeck_agent_ws_frame:encode_frame(Op, C, Fin, crypto:strong_rand_bytes(4))
+                             || {Op, Fin, C} <- beamdeck_agent_ws_frame:fragment(binary, Msg, 7000)]),
     ?assertEqual({binary, Msg}, reassemble(Wire, none)).
 
 reassemble(Buf, Asm) ->
-    {ok, Frame, Rest} = ?WS:decode_frame(Buf, 1 bsl 20),
-    case ?WS:assemble(Frame, Asm, 1 bsl 20) of
+    {ok, Frame, Rest} = beamdeck_agent_ws_frame:decode_frame(Buf, 1 bsl 20),
+    case beamdeck_agent_ws_frame:assemble(Frame, Asm, 1 bsl 20) of
         {more, Asm1} -> reassemble(Rest, Asm1);
         {message, Type, Msg, none} -> <<>> = Rest, {Type, Msg}
     end.
 
 close_payload_test() ->
-    ?assertEqual(<<1000:16>>, ?WS:close_payload(1000, <<>>)),
-    ?assertEqual(<<4401:16, "token revoked">>, ?WS:close_payload(4401, <<"token revoked">>)),
-    Long = ?WS:close_payload(1000, binary:copy(<<"é"/utf8>>, 100)),
+    ?assertEqual(<<1000:16>>, beamdeck_agent_ws_frame:close_payload(1000, <<>>)),
+    ?assertEqual(<<4401:16, "token revoked">>, beamdeck_agent_ws_frame:close_payload(4401, <<"token revoked">>)),
+    Long = beamdeck_agent_ws_frame:close_payload(1000, binary:copy(<<"é"/utf8>>, 100)),
     ?assert(byte_size(Long) =< 125),
     <<_:16, Reason/binary>> = Long,
     ?assertEqual(Reason, unicode:characters_to_binary(Reason)),
     ?assertEqual(122, byte_size(Reason)).
 
 parse_close_test() ->
-    ?assertEqual({ok, 1005, <<>>}, ?WS:parse_close(<<>>)),
-    ?assertEqual({ok, 1000, <<>>}, ?WS:parse_close(<<1000:16>>)),
-    ?assertEqual({ok, 4401, <<"token revoked">>}, ?WS:parse_close(<<4401:16, "token revoked">>)),
-    ?assertEqual({ok, 1001, <<"bye é"/utf8>>}, ?WS:parse_close(<<1001:16, "bye é"/utf8>>)),
-    ?assertEqual({ok, 3000, <<>>}, ?WS:parse_close(<<3000:16>>)),
-    ?assertEqual({error, {protocol, bad_close_payload}}, ?WS:parse_close(<<3>>)),
-    [?assertEqual({error, {protocol, {bad_close_code, C}}}, ?WS:parse_close(<<C:16>>))
+    ?assertEqual({ok, 1005, <<>>}, beamdeck_agent_ws_frame:parse_close(<<>>)),
+    ?assertEqual({ok, 1000, <<>>}, beamdeck_agent_ws_frame:parse_close(<<1000:16>>)),
+    ?assertEqual({ok, 4401, <<"token revoked">>}, beamdeck_agent_ws_frame:parse_close(<<4401:16, "token revoked">>)),
+    ?assertEqual({ok, 1001, <<"bye é"/utf8>>}, beamdeck_agent_ws_frame:parse_close(<<1001:16, "bye é"/utf8>>)),
+    ?assertEqual({ok, 3000, <<>>}, beamdeck_agent_ws_frame:parse_close(<<3000:16>>)),
+    ?assertEqual({error, {protocol, bad_close_payload}}, beamdeck_agent_ws_frame:parse_close(<<3>>)),
+    [?assertEqual({error, {protocol, {bad_close_code, C}}}, beamdeck_agent_ws_frame:parse_close(<<C:16>>))
      || C <- [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]],
-    ?assertEqual({error, invalid_utf8}, ?WS:parse_close(<<1000:16, 255>>)),
-    ?assertEqual(1002, ?WS:close_code({protocol, x})),
-    ?assertEqual(1007, ?WS:close_code(invalid_utf8)),
-    ?assertEqual(1009, ?WS:close_code({too_big, 5})),
-    ?assertEqual(1011, ?WS:close_code(other)).
+    ?assertEqual({error, invalid_utf8}, beamdeck_agent_ws_frame:parse_close(<<1000:16, 255>>)),
+    ?assertEqual(1002, beamdeck_agent_ws_frame:close_code({protocol, x})),
+    ?assertEqual(1007, beamdeck_agent_ws_frame:close_code(invalid_utf8)),
+    ?assertEqual(1009, beamdeck_agent_ws_frame:close_code({too_big, 5})),
+    ?assertEqual(1011, beamdeck_agent_ws_frame:close_code(other)).
 
 %%% LIVE, AGAINST THE NODE `ws' SERVER %%%
 
@@ -454,7 +454,7 @@ bad_opcode_live(S) ->
     ?WS:abort(Ws).
 
 masked_from_server(S) ->
-    Frame = iolist_to_binary(?WS:encode_frame(text, <<"hi">>, true, <<1, 2, 3, 4>>)),
+    Frame = iolist_to_binary(beamdeck_agent_ws_frame:encode_frame(text, <<"hi">>, true, <<1, 2, 3, 4>>)),
     Ws = connect(S, "/raw?hex=" ++ binary_to_list(binary:encode_hex(Frame))),
     {_, Evs} = recv_until(Ws, fun(E) -> E =/= [] end),
     ?assertEqual([{error, {protocol, masked_server_frame}}], Evs),
@@ -474,10 +474,10 @@ partial_reads(S) ->
     %% A real socket (pongs go out on it), fed by hand one byte at a time.
     Ws = connect(S, "/silent"),
     Id = conn_id(S, <<"/silent">>),
-    Wire = iolist_to_binary([?WS:encode_frame(text, <<"first">>, false, none),
-                             ?WS:encode_frame(ping, <<"pp">>, true, none),
-                             ?WS:encode_frame(continuation, binary:copy(<<"y">>, 70000), true, none),
-                             ?WS:encode_frame(binary, <<1, 2, 3>>, true, none)]),
+    Wire = iolist_to_binary([beamdeck_agent_ws_frame:encode_frame(text, <<"first">>, false, none),
+                             beamdeck_agent_ws_frame:encode_frame(ping, <<"pp">>, true, none),
+                             beamdeck_agent_ws_frame:encode_frame(continuation, binary:copy(<<"y">>, 70000), true, none),
+                             beamdeck_agent_ws_frame:encode_frame(binary, <<1, 2, 3>>, true, none)]),
     {Ws1, Evs} = lists:foldl(fun(B, {W, Acc}) ->
                                      {ok, W1, E} = ?WS:handle_data(W, <<B>>),
                                      {W1, Acc ++ E}

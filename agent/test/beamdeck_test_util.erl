@@ -1,0 +1,41 @@
+%%% @doc Helpers shared by the agent's EUnit modules.
+-module(beamdeck_test_util).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-export([wait_until/1, wait_until/2, with_env/3]).
+
+%% @doc Poll `Fun' until it returns true, for up to 5 s; then assert it.
+-spec wait_until(fun(() -> boolean())) -> ok.
+wait_until(Fun) -> wait_until(Fun, 5000).
+
+%% @doc Poll `Fun' every 10 ms until it returns true or `Ms' milliseconds
+%% have passed; the last call is an assertion, so a timeout fails the test
+%% with the condition that never held.
+-spec wait_until(fun(() -> boolean()), non_neg_integer()) -> ok.
+wait_until(Fun, Ms) ->
+    poll(Fun, erlang:monotonic_time(millisecond) + Ms).
+
+poll(Fun, Deadline) ->
+    case erlang:monotonic_time(millisecond) >= Deadline of
+        true -> ?assert(Fun()), ok;
+        false ->
+            case Fun() of
+                true -> ok;
+                false -> timer:sleep(10), poll(Fun, Deadline)
+            end
+    end.
+
+%% @doc Run `Fun' with the agent's application env `Key' set to `Value',
+%% then put back what was there (or unset it).
+-spec with_env(atom(), term(), fun(() -> R)) -> R.
+with_env(Key, Value, Fun) ->
+    Old = application:get_env(beamdeck_agent, Key),
+    application:set_env(beamdeck_agent, Key, Value),
+    try Fun()
+    after
+        case Old of
+            undefined -> application:unset_env(beamdeck_agent, Key);
+            {ok, V} -> application:set_env(beamdeck_agent, Key, V)
+        end
+    end.
