@@ -30,11 +30,10 @@ beforeAll(async () => {
   const admin = httpClient(server.url, { token: server.apiToken });
   await admin.alerts.updateRule.mutate({ kind: "version_drift", enabled: true, params: { forSeconds: 2 } });
   // Two different releases in one group, and a node in its release's own group.
-  [{ node: shopRel }, { node: shopCounter }, { node: plain }] = await Promise.all([
-    startAgentNode(server, { sname: `shop_a_${process.pid}`, env: { BEAMDECK_GROUP: "shop" } }),
-    startAgentNode(server, { release: "bd_counter", sname: `shop_b_${process.pid}`, env: { BEAMDECK_GROUP: "shop" } }),
-    startAgentNode(server, { sname: `plain_${process.pid}` }),
-  ]);
+  // One after the other: the release builds share a cache directory.
+  ({ node: shopRel } = await startAgentNode(server, { sname: `shop_a_${process.pid}`, env: { BEAMDECK_GROUP: "shop" } }));
+  ({ node: shopCounter } = await startAgentNode(server, { release: "bd_counter", sname: `shop_b_${process.pid}`, env: { BEAMDECK_GROUP: "shop" } }));
+  ({ node: plain } = await startAgentNode(server, { sname: `plain_${process.pid}` }));
   await Promise.all([shopRel, shopCounter, plain].map((n) => waitConnected(server, n.name)));
 });
 afterAll(async () => {
