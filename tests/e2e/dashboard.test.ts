@@ -508,6 +508,22 @@ describe("(c) a real BEAM node: the forum's rel_test with the agent", () => {
     });
   });
 
+  it("the Groups page files the node under its release's name, with the release it runs", async () => {
+    const d = demo!;
+    const node = d.node.name;
+    await withScreenshotOnFailure(page, "demo-groups", async () => {
+      const rel = await d.node.rpcJson<[string, string]>(`[{N, V, _, _} | _] = [R || R = {_, _, _, permanent} <- release_handler:which_releases()], [list_to_binary(N), list_to_binary(V)]`);
+      await page.goto("/");
+      await page.getByRole("link", { name: "Groups" }).click();
+      await page.waitForURL((u) => u.pathname === "/groups");
+      const group = page.locator(`[data-testid="group"][data-group="${rel[0]}"]`);
+      await group.waitFor({ timeout: 20_000 });
+      expect(await group.getAttribute("data-drift")).toBe("false");
+      const row = group.locator(`[data-testid="group-node"][data-node="${node}"]`);
+      expect(await row.getByTestId("group-node-release").textContent()).toBe(`${rel[0]} ${rel[1]}`);
+    });
+  });
+
   it("the System tab: counts against the node's limits, charts, an ETS table and the clients' sockets", async () => {
     const d = demo!;
     const node = d.node.name;

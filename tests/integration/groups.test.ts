@@ -35,7 +35,7 @@ beforeAll(async () => {
   ({ node: shopCounter } = await startAgentNode(server, { release: "bd_counter", sname: `shop_b_${process.pid}`, env: { BEAMDECK_GROUP: "shop" } }));
   ({ node: plain } = await startAgentNode(server, { sname: `plain_${process.pid}` }));
   await Promise.all([shopRel, shopCounter, plain].map((n) => waitConnected(server, n.name)));
-});
+}, 600_000); // three releases, each rebuilt when the agent's sources changed
 afterAll(async () => {
   await stopAll();
   await server?.stop();
@@ -72,6 +72,50 @@ describe("groups", () => {
     expect(r.stdout).toMatch(/^GROUP\s+NODE\s+STATUS\s+RELEASE\s+OLD CODE\s+DRIFT/m);
     expect(r.stdout).toContain("yes: bd_counter 1.0.0 / rel_test 0.1.0");
     expect(r.stdout).toMatch(new RegExp(`rel_test\\s+${plain.name.replace(/[.@]/g, "\\$&")}\\s+connected\\s+rel_test 0\\.1\\.0`));
+  });
+});
+
+describe("rollout plan", () => {
+  interface RolloutJson {
+    group: string;
+    vsn: string;
+    totalKills: number;
+    exitCode: number;
+    nodes: { node: string; plan?: { digest: string; verdict: string; step: string }; error?: string }[];
+  }
+
+  it("plans every node of the group, exits by the worst verdict, and matches each node's own plan", async () => {
+    expect((await server.cli(["upgrade", "unpack", plain.name, "0.1.1"])).code).toBe(0);
+    const r = await server.cli(["rollout", "plan", "rel_test", "0.1.1", "--json"]);
+    const out = JSON.parse(r.stdout) as RolloutJson;
+    const own = await server.cli(["upgrade", "plan", plain.name, "0.1.1", "--json"]);
+    const ownPlan = JSON.parse(own.stdout) as { digest: string; verdict: string; killed: { install: string[]; make_permanent: string[] } };
+    // The default appup kills the acceptor at make_permanent: would kill, exit 3, like `upgrade plan`.
+    expect(own.code).toBe(3);
+    expect(r.code, r.stderr).toBe(own.code);
+    expect(out.exitCode).toBe(own.code);
+    expect(out.nodes).toHaveLength(1);
+    expect(out.nodes[0]).toMatchObject({ node: plain.name, plan: { digest: ownPlan.digest, verdict: "would_kill", step: "install" } });
+    expect(out.totalKills).toBe(ownPlan.killed.install.length + ownPlan.killed.make_permanent.length);
+    expect(out.totalKills).toBeGreaterThan(0);
+  });
+
+  it("says which nodes could not be planned and exits 1", async () => {
+    // shop: the rel_test node has not unpacked 0.1.1, and bd_counter has no such version.
+    const r = await server.cli(["rollout", "plan", "shop", "0.1.1"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`${shopRel.name.replace(/[.@]/g, "\\$&")}.*not planned: `));
+    expect(r.stdout).toMatch(new RegExp(`${shopCounter.name.replace(/[.@]/g, "\\$&")}.*not planned: `));
+    expect(r.stdout).toContain("group shop to 0.1.1: 0 of 2 node(s) planned");
+  });
+
+  it("refuses an unknown group and a malformed --purge before asking any node", async () => {
+    const unknown = await server.cli(["rollout", "plan", "nope", "0.1.1"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no group named nope \(groups: .*rel_test.*shop/);
+    const bad = await server.cli(["rollout", "plan", "rel_test", "0.1.1", "--purge", "TestListener"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--purge takes Module=soft or Module=brutal/);
   });
 });
 

@@ -18,10 +18,10 @@ import { findingId, planDigest, type Gate } from "../../upgrades/gate";
 import { killCount, type Plan } from "../../upgrades/plan";
 
 /** The exit code of `upgrade plan`: the agent's verdict. */
-const VERDICT_EXIT = { blocked: EXIT.blocked, error_findings: EXIT.errorFindings, would_kill: EXIT.wouldKill, safe: EXIT.ok } as const;
+export const VERDICT_EXIT = { blocked: EXIT.blocked, error_findings: EXIT.errorFindings, would_kill: EXIT.wouldKill, safe: EXIT.ok } as const;
 const maxKillsSchema = z.coerce.number().int().min(0).max(10_000_000);
 
-const vsnSchema = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
+export const vsnSchema = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 
 /** `Mod=soft|brutal`, with Elixir aliases resolved against the plan's modules. */
 export function parsePurgeArgs(values: string[] | undefined, flag: string, modules: string[] | null): Record<string, "soft" | "brutal"> {
@@ -63,7 +63,7 @@ function summarise(plan: Plan): string {
   return lines.join("\n");
 }
 
-function verdictLine(plan: Plan): string {
+export function verdictLine(plan: Plan): string {
   const errors = plan.findings.filter((f) => f.severity === "error").map((f) => f.id);
   switch (plan.verdict) {
     case "blocked":
@@ -92,7 +92,7 @@ function planChanged(message: string | undefined): boolean {
   return Boolean(message?.startsWith("plan_changed:"));
 }
 
-async function planFor(env: Env, node: string, vsn: string, purgeArgs?: string[], preArgs?: string[]) {
+export async function planFor(env: Env, node: string, vsn: string, purgeArgs?: string[], preArgs?: string[]) {
   // The syntax first, before asking anyone: a typo is a usage error.
   parsePurgeArgs(purgeArgs, "--purge", null);
   parsePurgeArgs(preArgs, "--pre-purge", null);
