@@ -7,10 +7,14 @@
  * or warning finding.
  */
 import fs from "node:fs/promises";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNode, stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { buildRelease, instantiate, REPO_ROOT, type ReleaseName } from "../../tools/beam/releases";
+import { startAgentNode, waitConnected } from "../support/beam-node";
+import { startServer, type TestServer } from "../support/server";
 import { AgentDriver, type Json } from "../support/upgrade-agent-driver";
 
 const OUT = path.join(REPO_ROOT, "tests", ".out", `upgrade-checks-${process.pid}`);
@@ -165,4 +169,52 @@ describe("sound upgrades: no error or warning finding", () => {
       }
     }, 300_000);
   }
+});
+
+describe("the CLI: upgrade plan exits 5 on error findings; install needs each accepted and prints the verification", () => {
+  let server: TestServer;
+  let node: BeamNode;
+  const errors = ["appup_missing_module:bd_checks_missing", "not_suspended:bd_checks_lone"];
+
+  beforeAll(async () => {
+    server = await startServer({ dataDir: mkdtempSync(path.join(os.tmpdir(), "beamdeck-checks-")) });
+    ({ node } = await startAgentNode(server, { release: "bd_checks" }));
+    await waitConnected(server, node.name, true, 60_000);
+    const r = await server.cli(["upgrade", "unpack", node.name, "1.1.0"], {}, { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+  }, 400_000);
+  afterAll(async () => {
+    await node?.stop();
+    await server?.stop();
+  });
+
+  it("plan: text and --json carry the findings; exit 5", async () => {
+    const text = await server.cli(["upgrade", "plan", node.name, "1.1.0"], {}, { timeoutMs: 120_000 });
+    expect(text.code, text.stderr).toBe(5);
+    for (const id of errors) expect(text.stdout).toContain(`error: ${id}: `);
+    expect(text.stdout).toContain("warning: supervisor_children_changed:bd_checks_sup: ");
+    const j = await server.cli(["upgrade", "plan", node.name, "1.1.0", "--json"], {}, { timeoutMs: 120_000 });
+    expect(j.code, j.stderr).toBe(5);
+    const plan = JSON.parse(j.stdout) as Json;
+    expect((plan.findings as Json[]).filter((f) => f.severity === "error").map((f) => f.id).sort()).toEqual(errors);
+  }, 240_000);
+
+  it("install: without the findings accepted it is refused (exit 2); with them it runs, prints NOT VERIFIED, and the audit records it", async () => {
+    const bare = await server.cli(["upgrade", "install", node.name, "1.1.0", "--yes"], {}, { timeoutMs: 120_000 });
+    expect(bare.code, bare.stderr).toBe(2);
+    expect(bare.stderr).toContain("--accept-finding");
+    expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
+
+    const args = ["upgrade", "install", node.name, "1.1.0", "--yes", "--max-kills", "0", ...errors.flatMap((id) => ["--accept-finding", id])];
+    const r = await server.cli(args, {}, { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/NOT VERIFIED: +1 of \d+ module\(s\) do not run the target release's code: bd_checks_missing/);
+    expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
+
+    const audit = await server.cli(["audit", "--json", "--action", "upgrade.install"]);
+    expect(audit.code, audit.stderr).toBe(0);
+    const rows = JSON.parse(audit.stdout) as { outcome: string | null; data: Json | null }[];
+    const outcome = rows.find((e) => e.outcome === "ok" && e.data?.verification);
+    expect(outcome?.data?.verification).toMatchObject({ ok: false, missedCount: 1, missed: [{ module: "bd_checks_missing" }] });
+  }, 300_000);
 });
