@@ -29,14 +29,12 @@
 %%% values_visible/0) a crash is reported as class, error atom and frames.
 -module(beamdeck_agent_check_rehearsal).
 
--export([check/1, outcome/2, group/1, child_ids/1, boot_without_apps/1]).
+-export([check/1, outcome/2, group/1, child_ids/1]).
 
 -define(MAX_PROCS, 1000).
 -define(CALL_TIMEOUT, 2000).
 -define(STATE_TIMEOUT, 1000).
--define(PEER_BOOT_MS, 8000).
 -define(MAX_STATE_WORDS, 4000000).
--define(PEER_HMAX_WORDS, 33554432).   % 256 MB per process on a 64-bit node
 -define(MAX_FRAMES, 5).
 -define(REASON_CAP, 300).
 
@@ -57,8 +55,15 @@ check(#{mods := Mods, path := Path, beams := Beams, deadline := Deadline}) ->
                             Kind <- [kind(P, M)], Kind =/= other], ?MAX_PROCS),
             case Targets of
                 [] -> [];
-                _ -> with_peer(Path, Deadline,
-                               fun(Peer) -> rehearse(Peer, Targets, Beams, Deadline) end)
+                _ ->
+                    case beamdeck_agent_check_peer:with_peer(
+                           Path, Deadline, fun(Peer) -> rehearse(Peer, Targets, Beams, Deadline) end) of
+                        {ok, Findings} -> Findings;
+                        {error, Why} ->
+                            [inconclusive(null, <<"no_peer">>, [], Why,
+                                          <<"unpack the release and check that the node can start a "
+                                            "child OS process (erts' erlexec), then plan again">>)]
+                    end
             end
     end.
 
@@ -80,83 +85,6 @@ gen_callback(P) ->
         {ok, {status, _, {module, gen_server}, _}} -> gen_server;
         _ -> other
     end.
-
-%%% PEER %%%
-
-with_peer(#{source := {package, _}, to := To}, _Deadline, _Fun) ->
-    [inconclusive(null, <<"no_peer">>, [],
-                  fmt("release ~ts is not unpacked: the code_change rehearsal needs its files on disk", [To]),
-                  <<"unpack the release, then plan again">>)];
-with_peer(#{to := To}, Deadline, Fun) ->
-    RelDir = beamdeck_agent_release:rel_dir(),
-    Boot = filename:join([RelDir, To, "start.boot"]),
-    Config = filename:join([RelDir, To, "sys.config"]),
-    Tmp = filename:join(temp_dir(), "beamdeck-rehearse-" ++ integer_to_list(erlang:unique_integer([positive]))),
-    try
-        ok = filelib:ensure_dir(filename:join(Tmp, "x")),
-        case file:read_file(Boot) of
-            {ok, BootBin} ->
-                TmpBoot = filename:join(Tmp, "rehearse"),
-                ok = file:write_file(TmpBoot ++ ".boot", boot_without_apps(BootBin)),
-                ConfigArgs = case filelib:is_regular(Config) of
-                                 true -> ["-config", Config];
-                                 false -> []
-                             end,
-                case start_peer(["-boot", TmpBoot | ConfigArgs], Deadline) of
-                    {ok, Peer} ->
-                        try Fun(Peer)
-                        after catch_stop(Peer)
-                        end;
-                    {error, Why} ->
-                        [inconclusive(null, <<"no_peer">>, [],
-                                      fmt("the peer node for the code_change rehearsal did not start: ~ts", [Why]),
-                                      <<"check that the node can start a child OS process (erts' erlexec)">>)]
-                end;
-            {error, R} ->
-                [inconclusive(null, <<"no_peer">>, [],
-                              fmt("~ts: ~ts; the code_change rehearsal needs the target's boot script",
-                                  [Boot, file:format_error(R)]),
-                              <<"unpack the release, then plan again">>)]
-        end
-    after
-        _ = file:del_dir_r(Tmp)
-    end.
-
-temp_dir() ->
-    case os:getenv("TMPDIR") of
-        Dir when is_list(Dir), Dir =/= "" -> Dir;
-        _ -> "/tmp"
-    end.
-
-%% @doc A boot script (binary) with every `application:start_boot/2' but
-%% kernel's and stdlib's removed: the target's code, none of its processes.
--spec boot_without_apps(Bin) -> binary() when Bin :: binary().
-boot_without_apps(Bin) ->
-    {script, Id, Cmds} = binary_to_term(Bin),
-    Keep = fun({apply, {application, start_boot, [App | _]}}) -> lists:member(App, [kernel, stdlib]);
-              (_) -> true
-           end,
-    term_to_binary({script, Id, lists:filter(Keep, Cmds)}).
-
-start_peer(Args, Deadline) ->
-    Exec = filename:join([code:root_dir(), "erts-" ++ erlang:system_info(version), "bin", "erlexec"]),
-    Opts0 = #{connection => standard_io,
-              args => ["+hmax", integer_to_list(?PEER_HMAX_WORDS), "+hmaxk", "true",
-                       "-kernel", "logger_level", "none" | Args],
-              wait_boot => max(1000, min(?PEER_BOOT_MS, Deadline - now_ms()))},
-    Opts = case filelib:is_regular(Exec) of
-               true -> Opts0#{exec => Exec};
-               false -> Opts0
-           end,
-    try peer:start_link(Opts) of
-        {ok, Peer} -> {ok, Peer};
-        {ok, Peer, _Node} -> {ok, Peer};
-        {error, R} -> {error, fmt("~0tP", [R, 10])}
-    catch Class:R -> {error, fmt("~ts:~0tP", [Class, R, 10])}
-    end.
-
-catch_stop(Peer) ->
-    try peer:stop(Peer) catch _:_ -> exit(Peer, kill) end.
 
 %%% REHEARSAL %%%
 
@@ -392,10 +320,10 @@ peer_rehearsal_test_() ->
      fun() ->
              Clean = filename:join([code:root_dir(), "bin", "start_clean.boot"]),
              {ok, Bin} = file:read_file(Clean),
-             Tmp = filename:join(temp_dir(), "bd-peer-test-" ++ os:getpid()),
+             Tmp = filename:join(beamdeck_agent_check_peer:temp_dir(), "bd-peer-test-" ++ os:getpid()),
              ok = filelib:ensure_dir(filename:join(Tmp, "x")),
-             ok = file:write_file(filename:join(Tmp, "b.boot"), boot_without_apps(Bin)),
-             {ok, Peer} = start_peer(["-boot", filename:join(Tmp, "b")], now_ms() + 30000),
+             ok = file:write_file(filename:join(Tmp, "b.boot"), beamdeck_agent_check_peer:boot_without_apps(Bin)),
+             {ok, Peer} = beamdeck_agent_check_peer:start(["-boot", filename:join(Tmp, "b")], now_ms() + 30000),
              try
                  %% lists:sum on a list holding an atom: badarith, raised in the peer.
                  ?assertMatch({crash, error, badarith, [_ | _]},
@@ -408,7 +336,7 @@ peer_rehearsal_test_() ->
                  ?assertMatch({inconclusive_crash, error, badarg, _},
                               outcome(fun() -> peer:call(Peer, ets, lookup, [T, k], 2000) end,
                                       fun(_) -> ok end))
-             after catch_stop(Peer), file:del_dir_r(Tmp)
+             after beamdeck_agent_check_peer:stop(Peer), file:del_dir_r(Tmp)
              end
      end}.
 -endif.
