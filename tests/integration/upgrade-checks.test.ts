@@ -10,6 +10,7 @@ import fs from "node:fs/promises";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNode, stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { buildRelease, instantiate, REPO_ROOT, type ReleaseName } from "../../tools/beam/releases";
@@ -147,6 +148,42 @@ describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
       "badfun",
     );
   }, 120_000);
+});
+
+describe("bd_checks: the code_change crash the rehearsal predicts really happens", () => {
+  let node: BeamNode;
+  const agent = new AgentDriver(() => node);
+
+  beforeAll(async () => {
+    node = await boot("bd_checks");
+    expect((await agent.command("x-unpack", "unpack", { vsn: "1.1.0" })).ok).toBe(true);
+  }, 300_000);
+
+  it("accepted anyway, install crashes after point_of_no_return and the node restarts from 1.0.0", async () => {
+    await node.rpc("bd_checks_state:add(1), bd_checks_state:add(foo)");
+    const plan = await agent.request("upgrade_plan", { vsn: "1.1.0" });
+    const errors = (plan.findings as Json[]).filter((f) => f.severity === "error").map((f) => f.id);
+    expect(errors).toContain("code_change_crash:bd_checks_state:error:badarith");
+    const bootBefore = await node.rpc("beamdeck_agent_config:boot_id()");
+
+    await agent.request("upgrade_command", { commandId: "x-install", action: "install", vsn: "1.1.0", gate: { maxKills: 0, acceptFindings: errors } });
+    // The node restarts before or after it records the outcome: wait for the new boot, then read the journal.
+    const deadline = Date.now() + 120_000;
+    let bootAfter = bootBefore;
+    while (bootAfter === bootBefore && Date.now() < deadline) {
+      await sleep(500);
+      bootAfter = await node.rpc("beamdeck_agent_config:boot_id()").catch(() => bootBefore);
+    }
+    expect(bootAfter).not.toBe(bootBefore);
+    const r = await agent.outcome("x-install", 90_000);
+    expect(r.ok).toBe(false);
+    const rels = await node.rpcJson<Array<[string, string, string[], string]>>("release_handler:which_releases()");
+    expect(rels.map(([, v, , st]) => [v, st])).toEqual([
+      ["1.1.0", "unpacked"],
+      ["1.0.0", "permanent"],
+    ]);
+    expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
+  }, 240_000);
 });
 
 describe("sound upgrades: no error or warning finding", () => {

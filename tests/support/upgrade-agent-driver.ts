@@ -47,6 +47,11 @@ export class AgentDriver {
   async command(commandId: string, action: string, params: Json = {}, timeoutMs = 90_000): Promise<Json> {
     const accepted = await this.request("upgrade_command", { commandId, action, ...params });
     if (accepted.accepted !== true) throw new Error(`command ${commandId} not accepted: ${JSON.stringify(accepted)}`);
+    return this.outcome(commandId, timeoutMs);
+  }
+
+  /** Waits for a command's outcome in the journal (which survives a node restart). */
+  async outcome(commandId: string, timeoutMs = 90_000): Promise<Json> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = await this.node()
