@@ -2,7 +2,10 @@
 %%% loaded module of the applications whose version changed between the
 %%% two releases runs the code of the now-current release's beam on disk.
 %%% A miss is a module the relup left on its old code (the appup forgot
-%%% it), or code someone loaded by hand. The command result carries it as
+%%% it), or code someone loaded by hand. And every permanent child of
+%%% those applications' supervisors runs: release_handler gives a
+%%% supervisor its new child specs but starts none (`notStarted'). The
+%%% command result carries it as
 %%% the optional field `verification' (capability `verification' in
 %%% `hello.capabilities'; docs/protocol.md).
 -module(beamdeck_agent_check_verify).
@@ -10,9 +13,12 @@
 -export([run/2, compare/2]).
 
 -define(MAX_LISTED, 100).
+-define(CALL_TIMEOUT, 1000).
+-define(MAX_SUPS, 1000).
 
 -type verification() :: #{ok := boolean(), checked := non_neg_integer(),
-                          missed := [map()], missedCount := non_neg_integer()}.
+                          missed := [map()], missedCount := non_neg_integer(),
+                          notStarted => [map()]}.
 -export_type([verification/0]).
 
 %% @doc Verify the node against release `To' (the one now current), for the
@@ -30,8 +36,11 @@ run(From, To) ->
                       || {App, D} <- Dirs, F <- filelib:wildcard(filename:join([D, "ebin", "*.beam"]))],
             Loaded = [{App, M, Md5, beam_md5(F)} || {App, M, F} <- OnDisk, erlang:module_loaded(M),
                                                     Md5 <- [erlang:get_module_info(M, md5)]],
-            compare([{App, M, Expected} || {App, M, _, Expected} <- Loaded],
-                    maps:from_list([{M, Md5} || {_, M, Md5, _} <- Loaded]));
+            V = compare([{App, M, Expected} || {App, M, _, Expected} <- Loaded],
+                        maps:from_list([{M, Md5} || {_, M, Md5, _} <- Loaded])),
+            NotStarted = not_started([App || {App, _} <- Dirs]),
+            V#{ok => maps:get(ok, V) andalso NotStarted =:= [],
+               notStarted => lists:sublist(NotStarted, ?MAX_LISTED)};
         _ -> null
     end.
 
@@ -45,6 +54,38 @@ compare(Expected, Loaded) ->
               || {App, M, E} <- lists:sort(Expected), E =:= error orelse E =/= maps:get(M, Loaded, error)],
     #{ok => Missed =:= [], checked => length(Expected),
       missed => lists:sublist(Missed, ?MAX_LISTED), missedCount => length(Missed)}.
+
+%% Permanent children without a process in the supervision trees of `Apps'.
+not_started(Apps) ->
+    Roots = [Sup || App <- Apps, {ok, Sup} <- [beamdeck_agent_otp:app_supervisor(App, ?CALL_TIMEOUT)]],
+    lists:append([walk(Sup, 0) || Sup <- lists:sublist(Roots, ?MAX_SUPS)]).
+
+walk(_Sup, Depth) when Depth > 20 -> [];
+walk(Sup, Depth) ->
+    case beamdeck_agent_otp:which_children(Sup, ?CALL_TIMEOUT) of
+        {ok, Children} when is_list(Children) ->
+            lists:append(
+              [case {Pid, Type} of
+                   {undefined, _} -> [#{supervisor => name(Sup), id => id_text(Id)} || permanent(Sup, Id)];
+                   {P, supervisor} when is_pid(P) -> walk(P, Depth + 1);
+                   _ -> []
+               end || {Id, Pid, Type, _} <- lists:sublist(Children, ?MAX_SUPS)]);
+        _ -> []
+    end.
+
+permanent(Sup, Id) ->
+    case beamdeck_agent_otp:call(fun() -> supervisor:get_childspec(Sup, Id) end, ?CALL_TIMEOUT) of
+        {ok, {ok, #{restart := permanent}}} -> true;
+        _ -> false
+    end.
+
+name(Sup) ->
+    case process_info(Sup, registered_name) of
+        {registered_name, N} -> atom_to_binary(N, utf8);
+        _ -> beamdeck_agent_terms:pid(Sup)
+    end.
+
+id_text(Id) -> unicode:characters_to_binary(io_lib:format("~0tP", [Id, 8])).
 
 beam_md5(File) ->
     case beam_lib:md5(File) of

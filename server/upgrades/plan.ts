@@ -129,6 +129,8 @@ export const verification = z
       .array(z.object({ module: z.string(), app: z.string(), expected: z.string().nullable(), loaded: z.string().nullable() }).loose())
       .max(100),
     missedCount: z.number().int().min(0),
+    /** Permanent children of the changed applications' supervisors without a process (new child specs nobody started). */
+    notStarted: z.array(z.object({ supervisor: z.string(), id: z.string() }).loose()).max(100).optional(),
   })
   .loose();
 export type Verification = z.infer<typeof verification>;

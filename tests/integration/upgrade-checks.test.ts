@@ -25,9 +25,10 @@ afterAll(async () => {
   await fs.rm(OUT, { recursive: true, force: true });
 });
 
-async function boot(release: ReleaseName): Promise<BeamNode> {
+/** A fresh copy of `release` in its own directory (`label` tells two copies of one release apart). */
+async function boot(release: ReleaseName, label: string = release): Promise<BeamNode> {
   const rel = await buildRelease(release);
-  const dir = path.join(OUT, release);
+  const dir = path.join(OUT, label);
   await instantiate(rel.templateDir, dir);
   return startNode({ release, dir });
 }
@@ -127,6 +128,7 @@ describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
     expect(
       await node.rpc("[{Id, P} || {Id, P, _, _} <- supervisor:which_children(bd_checks_sup), Id =:= bd_checks_extra]"),
     ).toBe("[{bd_checks_extra,undefined}]");
+    expect(r.result.verification.notStarted).toEqual([{ supervisor: "bd_checks_sup", id: "bd_checks_extra" }]);
 
     // not_suspended: the unsupervised server kept its integer state and dies on its next call.
     const lone = await node.rpc("whereis(bd_checks_lone)");
@@ -155,7 +157,7 @@ describe("bd_checks: the code_change crash the rehearsal predicts really happens
   const agent = new AgentDriver(() => node);
 
   beforeAll(async () => {
-    node = await boot("bd_checks");
+    node = await boot("bd_checks", "bd_checks-crash");
     expect((await agent.command("x-unpack", "unpack", { vsn: "1.1.0" })).ok).toBe(true);
   }, 300_000);
 
@@ -246,6 +248,7 @@ describe("the CLI: upgrade plan exits 5 on error findings; install needs each ac
     const r = await server.cli(args, {}, { timeoutMs: 240_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/NOT VERIFIED: +1 of \d+ module\(s\) do not run the target release's code: bd_checks_missing/);
+    expect(r.stdout).toMatch(/NOT VERIFIED: +1 permanent child\(ren\) not started: bd_checks_sup\/bd_checks_extra/);
     expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
 
     const audit = await server.cli(["audit", "--json", "--action", "upgrade.install"]);

@@ -21,8 +21,14 @@ import { killCount, type Plan, type Verification, verificationOf } from "../../u
 function verificationLine(v: Verification | null): string | null {
   if (!v) return null;
   if (v.ok) return `verified:           ${v.checked} module(s) run the target release's code`;
-  const names = v.missed.map((m) => m.module).join(" ");
-  return `NOT VERIFIED:       ${v.missedCount} of ${v.checked} module(s) do not run the target release's code: ${names}${v.missedCount > v.missed.length ? " …" : ""} (an appup that misses them?)`;
+  const lines: string[] = [];
+  if (v.missedCount > 0) {
+    const names = v.missed.map((m) => m.module).join(" ");
+    lines.push(`NOT VERIFIED:       ${v.missedCount} of ${v.checked} module(s) do not run the target release's code: ${names}${v.missedCount > v.missed.length ? " …" : ""} (an appup that misses them?)`);
+  }
+  const idle = v.notStarted ?? [];
+  if (idle.length > 0) lines.push(`NOT VERIFIED:       ${idle.length} permanent child(ren) not started: ${idle.map((c) => `${c.supervisor}/${c.id}`).join(" ")} (new child specs release_handler does not start)`);
+  return lines.join("\n");
 }
 
 /** The exit code of `upgrade plan`: the agent's verdict. */
