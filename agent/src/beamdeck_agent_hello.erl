@@ -80,7 +80,7 @@ capabilities() ->
     Mods = [{procs, beamdeck_agent_sampler}, {tree, beamdeck_agent_sampler},
             {detail, beamdeck_agent_detail}, {events, beamdeck_agent_events},
             {upgrade, beamdeck_agent_upgrade}, {system, beamdeck_agent_system},
-            {gates, beamdeck_agent_gate}],
+            {gates, beamdeck_agent_gate}, {verification, beamdeck_agent_check_verify}],
     Caps = [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}],
     %% Optional protocol-1 fields this agent sends (docs/protocol.md).
     case lists:member(events, Caps) of

@@ -87,7 +87,8 @@ plan_json(Action, Path, Script, Changes, Choices, Preview, {Lint, LintErrors}) -
                                                         Pids, [])]}],
                      maps:get(evidence, J) =/= null orelse maps:get(pids, J) =/= []],
     {ModsJson, Counts} = beamdeck_agent_preview:modules_json(Modules),
-    Findings = findings(Restart),
+    %% The checks beyond purges (issue 13), gathered in one place.
+    Findings = findings(Restart) ++ beamdeck_agent_checks:run(Action, Path, Script),
     Facts = facts(Action, Script, Modules, Findings),
     Json = #{action => Action, vsn => bin(maps:get(to, Path)), from => bin(maps:get(from, Path)),
       to => bin(maps:get(to, Path)), direction => maps:get(direction, Path),

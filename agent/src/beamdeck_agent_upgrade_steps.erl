@@ -156,6 +156,7 @@ check_and_install(Ctx, To, File, Script, ModNames, Predicted, Watch, Base) ->
             Deaths = beamdeck_agent_deaths:deaths(Mon, Predicted),
             Result = Base#{check => ok, installReply => text(Res), deaths => Deaths,
                            oldCode => beamdeck_agent_scan:old_code(ModNames),
+                           verification => beamdeck_agent_check_verify:run(maps:get(from, Base), To),
                            releases => beamdeck_agent_release:rels_json(releases())},
             Restart = beamdeck_agent_relup:restarts(Script),
             case Res of
@@ -227,6 +228,7 @@ permanent_step(Ctx, Permanent, Vsn, Base) ->
     Result = Base#{modules => [atom_to_binary(M, utf8) || M <- ModNames],
                    permanentReply => text(Res), deaths => Deaths, oldCodeBefore => Before,
                    oldCode => beamdeck_agent_scan:old_code(ModNames),
+                   verification => beamdeck_agent_check_verify:run(Permanent, Vsn),
                    releases => beamdeck_agent_release:rels_json(releases())},
     case Res of
         ok ->

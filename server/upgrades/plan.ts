@@ -116,6 +116,33 @@ export function errorFindingIds(p: Plan): string[] {
   return p.findings.filter((f) => f.severity === "error").map((f) => f.id);
 }
 
+/**
+ * What the agent verified after install and after make_permanent (optional
+ * field `verification` of the command result, capability `verification`):
+ * every loaded module of the changed applications on its target md5.
+ */
+export const verification = z
+  .object({
+    ok: z.boolean(),
+    checked: z.number().int().min(0),
+    missed: z
+      .array(z.object({ module: z.string(), app: z.string(), expected: z.string().nullable(), loaded: z.string().nullable() }).loose())
+      .max(100),
+    missedCount: z.number().int().min(0),
+    /** Permanent children of the changed applications' supervisors without a process (new child specs nobody started). */
+    notStarted: z.array(z.object({ supervisor: z.string(), id: z.string() }).loose()).max(100).optional(),
+  })
+  .loose();
+export type Verification = z.infer<typeof verification>;
+
+/** The verification a command result carries; null when absent (an older agent, or a step that verifies nothing) or malformed. */
+export function verificationOf(result: unknown): Verification | null {
+  const v = (result as { verification?: unknown } | null)?.verification;
+  if (v === undefined || v === null) return null;
+  const parsed = verification.safeParse(v);
+  return parsed.success ? parsed.data : null;
+}
+
 /** Match predicted kills against the pids that actually died. */
 export function comparePrediction(predicted: string[], died: string[]) {
   const p = new Set(predicted);

@@ -17,7 +17,7 @@ import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
-import { comparePrediction, errorFindingIds, killCount, plan as planSchema, predictedKills, type Plan, type PurgeChoices } from "./plan";
+import { comparePrediction, errorFindingIds, killCount, plan as planSchema, predictedKills, type Plan, type PurgeChoices, verificationOf } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -346,9 +346,11 @@ export class UpgradeWorkflow {
     const predicted = expected[cmd.action as Action] ?? [];
     const comparison = cmd.action === "install" || cmd.action === "make_permanent" || cmd.action === "rollback" ? comparePrediction(predicted, diedList) : null;
     this.refreshReleases(node, result);
+    // After install and make_permanent the agent checks every changed module runs its target code.
+    const verification = verificationOf(result);
     if (upgrade) {
       const status = !ok ? "failed" : cmd.action === "install" ? "installed" : cmd.action === "make_permanent" ? "permanent" : cmd.action === "rollback" ? "rolled_back" : upgrade.status;
-      const actual = { ...((upgrade.actualKills as object | null) ?? {}), [cmd.action]: { died: diedList, comparison } };
+      const actual = { ...((upgrade.actualKills as object | null) ?? {}), [cmd.action]: { died: diedList, comparison, verification } };
       await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { status, actualKills: jsonSafe(actual) as object } });
       this.expectations.extend(node, 10_000);
     }
@@ -359,7 +361,7 @@ export class UpgradeWorkflow {
         node,
         target: upgrade ? `upgrade:${upgrade.id}` : null,
         outcome: ok ? "ok" : "error",
-        data: { commandId, result: jsonSafe(result), error, predictedVsActual: comparison },
+        data: { commandId, result: jsonSafe(result), error, predictedVsActual: comparison, verification },
       });
     } else {
       await appendAudit(this.prisma, { actor: "agent", action: `upgrade.${cmd.action}`, node, outcome: ok ? "ok" : "error", data: { commandId, result: jsonSafe(result), error } });

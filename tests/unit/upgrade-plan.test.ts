@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { BeamdeckError } from "../../server/errors";
 import { requireGate } from "../../server/upgrades/gate";
-import { comparePrediction, errorFindingIds, killCount, plan, predictedKills } from "../../server/upgrades/plan";
+import { comparePrediction, errorFindingIds, killCount, plan, predictedKills, verificationOf } from "../../server/upgrades/plan";
 
 const base = plan.parse({
   step: "install",
@@ -81,5 +81,20 @@ describe("upgrade plans on the server", () => {
     expect(requireGate("install", restart, { acceptFindings: ["emulator_restart:-:restart_new_emulator"] })).toMatchObject({ used: "findings", acceptedFindings: ["emulator_restart:-:restart_new_emulator"] });
     expect(requireGate("install", restart, { acceptPlan: "c".repeat(64) }).acceptedFindings).toEqual(["emulator_restart:-:restart_new_emulator"]);
     expect(requireGate("install", plan.parse({ ...base, modules: [], verdict: "safe" }), undefined).used).toBe("none_needed");
+  });
+});
+
+describe("verificationOf: the optional verification of a step's result", () => {
+  const v = { ok: false, checked: 7, missed: [{ module: "m", app: "a", expected: "00ff", loaded: "ff00" }], missedCount: 1, notStarted: [{ supervisor: "s", id: "c" }] };
+
+  it("parses what the agent sends", () => {
+    expect(verificationOf({ deaths: {}, verification: v })).toEqual(v);
+  });
+
+  it("is null when absent (an older agent) or malformed, never a guess", () => {
+    expect(verificationOf({ deaths: {} })).toBeNull();
+    expect(verificationOf(null)).toBeNull();
+    expect(verificationOf({ verification: { ok: "yes" } })).toBeNull();
+    expect(verificationOf({ verification: { ...v, missed: Array.from({ length: 101 }, () => v.missed[0]) } })).toBeNull();
   });
 });

@@ -18,6 +18,7 @@ const BUILD_TIMEOUT_MS = 300_000;
 export const RELEASES = {
   rel_test: ["0.1.0", "0.1.1", "0.1.2"],
   bd_counter: ["1.0.0", "1.1.0"],
+  bd_checks: ["1.0.0", "1.1.0"],
 } as const;
 
 export type ReleaseName = keyof typeof RELEASES;

@@ -15,7 +15,21 @@ import { json, table } from "../format";
 import { outcomeLine, runStep, type StepOutcome } from "../step";
 import type { Env } from "../../storage/database-url";
 import { findingId, planDigest, type Gate } from "../../upgrades/gate";
-import { killCount, type Plan } from "../../upgrades/plan";
+import { killCount, type Plan, type Verification, verificationOf } from "../../upgrades/plan";
+
+/** The agent's check after the step: every changed module on its target code, or which are not. */
+function verificationLine(v: Verification | null): string | null {
+  if (!v) return null;
+  if (v.ok) return `verified:           ${v.checked} module(s) run the target release's code`;
+  const lines: string[] = [];
+  if (v.missedCount > 0) {
+    const names = v.missed.map((m) => m.module).join(" ");
+    lines.push(`NOT VERIFIED:       ${v.missedCount} of ${v.checked} module(s) do not run the target release's code: ${names}${v.missedCount > v.missed.length ? " …" : ""} (an appup that misses them?)`);
+  }
+  const idle = v.notStarted ?? [];
+  if (idle.length > 0) lines.push(`NOT VERIFIED:       ${idle.length} permanent child(ren) not started: ${idle.map((c) => `${c.supervisor}/${c.id}`).join(" ")} (new child specs release_handler does not start)`);
+  return lines.join("\n");
+}
 
 /** The exit code of `upgrade plan`: the agent's verdict. */
 export const VERDICT_EXIT = { blocked: EXIT.blocked, error_findings: EXIT.errorFindings, would_kill: EXIT.wouldKill, safe: EXIT.ok } as const;
@@ -171,13 +185,15 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     if (values.json) console.log(json({ ok: out.ok, commandId: out.commandId, repeated: out.repeated, upgrade: last }));
     else {
       console.log(outcomeLine(out, `${sub} done (${out.commandId})`, `${sub} FAILED`));
-      const actual = (last?.actualKills ?? {}) as Record<string, { died: string[]; comparison: { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null }>;
+      const actual = (last?.actualKills ?? {}) as Record<string, { died: string[]; comparison: { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null; verification?: unknown }>;
       const step = actual[sub === "permanent" ? "make_permanent" : sub];
       if (step?.comparison) {
         console.log(`predicted and died: ${step.comparison.predictedAndDied.join(" ") || "-"}`);
         console.log(`predicted, alive:   ${step.comparison.predictedButAlive.join(" ") || "-"}`);
         console.log(`died, unpredicted:  ${step.comparison.diedUnpredicted.join(" ") || "-"}`);
       }
+      const verified = verificationLine(verificationOf(step));
+      if (verified) console.log(verified);
     }
     if (!out.ok && planChanged(out.message)) console.error("the plan changed since it was reviewed: run `beamdeck upgrade plan` again and review it");
     return out.ok ? EXIT.ok : planChanged(out.message) ? EXIT.planChanged : EXIT.error;

@@ -1,0 +1,18 @@
+%%% @doc Top supervisor of bd_checks 1.1.0: it gains bd_checks_extra, which
+%%% `{update, bd_checks_sup, supervisor}' does not start.
+-module(bd_checks_sup).
+-behaviour(supervisor).
+
+-export([start_link/0, init/1]).
+
+%% @doc Starts the supervisor, registered as `bd_checks_sup'.
+-spec start_link() -> {ok, pid()}.
+start_link() -> supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+%% @private
+init([]) ->
+    {ok, {#{strategy => one_for_one, intensity => 3, period => 10},
+          [worker(bd_checks_state), worker(bd_checks_store), worker(bd_checks_extra)]}}.
+
+worker(M) ->
+    #{id => M, start => {M, start_link, []}, modules => [M]}.

@@ -1,0 +1,260 @@
+/**
+ * The upgrade checks beyond purges (issue 13) on real releases: bd_checks
+ * 1.0.0 → 1.1.0 (demo/apps/bd_checks) fails in every way the plan's
+ * checks look for. Each test shows the finding before the install and the
+ * real outcome after it, read from the node itself — never from the agent.
+ * The sound upgrades of the demo apps (bd_counter, rel_test) get no error
+ * or warning finding.
+ */
+import fs from "node:fs/promises";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startNode, stopAll, type BeamNode } from "../../tools/beam/nodes";
+import { buildRelease, instantiate, REPO_ROOT, type ReleaseName } from "../../tools/beam/releases";
+import { startAgentNode, waitConnected } from "../support/beam-node";
+import { startServer, type TestServer } from "../support/server";
+import { AgentDriver, type Json } from "../support/upgrade-agent-driver";
+
+const OUT = path.join(REPO_ROOT, "tests", ".out", `upgrade-checks-${process.pid}`);
+
+afterAll(async () => {
+  await stopAll();
+  await fs.rm(OUT, { recursive: true, force: true });
+});
+
+/** A fresh copy of `release` in its own directory (`label` tells two copies of one release apart). */
+async function boot(release: ReleaseName, label: string = release): Promise<BeamNode> {
+  const rel = await buildRelease(release);
+  const dir = path.join(OUT, label);
+  await instantiate(rel.templateDir, dir);
+  return startNode({ release, dir });
+}
+
+function byId(plan: Json): Record<string, Json> {
+  return Object.fromEntries((plan.findings as Json[]).map((f) => [f.id, f]));
+}
+
+describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
+  let node: BeamNode;
+  const agent = new AgentDriver(() => node);
+
+  beforeAll(async () => {
+    node = await boot("bd_checks");
+    expect((await agent.command("c-unpack", "unpack", { vsn: "1.1.0" })).ok).toBe(true);
+  }, 300_000);
+
+  it("plan: each failure is a finding with its severity, pids and fix", async () => {
+    // A state the new code_change cannot sum (an atom among the numbers).
+    await node.rpc("bd_checks_state:add(1), bd_checks_state:add(foo)");
+    await node.rpc("bd_checks_lone:bump()");
+    const statePid = await node.rpc("whereis(bd_checks_state)");
+    const lonePid = await node.rpc("whereis(bd_checks_lone)");
+    const supPid = await node.rpc("whereis(bd_checks_sup)");
+
+    const plan = await agent.request("upgrade_plan", { vsn: "1.1.0" });
+    const f = byId(plan);
+    expect(plan.verdict).toBe("error_findings");
+
+    expect(f["appup_missing_module:bd_checks_missing"]).toMatchObject({ severity: "error", module: "bd_checks_missing" });
+    expect(f["appup_missing_module:bd_checks_missing"].fix).toContain("{load_module, bd_checks_missing}");
+
+    const crash = f["code_change_crash:bd_checks_state:error:badarith"];
+    expect(crash).toMatchObject({ severity: "error", pids: [statePid], count: 1 });
+    // get_state is off by default: class, error atom and frames, no values.
+    expect(crash.message).toContain("error:badarith");
+    expect(crash.message).toMatch(/bd_checks_state:/);
+    expect(crash.message).not.toContain("foo");
+
+    expect(f["not_suspended:bd_checks_lone"]).toMatchObject({ severity: "error", pids: [lonePid] });
+
+    const sup = f["supervisor_children_changed:bd_checks_sup"];
+    expect(sup).toMatchObject({ severity: "warning", pids: [supPid] });
+    expect(sup.message).toContain("adds bd_checks_extra");
+    expect(sup.fix).toContain("{apply, {supervisor, restart_child, [bd_checks_sup, bd_checks_extra]}}");
+
+    expect(f["fun_in_ets:bd_checks_funs"].severity).toBe("warning");
+    expect(f["fun_in_ets:bd_checks_funs"].message).toMatch(/bd_checks_funs.*scanned \d+ of \d+ objects/);
+    expect(f["fun_in_persistent_term:bd_checks_funs"].severity).toBe("warning");
+    expect(f["sys_config_changed:-"].message).toContain("bd_checks.greeting");
+
+    // Nothing else: the sound parts of the upgrade raise nothing.
+    expect(Object.keys(f).sort()).toEqual(
+      [
+        "appup_missing_module:bd_checks_missing",
+        "code_change_crash:bd_checks_state:error:badarith",
+        "fun_in_ets:bd_checks_funs",
+        "fun_in_persistent_term:bd_checks_funs",
+        "not_suspended:bd_checks_lone",
+        "supervisor_children_changed:bd_checks_sup",
+        "sys_config_changed:-",
+      ].sort(),
+    );
+  }, 120_000);
+
+  it("the rehearsal runs on the real state: with numbers only, code_change passes", async () => {
+    await node.rpc("bd_checks_state:reset(), bd_checks_state:add(2), bd_checks_state:add(3)");
+    const plan = await agent.request("upgrade_plan", { vsn: "1.1.0" });
+    const ids = (plan.findings as Json[]).map((f) => f.id);
+    expect(ids.filter((id) => id.startsWith("code_change_crash:"))).toEqual([]);
+    expect(ids).toContain("not_suspended:bd_checks_lone");
+  }, 120_000);
+
+  it("install: refused until each error finding is accepted; then the predicted failures happen", async () => {
+    const plan = await agent.request("upgrade_plan", { vsn: "1.1.0" });
+    const errors = (plan.findings as Json[]).filter((f) => f.severity === "error").map((f) => f.id).sort();
+    expect(errors).toEqual(["appup_missing_module:bd_checks_missing", "not_suspended:bd_checks_lone"]);
+
+    const refused = await agent.command("c-install-refused", "install", { vsn: "1.1.0", gate: { maxKills: 0 } });
+    expect(refused).toMatchObject({ ok: false, error: { code: "plan_changed" } });
+    expect([...refused.result.gate.unacceptedFindings].sort()).toEqual(errors);
+    expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
+
+    const r = await agent.command("c-install", "install", { vsn: "1.1.0", gate: { maxKills: 0, acceptFindings: errors } });
+    expect(r.ok).toBe(true);
+
+    // appup_missing_module: the changed module still runs its old code, and verification says so.
+    expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
+    expect(r.result.verification).toMatchObject({ ok: false, missedCount: 1, missed: [{ module: "bd_checks_missing", app: "bd_checks" }] });
+    expect(r.result.verification.checked).toBeGreaterThanOrEqual(6);
+
+    // code_change ran on the supervised server: its state has the new total.
+    expect(await node.rpc("bd_checks_state:total()")).toBe("5");
+
+    // supervisor_children_changed: the supervisor took the new child spec but never started the child.
+    expect(await node.rpc("whereis(bd_checks_extra)")).toBe("undefined");
+    expect(
+      await node.rpc("[{Id, P} || {Id, P, _, _} <- supervisor:which_children(bd_checks_sup), Id =:= bd_checks_extra]"),
+    ).toBe("[{bd_checks_extra,undefined}]");
+    expect(r.result.verification.notStarted).toEqual([{ supervisor: "bd_checks_sup", id: "bd_checks_extra" }]);
+
+    // not_suspended: the unsupervised server kept its integer state and dies on its next call.
+    const lone = await node.rpc("whereis(bd_checks_lone)");
+    expect(await node.rpc("try bd_checks_lone:bump() of V -> {ok, V} catch exit:_ -> crashed end")).toBe("crashed");
+    expect(await node.rpc(`is_process_alive(list_to_pid("${lone}"))`)).toBe("false");
+
+  }, 180_000);
+
+  // release_handler soft-purges a loaded module's old code at once when no process runs it (funs do not
+  // count), else at make_permanent (brutal post-purge): by then the stored funs are dead either way.
+  it("after make_permanent the old code is purged: the fun in ETS and in persistent_term raises badfun", async () => {
+    const plan = await agent.request("upgrade_plan", { vsn: "1.1.0" });
+    expect(plan.step).toBe("make_permanent");
+    const r = await agent.command("c-permanent", "make_permanent", { vsn: "1.1.0", gate: { acceptPlan: plan.digest } });
+    expect(r.ok).toBe(true);
+    expect(r.result.verification).toMatchObject({ ok: false, missed: [{ module: "bd_checks_missing" }] });
+    expect(await node.rpc("try bd_checks_store:apply_stored(1) catch error:{badfun, _} -> badfun end")).toBe("badfun");
+    expect(await node.rpc("try (persistent_term:get({bd_checks, adder}))(1) catch error:{badfun, _} -> badfun end")).toBe(
+      "badfun",
+    );
+  }, 120_000);
+});
+
+describe("bd_checks: the code_change crash the rehearsal predicts really happens", () => {
+  let node: BeamNode;
+  const agent = new AgentDriver(() => node);
+
+  beforeAll(async () => {
+    node = await boot("bd_checks", "bd_checks-crash");
+    expect((await agent.command("x-unpack", "unpack", { vsn: "1.1.0" })).ok).toBe(true);
+  }, 300_000);
+
+  it("accepted anyway, install crashes after point_of_no_return and the node restarts from 1.0.0", async () => {
+    await node.rpc("bd_checks_state:add(1), bd_checks_state:add(foo)");
+    const plan = await agent.request("upgrade_plan", { vsn: "1.1.0" });
+    const errors = (plan.findings as Json[]).filter((f) => f.severity === "error").map((f) => f.id);
+    expect(errors).toContain("code_change_crash:bd_checks_state:error:badarith");
+    const bootBefore = await node.rpc("beamdeck_agent_config:boot_id()");
+
+    await agent.request("upgrade_command", { commandId: "x-install", action: "install", vsn: "1.1.0", gate: { maxKills: 0, acceptFindings: errors } });
+    // The node restarts before or after it records the outcome: wait for the new boot, then read the journal.
+    const deadline = Date.now() + 120_000;
+    let bootAfter = bootBefore;
+    while (bootAfter === bootBefore && Date.now() < deadline) {
+      await sleep(500);
+      bootAfter = await node.rpc("beamdeck_agent_config:boot_id()").catch(() => bootBefore);
+    }
+    expect(bootAfter).not.toBe(bootBefore);
+    const r = await agent.outcome("x-install", 90_000);
+    expect(r.ok).toBe(false);
+    const rels = await node.rpcJson<Array<[string, string, string[], string]>>("release_handler:which_releases()");
+    expect(rels.map(([, v, , st]) => [v, st])).toEqual([
+      ["1.1.0", "unpacked"],
+      ["1.0.0", "permanent"],
+    ]);
+    expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
+  }, 240_000);
+});
+
+describe("sound upgrades: no error or warning finding", () => {
+  for (const [release, to] of [
+    ["bd_counter", "1.1.0"],
+    ["rel_test", "0.1.1"],
+  ] as const) {
+    it(`${release} → ${to}`, async () => {
+      const node = await boot(release);
+      const agent = new AgentDriver(() => node);
+      try {
+        if (release === "bd_counter") await node.rpc("[bd_counter_server:bump() || _ <- lists:seq(1, 3)]");
+        expect((await agent.command(`${release}-unpack`, "unpack", { vsn: to })).ok).toBe(true);
+        const plan = await agent.request("upgrade_plan", { vsn: to });
+        const loud = (plan.findings as Json[]).filter((f) => f.severity !== "info");
+        expect(loud).toEqual([]);
+        expect((plan.findings as Json[]).length).toBe(0);
+      } finally {
+        await node.stop();
+      }
+    }, 300_000);
+  }
+});
+
+describe("the CLI: upgrade plan exits 5 on error findings; install needs each accepted and prints the verification", () => {
+  let server: TestServer;
+  let node: BeamNode;
+  const errors = ["appup_missing_module:bd_checks_missing", "not_suspended:bd_checks_lone"];
+
+  beforeAll(async () => {
+    server = await startServer({ dataDir: mkdtempSync(path.join(os.tmpdir(), "beamdeck-checks-")) });
+    ({ node } = await startAgentNode(server, { release: "bd_checks" }));
+    await waitConnected(server, node.name, true, 60_000);
+    const r = await server.cli(["upgrade", "unpack", node.name, "1.1.0"], {}, { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+  }, 400_000);
+  afterAll(async () => {
+    await node?.stop();
+    await server?.stop();
+  });
+
+  it("plan: text and --json carry the findings; exit 5", async () => {
+    const text = await server.cli(["upgrade", "plan", node.name, "1.1.0"], {}, { timeoutMs: 120_000 });
+    expect(text.code, text.stderr).toBe(5);
+    for (const id of errors) expect(text.stdout).toContain(`error: ${id}: `);
+    expect(text.stdout).toContain("warning: supervisor_children_changed:bd_checks_sup: ");
+    const j = await server.cli(["upgrade", "plan", node.name, "1.1.0", "--json"], {}, { timeoutMs: 120_000 });
+    expect(j.code, j.stderr).toBe(5);
+    const plan = JSON.parse(j.stdout) as Json;
+    expect((plan.findings as Json[]).filter((f) => f.severity === "error").map((f) => f.id).sort()).toEqual(errors);
+  }, 240_000);
+
+  it("install: without the findings accepted it is refused (exit 2); with them it runs, prints NOT VERIFIED, and the audit records it", async () => {
+    const bare = await server.cli(["upgrade", "install", node.name, "1.1.0", "--yes"], {}, { timeoutMs: 120_000 });
+    expect(bare.code, bare.stderr).toBe(2);
+    expect(bare.stderr).toContain("--accept-finding");
+    expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
+
+    const args = ["upgrade", "install", node.name, "1.1.0", "--yes", "--max-kills", "0", ...errors.flatMap((id) => ["--accept-finding", id])];
+    const r = await server.cli(args, {}, { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/NOT VERIFIED: +1 of \d+ module\(s\) do not run the target release's code: bd_checks_missing/);
+    expect(r.stdout).toMatch(/NOT VERIFIED: +1 permanent child\(ren\) not started: bd_checks_sup\/bd_checks_extra/);
+    expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
+
+    const audit = await server.cli(["audit", "--json", "--action", "upgrade.install"]);
+    expect(audit.code, audit.stderr).toBe(0);
+    const rows = JSON.parse(audit.stdout) as { outcome: string | null; data: Json | null }[];
+    const outcome = rows.find((e) => e.outcome === "ok" && e.data?.verification);
+    expect(outcome?.data?.verification).toMatchObject({ ok: false, missedCount: 1, missed: [{ module: "bd_checks_missing" }] });
+  }, 300_000);
+});
