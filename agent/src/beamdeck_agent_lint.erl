@@ -7,9 +7,13 @@
 %%% at `make_permanent', or pins the old code forever with a soft one (the
 %%% forum's `TestListener.start/1' and `loop/1').
 %%%
-%%% The call graph comes from the abstract code in the `debug_info' chunk
-%%% (Erlang, or Elixir through its `elixir_erl' backend when Elixir is
-%%% loaded), else from `beam_disasm'. Every function in a cycle of the local
+%%% The call graph comes from the module's own Code chunk, decoded by
+%%% beamdeck_agent_beam_code: stripped beams (no `debug_info') and releases
+%%% without the `compiler' application are analysed like any other. The
+%%% abstract code in `debug_info' (Erlang, or Elixir through its
+%%% `elixir_erl' backend) is read only when the decoder cannot read the
+%%% code (an instruction of a newer OTP): there it still gives the loops.
+%%% Every function in a cycle of the local
 %%% call graph is a loop; it is reported when the loop blocks or has side
 %%% effects (a `receive', or a call into a module that is not a pure data
 %%% library), or when a live process sits in it (the caller passes those).
@@ -17,8 +21,8 @@
 %%% a fun's body runs when the fun is called, often in another process.
 -module(beamdeck_agent_lint).
 
--export([object_code/1, analyze/2, analyze_loaded/1, new_cache/0, findings/1, quiet/1, loops/1,
-         finding_json/1, elixir_alias/1, language/1]).
+-export([object_code/1, analyze/2, analyze_loaded/1, new_cache/0, findings/1, quiet/1, loops/1, pins/1,
+         finding_json/1, elixir_alias/1, language/1, analyze_with/3, unavailable_findings/2]).
 
 -define(PURE, [erlang, lists, maps, string, binary, proplists, unicode, sets, gb_sets,
                gb_trees, dict, orddict, ordsets, queue, array, math, io_lib, re,
@@ -36,14 +40,11 @@
                      evidence := binary() | null, exported := boolean()}.
 %% `exported': whether every function the fix would call fully qualified
 %% is exported (a remote call needs that).
--type analysis() :: #{module := module(), source := debug_info | beam_disasm,
-                      language := erlang | elixir, loops := [fa()],
+-type source() :: beam | debug_info.
+-type analysis() :: #{module := module(), source := source(),
+                      language := erlang | elixir, loops := [fa()], pins := [fa()],
                       findings := [finding()], quiet := [finding()]}.
 -export_type([analysis/0, finding/0]).
-
-%% beam_disasm (compiler) is optional: checked at run time, and absent from
-%% the OTP 29 PLT.
--dialyzer({no_missing_calls, [disasm_graph_1/2]}).
 
 %%% OBJECT CODE %%%
 
@@ -168,6 +169,15 @@ quiet(#{quiet := Q}) -> Q.
 -spec loops(Analysis) -> [fa()] when Analysis :: analysis().
 loops(#{loops := L}) -> L.
 
+%% @doc Functions that are not loops themselves but wait, in a non-tail
+%% call, for one that does not come back: a loop with effects, local or
+%% fully qualified (`run() -> ?MODULE:serve(), cleanup().'). Their frame
+%% keeps the old code in use even after the loop moved to the new one.
+%% Only the beam decoder tells tail from non-tail calls: empty when the
+%% analysis came from debug_info.
+-spec pins(Analysis) -> [fa()] when Analysis :: analysis().
+pins(#{pins := P}) -> P.
+
 %% @doc `elixir' for modules named `Elixir.…', else `erlang'.
 -spec language(Module) -> erlang | elixir when Module :: module().
 language(Module) ->
@@ -185,11 +195,44 @@ elixir_alias(Module) ->
         Text -> Text
     end.
 
+%% @doc Lint `Beam' from one source only, uncached: `beam' (the decoder)
+%% or `debug_info' (the abstract code). For comparing the two (tests, bench).
+-spec analyze_with(Source, Module, Beam) -> {ok, analysis()} | {error, binary()}
+    when Source :: source(), Module :: module(), Beam :: binary().
+analyze_with(Source, Module, Beam) ->
+    Graph = case Source of
+                beam -> beam_graph(Module, Beam);
+                debug_info -> forms_graph(Module, Beam)
+            end,
+    case Graph of
+        {ok, S, Funs, Exports} -> {ok, analysis(Module, S, Funs, Exports)};
+        {error, _} = E -> E
+    end.
+
 %% Funs: #{FA => #{calls => [{FA, Line}], ext => [MFA], recv => boolean(), line => L}}
+%% The decoder first; debug_info only when the decoder cannot read the code.
 graph(Module, Beam) ->
+    case beam_graph(Module, Beam) of
+        {ok, _, _, _} = Ok -> Ok;
+        {error, Why} ->
+            case forms_graph(Module, Beam) of
+                {ok, _, _, _} = Ok -> Ok;
+                {error, _} -> {error, Why}
+            end
+    end.
+
+beam_graph(Module, Beam) ->
+    case beamdeck_agent_beam_code:graph(Beam) of
+        {ok, Module, Funs, Exports} -> {ok, beam, Funs, Exports};
+        {ok, Other, _, _} -> {error, fmt("cannot analyse ~ts: the beam is module ~ts", [Module, Other])};
+        {error, {unknown_opcode, N}} -> {error, fmt("cannot analyse ~ts: unknown opcode ~b", [Module, N])};
+        {error, Why} -> {error, fmt("cannot analyse ~ts: ~ts", [Module, Why])}
+    end.
+
+forms_graph(Module, Beam) ->
     case abstract_code(Module, Beam) of
         {ok, Forms} -> {ok, debug_info, forms_graph(Forms), forms_exports(Forms)};
-        none -> disasm_graph(Module, Beam)
+        none -> {error, fmt("~ts has no debug_info", [Module])}
     end.
 
 abstract_code(Module, Beam) ->
@@ -203,8 +246,7 @@ abstract_code(Module, Beam) ->
             end
     end.
 
-%% elixir_erl exists only where Elixir is installed; without it (or when it
-%% fails) the disassembly still gives the call graph.
+%% elixir_erl exists only where Elixir is installed.
 backend_forms(Backend, Module, Data) ->
     case code:ensure_loaded(Backend) of
         {module, Backend} ->
@@ -259,42 +301,6 @@ line(Anno) ->
     catch _:_ -> null
     end.
 
-%% beam_disasm is in the compiler application, which a release may leave out.
-disasm_graph(Module, Beam) ->
-    case code:ensure_loaded(beam_disasm) of
-        {module, beam_disasm} -> disasm_graph_1(Module, Beam);
-        _ -> {error, fmt("~ts has no debug_info and beam_disasm (the compiler application) "
-                         "is not available to read its code", [Module])}
-    end.
-
-disasm_graph_1(Module, Beam) ->
-    case beam_disasm:file(Beam) of
-        {beam_file, Module, Exports, _Attr, _Info, Code} ->
-            Funs = maps:from_list([{{Name, Arity}, disasm_info(Module, Is)}
-                                   || {function, Name, Arity, _Entry, Is} <- Code]),
-            {ok, beam_disasm, Funs, [{F, A} || {F, A, _} <- Exports]};
-        {error, beam_lib, Reason} ->
-            {error, fmt("~ts: not a beam file: ~0tp", [Module, Reason])};
-        Other ->
-            {error, fmt("~ts: cannot disassemble: ~0tp", [Module, Other])}
-    end.
-
-disasm_info(Module, Is) ->
-    {Calls, Ext, Recv} = lists:foldl(fun(I, Acc) -> disasm_instr(Module, I, Acc) end,
-                                     {[], [], false}, Is),
-    #{calls => lists:reverse(Calls), ext => ordered_unique(Ext), recv => Recv, line => null}.
-
-disasm_instr(M, {call, _, {M, F, A}}, {C, E, R}) -> {[{{F, A}, null} | C], E, R};
-disasm_instr(M, {call_last, _, {M, F, A}, _}, {C, E, R}) -> {[{{F, A}, null} | C], E, R};
-disasm_instr(M, {call_only, _, {M, F, A}}, {C, E, R}) -> {[{{F, A}, null} | C], E, R};
-disasm_instr(_, {call_ext, _, {extfunc, M, F, A}}, {C, E, R}) -> {C, [{M, F, A} | E], R};
-disasm_instr(_, {call_ext_last, _, {extfunc, M, F, A}, _}, {C, E, R}) -> {C, [{M, F, A} | E], R};
-disasm_instr(_, {call_ext_only, _, {extfunc, M, F, A}}, {C, E, R}) -> {C, [{M, F, A} | E], R};
-disasm_instr(_, {loop_rec, _, _}, {C, E, _}) -> {C, E, true};
-disasm_instr(_, {wait, _}, {C, E, _}) -> {C, E, true};
-disasm_instr(_, {wait_timeout, _, _}, {C, E, _}) -> {C, E, true};
-disasm_instr(_, _, Acc) -> Acc.
-
 analysis(Module, Source, Funs, Exports) ->
     Edges = maps:map(fun(_, #{calls := Cs}) ->
                              lists:usort([FA || {FA, _} <- Cs, maps:is_key(FA, Funs)])
@@ -303,8 +309,35 @@ analysis(Module, Source, Funs, Exports) ->
     Loops = lists:usort(lists:append(Cycles)),
     All = lists:append([cycle_findings(Module, Scc, Funs, Exports) || Scc <- Cycles]),
     #{module => Module, source => Source, language => language(Module), loops => Loops,
+      pins => pins(Module, Funs, Loops),
       findings => [F || #{evidence := E} = F <- All, E =/= null],
       quiet => [F || #{evidence := null} = F <- All]}.
+
+%% Loops through local or fully qualified calls to this module, with
+%% effects (a pure recursion returns); then, to a fixed point, whoever
+%% waits on one of those in a non-tail call.
+pins(Module, Funs, Loops) ->
+    case lists:all(fun(I) -> maps:is_key(nontail, I) end, maps:values(Funs)) of
+        false -> [];
+        true ->
+            Edges = maps:map(fun(_, #{calls := Cs, ext := Ext}) ->
+                                     lists:usort([FA || {FA, _} <- Cs, maps:is_key(FA, Funs)]
+                                                 ++ [{F, A} || {M, F, A} <- Ext, M =:= Module,
+                                                               maps:is_key({F, A}, Funs)])
+                             end, Funs),
+            Endless = lists:append([Scc || Scc <- sccs(Edges), is_cycle(Scc, Edges),
+                                           evidence(Scc, Funs) =/= null]),
+            Start = maps:from_list([{FA, true} || FA <- Endless]),
+            lists:usort(maps:keys(pinned(Start, Funs)) -- Endless) -- Loops
+    end.
+
+pinned(Blocking, Funs) ->
+    New = [FA || {FA, #{nontail := NT}} <- maps:to_list(Funs), not maps:is_key(FA, Blocking),
+                 lists:any(fun(T) -> maps:is_key(T, Blocking) end, NT)],
+    case New of
+        [] -> Blocking;
+        _ -> pinned(maps:merge(Blocking, maps:from_list([{FA, true} || FA <- New])), Funs)
+    end.
 
 is_cycle([FA], Edges) -> lists:member(FA, maps:get(FA, Edges));
 is_cycle(_, _) -> true.
@@ -379,6 +412,25 @@ strongconnect(V, Edges, {N, Index, Low, Stack, Out}) ->
 
 pop_until(V, [V | Rest], Acc) -> {[V | Acc], Rest};
 pop_until(V, [W | Rest], Acc) -> pop_until(V, Rest, [W | Acc]).
+
+%%% FINDINGS %%%
+
+%% @doc One `lint_unavailable' finding (beamdeck_agent_findings) for each
+%% changed module whose loaded code could not be analysed: the plan then
+%% assumes that every process with it on its stack loops (the safe side).
+%% `LintErrors' are a plan's `lintErrors'; `PidFrames' maps
+%% `{Module, FunctionText, Arity}' to the pids with that frame.
+-spec unavailable_findings(LintErrors, PidFrames) -> [beamdeck_agent_findings:finding()]
+    when LintErrors :: [#{module := binary(), version := loaded | target, error := binary()}],
+         PidFrames :: #{{module(), binary(), arity()} => [pid()]}.
+unavailable_findings(LintErrors, PidFrames) ->
+    [beamdeck_agent_findings:new(
+       lint_unavailable, M, lists:append([Ps || {{M2, _, _}, Ps} <- maps:to_list(PidFrames), M2 =:= M]),
+       Error,
+       fmt("until ~ts can be analysed, every process with it on its stack is counted as stuck in "
+           "a loop; a beamdeck_agent built for this OTP release reads its code", [M]))
+     || #{version := loaded, module := MB, error := Error} <- LintErrors,
+        M <- [binary_to_existing_atom(MB, utf8)], erlang:module_loaded(M)].
 
 %%% JSON %%%
 

@@ -151,7 +151,7 @@ plan_json(Action, Path, Script, Changes, Choices, Preview, {Lint, LintErrors}) -
                                                         Pids, [])]}],
                      maps:get(evidence, J) =/= null orelse maps:get(pids, J) =/= []],
     {ModsJson, Counts} = modules_json(Modules),
-    Findings = findings(Restart),
+    Findings = findings(Restart) ++ beamdeck_agent_lint:unavailable_findings(LintErrors, Pids),
     Facts = facts(Action, Script, Modules, Findings),
     Json = #{action => Action, vsn => bin(maps:get(to, Path)), from => bin(maps:get(from, Path)),
       to => bin(maps:get(to, Path)), direction => maps:get(direction, Path),
@@ -255,8 +255,9 @@ lint(Mods, Path, Stage) ->
                || #{module := M} <- Mods],
     Loops = maps:from_list([{M, case L of
                                     {ok, A} -> [{atom_to_binary(F, utf8), Ar}
-                                                || {F, Ar} <- beamdeck_agent_lint:loops(A)];
-                                    {error, _} -> unknown
+                                                || {F, Ar} <- beamdeck_agent_lint:loops(A)
+                                                       ++ beamdeck_agent_lint:pins(A)];
+                                    {error, Why} -> {unknown, Why}
                                 end} || {M, L, _} <- Results]),
     Merged = lists:append([merge_findings(M, L, T) || {M, L, T} <- Results]),
     {Loops, {[F || F <- Merged, not maps:is_key(error, F)], [E || E <- Merged, maps:is_key(error, E)]}}.
@@ -309,7 +310,7 @@ pid_frames(Modules) ->
 %% @doc Fates for every module `Script' loads or removes. Options:
 %% `stage' (`install' | `make_permanent'), `loops' (module → the
 %% `{FunctionText, Arity}' in local-recursion loops of its loaded code, or
-%% `unknown'), `permanent_step' (false for a rollback to the permanent
+%% `{unknown, Why}'), `permanent_step' (false for a rollback to the permanent
 %% release: no make_permanent purge follows), `exclude' (pids to skip).
 -spec preview(Script, Opts) -> #{modules := [map()], restart := atom(), scan := map(),
                                  apps := [map()]}
@@ -398,9 +399,9 @@ install_fate(_P, false, none, _, _Mi, _Ctx) ->
     skip;
 install_fate(P, false, #{frames := [_ | _] = Frames} = Ref, _Susp, Mi, Ctx) ->
     #{module := M, post := Post, purged_at_install := PurgedAtInstall} = Mi,
-    Loops = maps:get(M, maps:get(loops, Ctx), unknown),
+    Loops = maps:get(M, maps:get(loops, Ctx), {unknown, fmt("~ts was not linted", [M])}),
     Stuck = case Loops of
-                unknown -> unknown;
+                {unknown, _} -> Loops;
                 _ -> [F || F <- lists:usort(Frames), lists:member(F, Loops)]
             end,
     Perm = maps:get(permanent_step, Ctx),
@@ -425,11 +426,11 @@ install_fate(P, false, #{frames := [_ | _] = Frames} = Ref, _Susp, Mi, Ctx) ->
                       "those calls return~ts~ts", [frames_text(M, Frames), Tail, Fun]), Ref);
         true ->
             Where = case Stuck of
-                        unknown -> fmt("cannot read the object code of ~ts to look for loops, "
-                                       "so ~ts on its stack is assumed to loop",
-                                       [M, frames_text(M, Frames)]);
-                        _ -> fmt("its stack is in ~ts, which loops through a local call: it "
-                                 "never reaches the new code", [frames_text(M, Stuck)])
+                        {unknown, Why} -> fmt("~ts, so ~ts on its stack is assumed to loop "
+                                              "(the safe side)", [Why, frames_text(M, Frames)]);
+                        _ -> fmt("its stack is in ~ts, which loops through a local call (or "
+                                 "waits in a non-tail call for a loop that does not return): "
+                                 "it never leaves the old code", [frames_text(M, Stuck)])
                     end,
             case {Post, Perm} of
                 {brutal_purge, true} ->
