@@ -1,7 +1,8 @@
 %%% @doc The BEAM generic instruction set: the operand count of each
 %%% opcode, as documented by `lib/compiler/src/genop.tab' in OTP's sources
 %%% (format number 0). Opcodes 1-183 are those of OTP 27; 184 (`debug_line')
-%%% came with OTP 28. Instructions marked obsolete there are still listed:
+%%% came with OTP 28, 185-191 (`bif3' and the native-record instructions)
+%%% with OTP 29. Instructions marked obsolete there are still listed:
 %%% their arity is a fact of the format, and the decoder must step over
 %%% them in old beams. A newer OTP adds opcodes at the end; `arity/1' says
 %%% `unknown' for them, so the decoder stops rather than misreads.
@@ -29,7 +30,8 @@
     1, 7, 1, 5, 5, 2, 3, 3, 4, 0,             %% 151-160 recv_set gc_bif3 line put_map_assoc put_map_exact is_map has_map_fields get_map_elements is_tagged_tuple build_stacktrace
     0, 2, 2, 2, 3, 4, 3, 2, 2, 4,             %% 161-170 raw_raise get_hd get_tl put_tuple2 bs_get_tail bs_start_match3 bs_get_position bs_set_position swap bs_start_match4
     3, 1, 2, 1, 1, 1, 6, 3, 0, 1,             %% 171-180 make_fun3 init_yregs recv_marker_bind/clear/reserve/use bs_create_bin call_fun2 nif_start badrecord
-    5, 3, 2, 4                                %% 181-184 update_record bs_match executable_line debug_line
+    5, 3, 2, 4, 6, 2, 4, 3, 6, 3,             %% 181-190 update_record bs_match executable_line debug_line bif3 is_any_native_record is_native_record get_record_elements put_record is_record_accessible
+    5                                         %% 191     get_record_field
 }).
 
 %% @doc The number of operands of `Opcode', or `unknown' for an opcode

@@ -181,3 +181,13 @@ compact_test() ->
     ?assertEqual({{u, 16#123456}, <<>>}, beamdeck_agent_beam:compact(<<16#38, 16#12, 16#34, 16#56>>)),
     ?assertEqual({{z, 1}, <<>>}, beamdeck_agent_beam:compact(<<16#17>>)),
     ?assertMatch({error, <<"not a beam file", _/binary>>}, beamdeck_agent_beam:read(<<"nope">>)).
+
+%% The compiler of the OTP that runs the test (in the test environment,
+%% not in the agent) has its own table, generated from genop.tab: every
+%% opcode it knows has the same operand count in ours.
+opcode_table_matches_the_running_compiler_test() ->
+    {module, beam_opcodes} = code:ensure_loaded(beam_opcodes),
+    Known = [{N, A} || N <- lists:seq(1, 255),
+                       {_, A} <- [try beam_opcodes:opname(N) catch error:_ -> none end]],
+    ?assert(length(Known) >= 180),
+    ?assertEqual(Known, [{N, beamdeck_agent_beam_ops:arity(N)} || {N, _} <- Known]).
