@@ -89,8 +89,33 @@ instrs(<<Op, Rest/binary>>, St) ->
     case beamdeck_agent_beam_ops:arity(Op) of
         unknown -> throw({unknown_opcode, Op});
         N ->
-            {Args, Rest1} = operands(N, Rest, []),
-            instrs(Rest1, step(Op, Args, St))
+            case relevant(Op) of
+                true ->
+                    {Args, Rest1} = operands(N, Rest, []),
+                    instrs(Rest1, step(Op, Args, St));
+                false ->
+                    %% Most instructions only need stepping over: no terms built.
+                    instrs(skip_operands(N, Rest), St)
+            end
+    end.
+
+relevant(Op) ->
+    Op =:= ?OP_LABEL orelse Op =:= ?OP_FUNC_INFO orelse Op =:= ?OP_LINE
+        orelse Op =:= ?OP_CALL orelse Op =:= ?OP_CALL_LAST orelse Op =:= ?OP_CALL_ONLY
+        orelse Op =:= ?OP_CALL_EXT orelse Op =:= ?OP_CALL_EXT_LAST orelse Op =:= ?OP_CALL_EXT_ONLY
+        orelse Op =:= ?OP_LOOP_REC orelse Op =:= ?OP_WAIT orelse Op =:= ?OP_WAIT_TIMEOUT.
+
+skip_operands(0, Bin) -> Bin;
+skip_operands(N, Bin) ->
+    case beamdeck_agent_beam:compact(Bin) of
+        {{z, 1}, Rest} ->
+            {{u, Len}, Rest1} = beamdeck_agent_beam:compact(Rest),
+            skip_operands(N - 1, skip_operands(Len, Rest1));
+        {{z, _}, _} ->
+            {_, Rest} = operand(Bin),
+            skip_operands(N - 1, Rest);
+        {_, Rest} ->
+            skip_operands(N - 1, Rest)
     end.
 
 operands(0, Bin, Acc) -> {lists:reverse(Acc), Bin};
