@@ -3,7 +3,7 @@
 %%%
 %%% Run from the repository root (`npm run bench -- agent' does it too):
 %%%
-%%%   mkdir -p /tmp/bd_lint_bench && erlc -o /tmp/bd_lint_bench agent/src/beamdeck_agent_terms.erl agent/src/beamdeck_agent_findings.erl agent/src/beamdeck_agent_beam*.erl agent/src/beamdeck_agent_lint.erl agent/bench/beamdeck_agent_lint_bench.erl && erl -noshell -pa /tmp/bd_lint_bench -eval 'beamdeck_agent_lint_bench:main(), halt().'
+%%%   mkdir -p /tmp/bd_lint_bench && erlc -o /tmp/bd_lint_bench agent/src/beamdeck_agent_terms.erl agent/src/beamdeck_agent_findings.erl agent/src/beamdeck_agent_beam*.erl agent/src/beamdeck_agent_lint*.erl agent/bench/beamdeck_agent_lint_bench.erl && erl -noshell -pa /tmp/bd_lint_bench -eval 'beamdeck_agent_lint_bench:main(), halt().'
 %%%
 %%% The corpus: the 1,000 largest .beam files of the OTP installation that
 %%% runs it (what a release carries; they are built with debug_info). Each

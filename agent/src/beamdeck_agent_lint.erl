@@ -10,15 +10,16 @@
 %%% The call graph comes from the module's own Code chunk, decoded by
 %%% beamdeck_agent_beam_code: stripped beams (no `debug_info') and releases
 %%% without the `compiler' application are analysed like any other. The
-%%% abstract code in `debug_info' (Erlang, or Elixir through its
-%%% `elixir_erl' backend) is read only when the decoder cannot read the
+%%% abstract code in `debug_info' (beamdeck_agent_lint_forms) is read only when the decoder cannot read the
 %%% code (an instruction of a newer OTP): there it still gives the loops.
 %%% Every function in a cycle of the local
 %%% call graph is a loop; it is reported when the loop blocks or has side
 %%% effects (a `receive', or a call into a module that is not a pure data
 %%% library), or when a live process sits in it (the caller passes those).
 %%% Calls inside anonymous funs are not edges of the enclosing function:
-%%% a fun's body runs when the fun is called, often in another process.
+%%% a fun's body runs when the fun is called, often in another process (in
+%%% the beam it is a function of its own: a named fun that calls itself is
+%%% a loop there, `-f/0-Loop/0-0-').
 -module(beamdeck_agent_lint).
 
 -export([object_code/1, analyze/2, analyze_loaded/1, new_cache/0, findings/1, quiet/1, loops/1, pins/1,
@@ -202,20 +203,21 @@ elixir_alias(Module) ->
 analyze_with(Source, Module, Beam) ->
     Graph = case Source of
                 beam -> beam_graph(Module, Beam);
-                debug_info -> forms_graph(Module, Beam)
+                debug_info -> beamdeck_agent_lint_forms:graph(Module, Beam)
             end,
     case Graph of
         {ok, S, Funs, Exports} -> {ok, analysis(Module, S, Funs, Exports)};
         {error, _} = E -> E
     end.
 
-%% Funs: #{FA => #{calls => [{FA, Line}], ext => [MFA], recv => boolean(), line => L}}
+%% Funs: #{FA => #{calls => [{FA, Line}], ext => [MFA], recv => boolean(), line => L,
+%%               nontail => [FA] (from the beam only)}}
 %% The decoder first; debug_info only when the decoder cannot read the code.
 graph(Module, Beam) ->
     case beam_graph(Module, Beam) of
         {ok, _, _, _} = Ok -> Ok;
         {error, Why} ->
-            case forms_graph(Module, Beam) of
+            case beamdeck_agent_lint_forms:graph(Module, Beam) of
                 {ok, _, _, _} = Ok -> Ok;
                 {error, _} -> {error, Why}
             end
@@ -229,83 +231,11 @@ beam_graph(Module, Beam) ->
         {error, Why} -> {error, fmt("cannot analyse ~ts: ~ts", [Module, Why])}
     end.
 
-forms_graph(Module, Beam) ->
-    case abstract_code(Module, Beam) of
-        {ok, Forms} -> {ok, debug_info, forms_graph(Forms), forms_exports(Forms)};
-        none -> {error, fmt("~ts has no debug_info", [Module])}
-    end.
-
-abstract_code(Module, Beam) ->
-    case beam_lib:chunks(Beam, [debug_info]) of
-        {ok, {Module, [{debug_info, {debug_info_v1, Backend, Data}}]}} ->
-            backend_forms(Backend, Module, Data);
-        _ ->
-            case beam_lib:chunks(Beam, [abstract_code]) of
-                {ok, {Module, [{abstract_code, {raw_abstract_v1, Forms}}]}} -> {ok, Forms};
-                _ -> none
-            end
-    end.
-
-%% elixir_erl exists only where Elixir is installed.
-backend_forms(Backend, Module, Data) ->
-    case code:ensure_loaded(Backend) of
-        {module, Backend} ->
-            try Backend:debug_info(erlang_v1, Module, Data, []) of
-                {ok, Forms} when is_list(Forms) -> {ok, Forms};
-                _ -> none
-            catch _:_ -> none
-            end;
-        _ -> none
-    end.
-
-forms_exports(Forms) ->
-    lists:append([Es || {attribute, _, export, Es} <- Forms]).
-
-forms_graph(Forms) ->
-    maps:from_list([{{Name, Arity}, body_info(Clauses, line(Anno))}
-                    || {function, Anno, Name, Arity, Clauses} <- Forms]).
-
-body_info(Clauses, Line) ->
-    {Calls, Ext, Recv} = walk(Clauses, {[], [], false}),
-    #{calls => lists:reverse(Calls), ext => ordered_unique(Ext), recv => Recv, line => Line}.
-
-%% Unique, in the order the code makes the calls (the accumulator is reversed).
-ordered_unique(RevList) ->
-    {L, _} = lists:foldl(fun(X, {Acc, Seen}) ->
-                                 case maps:is_key(X, Seen) of
-                                     true -> {Acc, Seen};
-                                     false -> {[X | Acc], Seen#{X => true}}
-                                 end
-                         end, {[], #{}}, lists:reverse(RevList)),
-    lists:reverse(L).
-
-%% A generic walk over abstract code. Literal data is always wrapped
-%% ({tuple, _, _}, {atom, _, _}), so these patterns only match code.
-walk({call, Anno, {atom, _, F}, Args}, {C, E, R}) ->
-    walk(Args, {[{{F, length(Args)}, line(Anno)} | C], E, R});
-walk({call, _, {remote, _, {atom, _, M}, {atom, _, F}}, Args}, {C, E, R}) ->
-    walk(Args, {C, [{M, F, length(Args)} | E], R});
-walk({'fun', _, {clauses, _}}, Acc) -> Acc;
-walk({named_fun, _, _, _}, Acc) -> Acc;
-walk({'receive', _, Clauses}, {C, E, _}) -> walk(Clauses, {C, E, true});
-walk({'receive', _, Clauses, After, Body}, {C, E, _}) ->
-    walk([Clauses, After, Body], {C, E, true});
-walk(T, Acc) when is_tuple(T) -> walk(tuple_to_list(T), Acc);
-walk([H | T], Acc) -> walk(T, walk(H, Acc));
-walk(_, Acc) -> Acc.
-
-line(Anno) ->
-    try erl_anno:line(Anno) of
-        L when is_integer(L), L > 0 -> L;
-        _ -> null
-    catch _:_ -> null
-    end.
-
 analysis(Module, Source, Funs, Exports) ->
     Edges = maps:map(fun(_, #{calls := Cs}) ->
                              lists:usort([FA || {FA, _} <- Cs, maps:is_key(FA, Funs)])
                      end, Funs),
-    Cycles = [Scc || Scc <- sccs(Edges), is_cycle(Scc, Edges)],
+    Cycles = beamdeck_agent_lint_graph:cycles(Edges),
     Loops = lists:usort(lists:append(Cycles)),
     All = lists:append([cycle_findings(Module, Scc, Funs, Exports) || Scc <- Cycles]),
     #{module => Module, source => Source, language => language(Module), loops => Loops,
@@ -325,7 +255,7 @@ pins(Module, Funs, Loops) ->
                                                  ++ [{F, A} || {M, F, A} <- Ext, M =:= Module,
                                                                maps:is_key({F, A}, Funs)])
                              end, Funs),
-            Endless = lists:append([Scc || Scc <- sccs(Edges), is_cycle(Scc, Edges),
+            Endless = lists:append([Scc || Scc <- beamdeck_agent_lint_graph:cycles(Edges),
                                            evidence(Scc, Funs) =/= null]),
             Start = maps:from_list([{FA, true} || FA <- Endless]),
             lists:usort(maps:keys(pinned(Start, Funs)) -- Endless) -- Loops
@@ -338,9 +268,6 @@ pinned(Blocking, Funs) ->
         [] -> Blocking;
         _ -> pinned(maps:merge(Blocking, maps:from_list([{FA, true} || FA <- New])), Funs)
     end.
-
-is_cycle([FA], Edges) -> lists:member(FA, maps:get(FA, Edges));
-is_cycle(_, _) -> true.
 
 cycle_findings(Module, Scc, Funs, Exports) ->
     Evidence = evidence(Scc, Funs),
@@ -370,48 +297,6 @@ evidence(Scc, Funs) ->
                 [] -> null
             end
     end.
-
-%% Tarjan's strongly connected components, iterative enough for modules of
-%% a few thousand functions (recursion depth is bounded by the SCC depth).
-sccs(Edges) ->
-    {_, _, _, _, Out} =
-        lists:foldl(fun(V, S) -> tarjan_root(V, Edges, S) end,
-                    {0, #{}, #{}, [], []}, lists:sort(maps:keys(Edges))),
-    Out.
-
-tarjan_root(V, Edges, {_, Index, _, _, _} = S) ->
-    case maps:is_key(V, Index) of
-        true -> S;
-        false -> strongconnect(V, Edges, S)
-    end.
-
-strongconnect(V, Edges, {N, Index, Low, Stack, Out}) ->
-    S0 = {N + 1, Index#{V => N}, Low#{V => N}, [V | Stack], Out},
-    S1 = lists:foldl(
-           fun(W, {_, Ix, _, St, _} = S) ->
-                   case maps:find(W, Ix) of
-                       error ->
-                           {N2, Ix2, Lo2, St2, O2} = strongconnect(W, Edges, S),
-                           {N2, Ix2, Lo2#{V := min(maps:get(V, Lo2), maps:get(W, Lo2))}, St2, O2};
-                       {ok, WIx} ->
-                           case lists:member(W, St) of
-                               true ->
-                                   {N2, Ix2, Lo2, St2, O2} = S,
-                                   {N2, Ix2, Lo2#{V := min(maps:get(V, Lo2), WIx)}, St2, O2};
-                               false -> S
-                           end
-                   end
-           end, S0, maps:get(V, Edges, [])),
-    {N3, Ix3, Lo3, St3, O3} = S1,
-    case maps:get(V, Lo3) =:= maps:get(V, Ix3) of
-        true ->
-            {Scc, Rest} = pop_until(V, St3, []),
-            {N3, Ix3, Lo3, Rest, [lists:sort(Scc) | O3]};
-        false -> S1
-    end.
-
-pop_until(V, [V | Rest], Acc) -> {[V | Acc], Rest};
-pop_until(V, [W | Rest], Acc) -> pop_until(V, Rest, [W | Acc]).
 
 %%% FINDINGS %%%
 
