@@ -10,9 +10,9 @@
 %%% The call graph comes from the module's own Code chunk, decoded by
 %%% beamdeck_agent_beam_code: stripped beams (no `debug_info') and releases
 %%% without the `compiler' application are analysed like any other. The
-%%% abstract code in `debug_info' (beamdeck_agent_lint_forms) is read only when the decoder cannot read the
-%%% code (an instruction of a newer OTP): there it still gives the loops.
-%%% Every function in a cycle of the local
+%%% abstract code in `debug_info' (beamdeck_agent_lint_forms) is read only
+%%% when the decoder cannot read the code (an instruction of a newer OTP):
+%%% there it still gives the loops. Every function in a cycle of the local
 %%% call graph is a loop; it is reported when the loop blocks or has side
 %%% effects (a `receive', or a call into a module that is not a pure data
 %%% library), or when a live process sits in it (the caller passes those).
