@@ -23,6 +23,7 @@
 -module(beamdeck_agent_lint).
 
 -export([object_code/1, analyze/2, analyze_loaded/1, new_cache/0, findings/1, quiet/1, loops/1, pins/1,
+         stuck_info/1, stuck/2,
          finding_json/1, elixir_alias/1, language/1, analyze_with/3, unavailable_findings/2]).
 
 -define(PURE, [erlang, lists, maps, string, binary, proplists, unicode, sets, gb_sets,
@@ -43,9 +44,12 @@
 %% is exported (a remote call needs that).
 -type source() :: beam | debug_info.
 -type analysis() :: #{module := module(), source := source(),
-                      language := erlang | elixir, loops := [fa()], pins := [fa()],
+                      language := erlang | elixir, loops := [fa()],
+                      endless := [fa()], pins := #{fa() => [fa()]},
                       findings := [finding()], quiet := [finding()]}.
--export_type([analysis/0, finding/0]).
+-type frame() :: {binary(), arity()}.
+-type stuck_info() :: #{loops := [frame()], endless := [frame()], waits := #{frame() => [frame()]}}.
+-export_type([analysis/0, finding/0, stuck_info/0]).
 
 %%% OBJECT CODE %%%
 
@@ -171,13 +175,45 @@ quiet(#{quiet := Q}) -> Q.
 loops(#{loops := L}) -> L.
 
 %% @doc Functions that are not loops themselves but wait, in a non-tail
-%% call, for one that does not come back: a loop with effects, local or
-%% fully qualified (`run() -> ?MODULE:serve(), cleanup().'). Their frame
-%% keeps the old code in use even after the loop moved to the new one.
-%% Only the beam decoder tells tail from non-tail calls: empty when the
-%% analysis came from debug_info.
--spec pins(Analysis) -> [fa()] when Analysis :: analysis().
+%% call, for one that does not come back (a loop with effects, local or
+%% fully qualified: `run() -> ?MODULE:serve(), cleanup().'), each with the
+%% functions it waits on. While it waits, its frame keeps the old code in
+%% use even after the loop moved to the new one. Only the beam decoder
+%% tells tail from non-tail calls: empty when the analysis came from
+%% debug_info.
+-spec pins(Analysis) -> #{fa() => [fa()]} when Analysis :: analysis().
 pins(#{pins := P}) -> P.
+
+%% @doc What stuck/2 needs of an analysis, with function names as text
+%% (as a backtrace gives them): the loops, the loops with effects through
+%% local or fully qualified calls (`endless'), and who waits on whom.
+-spec stuck_info(Analysis) -> stuck_info() when Analysis :: analysis().
+stuck_info(#{loops := L, endless := E, pins := P}) ->
+    Text = fun({F, A}) -> {atom_to_binary(F, utf8), A} end,
+    #{loops => [Text(FA) || FA <- L], endless => [Text(FA) || FA <- E],
+      waits => maps:from_list([{Text(FA), [Text(C) || C <- Cs]} || {FA, Cs} <- maps:to_list(P)])}.
+
+%% @doc The frames among `Frames' (one process's functions of the module)
+%% that keep it on its code: frames in a local loop, and frames waiting in
+%% a non-tail call on a loop (or on such a waiting frame) that is on the
+%% same stack. `Info' may also be a plain list of loop frames.
+-spec stuck(Frames, Info) -> [frame()]
+    when Frames :: [frame()], Info :: stuck_info() | [frame()].
+stuck(Frames, Loops) when is_list(Loops) ->
+    [F || F <- lists:usort(Frames), lists:member(F, Loops)];
+stuck(Frames, #{loops := Loops, endless := Endless, waits := Waits}) ->
+    Fs = lists:usort(Frames),
+    InLoop = [F || F <- Fs, lists:member(F, Loops)],
+    Running = [F || F <- Fs, lists:member(F, Endless)],
+    lists:usort(InLoop ++ waiting(Fs, Waits, Running, [])).
+
+waiting(Fs, Waits, Blocking, Acc) ->
+    New = [F || F <- Fs, not lists:member(F, Acc),
+                lists:any(fun(C) -> lists:member(C, Blocking) end, maps:get(F, Waits, []))],
+    case New of
+        [] -> Acc;
+        _ -> waiting(Fs, Waits, Blocking ++ New, Acc ++ New)
+    end.
 
 %% @doc `elixir' for modules named `Elixir.…', else `erlang'.
 -spec language(Module) -> erlang | elixir when Module :: module().
@@ -238,36 +274,12 @@ analysis(Module, Source, Funs, Exports) ->
     Cycles = beamdeck_agent_lint_graph:cycles(Edges),
     Loops = lists:usort(lists:append(Cycles)),
     All = lists:append([cycle_findings(Module, Scc, Funs, Exports) || Scc <- Cycles]),
+    Pins = beamdeck_agent_lint_graph:pins(Module, Funs, Loops,
+                                          fun(Scc) -> evidence(Scc, Funs) =/= null end),
     #{module => Module, source => Source, language => language(Module), loops => Loops,
-      pins => pins(Module, Funs, Loops),
+      endless => element(1, Pins), pins => element(2, Pins),
       findings => [F || #{evidence := E} = F <- All, E =/= null],
       quiet => [F || #{evidence := null} = F <- All]}.
-
-%% Loops through local or fully qualified calls to this module, with
-%% effects (a pure recursion returns); then, to a fixed point, whoever
-%% waits on one of those in a non-tail call.
-pins(Module, Funs, Loops) ->
-    case lists:all(fun(I) -> maps:is_key(nontail, I) end, maps:values(Funs)) of
-        false -> [];
-        true ->
-            Edges = maps:map(fun(_, #{calls := Cs, ext := Ext}) ->
-                                     lists:usort([FA || {FA, _} <- Cs, maps:is_key(FA, Funs)]
-                                                 ++ [{F, A} || {M, F, A} <- Ext, M =:= Module,
-                                                               maps:is_key({F, A}, Funs)])
-                             end, Funs),
-            Endless = lists:append([Scc || Scc <- beamdeck_agent_lint_graph:cycles(Edges),
-                                           evidence(Scc, Funs) =/= null]),
-            Start = maps:from_list([{FA, true} || FA <- Endless]),
-            lists:usort(maps:keys(pinned(Start, Funs)) -- Endless) -- Loops
-    end.
-
-pinned(Blocking, Funs) ->
-    New = [FA || {FA, #{nontail := NT}} <- maps:to_list(Funs), not maps:is_key(FA, Blocking),
-                 lists:any(fun(T) -> maps:is_key(T, Blocking) end, NT)],
-    case New of
-        [] -> Blocking;
-        _ -> pinned(maps:merge(Blocking, maps:from_list([{FA, true} || FA <- New])), Funs)
-    end.
 
 cycle_findings(Module, Scc, Funs, Exports) ->
     Evidence = evidence(Scc, Funs),

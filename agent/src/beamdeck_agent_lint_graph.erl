@@ -1,15 +1,51 @@
 %%% @doc The cycles of a call graph, for beamdeck_agent_lint: Tarjan's
 %%% strongly connected components, keeping those that loop (more than one
-%%% function, or one that calls itself).
+%%% function, or one that calls itself); and the functions that wait in a
+%%% non-tail call on a loop that does not return.
 -module(beamdeck_agent_lint_graph).
 
--export([cycles/1]).
+-export([cycles/1, pins/4]).
 
 %% @doc The strongly connected components of `Edges' (function → the
 %% functions it calls) that are cycles, each sorted.
 -spec cycles(Edges) -> [[V]] when Edges :: #{V => [V]}, V :: term().
 cycles(Edges) ->
     [Scc || Scc <- sccs(Edges), is_cycle(Scc, Edges)].
+
+%% @doc The loops with effects (`HasEffects') through local or fully
+%% qualified calls to `Module' (`Endless'), and, to a fixed point, the
+%% functions outside `Loops' that wait on one of them (or on such a
+%% function) in a non-tail call, each with what it waits on. `Funs' is
+%% the lint's call graph; without `nontail' (debug_info) there are none.
+-spec pins(Module, Funs, Loops, HasEffects) -> {Endless :: [FA], #{FA => [FA]}}
+    when Module :: module(), Funs :: #{FA => map()}, Loops :: [FA],
+         HasEffects :: fun(([FA]) -> boolean()), FA :: {atom(), arity()}.
+pins(Module, Funs, Loops, HasEffects) ->
+    case lists:all(fun(I) -> maps:is_key(nontail, I) end, maps:values(Funs)) of
+        false -> {[], #{}};
+        true ->
+            Edges = maps:map(fun(_, #{calls := Cs, ext := Ext}) ->
+                                     lists:usort([FA || {FA, _} <- Cs, maps:is_key(FA, Funs)]
+                                                 ++ [{F, A} || {M, F, A} <- Ext, M =:= Module,
+                                                               maps:is_key({F, A}, Funs)])
+                             end, Funs),
+            Endless = lists:append([Scc || Scc <- cycles(Edges),
+                                           HasEffects(Scc)]),
+            Start = maps:from_list([{FA, true} || FA <- Endless]),
+            Blocking = pinned(Start, Funs),
+            Pinned = lists:usort(maps:keys(Blocking) -- Endless) -- Loops,
+            {lists:usort(Endless),
+             maps:from_list([{FA, [C || C <- maps:get(nontail, maps:get(FA, Funs)),
+                                        maps:is_key(C, Blocking)]} || FA <- Pinned])}
+    end.
+
+pinned(Blocking, Funs) ->
+    New = [FA || {FA, #{nontail := NT}} <- maps:to_list(Funs), not maps:is_key(FA, Blocking),
+                 lists:any(fun(T) -> maps:is_key(T, Blocking) end, NT)],
+    case New of
+        [] -> Blocking;
+        _ -> pinned(maps:merge(Blocking, maps:from_list([{FA, true} || FA <- New])), Funs)
+    end.
 
 is_cycle([FA], Edges) -> lists:member(FA, maps:get(FA, Edges));
 is_cycle(_, _) -> true.

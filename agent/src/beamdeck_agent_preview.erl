@@ -254,9 +254,7 @@ lint(Mods, Path, Stage) ->
     Results = [{M, loaded_lint(M), target_lint(maps:get(M, Beams, none), M, Deadline)}
                || #{module := M} <- Mods],
     Loops = maps:from_list([{M, case L of
-                                    {ok, A} -> [{atom_to_binary(F, utf8), Ar}
-                                                || {F, Ar} <- beamdeck_agent_lint:loops(A)
-                                                       ++ beamdeck_agent_lint:pins(A)];
+                                    {ok, A} -> beamdeck_agent_lint:stuck_info(A);
                                     {error, Why} -> {unknown, Why}
                                 end} || {M, L, _} <- Results]),
     Merged = lists:append([merge_findings(M, L, T) || {M, L, T} <- Results]),
@@ -308,8 +306,9 @@ pid_frames(Modules) ->
 %%% PREVIEW %%%
 
 %% @doc Fates for every module `Script' loads or removes. Options:
-%% `stage' (`install' | `make_permanent'), `loops' (module → the
-%% `{FunctionText, Arity}' in local-recursion loops of its loaded code, or
+%% `stage' (`install' | `make_permanent'), `loops' (module → what
+%% beamdeck_agent_lint:stuck/2 takes about its loaded code: the lint's
+%% stuck_info, or a list of `{FunctionText, Arity}' in loops; or
 %% `{unknown, Why}'), `permanent_step' (false for a rollback to the permanent
 %% release: no make_permanent purge follows), `exclude' (pids to skip).
 -spec preview(Script, Opts) -> #{modules := [map()], restart := atom(), scan := map(),
@@ -402,7 +401,7 @@ install_fate(P, false, #{frames := [_ | _] = Frames} = Ref, _Susp, Mi, Ctx) ->
     Loops = maps:get(M, maps:get(loops, Ctx), {unknown, fmt("~ts was not linted", [M])}),
     Stuck = case Loops of
                 {unknown, _} -> Loops;
-                _ -> [F || F <- lists:usort(Frames), lists:member(F, Loops)]
+                _ -> beamdeck_agent_lint:stuck(Frames, Loops)
             end,
     Perm = maps:get(permanent_step, Ctx),
     Fun = fun_note(Ref, M),

@@ -98,7 +98,13 @@ beam_only() ->
     [Fun] = [FA || {F, _} = FA <- beamdeck_agent_lint:loops(B), hd(atom_to_list(F)) =:= $-],
     ?assertEqual({'-named_fun/0-Loop/0-0-', 0}, Fun),
     %% run/0 waits on serve/0 (which migrates by itself) in a non-tail call.
-    ?assertEqual([{run, 0}], beamdeck_agent_lint:pins(B)),
+    ?assertEqual(#{{run, 0} => [{serve, 0}]}, beamdeck_agent_lint:pins(B)),
+    %% A process is held by run/0 only while serve/0 is on its stack too.
+    Info = beamdeck_agent_lint:stuck_info(B),
+    ?assertEqual([{<<"run">>, 0}], beamdeck_agent_lint:stuck([{<<"serve">>, 0}, {<<"run">>, 0}], Info)),
+    ?assertEqual([], beamdeck_agent_lint:stuck([{<<"run">>, 0}], Info)),
+    ?assertEqual([], beamdeck_agent_lint:stuck([{<<"ext">>, 1}, {<<"serve">>, 0}], Info)),
+    ?assertEqual([{<<"tail">>, 1}], beamdeck_agent_lint:stuck([{<<"tail">>, 1}, {<<"run">>, 0}], Info)),
     ?assertNot(lists:member({serve, 0}, beamdeck_agent_lint:loops(B))),
     ?assertNot(lists:member({ext, 1}, beamdeck_agent_lint:loops(B))).
 
