@@ -182,13 +182,16 @@ loops(#{loops := L}) -> L.
 %% tells tail from non-tail calls: empty when the analysis came from
 %% debug_info.
 -spec pins(Analysis) -> #{fa() => [fa()]} when Analysis :: analysis().
-pins(#{pins := P}) -> P.
+pins(Analysis) -> maps:get(pins, Analysis, #{}).
 
 %% @doc What stuck/2 needs of an analysis, with function names as text
 %% (as a backtrace gives them): the loops, the loops with effects through
 %% local or fully qualified calls (`endless'), and who waits on whom.
 -spec stuck_info(Analysis) -> stuck_info() when Analysis :: analysis().
-stuck_info(#{loops := L, endless := E, pins := P}) ->
+stuck_info(#{loops := L} = Analysis) ->
+    %% An analysis cached by an older agent (hot-upgraded) has no pins.
+    E = maps:get(endless, Analysis, []),
+    P = maps:get(pins, Analysis, #{}),
     Text = fun({F, A}) -> {atom_to_binary(F, utf8), A} end,
     #{loops => [Text(FA) || FA <- L], endless => [Text(FA) || FA <- E],
       waits => maps:from_list([{Text(FA), [Text(C) || C <- Cs]} || {FA, Cs} <- maps:to_list(P)])}.
