@@ -105,6 +105,10 @@ beam_only() ->
     ?assertEqual([], beamdeck_agent_lint:stuck([{<<"run">>, 0}], Info)),
     ?assertEqual([], beamdeck_agent_lint:stuck([{<<"ext">>, 1}, {<<"serve">>, 0}], Info)),
     ?assertEqual([{<<"tail">>, 1}], beamdeck_agent_lint:stuck([{<<"tail">>, 1}, {<<"run">>, 0}], Info)),
+    %% An analysis cached by an older agent has no pins: loops only.
+    Old = beamdeck_agent_lint:stuck_info(maps:without([endless, pins], B)),
+    ?assertEqual(#{}, maps:get(waits, Old)),
+    ?assertEqual([], beamdeck_agent_lint:stuck([{<<"serve">>, 0}, {<<"run">>, 0}], Old)),
     ?assertNot(lists:member({serve, 0}, beamdeck_agent_lint:loops(B))),
     ?assertNot(lists:member({ext, 1}, beamdeck_agent_lint:loops(B))).
 
