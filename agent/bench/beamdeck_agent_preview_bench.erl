@@ -2,7 +2,7 @@
 %%%
 %%% Run from the repository root (one command; builds into /tmp/bd_preview_bench):
 %%%
-%%%   mkdir -p /tmp/bd_preview_bench && erlc -o /tmp/bd_preview_bench agent/src/beamdeck_agent_terms.erl agent/src/beamdeck_agent_otp.erl agent/src/beamdeck_agent_lint.erl agent/src/beamdeck_agent_release.erl agent/src/beamdeck_agent_relup.erl agent/src/beamdeck_agent_preview.erl agent/bench/beamdeck_agent_preview_bench.erl && erl -noshell +P 1000000 -pa /tmp/bd_preview_bench -eval 'beamdeck_agent_preview_bench:main(), halt().'
+%%%   mkdir -p /tmp/bd_preview_bench && erlc -o /tmp/bd_preview_bench agent/src/beamdeck_agent_terms.erl agent/src/beamdeck_agent_otp.erl agent/src/beamdeck_agent_findings.erl agent/src/beamdeck_agent_beam*.erl agent/src/beamdeck_agent_lint*.erl agent/src/beamdeck_agent_release.erl agent/src/beamdeck_agent_relup.erl agent/src/beamdeck_agent_preview.erl agent/bench/beamdeck_agent_preview_bench.erl && erl -noshell +P 1000000 -pa /tmp/bd_preview_bench -eval 'beamdeck_agent_preview_bench:main(), halt().'
 %%%
 %%% (`npm run bench' compiles and runs it too.) The node gets N processes:
 %%% half idle in a bare `receive', half in a five-frame stack holding a

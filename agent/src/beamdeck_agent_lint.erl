@@ -7,18 +7,24 @@
 %%% at `make_permanent', or pins the old code forever with a soft one (the
 %%% forum's `TestListener.start/1' and `loop/1').
 %%%
-%%% The call graph comes from the abstract code in the `debug_info' chunk
-%%% (Erlang, or Elixir through its `elixir_erl' backend when Elixir is
-%%% loaded), else from `beam_disasm'. Every function in a cycle of the local
+%%% The call graph comes from the module's own Code chunk, decoded by
+%%% beamdeck_agent_beam_code: stripped beams (no `debug_info') and releases
+%%% without the `compiler' application are analysed like any other. The
+%%% abstract code in `debug_info' (beamdeck_agent_lint_forms) is read only
+%%% when the decoder cannot read the code (an instruction of a newer OTP):
+%%% there it still gives the loops. Every function in a cycle of the local
 %%% call graph is a loop; it is reported when the loop blocks or has side
 %%% effects (a `receive', or a call into a module that is not a pure data
 %%% library), or when a live process sits in it (the caller passes those).
 %%% Calls inside anonymous funs are not edges of the enclosing function:
-%%% a fun's body runs when the fun is called, often in another process.
+%%% a fun's body runs when the fun is called, often in another process (in
+%%% the beam it is a function of its own: a named fun that calls itself is
+%%% a loop there, `-f/0-Loop/0-0-').
 -module(beamdeck_agent_lint).
 
--export([object_code/1, analyze/2, analyze_loaded/1, new_cache/0, findings/1, quiet/1, loops/1,
-         finding_json/1, elixir_alias/1, language/1]).
+-export([object_code/1, analyze/2, analyze_loaded/1, new_cache/0, findings/1, quiet/1, loops/1, pins/1,
+         stuck_info/1, stuck/2,
+         finding_json/1, elixir_alias/1, language/1, analyze_with/3, unavailable_findings/2]).
 
 -define(PURE, [erlang, lists, maps, string, binary, proplists, unicode, sets, gb_sets,
                gb_trees, dict, orddict, ordsets, queue, array, math, io_lib, re,
@@ -36,14 +42,14 @@
                      evidence := binary() | null, exported := boolean()}.
 %% `exported': whether every function the fix would call fully qualified
 %% is exported (a remote call needs that).
--type analysis() :: #{module := module(), source := debug_info | beam_disasm,
+-type source() :: beam | debug_info.
+-type analysis() :: #{module := module(), source := source(),
                       language := erlang | elixir, loops := [fa()],
+                      endless := [fa()], pins := #{fa() => [fa()]},
                       findings := [finding()], quiet := [finding()]}.
--export_type([analysis/0, finding/0]).
-
-%% beam_disasm (compiler) is optional: checked at run time, and absent from
-%% the OTP 29 PLT.
--dialyzer({no_missing_calls, [disasm_graph_1/2]}).
+-type frame() :: {binary(), arity()}.
+-type stuck_info() :: #{loops := [frame()], endless := [frame()], waits := #{frame() => [frame()]}}.
+-export_type([analysis/0, finding/0, stuck_info/0]).
 
 %%% OBJECT CODE %%%
 
@@ -168,6 +174,50 @@ quiet(#{quiet := Q}) -> Q.
 -spec loops(Analysis) -> [fa()] when Analysis :: analysis().
 loops(#{loops := L}) -> L.
 
+%% @doc Functions that are not loops themselves but wait, in a non-tail
+%% call, for one that does not come back (a loop with effects, local or
+%% fully qualified: `run() -> ?MODULE:serve(), cleanup().'), each with the
+%% functions it waits on. While it waits, its frame keeps the old code in
+%% use even after the loop moved to the new one. Only the beam decoder
+%% tells tail from non-tail calls: empty when the analysis came from
+%% debug_info.
+-spec pins(Analysis) -> #{fa() => [fa()]} when Analysis :: analysis().
+pins(Analysis) -> maps:get(pins, Analysis, #{}).
+
+%% @doc What stuck/2 needs of an analysis, with function names as text
+%% (as a backtrace gives them): the loops, the loops with effects through
+%% local or fully qualified calls (`endless'), and who waits on whom.
+-spec stuck_info(Analysis) -> stuck_info() when Analysis :: analysis().
+stuck_info(#{loops := L} = Analysis) ->
+    %% An analysis cached by an older agent (hot-upgraded) has no pins.
+    E = maps:get(endless, Analysis, []),
+    P = maps:get(pins, Analysis, #{}),
+    Text = fun({F, A}) -> {atom_to_binary(F, utf8), A} end,
+    #{loops => [Text(FA) || FA <- L], endless => [Text(FA) || FA <- E],
+      waits => maps:from_list([{Text(FA), [Text(C) || C <- Cs]} || {FA, Cs} <- maps:to_list(P)])}.
+
+%% @doc The frames among `Frames' (one process's functions of the module)
+%% that keep it on its code: frames in a local loop, and frames waiting in
+%% a non-tail call on a loop (or on such a waiting frame) that is on the
+%% same stack. `Info' may also be a plain list of loop frames.
+-spec stuck(Frames, Info) -> [frame()]
+    when Frames :: [frame()], Info :: stuck_info() | [frame()].
+stuck(Frames, Loops) when is_list(Loops) ->
+    [F || F <- lists:usort(Frames), lists:member(F, Loops)];
+stuck(Frames, #{loops := Loops, endless := Endless, waits := Waits}) ->
+    Fs = lists:usort(Frames),
+    InLoop = [F || F <- Fs, lists:member(F, Loops)],
+    Running = [F || F <- Fs, lists:member(F, Endless)],
+    lists:usort(InLoop ++ waiting(Fs, Waits, Running, [])).
+
+waiting(Fs, Waits, Blocking, Acc) ->
+    New = [F || F <- Fs, not lists:member(F, Acc),
+                lists:any(fun(C) -> lists:member(C, Blocking) end, maps:get(F, Waits, []))],
+    case New of
+        [] -> Acc;
+        _ -> waiting(Fs, Waits, Blocking ++ New, Acc ++ New)
+    end.
+
 %% @doc `elixir' for modules named `Elixir.…', else `erlang'.
 -spec language(Module) -> erlang | elixir when Module :: module().
 language(Module) ->
@@ -185,129 +235,54 @@ elixir_alias(Module) ->
         Text -> Text
     end.
 
-%% Funs: #{FA => #{calls => [{FA, Line}], ext => [MFA], recv => boolean(), line => L}}
-graph(Module, Beam) ->
-    case abstract_code(Module, Beam) of
-        {ok, Forms} -> {ok, debug_info, forms_graph(Forms), forms_exports(Forms)};
-        none -> disasm_graph(Module, Beam)
+%% @doc Lint `Beam' from one source only, uncached: `beam' (the decoder)
+%% or `debug_info' (the abstract code). For comparing the two (tests, bench).
+-spec analyze_with(Source, Module, Beam) -> {ok, analysis()} | {error, binary()}
+    when Source :: source(), Module :: module(), Beam :: binary().
+analyze_with(Source, Module, Beam) ->
+    Graph = case Source of
+                beam -> beam_graph(Module, Beam);
+                debug_info -> beamdeck_agent_lint_forms:graph(Module, Beam)
+            end,
+    case Graph of
+        {ok, S, Funs, Exports} -> {ok, analysis(Module, S, Funs, Exports)};
+        {error, _} = E -> E
     end.
 
-abstract_code(Module, Beam) ->
-    case beam_lib:chunks(Beam, [debug_info]) of
-        {ok, {Module, [{debug_info, {debug_info_v1, Backend, Data}}]}} ->
-            backend_forms(Backend, Module, Data);
-        _ ->
-            case beam_lib:chunks(Beam, [abstract_code]) of
-                {ok, {Module, [{abstract_code, {raw_abstract_v1, Forms}}]}} -> {ok, Forms};
-                _ -> none
+%% Funs: #{FA => #{calls => [{FA, Line}], ext => [MFA], recv => boolean(), line => L,
+%%               nontail => [FA] (from the beam only)}}
+%% The decoder first; debug_info only when the decoder cannot read the code.
+graph(Module, Beam) ->
+    case beam_graph(Module, Beam) of
+        {ok, _, _, _} = Ok -> Ok;
+        {error, Why} ->
+            case beamdeck_agent_lint_forms:graph(Module, Beam) of
+                {ok, _, _, _} = Ok -> Ok;
+                {error, _} -> {error, Why}
             end
     end.
 
-%% elixir_erl exists only where Elixir is installed; without it (or when it
-%% fails) the disassembly still gives the call graph.
-backend_forms(Backend, Module, Data) ->
-    case code:ensure_loaded(Backend) of
-        {module, Backend} ->
-            try Backend:debug_info(erlang_v1, Module, Data, []) of
-                {ok, Forms} when is_list(Forms) -> {ok, Forms};
-                _ -> none
-            catch _:_ -> none
-            end;
-        _ -> none
+beam_graph(Module, Beam) ->
+    case beamdeck_agent_beam_code:graph(Beam) of
+        {ok, Module, Funs, Exports} -> {ok, beam, Funs, Exports};
+        {ok, Other, _, _} -> {error, fmt("cannot analyse ~ts: the beam is module ~ts", [Module, Other])};
+        {error, {unknown_opcode, N}} -> {error, fmt("cannot analyse ~ts: unknown opcode ~b", [Module, N])};
+        {error, Why} -> {error, fmt("cannot analyse ~ts: ~ts", [Module, Why])}
     end.
-
-forms_exports(Forms) ->
-    lists:append([Es || {attribute, _, export, Es} <- Forms]).
-
-forms_graph(Forms) ->
-    maps:from_list([{{Name, Arity}, body_info(Clauses, line(Anno))}
-                    || {function, Anno, Name, Arity, Clauses} <- Forms]).
-
-body_info(Clauses, Line) ->
-    {Calls, Ext, Recv} = walk(Clauses, {[], [], false}),
-    #{calls => lists:reverse(Calls), ext => ordered_unique(Ext), recv => Recv, line => Line}.
-
-%% Unique, in the order the code makes the calls (the accumulator is reversed).
-ordered_unique(RevList) ->
-    {L, _} = lists:foldl(fun(X, {Acc, Seen}) ->
-                                 case maps:is_key(X, Seen) of
-                                     true -> {Acc, Seen};
-                                     false -> {[X | Acc], Seen#{X => true}}
-                                 end
-                         end, {[], #{}}, lists:reverse(RevList)),
-    lists:reverse(L).
-
-%% A generic walk over abstract code. Literal data is always wrapped
-%% ({tuple, _, _}, {atom, _, _}), so these patterns only match code.
-walk({call, Anno, {atom, _, F}, Args}, {C, E, R}) ->
-    walk(Args, {[{{F, length(Args)}, line(Anno)} | C], E, R});
-walk({call, _, {remote, _, {atom, _, M}, {atom, _, F}}, Args}, {C, E, R}) ->
-    walk(Args, {C, [{M, F, length(Args)} | E], R});
-walk({'fun', _, {clauses, _}}, Acc) -> Acc;
-walk({named_fun, _, _, _}, Acc) -> Acc;
-walk({'receive', _, Clauses}, {C, E, _}) -> walk(Clauses, {C, E, true});
-walk({'receive', _, Clauses, After, Body}, {C, E, _}) ->
-    walk([Clauses, After, Body], {C, E, true});
-walk(T, Acc) when is_tuple(T) -> walk(tuple_to_list(T), Acc);
-walk([H | T], Acc) -> walk(T, walk(H, Acc));
-walk(_, Acc) -> Acc.
-
-line(Anno) ->
-    try erl_anno:line(Anno) of
-        L when is_integer(L), L > 0 -> L;
-        _ -> null
-    catch _:_ -> null
-    end.
-
-%% beam_disasm is in the compiler application, which a release may leave out.
-disasm_graph(Module, Beam) ->
-    case code:ensure_loaded(beam_disasm) of
-        {module, beam_disasm} -> disasm_graph_1(Module, Beam);
-        _ -> {error, fmt("~ts has no debug_info and beam_disasm (the compiler application) "
-                         "is not available to read its code", [Module])}
-    end.
-
-disasm_graph_1(Module, Beam) ->
-    case beam_disasm:file(Beam) of
-        {beam_file, Module, Exports, _Attr, _Info, Code} ->
-            Funs = maps:from_list([{{Name, Arity}, disasm_info(Module, Is)}
-                                   || {function, Name, Arity, _Entry, Is} <- Code]),
-            {ok, beam_disasm, Funs, [{F, A} || {F, A, _} <- Exports]};
-        {error, beam_lib, Reason} ->
-            {error, fmt("~ts: not a beam file: ~0tp", [Module, Reason])};
-        Other ->
-            {error, fmt("~ts: cannot disassemble: ~0tp", [Module, Other])}
-    end.
-
-disasm_info(Module, Is) ->
-    {Calls, Ext, Recv} = lists:foldl(fun(I, Acc) -> disasm_instr(Module, I, Acc) end,
-                                     {[], [], false}, Is),
-    #{calls => lists:reverse(Calls), ext => ordered_unique(Ext), recv => Recv, line => null}.
-
-disasm_instr(M, {call, _, {M, F, A}}, {C, E, R}) -> {[{{F, A}, null} | C], E, R};
-disasm_instr(M, {call_last, _, {M, F, A}, _}, {C, E, R}) -> {[{{F, A}, null} | C], E, R};
-disasm_instr(M, {call_only, _, {M, F, A}}, {C, E, R}) -> {[{{F, A}, null} | C], E, R};
-disasm_instr(_, {call_ext, _, {extfunc, M, F, A}}, {C, E, R}) -> {C, [{M, F, A} | E], R};
-disasm_instr(_, {call_ext_last, _, {extfunc, M, F, A}, _}, {C, E, R}) -> {C, [{M, F, A} | E], R};
-disasm_instr(_, {call_ext_only, _, {extfunc, M, F, A}}, {C, E, R}) -> {C, [{M, F, A} | E], R};
-disasm_instr(_, {loop_rec, _, _}, {C, E, _}) -> {C, E, true};
-disasm_instr(_, {wait, _}, {C, E, _}) -> {C, E, true};
-disasm_instr(_, {wait_timeout, _, _}, {C, E, _}) -> {C, E, true};
-disasm_instr(_, _, Acc) -> Acc.
 
 analysis(Module, Source, Funs, Exports) ->
     Edges = maps:map(fun(_, #{calls := Cs}) ->
                              lists:usort([FA || {FA, _} <- Cs, maps:is_key(FA, Funs)])
                      end, Funs),
-    Cycles = [Scc || Scc <- sccs(Edges), is_cycle(Scc, Edges)],
+    Cycles = beamdeck_agent_lint_graph:cycles(Edges),
     Loops = lists:usort(lists:append(Cycles)),
     All = lists:append([cycle_findings(Module, Scc, Funs, Exports) || Scc <- Cycles]),
+    Pins = beamdeck_agent_lint_graph:pins(Module, Funs, Loops,
+                                          fun(Scc) -> evidence(Scc, Funs) =/= null end),
     #{module => Module, source => Source, language => language(Module), loops => Loops,
+      endless => element(1, Pins), pins => element(2, Pins),
       findings => [F || #{evidence := E} = F <- All, E =/= null],
       quiet => [F || #{evidence := null} = F <- All]}.
-
-is_cycle([FA], Edges) -> lists:member(FA, maps:get(FA, Edges));
-is_cycle(_, _) -> true.
 
 cycle_findings(Module, Scc, Funs, Exports) ->
     Evidence = evidence(Scc, Funs),
@@ -338,47 +313,24 @@ evidence(Scc, Funs) ->
             end
     end.
 
-%% Tarjan's strongly connected components, iterative enough for modules of
-%% a few thousand functions (recursion depth is bounded by the SCC depth).
-sccs(Edges) ->
-    {_, _, _, _, Out} =
-        lists:foldl(fun(V, S) -> tarjan_root(V, Edges, S) end,
-                    {0, #{}, #{}, [], []}, lists:sort(maps:keys(Edges))),
-    Out.
+%%% FINDINGS %%%
 
-tarjan_root(V, Edges, {_, Index, _, _, _} = S) ->
-    case maps:is_key(V, Index) of
-        true -> S;
-        false -> strongconnect(V, Edges, S)
-    end.
-
-strongconnect(V, Edges, {N, Index, Low, Stack, Out}) ->
-    S0 = {N + 1, Index#{V => N}, Low#{V => N}, [V | Stack], Out},
-    S1 = lists:foldl(
-           fun(W, {_, Ix, _, St, _} = S) ->
-                   case maps:find(W, Ix) of
-                       error ->
-                           {N2, Ix2, Lo2, St2, O2} = strongconnect(W, Edges, S),
-                           {N2, Ix2, Lo2#{V := min(maps:get(V, Lo2), maps:get(W, Lo2))}, St2, O2};
-                       {ok, WIx} ->
-                           case lists:member(W, St) of
-                               true ->
-                                   {N2, Ix2, Lo2, St2, O2} = S,
-                                   {N2, Ix2, Lo2#{V := min(maps:get(V, Lo2), WIx)}, St2, O2};
-                               false -> S
-                           end
-                   end
-           end, S0, maps:get(V, Edges, [])),
-    {N3, Ix3, Lo3, St3, O3} = S1,
-    case maps:get(V, Lo3) =:= maps:get(V, Ix3) of
-        true ->
-            {Scc, Rest} = pop_until(V, St3, []),
-            {N3, Ix3, Lo3, Rest, [lists:sort(Scc) | O3]};
-        false -> S1
-    end.
-
-pop_until(V, [V | Rest], Acc) -> {[V | Acc], Rest};
-pop_until(V, [W | Rest], Acc) -> pop_until(V, Rest, [W | Acc]).
+%% @doc One `lint_unavailable' finding (beamdeck_agent_findings) for each
+%% changed module whose loaded code could not be analysed: the plan then
+%% assumes that every process with it on its stack loops (the safe side).
+%% `LintErrors' are a plan's `lintErrors'; `PidFrames' maps
+%% `{Module, FunctionText, Arity}' to the pids with that frame.
+-spec unavailable_findings(LintErrors, PidFrames) -> [beamdeck_agent_findings:finding()]
+    when LintErrors :: [#{module := binary(), version := loaded | target, error := binary()}],
+         PidFrames :: #{{module(), binary(), arity()} => [pid()]}.
+unavailable_findings(LintErrors, PidFrames) ->
+    [beamdeck_agent_findings:new(
+       lint_unavailable, M, lists:append([Ps || {{M2, _, _}, Ps} <- maps:to_list(PidFrames), M2 =:= M]),
+       Error,
+       fmt("until ~ts can be analysed, every process with it on its stack is counted as stuck in "
+           "a loop; a beamdeck_agent built for this OTP release reads its code", [M]))
+     || #{version := loaded, module := MB, error := Error} <- LintErrors,
+        M <- [binary_to_existing_atom(MB, utf8)], erlang:module_loaded(M)].
 
 %%% JSON %%%
 

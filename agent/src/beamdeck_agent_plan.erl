@@ -88,7 +88,8 @@ plan_json(Action, Path, Script, Changes, Choices, Preview, {Lint, LintErrors}) -
                      maps:get(evidence, J) =/= null orelse maps:get(pids, J) =/= []],
     {ModsJson, Counts} = beamdeck_agent_preview:modules_json(Modules),
     %% The checks beyond purges (issue 13), gathered in one place.
-    Findings = findings(Restart) ++ beamdeck_agent_checks:run(Action, Path, Script),
+    Findings = findings(Restart) ++ beamdeck_agent_lint:unavailable_findings(LintErrors, Pids)
+        ++ beamdeck_agent_checks:run(Action, Path, Script),
     Facts = facts(Action, Script, Modules, Findings),
     Json = #{action => Action, vsn => bin(maps:get(to, Path)), from => bin(maps:get(from, Path)),
       to => bin(maps:get(to, Path)), direction => maps:get(direction, Path),

@@ -44,9 +44,10 @@
 %%% PREVIEW %%%
 
 %% @doc Fates for every module `Script' loads or removes. Options:
-%% `stage' (`install' | `make_permanent'), `loops' (module → the
-%% `{FunctionText, Arity}' in local-recursion loops of its loaded code, or
-%% `unknown'), `permanent_step' (false for a rollback to the permanent
+%% `stage' (`install' | `make_permanent'), `loops' (module → what
+%% beamdeck_agent_lint:stuck/2 takes about its loaded code: the lint's
+%% stuck_info, or a list of `{FunctionText, Arity}' in loops; or
+%% `{unknown, Why}'), `permanent_step' (false for a rollback to the permanent
 %% release: no make_permanent purge follows), `exclude' (pids to skip).
 -spec preview(Script, Opts) -> #{modules := [map()], restart := atom(), scan := map(),
                                  apps := [map()]}
@@ -135,10 +136,10 @@ install_fate(_P, false, none, _, _Mi, _Ctx) ->
     skip;
 install_fate(P, false, #{frames := [_ | _] = Frames} = Ref, _Susp, Mi, Ctx) ->
     #{module := M, post := Post, purged_at_install := PurgedAtInstall} = Mi,
-    Loops = maps:get(M, maps:get(loops, Ctx), unknown),
+    Loops = maps:get(M, maps:get(loops, Ctx), {unknown, fmt("~ts was not linted", [M])}),
     Stuck = case Loops of
-                unknown -> unknown;
-                _ -> [F || F <- lists:usort(Frames), lists:member(F, Loops)]
+                {unknown, _} -> Loops;
+                _ -> beamdeck_agent_lint:stuck(Frames, Loops)
             end,
     Perm = maps:get(permanent_step, Ctx),
     Fun = fun_note(Ref, M),
@@ -162,11 +163,11 @@ install_fate(P, false, #{frames := [_ | _] = Frames} = Ref, _Susp, Mi, Ctx) ->
                       "those calls return~ts~ts", [frames_text(M, Frames), Tail, Fun]), Ref);
         true ->
             Where = case Stuck of
-                        unknown -> fmt("cannot read the object code of ~ts to look for loops, "
-                                       "so ~ts on its stack is assumed to loop",
-                                       [M, frames_text(M, Frames)]);
-                        _ -> fmt("its stack is in ~ts, which loops through a local call: it "
-                                 "never reaches the new code", [frames_text(M, Stuck)])
+                        {unknown, Why} -> fmt("~ts, so ~ts on its stack is assumed to loop "
+                                              "(the safe side)", [Why, frames_text(M, Frames)]);
+                        _ -> fmt("its stack is in ~ts, which loops through a local call (or "
+                                 "waits in a non-tail call for a loop that does not return): "
+                                 "it never leaves the old code", [frames_text(M, Stuck)])
                     end,
             case {Post, Perm} of
                 {brutal_purge, true} ->
@@ -287,15 +288,15 @@ agent_process(P) ->
         end.
 
 %% @doc The `loops' option of preview/2 from lint results (module →
-%% beamdeck_agent_lint:analyze_loaded/1's answer): the `{FunctionText,
-%% Arity}' in local-recursion loops of each module's loaded code, or
-%% `unknown' when its code could not be read (then every frame of it is
-%% assumed to loop).
--spec loops(Lints) -> #{module() => [{binary(), arity()}] | unknown}
+%% beamdeck_agent_lint:analyze_loaded/1's answer): what
+%% beamdeck_agent_lint:stuck/2 needs about each module's loaded code, or
+%% `{unknown, Why}' when its code could not be analysed (then every frame
+%% of it is assumed to loop, the safe side).
+-spec loops(Lints) -> #{module() => term()}
     when Lints :: #{module() => {ok, term()} | {error, term()}}.
 loops(Lints) ->
-    maps:map(fun(_M, {ok, A}) -> [{atom_to_binary(F, utf8), Ar} || {F, Ar} <- beamdeck_agent_lint:loops(A)];
-                (_M, {error, _}) -> unknown
+    maps:map(fun(_M, {ok, A}) -> beamdeck_agent_lint:stuck_info(A);
+                (_M, {error, Why}) -> {unknown, Why}
              end, Lints).
 
 %%% JSON %%%

@@ -9,7 +9,8 @@
 %%%   app_dir => "/work/main/demo/apps/rel_test", % one directory per version
 %%%   versions => ["0.1.0", "0.1.1", "0.1.2"],    % oldest first; first = base
 %%%   agent_dir => "/work/main/agent",            % or none
-%%%   cache_dir => "/work/main/.cache/releases"}.
+%%%   cache_dir => "/work/main/.cache/releases",
+%%%   strip => false}.                            % optional; true: no debug_info (Erlang only)
 %%% '''
 %%%
 %%% A version directory holds `NAME.app.src' (at its root or in `src/'),
@@ -115,8 +116,11 @@ check_spec(Spec) ->
                true -> elixir;
                false -> erlang
            end,
+    Strip = maps:get(strip, Spec, false),
+    is_boolean(Strip) orelse fail("spec: strip must be true or false", []),
+    (Strip andalso Kind =:= elixir) andalso fail("spec: strip is for Erlang releases", []),
     #{name => Name, app_dir => AppDir, versions => Versions,
-      agent_dir => AgentDir, cache_dir => CacheDir, kind => Kind}.
+      agent_dir => AgentDir, cache_dir => CacheDir, kind => Kind, strip => Strip}.
 
 required(Key, Spec) ->
     case maps:find(Key, Spec) of
@@ -189,8 +193,13 @@ input_hash(Spec, Env) ->
                      _ -> [{D, tree_digest(filename:join(AgentDir, D))}
                            || D <- ["src", "include", "priv"]]
                  end,
-    Ctx = {Name, Versions, Kind, maps:remove(root, Env), erlang:md5(Self),
-           AppFiles, AgentFiles, otp_app_versions()},
+    Ctx0 = {Name, Versions, Kind, maps:remove(root, Env), erlang:md5(Self),
+            AppFiles, AgentFiles, otp_app_versions()},
+    %% Unchanged keys for the usual builds (their caches stay valid).
+    Ctx = case maps:get(strip, Spec) of
+              false -> Ctx0;
+              true -> {Ctx0, stripped}
+          end,
     Digest = crypto:hash(sha256, term_to_binary(Ctx)),
     lists:sublist(hex(Digest), ?HASH_CHARS).
 
@@ -229,7 +238,7 @@ do_build(Spec, Env, Hash, Tmp, FinalDir) ->
                          fun() ->
                                  pmap(fun(F) -> F() end,
                                       [fun() when AgentDir =:= none -> none;
-                                          () -> build_agent(AgentDir, LibDir)
+                                          () -> build_agent(AgentDir, LibDir, compile_opts(Spec))
                                        end,
                                        fun() -> build_app_versions(Spec, Env, LibDir) end])
                          end),
@@ -295,7 +304,7 @@ pmap(Fun, List) ->
 
 %% The agent: every module in agent/src, compiled here with erlc's
 %% compiler so the build does not depend on rebar3 output.
-build_agent(AgentDir, LibDir) ->
+build_agent(AgentDir, LibDir, CompileOpts) ->
     Src = filename:join(AgentDir, "src"),
     [AppSrc] = case filelib:wildcard(filename:join(Src, "*.app.src")) of
                    [_] = One -> One;
@@ -306,7 +315,7 @@ build_agent(AgentDir, LibDir) ->
     Ebin = filename:join([LibDir, atom_to_list(App) ++ "-" ++ Vsn, "ebin"]),
     ok = filelib:ensure_dir(filename:join(Ebin, "x")),
     Incs = [{i, filename:join(AgentDir, "include")}, {i, Src}],
-    Mods = pmap(fun(F) -> compile_erl(F, Ebin, Incs, "agent") end,
+    Mods = pmap(fun(F) -> compile_erl(F, Ebin, CompileOpts ++ Incs, "agent") end,
                 lists:sort(filelib:wildcard(filename:join(Src, "*.erl")))),
     check_mod(App, Props, Mods, AppSrc),
     write_app(Ebin, App, Props, Mods),
@@ -323,7 +332,7 @@ check_mod(App, Props, Mods, AppSrc) ->
         undefined -> true
     end.
 
-build_app_versions(#{name := Name, app_dir := AppDir, versions := Versions}, Env, LibDir) ->
+build_app_versions(#{name := Name, app_dir := AppDir, versions := Versions} = Spec, Env, LibDir) ->
     App = list_to_atom(Name),
     %% Compile every version first (elixirc runs in parallel OS processes).
     Jobs = [begin
@@ -339,8 +348,8 @@ build_app_versions(#{name := Name, app_dir := AppDir, versions := Versions}, Env
     maps:from_list(
       [begin
            await_elixirc(Port, VDir),
-           ErlMods = [compile_erl(F, Ebin, [{i, filename:join(VDir, "include")},
-                                            {i, filename:join(VDir, "src")}], Name)
+           ErlMods = [compile_erl(F, Ebin, compile_opts(Spec) ++ [{i, filename:join(VDir, "include")},
+                                                                  {i, filename:join(VDir, "src")}], Name)
                       || F <- lists:sort(filelib:wildcard(filename:join(VDir, "src/*.erl")))],
            Mods = lists:usort(ErlMods ++ beams(Ebin)),
            check_mod(App, Props, Mods, VDir),
@@ -418,8 +427,12 @@ await_elixirc(Port, Files, VDir, Acc) ->
             fail("elixirc timed out in ~ts (~p)", [VDir, Files])
     end.
 
-compile_erl(File, Ebin, Incs, What) ->
-    Opts = [debug_info, return_errors, return_warnings, {outdir, Ebin} | Incs],
+%% A stripped build compiles as plain `erlc' does: no debug_info.
+compile_opts(#{strip := true}) -> [];
+compile_opts(#{strip := false}) -> [debug_info].
+
+compile_erl(File, Ebin, Opts0, What) ->
+    Opts = [return_errors, return_warnings, {outdir, Ebin} | Opts0],
     case compile:file(File, Opts) of
         {ok, Mod, _Warnings} ->
             Mod;
@@ -658,7 +671,8 @@ manifest(Spec, Env, Hash, OutDir) ->
                     none -> null;
                     #{vsn := EVsn} -> EVsn
                 end,
-      agent => AgentDir =/= none}.
+      agent => AgentDir =/= none,
+      stripped => maps:get(strip, Spec)}.
 
 %%% FILES %%%
 

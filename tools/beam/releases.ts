@@ -19,6 +19,7 @@ export const RELEASES = {
   rel_test: ["0.1.0", "0.1.1", "0.1.2"],
   bd_counter: ["1.0.0", "1.1.0"],
   bd_checks: ["1.0.0", "1.1.0"],
+  bd_loops: ["1.0.0", "1.1.0"],
 } as const;
 
 export type ReleaseName = keyof typeof RELEASES;
@@ -44,6 +45,8 @@ export interface Release {
   elixir: string | null;
   /** Whether beamdeck_agent is in the release. */
   agent: boolean;
+  /** Compiled without debug_info, as plain `erlc` does (BuildOptions.strip). */
+  stripped: boolean;
   /** Found in the cache rather than built by this call. */
   cached: boolean;
   /** Wall time of the builder call (0 when memoised in this process). */
@@ -55,6 +58,8 @@ export interface BuildOptions {
   agent?: boolean;
   /** Default: REPO_ROOT/.cache/releases. */
   cacheDir?: string;
+  /** Compile the app and the agent without debug_info (Erlang releases only); default false. */
+  strip?: boolean;
 }
 
 const memo = new Map<string, Promise<Release>>();
@@ -66,11 +71,12 @@ const memo = new Map<string, Promise<Release>>();
  */
 export function buildRelease(name: ReleaseName, opts: BuildOptions = {}): Promise<Release> {
   const agent = opts.agent ?? true;
+  const strip = opts.strip ?? false;
   const cacheDir = opts.cacheDir ?? path.join(REPO_ROOT, ".cache", "releases");
-  const key = `${name}|${agent}|${cacheDir}`;
+  const key = `${name}|${agent}|${strip}|${cacheDir}`;
   let p = memo.get(key);
   if (!p) {
-    p = runBuilder(name, agent, cacheDir).catch((err: unknown) => {
+    p = runBuilder(name, agent, strip, cacheDir).catch((err: unknown) => {
       memo.delete(key);
       throw err;
     });
@@ -79,14 +85,15 @@ export function buildRelease(name: ReleaseName, opts: BuildOptions = {}): Promis
   return p;
 }
 
-async function runBuilder(name: ReleaseName, agent: boolean, cacheDir: string): Promise<Release> {
+async function runBuilder(name: ReleaseName, agent: boolean, strip: boolean, cacheDir: string): Promise<Release> {
   const spec = [
     "#{",
     `  name => ${erlString(name)},`,
     `  app_dir => ${erlString(path.join(REPO_ROOT, "demo", "apps", name))},`,
     `  versions => [${RELEASES[name].map(erlString).join(", ")}],`,
     `  agent_dir => ${agent ? erlString(path.join(REPO_ROOT, "agent")) : "none"},`,
-    `  cache_dir => ${erlString(cacheDir)}`,
+    `  cache_dir => ${erlString(cacheDir)},`,
+    `  strip => ${strip}`,
     "}.",
     "",
   ].join("\n");
