@@ -38,6 +38,8 @@ export interface StartNodeOptions {
   bootTimeoutMs?: number;
   /** The OTP the node runs on (the one its release was built with); default testOtp(). */
   otp?: OtpTarget;
+  /** More emulator flags, after the boot and config ones (a mix release's -boot_var RELEASE_LIB). */
+  extraArgs?: string[];
 }
 
 export interface RpcOptions {
@@ -109,6 +111,7 @@ export async function startNode(opts: StartNodeOptions): Promise<BeamNode> {
     "-noshell", "-noinput",
     // The epmd on epmdPort is ours; a node must not start (and orphan) another.
     "-start_epmd", "false",
+    ...(opts.extraArgs ?? []),
   ];
   const env: NodeJS.ProcessEnv = { ...process.env, ERL_EPMD_PORT: String(epmdPort) };
   // A developer's ERL_FLAGS or ERL_LIBS must not change what the release runs.

@@ -32,7 +32,7 @@ const CHROOTS: Record<string, OtpTarget> = {
 };
 
 /** The target named by BEAMDECK_TEST_OTP; an unknown value is an error, never a silent host run. */
-export function testOtp(env: NodeJS.ProcessEnv = process.env): OtpTarget {
+export function testOtp(env: Record<string, string | undefined> = process.env): OtpTarget {
   const v = (env.BEAMDECK_TEST_OTP ?? "").trim();
   if (v === "" || v === "25" || v === "host") return HOST_OTP;
   const t = CHROOTS[v];
