@@ -13,7 +13,7 @@
  *   BEAMDECK_TEST_OTP (tools/beam/otp.ts builds the releases and runs the
  *   nodes inside the chroot). `npm test` (and so CI) runs the named subset
  *   below; the whole matrix runs every case, upgrade-server's and the
- *   Elixir 1.18 mix release (tests/otp/) too. README "OTP and Elixir
+ *   Elixir 1.18 mix release (tests/otp/) too. The README's "Tested
  *   versions" says which runs where, and why.
  */
 import { spawnSync } from "node:child_process";
