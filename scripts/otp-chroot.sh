@@ -180,7 +180,7 @@ exec_in() {
     ' sh "$@"
 }
 
-[ "$#" -ge 2 ] || { sed -n '2,18p' "$0" >&2; exit 2; }
+[ "$#" -ge 2 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
 cmd="$1"; suite="$2"; shift 2
 suite_ok "$suite"
 case "$cmd" in
