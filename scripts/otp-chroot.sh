@@ -7,6 +7,9 @@
 #   otp-chroot.sh ensure  SUITE        build the chroot unless already complete
 #   otp-chroot.sh present SUITE        exit 0 when a complete chroot exists
 #   otp-chroot.sh run     SUITE CMD... run CMD inside, cwd = this clone's agent/
+#   otp-chroot.sh exec    SUITE CMD... run CMD inside with this clone and the
+#                                      temp dir at their own paths, the cwd and
+#                                      environment kept (test nodes, builders)
 #   otp-chroot.sh otp     SUITE        print the chroot's OTP release
 #
 # SUITE is trixie (OTP 27) or sid (OTP 29). Chroots live outside any clone in
@@ -148,13 +151,43 @@ run_in() {
     ' sh "$@"
 }
 
-[ "$#" -ge 2 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+# Runs a command inside the chroot as if it ran on the host: this clone and
+# the temp dir are bind-mounted at their own absolute paths, so paths the
+# tests hand around (release dirs, log files, cache dirs) mean the same
+# inside and out; the cwd and the environment are kept, only PATH and HOME
+# are the chroot's. Every step execs, so the pid the caller holds ends up
+# being CMD's own and its signals reach CMD. The network is the host's: a
+# node inside registers with the host's epmd and dials the host's server.
+exec_in() {
+  local suite="$1"; shift
+  [ "$#" -gt 0 ] || die "exec: no command given"
+  present "$suite" || die "no $suite chroot; run: npm run test:otp (or $0 ensure $suite)"
+  local dir tmp
+  dir="$(dir_of "$suite")"
+  tmp="$(cd "${TMPDIR:-/tmp}" && pwd -P)"
+  mkdir -p "$dir$ROOT_DIR" "$dir$tmp"
+  BEAMDECK_CHROOT="$dir" BEAMDECK_SRC="$ROOT_DIR" BEAMDECK_TMP="$tmp" BEAMDECK_CWD="$(pwd)" \
+    exec unshare --mount --propagation private -- bash -c '
+      set -e
+      mount -t proc proc "$BEAMDECK_CHROOT/proc"
+      mount --rbind /dev "$BEAMDECK_CHROOT/dev"
+      mount --bind "$BEAMDECK_SRC" "$BEAMDECK_CHROOT$BEAMDECK_SRC"
+      mount --bind "$BEAMDECK_TMP" "$BEAMDECK_CHROOT$BEAMDECK_TMP"
+      cwd="$BEAMDECK_CWD" root="$BEAMDECK_CHROOT"
+      unset BEAMDECK_CHROOT BEAMDECK_SRC BEAMDECK_TMP BEAMDECK_CWD
+      exec chroot "$root" /usr/bin/env HOME=/root PATH=/usr/local/bin:/usr/bin:/bin \
+        sh -c "cd \"\$0\" 2>/dev/null || cd /; exec \"\$@\"" "$cwd" "$@"
+    ' sh "$@"
+}
+
+[ "$#" -ge 2 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
 cmd="$1"; suite="$2"; shift 2
 suite_ok "$suite"
 case "$cmd" in
   ensure) ensure "$suite" ;;
   present) present "$suite" ;;
   run) run_in "$suite" "$@" ;;
+  exec) exec_in "$suite" "$@" ;;
   otp) run_in "$suite" erl -noshell -eval 'io:format("~s~n", [erlang:system_info(otp_release)]), halt().' ;;
   *) die "unknown command '$cmd'" ;;
 esac

@@ -131,7 +131,11 @@ function vitestFailures(r: VitestReport): string[] {
   return out.slice(0, 30);
 }
 
-function vitest(name: string, dir: string, deadlineMin: number): Step {
+/**
+ * A vitest run over `paths` counted from its JSON report. `env` and `args`
+ * (e.g. BEAMDECK_TEST_OTP, a -t name pattern) serve the OTP matrix steps.
+ */
+function vitest(name: string, paths: string | string[], deadlineMin: number, opts: { env?: Record<string, string>; args?: string[] } = {}): Step {
   return {
     name,
     deadlineMin,
@@ -142,9 +146,9 @@ function vitest(name: string, dir: string, deadlineMin: number): Step {
       const { code, timedOut } = await sh(
         name,
         "npx",
-        ["--no-install", "vitest", "run", dir, "--reporter=default", "--reporter=json", "--reporter=./tests/support/progress-reporter.ts", `--outputFile=${report}`],
+        ["--no-install", "vitest", "run", ...[paths].flat(), ...(opts.args ?? []), "--reporter=default", "--reporter=json", "--reporter=./tests/support/progress-reporter.ts", `--outputFile=${report}`],
         deadline,
-        { env: { ...process.env, BEAMDECK_TEST_PROGRESS_FILE: PROGRESS } },
+        { env: { ...process.env, ...opts.env, BEAMDECK_TEST_PROGRESS_FILE: PROGRESS } },
       );
       if (timedOut) return { passed: 0, failed: 1 }; // its report was never written: the hang is the failure
       if (!fs.existsSync(report)) return { passed: 0, failed: 1 };
@@ -177,7 +181,7 @@ const STEPS: Step[] = [
   vitest("integration", "tests/integration", 45),
   vitest("e2e", "tests/e2e", 25),
   // The agent on OTP 27 and 29, in Debian chroots (scripts/otp-steps.ts).
-  ...otpSteps(sh),
+  ...otpSteps(sh, vitest),
 ];
 
 async function main(): Promise<void> {

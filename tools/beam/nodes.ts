@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sharedEpmd, stopSharedEpmd } from "./epmd";
+import { onOtp, testOtp, type OtpTarget } from "./otp";
 import { sharedProbe, stopProbes, type Probe } from "./probe";
 import { spawnGuarded, type ExitInfo } from "./proc";
 import { bootVersion } from "./releases";
@@ -35,6 +36,10 @@ export interface StartNodeOptions {
   logFile?: string;
   /** How long to wait for init to report {started, started}; default 30 s. */
   bootTimeoutMs?: number;
+  /** The OTP the node runs on (the one its release was built with); default testOtp(). */
+  otp?: OtpTarget;
+  /** More emulator flags, after the boot and config ones (a mix release's -boot_var RELEASE_LIB). */
+  extraArgs?: string[];
 }
 
 export interface RpcOptions {
@@ -54,6 +59,8 @@ export interface BeamNode {
   readonly logFile: string;
   /** Milliseconds from spawn to {started, started}. */
   readonly bootMs: number;
+  /** erlang:system_info(otp_release) as the node reports it ("25", "27", "29"). */
+  readonly otpRelease: string;
   /** Resolves when the node's OS process has exited. */
   readonly exited: Promise<ExitInfo>;
   alive(): boolean;
@@ -88,7 +95,8 @@ export async function startNode(opts: StartNodeOptions): Promise<BeamNode> {
   const sname = opts.sname ?? `${opts.release ?? "node"}_${process.pid}_${++counter}_${crypto.randomBytes(2).toString("hex")}`;
   const cookie = opts.cookie ?? `bd_${crypto.randomBytes(12).toString("hex")}`;
   const epmdPort = opts.epmdPort ?? (await sharedEpmd()).port;
-  const probe: Probe = await sharedProbe(epmdPort);
+  const otp = opts.otp ?? testOtp();
+  const probe: Probe = await sharedProbe(epmdPort, otp);
   const name = `${sname}@${probe.host}`;
   const logFile = opts.logFile ?? path.join(dir, "log", `${sname}.log`);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
@@ -103,6 +111,7 @@ export async function startNode(opts: StartNodeOptions): Promise<BeamNode> {
     "-noshell", "-noinput",
     // The epmd on epmdPort is ours; a node must not start (and orphan) another.
     "-start_epmd", "false",
+    ...(opts.extraArgs ?? []),
   ];
   const env: NodeJS.ProcessEnv = { ...process.env, ERL_EPMD_PORT: String(epmdPort) };
   // A developer's ERL_FLAGS or ERL_LIBS must not change what the release runs.
@@ -116,7 +125,8 @@ export async function startNode(opts: StartNodeOptions): Promise<BeamNode> {
     else env[k] = v;
   }
   const t0 = Date.now();
-  const proc = spawnGuarded(path.join(dir, "bin", "erl"), args, { cwd: dir, env, stdout: logFd, stderr: logFd });
+  const erl = onOtp(otp, path.join(dir, "bin", "erl"), args);
+  const proc = spawnGuarded(erl.cmd, erl.args, { cwd: dir, env, stdout: logFd, stderr: logFd });
   fs.closeSync(logFd);
 
   const logTail = (lines = 40): string => {
@@ -154,6 +164,12 @@ export async function startNode(opts: StartNodeOptions): Promise<BeamNode> {
     await sleep(100);
   }
   const bootMs = Date.now() - t0;
+  // A test meant for OTP 29 must never pass by running somewhere else.
+  const otpRelease = JSON.parse((await rpcRaw("text", "erlang:system_info(otp_release)", { timeoutMs: 5000 })) as string) as string;
+  if (otp.suite !== null && otpRelease !== String(otp.otp)) {
+    await proc.kill("SIGKILL", 0);
+    throw new Error(`node ${name} runs OTP ${otpRelease}, not the OTP ${otp.otp} of the ${otp.suite} chroot`);
+  }
 
   const node: BeamNode = {
     name,
@@ -164,6 +180,7 @@ export async function startNode(opts: StartNodeOptions): Promise<BeamNode> {
     epmdPort,
     logFile,
     bootMs,
+    otpRelease,
     exited: proc.exited,
     alive: () => proc.alive(),
     rpc: (expr, o) => rpcRaw("text", expr, o) as Promise<string>,

@@ -11,6 +11,7 @@ import crypto from "node:crypto";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
+import { HOST_OTP, onOtp, type OtpTarget } from "./otp";
 import { onProcessExit } from "./proc";
 
 const PROBE_SRC = path.join(path.dirname(fileURLToPath(import.meta.url)), "probe.erl");
@@ -64,10 +65,15 @@ export class Probe {
     return this.node.slice(this.node.indexOf("@") + 1);
   }
 
-  /** Starts a probe that finds nodes through epmd on `epmdPort`. */
-  static async start(epmdPort: number): Promise<Probe> {
+  /**
+   * Starts a probe that finds nodes through epmd on `epmdPort`. It runs on
+   * `otp`, the nodes' own OTP: distribution between releases more than two
+   * apart (25 and 29) is not promised.
+   */
+  static async start(epmdPort: number, otp: OtpTarget = HOST_OTP): Promise<Probe> {
     const sname = `beamdeck_probe_${process.pid}_${crypto.randomBytes(3).toString("hex")}`;
-    const child = spawn("escript", [PROBE_SRC, sname], {
+    const escript = onOtp(otp, "escript", [PROBE_SRC, sname]);
+    const child = spawn(escript.cmd, escript.args, {
       // The epmd is the harness's; the probe must not start another one.
       env: { ...process.env, ERL_EPMD_PORT: String(epmdPort), ERL_FLAGS: "-start_epmd false" },
       stdio: ["pipe", "pipe", "pipe"],
@@ -164,17 +170,18 @@ export class Probe {
   }
 }
 
-const probes = new Map<number, Promise<Probe>>();
+const probes = new Map<string, Promise<Probe>>();
 
-/** One probe per epmd port for this process, started on first use. */
-export function sharedProbe(epmdPort: number): Promise<Probe> {
-  let p = probes.get(epmdPort);
+/** One probe per epmd port and OTP for this process, started on first use. */
+export function sharedProbe(epmdPort: number, otp: OtpTarget = HOST_OTP): Promise<Probe> {
+  const key = `${epmdPort}|${otp.label}`;
+  let p = probes.get(key);
   if (!p) {
-    p = Probe.start(epmdPort).catch((err: unknown) => {
-      probes.delete(epmdPort);
+    p = Probe.start(epmdPort, otp).catch((err: unknown) => {
+      probes.delete(key);
       throw err;
     });
-    probes.set(epmdPort, p);
+    probes.set(key, p);
   }
   return p;
 }

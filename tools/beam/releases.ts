@@ -9,6 +9,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { onOtp, testOtp, type OtpTarget } from "./otp";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BUILDER = path.join(REPO_ROOT, "demo", "builder", "beamdeck_relbuild.erl");
@@ -56,10 +57,12 @@ export interface Release {
 export interface BuildOptions {
   /** Put beamdeck_agent (all of agent/src) in the release; default true. */
   agent?: boolean;
-  /** Default: REPO_ROOT/.cache/releases. */
+  /** Default: REPO_ROOT/.cache/releases (host), .cache/releases-otp27 and so on (a chroot's OTP). */
   cacheDir?: string;
   /** Compile the app and the agent without debug_info (Erlang releases only); default false. */
   strip?: boolean;
+  /** The OTP that builds the release (its erlc, elixirc and systools); default testOtp(). */
+  otp?: OtpTarget;
 }
 
 const memo = new Map<string, Promise<Release>>();
@@ -72,11 +75,14 @@ const memo = new Map<string, Promise<Release>>();
 export function buildRelease(name: ReleaseName, opts: BuildOptions = {}): Promise<Release> {
   const agent = opts.agent ?? true;
   const strip = opts.strip ?? false;
-  const cacheDir = opts.cacheDir ?? path.join(REPO_ROOT, ".cache", "releases");
-  const key = `${name}|${agent}|${strip}|${cacheDir}`;
+  const otp = opts.otp ?? testOtp();
+  // One cache dir per OTP: the builder prunes older builds of a name from
+  // its cache dir, which must not throw away another OTP's.
+  const cacheDir = opts.cacheDir ?? path.join(REPO_ROOT, ".cache", otp.suite === null ? "releases" : `releases-${otp.label}`);
+  const key = `${name}|${agent}|${strip}|${cacheDir}|${otp.label}`;
   let p = memo.get(key);
   if (!p) {
-    p = runBuilder(name, agent, strip, cacheDir).catch((err: unknown) => {
+    p = runBuilder(name, agent, strip, cacheDir, otp).catch((err: unknown) => {
       memo.delete(key);
       throw err;
     });
@@ -85,7 +91,7 @@ export function buildRelease(name: ReleaseName, opts: BuildOptions = {}): Promis
   return p;
 }
 
-async function runBuilder(name: ReleaseName, agent: boolean, strip: boolean, cacheDir: string): Promise<Release> {
+async function runBuilder(name: ReleaseName, agent: boolean, strip: boolean, cacheDir: string, otp: OtpTarget): Promise<Release> {
   const spec = [
     "#{",
     `  name => ${erlString(name)},`,
@@ -103,15 +109,18 @@ async function runBuilder(name: ReleaseName, agent: boolean, strip: boolean, cac
   await fs.writeFile(specFile, spec);
   const t0 = Date.now();
   try {
+    // The builder runs on the target OTP, so the agent and the apps are
+    // compiled by that OTP's own compiler (OTP 25 beams need not load on 29).
+    const builder = onOtp(otp, "escript", [BUILDER, specFile]);
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile(
-        "escript",
-        [BUILDER, specFile],
+        builder.cmd,
+        builder.args,
         { timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
         (err, out, errOut) => {
           if (err) {
             const why = errOut.trim() || err.message;
-            reject(new Error(`building release ${name} failed:\n${why}`));
+            reject(new Error(`building release ${name} on OTP ${otp.otp} failed:\n${why}`));
           } else resolve(out);
         },
       );
