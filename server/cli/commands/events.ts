@@ -1,6 +1,6 @@
 /** `beamdeck events <node>` and `beamdeck alerts [ack|resolve <id>]`. */
 import { z } from "zod";
-import { check, parse } from "../args";
+import { check, countArg, parse, timeArg } from "../args";
 import { call } from "../client";
 import { usage } from "../errors";
 import { ago, json, table } from "../format";
@@ -12,9 +12,9 @@ export async function events(argv: string[], env: Env): Promise<number> {
     { since: { type: "string" }, until: { type: "string" }, context: { type: "string" }, limit: { type: "string", default: "100" }, json: { type: "boolean" } },
     ["node"],
   );
-  const since = values.since === undefined ? undefined : new Date(check(z.iso.datetime({ offset: true }).or(z.iso.date()), values.since, "--since")).toISOString();
-  const until = values.until === undefined ? undefined : new Date(check(z.iso.datetime({ offset: true }).or(z.iso.date()), values.until, "--until")).toISOString();
-  const limit = check(z.coerce.number().int().min(1).max(1000), values.limit, "--limit");
+  const since = values.since === undefined ? undefined : check(timeArg(), values.since, "--since");
+  const until = values.until === undefined ? undefined : check(timeArg(), values.until, "--until");
+  const limit = check(countArg(1, 1000), values.limit, "--limit");
   const r = await call(env, (api) => api.events.list.query({ node: positionals[0], since, until, context: values.context as string | undefined, limit }));
   if (values.json) {
     console.log(json(r.events.map((e) => ({ ...e, at: new Date(e.at).toISOString() }))));
