@@ -55,6 +55,12 @@ export const procsRouter = router({
     return live.processes.get(input.pid) ?? null;
   }),
 
+  /** The leak rule's watch on this mailbox: growing since when, from how many, how fast (null: not watched). */
+  growth: viewerProcedure.input(z.object({ node: nodeName, pid: pidText })).query(async ({ ctx, input }) => {
+    await liveNode(ctx, input.node);
+    return ctx.services.alerts.mailboxGrowth(input.node, input.pid);
+  }),
+
   /** Full detail, asked of the agent now (stack, monitors, dictionary, state if allowed). */
   detail: viewerProcedure.input(z.object({ node: nodeName, pid: pidText })).query(async ({ ctx, input }) => {
     await connectedNode(ctx, input.node);
