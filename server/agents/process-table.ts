@@ -51,6 +51,11 @@ function pidKey(pid: string): [number, number, number] {
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
 }
 
+/** What names a process for a person: its registered name, else its label (the module an anonymous fun runs), else its initial call. */
+export function displayName(p: ProcessRecord): string | null {
+  return p.name ?? p.label ?? p.initialCall;
+}
+
 /** Text a filter is matched against: name, pid, initial call, current function, label. */
 function haystack(p: ProcessRecord): string {
   return `${p.pid} ${p.name ?? ""} ${p.initialCall ?? ""} ${p.currentFunction ?? ""} ${p.label ?? ""}`.toLowerCase();

@@ -10,6 +10,7 @@ import { useSubscription } from "@trpc/tanstack-react-query";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Atom, Pid } from "../../_components/Names";
 import { TimeRangePicker } from "../../_components/TimeRangePicker";
+import { TimeHeader } from "../../_components/AsOf";
 import { clock, dateTime, int } from "../../_lib/format";
 import { useDebounced, useThrottled } from "../../_lib/hooks";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
@@ -287,7 +288,7 @@ export default function EventsPage() {
         <table className="grid events" data-testid="events-table" data-count={rows.length}>
           <thead>
             <tr>
-              <th>Time</th>
+              <TimeHeader />
               <th>Node</th>
               <th>Kind</th>
               <th>Context</th>
