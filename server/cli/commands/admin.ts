@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import { z } from "zod";
 import { check, countArg, parse, timeArg } from "../args";
+import { auditDetails, outcomeText } from "../audit-details";
 import { call } from "../client";
 import { CliError, usage } from "../errors";
 import { ago, json, table } from "../format";
@@ -121,13 +122,15 @@ export async function audit(argv: string[], env: Env): Promise<number> {
     api.audit.list.query({ actor: values.actor as string | undefined, node: values.node as string | undefined, action: values.action as string | undefined, from: dt(values.since, "--since"), to: dt(values.until, "--until"), limit }),
   );
   if (values.json && values.csv) throw new CliError("--json and --csv exclude each other", 2);
+  // Outcomes on this page, by the intent they answer.
+  const answers = new Map(r.entries.filter((e) => e.intentId !== null).map((e) => [e.intentId as string, e]));
   if (values.json) console.log(json(r.entries));
   else if (values.csv) process.stdout.write(toCsv(r.entries));
   else
     console.log(
       table(
-        ["ID", "AT", "ACTOR", "ACTION", "NODE", "TARGET", "OUTCOME"],
-        r.entries.map((e) => [e.id, e.at, e.actor, e.action, e.node, e.target, e.outcome ?? (e.pendingOutcome ? "NO OUTCOME" : e.intentId ? "" : "")]),
+        ["ID", "AT", "ACTOR", "ACTION", "NODE", "TARGET", "OUTCOME", "DETAILS"],
+        r.entries.map((e) => [e.id, e.at, e.actor, e.action, e.node, e.target, outcomeText(e, answers), auditDetails(e)]),
       ),
     );
   return 0;

@@ -15,17 +15,26 @@ export async function events(argv: string[], env: Env): Promise<number> {
   const since = values.since === undefined ? undefined : check(timeArg(), values.since, "--since");
   const until = values.until === undefined ? undefined : check(timeArg(), values.until, "--until");
   const limit = check(countArg(1, 1000), values.limit, "--limit");
-  const r = await call(env, (api) => api.events.list.query({ node: positionals[0], since, until, context: values.context as string | undefined, limit }));
+  const node = positionals[0];
+  const r = await call(env, (api) => api.events.list.query({ node, since, until, context: values.context as string | undefined, limit }));
   if (values.json) {
     console.log(json(r.events.map((e) => ({ ...e, at: new Date(e.at).toISOString() }))));
     return 0;
   }
-  console.log(
-    table(
-      ["SEQ", "AT", "KIND", "CONTEXT", "SUPERVISOR", "REASON", "OFFENDER", "EXPECTED"],
-      r.events.map((e) => [e.seq, new Date(e.at).toISOString(), e.kind, e.context, e.supervisor, e.reason, e.offender ? `${e.offender.id ?? "?"} ${e.offender.pid ?? ""}` : null, e.expected ? `yes (${e.upgradeId})` : ""]),
-    ),
-  );
+  // The node's timeline: its events and, unless filtered by context, its upgrade steps, newest first.
+  const steps = values.context === undefined ? await call(env, (api) => api.events.upgradeSteps.query({ node, since, until, limit: Math.min(limit, 200) })) : [];
+  const rows: { at: number; cells: (string | number | null)[] }[] = [
+    ...r.events.map((e) => ({
+      at: e.at,
+      cells: [e.seq, new Date(e.at).toISOString(), e.kind, e.context, e.supervisor, e.reason, e.offender ? `${e.offender.id ?? "?"} ${e.offender.pid ?? ""}` : null, e.expected ? `yes (${e.upgradeId})` : ""],
+    })),
+    ...steps.map((s) => ({
+      at: s.at,
+      cells: [null, new Date(s.at).toISOString(), `upgrade.${s.action}`, s.vsn ? `to ${s.vsn}` : null, null, s.status, `by ${s.requestedBy}`, ""],
+    })),
+  ];
+  rows.sort((a, b) => b.at - a.at);
+  console.log(table(["SEQ", "AT", "KIND", "CONTEXT", "SUPERVISOR", "REASON", "OFFENDER", "EXPECTED"], rows.slice(0, limit).map((x) => x.cells)));
   return 0;
 }
 
