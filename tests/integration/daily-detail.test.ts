@@ -40,8 +40,9 @@ beforeAll(async () => {
   server = await startServer();
   listenPort = await freePort();
   ({ node } = await startAgentNode(server, { env: { REL_TEST_PORT: String(listenPort) } }));
-  await waitConnected(server, node.name);
-});
+  await waitConnected(server, node.name, true, 60_000);
+  // Starting a server and a release node takes minutes when the machine is loaded.
+}, 600_000);
 afterAll(async () => {
   await stopAll();
   await server?.stop();
