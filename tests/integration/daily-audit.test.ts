@@ -27,7 +27,8 @@ beforeAll(async () => {
   await waitConnected(server, node.name, true, 60_000);
   client = await GreetingClient.connect(port);
   expect(await client.hello()).toBe("Hey there!\n");
-});
+  // Starting a server and a release node takes minutes when the machine is loaded.
+}, 600_000);
 afterAll(async () => {
   client?.close();
   await stopAll();
