@@ -78,8 +78,10 @@ describe("an audit that reads on its own", () => {
     const events = await server.cli(["events", node.name]);
     expect(events.code).toBe(0);
     const lines = events.stdout.split("\n");
-    const installAt = lines.findIndex((l) => /\supgrade\.install\s+to 0\.1\.1\s+ok\s+by /.test(l));
-    const unpackAt = lines.findIndex((l) => /\supgrade\.unpack\s+to 0\.1\.1\s+ok\s+by /.test(l));
+    // Columns: SEQ AT KIND CONTEXT SUPERVISOR REASON OFFENDER (a step has no seq and no supervisor: "-").
+    const installAt = lines.findIndex((l) => /^-\s+\S+\s+upgrade\.install\s+to 0\.1\.1\s+-\s+ok\s+by /.test(l));
+    const unpackAt = lines.findIndex((l) => /^-\s+\S+\s+upgrade\.unpack\s+to 0\.1\.1\s+-\s+ok\s+by /.test(l));
+    expect(installAt, events.stdout).toBeGreaterThan(0);
     expect(installAt).toBeGreaterThan(0);
     // Newest first: the install after the unpack.
     expect(unpackAt).toBeGreaterThan(installAt);
