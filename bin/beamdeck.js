@@ -22,7 +22,8 @@ function newest(dir) {
 function bundleIsFresh() {
   try {
     const built = fs.statSync(bundle).mtimeMs;
-    return ["server", "generated"].every((d) => newest(path.join(root, d)) < built);
+    // app/_lib: the CLI prints names with the dashboard's formatters (server/cli/names.ts).
+    return ["server", "generated", "app/_lib"].every((d) => newest(path.join(root, d)) < built);
   } catch {
     return false;
   }

@@ -1,6 +1,7 @@
 %%% @doc Process detail on request (docs/protocol.md, ProcessDetail).
 %%%
-%%% Reads a whitelist of `process_info/2' items, never `messages'. The
+%%% Reads a whitelist of `process_info/2' items; `messages' only through
+%%% `beamdeck_agent_mailbox' (below 10,000 messages, values as state). The
 %%% dictionary is capped (entries and printed size). `stackModules' comes from
 %%% the full backtrace text, not the 8-frame stacktrace: every module with a
 %%% code address anywhere on the stack (program counter, return addresses,
@@ -42,20 +43,42 @@
 fetch(PidText) when is_binary(PidText) ->
     case parse_pid(PidText) of
         {ok, Pid} -> detail(Pid, PidText);
-        error ->
-            Shown = maps:get(text, beamdeck_agent_terms:printed(PidText, 64)),
-            {error, bad_pid, <<"not a local pid: ", Shown/binary>>}
+        beyond ->
+            %% Well-formed, but no process of this node can have that number.
+            {error, not_found, <<"no such process ", PidText/binary>>};
+        remote ->
+            {error, bad_pid, <<PidText/binary, " is not a pid of this node:"
+                               " expected <0.N.M> (a local pid starts with 0)">>};
+        malformed ->
+            {error, bad_pid, <<"not a pid: \"", (shown(PidText))/binary,
+                               "\"; expected a pid like <0.116.0>">>}
     end;
 fetch(_) ->
-    {error, bad_pid, <<"pid must be a string">>}.
+    {error, bad_pid, <<"pid must be a string like <0.116.0>">>}.
 
-parse_pid(Text) when byte_size(Text) > 64 -> error;
+parse_pid(Text) when byte_size(Text) > 64 -> malformed;
 parse_pid(Text) ->
-    try list_to_pid(binary_to_list(Text)) of
-        Pid when node(Pid) =:= node() -> {ok, Pid};
-        _ -> error
-    catch
-        error:badarg -> error
+    case re:run(Text, "^<(\\d+)\\.\\d+\\.\\d+>$", [{capture, [1], binary}]) of
+        {match, [<<"0">>]} ->
+            try list_to_pid(binary_to_list(Text)) of
+                Pid -> {ok, Pid}
+            catch
+                error:badarg -> beyond
+            end;
+        {match, [_]} -> remote;
+        nomatch -> malformed
+    end.
+
+%% Printable text only, and short: the input is echoed in an error.
+shown(Text) ->
+    Cut = binary:part(Text, 0, min(byte_size(Text), 64)),
+    case unicode:characters_to_list(Cut) of
+        Chars when is_list(Chars) ->
+            case io_lib:printable_unicode_list(Chars) of
+                true -> Cut;
+                false -> <<"(unprintable)">>
+            end;
+        _ -> <<"(unprintable)">>
     end.
 
 detail(Pid, PidText) ->
@@ -90,6 +113,7 @@ build(Pid, Record, I) ->
       stackSize => beamdeck_agent_terms:int(maps:get(stack_size, I)),
       totalHeapSize => beamdeck_agent_terms:int(maps:get(total_heap_size, I)),
       messageQueueLen => beamdeck_agent_terms:int(maps:get(message_queue_len, I)),
+      mailbox => beamdeck_agent_mailbox:preview(Pid, maps:get(message_queue_len, I), Visible),
       garbageCollection =>
           #{minorGcs => beamdeck_agent_terms:int(proplists:get_value(minor_gcs, GC, 0)),
             fullsweepAfter => beamdeck_agent_terms:int(proplists:get_value(fullsweep_after, GC, 0))},

@@ -83,10 +83,9 @@ capabilities() ->
             {gates, beamdeck_agent_gate}, {verification, beamdeck_agent_check_verify}],
     Caps = [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}],
     %% Optional protocol-1 fields this agent sends (docs/protocol.md).
-    case lists:member(events, Caps) of
-        true -> Caps ++ [dropped_seqs];
-        false -> Caps
-    end.
+    Optional = [{events, dropped_seqs}, {detail, message_preview}, {procs, labels}],
+    Caps ++ [Field || {Cap, Field} <- Optional, lists:member(Cap, Caps)]
+        ++ [find_processes || code:ensure_loaded(beamdeck_agent_find) =:= {module, beamdeck_agent_find}].
 
 %% The seq counter outlives the events process (persistent_term), so this
 %% holds while that process restarts: the server compares it with what it

@@ -42,8 +42,10 @@
 %% status, links, parent, group_leader.
 -type dyn() :: {atom() | [], mfa() | undefined, mfa(), non_neg_integer(), non_neg_integer(),
                 atom(), [pid() | port()], pid() | undefined, pid()}.
+%% Label: for a process started from an anonymous fun, the module of its
+%% stack frames (`beamdeck_agent_find:label/2'), read once.
 -type static() :: {InitialCall :: mfa() | undefined, Ancestors :: [term()],
-                   App :: atom() | undefined}.
+                   App :: atom() | undefined, Label :: binary() | null}.
 -type app_cache() :: #{pid() => atom() | undefined}.
 -type scan() :: #{nonzero := #{pid() => pos_integer()}, new := [pid()],
                   hits := non_neg_integer(), slice := [pid()],
@@ -223,32 +225,32 @@ read_new(Pid, Apps) ->
                 undefined -> undefined;
                 Items ->
                     {DynItems, [{_, IC}, {_, Anc}]} = lists:split(length(?DYN_ITEMS), Items),
-                    new_static(dyn(DynItems), IC, Anc, Apps)
+                    new_static(Pid, dyn(DynItems), IC, Anc, Apps)
             end;
         false ->
             case erlang:process_info(Pid, ?DYN_ITEMS ++ [dictionary]) of
                 undefined -> undefined;
                 Items ->
                     {DynItems, [{dictionary, Dict}]} = lists:split(length(?DYN_ITEMS), Items),
-                    new_static(dyn(DynItems), dict_value('$initial_call', Dict),
+                    new_static(Pid, dyn(DynItems), dict_value('$initial_call', Dict),
                                dict_value('$ancestors', Dict), Apps)
             end
     end.
 
-new_static(Dyn, InitialCall, Ancestors, Apps) ->
+new_static(Pid, Dyn, InitialCall, Ancestors, Apps) ->
     IC = case InitialCall of
              {M, F, A} when is_atom(M), is_atom(F), is_integer(A) -> InitialCall;
              _ -> mfa_or_undefined(element(3, Dyn))
          end,
     {App, Apps1} = app(element(9, Dyn), Apps),
-    {Dyn, {IC, ancestors(Ancestors), App}, Apps1}.
+    {Dyn, {IC, ancestors(Ancestors), App, beamdeck_agent_find:label(Pid, IC)}, Apps1}.
 
 %% @doc A ProcessRecord map from a read result, the cached static fields and
 %% the mailbox length (taken from the scan so record and scan agree).
 -spec record(Pid, Dyn, Static, Mailbox) -> proc_record()
     when Pid :: pid(), Dyn :: dyn(), Static :: static(), Mailbox :: non_neg_integer().
-record(Pid, {Reg, CF, _IC, Mem, Reds, Status, Links, Parent, _GL}, {IC, Ancestors, App}, Mailbox) ->
-    #{pid => beamdeck_agent_terms:pid(Pid),
+record(Pid, {Reg, CF, _IC, Mem, Reds, Status, Links, Parent, _GL}, {IC, Ancestors, App, Label}, Mailbox) ->
+    Record = #{pid => beamdeck_agent_terms:pid(Pid),
       name => beamdeck_agent_terms:maybe_atom(Reg),
       initialCall => beamdeck_agent_terms:maybe_mfa(IC),
       currentFunction => beamdeck_agent_terms:maybe_mfa(CF),
@@ -259,7 +261,12 @@ record(Pid, {Reg, CF, _IC, Mem, Reds, Status, Links, Parent, _GL}, {IC, Ancestor
       links => links(Links, ?MAX_LINKS),
       parent => beamdeck_agent_terms:maybe_pid(Parent),
       ancestors => [ancestor_text(A) || A <- Ancestors],
-      application => beamdeck_agent_terms:maybe_atom(App)}.
+      application => beamdeck_agent_terms:maybe_atom(App)},
+    %% Optional (capability `labels'): only anonymous-fun processes have one.
+    case Label of
+        null -> Record;
+        _ -> Record#{label => Label}
+    end.
 
 %% @doc The full record of one process, nothing cached; `undefined' if it is gone.
 -spec record(Pid) -> {ok, proc_record()} | undefined when Pid :: pid().

@@ -40,6 +40,11 @@ dispatch(<<"process_detail">>, Params) ->
             end;
         _ -> {error, bad_request, <<"params.pid must be a string">>}
     end;
+dispatch(<<"find_processes">>, Params) ->
+    case available(beamdeck_agent_find, find, 1) of
+        true -> beamdeck_agent_find:find(Params);
+        false -> {error, unavailable, <<"finding processes by module is not available in this agent build">>}
+    end;
 dispatch(<<"refresh">>, _Params) ->
     case available(beamdeck_agent_sampler, resync, 0) of
         true -> _ = beamdeck_agent_sampler:resync(), ok;

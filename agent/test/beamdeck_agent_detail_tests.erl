@@ -65,6 +65,17 @@ bad_and_missing_pids_test() ->
     {error, not_found, Msg} = beamdeck_agent_detail:fetch(pid(P)),
     ?assertEqual(<<"no such process ", (pid(P))/binary>>, Msg).
 
+%% Issue 14 item 6: a pid number no process of this node can have is "no
+%% such process", like a dead pid; malformed text names what is expected.
+pid_errors_read_test() ->
+    ?assertEqual({error, not_found, <<"no such process <0.99999.0>">>},
+                 beamdeck_agent_detail:fetch(<<"<0.99999.0>">>)),
+    {error, bad_pid, Malformed} = beamdeck_agent_detail:fetch(<<"abc">>),
+    ?assertEqual(<<"not a pid: \"abc\"; expected a pid like <0.116.0>">>, Malformed),
+    {error, bad_pid, Remote} = beamdeck_agent_detail:fetch(<<"<5.1.0>">>),
+    ?assertMatch({match, _}, re:run(Remote, "not a pid of this node")),
+    ?assertEqual(nomatch, binary:match(Malformed, <<"<<">>)).
+
 detail_of_deep_process_test_() ->
     {setup,
      fun() -> [load(listener_source()), load(?OUTER)] end,

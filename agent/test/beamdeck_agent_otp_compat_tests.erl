@@ -70,7 +70,7 @@ dict_key_test() ->
     Q = proc_lib:spawn(timer, sleep, [infinity]),
     try
         waiting(Q),
-        {_Dyn, {IC, Ancestors, _App}, _Apps} = beamdeck_agent_procinfo:read_new(Q, #{}),
+        {_Dyn, {IC, Ancestors, _App, _Label}, _Apps} = beamdeck_agent_procinfo:read_new(Q, #{}),
         ?assertEqual({timer, sleep, 1}, IC),
         ?assertEqual(1, length(Ancestors))
     after

@@ -189,7 +189,7 @@ remote_group_leader_test() ->
 read_new_reads_static_fields_once_test() ->
     {ok, Gs} = gen_server:start(?MODULE, [], []),
     {Dyn, Static, Apps} = beamdeck_agent_procinfo:read_new(Gs, #{}),
-    ?assertEqual({{?MODULE, init, 1}, [self()], undefined}, Static),
+    ?assertEqual({{?MODULE, init, 1}, [self()], undefined, null}, Static),
     %% The group leader's application is cached (here: none).
     ?assertEqual(1, map_size(Apps)),
     {_, _, Apps2} = beamdeck_agent_procinfo:read_new(Gs, Apps),

@@ -46,6 +46,20 @@ export function clock(ms: number): string {
   return new Date(ms).toLocaleTimeString("en-GB", { hour12: false });
 }
 
+/** The browser's time zone as an offset: "UTC", "UTC+1", "UTC-5:30". */
+export function zoneLabel(ms = Date.now()): string {
+  const off = -new Date(ms).getTimezoneOffset();
+  if (off === 0) return "UTC";
+  const h = Math.floor(Math.abs(off) / 60);
+  const m = Math.abs(off) % 60;
+  return `UTC${off > 0 ? "+" : "-"}${h}${m ? `:${String(m).padStart(2, "0")}` : ""}`;
+}
+
+/** Wall-clock time with its zone: "14:03:27 UTC+1". */
+export function clockZone(ms: number): string {
+  return `${clock(ms)} ${zoneLabel(ms)}`;
+}
+
 /** Date and time, local: "2026-11-24 14:03:27". */
 export function dateTime(ms: number): string {
   const d = new Date(ms);

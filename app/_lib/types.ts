@@ -33,4 +33,15 @@ export interface ProcessDetail {
   dictionary?: { key: string; value: string }[];
   dictionaryTruncated?: boolean;
   state?: null | { text: string; truncated: boolean } | { error: string };
+  /** Absent from agents without the `message_preview` capability. */
+  mailbox?: MailboxPreview;
+}
+
+/** The first messages (only where the agent's get_state allows) and leak hints (always: counts and shapes, no values). */
+export interface MailboxPreview {
+  status: "empty" | "shown" | "hidden" | "too_many" | "gone";
+  messages: { text: string; truncated: boolean }[];
+  hints: { id: string; count: number; message: string; fix: string }[];
+  /** Messages at or above this many are not read (observer_cli's guard). */
+  limit: number;
 }

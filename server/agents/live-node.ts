@@ -6,13 +6,15 @@
 import type { HelloFrame, ProcsFrame, TreeApp } from "./protocol";
 import { ProcessTable } from "./process-table";
 import { Ring } from "./ring";
+import { displayName } from "./process-table";
 
 /** One point of the node-wide chart: the top mailboxes at one instant. */
 export interface MailboxSample {
   at: number;
   processCount: number;
   totalMemory: number;
-  top: { pid: string; name: string | null; mailbox: number }[];
+  /** `name`: the registered name; `label`: what a legend shows (see `displayName`). */
+  top: { pid: string; name: string | null; label: string | null; mailbox: number }[];
 }
 
 export interface ProcessPoint {
@@ -91,7 +93,7 @@ export class LiveNode {
       at: now,
       processCount: this.processes.size,
       totalMemory,
-      top: top.filter((p) => p.mailbox > 0).map((p) => ({ pid: p.pid, name: p.name, mailbox: p.mailbox })),
+      top: top.filter((p) => p.mailbox > 0).map((p) => ({ pid: p.pid, name: p.name, label: displayName(p), mailbox: p.mailbox })),
     });
     for (const p of top) this.track(p.pid);
     for (const p of this.processes.top("memory", TOP_N_CHART)) this.track(p.pid);

@@ -11,6 +11,8 @@ export interface WindowQuery {
   sort: SortKey;
   desc: boolean;
   filter?: string;
+  /** Pids that match the filter besides the text match (the agent's stack search); `key` names the set for the scan cache. */
+  also?: { key: string; pids: ReadonlySet<string> };
   offset: number;
   limit: number;
 }
@@ -49,9 +51,14 @@ function pidKey(pid: string): [number, number, number] {
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
 }
 
-/** Text a filter is matched against: name, pid, initial call, current function. */
+/** What names a process for a person: its registered name, else its label (the module an anonymous fun runs), else its initial call. */
+export function displayName(p: ProcessRecord): string | null {
+  return p.name ?? p.label ?? p.initialCall;
+}
+
+/** Text a filter is matched against: name, pid, initial call, current function, label. */
 function haystack(p: ProcessRecord): string {
-  return `${p.pid} ${p.name ?? ""} ${p.initialCall ?? ""} ${p.currentFunction ?? ""}`.toLowerCase();
+  return `${p.pid} ${p.name ?? ""} ${p.initialCall ?? ""} ${p.currentFunction ?? ""} ${p.label ?? ""}`.toLowerCase();
 }
 
 /** A pid as one number that orders like the pid (`<A.B.C>`: C < 2^8, B < 2^28, as the VM allocates them). */
@@ -197,8 +204,8 @@ export class ProcessTable {
       for (let i = q.offset; i < Math.min(base.length, q.offset + q.limit); i += 1) rows.push(at(i));
       return { total: this.byPid.size, matched: base.length, offset: q.offset, rows, partial: false, scanned: base.length };
     }
-    const scan = this.scanFor(q.sort, q.desc, needle, base);
-    await this.advance(scan, needle, q.desc);
+    const scan = this.scanFor(q.sort, q.desc, needle, base, q.also?.key ?? "");
+    await this.advance(scan, needle, q.desc, q.also?.pids);
     const done = scan.next >= scan.base.length;
     return {
       total: this.byPid.size,
@@ -210,8 +217,8 @@ export class ProcessTable {
     };
   }
 
-  private scanFor(sort: SortKey, desc: boolean, needle: string, base: ProcessRecord[]): FilterScan {
-    const key = JSON.stringify([sort, desc, needle]);
+  private scanFor(sort: SortKey, desc: boolean, needle: string, base: ProcessRecord[], alsoKey: string): FilterScan {
+    const key = JSON.stringify([sort, desc, needle, alsoKey]);
     const kept = this.scans.get(key);
     if (kept && kept.version === this.version && kept.base === base) return kept;
     const scan: FilterScan = { version: this.version, base, next: 0, matches: [] };
@@ -226,7 +233,7 @@ export class ProcessTable {
   }
 
   /** Scan on until the table ends or the budget is spent, a slice per turn of the event loop. */
-  private async advance(scan: FilterScan, needle: string, desc: boolean): Promise<void> {
+  private async advance(scan: FilterScan, needle: string, desc: boolean, also?: ReadonlySet<string>): Promise<void> {
     const { base } = scan;
     const deadline = performance.now() + FILTER_SCAN.budgetMs;
     while (scan.next < base.length && performance.now() < deadline) {
@@ -237,7 +244,7 @@ export class ProcessTable {
         const stop = Math.min(base.length, scan.next + FILTER_SCAN.rowsPerClockCheck);
         for (; scan.next < stop; scan.next += 1) {
           const p = desc ? base[base.length - 1 - scan.next] : base[scan.next];
-          if (haystack(p).includes(needle)) scan.matches.push(p);
+          if (haystack(p).includes(needle) || also?.has(p.pid)) scan.matches.push(p);
         }
         if (performance.now() >= sliceEnd) break;
       }

@@ -27,6 +27,8 @@ export const processRecord = z.object({
   parent: pid.nullable(),
   ancestors: z.array(text).max(64),
   application: maybeText.optional().default(null),
+  /** Anonymous-fun processes: the module of their stack frames (capability `labels`). */
+  label: maybeText.optional(),
 });
 export type ProcessRecord = z.infer<typeof processRecord>;
 

@@ -11,7 +11,7 @@ import type { Hub } from "../live/hub";
 import { Expectations } from "./expectations";
 import type { OldCodeWatch } from "../upgrades/old-code-watch";
 import type { Group } from "../fleet/groups";
-import { DriftWatch, LeakWatch, matchChildTerminated, matchEventGap, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, OldCodeLinger, type AlertDraft, type EventFacts } from "./rules";
+import { DriftWatch, LeakWatch, type MailboxGrowth, matchChildTerminated, matchEventGap, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, OldCodeLinger, type AlertDraft, type EventFacts } from "./rules";
 import { autoResolve, loadRules, raiseAlert, type RuleSetting } from "./store";
 import { deliverDue, enqueueDeliveries } from "./webhooks";
 
@@ -139,6 +139,11 @@ export class AlertEngine {
   private async resolve(groupKey: string): Promise<void> {
     const n = await autoResolve(this.prisma, groupKey).catch(() => 0);
     if (n > 0) this.hub.publish("alerts", { groupKey, status: "resolved" });
+  }
+
+  /** How the leak rule sees one process's mailbox now (slope and age), or null. */
+  mailboxGrowth(node: string, pid: string): MailboxGrowth | null {
+    return this.leaks.growth(node, pid, Date.now());
   }
 
   private async tickMailboxes(): Promise<void> {

@@ -221,8 +221,26 @@ export class OldCodeLinger {
  * calls grows by two per connection. A drain (the length drops to where the
  * watch started, or to 0) starts the watch afresh and clears the alert.
  */
+/** One watched mailbox as the leak rule sees it: growing since `since` from `from` to `now`, at `perMinute`. */
+export interface MailboxGrowth {
+  since: number;
+  from: number;
+  now: number;
+  perMinute: number;
+  /** The rule fired for it (and has not resolved). */
+  fired: boolean;
+}
+
 export class LeakWatch {
   private readonly watch = new Map<string, { since: number; start: number; last: number; fired: boolean }>();
+
+  /** The watch on one process (slope and age), or null when it is not watched (empty mailbox, not in the top 1000, rule off). */
+  growth(node: string, pid: string, now: number): MailboxGrowth | null {
+    const w = this.watch.get(`${node}|${pid}`);
+    if (!w) return null;
+    const minutes = Math.max(now - w.since, 1) / 60_000;
+    return { since: w.since, from: w.start, now: w.last, perMinute: (w.last - w.start) / minutes, fired: w.fired };
+  }
 
   observe(node: string, procs: { pid: string; name: string | null; mailbox: number }[], p: RuleParams["mailbox_leak"], now: number): { fire: AlertDraft[]; cleared: string[] } {
     const fire: AlertDraft[] = [];

@@ -30,10 +30,16 @@ function procedureOf(url: string): string {
   return decodeURIComponent(/\/api\/trpc\/([^?]+)/.exec(url)?.[1] ?? "request");
 }
 
+/** Where a token comes from, for someone who has none (`token create` itself needs one). */
+export const NO_TOKEN =
+  "BEAMDECK_API_TOKEN is not set: the CLI needs an API token. On a new install `beamdeck init` prints the first admin's " +
+  "(also in DATA_DIR/initial-admin.txt). Otherwise ask an admin: they make one in the dashboard (Admin → API tokens) " +
+  "or with `beamdeck token create --role viewer` under their own token. Then: export BEAMDECK_API_TOKEN=<token>";
+
 /** `background`: a poll the command does beside its main request, not what it waits for (see deadline.ts). */
 export function apiClient(env: Env = process.env, timeoutMs = REQUEST_TIMEOUT_MS, background = false): Api {
   const token = env.BEAMDECK_API_TOKEN;
-  if (!token) throw new CliError("BEAMDECK_API_TOKEN is not set (create one with `beamdeck init` or `beamdeck token create`)");
+  if (!token) throw new CliError(NO_TOKEN);
   const base = serverUrl(env);
   return createTRPCClient<AppRouter>({
     links: [

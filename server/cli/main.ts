@@ -3,7 +3,8 @@ import type { Env } from "../storage/database-url";
 import { audit, token, user } from "./commands/admin";
 import { alerts, events } from "./commands/events";
 import { releases, upgrade } from "./commands/upgrade";
-import { groups, nodes, proc, procs, tree } from "./commands/live";
+import { groups, nodes, procs, tree } from "./commands/live";
+import { proc } from "./commands/proc";
 import { takeTimeout, withDeadline } from "./deadline";
 import { ets, ports, system } from "./commands/system";
 import { CliError, EXIT, usage } from "./errors";
@@ -40,7 +41,7 @@ const COMMANDS: Record<string, { run: Command; help: string; deadline?: Deadline
   system: { run: system, help: "system <node> [--json]              node overview: memory, counts vs limits, schedulers, run queues" },
   ets: { run: ets, help: "ets <node> [--sort memory|size|name] [--limit N] [--json]   ETS tables, largest first" },
   ports: { run: ports, help: "ports <node> [--sort io|input|output|name] [--limit N] [--json]   ports and sockets, busiest first" },
-  events: { run: events, help: "events <node> [--since ISO] [--until ISO] [--context C] [--limit N] [--json]" },
+  events: { run: events, help: "events <node> [--since ISO|30m] [--until ISO|30m] [--context C] [--limit N] [--json]" },
   alerts: { run: alerts, help: "alerts [--status active|open|acked|resolved|all] [--json] | alerts ack <id> | alerts resolve <id>" },
   releases: { run: releases, help: "releases <node> [--json]            installed, unpacked and pending releases" },
   upgrade: {

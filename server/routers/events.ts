@@ -43,6 +43,31 @@ export const eventsRouter = router({
       return { events: page, nextBefore: rows.length > input.limit ? page[page.length - 1].id : null };
     }),
 
+  /** Upgrade steps on one node in a time range, newest first: the node's timeline shows them beside its events. */
+  upgradeSteps: viewerProcedure
+    .input(z.object({ node: nodeName, since: z.iso.datetime().optional(), until: z.iso.datetime().optional(), limit: z.number().int().min(1).max(200).default(50) }))
+    .query(async ({ ctx, input }) => {
+      const rows = await ctx.services.prisma.upgradeCommand.findMany({
+        where: {
+          node: input.node,
+          ...(input.since || input.until ? { createdAt: { ...(input.since ? { gte: new Date(input.since) } : {}), ...(input.until ? { lte: new Date(input.until) } : {}) } } : {}),
+        },
+        orderBy: { createdAt: "desc" },
+        take: input.limit,
+        select: { id: true, upgradeId: true, action: true, status: true, requestedBy: true, params: true, createdAt: true, finishedAt: true },
+      });
+      return rows.map((r) => ({
+        commandId: r.id,
+        upgradeId: r.upgradeId,
+        action: r.action,
+        vsn: typeof (r.params as { vsn?: unknown } | null)?.vsn === "string" ? (r.params as { vsn: string }).vsn : null,
+        status: r.status,
+        requestedBy: r.requestedBy,
+        at: r.createdAt.getTime(),
+        finishedAt: r.finishedAt?.getTime() ?? null,
+      }));
+    }),
+
   get: viewerProcedure.input(z.object({ id: z.string().regex(/^\d+$/) })).query(async ({ ctx, input }) => {
     const r = await ctx.services.prisma.event.findUnique({ where: { id: BigInt(input.id) } });
     if (!r) fail("BD_NOT_FOUND", `no event ${input.id}`);

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { AgentRequestError } from "../agents/session";
 import { SORT_KEYS } from "../agents/process-table";
+import { findByModule } from "../agents/find-processes";
 import { fail } from "../errors";
 import { router, viewerProcedure } from "../trpc";
 import { connectedNode, liveNode, nodeName, pidText } from "./node-input";
@@ -20,13 +21,19 @@ export const procsRouter = router({
     )
     .query(async ({ ctx, input }) => {
       const live = await liveNode(ctx, input.node);
-      const w = await live.processes.window(input);
+      const needle = input.filter?.trim();
+      // A filter also matches the modules on the stack and the callback module (asked of the agent, within its budget).
+      const stack = needle && live.connected ? await findByModule(ctx.services.registry, input.node, live.hello.capabilities, needle) : null;
+      const stackModules = new Map(stack?.matches.map((m) => [m.pid, m.modules]) ?? []);
+      const also = stack ? { key: `${stack.scanned}/${stack.total}:${[...stackModules.keys()].sort().join(",")}`, pids: new Set(stackModules.keys()) } : undefined;
+      const w = await live.processes.window({ ...input, also });
       // Marks from the latest old-code scan (every 10 s, and after each upgrade step).
       const rows = w.rows.map((r) => {
         const modules = ctx.services.oldCode.modulesOf(input.node, r.pid);
-        return { ...r, oldCode: modules !== null, oldCodeModules: modules ?? [] };
+        return { ...r, oldCode: modules !== null, oldCodeModules: modules ?? [], stackMatch: stackModules.get(r.pid) ?? [] };
       });
-      return { ...w, rows, version: live.processes.version, connected: live.connected };
+      const stackSearch = stack ? { scanned: stack.scanned, total: stack.total, partial: stack.partial } : null;
+      return { ...w, rows, stackSearch, version: live.processes.version, connected: live.connected };
     }),
 
   top: viewerProcedure
@@ -46,6 +53,12 @@ export const procsRouter = router({
   get: viewerProcedure.input(z.object({ node: nodeName, pid: pidText })).query(async ({ ctx, input }) => {
     const live = await liveNode(ctx, input.node);
     return live.processes.get(input.pid) ?? null;
+  }),
+
+  /** The leak rule's watch on this mailbox: growing since when, from how many, how fast (null: not watched). */
+  growth: viewerProcedure.input(z.object({ node: nodeName, pid: pidText })).query(async ({ ctx, input }) => {
+    await liveNode(ctx, input.node);
+    return ctx.services.alerts.mailboxGrowth(input.node, input.pid);
   }),
 
   /** Full detail, asked of the agent now (stack, monitors, dictionary, state if allowed). */

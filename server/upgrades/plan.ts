@@ -111,6 +111,25 @@ export function killCount(p: Plan): number {
   return predictedKills(p).length;
 }
 
+/** At most this many processes left on old code are written into an audit intent. */
+const MAX_AUDITED_OLD_CODE = 1000;
+
+/** The processes a plan leaves running old code (soft purge): what the operator accepts onto old code. */
+export function onOldCode(p: Plan): { pid: string; name: string | null; module: string }[] {
+  const out: { pid: string; name: string | null; module: string }[] = [];
+  for (const m of p.modules) {
+    for (const proc of m.processes) {
+      if (proc.fate === "stays_on_old_code" && out.length < MAX_AUDITED_OLD_CODE) out.push({ pid: proc.pid, name: proc.name ?? null, module: m.module });
+    }
+  }
+  return out;
+}
+
+/** Every finding the operator saw and went ahead with (ids and severities; the text is in the plan). */
+export function findingsAccepted(p: Plan): { id: string; severity: string }[] {
+  return p.findings.map((f) => ({ id: f.id, severity: f.severity }));
+}
+
 /** The ids of the plan's error findings: what a gate has to accept besides kills. */
 export function errorFindingIds(p: Plan): string[] {
   return p.findings.filter((f) => f.severity === "error").map((f) => f.id);

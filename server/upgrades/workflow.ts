@@ -17,7 +17,7 @@ import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
-import { comparePrediction, errorFindingIds, killCount, plan as planSchema, predictedKills, type Plan, type PurgeChoices, verificationOf } from "./plan";
+import { comparePrediction, errorFindingIds, findingsAccepted, killCount, onOldCode, plan as planSchema, predictedKills, type Plan, type PurgeChoices, verificationOf } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -229,6 +229,9 @@ export class UpgradeWorkflow {
         planDigest: preview?.digest ?? null,
         verdict: preview?.verdict ?? null,
         errorFindings,
+        // What the operator accepted, readable without the full preview below.
+        acceptedOntoOldCode: preview ? onOldCode(preview) : [],
+        findingsAccepted: preview ? findingsAccepted(preview) : [],
         gate: gate ? { used: gate.used, acceptPlan: gate.acceptPlan ?? null, maxKills: gate.maxKills ?? null, acceptedFindings: gate.acceptedFindings } : null,
         preview: preview ? jsonSafe(preview) : null,
       },

@@ -8,6 +8,7 @@
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { useEffect, useMemo, useState } from "react";
 import { TimeRangePicker } from "../../_components/TimeRangePicker";
+import { TimeHeader } from "../../_components/AsOf";
 import { dateTime, int } from "../../_lib/format";
 import { useDebounced } from "../../_lib/hooks";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
@@ -135,7 +136,7 @@ export default function AuditPage() {
           <thead>
             <tr>
               <th className="num">#</th>
-              <th>When</th>
+              <TimeHeader label="When" />
               <th>Actor</th>
               <th>Action</th>
               <th>Node</th>

@@ -10,6 +10,8 @@ import { useSubscription } from "@trpc/tanstack-react-query";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Atom, Pid } from "../../_components/Names";
 import { TimeRangePicker } from "../../_components/TimeRangePicker";
+import { TimeHeader } from "../../_components/AsOf";
+import { UpgradeStepRow } from "./_parts/UpgradeStepRow";
 import { clock, dateTime, int } from "../../_lib/format";
 import { useDebounced, useThrottled } from "../../_lib/hooks";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
@@ -217,6 +219,18 @@ export default function EventsPage() {
     return out.sort(byIdDesc);
   }, [live, history.data]);
 
+  // A node's timeline shows its upgrade steps too (not under event filters, which steps do not have).
+  const stepsWanted = Boolean(s.node) && !(s.kind || s.context || s.supervisor || s.reason || s.pid);
+  const steps = useQuery(
+    trpc.events.upgradeSteps.queryOptions({ node: s.node ?? "", ...(range.from ? { since: range.from } : {}), ...(range.to ? { until: range.to } : {}) }, { enabled: stepsWanted, refetchInterval: 10_000 }),
+  );
+  const timeline = useMemo(() => {
+    // Only steps within the span of the events loaded so far, unless the whole history is loaded.
+    const oldest = history.hasNextPage ? (rows.at(-1)?.at ?? Number.POSITIVE_INFINITY) : Number.NEGATIVE_INFINITY;
+    const stepItems = stepsWanted ? (steps.data ?? []).filter((x) => x.at >= oldest).map((step) => ({ at: step.at, step, event: null })) : [];
+    return [...rows.map((event) => ({ at: event.at, step: null, event })), ...stepItems].sort((a, b) => b.at - a.at);
+  }, [rows, steps.data, stepsWanted, history.hasNextPage]);
+
   const onRange = (r: TimeRange) => {
     setRange(r);
     set({ range: r.key === "all" ? null : r.key, from: r.key === "custom" ? r.from : null, to: r.key === "custom" ? r.to : null });
@@ -287,7 +301,7 @@ export default function EventsPage() {
         <table className="grid events" data-testid="events-table" data-count={rows.length}>
           <thead>
             <tr>
-              <th>Time</th>
+              <TimeHeader />
               <th>Node</th>
               <th>Kind</th>
               <th>Context</th>
@@ -298,9 +312,9 @@ export default function EventsPage() {
             </tr>
           </thead>
           <tbody>
-            {rows.map((e) => (
-              <EventRow key={e.id} e={e} selected={s.id === e.id} onOpen={() => set({ id: e.id })} />
-            ))}
+            {timeline.map(({ event: e, step }) =>
+              e ? <EventRow key={e.id} e={e} selected={s.id === e.id} onOpen={() => set({ id: e.id })} /> : step ? <UpgradeStepRow key={step.commandId} step={step} node={s.node ?? ""} /> : null,
+            )}
             <StatusRow pending={history.isPending} empty={rows.length === 0} colSpan={8} testid="events-empty">
               {anyFilter || s.node ? "No event matches these filters in this range." : "No events yet. They appear here, live, when a node's supervisor or logger reports one."}
             </StatusRow>

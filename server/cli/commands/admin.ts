@@ -1,7 +1,8 @@
 /** `beamdeck user …`, `beamdeck token …`, `beamdeck audit [verify]`. */
 import fs from "node:fs";
 import { z } from "zod";
-import { check, parse } from "../args";
+import { check, countArg, parse, timeArg } from "../args";
+import { auditDetails, outcomeText } from "../audit-details";
 import { call } from "../client";
 import { CliError, usage } from "../errors";
 import { ago, json, table } from "../format";
@@ -115,19 +116,21 @@ export async function audit(argv: string[], env: Env): Promise<number> {
     { actor: { type: "string" }, node: { type: "string" }, action: { type: "string" }, since: { type: "string" }, until: { type: "string" }, limit: { type: "string", default: "100" }, json: { type: "boolean" }, csv: { type: "boolean" } },
     [],
   );
-  const limit = check(z.coerce.number().int().min(1).max(500), values.limit, "--limit");
-  const dt = (v: unknown, n: string) => (v === undefined ? undefined : new Date(check(z.iso.datetime({ offset: true }).or(z.iso.date()), v, n)).toISOString());
+  const limit = check(countArg(1, 500), values.limit, "--limit");
+  const dt = (v: unknown, n: string) => (v === undefined ? undefined : check(timeArg(), v, n));
   const r = await call(env, (api) =>
     api.audit.list.query({ actor: values.actor as string | undefined, node: values.node as string | undefined, action: values.action as string | undefined, from: dt(values.since, "--since"), to: dt(values.until, "--until"), limit }),
   );
   if (values.json && values.csv) throw new CliError("--json and --csv exclude each other", 2);
+  // Outcomes on this page, by the intent they answer.
+  const answers = new Map(r.entries.filter((e) => e.intentId !== null).map((e) => [e.intentId as string, e]));
   if (values.json) console.log(json(r.entries));
   else if (values.csv) process.stdout.write(toCsv(r.entries));
   else
     console.log(
       table(
-        ["ID", "AT", "ACTOR", "ACTION", "NODE", "TARGET", "OUTCOME"],
-        r.entries.map((e) => [e.id, e.at, e.actor, e.action, e.node, e.target, e.outcome ?? (e.pendingOutcome ? "NO OUTCOME" : e.intentId ? "" : "")]),
+        ["ID", "AT", "ACTOR", "ACTION", "NODE", "TARGET", "OUTCOME", "DETAILS"],
+        r.entries.map((e) => [e.id, e.at, e.actor, e.action, e.node, e.target, outcomeText(e, answers), auditDetails(e)]),
       ),
     );
   return 0;

@@ -1,6 +1,6 @@
 /** `beamdeck events <node>` and `beamdeck alerts [ack|resolve <id>]`. */
 import { z } from "zod";
-import { check, parse } from "../args";
+import { check, countArg, parse, timeArg } from "../args";
 import { call } from "../client";
 import { usage } from "../errors";
 import { ago, json, table } from "../format";
@@ -12,20 +12,29 @@ export async function events(argv: string[], env: Env): Promise<number> {
     { since: { type: "string" }, until: { type: "string" }, context: { type: "string" }, limit: { type: "string", default: "100" }, json: { type: "boolean" } },
     ["node"],
   );
-  const since = values.since === undefined ? undefined : new Date(check(z.iso.datetime({ offset: true }).or(z.iso.date()), values.since, "--since")).toISOString();
-  const until = values.until === undefined ? undefined : new Date(check(z.iso.datetime({ offset: true }).or(z.iso.date()), values.until, "--until")).toISOString();
-  const limit = check(z.coerce.number().int().min(1).max(1000), values.limit, "--limit");
-  const r = await call(env, (api) => api.events.list.query({ node: positionals[0], since, until, context: values.context as string | undefined, limit }));
+  const since = values.since === undefined ? undefined : check(timeArg(), values.since, "--since");
+  const until = values.until === undefined ? undefined : check(timeArg(), values.until, "--until");
+  const limit = check(countArg(1, 1000), values.limit, "--limit");
+  const node = positionals[0];
+  const r = await call(env, (api) => api.events.list.query({ node, since, until, context: values.context as string | undefined, limit }));
   if (values.json) {
     console.log(json(r.events.map((e) => ({ ...e, at: new Date(e.at).toISOString() }))));
     return 0;
   }
-  console.log(
-    table(
-      ["SEQ", "AT", "KIND", "CONTEXT", "SUPERVISOR", "REASON", "OFFENDER", "EXPECTED"],
-      r.events.map((e) => [e.seq, new Date(e.at).toISOString(), e.kind, e.context, e.supervisor, e.reason, e.offender ? `${e.offender.id ?? "?"} ${e.offender.pid ?? ""}` : null, e.expected ? `yes (${e.upgradeId})` : ""]),
-    ),
-  );
+  // The node's timeline: its events and, unless filtered by context, its upgrade steps, newest first.
+  const steps = values.context === undefined ? await call(env, (api) => api.events.upgradeSteps.query({ node, since, until, limit: Math.min(limit, 200) })) : [];
+  const rows: { at: number; cells: (string | number | null)[] }[] = [
+    ...r.events.map((e) => ({
+      at: e.at,
+      cells: [e.seq, new Date(e.at).toISOString(), e.kind, e.context, e.supervisor, e.reason, e.offender ? `${e.offender.id ?? "?"} ${e.offender.pid ?? ""}` : null, e.expected ? `yes (${e.upgradeId})` : ""],
+    })),
+    ...steps.map((s) => ({
+      at: s.at,
+      cells: [null, new Date(s.at).toISOString(), `upgrade.${s.action}`, s.vsn ? `to ${s.vsn}` : null, null, s.status, `by ${s.requestedBy}`, ""],
+    })),
+  ];
+  rows.sort((a, b) => b.at - a.at);
+  console.log(table(["SEQ", "AT", "KIND", "CONTEXT", "SUPERVISOR", "REASON", "OFFENDER", "EXPECTED"], rows.slice(0, limit).map((x) => x.cells)));
   return 0;
 }
 

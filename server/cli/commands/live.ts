@@ -2,9 +2,10 @@
 import type { Env } from "../../storage/database-url";
 import { z } from "zod";
 import type { TreeNode, LinkedProcess } from "../../agents/protocol";
-import { check, parse } from "../args";
+import { check, countArg, parse } from "../args";
 import { call } from "../client";
 import { ago, bytes, json, table } from "../format";
+import { mfaName, moduleName } from "../names";
 
 export async function nodes(argv: string[], env: Env): Promise<number> {
   const { values } = parse(argv, { json: { type: "boolean" } }, []);
@@ -22,7 +23,7 @@ export async function nodes(argv: string[], env: Env): Promise<number> {
           n.release ? `${n.release.name} ${n.release.vsn}` : null,
           n.processCount,
           n.oldCode,
-          n.topMailbox ? `${n.topMailbox.mailbox} ${n.topMailbox.name ?? n.topMailbox.pid}` : null,
+          n.topMailbox ? `${n.topMailbox.mailbox} ${n.topMailbox.name ? moduleName(n.topMailbox.name) : n.topMailbox.pid}` : null,
           n.connected ? "now" : ago(n.lastSeenAt),
         ]),
       ),
@@ -60,30 +61,41 @@ export async function procs(argv: string[], env: Env): Promise<number> {
     ["node"],
   );
   const sort = check(z.enum(["mailbox", "memory", "reductions"]), values.sort, "--sort");
-  const limit = check(z.coerce.number().int().min(1).max(1000), values.limit, "--limit");
+  const limit = check(countArg(1, 1000), values.limit, "--limit");
   const w = await call(env, (api) => api.procs.window.query({ node: positionals[0], sort, desc: true, limit, filter: values.filter as string | undefined }));
   if (values.json) console.log(json(w.rows));
   else {
     console.log(
       table(
-        ["PID", "NAME", "MAILBOX", "MEMORY", "REDUCTIONS", "CURRENT FUNCTION", "INITIAL CALL"],
-        w.rows.map((p) => [p.oldCode ? `${p.pid} [old code: ${p.oldCodeModules.join(",")}]` : p.pid, p.name, p.mailbox, bytes(p.memory), p.reductions, p.currentFunction, p.initialCall]),
+        ["PID", "NAME", "MAILBOX", "MEMORY", "REDUCTIONS", "CURRENT FUNCTION", "INITIAL CALL", ...(w.stackSearch ? ["ON STACK"] : [])],
+        w.rows.map((p) => [
+          p.oldCode ? `${p.pid} [old code: ${p.oldCodeModules.join(",")}]` : p.pid,
+          p.name ? moduleName(p.name) : p.label ? `(${moduleName(p.label)})` : null,
+          p.mailbox,
+          bytes(p.memory),
+          p.reductions,
+          p.currentFunction ? mfaName(p.currentFunction) : null,
+          p.initialCall ? mfaName(p.initialCall) : null,
+          ...(w.stackSearch ? [p.stackMatch.map(moduleName).join(",")] : []),
+        ]),
       ),
     );
-    console.log(`(${w.rows.length} of ${w.matched}${w.matched !== w.total ? ` matching, ${w.total} in all` : ""}; sorted by ${sort})`);
+    const s = w.stackSearch;
+    const stack = s ? `; stacks and callback modules: scanned ${s.scanned} of ${s.total}${s.partial ? " (time budget spent)" : ""}` : "";
+    console.log(`(${w.rows.length} of ${w.matched}${w.matched !== w.total ? ` matching, ${w.total} in all` : ""}; sorted by ${sort}${stack})`);
   }
   return 0;
 }
 
 function renderTree(node: TreeNode, indent: string, out: string[]): void {
-  const label = node.name && node.name !== node.id ? `${node.id} (${node.name})` : node.id;
+  const label = node.name && node.name !== node.id ? `${moduleName(node.id)} (${moduleName(node.name)})` : moduleName(node.id);
   out.push(`${indent}${node.kind === "supervisor" ? "▾" : "•"} ${label} ${node.pid ?? "(not running)"}${node.timeout ? " [supervisor did not answer]" : ""}`);
   for (const l of node.linked) renderLinked(l, `${indent}    `, out);
   for (const c of node.children) renderTree(c, `${indent}  `, out);
 }
 
 function renderLinked(l: LinkedProcess, indent: string, out: string[]): void {
-  out.push(`${indent}↳ ${l.pid}${l.name ? ` ${l.name}` : ""} ${l.initialCall ?? ""} [linked, not supervised]`);
+  out.push(`${indent}↳ ${l.pid}${l.name ? ` ${moduleName(l.name)}` : ""} ${l.initialCall ? mfaName(l.initialCall) : ""} [linked, not supervised]`);
   for (const c of l.linked) renderLinked(c, `${indent}  `, out);
 }
 
@@ -101,35 +113,5 @@ export async function tree(argv: string[], env: Env): Promise<number> {
     else out.push("  (no supervision tree: a library application)");
   }
   console.log(out.join("\n"));
-  return 0;
-}
-
-export async function proc(argv: string[], env: Env): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: "boolean" } }, ["node", "pid"]);
-  const pid = check(z.string().regex(/^<\d+\.\d+\.\d+>$/, 'a pid like "<0.116.0>"'), positionals[1], "pid");
-  const d = (await call(env, (api) => api.procs.detail.query({ node: positionals[0], pid }))) as Record<string, unknown> & {
-    record?: Record<string, unknown>;
-    stacktrace?: { mfa: string; file?: string | null; line?: number | null }[];
-  };
-  if (values.json) {
-    console.log(json({ ...(d.record ?? {}), ...d }));
-    return 0;
-  }
-  const r = d.record ?? {};
-  const lines = [
-    `pid:               ${d.pid}`,
-    `name:              ${r.name ?? "-"}`,
-    `initial call:      ${r.initialCall ?? "-"}`,
-    `current function:  ${r.currentFunction ?? "-"}`,
-    `mailbox:           ${d.messageQueueLen ?? r.mailbox}`,
-    `memory:            ${bytes(r.memory as number)}`,
-    `reductions:        ${r.reductions}`,
-    `status:            ${r.status}`,
-    `links:             ${((d.links as string[]) ?? []).join(" ") || "-"}`,
-    `stack modules:     ${((d.stackModules as string[]) ?? []).join(" ") || "-"}`,
-    "stacktrace:",
-    ...(d.stacktrace ?? []).map((f) => `  ${f.mfa}${f.file ? ` (${f.file}:${f.line ?? "?"})` : ""}`),
-  ];
-  console.log(lines.join("\n"));
   return 0;
 }

@@ -2,12 +2,12 @@
 import { z } from "zod";
 import type { Env } from "../../storage/database-url";
 import { ETS_SORTS, PORT_SORTS } from "../../agents/system-views";
-import { check, parse } from "../args";
+import { check, countArg, parse } from "../args";
 import { call } from "../client";
 import { CliError } from "../errors";
 import { bytes, json, table } from "../format";
 
-const limitArg = z.coerce.number().int().min(1).max(1000);
+const limitArg = countArg(1, 1000);
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 export async function system(argv: string[], env: Env): Promise<number> {

@@ -8,7 +8,7 @@
  * changed since it was reviewed (docs/cli.md).
  */
 import { z } from "zod";
-import { check, parse } from "../args";
+import { check, countArg, parse } from "../args";
 import { call } from "../client";
 import { CliError, EXIT, usage } from "../errors";
 import { json, table } from "../format";
@@ -33,7 +33,7 @@ function verificationLine(v: Verification | null): string | null {
 
 /** The exit code of `upgrade plan`: the agent's verdict. */
 export const VERDICT_EXIT = { blocked: EXIT.blocked, error_findings: EXIT.errorFindings, would_kill: EXIT.wouldKill, safe: EXIT.ok } as const;
-const maxKillsSchema = z.coerce.number().int().min(0).max(10_000_000);
+const maxKillsSchema = countArg(0, 10_000_000);
 
 export const vsnSchema = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 

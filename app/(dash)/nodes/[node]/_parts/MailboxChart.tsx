@@ -7,9 +7,10 @@
 import { useQuery } from "@tanstack/react-query";
 import { useMemo, useRef, useState } from "react";
 import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
-import { clock, compact, elixirAlias, int } from "../../../../_lib/format";
+import { clock, clockZone, compact, elixirAlias, int, mfaText } from "../../../../_lib/format";
 import { errorMessage, useTRPC } from "../../../../_lib/trpc";
 import type { MailboxSample } from "../../../../_lib/types";
+import { AsOf } from "../../../../_components/AsOf";
 
 export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
 const SERIES = 8;
@@ -20,6 +21,11 @@ const SPANS = [
 ];
 /** Samples hold the top 10 with a non-empty mailbox; a shorter list means the rest were empty. */
 const SAMPLE_TOP = 10;
+
+/** A legend's name: Elixir aliases and MFAs as the web shows them everywhere. */
+function nameText(name: string): string {
+  return name.includes(":") ? mfaText(name) : (elixirAlias(name) ?? name);
+}
 
 interface Series {
   pid: string;
@@ -54,7 +60,7 @@ function build(samples: MailboxSample[], spanMs: number, colors: Map<string, str
   for (const s of inSpan) {
     for (const t of s.top) {
       const p = peaks.get(t.pid);
-      if (!p || t.mailbox > p.peak) peaks.set(t.pid, { name: t.name ?? p?.name ?? null, peak: t.mailbox });
+      if (!p || t.mailbox > p.peak) peaks.set(t.pid, { name: t.label ?? t.name ?? p?.name ?? null, peak: t.mailbox });
     }
   }
   const ranked = Array.from(peaks, ([pid, v]) => ({ pid, ...v }))
@@ -89,7 +95,7 @@ export function MailboxChart({ node, onSelect }: { node: string; onSelect: (pid:
     <section className="panel chart" data-testid="mailbox-chart">
       <div className="panel-head">
         <h2>Biggest mailboxes</h2>
-        <span className="panel-meta">{latest ? `${int(latest.processCount)} processes · sampled ${clock(latest.at)}` : ""}</span>
+        <span className="panel-meta" data-testid="mailbox-chart-asof">{latest ? `${int(latest.processCount)} processes · ` : ""}<AsOf at={latest?.at} /></span>
         <div className="spacer" />
         <button type="button" className={log ? "seg-btn solo active" : "seg-btn solo"} aria-pressed={log} onClick={() => setLog((v) => !v)} title="logarithmic scale">
           log
@@ -120,10 +126,10 @@ export function MailboxChart({ node, onSelect }: { node: string; onSelect: (pid:
                 />
                 <Tooltip
                   isAnimationActive={false}
-                  labelFormatter={(v) => clock(Number(v))}
+                  labelFormatter={(v) => clockZone(Number(v))}
                   formatter={(value, key) => {
                     const s = series.find((x) => x.pid === key);
-                    const who = s ? `${s.pid}${s.name ? ` ${elixirAlias(s.name) ?? s.name}` : ""}` : String(key);
+                    const who = s ? `${s.name ? `${nameText(s.name)} ` : ""}${s.pid}` : String(key);
                     return [int(Number(value)), who];
                   }}
                   contentStyle={{ fontSize: 12 }}
@@ -143,8 +149,8 @@ export function MailboxChart({ node, onSelect }: { node: string; onSelect: (pid:
             <li key={s.pid} data-pid={s.pid}>
               <button type="button" className="legend-item" onClick={() => onSelect(s.pid)} title="open process">
                 <span className="swatch" style={{ background: s.color }} />
-                <span className="pid">{s.pid}</span>
-                <span className="legend-name">{s.name ? (elixirAlias(s.name) ?? s.name) : ""}</span>
+                <span className="legend-name" data-testid="legend-name">{s.name ? nameText(s.name) : s.pid}</span>
+                {s.name ? <span className="pid muted">{s.pid}</span> : null}
                 <span className="num legend-peak" title="peak in span">
                   {compact(s.peak)}
                 </span>

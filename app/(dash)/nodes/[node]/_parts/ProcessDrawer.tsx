@@ -12,6 +12,7 @@ import { Atom, Mfa, Pid } from "../../../../_components/Names";
 import { bytes, clock, int } from "../../../../_lib/format";
 import { beamdeckCode, errorMessage, useTRPC } from "../../../../_lib/trpc";
 import type { ProcessDetail } from "../../../../_lib/types";
+import { MailboxSection } from "./MailboxSection";
 
 function PidLink({ pid, onSelect }: { pid: string; onSelect: (pid: string) => void }) {
   if (!/^<\d+\.\d+\.\d+>$/.test(pid)) return <span className="pid">{pid}</span>;
@@ -166,6 +167,9 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
         {d ? (
           <>
             {!d.alive ? <div className="alert alert-warn">The agent reports this process as dead.</div> : null}
+            <Section title={`Mailbox (${int(d.messageQueueLen ?? 0)})`} testid="drawer-mailbox-preview">
+              <MailboxSection node={node} pid={pid} preview={d.mailbox} />
+            </Section>
             <Section title="Stacktrace" testid="drawer-stacktrace">
               {d.stacktrace?.length ? (
                 <table className="grid compact">

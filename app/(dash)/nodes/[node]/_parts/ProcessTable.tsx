@@ -13,6 +13,7 @@ import { bytes, int } from "../../../../_lib/format";
 import { useDebounced } from "../../../../_lib/hooks";
 import { errorMessage, useTRPC } from "../../../../_lib/trpc";
 import type { ProcessRow, SortKey } from "../../../../_lib/types";
+import { useColumnWidths } from "./useColumnWidths";
 
 const ROW_HEIGHT = 26;
 /** Windows start and end on multiples of this, so small scrolls reuse a request. */
@@ -42,11 +43,22 @@ function mailboxClass(n: number): string {
   return "mbox";
 }
 
-function Row({ p, index, top, selected, onSelect }: { p: ProcessRow; index: number; top: number; selected: boolean; onSelect: (pid: string) => void }) {
+/** An unnamed process: its label (the module its anonymous fun runs) before the initial call. */
+function NameCell({ p }: { p: ProcessRow }) {
+  if (p.name) return <Atom text={p.name} compact />;
+  if (!p.label) return <Mfa mfa={p.initialCall} />;
+  return (
+    <span title={`started from ${p.initialCall ?? "a fun"}; runs ${p.label}`} data-testid="proc-label" data-label={p.label}>
+      <Atom text={p.label} compact /> <span className="muted">fun</span>
+    </span>
+  );
+}
+
+function Row({ p, index, top, selected, onSelect, template }: { p: ProcessRow; index: number; top: number; selected: boolean; onSelect: (pid: string) => void; template?: string }) {
   return (
     <div
       className={selected ? "ptable-row selected" : "ptable-row"}
-      style={{ transform: `translateY(${top}px)` }}
+      style={{ transform: `translateY(${top}px)`, gridTemplateColumns: template }}
       data-testid="proc-row"
       data-pid={p.pid}
       data-index={index}
@@ -58,7 +70,12 @@ function Row({ p, index, top, selected, onSelect }: { p: ProcessRow; index: numb
         <Pid pid={p.pid} />
       </div>
       <div className="c-name" data-testid="proc-name">
-        {p.name ? <Atom text={p.name} compact /> : <Mfa mfa={p.initialCall} />}
+        <NameCell p={p} />
+        {p.stackMatch.length ? (
+          <span className="flag" data-testid="proc-stack-match" data-modules={p.stackMatch.join(" ")} title="the filter matched a module on this process's stack or its callback module">
+            runs {p.stackMatch.map((m) => m.replace(/^Elixir\./, "")).join(", ")}
+          </span>
+        ) : null}
         {p.oldCode ? (
           <span className="flag flag-warn" data-testid="proc-old-code" data-modules={p.oldCodeModules.join(" ")} title={`still running old code of ${p.oldCodeModules.join(", ")}: the next load of it kills this process (brutal purge) or is blocked (soft purge)`}>
             old code
@@ -94,6 +111,7 @@ export function ProcessTable({ node, selected, onSelect }: { node: string; selec
 
   const scrollRef = useRef<HTMLDivElement>(null);
   const [count, setCount] = useState(0);
+  const { template, startResize } = useColumnWidths("beamdeck.ptable.widths", COLUMNS.length);
   const virtualizer = useVirtualizer({
     count,
     getScrollElement: () => scrollRef.current,
@@ -155,6 +173,12 @@ export function ProcessTable({ node, selected, onSelect }: { node: string; selec
         <span className="panel-meta" data-testid="proc-table-count" data-matched={data?.matched ?? ""} data-total={data?.total ?? ""}>
           {data ? (view.filter ? `${data.partial ? "≥ " : ""}${int(data.matched)} of ${int(data.total)} match${data.partial ? " (still scanning)" : ""}` : `${int(data.total)} processes`) : ""}
         </span>
+        {data?.stackSearch ? (
+          <span className="panel-meta muted" data-testid="proc-stack-scan" data-scanned={data.stackSearch.scanned} data-total={data.stackSearch.total}>
+            stacks and callback modules: scanned {int(data.stackSearch.scanned)} of {int(data.stackSearch.total)}
+            {data.stackSearch.partial ? " (time budget spent)" : ""}
+          </span>
+        ) : null}
         <div className="spacer" />
         <input
           className="filter"
@@ -166,8 +190,8 @@ export function ProcessTable({ node, selected, onSelect }: { node: string; selec
           onChange={(e) => setFilterText(e.target.value)}
         />
       </div>
-      <div className="ptable-head" role="row">
-        {COLUMNS.map((c) => {
+      <div className="ptable-head" role="row" data-resizable-head style={{ gridTemplateColumns: template }}>
+        {COLUMNS.map((c, i) => {
           const active = c.key !== null && c.key === sort.key;
           const cls = `${c.num ? "num " : ""}${c.key ? "sortable" : ""}${active ? " active" : ""}`;
           return (
@@ -182,6 +206,7 @@ export function ProcessTable({ node, selected, onSelect }: { node: string; selec
             >
               {c.label}
               {active ? <span className="sort-arrow">{sort.desc ? " ▼" : " ▲"}</span> : null}
+              <span className="col-resize" role="separator" aria-orientation="vertical" aria-label={`Resize ${c.label}`} data-testid={`resize-${i}`} onPointerDown={(e) => startResize(i, e)} onClick={(e) => e.stopPropagation()} />
             </div>
           );
         })}
@@ -199,7 +224,7 @@ export function ProcessTable({ node, selected, onSelect }: { node: string; selec
                 </div>
               );
             }
-            return <Row key={it.key} p={p} index={it.index} top={it.start} selected={p.pid === selected} onSelect={onSelect} />;
+            return <Row key={it.key} p={p} index={it.index} top={it.start} selected={p.pid === selected} onSelect={onSelect} template={template} />;
           })}
         </div>
         {data && data.matched === 0 ? (

@@ -11,9 +11,10 @@ import { useQueries, useQuery } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useMemo, useRef, useState } from "react";
 import { Atom, Mfa, Pid } from "../../../../_components/Names";
-import { bytes, clock, compact } from "../../../../_lib/format";
+import { bytes, compact } from "../../../../_lib/format";
 import { errorMessage, useTRPC } from "../../../../_lib/trpc";
 import type { LinkedProcess, TreeApp, TreeNode } from "../../../../_lib/types";
+import { AsOf } from "../../../../_components/AsOf";
 
 const ROW_HEIGHT = 24;
 const SYSTEM_APPS = new Set([
@@ -256,7 +257,7 @@ export function SupervisionTree({ node, selected, onSelect }: { node: string; se
     <section className="panel tree" data-testid="supervision-tree">
       <div className="panel-head">
         <h2>Supervision tree</h2>
-        <span className="panel-meta">{tree.data?.at ? `as of ${clock(tree.data.at)}` : ""}</span>
+        <span className="panel-meta">{tree.data?.at ? <AsOf at={tree.data.at} /> : ""}</span>
         <div className="spacer" />
         <label className="check">
           <input type="checkbox" checked={showSystem} onChange={(e) => setShowSystem(e.target.checked)} />

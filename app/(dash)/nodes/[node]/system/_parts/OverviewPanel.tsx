@@ -8,6 +8,7 @@ import { Area, AreaChart, CartesianGrid, Legend, Line, LineChart, ResponsiveCont
 import type { SystemOverview } from "../../../../../../server/agents/system-views";
 import { bytes, clock, int } from "../../../../../_lib/format";
 import { errorMessage, useTRPC } from "../../../../../_lib/trpc";
+import { AsOf } from "../../../../../_components/AsOf";
 
 const MEMORY_KINDS = [
   { key: "processes", label: "processes", color: "#2563eb" },
@@ -51,7 +52,7 @@ export function OverviewPanel({ node }: { node: string }) {
       <div className="panel-head">
         <h2>Overview</h2>
         <span className="panel-meta" data-testid="system-as-of">
-          {latest ? `OTP ${latest.otpRelease} · ${latest.schedulersOnline}/${latest.schedulers} schedulers · memory ${bytes(latest.memory.total)} · as of ${clock(latest.at)}` : ""}
+          {latest ? `OTP ${latest.otpRelease} · ${latest.schedulersOnline}/${latest.schedulers} schedulers · memory ${bytes(latest.memory.total)} · ` : ""} {latest ? <AsOf at={latest.at} /> : null}
         </span>
       </div>
       {q.error ? <div className="panel-foot error-inline">{errorMessage(q.error)}</div> : null}
