@@ -2,7 +2,8 @@
 import Link from "next/link";
 import type { ReactNode } from "react";
 import { elixirAlias, mfaText } from "../../../../../_lib/format";
-import { beamdeckCode, errorMessage, trpcCode } from "../../../../../_lib/trpc";
+import { readableError } from "../../../../../_lib/error-text";
+import { trpcCode } from "../../../../../_lib/trpc";
 import type { Fate, When } from "./types";
 
 /** What each fate means, in a few words (the agent's `why` says the rest). */
@@ -47,15 +48,21 @@ export function PidLink({ node, pid }: { node: string; pid: string }) {
   );
 }
 
-/** A server error, verbatim, with its code. */
+/** A failed call, said in a sentence (app/_lib/error-text.ts), with the server's short words and the code beside it. */
 export function ErrorBox({ error, what, testid = "up-error", onDismiss }: { error: unknown; what?: string; testid?: string; onDismiss?: () => void }) {
   if (!error) return null;
-  const code = beamdeckCode(error) ?? trpcCode(error);
+  const r = readableError(error);
   return (
-    <div className="alert alert-error up-error" role="alert" data-testid={testid} data-code={trpcCode(error) ?? ""}>
-      {code ? <span className="up-error-code">{code}</span> : null}
+    <div className="alert alert-error up-error" role="alert" data-testid={testid} data-code={trpcCode(error) ?? ""} data-error-code={r.code ?? ""}>
       {what ? <strong>{what}: </strong> : null}
-      <span data-testid={`${testid}-message`}>{errorMessage(error)}</span>
+      <span data-testid={`${testid}-message`}>{r.sentence}</span>
+      {r.detail ? (
+        <span className="muted up-error-detail" data-testid={`${testid}-detail`}>
+          {" "}
+          ({r.detail})
+        </span>
+      ) : null}
+      {r.code ? <span className="up-error-code">{r.code}</span> : null}
       {onDismiss ? (
         <button type="button" className="link-btn up-dismiss" onClick={onDismiss}>
           dismiss

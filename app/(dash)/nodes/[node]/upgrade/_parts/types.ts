@@ -88,6 +88,15 @@ export interface PlanProcess {
   currentFunction?: string | null;
   stack?: string[];
   holdsFun?: boolean;
+  /** Killed processes only (agent: beamdeck_agent_restarts): restarted by its supervisor, or gone for good. */
+  afterKill?: AfterKill;
+}
+
+export interface AfterKill {
+  outcome: "restarted" | "gone" | "unknown";
+  supervisor: string | null;
+  restart: "permanent" | "transient" | "temporary" | null;
+  why: string;
 }
 
 export interface PlanModule {
