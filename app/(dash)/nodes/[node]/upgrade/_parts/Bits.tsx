@@ -40,9 +40,9 @@ export function PurgeChip({ value, label, changedFrom, defaulted }: { value: str
 }
 
 /** A pid, linked to the node page's process drawer. */
-export function PidLink({ node, pid }: { node: string; pid: string }) {
+export function PidLink({ node, pid, testid = "pid-link" }: { node: string; pid: string; testid?: string }) {
   return (
-    <Link className="pid-link up-pid" href={`/nodes/${encodeURIComponent(node)}?pid=${encodeURIComponent(pid)}`} data-testid="pid-link" data-pid={pid} title="Open this process on the node page">
+    <Link className="pid-link up-pid" href={`/nodes/${encodeURIComponent(node)}?pid=${encodeURIComponent(pid)}`} data-testid={testid} data-pid={pid} title="Open this process on the node page">
       {pid}
     </Link>
   );

@@ -118,7 +118,7 @@ function AfterKillLine({ node, a }: { node: string; a: AfterKill }) {
       {a.supervisor ? (
         <>
           {" "}
-          · supervisor <PidLink node={node} pid={a.supervisor} />
+          · supervisor <PidLink node={node} pid={a.supervisor} testid="after-kill-supervisor" />
         </>
       ) : null}
       {a.restart ? <span className="muted"> ({a.restart} child)</span> : null} <span className="muted">— {a.why}</span>

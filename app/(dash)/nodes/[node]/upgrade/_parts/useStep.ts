@@ -1,9 +1,11 @@
 "use client";
 /**
- * The step this page started, followed to its end: `upgrades.onProgress`
- * with its command id sends the node's progress and ends with the result,
- * the recorded one if the step finished before the page subscribed. That
- * result is the page's one source of "this step finished".
+ * The step this page started, followed to its end. Two subscriptions to
+ * `upgrades.onProgress`: the node's, open from page load, collects what the
+ * agent reports (a fast step can report before the page has its command id);
+ * the step's own, with its command id, ends with the result — the recorded
+ * one if the step finished before it subscribed. That result is the page's
+ * one source of "this step finished".
  */
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { useRef, useState } from "react";
@@ -38,27 +40,35 @@ export function useStep(node: string, onFinished: () => void) {
   const commandId = active?.commandId ?? null;
   useSubscription(
     trpc.upgrades.onProgress.subscriptionOptions(
+      { node },
+      {
+        onData: (e) => {
+          if (e.kind !== "result") setEvents((list) => [...list, e].slice(-MAX_EVENTS));
+        },
+      },
+    ),
+  );
+  useSubscription(
+    trpc.upgrades.onProgress.subscriptionOptions(
       { node, commandId: commandId ?? undefined },
       {
         enabled: commandId !== null,
         onData: (e) => {
-          if (e.commandId !== commandId) return;
+          if (e.commandId !== commandId || e.kind !== "result") return;
           setEvents((list) => [...list, e].slice(-MAX_EVENTS));
-          if (e.kind === "result") {
-            setFinished({ ok: Boolean(e.ok), message: e.message ?? null });
-            onFinishedRef.current();
-          }
+          setFinished({ ok: Boolean(e.ok), message: e.message ?? null });
+          onFinishedRef.current();
         },
       },
     ),
   );
   const start = (step: Omit<ActiveStep, "startedAt">) => {
-    setEvents([]);
     setFinished(null);
     setActive({ ...step, startedAt: Date.now() });
   };
   const dismiss = () => setActive(null);
-  return { active, events: eventsInOrder(events), finished, running: active !== null && finished === null, start, dismiss };
+  const mine = commandId ? eventsInOrder(events.filter((e) => e.commandId === commandId)) : [];
+  return { active, events: mine, finished, running: active !== null && finished === null, start, dismiss };
 }
 
 /** "sent" is stamped by the server once the agent accepted, and the agent's own progress can carry an earlier time: it still comes first. */

@@ -96,7 +96,8 @@ export function useUpgradeState(node: string) {
     install.reset();
     const current = field === "post" ? post : pre;
     const dflt = field === "post" ? defaults.get(module)?.post : defaults.get(module)?.pre;
-    setUrl({ [field]: encodeChoices(withChoice(current, module, v, dflt)) });
+    // The target goes with the choices: the link names exactly what was reviewed.
+    setUrl({ vsn: target, [field]: encodeChoices(withChoice(current, module, v, dflt)) });
   };
   const kills = plan ? plannedKills(plan) : null;
   const targetEntry = pending.find((p) => p.vsn === target) ?? null;
