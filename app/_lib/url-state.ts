@@ -6,13 +6,18 @@
  * client only), written back with `history.replaceState`. The one place the
  * dashboard reads and writes its URL parameters.
  */
-import { useCallback, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 
 export type UrlState<K extends string> = Record<K, string>;
 
 function read<K extends string>(keys: readonly K[]): UrlState<K> {
   const q = new URLSearchParams(window.location.search);
   return Object.fromEntries(keys.map((k) => [k, q.get(k) ?? ""])) as UrlState<K>;
+}
+
+function same<K extends string>(a: UrlState<K>, b: UrlState<K>): boolean {
+  const ka = Object.keys(a) as K[];
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 }
 
 /**
@@ -22,12 +27,13 @@ function read<K extends string>(keys: readonly K[]): UrlState<K> {
  */
 export function useUrlState<K extends string>(keys: readonly K[], scope = ""): [UrlState<K>, (patch: Partial<Record<K, string | null>>) => void] {
   const [held, setHeld] = useState(() => ({ scope, values: read(keys) }));
-  let values = held.values;
-  if (held.scope !== scope) {
-    // React's "adjust state during render" pattern: no effect, no stale frame.
-    values = read(keys);
-    setHeld({ scope, values });
-  }
+  const keyList = keys.join("\n");
+  useEffect(() => {
+    // A client-side navigation sets the new URL after the new page's first render: read it again once mounted.
+    const now = read(keyList.split("\n") as K[]);
+    setHeld((prev) => (prev.scope === scope && same(prev.values, now) ? prev : { scope, values: now }));
+  }, [keyList, scope]);
+  const values = held.values;
   const update = useCallback((patch: Partial<Record<K, string | null>>) => {
     setHeld((prev) => {
       const next = { ...prev.values };
