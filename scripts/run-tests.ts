@@ -173,6 +173,8 @@ function eunit(): Step {
 }
 
 const STEPS: Step[] = [
+  // First and fast (a few seconds): Biome's recommended rules and the React hooks rules (biome.json).
+  check("lint", 5, "npx", ["--no-install", "biome", "lint", "app", "server", "tests", "scripts"]),
   check("typecheck", 10, "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]),
   check("agent-xref", 10, "rebar3", ["xref"], "agent"),
   check("agent-dialyzer", 20, "rebar3", ["dialyzer"], "agent"),

@@ -3,7 +3,8 @@
  * API) on the embedded database, and the demo node — the forum's rel_test
  * 0.1.0 with TCP clients connected and 0.1.1 pending — with its own agent
  * token. Prints where to browse and how to log in. Ctrl-C stops everything.
- * `--no-demo` runs the server alone.
+ * `--no-demo` runs the server alone. With BEAMDECK_DEV=1 (`npm run dev`) the
+ * dashboard runs in Next.js development mode: no `next build`, edits reload.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -44,7 +45,8 @@ async function main(): Promise<void> {
   if (code !== 0) process.exit(code);
   const agentToken = withDemo ? await demoAgentToken(env) : "";
 
-  const server = await startServer({ port, host, web: true });
+  // `npm run dev` sets BEAMDECK_DEV=1: Next.js compiles pages on request and reloads them on change.
+  const server = await startServer({ port, host, web: true, dev: env.BEAMDECK_DEV === "1" });
   let demo: Demo | null = null;
   const stop = async () => {
     console.log("\n== beamdeck: stopping");

@@ -80,7 +80,9 @@ capabilities() ->
     Mods = [{procs, beamdeck_agent_sampler}, {tree, beamdeck_agent_sampler},
             {detail, beamdeck_agent_detail}, {events, beamdeck_agent_events},
             {upgrade, beamdeck_agent_upgrade}, {system, beamdeck_agent_system},
-            {gates, beamdeck_agent_gate}, {verification, beamdeck_agent_check_verify}],
+            {gates, beamdeck_agent_gate}, {verification, beamdeck_agent_check_verify},
+            %% Plans carry `afterKill' per killed process (optional protocol-1 field).
+            {after_kill, beamdeck_agent_restarts}],
     Caps = [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}],
     %% Optional protocol-1 fields this agent sends (docs/protocol.md).
     Optional = [{events, dropped_seqs}, {detail, message_preview}, {procs, labels}],

@@ -34,6 +34,7 @@
 
 -define(MAX_LISTED, 400).
 -define(SUP_BUDGET_MS, 3000).
+-define(CALL_TIMEOUT, 1000). % per supervisor asked who restarts a killed process
 
 -type fate() :: killed | blocks_install | stays_on_old_code | suspended | may_migrate
               | badfun_on_next_call | unaffected.
@@ -325,7 +326,8 @@ modules_json(Modules) ->
                                           {Mode, Extra} -> #{mode => Mode, extra => printed(Extra)}
                                       end,
                         purgedAtInstall => maps:get(purged_at_install, Mi),
-                        processes => [process_json(E) || E <- Shown],
+                        %% Who comes back after a kill: bounded by the listing, 1 s per module.
+                        processes => [process_json(E) || E <- beamdeck_agent_restarts:annotate(Shown, ?CALL_TIMEOUT)],
                         truncated => length(Shown) < length(Es),
                         counts => fate_counts([{P, F, W} || #{pid := P, fate := F, 'when' := W} <- Es])},
                   {J, Budget - length(Shown)}
@@ -363,7 +365,8 @@ overall_counts(Entries) ->
 
 %% @doc One preview entry as wire JSON: `pid', `name', `fate', `when',
 %% `why', `initialCall', `currentFunction', `stack' (the module's
-%% functions on its stack, `"f/a"'), `holdsFun', `alive'.
+%% functions on its stack, `"f/a"'), `holdsFun', `alive', and for a killed
+%% process `afterKill' (beamdeck_agent_restarts).
 -spec process_json(Entry) -> map() when Entry :: map().
 process_json(#{pid := P, fate := Fate, 'when' := When, why := Why} = E) ->
     Info = case process_info(P, [registered_name, current_function]) of
@@ -374,7 +377,7 @@ process_json(#{pid := P, fate := Fate, 'when' := When, why := Why} = E) ->
                undefined -> null;
                _ -> beamdeck_agent_terms:maybe_atom(proplists:get_value(registered_name, Info))
            end,
-    #{pid => beamdeck_agent_terms:pid(P), name => Name, fate => Fate, 'when' => When,
+    Json = #{pid => beamdeck_agent_terms:pid(P), name => Name, fate => Fate, 'when' => When,
       why => Why, alive => Info =/= undefined,
       initialCall => case Info of undefined -> null; _ -> beamdeck_agent_terms:initial_call(P) end,
       currentFunction => case Info of
@@ -383,8 +386,9 @@ process_json(#{pid := P, fate := Fate, 'when' := When, why := Why} = E) ->
                          end,
       stack => [iolist_to_binary([F, $/, integer_to_binary(A)])
                 || {F, A} <- lists:usort(maps:get(frames, E, []))],
-      holdsFun => maps:get(holds_fun, E, false)}.
-
+      holdsFun => maps:get(holds_fun, E, false)},
+    %% `afterKill' (killed entries only): restarted by its supervisor or gone.
+    maps:merge(Json, beamdeck_agent_restarts:json(E)).
 
 %%% HELPERS %%%
 

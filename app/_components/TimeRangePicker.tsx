@@ -5,7 +5,7 @@ import { fromLocalInput, presetRange, RANGE_PRESETS, toLocalInput, type TimeRang
 export function TimeRangePicker({ value, onChange, testid = "time-range" }: { value: TimeRange; onChange: (r: TimeRange) => void; testid?: string }) {
   return (
     <div className="range" data-testid={testid} data-key={value.key}>
-      <div className="seg" role="group" aria-label="Time range">
+      <fieldset className="seg" aria-label="Time range">
         {RANGE_PRESETS.map((p) => (
           <button
             key={p.key}
@@ -25,7 +25,7 @@ export function TimeRangePicker({ value, onChange, testid = "time-range" }: { va
         >
           Custom
         </button>
-      </div>
+      </fieldset>
       {value.key === "custom" ? (
         <span className="range-custom">
           <input

@@ -60,6 +60,7 @@ export default function LoginPage() {
             name="username"
             data-testid="login-username"
             autoComplete="username"
+            // biome-ignore lint/a11y/noAutofocus: the login page has one thing to do, typing the username
             autoFocus
             value={username}
             onChange={(e) => setUsername(e.target.value)}

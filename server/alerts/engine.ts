@@ -212,8 +212,7 @@ export class AlertEngine {
     if (this.delivering) return;
     this.delivering = true;
     try {
-      let attempted: number;
-      while ((attempted = await deliverDue(this.prisma)) > 0) {
+      for (let attempted = await deliverDue(this.prisma); attempted > 0; attempted = await deliverDue(this.prisma)) {
         // Delivery status is shown per alert: tell the pages it changed.
         this.hub.publish("alerts", { deliveries: attempted });
       }

@@ -5,13 +5,16 @@ import { usage } from "./errors";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
-export function parse(argv: string[], options: Options, positionals: string[]) {
-  let parsed;
+function parseOrUsage(argv: string[], options: Options) {
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
     throw usage((e as Error).message.split("\n")[0]);
   }
+}
+
+export function parse(argv: string[], options: Options, positionals: string[]) {
+  const parsed = parseOrUsage(argv, options);
   const missing = positionals.filter((_, i) => parsed.positionals[i] === undefined);
   if (missing.length > 0) throw usage(`missing ${missing.map((m) => `<${m}>`).join(" ")}`);
   if (parsed.positionals.length > positionals.length) throw usage(`unexpected argument "${parsed.positionals[positionals.length]}"`);

@@ -36,7 +36,7 @@ export function agentEndpoint(prisma: PrismaClient, registry: AgentRegistry, max
       const nodeHeader = req.headers["x-beamdeck-node"];
       const node = (Array.isArray(nodeHeader) ? nodeHeader[0] : nodeHeader)?.trim() || null;
       if (node && node.length > 255) return refuse(socket, 400, "X-Beamdeck-Node is too long");
-      let verdict;
+      let verdict: Awaited<ReturnType<typeof checkAgentToken>>;
       try {
         verdict = await checkAgentToken(prisma, token, node, (name) => registry.answersKeepalive(name));
       } catch (e) {

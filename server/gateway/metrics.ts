@@ -148,7 +148,9 @@ export async function renderMetrics(services: Services, counters: MetricsCounter
   const frames = fam("beamdeck_agent_frames_received_total", "counter", "Agent frames received since this instance started, by type");
   for (const [type, n] of counters.frames) frames.add({ type }, n);
   const lag = fam("beamdeck_event_ingest_lag_seconds", "histogram", "From an event's time on the node to its storage here");
-  LAG_BUCKETS.forEach((b, i) => lag.add({ le: String(b) }, counters.lagBuckets[i], "_bucket"));
+  LAG_BUCKETS.forEach((b, i) => {
+    lag.add({ le: String(b) }, counters.lagBuckets[i], "_bucket");
+  });
   lag.add({ le: "+Inf" }, counters.lagCount, "_bucket").add({}, counters.lagSum, "_sum").add({}, counters.lagCount, "_count");
 
   const deliveries = await prisma.webhookDelivery.groupBy({ by: ["status"], _count: { _all: true } });

@@ -31,6 +31,8 @@ export interface StartOptions {
   env?: Env;
   maxFrame?: number;
   quiet?: boolean;
+  /** Next.js in development mode (`npm run dev`): pages compile on request and reload on change, no `next build`. */
+  dev?: boolean;
 }
 
 export interface RunningServer {
@@ -41,11 +43,12 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-async function nextHandler(host: string, port: number): Promise<WebHandler> {
+async function nextHandler(host: string, port: number, dev: boolean): Promise<WebHandler> {
   process.env.NEXT_TELEMETRY_DISABLED = "1";
   const { default: next } = await import("next");
   const dir = path.resolve(import.meta.dirname, "../..");
-  const app = next({ dev: false, dir, hostname: host, port });
+  // Same origin in both modes: the dashboard, tRPC, its WebSocket and /agent share this server (and dev's HMR socket under /_next/).
+  const app = next({ dev, dir, hostname: host, port });
   await app.prepare();
   const handle = app.getRequestHandler();
   const upgrade = (app as unknown as { getUpgradeHandler?: () => WebHandler["upgrade"] }).getUpgradeHandler?.();
@@ -80,7 +83,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, system, oldCode, metrics, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
-  if (opts.web) web = await nextHandler(opts.host, opts.port);
+  if (opts.web) web = await nextHandler(opts.host, opts.port, opts.dev ?? false);
   const app = createBeamdeckServer(services, web, opts.maxFrame);
   await new Promise<void>((resolve, reject) => {
     app.server.once("error", reject);

@@ -4,6 +4,7 @@ import { actorOf } from "../auth/principal";
 import { fail } from "../errors";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
 import { gateInput, type Gate } from "../upgrades/gate";
+import { historyFeed } from "../upgrades/history-feed";
 import { purgeChoices } from "../upgrades/plan";
 import { connectedNode, nodeName } from "./node-input";
 
@@ -41,6 +42,13 @@ export const upgradesRouter = router({
   }),
 
   history: viewerProcedure.input(z.object({ node: nodeName, limit: z.number().int().min(1).max(100).default(20) })).query(({ ctx, input }) => ctx.services.upgrades.history(input.node, input.limit)),
+
+  /** The history, pushed on every change; resumable (`lastEventId` is the last version the client has). */
+  onHistory: viewerProcedure
+    .input(z.object({ node: nodeName, limit: z.number().int().min(1).max(100).default(20), lastEventId: z.string().max(64).nullish() }))
+    .subscription(async function* ({ ctx, input, signal }) {
+      yield* historyFeed(ctx.services, input.node, input.limit, input.lastEventId, signal);
+    }),
 
   /** One command's status and outcome (a step without an upgrade, such as unpack, is in no upgrade's history). */
   command: viewerProcedure.input(z.object({ node: nodeName, commandId })).query(({ ctx, input }) => ctx.services.upgrades.command(input.node, input.commandId)),

@@ -138,6 +138,25 @@ describe("an operator upgrades the forum's listener without killing it", () => {
         expect(await impactRow(op, pid).getByTestId("fate").textContent()).toBe("killed at make_permanent");
         expect(await impactRow(op, pid).getAttribute("data-module")).toBe(MODULE);
       }
+      // After the kill (issue 14, item 5): the acceptor is a permanent child of RelTest.Supervisor, so it
+      // comes back; the handler's parent is the acceptor (Task.async), so nothing restarts it. The node says so.
+      const supervisorPid = await node.rpcJson<string>(`pid_to_list(whereis('${SUPERVISOR}'))`);
+      const acceptorRestart = await node.rpcJson<string>(
+        `A = list_to_pid(${JSON.stringify(acceptor)}), [R] = [maps:get(restart, S) || {Id, P, _, _} <- supervisor:which_children('${SUPERVISOR}'), P =:= A, {ok, S} <- [supervisor:get_childspec('${SUPERVISOR}', Id)]], atom_to_list(R)`,
+      );
+      expect(acceptorRestart).toBe("permanent");
+      const handlerParent = await node.rpcJson<string>(`{parent, P} = erlang:process_info(list_to_pid(${JSON.stringify(handler)}), parent), pid_to_list(P)`);
+      expect(handlerParent).toBe(acceptor);
+      const acceptorAfter = impactRow(op, acceptor).getByTestId("after-kill");
+      expect(await acceptorAfter.getAttribute("data-outcome")).toBe("restarted");
+      expect(await acceptorAfter.getAttribute("data-restart")).toBe("permanent");
+      expect(await acceptorAfter.getAttribute("data-supervisor")).toBe(supervisorPid);
+      expect(await acceptorAfter.textContent()).toContain("restarted by its supervisor");
+      const handlerAfter = impactRow(op, handler).getByTestId("after-kill");
+      expect(await handlerAfter.getAttribute("data-outcome")).toBe("gone");
+      expect(await handlerAfter.getAttribute("data-supervisor")).toBe("");
+      expect(await handlerAfter.textContent()).toContain("gone for good");
+
       // Exactly these two are killed, and nobody else is touched.
       const killed = await op.locator('[data-testid="impact-panel"] [data-testid="impact-row"][data-fate="killed"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")).sort());
       expect(killed).toEqual([acceptor, handler].sort());
@@ -229,6 +248,25 @@ describe("an operator upgrades the forum's listener without killing it", () => {
       expect(await op.getByTestId("verdict").getAttribute("data-impact")).toBe("at_risk");
       expect(await op.getByTestId("verdict").getAttribute("data-verdict")).toBe("safe");
       await screenshot(op, "upgrade-4-preview-soft", true);
+
+      // The choice is in the URL (issue 14, item 8): a reload, and the link opened in another tab, show this review.
+      const reviewed = new URL(op.url());
+      expect(reviewed.searchParams.get("vsn")).toBe("0.1.1");
+      expect(reviewed.searchParams.get("post")).toBe(`${MODULE}:soft`);
+      await op.reload();
+      const postSeg = op.locator(`[data-testid="purge-row"][data-module="${MODULE}"] [data-testid="post-purge"]`);
+      await expect.poll(() => postSeg.getAttribute("data-value"), { timeout: 30_000 }).toBe("soft");
+      await expect.poll(() => impactRow(op, acceptor).getAttribute("data-fate"), { timeout: 30_000 }).toBe("stays_on_old_code");
+      await expect.poll(() => op.getByTestId("install").textContent()).toBe("Install 0.1.1 — kills none");
+      const shared = await opCtx.newPage();
+      try {
+        await shared.goto(reviewed.pathname + reviewed.search);
+        await expect.poll(() => shared.getByTestId("choose-area").getAttribute("data-target"), { timeout: 30_000 }).toBe("0.1.1");
+        await expect.poll(() => shared.locator(`[data-testid="purge-row"][data-module="${MODULE}"] [data-testid="post-purge"]`).getAttribute("data-value"), { timeout: 30_000 }).toBe("soft");
+        await expect.poll(() => shared.getByTestId("install").textContent(), { timeout: 30_000 }).toBe("Install 0.1.1 — kills none");
+      } finally {
+        await shared.close();
+      }
     });
   }, 60_000);
 
@@ -348,6 +386,30 @@ describe("a viewer sees the upgrade page read-only", () => {
       await screenshot(vp, "upgrade-8-viewer", true);
     });
   }, 60_000);
+
+  it("says an error in a sentence, and an unknown ?vsn= as such", async () => {
+    await withScreenshotOnFailure(vp, "upgrade-errors", async () => {
+      // A node that never connected: the catalogued code becomes a sentence, not the server's raw words.
+      await vp.goto("/nodes/no-such-node%40nowhere/upgrade");
+      const box = vp.getByTestId("releases-error");
+      await box.waitFor({ timeout: 30_000 });
+      expect(await box.getAttribute("data-error-code")).toBe("BD_NODE_UNKNOWN");
+      const sentence = (await vp.getByTestId("releases-error-message").textContent()) ?? "";
+      expect(sentence).toBe("No node of this name has connected to this server. Check the name, or start its agent.");
+      expect(await box.textContent()).not.toMatch(/[{}[\]]|at \S+:\d+/);
+
+      // A link to a release the node does not have: said, and nothing chosen in its place.
+      await vp.goto(`${upgradePath()}?vsn=9.9.9&post=${encodeURIComponent(`${MODULE}:soft`)}`);
+      const note = vp.getByTestId("unknown-vsn");
+      await note.waitFor({ timeout: 30_000 });
+      expect(await note.getAttribute("data-vsn")).toBe("9.9.9");
+      expect(await note.textContent()).toContain("9.9.9, which is not a release of this node");
+      expect(await vp.getByTestId("choose-area").count()).toBe(0);
+      // Back to the plain page for the tests below.
+      await vp.goto(upgradePath());
+      await vp.getByTestId("impact-panel").waitFor({ timeout: 30_000 });
+    });
+  }, 90_000);
 
   it("links a pid to the node page's process drawer", async () => {
     await withScreenshotOnFailure(vp, "upgrade-pid-link", async () => {

@@ -125,7 +125,9 @@ describe("rel_test 0.1.0 → 0.1.1 with the default appup (the forum's upgrade)"
     acceptor = await facts.acceptor();
     handlers = await facts.handlers(acceptor);
   });
-  afterAll(() => clients.forEach((c) => c.close()));
+  afterAll(() => {
+    for (const c of clients) c.close();
+  });
 
   it("releases: 0.1.0 running, 0.1.1 and 0.1.2 pending as packages, the relup readable", async () => {
     expect(handlers).toHaveLength(2);
@@ -266,7 +268,9 @@ describe("soft post-purge, then a third version: killed (brutal pre-purge) or bl
     const acceptor = await facts.acceptor();
     stuck = [acceptor, ...(await facts.handlers(acceptor))].sort();
   });
-  afterAll(() => clients.forEach((c) => c.close()));
+  afterAll(() => {
+    for (const c of clients) c.close();
+  });
 
   it("plan with soft post-purge: they stay on old code, nobody is killed", async () => {
     expect((await agent.command("s-unpack", "unpack", { vsn: "0.1.1" })).ok).toBe(true);

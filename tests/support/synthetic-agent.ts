@@ -271,7 +271,9 @@ export class SyntheticAgent {
       [null, "Elixir.Task.Supervised:invoke_mfa/2", "Elixir.Synth.Conn:loop/1"], // 8 linked handler
       [null, "Elixir.Task.Supervised:invoke_mfa/2", "Elixir.Synth.Conn:loop/1"], // 9 linked handler
     ];
-    named.forEach(([name, ic, cf], i) => add(base({ name, initialCall: ic, currentFunction: cf }), i));
+    named.forEach(([name, ic, cf], i) => {
+      add(base({ name, initialCall: ic, currentFunction: cf }), i);
+    });
     // The rest: anonymous workers of a few kinds, mostly empty mailboxes.
     for (let i = named.length; i < n; i += 1) {
       const k = WORKER_KINDS[Math.floor(r() * WORKER_KINDS.length)];
@@ -431,8 +433,12 @@ export class SyntheticAgent {
     if (method === "process_detail") {
       const pid = frame.params?.pid ?? "";
       const r = this.records.get(pid);
-      if (!r) return reply({ ok: false, error: { code: "not_found", message: `no such process ${pid}` } });
-      return reply({ ok: true, result: this.detail(r) });
+      if (!r) {
+        reply({ ok: false, error: { code: "not_found", message: `no such process ${pid}` } });
+        return;
+      }
+      reply({ ok: true, result: this.detail(r) });
+      return;
     }
     if (method === "refresh") {
       reply({ ok: true, result: {} });

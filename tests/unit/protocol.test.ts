@@ -41,6 +41,7 @@ describe("agent frame parsing", () => {
     const r = parseAgentFrame(JSON.stringify({ type: "procs", seq: 1, at: 1, total: 1, upsert: [record], mailbox: [["<0.1.0>", 500]], remove: [] }));
     expect(r.ok).toBe(true);
     if (r.ok && r.frame.type === "procs") {
+      // biome-ignore lint/correctness/noPrecisionLoss: the known defect of issue 11 (this literal is already 2^53); the code-health TS branch replaces this test
       expect(r.frame.upsert[0].reductions).toBe(9007199254740993);
       expect(r.frame.upsert[0].application).toBeNull();
       expect(r.frame.reset).toBe(false);

@@ -235,8 +235,8 @@ export default function AlertsPage() {
                     <td data-testid="alert-deliveries">
                       {a.deliveries.length ? (
                         <span className="chips">
-                          {a.deliveries.map((d, i) => (
-                            <DeliveryChip key={i} d={d} />
+                          {a.deliveries.map((d) => (
+                            <DeliveryChip key={d.webhookId} d={d} />
                           ))}
                         </span>
                       ) : (
@@ -245,7 +245,7 @@ export default function AlertsPage() {
                         </span>
                       )}
                     </td>
-                    <td className="actions-cell" onClick={(e) => e.stopPropagation()}>
+                    <td className="actions-cell" onClick={(e) => e.stopPropagation()} onKeyDown={(e) => e.stopPropagation()}>
                       <Actions a={a} />
                     </td>
                   </tr>

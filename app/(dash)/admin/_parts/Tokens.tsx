@@ -5,6 +5,7 @@
  * listed with their last use, revoked. Revoking an agent token disconnects
  * its agent at once.
  */
+import { ConfirmButton } from "../../../_components/ConfirmButton";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { OnceSecret } from "../../../_components/OnceSecret";
@@ -148,17 +149,9 @@ export function ApiTokens() {
               <td className="actions-cell">
                 <span className="row-actions">
                   {t.revokedAt ? null : (
-                    <button
-                      type="button"
-                      className="btn"
-                      data-testid="api-token-revoke"
-                      disabled={revoke.isPending}
-                      onClick={() => {
-                        if (window.confirm(`Revoke API token ${t.id} (${t.label})? Anything using it fails from now on.`)) revoke.mutate({ id: t.id });
-                      }}
-                    >
+                    <ConfirmButton testid="api-token-revoke" pending={revoke.isPending} question={`Revoke API token ${t.id} (${t.label})? Anything using it fails from now on.`} onConfirm={() => revoke.mutate({ id: t.id })}>
                       Revoke
-                    </button>
+                    </ConfirmButton>
                   )}
                 </span>
               </td>
@@ -277,17 +270,9 @@ export function AgentTokens() {
               <td className="actions-cell">
                 <span className="row-actions">
                   {t.revokedAt ? null : (
-                    <button
-                      type="button"
-                      className="btn"
-                      data-testid="agent-token-revoke"
-                      disabled={revoke.isPending}
-                      onClick={() => {
-                        if (window.confirm(`Revoke agent token ${t.id} (${t.label})?${t.boundNode || t.fleet ? " Its agents are disconnected now." : ""}`)) revoke.mutate({ id: t.id });
-                      }}
-                    >
+                    <ConfirmButton testid="agent-token-revoke" pending={revoke.isPending} question={`Revoke agent token ${t.id} (${t.label})?${t.boundNode || t.fleet ? " Its agents are disconnected now." : ""}`} onConfirm={() => revoke.mutate({ id: t.id })}>
                       Revoke
-                    </button>
+                    </ConfirmButton>
                   )}
                 </span>
               </td>

@@ -1,5 +1,6 @@
 "use client";
 /** Users: add (a generated password is shown once), change role, reset password, disable/enable. */
+import { ConfirmButton } from "../../../_components/ConfirmButton";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { OnceSecret } from "../../../_components/OnceSecret";
@@ -150,29 +151,13 @@ export function Users() {
                 </td>
                 <td className="actions-cell">
                   <span className="row-actions">
-                    <button
-                      type="button"
-                      className="btn"
-                      data-testid="user-reset"
-                      disabled={reset.isPending}
-                      onClick={() => {
-                        if (window.confirm(`Reset ${u.username}'s password? A new one is generated and shown once; all of their sessions end.`)) reset.mutate({ username: u.username });
-                      }}
-                    >
+                    <ConfirmButton testid="user-reset" pending={reset.isPending} question={`Reset ${u.username}'s password? A new one is generated and shown once; all of their sessions end.`} onConfirm={() => reset.mutate({ username: u.username })}>
                       Reset password
-                    </button>
+                    </ConfirmButton>
                     {self ? null : (
-                      <button
-                        type="button"
-                        className="btn"
-                        data-testid="user-disable"
-                        disabled={disable.isPending}
-                        onClick={() => {
-                          if (u.disabled || window.confirm(`Disable ${u.username}? Their sessions end and their API tokens stop working.`)) disable.mutate({ username: u.username, disabled: !u.disabled });
-                        }}
-                      >
+                      <ConfirmButton testid="user-disable" pending={disable.isPending} question={u.disabled ? null : `Disable ${u.username}? Their sessions end and their API tokens stop working.`} onConfirm={() => disable.mutate({ username: u.username, disabled: !u.disabled })}>
                         {u.disabled ? "Enable" : "Disable"}
-                      </button>
+                      </ConfirmButton>
                     )}
                   </span>
                 </td>

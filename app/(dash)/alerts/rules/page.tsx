@@ -5,7 +5,7 @@
  * everyone else reads them.
  */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useState } from "react";
+import { type ReactNode, useEffect, useState } from "react";
 import { leafText } from "../../../_components/DataView";
 import { RoleHint } from "../../../_components/RoleHint";
 import { dateTime } from "../../../_lib/format";
@@ -42,7 +42,7 @@ const RULE_HELP: Record<string, string> = {
 function ParamInput({ name, value, def, disabled, onChange }: { name: string; value: unknown; def: unknown; disabled: boolean; onChange: (v: unknown) => void }) {
   const h = PARAM_HELP[name] ?? { label: name, help: "" };
   const testid = `rule-param-${name}`;
-  let input;
+  let input: ReactNode;
   if (typeof def === "boolean") {
     input = <input type="checkbox" checked={Boolean(value)} disabled={disabled} onChange={(e) => onChange(e.target.checked)} data-testid={testid} />;
   } else if (typeof def === "number") {
@@ -80,6 +80,7 @@ function ParamInput({ name, value, def, disabled, onChange }: { name: string; va
   const changed = leafText(value) !== leafText(def);
   return (
     <div className="param">
+      {/* biome-ignore lint/a11y/noLabelWithoutControl: the control is {input}, chosen above by the default's type */}
       <label className="param-label">
         <span>{h.label}</span>
         {input}

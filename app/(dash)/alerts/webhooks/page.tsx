@@ -3,6 +3,7 @@
  * Webhooks (admins): where alerts are sent, each delivery's state, attempts
  * and last error. A new webhook's signing secret is shown once.
  */
+import { ConfirmButton } from "../../../_components/ConfirmButton";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { useEffect, useState, type FormEvent } from "react";
@@ -39,17 +40,9 @@ function HookPanel({ h }: { h: Hook }) {
         <span className="panel-meta">
           last {h.deliveries.length}: {delivered} delivered{failed ? `, ${failed} failed` : ""}
         </span>
-        <button
-          type="button"
-          className="btn"
-          data-testid="webhook-remove"
-          disabled={remove.isPending}
-          onClick={() => {
-            if (window.confirm(`Remove the webhook ${h.url}? Pending deliveries to it are dropped.`)) remove.mutate({ id: h.id });
-          }}
-        >
+        <ConfirmButton testid="webhook-remove" pending={remove.isPending} question={`Remove the webhook ${h.url}? Pending deliveries to it are dropped.`} onConfirm={() => remove.mutate({ id: h.id })}>
           Remove
-        </button>
+        </ConfirmButton>
       </div>
       {remove.error ? <div className="alert alert-error">{errorMessage(remove.error)}</div> : null}
       <table className="grid compact">

@@ -8,8 +8,9 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import Link from "next/link";
-import { useCallback, useEffect, useState } from "react";
+import { useEffect } from "react";
 import { useStickyError, useThrottled } from "../../../_lib/hooks";
+import { useUrlParam } from "../../../_lib/url-state";
 import { beamdeckCode, useTRPC } from "../../../_lib/trpc";
 import { MailboxChart } from "./_parts/MailboxChart";
 import { NodeHeader } from "./_parts/NodeHeader";
@@ -25,27 +26,12 @@ const NO_LIVE_DATA: Record<string, string> = {
 };
 
 
-/** The open drawer's pid lives in `?pid=` so a view can be linked to. */
-function usePidParam(node: string): [string | null, (pid: string | null) => void] {
-  const fromUrl = () => new URLSearchParams(window.location.search).get("pid");
-  const [pid, setPid] = useState<string | null>(fromUrl);
-  // Another node (client-side navigation): its own ?pid=, if any.
-  useEffect(() => setPid(fromUrl()), [node]);
-  const set = useCallback((next: string | null) => {
-    setPid(next);
-    const url = new URL(window.location.href);
-    if (next) url.searchParams.set("pid", next);
-    else url.searchParams.delete("pid");
-    window.history.replaceState(window.history.state, "", url);
-  }, []);
-  return [pid, set];
-}
-
 export default function NodePage() {
   const node = useNodeParam();
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const [selected, setSelected] = usePidParam(node);
+  // The open drawer's pid lives in `?pid=` so a view can be linked to; another node has its own.
+  const [selected, setSelected] = useUrlParam("pid", node);
 
   const refresh = useThrottled(() => {
     // Active queries refetch now; inactive ones are only marked stale.

@@ -100,13 +100,13 @@ export function MailboxChart({ node, onSelect }: { node: string; onSelect: (pid:
         <button type="button" className={log ? "seg-btn solo active" : "seg-btn solo"} aria-pressed={log} onClick={() => setLog((v) => !v)} title="logarithmic scale">
           log
         </button>
-        <div className="seg" role="group" aria-label="Time span">
+        <fieldset className="seg" aria-label="Time span">
           {SPANS.map((s) => (
             <button key={s.ms} type="button" className={s.ms === span ? "seg-btn active" : "seg-btn"} onClick={() => setSpan(s.ms)}>
               {s.label}
             </button>
           ))}
-        </div>
+        </fieldset>
       </div>
       <div className="chart-body">
         <div className="chart-plot">

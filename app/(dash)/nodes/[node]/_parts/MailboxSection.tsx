@@ -46,6 +46,7 @@ export function MailboxSection({ node, pid, preview }: { node: string; pid: stri
       ) : preview.status === "shown" ? (
         <ol className="mailbox-messages" data-testid="mailbox-messages">
           {preview.messages.map((m, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: a snapshot in mailbox order, replaced whole, never reordered; equal messages are common
             <li key={i} className="mono wrap" data-testid="mailbox-message">
               {m.text}
               {m.truncated ? " …" : ""}

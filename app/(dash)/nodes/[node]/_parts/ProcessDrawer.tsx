@@ -6,8 +6,8 @@
  * state is not shown).
  */
 import { useQuery } from "@tanstack/react-query";
-import { useEffect, type ReactNode } from "react";
 import { Line, LineChart, ResponsiveContainer, Tooltip, YAxis } from "recharts";
+import { Drawer, Section } from "../../../../_components/Drawer";
 import { Atom, Mfa, Pid } from "../../../../_components/Names";
 import { bytes, clock, int } from "../../../../_lib/format";
 import { beamdeckCode, errorMessage, useTRPC } from "../../../../_lib/trpc";
@@ -20,15 +20,6 @@ function PidLink({ pid, onSelect }: { pid: string; onSelect: (pid: string) => vo
     <button type="button" className="pid-link" onClick={() => onSelect(pid)}>
       {pid}
     </button>
-  );
-}
-
-function Section({ title, children, testid }: { title: string; children: ReactNode; testid?: string }) {
-  return (
-    <section className="drawer-section" data-testid={testid}>
-      <h3>{title}</h3>
-      {children}
-    </section>
   );
 }
 
@@ -75,34 +66,28 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
   const d = detail.data as ProcessDetail | undefined;
   const r = rec.data ?? d?.record ?? null;
 
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === "Escape") onClose();
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [onClose]);
-
   const points = series.data ?? [];
   const gone = rec.data === null && !rec.isPending;
 
   return (
-    <aside className="drawer" data-testid="proc-drawer" data-pid={pid} aria-label={`Process ${pid}`}>
-      <div className="drawer-head">
-        <div className="drawer-title">
+    <Drawer
+      testid="proc-drawer"
+      closeTestid="drawer-close"
+      label={`Process ${pid}`}
+      data={{ "data-pid": pid }}
+      onClose={onClose}
+      title={
+        <>
           <Pid pid={pid} />
           {r?.name ? <Atom text={r.name} /> : r?.initialCall ? <Mfa mfa={r.initialCall} /> : null}
-        </div>
-        <div className="drawer-actions">
-          <button type="button" className="btn btn-ghost" onClick={() => void detail.refetch()} disabled={detail.isFetching} data-testid="drawer-refresh">
-            {detail.isFetching ? "Asking agent…" : "Refresh detail"}
-          </button>
-          <button type="button" className="btn btn-ghost close" onClick={onClose} aria-label="Close" data-testid="drawer-close">
-            ✕
-          </button>
-        </div>
-      </div>
-      <div className="drawer-body">
+        </>
+      }
+      actions={
+        <button type="button" className="btn btn-ghost" onClick={() => void detail.refetch()} disabled={detail.isFetching} data-testid="drawer-refresh">
+          {detail.isFetching ? "Asking agent…" : "Refresh detail"}
+        </button>
+      }
+    >
         {gone ? <div className="alert alert-warn">This process is no longer in the live table (it exited, or the node restarted).</div> : null}
         {r ? (
           <dl className="kv" data-testid="drawer-record">
@@ -175,6 +160,7 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
                 <table className="grid compact">
                   <tbody>
                     {d.stacktrace.map((f, i) => (
+                      // biome-ignore lint/suspicious/noArrayIndexKey: frames are positional and never reorder; a recursive function repeats its mfa
                       <tr key={i} data-testid="stack-frame" data-mfa={f.mfa}>
                         <td>
                           <Mfa mfa={f.mfa} />
@@ -198,7 +184,10 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
               <Section title={`Monitors (${d.monitors?.length ?? 0})`} testid="drawer-monitors">
                 <div className="chips">
                   {d.monitors?.length ? (
-                    d.monitors.map((m, i) => (m.pid ? <PidLink key={i} pid={m.pid} onSelect={onSelect} /> : <span key={i} className="mono">{m.name ?? m.kind}</span>))
+                    d.monitors.map((m, i) =>
+                      // biome-ignore lint/suspicious/noArrayIndexKey: a process can monitor the same pid twice; the list is positional and never reorders
+                      m.pid ? <PidLink key={i} pid={m.pid} onSelect={onSelect} /> : <span key={i} className="mono">{m.name ?? m.kind}</span>,
+                    )
                   ) : (
                     <span className="muted">none</span>
                   )}
@@ -231,8 +220,8 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
               {d.dictionary?.length ? (
                 <table className="grid compact">
                   <tbody>
-                    {d.dictionary.map((e, i) => (
-                      <tr key={i}>
+                    {d.dictionary.map((e) => (
+                      <tr key={e.key}>
                         <td className="mono">{e.key}</td>
                         <td className="mono wrap">{e.value ?? <span className="muted">value not sent (the agent&apos;s get_state is off)</span>}</td>
                       </tr>
@@ -249,8 +238,7 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
             </Section>
           </>
         ) : null}
-      </div>
-    </aside>
+    </Drawer>
   );
 }
 

@@ -5,6 +5,7 @@
  * aligned slice, and sizes the scroll area from `matched`, so 100k
  * processes cost a few dozen DOM rows and one small request per scroll stop.
  */
+import { onEnterOrSpace } from "../../../../_lib/keys";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useRef, useState } from "react";
@@ -56,6 +57,7 @@ function NameCell({ p }: { p: ProcessRow }) {
 
 function Row({ p, index, top, selected, onSelect, template }: { p: ProcessRow; index: number; top: number; selected: boolean; onSelect: (pid: string) => void; template?: string }) {
   return (
+    // biome-ignore lint/a11y/useSemanticElements: a virtualized ARIA grid (rows are positioned divs); a <table> cannot hold them
     <div
       className={selected ? "ptable-row selected" : "ptable-row"}
       style={{ transform: `translateY(${top}px)`, gridTemplateColumns: template }}
@@ -64,7 +66,9 @@ function Row({ p, index, top, selected, onSelect, template }: { p: ProcessRow; i
       data-index={index}
       role="row"
       aria-selected={selected}
+      tabIndex={0}
       onClick={() => onSelect(p.pid)}
+      onKeyDown={onEnterOrSpace(() => onSelect(p.pid))}
     >
       <div className="c-pid">
         <Pid pid={p.pid} />
@@ -190,11 +194,13 @@ export function ProcessTable({ node, selected, onSelect }: { node: string; selec
           onChange={(e) => setFilterText(e.target.value)}
         />
       </div>
+      {/* biome-ignore lint/a11y/useSemanticElements lint/a11y/useFocusableInteractive: the head row of the virtualized ARIA grid below (its sortable headers take the focus) */}
       <div className="ptable-head" role="row" data-resizable-head style={{ gridTemplateColumns: template }}>
         {COLUMNS.map((c, i) => {
           const active = c.key !== null && c.key === sort.key;
           const cls = `${c.num ? "num " : ""}${c.key ? "sortable" : ""}${active ? " active" : ""}`;
           return (
+            // biome-ignore lint/a11y/useSemanticElements: a header of the virtualized ARIA grid
             <div
               key={c.label}
               className={cls}
@@ -202,15 +208,19 @@ export function ProcessTable({ node, selected, onSelect }: { node: string; selec
               role="columnheader"
               aria-sort={active ? (sort.desc ? "descending" : "ascending") : undefined}
               data-testid={c.key ? `sort-${c.key}` : undefined}
+              tabIndex={c.key ? 0 : -1}
               onClick={c.key ? () => clickSort(c.key as SortKey) : undefined}
+              onKeyDown={c.key ? onEnterOrSpace(() => clickSort(c.key as SortKey)) : undefined}
             >
               {c.label}
               {active ? <span className="sort-arrow">{sort.desc ? " ▼" : " ▲"}</span> : null}
+              {/* biome-ignore lint/a11y/useSemanticElements lint/a11y/useKeyWithClickEvents: a pointer-drag handle inside a header cell (an <hr> cannot be dragged); its click only stops the header's sort, the keyboard sorts through the header itself */}
               <span className="col-resize" role="separator" aria-orientation="vertical" aria-label={`Resize ${c.label}`} data-testid={`resize-${i}`} onPointerDown={(e) => startResize(i, e)} onClick={(e) => e.stopPropagation()} />
             </div>
           );
         })}
       </div>
+      {/* biome-ignore lint/a11y/useSemanticElements: virtualized rows (react-virtual) are positioned divs, not table rows */}
       <div className="ptable-scroll" ref={scrollRef} data-testid="proc-table-scroll" role="grid" aria-rowcount={count}>
         <div className="ptable-inner" style={{ height: virtualizer.getTotalSize() }}>
           {items.map((it) => {

@@ -7,6 +7,7 @@
  * mailbox and memory badges are read from the live table for the rows in
  * view only.
  */
+import { onEnterOrSpace } from "../../../../_lib/keys";
 import { useQueries, useQuery } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useMemo, useRef, useState } from "react";
@@ -64,7 +65,9 @@ function flatten(apps: TreeApp[], toggles: Map<string, boolean>, shown: Map<stri
     if (!open) return;
     linkedRows(n.linked, key, depth + 1);
     const limit = shown.get(key) ?? PAGE;
-    n.children.slice(0, limit).forEach((c, i) => nodeRows(c, `${key}/${c.pid ?? `${c.id}#${i}`}`, depth + 1));
+    n.children.slice(0, limit).forEach((c, i) => {
+      nodeRows(c, `${key}/${c.pid ?? `${c.id}#${i}`}`, depth + 1);
+    });
     if (n.children.length > limit) rows.push({ kind: "more", key: `${key}/+more`, depth: depth + 1, parentKey: key, hidden: n.children.length - limit });
     if (n.truncated) rows.push({ kind: "note", key: `${key}/+trunc`, depth: depth + 1, text: "more children exist; the agent capped this list" });
   };
@@ -184,7 +187,11 @@ export function SupervisionTree({ node, selected, onSelect }: { node: string; se
             data-kind={n.kind}
             data-name={label(n)}
             data-timeout={n.timeout ? "true" : undefined}
+            role="treeitem"
+            aria-selected={Boolean(n.pid && n.pid === selected)}
+            tabIndex={n.pid ? 0 : -1}
             onClick={n.pid ? () => onSelect(n.pid as string) : undefined}
+            onKeyDown={n.pid ? onEnterOrSpace(() => onSelect(n.pid as string)) : undefined}
           >
             {caret(r.open, r.expandable, r.key)}
             <span className={sup ? "kind kind-sup" : "kind kind-worker"} title={n.kind}>
@@ -218,7 +225,11 @@ export function SupervisionTree({ node, selected, onSelect }: { node: string; se
             data-pid={l.pid}
             data-kind="linked"
             data-linked="true"
+            role="treeitem"
+            aria-selected={l.pid === selected}
+            tabIndex={0}
             onClick={() => onSelect(l.pid)}
+            onKeyDown={onEnterOrSpace(() => onSelect(l.pid))}
           >
             {caret(r.open, r.expandable, r.key)}
             <span className="flag flag-linked" title="linked to the process above, not supervised: a supervisor will not restart or stop it">

@@ -24,13 +24,13 @@ export function ListHead<S extends string>({
         {counts ? `${counts.shown} of ${int(counts.total)}${counts.partial ? ` (first ${int(counts.scanned)} scanned)` : ""}` : ""}
       </span>
       <div className="spacer" />
-      <div className="seg" role="group" aria-label={`Sort ${title} by`}>
+      <fieldset className="seg" aria-label={`Sort ${title} by`}>
         {sorts.map((s) => (
           <button key={s} type="button" className={s === sort ? "seg-btn active" : "seg-btn"} onClick={() => onSort(s)} data-testid={`${testid}-sort-${s}`}>
             {s}
           </button>
         ))}
-      </div>
+      </fieldset>
     </div>
   );
 }

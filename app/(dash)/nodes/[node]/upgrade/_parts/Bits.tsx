@@ -2,7 +2,8 @@
 import Link from "next/link";
 import type { ReactNode } from "react";
 import { elixirAlias, mfaText } from "../../../../../_lib/format";
-import { beamdeckCode, errorMessage, trpcCode } from "../../../../../_lib/trpc";
+import { readableError } from "../../../../../_lib/error-text";
+import { trpcCode } from "../../../../../_lib/trpc";
 import type { Fate, When } from "./types";
 
 /** What each fate means, in a few words (the agent's `why` says the rest). */
@@ -39,23 +40,29 @@ export function PurgeChip({ value, label, changedFrom, defaulted }: { value: str
 }
 
 /** A pid, linked to the node page's process drawer. */
-export function PidLink({ node, pid }: { node: string; pid: string }) {
+export function PidLink({ node, pid, testid = "pid-link" }: { node: string; pid: string; testid?: string }) {
   return (
-    <Link className="pid-link up-pid" href={`/nodes/${encodeURIComponent(node)}?pid=${encodeURIComponent(pid)}`} data-testid="pid-link" data-pid={pid} title="Open this process on the node page">
+    <Link className="pid-link up-pid" href={`/nodes/${encodeURIComponent(node)}?pid=${encodeURIComponent(pid)}`} data-testid={testid} data-pid={pid} title="Open this process on the node page">
       {pid}
     </Link>
   );
 }
 
-/** A server error, verbatim, with its code. */
+/** A failed call, said in a sentence (app/_lib/error-text.ts), with the server's short words and the code beside it. */
 export function ErrorBox({ error, what, testid = "up-error", onDismiss }: { error: unknown; what?: string; testid?: string; onDismiss?: () => void }) {
   if (!error) return null;
-  const code = beamdeckCode(error) ?? trpcCode(error);
+  const r = readableError(error);
   return (
-    <div className="alert alert-error up-error" role="alert" data-testid={testid} data-code={trpcCode(error) ?? ""}>
-      {code ? <span className="up-error-code">{code}</span> : null}
+    <div className="alert alert-error up-error" role="alert" data-testid={testid} data-code={trpcCode(error) ?? ""} data-error-code={r.code ?? ""}>
       {what ? <strong>{what}: </strong> : null}
-      <span data-testid={`${testid}-message`}>{errorMessage(error)}</span>
+      <span data-testid={`${testid}-message`}>{r.sentence}</span>
+      {r.detail ? (
+        <span className="muted up-error-detail" data-testid={`${testid}-detail`}>
+          {" "}
+          ({r.detail})
+        </span>
+      ) : null}
+      {r.code ? <span className="up-error-code">{r.code}</span> : null}
       {onDismiss ? (
         <button type="button" className="link-btn up-dismiss" onClick={onDismiss}>
           dismiss

@@ -9,7 +9,7 @@
 import { Atom, Mfa } from "../../../../../_components/Names";
 import { clock, elixirAlias, int } from "../../../../../_lib/format";
 import { FATE_INFO, FateBadge, InitialCall, Panel, PidLink, procs } from "./Bits";
-import { FATES, type Fate, type Finding, type LintFinding, type Plan, type PlanProcess } from "./types";
+import { type AfterKill, FATES, type Fate, type Finding, type LintFinding, type Plan, type PlanProcess } from "./types";
 
 const IMPACT: Record<Plan["impact"], string> = {
   safe: "Safe: no process dies or stays behind",
@@ -104,7 +104,25 @@ function ProcessRow({ node, p, module }: { node: string; p: PlanProcess; module:
       <div className="up-why" data-testid="impact-why">
         {p.why}
       </div>
+      {p.afterKill ? <AfterKillLine node={node} a={p.afterKill} /> : null}
     </li>
+  );
+}
+
+/** After the kill: restarted by its supervisor (on the new code), or gone for good (issue 14, item 5). */
+function AfterKillLine({ node, a }: { node: string; a: AfterKill }) {
+  const head = a.outcome === "restarted" ? "restarted by its supervisor" : a.outcome === "gone" ? "gone for good" : "restart unknown";
+  return (
+    <div className={`up-after-kill up-after-kill-${a.outcome}`} data-testid="after-kill" data-outcome={a.outcome} data-restart={a.restart ?? ""} data-supervisor={a.supervisor ?? ""}>
+      <b>{head}</b>
+      {a.supervisor ? (
+        <>
+          {" "}
+          · supervisor <PidLink node={node} pid={a.supervisor} testid="after-kill-supervisor" />
+        </>
+      ) : null}
+      {a.restart ? <span className="muted"> ({a.restart} child)</span> : null} <span className="muted">— {a.why}</span>
+    </div>
   );
 }
 

@@ -6,10 +6,10 @@
  */
 import { Atom, Mfa } from "../../../../../_components/Names";
 import { clock } from "../../../../../_lib/format";
-import { FateBadge, InitialCall, Panel, PidLink, procs } from "./Bits";
+import { ErrorBox, FateBadge, InitialCall, Panel, PidLink, procs } from "./Bits";
 import type { OldCode, Purge } from "./types";
 
-export function OldCodePanel({ node, oldCode, postOf, afterInstall, error }: { node: string; oldCode: OldCode | undefined; postOf: (module: string) => Purge | null; afterInstall: boolean; error?: string | null }) {
+export function OldCodePanel({ node, oldCode, postOf, afterInstall, error }: { node: string; oldCode: OldCode | undefined; postOf: (module: string) => Purge | null; afterInstall: boolean; error?: unknown }) {
   const modules = (oldCode?.modules ?? []).filter((m) => m.hasOldCode || afterInstall);
   return (
     <Panel
@@ -25,7 +25,7 @@ export function OldCodePanel({ node, oldCode, postOf, afterInstall, error }: { n
         )
       }
     >
-      {error ? <div className="alert alert-error">{error}</div> : null}
+      <ErrorBox error={error} what="Cannot read who runs old code" testid="old-code-error" />
       {oldCode && modules.length === 0 ? <p className="muted">No module has old code: every process runs the current code.</p> : null}
       {modules.map((m) => {
         const post = postOf(m.module);

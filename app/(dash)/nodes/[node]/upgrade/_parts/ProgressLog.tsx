@@ -1,17 +1,10 @@
 "use client";
 /** What the node reports while a step runs, live (upgrades.onProgress). */
 import { clock } from "../../../../../_lib/format";
-import { eventsOf, type ProgressEvent } from "./useProgress";
+import type { ActiveStep, ProgressEvent, StepOutcome } from "./useStep";
 
-export interface ActiveStep {
-  commandId: string;
-  action: string;
-  vsn: string | null;
-  startedAt: number;
-}
-
-export function ProgressLog({ step, events, finished, onDismiss }: { step: ActiveStep; events: ProgressEvent[]; finished: { ok: boolean; message: string | null } | null; onDismiss?: () => void }) {
-  const list = eventsOf(events, step.commandId);
+export function ProgressLog({ step, events, finished, onDismiss }: { step: ActiveStep; events: ProgressEvent[]; finished: StepOutcome | null; onDismiss?: () => void }) {
+  const list = events;
   return (
     <div className={`up-progress${finished ? (finished.ok ? " up-progress-ok" : " up-progress-error") : " up-progress-running"}`} data-testid="progress" data-command={step.commandId} data-state={finished ? (finished.ok ? "ok" : "error") : "running"}>
       <div className="up-progress-head">
@@ -30,8 +23,8 @@ export function ProgressLog({ step, events, finished, onDismiss }: { step: Activ
         <li>
           <span className="muted">{clock(step.startedAt)}</span> requested
         </li>
-        {list.map((e, k) => (
-          <li key={k} data-testid="progress-event" data-kind={e.kind} data-step={e.step ?? ""}>
+        {list.map((e) => (
+          <li key={`${e.kind}-${e.at}-${e.step ?? ""}-${e.message ?? ""}`} data-testid="progress-event" data-kind={e.kind} data-step={e.step ?? ""}>
             <span className="muted">{clock(e.at)}</span> {e.kind === "sent" ? "sent to the agent" : e.kind === "result" ? (e.ok ? "finished" : "failed") : (e.step ?? "")}
             {e.message ? <span className={e.kind === "result" && !e.ok ? " error-inline" : ""}> — {e.message}</span> : null}
           </li>

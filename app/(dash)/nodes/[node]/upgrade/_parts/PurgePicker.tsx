@@ -29,13 +29,12 @@ const PRE_HELP: Record<Purge, string> = {
 
 function Seg({ value, dflt, onChange, testid, help }: { value: Purge; dflt: Purge; onChange: (v: Purge) => void; testid: string; help: Record<Purge, string> }) {
   return (
-    <div className="seg up-seg" role="radiogroup" data-testid={testid} data-value={value}>
+    <fieldset className="seg up-seg" data-testid={testid} data-value={value}>
       {(["brutal", "soft"] as const).map((v) => (
         <button
           key={v}
           type="button"
-          role="radio"
-          aria-checked={value === v}
+          aria-pressed={value === v}
           className={`seg-btn up-seg-${v}${value === v ? " active" : ""}`}
           data-testid={`${testid}-${v}`}
           title={help[v]}
@@ -45,7 +44,7 @@ function Seg({ value, dflt, onChange, testid, help }: { value: Purge; dflt: Purg
           {dflt === v ? <span className="up-seg-default"> · relup</span> : null}
         </button>
       ))}
-    </div>
+    </fieldset>
   );
 }
 

@@ -40,7 +40,10 @@ function group(script: RelupInstruction[], appOfModule: Map<string, string>): Gr
   const node: { n: number; i: RelupInstruction }[] = [];
   const appEntry = (app: string, vsn: string | null = null) => {
     let a = apps.get(app);
-    if (!a) apps.set(app, (a = { app, vsn, modules: new Map() }));
+    if (!a) {
+      a = { app, vsn, modules: new Map() };
+      apps.set(app, a);
+    }
     if (vsn && !a.vsn) a.vsn = vsn;
     return a;
   };
@@ -137,6 +140,7 @@ function AppupView({ appups }: { appups: Appup[] }) {
                 {m ? <Atom text={m} /> : null}
                 <ol className="up-instrs">
                   {is.map((i, k) => (
+                    // biome-ignore lint/suspicious/noArrayIndexKey: instructions are positional (the order is the script) and the same one can appear twice
                     <AppupInstr key={k} i={i} />
                   ))}
                 </ol>
@@ -220,6 +224,7 @@ export function ScriptView({
                 const changed = changes.some((c) => c.module === i.module) && (i.op === "load" || i.op === "remove");
                 const orig = original?.[k];
                 return (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: instructions are positional (the order is the script) and the same one can appear twice
                   <span key={k} className={changed ? "up-raw-changed" : ""}>
                     {changed && orig ? `% was ${orig.text}\n` : ""}
                     {i.text}

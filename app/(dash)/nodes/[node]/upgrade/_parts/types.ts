@@ -1,7 +1,13 @@
 /**
  * The agent's upgrade answers as the page reads them (docs/protocol.md;
- * agent/src/beamdeck_agent_{release,preview,upgrade}.erl). The router passes
- * most of them through untyped, so the shapes are stated here once.
+ * agent/src/beamdeck_agent_{release,preview,upgrade,restarts}.erl).
+ *
+ * Inferred from the router where it is typed (`Upgrade`, the history). The
+ * router still passes releases, plan and old code through loosely (`unknown`
+ * and a partial zod schema), so their shapes are restated here until the
+ * server's per-method reply schemas (issue 11 item 1, another branch) type
+ * them; then each becomes `RouterOutputs["upgrades"][…]` and this file keeps
+ * only the helpers at its end.
  */
 import type { RouterOutputs } from "../../../../../_lib/types";
 import type { Finding } from "../../../../../../server/upgrades/plan";
@@ -88,6 +94,15 @@ export interface PlanProcess {
   currentFunction?: string | null;
   stack?: string[];
   holdsFun?: boolean;
+  /** Killed processes only (agent: beamdeck_agent_restarts): restarted by its supervisor, or gone for good. */
+  afterKill?: AfterKill;
+}
+
+export interface AfterKill {
+  outcome: "restarted" | "gone" | "unknown";
+  supervisor: string | null;
+  restart: "permanent" | "transient" | "temporary" | null;
+  why: string;
 }
 
 export interface PlanModule {
