@@ -715,10 +715,11 @@ capabilities() ->
             {gates, beamdeck_agent_gate}],
     Caps = [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}],
     %% Optional protocol-1 fields this agent sends (docs/protocol.md).
-    case lists:member(events, Caps) of
-        true -> Caps ++ [dropped_seqs];
-        false -> Caps
-    end.
+    Caps1 = case lists:member(events, Caps) of
+                true -> Caps ++ [dropped_seqs];
+                false -> Caps
+            end,
+    Caps1 ++ beamdeck_agent_sampler:capabilities().
 
 %% The seq counter outlives the events process (persistent_term), so this
 %% holds while that process restarts: the server compares it with what it
