@@ -11,6 +11,7 @@
 -define(HOLDER, bd_fp_holder).
 -define(FLOOR, bd_fp_floor).
 -define(RING, bd_fp_ring).
+-define(PEERS, bd_fp_peers).
 -define(HOT, bd_fp_hot).
 
 %% @doc Spawn `N' idle, hibernated processes (one in 100 holds 1..20
@@ -146,14 +147,15 @@ etop_us(Reps) ->
     lists:nth((Reps + 1) div 2, lists:sort(Us)).
 
 %% @doc Host work: `N' processes passing `Tokens' messages to random peers;
-%% each delivery bumps a counter (ring_count/0).
+%% each delivery bumps a counter (ring_count/0). The peers are a tuple in a
+%% persistent term: read without copying (a message would copy it to each).
 -spec ring_start(pos_integer(), pos_integer()) -> ok.
 ring_start(N, Tokens) ->
     C = counters:new(1, [write_concurrency]),
     Self = self(),
     R = spawn(fun() ->
-                      Ps = list_to_tuple([spawn(fun() -> ring_wait(C) end) || _ <- lists:seq(1, N)]),
-                      [element(I, Ps) ! {peers, Ps} || I <- lists:seq(1, N)],
+                      Ps = list_to_tuple([spawn(fun() -> ring_loop(C, N) end) || _ <- lists:seq(1, N)]),
+                      persistent_term:put(?PEERS, Ps),
                       [element(rand:uniform(N), Ps) ! token || _ <- lists:seq(1, Tokens)],
                       Self ! {ring, self()},
                       receive stop -> [exit(P, kill) || P <- tuple_to_list(Ps)] end
@@ -162,13 +164,11 @@ ring_start(N, Tokens) ->
     persistent_term:put(?RING, {R, C}),
     ok.
 
-ring_wait(C) -> receive {peers, Ps} -> ring_loop(C, Ps, tuple_size(Ps)) end.
-
-ring_loop(C, Ps, N) ->
+ring_loop(C, N) ->
     receive token ->
             counters:add(C, 1, 1),
-            element(rand:uniform(N), Ps) ! token,
-            ring_loop(C, Ps, N)
+            element(rand:uniform(N), persistent_term:get(?PEERS)) ! token,
+            ring_loop(C, N)
     end.
 
 %% @doc Deliveries so far.
