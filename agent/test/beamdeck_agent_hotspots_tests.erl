@@ -147,3 +147,36 @@ switched_off_takes_nothing_test() ->
     end).
 
 sort_opts({Pid, Opts}) -> {Pid, lists:sort(Opts)}.
+
+%% End to end on one node: a mailbox past 500 reaches the sampler as
+%% `hot' (OTP 27+); before 27 the monitor is not taken at all.
+hot_mailbox_reaches_the_sampler_test_() ->
+    {timeout, 30, fun() ->
+        with_monitor_restored(fun() ->
+            _ = erlang:system_monitor(undefined),
+            Self = self(),
+            Fake = spawn(fun() -> receive {'$gen_cast', {hot, P}} -> Self ! {hot, P} end end),
+            register(beamdeck_agent_sampler, Fake),
+            {ok, Mon} = beamdeck_agent_sysmon:start_link(),
+            Stuffed = spawn(fun() -> receive stop -> ok end end),
+            try
+                Mode = beamdeck_agent_sysmon:mode(),
+                [Stuffed ! {m, I} || I <- lists:seq(1, 600)],
+                case list_to_integer(erlang:system_info(otp_release)) >= 27 of
+                    true ->
+                        ?assertEqual(owned, Mode),
+                        ?assertEqual(Stuffed, receive {hot, P} -> P after 10000 -> timeout end);
+                    false ->
+                        ?assertEqual(unsupported, Mode),
+                        ?assertEqual(undefined, erlang:system_monitor())
+                end
+            after
+                unlink(Mon),
+                gen_server:stop(Mon),
+                exit(Fake, kill),
+                exit(Stuffed, kill)
+            end,
+            %% Given back on exit.
+            ?assertEqual(undefined, erlang:system_monitor())
+        end)
+    end}.
