@@ -18,8 +18,12 @@
 %%%
 %%% The next interval is `max(min_interval_ms, cost / budget(N))': the budget
 %%% is a share of one scheduler, `budget_10k' at 10k processes or fewer,
-%%% `budget_100k' at 100k or more, interpolated in between; at most 3 s (10 s
-%%% in partial mode) so that a hot mailbox is seen in time.
+%%% `budget_100k' at 100k or more, interpolated in between. The tick also
+%%% measures the schedulers' busy time while it runs (beamdeck_agent_busy)
+%%% and stretches the interval to keep that inside the same budget: reading
+%%% mailboxes makes the read processes work on other schedulers too, which
+%%% the tick's own wall time leaves out. Either way at most 3 s (12 s in
+%%% partial mode), so that a hot mailbox is seen in time.
 %%%
 %%% Above `full_table_max' processes the sampler is in partial mode
 %%% (beamdeck_agent_hotspots): no table of every process, only the top-N by
@@ -49,7 +53,7 @@
 %% to others, which would otherwise stretch intervals past the point where a
 %% hot mailbox is seen within 5 s (full table) or 15 s (partial, 1M).
 -define(LATENCY_FULL_MS, 3000).
--define(LATENCY_PARTIAL_MS, 10000).
+-define(LATENCY_PARTIAL_MS, 12000).
 -define(ERROR_BACKOFF_MS, 5000).
 %% Rolling refresh: the whole table every ~30 ticks, 100..2000 records a tick.
 -define(SLICE_TICKS, 30).
@@ -375,10 +379,17 @@ tick(S) ->
                         true -> erlang:monotonic_time(millisecond);
                         false -> S#s.last_reset
                     end,
+        Busy0 = beamdeck_agent_busy:sample(),
+        T0 = now_us(),
         {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
         {Frames, S2} = sample(S1),
         lists:foreach(fun beamdeck_agent_conn:send/1, Frames ++ TreeFrames),
-        schedule(S2#s.interval, S2#s{failed = false})
+        BusyUs = beamdeck_agent_busy:busy_us(Busy0, now_us() - T0),
+        Interval = case Reset of
+                       true -> S2#s.interval;
+                       false -> stretch(S2#s.interval, BusyUs, S2)
+                   end,
+        schedule(Interval, S2#s{interval = Interval, failed = false})
     catch
         Class:Reason:Stack ->
             %% Log the first failure of a run only; start over with a reset.
@@ -414,6 +425,18 @@ dropped() ->
     end.
 
 %%% TICK INTERNALS %%%
+
+%% The budget spent in the terms it is judged in: the schedulers' busy time
+%% during the tick (reading another process's mailbox makes that process
+%% work too, on another scheduler: at 1M processes this was 2-3x the tick's
+%% wall time). Busy time includes the host's own work meanwhile, so a busy
+%% host makes the agent back off further, within the latency bound.
+stretch(Interval, BusyUs, #s{partial = Partial, total = N}) ->
+    Cap = case Partial of
+              true -> ?LATENCY_PARTIAL_MS;
+              false -> ?LATENCY_FULL_MS
+          end,
+    max(Interval, min(Cap, interval_ms(BusyUs, N))).
 
 %% A hot mailbox (system monitor): its record goes out now, in a frame of
 %% its own, and it is in the table (so the next tick keeps or removes it).

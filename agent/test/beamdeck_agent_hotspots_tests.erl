@@ -180,3 +180,29 @@ hot_mailbox_reaches_the_sampler_test_() ->
             ?assertEqual(undefined, erlang:system_monitor())
         end)
     end}.
+
+%%% Busy time (the sampler's budget in the bench's terms) %%%
+
+busy_time_counts_work_on_any_scheduler_test() ->
+    Old = erlang:system_flag(scheduler_wall_time, true),
+    try
+        B0 = beamdeck_agent_busy:sample(),
+        T0 = erlang:monotonic_time(microsecond),
+        spin(erlang:monotonic_time(millisecond) + 100),
+        Busy = beamdeck_agent_busy:busy_us(B0, erlang:monotonic_time(microsecond) - T0),
+        %% At least part of the 100 ms spin was seen (a loaded host may
+        %% deschedule the emulator); never more schedulers than exist.
+        ?assert(Busy >= 20000),
+        ?assert(Busy =< (erlang:monotonic_time(microsecond) - T0) * erlang:system_info(schedulers))
+    after
+        erlang:system_flag(scheduler_wall_time, Old)
+    end.
+
+busy_time_unknown_without_the_flag_test() ->
+    ?assertEqual(0, beamdeck_agent_busy:busy_us(undefined, 1000000)).
+
+spin(Until) ->
+    case erlang:monotonic_time(millisecond) >= Until of
+        true -> ok;
+        false -> spin(Until)
+    end.
