@@ -23,7 +23,9 @@
 %%% and stretches the interval to keep that inside the same budget: reading
 %%% mailboxes makes the read processes work on other schedulers too, which
 %%% the tick's own wall time leaves out. Either way at most 3 s (12 s in
-%%% partial mode), so that a hot mailbox is seen in time.
+%%% partial mode), so that a hot mailbox is seen in time; in partial mode
+%%% with the system monitor ours (OTP 27+), hot mailboxes come as events
+%%% and the budget alone decides.
 %%%
 %%% Above `full_table_max' processes the sampler is in partial mode
 %%% (beamdeck_agent_hotspots): no table of every process, only the top-N by
@@ -242,7 +244,7 @@ sample_partial(#s{reset = Reset} = S0) ->
     Chunks = pack([R || {_, R} <- Upserts], Pairs, [beamdeck_agent_terms:pid(P) || P <- Removed]),
     CostUs = now_us() - T0,
     Interval = max(setting(min_interval_ms),
-                   min(?LATENCY_PARTIAL_MS, interval_ms(CostUs, Total))),
+                   min(latency_cap(true), interval_ms(CostUs, Total))),
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
               treeUs => S#s.tree_us, dropped => dropped()},
     {Frames, Seq} = frames(Chunks, Reset, true, Total, Stats, S1#s.seq),
@@ -432,11 +434,17 @@ dropped() ->
 %% wall time). Busy time includes the host's own work meanwhile, so a busy
 %% host makes the agent back off further, within the latency bound.
 stretch(Interval, BusyUs, #s{partial = Partial, total = N}) ->
-    Cap = case Partial of
-              true -> ?LATENCY_PARTIAL_MS;
-              false -> ?LATENCY_FULL_MS
-          end,
-    max(Interval, min(Cap, interval_ms(BusyUs, N))).
+    max(Interval, min(latency_cap(Partial), interval_ms(BusyUs, N))).
+
+%% How far the budget may stretch the interval. In partial mode with the
+%% system monitor ours, hot mailboxes arrive as events (hot/1), so scans
+%% need not be frequent: the budget alone decides (up to 60 s).
+latency_cap(false) -> ?LATENCY_FULL_MS;
+latency_cap(true) ->
+    case beamdeck_agent_sysmon:mode() of
+        owned -> ?MAX_INTERVAL_MS;
+        _ -> ?LATENCY_PARTIAL_MS
+    end.
 
 %% A hot mailbox (system monitor): its record goes out now, in a frame of
 %% its own, and it is in the table (so the next tick keeps or removes it).

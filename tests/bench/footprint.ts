@@ -86,7 +86,7 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     await sleep(1500);
     const floor = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
     await node.rpc(`bd_footprint:floor_stop()`);
-    const etopUs = Number(await node.rpc(`bd_footprint:etop_us(3)`, LONG));
+    const etopUs = Number(await node.rpc(`bd_footprint:etop_us(${n >= 500_000 ? 1 : 3})`, LONG));
 
     await agentConnected(node);
     // The node's count as the server shows it: the table's size, or the
