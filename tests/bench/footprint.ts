@@ -95,6 +95,8 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
       const me = (await client.nodes.list.query()).find((x) => x.name === node.name);
       return Boolean(me?.connected) && (me?.processCount ?? 0) >= n;
     }, 180_000, 500);
+    // Steady state: the connect's reset, first tree and first polls are a one-off.
+    await sleep(15_000);
     const withAgent = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
     const mem = await node.rpcJson<{ total: number }>(`bd_footprint:agent_memory()`, LONG);
 
