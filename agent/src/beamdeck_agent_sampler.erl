@@ -37,6 +37,10 @@
 %%% `beamdeck_agent_conn:connected/0'; `resync/0' (sent by the connection on
 %%% `welcome', and by the `refresh' request) makes the next tick, at once, a
 %%% full reset plus a `tree' frame. Frames stay under 512 KiB by chunking.
+%%%
+%%% Over 400 lines: the full and the partial tick share the state record and
+%%% its refresh/record helpers. Not yet done: moving frame packing (pack/3,
+%%% the size estimates, frames/6) into a module of its own.
 -module(beamdeck_agent_sampler).
 
 -behaviour(gen_server).
