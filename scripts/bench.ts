@@ -2,13 +2,15 @@
  * Benchmarks report; they do not pass or fail. Each prints its own table;
  * the Erlang ones also print a `BENCH_JSON {...}` line that is collected into
  * a summary (tests/.out/bench.json). `npm run bench -- agent events` runs
- * only the named parts.
+ * only the named parts (agent, footprint, table, events); `footprint` takes
+ * `BEAMDECK_BENCH_SIZES` (default 10000,100000,1000000).
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ingestBench, latencyBench } from "../tests/bench/events";
+import { footprintBench } from "../tests/bench/footprint";
 import { tableBench } from "../tests/bench/table";
 
 const summary: Record<string, unknown> = {};
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const want = (name: string) => only.length === 0 || only.includes(name);
   if (want("agent")) erlangBenches();
+  if (want("footprint")) summary.footprint = await footprintBench();
   if (want("table")) {
     const r = tableBench();
     summary.table = r;

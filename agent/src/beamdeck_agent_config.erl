@@ -70,6 +70,12 @@ schema() ->
        "share of one scheduler the sampler may use at 100k processes or more"),
      e(top_n, {integer, 0, 1000}, 20, none,
        "processes by mailbox and by memory always refreshed each scan"),
+     e(full_table_max, {integer, 1000, 10000000}, 200000, none,
+       "above this many processes the agent sends only hot spots (top-N by mailbox and "
+       "memory, hot mailboxes; `procs` `partial: true`), not a table of every process"),
+     e(mailbox_monitor, boolean, true, none,
+       "on OTP 27+, take the node's system monitor for long message queues when no one "
+       "holds it (never replaces the host's)"),
      e(min_reset_interval_ms, {integer, 1000, 3600000}, 10000, none,
        "shortest time between two full resyncs (one costs ~1 s of a scheduler at 100k processes)"),
      e(max_queue, {integer, 10, 1000000}, 2000, none,

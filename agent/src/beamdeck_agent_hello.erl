@@ -87,7 +87,8 @@ capabilities() ->
     %% Optional protocol-1 fields this agent sends (docs/protocol.md).
     Optional = [{events, dropped_seqs}, {detail, message_preview}, {procs, labels}],
     Caps ++ [Field || {Cap, Field} <- Optional, lists:member(Cap, Caps)]
-        ++ [find_processes || code:ensure_loaded(beamdeck_agent_find) =:= {module, beamdeck_agent_find}].
+        ++ [find_processes || code:ensure_loaded(beamdeck_agent_find) =:= {module, beamdeck_agent_find}]
+        ++ beamdeck_agent_sampler:capabilities().
 
 %% The seq counter outlives the events process (persistent_term), so this
 %% holds while that process restarts: the server compares it with what it

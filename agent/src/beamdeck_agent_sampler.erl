@@ -18,16 +18,34 @@
 %%%
 %%% The next interval is `max(min_interval_ms, cost / budget(N))': the budget
 %%% is a share of one scheduler, `budget_10k' at 10k processes or fewer,
-%%% `budget_100k' at 100k or more, interpolated in between. While the
+%%% `budget_100k' at 100k or more, interpolated in between. The tick also
+%%% measures the schedulers' busy time while it runs (beamdeck_agent_busy)
+%%% and stretches the interval to keep that inside the same budget: reading
+%%% mailboxes makes the read processes work on other schedulers too, which
+%%% the tick's own wall time leaves out. Either way at most 3 s (12 s in
+%%% partial mode), so that a hot mailbox is seen in time; in partial mode
+%%% with the system monitor ours (OTP 27+), hot mailboxes come as events
+%%% and the budget alone decides.
+%%%
+%%% Above `full_table_max' processes the sampler is in partial mode
+%%% (beamdeck_agent_hotspots): no table of every process, only the top-N by
+%%% mailbox and by memory and hot pids, sent with `partial: true'. Hot pids
+%%% come from beamdeck_agent_sysmon (OTP 27+, when the system monitor is
+%%% free) and are sent at once by hot/1. Between ticks the sampler
+%%% hibernates: a tick's records are garbage, and ticks are seconds apart. While the
 %%% connection is down the sampler drops its table and only polls
 %%% `beamdeck_agent_conn:connected/0'; `resync/0' (sent by the connection on
 %%% `welcome', and by the `refresh' request) makes the next tick, at once, a
 %%% full reset plus a `tree' frame. Frames stay under 512 KiB by chunking.
+%%%
+%%% Over 400 lines: the full and the partial tick share the state record and
+%%% its refresh/record helpers. Not yet done: moving frame packing (pack/3,
+%%% the size estimates, frames/6) into a module of its own.
 -module(beamdeck_agent_sampler).
 
 -behaviour(gen_server).
 
--export([start_link/0, resync/0]).
+-export([start_link/0, resync/0, hot/1, capabilities/0]).
 -export([new/0, sample/1, tree/2, interval_ms/2, budget/1, pack/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
@@ -36,6 +54,12 @@
 -define(SERVER, ?MODULE).
 -define(TREE_EVERY_MS, 5000).
 -define(MAX_INTERVAL_MS, 60000).
+%% Hot-mailbox latency bounds the budget's stretching: a tick's cost is
+%% measured in wall time, and on a busy host that counts time the OS gave
+%% to others, which would otherwise stretch intervals past the point where a
+%% hot mailbox is seen within 5 s (full table) or 15 s (partial, 1M).
+-define(LATENCY_FULL_MS, 3000).
+-define(LATENCY_PARTIAL_MS, 12000).
 -define(ERROR_BACKOFF_MS, 5000).
 %% Rolling refresh: the whole table every ~30 ticks, 100..2000 records a tick.
 -define(SLICE_TICKS, 30).
@@ -51,6 +75,10 @@
 -define(PAIR_BYTES, 16).
 -define(REMOVE_BYTES, 4).
 -define(MAX_INTERNED, 10000).
+%% Partial mode: the memory of this many processes is read per tick (a
+%% rolling slice), and at most this many hot pids wait for the next tick.
+-define(PARTIAL_SLICE, 10000).
+-define(MAX_HOT, 100).
 
 %% Reductions creep by one for every signal-based read (ours included):
 %% a record whose other fields did not change is sent again only once its
@@ -79,7 +107,13 @@
             timer :: reference() | undefined,
             interval = 1000 :: pos_integer(),
             failed = false :: boolean(),
-            last_reset :: integer() | undefined}).
+            last_reset :: integer() | undefined,
+            %% Partial mode (more than `full_table_max' processes): `table'
+            %% holds only what the server was sent, the hot spots.
+            partial = false :: boolean(),
+            %% Processes the system monitor reported since the last tick.
+            hot = #{} :: #{pid() => true},
+            total = 0 :: non_neg_integer()}).
 -opaque state() :: #s{}.
 
 %%% API %%%
@@ -94,6 +128,20 @@ start_link() ->
 resync() ->
     gen_server:cast(?SERVER, resync).
 
+%% @doc A process's mailbox grew past the system monitor's limit
+%% (beamdeck_agent_sysmon): send its record now, keep it in view next tick.
+-spec hot(Pid) -> ok when Pid :: pid().
+hot(Pid) when is_pid(Pid) ->
+    gen_server:cast(?SERVER, {hot, Pid}).
+
+%% @doc What `hello' announces for the process table: `partial_procs' (the
+%% agent may send `partial: true') and the mailbox monitor's mode
+%% (beamdeck_agent_sysmon: `mailbox_monitor_owned', `_host', `_unsupported', `_off').
+-spec capabilities() -> [atom()].
+capabilities() ->
+    [partial_procs,
+     list_to_atom("mailbox_monitor_" ++ atom_to_list(beamdeck_agent_sysmon:mode()))].
+
 %%% SAMPLING (pure apart from reading processes; used by the tick, tests and bench) %%%
 
 %% @doc A fresh sampler state: its first sample/1 is a reset.
@@ -103,7 +151,19 @@ new() -> #s{interval = setting(min_interval_ms)}.
 %% @doc One sampling pass: the `procs' frames to send and the next state.
 %% A state that needs a reset (new/0, resync/0) yields the whole table.
 -spec sample(State) -> {Frames, State} when State :: state(), Frames :: [map()].
-sample(#s{reset = Reset} = S0) ->
+sample(#s{partial = Was} = S0) ->
+    Partial = erlang:system_info(process_count) > setting(full_table_max),
+    %% Crossing the limit either way starts the server's table over.
+    S = case Partial =:= Was of
+            true -> S0;
+            false -> S0#s{partial = Partial, reset = true}
+        end,
+    case Partial of
+        true -> sample_partial(S);
+        false -> sample_full(S)
+    end.
+
+sample_full(#s{reset = Reset} = S0) ->
     T0 = now_us(),
     S = case Reset of
             true -> S0#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0, walked = []};
@@ -117,8 +177,8 @@ sample(#s{reset = Reset} = S0) ->
     TopN = setting(top_n),
     Dead = dead(Table0, Hits),
     Table1 = maps:without(Dead, Table0),
-    MailTop = top_pids(maps:fold(fun(P, N, Acc) -> [{N, P} | Acc] end, [], NZ), TopN),
-    Order = New ++ Slice ++ MailTop ++ S#s.mem_top,
+    MailTop = top_map(fun(N) -> N end, NZ, TopN),
+    Order = New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot),
     {Refreshed, Gone1, S1} = refresh(Order, #{}, [], S#s{table = Table1}),
     Wrapped = Reset orelse Offset + Take >= Total,
     MemTop = mem_top(Wrapped, Refreshed, S1#s.mem_top, S1#s.table, TopN),
@@ -140,11 +200,12 @@ sample(#s{reset = Reset} = S0) ->
     %% first deltas after a connect would wait ~20 s at 100k processes.
     Interval = case Reset of
                    true -> setting(min_interval_ms);
-                   false -> interval_ms(CostUs, map_size(Table2))
+                   false -> max(setting(min_interval_ms),
+                                min(?LATENCY_FULL_MS, interval_ms(CostUs, map_size(Table2))))
                end,
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
               treeUs => S#s.tree_us, dropped => dropped()},
-    {Frames, Seq} = frames(Chunks, Reset, map_size(Table2), Stats, S2#s.seq),
+    {Frames, Seq} = frames(Chunks, Reset, false, map_size(Table2), Stats, S2#s.seq),
     S3 = S2#s{table = Table2,
               nonzero = maps:filter(fun(P, _) -> is_map_key(P, Table2) end, NZ),
               mem_top = MemTop, walked = Walked,
@@ -152,8 +213,52 @@ sample(#s{reset = Reset} = S0) ->
                            true -> 0;
                            false -> Offset + Take
                        end,
-              seq = Seq, reset = false, interval = Interval},
+              seq = Seq, reset = false, interval = Interval, hot = #{},
+              total = map_size(Table2)},
     {Frames, S3}.
+
+%% Partial mode: one walk (mailboxes, and memory over a rolling slice); full
+%% records only for the top-N by mailbox and by memory and for hot pids;
+%% `remove' for what left that set. Nothing per process is kept but the set.
+sample_partial(#s{reset = Reset} = S0) ->
+    T0 = now_us(),
+    S = case Reset of
+            true -> S0#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0, walked = []};
+            false -> S0
+        end,
+    TopN = setting(top_n),
+    #{nonzero := NZ, total := Total, mem := SliceMem} =
+        beamdeck_agent_hotspots:scan(S#s.offset, ?PARTIAL_SLICE, TopN),
+    ScanUs = now_us() - T0,
+    MailTop = top_map(fun(N) -> N end, NZ, TopN),
+    Hot = [P || P <- maps:keys(S#s.hot), is_map_key(P, NZ)],
+    MemCandidates = unique(S#s.mem_top ++ SliceMem),
+    Order = unique(MailTop ++ Hot ++ MemCandidates),
+    {Refreshed, _Gone, S1} = refresh(Order, #{}, [], S),
+    MemTop = beamdeck_agent_hotspots:top(
+               [{beamdeck_agent_procinfo:memory(Dyn), P}
+                || P <- MemCandidates, {Dyn, _, _} <- [maps:get(P, Refreshed, none)]], TopN),
+    Keep = [P || P <- unique(MailTop ++ Hot ++ MemTop), is_map_key(P, Refreshed)],
+    Table = maps:with(Keep, S1#s.table),
+    HotSet = maps:from_keys(Keep, true),
+    Upserts = [record(P, Refreshed, NZ) || P <- Keep, sent(P, Refreshed, HotSet)],
+    Upserted = maps:from_keys([P || {P, _} <- Upserts], true),
+    Removed = [P || P <- maps:keys(S#s.table), not is_map_key(P, Table)],
+    Pairs = mailbox_pairs(maps:with(Keep, NZ), S#s.nonzero, Table, Upserted),
+    Chunks = pack([R || {_, R} <- Upserts], Pairs, [beamdeck_agent_terms:pid(P) || P <- Removed]),
+    CostUs = now_us() - T0,
+    Interval = max(setting(min_interval_ms),
+                   min(latency_cap(true), interval_ms(CostUs, Total))),
+    Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
+              treeUs => S#s.tree_us, dropped => dropped()},
+    {Frames, Seq} = frames(Chunks, Reset, true, Total, Stats, S1#s.seq),
+    Wrapped = S#s.offset + ?PARTIAL_SLICE >= Total,
+    {Frames, S1#s{table = Table, nonzero = maps:with(Keep, NZ), mem_top = MemTop,
+                  offset = case Wrapped of
+                               true -> 0;
+                               false -> S#s.offset + ?PARTIAL_SLICE
+                           end,
+                  seq = Seq, reset = false, interval = Interval, hot = #{}, total = Total}}.
 
 %% @doc The `tree' frame if it is due (every ~5 s) and changed, or always when
 %% `Force' is true; `[]' otherwise.
@@ -251,6 +356,8 @@ handle_cast(resync, #s{last_reset = Last} = S) ->
                _ -> max(0, Last + setting(min_reset_interval_ms) - Now)
            end,
     {noreply, schedule(Wait, S#s{reset = true})};
+handle_cast({hot, Pid}, S) ->
+    {noreply, hot_now(Pid, S)};
 handle_cast(_Msg, S) ->
     {noreply, S}.
 
@@ -263,7 +370,10 @@ handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
             %% starts with a reset anyway.
             {noreply, schedule(setting(min_interval_ms), idle(S))};
         true ->
-            {noreply, tick(S)}
+            %% A tick leaves its records and frames as garbage, and ticks
+            %% are seconds apart: hibernating compacts the heap to the
+            %% table alone (at 10k processes 7.6 MB held between ticks).
+            {noreply, tick(S), hibernate}
     end;
 handle_info(_Msg, S) ->
     {noreply, S}.
@@ -275,13 +385,17 @@ tick(S) ->
                         true -> erlang:monotonic_time(millisecond);
                         false -> S#s.last_reset
                     end,
+        Busy0 = beamdeck_agent_busy:sample(),
+        T0 = now_us(),
         {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
         {Frames, S2} = sample(S1),
         lists:foreach(fun beamdeck_agent_conn:send/1, Frames ++ TreeFrames),
-        %% A reset leaves every record as garbage: hand the memory back now
-        %% rather than at some later collection of a large heap.
-        _ = Reset andalso erlang:garbage_collect(),
-        schedule(S2#s.interval, S2#s{failed = false})
+        BusyUs = beamdeck_agent_busy:busy_us(Busy0, now_us() - T0),
+        Interval = case Reset of
+                       true -> S2#s.interval;
+                       false -> stretch(S2#s.interval, BusyUs, S2)
+                   end,
+        schedule(Interval, S2#s{interval = Interval, failed = false})
     catch
         Class:Reason:Stack ->
             %% Log the first failure of a run only; start over with a reset.
@@ -317,6 +431,57 @@ dropped() ->
     end.
 
 %%% TICK INTERNALS %%%
+
+%% The budget spent in the terms it is judged in: the schedulers' busy time
+%% during the tick (reading another process's mailbox makes that process
+%% work too, on another scheduler: at 1M processes this was 2-3x the tick's
+%% wall time). Busy time includes the host's own work meanwhile, so a busy
+%% host makes the agent back off further, within the latency bound.
+stretch(Interval, BusyUs, #s{partial = Partial, total = N}) ->
+    max(Interval, min(latency_cap(Partial), interval_ms(BusyUs, N))).
+
+%% How far the budget may stretch the interval. In partial mode with the
+%% system monitor ours, hot mailboxes arrive as events (hot/1), so scans
+%% need not be frequent: the budget alone decides (up to 60 s).
+latency_cap(false) -> ?LATENCY_FULL_MS;
+latency_cap(true) ->
+    case beamdeck_agent_sysmon:mode() of
+        owned -> ?MAX_INTERVAL_MS;
+        _ -> ?LATENCY_PARTIAL_MS
+    end.
+
+%% A hot mailbox (system monitor): its record goes out now, in a frame of
+%% its own, and it is in the table (so the next tick keeps or removes it).
+%% Nothing is sent while a reset is pending or the connection is down.
+hot_now(_Pid, #s{reset = true} = S) -> S;
+hot_now(_Pid, #s{hot = Hot} = S) when map_size(Hot) >= ?MAX_HOT -> S;
+hot_now(Pid, S) ->
+    case connected() andalso read_hot(Pid, S#s.apps) of
+        {Dyn, Static, Len, Apps} ->
+            Record = beamdeck_agent_procinfo:record(Pid, Dyn, Static, Len),
+            {Frames, Seq} = frames([{[Record], [], []}], false, S#s.partial, S#s.total,
+                                   #{dropped => dropped()}, S#s.seq),
+            lists:foreach(fun beamdeck_agent_conn:send/1, Frames),
+            Entry = {beamdeck_agent_procinfo:hash(Dyn), beamdeck_agent_procinfo:reductions(Dyn),
+                     beamdeck_agent_procinfo:memory(Dyn), Static},
+            S#s{seq = Seq, apps = Apps, table = (S#s.table)#{Pid => Entry},
+                nonzero = nonzero(Pid, Len, S#s.nonzero), hot = (S#s.hot)#{Pid => true}};
+        _ ->
+            S
+    end.
+
+nonzero(Pid, 0, NZ) -> maps:remove(Pid, NZ);
+nonzero(Pid, Len, NZ) -> NZ#{Pid => Len}.
+
+read_hot(Pid, Apps) ->
+    case beamdeck_agent_procinfo:read_new(Pid, Apps) of
+        undefined -> undefined;
+        {Dyn, Static, Apps1} ->
+            case erlang:process_info(Pid, message_queue_len) of
+                {message_queue_len, Len} -> {Dyn, Static, Len, Apps1};
+                undefined -> undefined
+            end
+    end.
 
 slice_size(N) ->
     min(?SLICE_MAX, max(?SLICE_MIN, (N + ?SLICE_TICKS - 1) div ?SLICE_TICKS)).
@@ -376,26 +541,13 @@ read(P, undefined, #s{apps = Apps, interned = In} = S) ->
 %% Top-N by memory: exact over the table once per rolling cycle, else from
 %% the previous top-N and what this tick re-read.
 mem_top(true, _Refreshed, _Prev, Table, N) ->
-    top_pids(maps:fold(fun(P, {_, _, Mem, _}, Acc) -> [{Mem, P} | Acc] end, [], Table), N);
+    top_map(fun({_, _, Mem, _}) -> Mem end, Table, N);
 mem_top(false, Refreshed, Prev, Table, N) ->
     Candidates = unique(Prev ++ maps:keys(Refreshed)),
-    top_pids([{Mem, P} || P <- Candidates, {_, _, Mem, _} <- [maps:get(P, Table, none)]], N).
+    beamdeck_agent_hotspots:top([{Mem, P} || P <- Candidates,
+                                             {_, _, Mem, _} <- [maps:get(P, Table, none)]], N).
 
-%% The pids of the N largest `{Value, Pid}', largest first, without sorting
-%% them all: one comparison per pair once N are held.
-top_pids(_Pairs, N) when N =< 0 -> [];
-top_pids(Pairs, N) ->
-    {Set, _, _} = lists:foldl(fun(Pair, Acc) -> top_add(Pair, Acc, N) end,
-                              {gb_sets:empty(), 0, undefined}, Pairs),
-    [P || {_, P} <- lists:reverse(gb_sets:to_list(Set))].
-
-top_add(Pair, {Set, Size, _}, N) when Size < N ->
-    Set1 = gb_sets:add(Pair, Set),
-    {Set1, Size + 1, gb_sets:smallest(Set1)};
-top_add(Pair, {Set, Size, Min}, _N) when Pair > Min ->
-    Set1 = gb_sets:add(Pair, gb_sets:delete(Min, Set)),
-    {Set1, Size, gb_sets:smallest(Set1)};
-top_add(_Pair, Acc, _N) -> Acc.
+top_map(Value, Map, N) -> beamdeck_agent_hotspots:top_map(Value, Map, N).
 
 sent(P, Refreshed, Hot) ->
     case Refreshed of
@@ -429,14 +581,18 @@ mailbox_pairs(NZ, PrevNZ, Table, Upserted) ->
                       end
               end, Grown, PrevNZ).
 
-frames(Chunks, Reset, Total, Stats, Seq0) ->
+frames(Chunks, Reset, Partial, Total, Stats, Seq0) ->
     At = beamdeck_agent_terms:now_ms(),
     {Frames, {Seq, _}} =
         lists:mapfoldl(fun({U, M, R}, {Seq1, First}) ->
                                F = #{type => procs, seq => Seq1 + 1, at => At,
                                      reset => Reset andalso First, total => Total,
                                      upsert => U, mailbox => M, remove => R, stats => Stats},
-                               {F, {Seq1 + 1, false}}
+                               F1 = case Partial of
+                                        true -> F#{partial => true};
+                                        false -> F
+                                    end,
+                               {F1, {Seq1 + 1, false}}
                        end, {Seq0, true}, Chunks),
     {Frames, Seq}.
 

@@ -130,7 +130,8 @@ export class LiveNode {
       otpRelease: this.hello.otpRelease,
       ertsVersion: this.hello.ertsVersion,
       agentVersion: this.hello.agentVersion,
-      processCount: this.processes.size || this.hello.processCount,
+      // A partial table holds only the hot spots; the agent's count is the node's.
+      processCount: this.partial ? this.processes.reportedTotal : this.processes.size || this.hello.processCount,
       topMailbox: top ? { pid: top.pid, name: top.name, mailbox: top.mailbox } : null,
       stats: this.stats,
       partial: this.partial,

@@ -1,0 +1,194 @@
+%%% @doc Loaded into the measured node by tests/bench/footprint.ts: the host
+%%% load (idle processes, a message-passing workload), the floor loop, the
+%%% scheduler-time windows and the agent's memory. Measures from outside the
+%%% agent; nothing here calls the agent's own code.
+-module(bd_footprint).
+
+-export([spawn_idle/1, kill_idle/0, idle/0, window/1, floor_start/0, floor_stop/0,
+         agent_memory/0, hot/1, hot_stop/0, etop_us/1, ring_start/2, ring_count/0,
+         ring_stop/0, agent_stop/0, agent_start/0]).
+
+-define(HOLDER, bd_fp_holder).
+-define(FLOOR, bd_fp_floor).
+-define(RING, bd_fp_ring).
+-define(PEERS, bd_fp_peers).
+-define(HOT, bd_fp_hot).
+
+%% @doc Spawn `N' idle, hibernated processes (one in 100 holds 1..20
+%% messages), kept by a registered holder so they outlive the rpc.
+-spec spawn_idle(pos_integer()) -> non_neg_integer().
+spawn_idle(N) ->
+    Self = self(),
+    H = spawn(fun() ->
+                      Ps = [spawn_one(I) || I <- lists:seq(1, N)],
+                      Self ! {spawned, self()},
+                      receive stop -> [exit(P, kill) || P <- Ps] end
+              end),
+    register(?HOLDER, H),
+    receive {spawned, H} -> ok end,
+    erlang:system_info(process_count).
+
+spawn_one(I) ->
+    P = spawn(fun() -> erlang:hibernate(?MODULE, idle, []) end),
+    _ = case I rem 100 of
+            0 -> [P ! {m, K} || K <- lists:seq(1, 1 + I rem 20)];
+            _ -> ok
+        end,
+    P.
+
+%% @doc The idle processes' hibernation entry: they wait for nothing.
+-spec idle() -> ok.
+idle() -> receive never -> ok end.
+
+%% @doc End the idle processes.
+-spec kill_idle() -> ok.
+kill_idle() ->
+    ?HOLDER ! stop,
+    ok.
+
+%% @doc Busy time of every scheduler (normal and dirty CPU) over `Ms', as a
+%% share of one scheduler (1.0 = one scheduler busy the whole window).
+-spec window(pos_integer()) -> float().
+window(Ms) ->
+    _ = erlang:system_flag(scheduler_wall_time, true),
+    A = lists:sort(erlang:statistics(scheduler_wall_time_all)),
+    timer:sleep(Ms),
+    B = lists:sort(erlang:statistics(scheduler_wall_time_all)),
+    Cpu = erlang:system_info(schedulers) + erlang:system_info(dirty_cpu_schedulers),
+    Pairs = [{A1, T1, A2, T2} || {{I, A1, T1}, {I, A2, T2}} <- lists:zip(A, B), I =< Cpu],
+    Active = lists:sum([A2 - A1 || {A1, _, A2, _} <- Pairs]),
+    Total = lists:sum([T2 - T1 || {_, T1, _, T2} <- Pairs]) / length(Pairs),
+    Active / Total.
+
+%% @doc The floor: one `message_queue_len' pass over `erlang:processes()' a second.
+-spec floor_start() -> ok.
+floor_start() ->
+    P = spawn(fun floor_loop/0),
+    register(?FLOOR, P),
+    ok.
+
+floor_loop() ->
+    _ = floor_pass(erlang:processes(), 0),
+    receive stop -> ok after 1000 -> floor_loop() end.
+
+floor_pass([], Acc) -> Acc;
+floor_pass([P | Ps], Acc) ->
+    case erlang:process_info(P, message_queue_len) of
+        {message_queue_len, 0} -> floor_pass(Ps, Acc);
+        {message_queue_len, L} -> floor_pass(Ps, Acc + L);
+        undefined -> floor_pass(Ps, Acc)
+    end.
+
+%% @doc Stop the floor loop.
+-spec floor_stop() -> ok.
+floor_stop() ->
+    ?FLOOR ! stop,
+    ok.
+
+%% @doc The agent's memory in bytes: its processes (the application's group
+%% leader identifies them), the ETS tables they own, and the off-heap
+%% binaries they reference (each counted once).
+-spec agent_memory() -> #{atom() => non_neg_integer()}.
+agent_memory() ->
+    Procs = agent_procs(),
+    ProcMem = lists:sum([M || P <- Procs, {memory, M} <- [process_info(P, memory)]]),
+    Owned = maps:from_keys(Procs, true),
+    Ets = lists:sum([ets:info(T, memory) * erlang:system_info(wordsize)
+                     || T <- ets:all(), is_map_key(ets:info(T, owner), Owned)]),
+    Bins = maps:from_list([{Id, Size} || P <- Procs,
+                                         {binary, Bs} <- [process_info(P, binary)],
+                                         {Id, Size, _} <- Bs]),
+    BinMem = lists:sum(maps:values(Bins)),
+    ByProc = lists:sublist(lists:reverse(lists:sort(
+                 [{M, name(P)} || P <- Procs, {memory, M} <- [process_info(P, memory)]])), 4),
+    #{processes => length(Procs), procBytes => ProcMem, etsBytes => Ets, binBytes => BinMem,
+      total => ProcMem + Ets + BinMem,
+      largest => [#{name => N, bytes => M} || {M, N} <- ByProc]}.
+
+name(P) ->
+    case process_info(P, registered_name) of
+        {registered_name, N} when is_atom(N) -> N;
+        _ -> list_to_binary(pid_to_list(P))
+    end.
+
+agent_procs() ->
+    case application_controller:get_master(beamdeck_agent) of
+        undefined -> [];
+        Master ->
+            [P || P <- erlang:processes(),
+                  {group_leader, G} <- [process_info(P, group_leader)], G =:= Master]
+    end.
+
+%% @doc A process whose mailbox jumps to `N' messages; its pid as text.
+-spec hot(pos_integer()) -> binary().
+hot(N) ->
+    P = spawn(fun() -> receive stop -> ok end end),
+    register(?HOT, P),
+    [P ! {hot, I} || I <- lists:seq(1, N)],
+    list_to_binary(pid_to_list(P)).
+
+%% @doc End the hot process.
+-spec hot_stop() -> ok.
+hot_stop() ->
+    exit(whereis(?HOT), kill),
+    ok.
+
+%% @doc Median microseconds of `observer_backend:etop_collect/1', as etop calls it.
+-spec etop_us(pos_integer()) -> number().
+etop_us(Reps) ->
+    Us = [begin
+              T0 = erlang:monotonic_time(microsecond),
+              %% Synchronous: it sends the collected info to us when done.
+              observer_backend:etop_collect(self()),
+              receive {Self, Info} when Self =:= self(), element(1, Info) =:= etop_info -> ok
+              after 0 -> ok end,
+              erlang:monotonic_time(microsecond) - T0
+          end || _ <- lists:seq(1, Reps)],
+    lists:nth((Reps + 1) div 2, lists:sort(Us)).
+
+%% @doc Host work: `N' processes passing `Tokens' messages to random peers;
+%% each delivery bumps a counter (ring_count/0). The peers are a tuple in a
+%% persistent term: read without copying (a message would copy it to each).
+-spec ring_start(pos_integer(), pos_integer()) -> ok.
+ring_start(N, Tokens) ->
+    C = counters:new(1, [write_concurrency]),
+    Self = self(),
+    R = spawn(fun() ->
+                      Ps = list_to_tuple([spawn(fun() -> ring_loop(C, N) end) || _ <- lists:seq(1, N)]),
+                      persistent_term:put(?PEERS, Ps),
+                      [element(rand:uniform(N), Ps) ! token || _ <- lists:seq(1, Tokens)],
+                      Self ! {ring, self()},
+                      receive stop -> [exit(P, kill) || P <- tuple_to_list(Ps)] end
+              end),
+    receive {ring, R} -> ok end,
+    persistent_term:put(?RING, {R, C}),
+    ok.
+
+ring_loop(C, N) ->
+    receive token ->
+            counters:add(C, 1, 1),
+            element(rand:uniform(N), persistent_term:get(?PEERS)) ! token,
+            ring_loop(C, N)
+    end.
+
+%% @doc Deliveries so far.
+-spec ring_count() -> non_neg_integer().
+ring_count() ->
+    {_, C} = persistent_term:get(?RING),
+    counters:get(C, 1).
+
+%% @doc Stop the workload.
+-spec ring_stop() -> ok.
+ring_stop() ->
+    {R, _} = persistent_term:get(?RING),
+    R ! stop,
+    persistent_term:erase(?RING),
+    ok.
+
+%% @doc Stop the whole agent application (the "without" window).
+-spec agent_stop() -> ok | {error, term()}.
+agent_stop() -> application:stop(beamdeck_agent).
+
+%% @doc Start it again.
+-spec agent_start() -> ok | {error, term()}.
+agent_start() -> application:ensure_all_started(beamdeck_agent), ok.
