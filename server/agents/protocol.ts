@@ -7,12 +7,13 @@ import { z } from "zod";
 export const PROTOCOL_VERSION = 1;
 
 const text = z.string().max(64 * 1024);
-const pid = z.string().max(64);
+export const pid = z.string().max(64);
 const count = z.number().int().nonnegative();
 /** Integers beyond 2^53 arrive as decimal strings. */
 const bigCount = z.union([count, z.string().regex(/^\d+$/).max(40)]).transform((v) => (typeof v === "string" ? Number(v) : v));
 const maybeText = text.nullable();
-const printed = z.object({ text: z.string().max(256 * 1024), truncated: z.boolean() }).loose();
+/** Any other Erlang term, printed and capped (docs/protocol.md, "JSON of Erlang terms"). */
+export const printed = z.object({ text: z.string().max(256 * 1024), truncated: z.boolean() }).loose();
 
 export const processRecord = z.object({
   pid,
@@ -58,6 +59,16 @@ export const helloFrame = z.object({
   lastEventSeq: count.default(0),
 });
 export type HelloFrame = z.infer<typeof helloFrame>;
+
+/** The hello kept on the node row (JSON of a parsed hello; older rows may lack fields). */
+const storedHello = helloFrame.pick({ processCount: true, ertsVersion: true, releases: true }).partial();
+export type StoredHello = z.infer<typeof storedHello>;
+
+/** Read a stored hello; a row that does not match reads as empty (nothing is shown rather than a wrong value). */
+export function readStoredHello(json: unknown): StoredHello {
+  const parsed = storedHello.safeParse(json ?? {});
+  return parsed.success ? parsed.data : {};
+}
 
 export const procsFrame = z.object({
   type: z.literal("procs"),

@@ -126,15 +126,15 @@ export class SystemWatch {
   private async ask(node: LiveNode, timeoutMs: number): Promise<void> {
     if (!node.hello.capabilities.includes("system")) return;
     const bootId = node.hello.bootId;
-    const parsed = systemOverview.safeParse(await this.registry.request(node.name, "system_overview", {}, timeoutMs));
-    // A bad reply is skipped, not stored; counters restart with a new boot.
-    if (!parsed.success || node.hello.bootId !== bootId) return;
+    // A bad reply throws (the poller skips it: nothing stored); counters restart with a new boot.
+    const overview = await this.registry.request(node.name, "system_overview", {}, timeoutMs);
+    if (node.hello.bootId !== bootId) return;
     let ring = this.rings.get(node.name);
     const last = ring?.last();
-    if (!ring || (last && parsed.data.uptimeMs < last.uptimeMs)) {
+    if (!ring || (last && overview.uptimeMs < last.uptimeMs)) {
       ring = new Ring<SystemOverview>(HISTORY);
       this.rings.set(node.name, ring);
     }
-    ring.push(parsed.data);
+    ring.push(overview);
   }
 }

@@ -1,5 +1,6 @@
 /** Nodes: the list, one node's summary, and its live-change stream. */
 import { z } from "zod";
+import { readStoredHello } from "../agents/protocol";
 import { router, viewerProcedure } from "../trpc";
 import { liveNode, nodeName } from "./node-input";
 
@@ -11,8 +12,8 @@ export const nodesRouter = router({
     return rows.map((r) => {
       const live = ctx.services.registry.live(r.name);
       const s = live?.summary();
-      const hello = r.hello as { processCount?: number; ertsVersion?: string; releases?: { name: string; vsn: string; status: string }[] | null } | null;
-      const releases = live?.hello.releases ?? hello?.releases ?? null;
+      const hello = readStoredHello(r.hello);
+      const releases = live?.hello.releases ?? hello.releases ?? null;
       const release = releases?.find((x) => x.status === "current") ?? releases?.find((x) => x.status === "permanent") ?? null;
       const oldCode = s?.connected ? ctx.services.oldCode.snapshot(r.name) : null;
       return {
@@ -25,9 +26,9 @@ export const nodesRouter = router({
         connectedSince: s?.connected ? s.connectedAt : (r.connectedAt?.getTime() ?? null),
         firstSeenAt: r.firstSeenAt.getTime(),
         otpRelease: s?.otpRelease ?? r.otpRelease,
-        ertsVersion: s?.ertsVersion ?? hello?.ertsVersion ?? null,
+        ertsVersion: s?.ertsVersion ?? hello.ertsVersion ?? null,
         agentVersion: s?.agentVersion ?? r.agentVersion,
-        processCount: s?.processCount ?? hello?.processCount ?? null,
+        processCount: s?.processCount ?? hello.processCount ?? null,
         topMailbox: s?.topMailbox ?? null,
         boundTokenId: r.boundTokenId,
         release: release ? { name: release.name, vsn: release.vsn } : null,

@@ -66,11 +66,13 @@ export const plan = z
     verdict: z.enum(VERDICTS),
     findings: z.array(finding).default([]),
     /** sha256 hex over node, boot id, step, purge settings, killed pids per step, blockers, error finding ids. */
-    digest: z.string().regex(/^[0-9a-f]{64}$/),
+    digest: z.string({ error: "missing: the agent predates plan digests and gates (no \"gates\" capability); update the agent" }).regex(/^[0-9a-f]{64}$/),
     /** Every pid each step kills (beyond the listing cap of `modules`). */
     killed: z.object({ install: z.array(z.string()), make_permanent: z.array(z.string()) }),
     modules: z.array(planModule).default([]),
     lint: z.array(lintFinding).default([]),
+    /** Complete counts (the listing of `modules` stops at 400 processes). */
+    counts: z.object({ killedAtInstall: z.number().int().min(0), killedAtPermanent: z.number().int().min(0) }).loose().optional(),
   })
   .loose();
 export type Plan = z.infer<typeof plan>;
@@ -106,8 +108,8 @@ export function predictedKills(p: Plan, when?: "install" | "make_permanent"): Pr
 
 /** How many processes the plan kills in all: its counts when given (complete), else the listed ones. */
 export function killCount(p: Plan): number {
-  const c = (p as { counts?: { killedAtInstall?: number; killedAtPermanent?: number } }).counts;
-  if (c && typeof c.killedAtInstall === "number" && typeof c.killedAtPermanent === "number") return c.killedAtInstall + c.killedAtPermanent;
+  const c = p.counts;
+  if (c) return c.killedAtInstall + c.killedAtPermanent;
   return predictedKills(p).length;
 }
 

@@ -74,7 +74,7 @@ export async function tree(argv: string[], env: Env): Promise<number> {
   const out: string[] = [];
   for (const app of t.apps) {
     out.push(`${app.name} ${app.vsn ?? ""}`.trim());
-    if (app.root) renderTree(app.root as TreeNode, "  ", out);
+    if (app.root) renderTree(app.root, "  ", out);
     else out.push("  (no supervision tree: a library application)");
   }
   console.log(out.join("\n"));
@@ -84,28 +84,25 @@ export async function tree(argv: string[], env: Env): Promise<number> {
 export async function proc(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: "boolean" } }, ["node", "pid"]);
   const pid = check(z.string().regex(/^<\d+\.\d+\.\d+>$/, 'a pid like "<0.116.0>"'), positionals[1], "pid");
-  const d = (await call(env, (api) => api.procs.detail.query({ node: positionals[0], pid }))) as Record<string, unknown> & {
-    record?: Record<string, unknown>;
-    stacktrace?: { mfa: string; file?: string | null; line?: number | null }[];
-  };
+  const d = await call(env, (api) => api.procs.detail.query({ node: positionals[0], pid }));
   if (values.json) {
     console.log(json({ ...(d.record ?? {}), ...d }));
     return 0;
   }
-  const r = d.record ?? {};
+  const r = d.record;
   const lines = [
     `pid:               ${d.pid}`,
-    `name:              ${r.name ?? "-"}`,
-    `initial call:      ${r.initialCall ?? "-"}`,
-    `current function:  ${r.currentFunction ?? "-"}`,
-    `mailbox:           ${d.messageQueueLen ?? r.mailbox}`,
-    `memory:            ${bytes(r.memory as number)}`,
-    `reductions:        ${r.reductions}`,
-    `status:            ${r.status}`,
-    `links:             ${((d.links as string[]) ?? []).join(" ") || "-"}`,
-    `stack modules:     ${((d.stackModules as string[]) ?? []).join(" ") || "-"}`,
+    `name:              ${r?.name ?? "-"}`,
+    `initial call:      ${r?.initialCall ?? "-"}`,
+    `current function:  ${r?.currentFunction ?? "-"}`,
+    `mailbox:           ${d.messageQueueLen ?? r?.mailbox ?? "-"}`,
+    `memory:            ${bytes(r?.memory)}`,
+    `reductions:        ${r?.reductions ?? "-"}`,
+    `status:            ${r?.status ?? "-"}`,
+    `links:             ${d.links.join(" ") || "-"}`,
+    `stack modules:     ${d.stackModules.join(" ") || "-"}`,
     "stacktrace:",
-    ...(d.stacktrace ?? []).map((f) => `  ${f.mfa}${f.file ? ` (${f.file}:${f.line ?? "?"})` : ""}`),
+    ...d.stacktrace.map((f) => `  ${f.mfa}${f.file ? ` (${f.file}:${f.line ?? "?"})` : ""}`),
   ];
   console.log(lines.join("\n"));
   return 0;
