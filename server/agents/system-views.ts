@@ -9,13 +9,14 @@
  * by the agent: at most 1000 rows, 100k scanned).
  */
 import { z } from "zod";
+import { bigCount, safeCount } from "./protocol";
 import type { LiveNode } from "./live-node";
 import { NodePoller } from "./node-poller";
 import type { AgentRegistry } from "./registry";
 import { Ring } from "./ring";
 
-/** Integers beyond 2^53 arrive as decimal strings (docs/protocol.md). */
-const big = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/).max(40)]).transform((v) => (typeof v === "string" ? Number(v) : v));
+/** Bytes and milliseconds stay below 2^53; counters that may pass it (reductions, GC) stay exact (protocol.ts). */
+const big = safeCount;
 const n = z.number().int().nonnegative();
 const countLimit = z.object({ count: n, limit: n });
 const text = z.string().max(1024);
@@ -33,9 +34,9 @@ export const systemOverview = z.object({
   runQueues: z.array(n).max(1024),
   schedulerUtilization: z.object({ total: z.number().min(0).max(1), perScheduler: z.array(z.number().min(0).max(1)).max(1024) }).nullable(),
   io: z.object({ input: big, output: big }),
-  gc: z.object({ count: big, wordsReclaimed: big }),
-  reductions: big,
-  contextSwitches: big,
+  gc: z.object({ count: bigCount, wordsReclaimed: bigCount }),
+  reductions: bigCount,
+  contextSwitches: bigCount,
 });
 export type SystemOverview = z.infer<typeof systemOverview>;
 
