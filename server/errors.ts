@@ -29,6 +29,11 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/** Where a code is explained: its section of docs/errors.md (a unit test keeps every code documented). */
+export function errorDoc(code: ErrorCode): string {
+  return `docs/errors.md#${code.toLowerCase()}`;
+}
+
 /** A catalogued error; `detail` replaces the default message when given. */
 export class BeamdeckError extends Error {
   constructor(

@@ -92,8 +92,9 @@ const releasePath = z
   .loose();
 
 export const releasesReply = z.object({
-  handler: text.nullable().optional(),
-  stale: z.boolean().optional(),
+  /** Is release_handler running; `stale`: statuses read from the RELEASES file (the handler busy or absent). */
+  handler: z.boolean(),
+  stale: z.boolean(),
   releasesDir: text,
   rootDir: text,
   name: text.nullable(),

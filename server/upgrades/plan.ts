@@ -9,14 +9,16 @@ export const PURGE = z.enum(["soft", "brutal"]);
 export const purgeChoices = z.record(z.string().min(1).max(255), PURGE);
 export type PurgeChoices = z.infer<typeof purgeChoices>;
 
-export const FATES = ["killed", "stays_on_old_code", "suspended", "blocks_install", "may_migrate", "badfun_on_next_call", "unaffected"] as const;
+/** A process's fate in a plan (beamdeck_agent_preview's fate()), worst first: the order the dashboard lists them in. */
+export const FATES = ["killed", "blocks_install", "badfun_on_next_call", "stays_on_old_code", "may_migrate", "suspended", "unaffected"] as const;
+export type Fate = (typeof FATES)[number];
 
 export const planProcess = z
   .object({
     pid: z.string(),
     name: z.string().nullable().optional(),
-    fate: z.string(),
-    when: z.string().nullable().optional(),
+    fate: z.enum(FATES),
+    when: z.enum(["install", "make_permanent"]).nullable().optional(),
     why: z.string().optional(),
   })
   .loose();
