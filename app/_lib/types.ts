@@ -13,24 +13,5 @@ export type TreeNode = NonNullable<TreeApp["root"]>;
 export type LinkedProcess = TreeNode["linked"][number];
 export type MailboxSample = RouterOutputs["procs"]["history"][number];
 
-/** What `procs.detail` returns (docs/protocol.md, ProcessDetail); the router types it loosely. */
-export interface ProcessDetail {
-  pid: string;
-  alive: boolean;
-  record?: ProcessRow | null;
-  stacktrace?: { mfa: string; file?: string | null; line?: number | null }[];
-  stackModules?: string[];
-  links?: string[];
-  monitors?: { kind: string; pid?: string | null; name?: string | null; node?: string | null }[];
-  monitoredBy?: string[];
-  trapExit?: boolean;
-  priority?: string;
-  heapSize?: number;
-  stackSize?: number;
-  totalHeapSize?: number;
-  messageQueueLen?: number;
-  garbageCollection?: Record<string, unknown>;
-  dictionary?: { key: string; value: string }[];
-  dictionaryTruncated?: boolean;
-  state?: null | { text: string; truncated: boolean } | { error: string };
-}
+/** What `procs.detail` returns: the agent's ProcessDetail (server/agents/replies.ts). */
+export type ProcessDetail = RouterOutputs["procs"]["detail"];

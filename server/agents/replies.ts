@@ -41,7 +41,8 @@ export const processDetail = z.object({
   dictionary: z.array(z.object({ key: text, value: text.nullable() })).max(10_000).default([]),
   dictionaryTruncated: z.boolean().optional(),
   dictionaryValues: z.enum(["shown", "hidden"]).optional(),
-  state: z.union([printed, z.object({ error: text, reason: printed.optional() })]).nullable().optional(),
+  /** The state as printed, or why it is not shown (closed shapes, so `"error" in state` tells them apart). */
+  state: z.union([z.object({ text, truncated: z.boolean() }), z.object({ error: text, reason: printed.optional() })]).nullable().optional(),
 });
 export type ProcessDetail = z.infer<typeof processDetail>;
 
