@@ -20,6 +20,7 @@ export const ERRORS = {
   BD_NODE_ELSEWHERE: { trpc: "PRECONDITION_FAILED", message: "node is connected to another server instance" },
   BD_AGENT_TIMEOUT: { trpc: "TIMEOUT", message: "the agent did not answer in time" },
   BD_AGENT_ERROR: { trpc: "BAD_REQUEST", message: "the agent refused the request" },
+  BD_AGENT_BAD_REPLY: { trpc: "BAD_GATEWAY", message: "the agent's reply does not match the protocol" },
   BD_NOT_FOUND: { trpc: "NOT_FOUND", message: "not found" },
   BD_CONFLICT: { trpc: "CONFLICT", message: "conflict" },
   BD_BAD_INPUT: { trpc: "BAD_REQUEST", message: "bad input" },
@@ -27,6 +28,11 @@ export const ERRORS = {
 } as const satisfies Record<string, { trpc: TrpcCode; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/** Where a code is explained: its section of docs/errors.md (a unit test keeps every code documented). */
+export function errorDoc(code: ErrorCode): string {
+  return `docs/errors.md#${code.toLowerCase()}`;
+}
 
 /** A catalogued error; `detail` replaces the default message when given. */
 export class BeamdeckError extends Error {

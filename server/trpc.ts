@@ -8,7 +8,7 @@ import { actorOf } from "./auth/principal";
 import { hasRole, type Role } from "./auth/roles";
 import { appendAudit } from "./audit/log";
 import type { Context } from "./context";
-import { BeamdeckError, ERRORS, toTrpcError } from "./errors";
+import { BeamdeckError, ERRORS, errorDoc, toTrpcError } from "./errors";
 
 /** Procedure metadata: the least role, so tests can check every procedure's guard. */
 export interface Meta {
@@ -23,6 +23,7 @@ const t = initTRPC.context<Context>().meta<Meta>().create({
       data: {
         ...shape.data,
         beamdeckCode: cause instanceof BeamdeckError ? cause.code : null,
+        docs: cause instanceof BeamdeckError ? errorDoc(cause.code) : null,
         stack: undefined,
       },
     };

@@ -2,9 +2,10 @@
 
 const intFormat = new Intl.NumberFormat("en-US");
 
-/** 1234567 → "1,234,567"; null → "–". */
-export function int(n: number | null | undefined): string {
-  return n === null || n === undefined ? "–" : intFormat.format(n);
+/** 1234567 → "1,234,567"; null → "–". A decimal string (an integer beyond 2^53 from the agent) is shown exactly. */
+export function int(n: number | string | null | undefined): string {
+  if (n === null || n === undefined) return "–";
+  return intFormat.format(typeof n === "string" ? BigInt(n) : n);
 }
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -3,16 +3,10 @@
  * (docs/protocol.md), which matches the modules on each stack and the
  * callback module within a time budget and says how far it got.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import type { AgentRegistry } from "./registry";
+import type { findProcessesReply } from "./replies";
 
-/** The reply of `find_processes`; bounded as the agent bounds it. */
-export const findProcessesReply = z.object({
-  matches: z.array(z.object({ pid: z.string().max(64), modules: z.array(z.string().max(1024)).max(64) })).max(1000),
-  scanned: z.number().int().nonnegative(),
-  total: z.number().int().nonnegative(),
-  partial: z.boolean(),
-});
 export type StackSearch = z.infer<typeof findProcessesReply>;
 
 /** The agent's walk may take this long; the request waits a little more. A result is reused for `reuseMs` (a table scrolled through asks once). */
@@ -50,9 +44,8 @@ export function findByModule(registry: AgentRegistry, node: string, capabilities
 
 async function ask(registry: AgentRegistry, node: string, needle: string): Promise<StackSearch | null> {
   try {
-    const reply = await registry.request(node, "find_processes", { module: needle, budgetMs: STACK_SEARCH.budgetMs, limit: 1000 }, STACK_SEARCH.timeoutMs);
-    const parsed = findProcessesReply.safeParse(reply);
-    return parsed.success ? parsed.data : null;
+    // Parsed by its schema in the registry (replies.ts); a bad reply throws.
+    return await registry.request(node, "find_processes", { module: needle, budgetMs: STACK_SEARCH.budgetMs, limit: 1000 }, STACK_SEARCH.timeoutMs);
   } catch {
     return null;
   }

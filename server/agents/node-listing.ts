@@ -4,7 +4,7 @@
  * A node connected to this instance is read live; otherwise its last hello
  * row (and another instance's lease, which says whether it is connected there).
  */
-import type { HelloFrame } from "./protocol";
+import { type HelloFrame, readStoredHello } from "./protocol";
 import type { Services } from "../services";
 
 type Releases = HelloFrame["releases"];
@@ -28,10 +28,9 @@ export async function listNodes(services: Pick<Services, "prisma" | "registry" |
   return rows.map((r) => {
     const live = services.registry.live(r.name);
     const s = live?.summary();
-    // The stored hello was validated by helloFrame when it arrived.
-    const stored = r.hello as Partial<HelloFrame> | null;
+    const stored = readStoredHello(r.hello);
     const hello = live?.hello ?? stored;
-    const release = runningRelease(hello?.releases ?? null);
+    const release = runningRelease(hello.releases ?? null);
     const oldCode = s?.connected ? services.oldCode.snapshot(r.name) : null;
     return {
       name: r.name,
@@ -43,12 +42,12 @@ export async function listNodes(services: Pick<Services, "prisma" | "registry" |
       connectedSince: s?.connected ? s.connectedAt : (r.connectedAt?.getTime() ?? null),
       firstSeenAt: r.firstSeenAt.getTime(),
       otpRelease: s?.otpRelease ?? r.otpRelease,
-      ertsVersion: s?.ertsVersion ?? stored?.ertsVersion ?? null,
+      ertsVersion: s?.ertsVersion ?? stored.ertsVersion ?? null,
       agentVersion: s?.agentVersion ?? r.agentVersion,
-      processCount: s?.processCount ?? stored?.processCount ?? null,
+      processCount: s?.processCount ?? stored.processCount ?? null,
       topMailbox: s?.topMailbox ?? null,
       boundTokenId: r.boundTokenId,
-      group: groupOf(hello ? { group: hello.group, releases: hello.releases ?? null } : null),
+      group: groupOf({ group: hello.group, releases: hello.releases ?? null }),
       release,
       /** Processes on old code (null: not scanned yet, or not connected here). */
       oldCode: oldCode ? oldCode.total : null,

@@ -2,7 +2,7 @@
  * One node's live process table, patched by `procs` deltas, with windowed,
  * sorted, filtered reads so a browser never receives 100k rows at once.
  */
-import type { ProcessRecord, ProcsFrame } from "./protocol";
+import { countValue, type ProcessRecord, type ProcsFrame } from "./protocol";
 
 export const SORT_KEYS = ["mailbox", "memory", "reductions", "pid", "name"] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
@@ -82,7 +82,7 @@ async function sortInSlices(records: ProcessRecord[], key: SortKey): Promise<Pro
   const names = key === "name" ? records.map((r) => r.name ?? "\uffff") : null;
   for (let i = 0; i < n; i += 1) {
     pids[i] = pidNumber(records[i].pid);
-    if (nums) nums[i] = records[i][key as "mailbox" | "memory" | "reductions"];
+    if (nums) nums[i] = countValue(records[i][key as "mailbox" | "memory" | "reductions"]);
     if (i % 32_768 === 32_767) await nextSliceTurn();
   }
   const cmp = names
@@ -253,17 +253,18 @@ export class ProcessTable {
 
   /** Top N by a numeric key, without sorting the whole table. */
   top(key: "mailbox" | "memory" | "reductions", n: number): ProcessRecord[] {
+    const v = (p: ProcessRecord) => countValue(p[key]);
     const best: ProcessRecord[] = [];
     for (const p of this.byPid.values()) {
       if (best.length < n) {
         best.push(p);
-        if (best.length === n) best.sort((a, b) => b[key] - a[key]);
-      } else if (p[key] > best[n - 1][key]) {
+        if (best.length === n) best.sort((a, b) => v(b) - v(a));
+      } else if (v(p) > v(best[n - 1])) {
         best[n - 1] = p;
         // One insertion step keeps `best` sorted (n is small).
-        for (let i = n - 1; i > 0 && best[i][key] > best[i - 1][key]; i -= 1) [best[i], best[i - 1]] = [best[i - 1], best[i]];
+        for (let i = n - 1; i > 0 && v(best[i]) > v(best[i - 1]); i -= 1) [best[i], best[i - 1]] = [best[i - 1], best[i]];
       }
     }
-    return best.sort((a, b) => b[key] - a[key]);
+    return best.sort((a, b) => v(b) - v(a));
   }
 }

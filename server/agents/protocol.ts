@@ -7,20 +7,40 @@ import { z } from "zod";
 export const PROTOCOL_VERSION = 1;
 
 const text = z.string().max(64 * 1024);
-const pid = z.string().max(64);
+export const pid = z.string().max(64);
 const count = z.number().int().nonnegative();
-/** Integers beyond 2^53 arrive as decimal strings. */
-const bigCount = z.union([count, z.string().regex(/^\d+$/).max(40)]).transform((v) => (typeof v === "string" ? Number(v) : v));
+/**
+ * A count that may pass 2^53 (reductions, bytes): the agent sends integers
+ * beyond 2^53 as decimal strings (docs/protocol.md, "JSON of Erlang terms").
+ * Those stay exact strings end to end; anything JavaScript holds exactly is
+ * a number. Order and arithmetic use `countValue`.
+ */
+export const bigCount = z
+  .union([count, z.string().regex(/^\d+$/).max(40)])
+  .transform((v): number | string => (typeof v === "string" && !Number.isSafeInteger(Number(v)) ? v.replace(/^0+(?=\d)/, "") : Number(v)));
+export type BigCount = z.infer<typeof bigCount>;
+
+/** A count that cannot pass 2^53 (a mailbox's length, a process's bytes): a string form is read, beyond 2^53 refused. */
+export const safeCount = z
+  .union([count, z.string().regex(/^\d+$/).max(40)])
+  .transform((v) => Number(v))
+  .refine((v) => Number.isSafeInteger(v), { message: "beyond 2^53, not a possible value here" });
+
+/** A big count as a number for sorting, sums and charts (beyond 2^53 approximate; the exact text stays in the record). */
+export function countValue(c: BigCount): number {
+  return typeof c === "number" ? c : Number(c);
+}
 const maybeText = text.nullable();
-const printed = z.object({ text: z.string().max(256 * 1024), truncated: z.boolean() }).loose();
+/** Any other Erlang term, printed and capped (docs/protocol.md, "JSON of Erlang terms"). */
+export const printed = z.object({ text: z.string().max(256 * 1024), truncated: z.boolean() }).loose();
 
 export const processRecord = z.object({
   pid,
   name: maybeText,
   initialCall: maybeText,
   currentFunction: maybeText,
-  mailbox: bigCount,
-  memory: bigCount,
+  mailbox: safeCount,
+  memory: safeCount,
   reductions: bigCount,
   status: z.string().max(32),
   links: z.array(pid).max(100_000),
@@ -61,6 +81,16 @@ export const helloFrame = z.object({
 });
 export type HelloFrame = z.infer<typeof helloFrame>;
 
+/** The hello kept on the node row (JSON of a parsed hello; older rows may lack fields). */
+const storedHello = helloFrame.pick({ processCount: true, ertsVersion: true, releases: true, group: true }).partial();
+export type StoredHello = z.infer<typeof storedHello>;
+
+/** Read a stored hello; a row that does not match reads as empty (nothing is shown rather than a wrong value). */
+export function readStoredHello(json: unknown): StoredHello {
+  const parsed = storedHello.safeParse(json ?? {});
+  return parsed.success ? parsed.data : {};
+}
+
 export const procsFrame = z.object({
   type: z.literal("procs"),
   seq: count,
@@ -68,7 +98,7 @@ export const procsFrame = z.object({
   reset: z.boolean().default(false),
   total: count,
   upsert: z.array(processRecord).max(5000).default([]),
-  mailbox: z.array(z.tuple([pid, bigCount])).max(200_000).default([]),
+  mailbox: z.array(z.tuple([pid, safeCount])).max(200_000).default([]),
   remove: z.array(pid).max(200_000).default([]),
   /** The agent sends only its top-N and watched processes (over the welcome's cap). */
   partial: z.boolean().optional(),

@@ -10,6 +10,7 @@ import type { Hub } from "../live/hub";
 import type { InstanceLeases } from "./leases";
 import { LiveNode } from "./live-node";
 import type { AgentFrame, EventFrame, HelloFrame } from "./protocol";
+import { parseReply, type AgentMethod, type ReplyOf } from "./replies";
 import { AgentRequestError, AgentSession, CLOSE, type SessionHandlers } from "./session";
 
 /** Events waiting to be stored, per agent connection. */
@@ -74,10 +75,17 @@ export class AgentRegistry implements SessionHandlers {
     return s?.isOpen ? s : undefined;
   }
 
-  async request(node: string, method: string, params: Record<string, unknown>, timeoutMs = 5000): Promise<unknown> {
+  /**
+   * Ask the node's agent; its reply is parsed by the method's schema
+   * (replies.ts). A reply that does not match is an `AgentRequestError`
+   * with code `bad_reply`, never a cast.
+   */
+  async request<M extends AgentMethod>(node: string, method: M, params: Record<string, unknown>, timeoutMs = 5000): Promise<ReplyOf<M>> {
     const s = this.session(node);
     if (!s) throw new AgentRequestError("disconnected", `node ${node} is not connected to this server`);
-    return s.request(method, params, timeoutMs);
+    const parsed = parseReply(method, await s.request(method, params, timeoutMs));
+    if (!parsed.ok) throw new AgentRequestError("bad_reply", parsed.problem);
+    return parsed.reply;
   }
 
   /** Disconnect every agent using this token (revocation takes effect at once). */

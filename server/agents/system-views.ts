@@ -9,13 +9,14 @@
  * by the agent: at most 1000 rows, 100k scanned).
  */
 import { z } from "zod";
+import { bigCount, safeCount } from "./protocol";
 import type { LiveNode } from "./live-node";
 import { NodePoller } from "./node-poller";
 import type { AgentRegistry } from "./registry";
 import { Ring } from "./ring";
 
-/** Integers beyond 2^53 arrive as decimal strings (docs/protocol.md). */
-const big = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/).max(40)]).transform((v) => (typeof v === "string" ? Number(v) : v));
+/** Bytes and milliseconds stay below 2^53; counters that may pass it (reductions, GC) stay exact (protocol.ts). */
+const big = safeCount;
 const n = z.number().int().nonnegative();
 const countLimit = z.object({ count: n, limit: n });
 const text = z.string().max(1024);
@@ -33,9 +34,9 @@ export const systemOverview = z.object({
   runQueues: z.array(n).max(1024),
   schedulerUtilization: z.object({ total: z.number().min(0).max(1), perScheduler: z.array(z.number().min(0).max(1)).max(1024) }).nullable(),
   io: z.object({ input: big, output: big }),
-  gc: z.object({ count: big, wordsReclaimed: big }),
-  reductions: big,
-  contextSwitches: big,
+  gc: z.object({ count: bigCount, wordsReclaimed: bigCount }),
+  reductions: bigCount,
+  contextSwitches: bigCount,
 });
 export type SystemOverview = z.infer<typeof systemOverview>;
 
@@ -126,15 +127,15 @@ export class SystemWatch {
   private async ask(node: LiveNode, timeoutMs: number): Promise<void> {
     if (!node.hello.capabilities.includes("system")) return;
     const bootId = node.hello.bootId;
-    const parsed = systemOverview.safeParse(await this.registry.request(node.name, "system_overview", {}, timeoutMs));
-    // A bad reply is skipped, not stored; counters restart with a new boot.
-    if (!parsed.success || node.hello.bootId !== bootId) return;
+    // A bad reply throws (the poller skips it: nothing stored); counters restart with a new boot.
+    const overview = await this.registry.request(node.name, "system_overview", {}, timeoutMs);
+    if (node.hello.bootId !== bootId) return;
     let ring = this.rings.get(node.name);
     const last = ring?.last();
-    if (!ring || (last && parsed.data.uptimeMs < last.uptimeMs)) {
+    if (!ring || (last && overview.uptimeMs < last.uptimeMs)) {
       ring = new Ring<SystemOverview>(HISTORY);
       this.rings.set(node.name, ring);
     }
-    ring.push(parsed.data);
+    ring.push(overview);
   }
 }

@@ -12,6 +12,7 @@
  * from memory or small grouped queries (alerts, deliveries, upgrades).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { readStoredHello } from "../agents/protocol";
 import { hasRole } from "../auth/roles";
 import { authenticate } from "../context";
 import type { Services } from "../services";
@@ -102,7 +103,7 @@ export async function renderMetrics(services: Services, counters: MetricsCounter
     const isUp = Boolean(live?.connected);
     connected.add({ node }, isUp ? 1 : 0);
     lastSeen.add({ node }, (live && isUp ? Date.now() : row.lastSeenAt.getTime()) / 1000);
-    const hello = (live?.hello ?? row.hello ?? {}) as { releases?: { name: string; vsn: string; status: string }[] | null };
+    const hello = live?.hello ?? readStoredHello(row.hello);
     const rel = hello.releases?.find((r) => r.status === "current") ?? hello.releases?.find((r) => r.status === "permanent");
     info.add({ node, otp: row.otpRelease ?? "", agent_version: row.agentVersion ?? "", release: rel?.name ?? "", release_vsn: rel?.vsn ?? "" }, 1);
     if (!live) continue;

@@ -1,40 +1,21 @@
 /** Supervisor/crash reports and alarms: history with filters, detail, live tail. */
 import { z } from "zod";
 import type { EventFrame } from "../agents/protocol";
+import { eventFilter, eventWhere } from "../events/filter";
 import { eventView, type EventView } from "../events/store";
 import { fail } from "../errors";
 import { router, viewerProcedure } from "../trpc";
 import { nodeName } from "./node-input";
-
-const filter = z.object({
-  node: nodeName.optional(),
-  kind: z.string().max(64).optional(),
-  supervisor: z.string().max(255).optional(),
-  context: z.string().max(64).optional(),
-  reason: z.string().max(255).optional(),
-  offenderPid: z.string().max(64).optional(),
-  since: z.iso.datetime().optional(),
-  until: z.iso.datetime().optional(),
-});
 
 type Row = { id: bigint; node: string; data: unknown; expected: boolean; upgradeId: string | null };
 const view = (r: Row): EventView => eventView(r.node, r.id, r.data as EventFrame, r.expected, r.upgradeId);
 
 export const eventsRouter = router({
   list: viewerProcedure
-    .input(filter.extend({ limit: z.number().int().min(1).max(1000).default(100), before: z.string().regex(/^\d+$/).optional() }))
+    .input(eventFilter.extend({ limit: z.number().int().min(1).max(1000).default(100), before: z.string().regex(/^\d+$/).optional() }))
     .query(async ({ ctx, input }) => {
       const rows = await ctx.services.prisma.event.findMany({
-        where: {
-          ...(input.node ? { node: input.node } : {}),
-          ...(input.kind ? { kind: input.kind } : {}),
-          ...(input.supervisor ? { supervisor: { contains: input.supervisor } } : {}),
-          ...(input.context ? { context: input.context } : {}),
-          ...(input.reason ? { reason: { contains: input.reason } } : {}),
-          ...(input.offenderPid ? { offenderPid: input.offenderPid } : {}),
-          ...(input.since || input.until ? { at: { ...(input.since ? { gte: new Date(input.since) } : {}), ...(input.until ? { lte: new Date(input.until) } : {}) } } : {}),
-          ...(input.before ? { id: { lt: BigInt(input.before) } } : {}),
-        },
+        where: { ...eventWhere(input), ...(input.before ? { id: { lt: BigInt(input.before) } } : {}) },
         orderBy: { id: "desc" },
         take: input.limit + 1,
         select: { id: true, node: true, data: true, expected: true, upgradeId: true },

@@ -4,8 +4,7 @@ import type { Context } from "../context";
 import { fail } from "../errors";
 import type { LiveNode } from "../agents/live-node";
 
-export const nodeName = z.string().min(1).max(255);
-export const pidText = z.string().regex(/^<\d+\.\d+\.\d+>$/, 'a pid like "<0.116.0>"');
+export { nodeName, pidText } from "../agents/names";
 
 /** The live state of a node held by this instance, or a precise error. */
 export async function liveNode(ctx: Context, node: string): Promise<LiveNode> {

@@ -1,6 +1,6 @@
 /** Processes of one node: windows of the live table, top-N, history, detail. */
 import { z } from "zod";
-import { AgentRequestError } from "../agents/session";
+import { agentFailure } from "../agents/agent-failure";
 import { SORT_KEYS } from "../agents/process-table";
 import { findByModule } from "../agents/find-processes";
 import { fail } from "../errors";
@@ -64,17 +64,7 @@ export const procsRouter = router({
   /** Full detail, asked of the agent now (stack, monitors, dictionary, state if allowed). */
   detail: viewerProcedure.input(z.object({ node: nodeName, pid: pidText })).query(async ({ ctx, input }) => {
     await connectedNode(ctx, input.node);
-    try {
-      return (await ctx.services.registry.request(input.node, "process_detail", { pid: input.pid }, 5000)) as Record<string, unknown>;
-    } catch (e) {
-      if (e instanceof AgentRequestError) {
-        if (e.code === "not_found") fail("BD_NOT_FOUND", e.message);
-        if (e.code === "timeout") fail("BD_AGENT_TIMEOUT", e.message);
-        if (e.code === "disconnected") fail("BD_NODE_OFFLINE", e.message);
-        fail("BD_AGENT_ERROR", `${e.code}: ${e.message}`);
-      }
-      throw e;
-    }
+    return ctx.services.registry.request(input.node, "process_detail", { pid: input.pid }, 5000).catch(agentFailure);
   }),
 
   tree: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => {

@@ -92,20 +92,21 @@ export class OldCodeWatch {
   private async ask(node: LiveNode): Promise<void> {
     if (!node.hello.capabilities.includes("upgrade")) return;
     const bootId = node.hello.bootId;
-    const parsed = oldCodeReply.safeParse(await this.registry.request(node.name, "old_code", {}, 5000));
-    if (!parsed.success || node.hello.bootId !== bootId) return;
+    // A bad reply throws (the poller skips it: the previous scan stays).
+    const scan = await this.registry.request(node.name, "old_code", {}, 5000);
+    if (node.hello.bootId !== bootId) return;
     const prev = this.snapshots.get(node.name);
     const sameBoot = prev?.bootId === bootId;
     const now = Date.now();
     const byPid = new Map<string, string[]>();
     const modules: OldCodeModule[] = [];
-    for (const m of parsed.data.modules) {
+    for (const m of scan.modules) {
       if (m.count === 0) continue;
       const before = sameBoot ? prev?.modules.find((x) => x.module === m.module) : undefined;
       const pids = m.processes.map((p) => p.pid);
       for (const pid of pids) byPid.set(pid, [...(byPid.get(pid) ?? []), m.module]);
       modules.push({ module: m.module, count: m.count, truncated: m.truncated, since: before?.since ?? now, pids });
     }
-    this.snapshots.set(node.name, { at: parsed.data.at, total: parsed.data.total, modules, bootId, byPid });
+    this.snapshots.set(node.name, { at: scan.at, total: scan.total, modules, bootId, byPid });
   }
 }

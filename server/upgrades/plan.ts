@@ -9,14 +9,16 @@ export const PURGE = z.enum(["soft", "brutal"]);
 export const purgeChoices = z.record(z.string().min(1).max(255), PURGE);
 export type PurgeChoices = z.infer<typeof purgeChoices>;
 
-export const FATES = ["killed", "stays_on_old_code", "suspended", "blocks_install", "may_migrate", "badfun_on_next_call", "unaffected"] as const;
+/** A process's fate in a plan (beamdeck_agent_preview's fate()), worst first: the order the dashboard lists them in. */
+export const FATES = ["killed", "blocks_install", "badfun_on_next_call", "stays_on_old_code", "may_migrate", "suspended", "unaffected"] as const;
+export type Fate = (typeof FATES)[number];
 
 export const planProcess = z
   .object({
     pid: z.string(),
     name: z.string().nullable().optional(),
-    fate: z.string(),
-    when: z.string().nullable().optional(),
+    fate: z.enum(FATES),
+    when: z.enum(["install", "make_permanent"]).nullable().optional(),
     why: z.string().optional(),
   })
   .loose();
@@ -66,11 +68,13 @@ export const plan = z
     verdict: z.enum(VERDICTS),
     findings: z.array(finding).default([]),
     /** sha256 hex over node, boot id, step, purge settings, killed pids per step, blockers, error finding ids. */
-    digest: z.string().regex(/^[0-9a-f]{64}$/),
+    digest: z.string({ error: "missing: the agent predates plan digests and gates (no \"gates\" capability); update the agent" }).regex(/^[0-9a-f]{64}$/),
     /** Every pid each step kills (beyond the listing cap of `modules`). */
     killed: z.object({ install: z.array(z.string()), make_permanent: z.array(z.string()) }),
     modules: z.array(planModule).default([]),
     lint: z.array(lintFinding).default([]),
+    /** Complete counts (the listing of `modules` stops at 400 processes). */
+    counts: z.object({ killedAtInstall: z.number().int().min(0), killedAtPermanent: z.number().int().min(0) }).loose().optional(),
   })
   .loose();
 export type Plan = z.infer<typeof plan>;
@@ -106,8 +110,8 @@ export function predictedKills(p: Plan, when?: "install" | "make_permanent"): Pr
 
 /** How many processes the plan kills in all: its counts when given (complete), else the listed ones. */
 export function killCount(p: Plan): number {
-  const c = (p as { counts?: { killedAtInstall?: number; killedAtPermanent?: number } }).counts;
-  if (c && typeof c.killedAtInstall === "number" && typeof c.killedAtPermanent === "number") return c.killedAtInstall + c.killedAtPermanent;
+  const c = p.counts;
+  if (c) return c.killedAtInstall + c.killedAtPermanent;
   return predictedKills(p).length;
 }
 

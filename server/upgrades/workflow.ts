@@ -11,13 +11,15 @@ import { randomUUID } from "node:crypto";
 import type { PrismaClient } from "../../generated/prisma/client";
 import type { AgentRegistry } from "../agents/registry";
 import type { AgentFrame } from "../agents/protocol";
-import { AgentRequestError } from "../agents/session";
+import { agentFailure } from "../agents/agent-failure";
+import { stepResult, type AgentMethod, type ReleasesReply, type ReplyOf, type StepResult } from "../agents/replies";
 import type { Expectations } from "../alerts/expectations";
 import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log";
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
-import { comparePrediction, errorFindingIds, findingsAccepted, killCount, onOldCode, plan as planSchema, predictedKills, type Plan, type PurgeChoices, verificationOf } from "./plan";
+import type { OldCodeReply } from "./old-code-watch";
+import { comparePrediction, errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, verificationOf } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -88,21 +90,11 @@ function describeError(e: { code?: string; message?: string } | null): string | 
   return e ? `${e.code ?? "error"}: ${e.message ?? ""}` : undefined;
 }
 
-function agentError(e: unknown): never {
-  if (e instanceof AgentRequestError) {
-    if (e.code === "timeout") throw new BeamdeckError("BD_AGENT_TIMEOUT", e.message);
-    if (e.code === "disconnected") throw new BeamdeckError("BD_NODE_OFFLINE", e.message);
-    if (e.code === "busy") throw new BeamdeckError("BD_CONFLICT", `the node is busy with another upgrade step: ${e.message}`);
-    throw new BeamdeckError("BD_AGENT_ERROR", `${e.code}: ${e.message}`, { agentCode: e.code });
-  }
-  throw e;
-}
-
 /** Pids the agent saw die during a step (its `deaths`, both kinds). */
-export function diedPids(result: unknown): string[] {
-  const d = (result as { deaths?: { predictedAndDied?: { pid: string }[]; diedUnpredicted?: { pid: string }[] } } | null)?.deaths;
+export function diedPids(result: StepResult): string[] {
+  const d = result?.deaths;
   if (!d) return [];
-  return [...(d.predictedAndDied ?? []), ...(d.diedUnpredicted ?? [])].map((x) => x.pid);
+  return [...d.predictedAndDied, ...d.diedUnpredicted].map((x) => x.pid);
 }
 
 export class UpgradeWorkflow {
@@ -115,30 +107,22 @@ export class UpgradeWorkflow {
     registry.onAgentFrame((node, frame) => this.onFrame(node, frame));
   }
 
-  private async ask(node: string, method: string, params: Record<string, unknown>, timeoutMs = 10_000): Promise<unknown> {
-    try {
-      return await this.registry.request(node, method, params, timeoutMs);
-    } catch (e) {
-      return agentError(e);
-    }
+  /** One request; its reply parsed by the method's schema (replies.ts), failures catalogued. */
+  private ask<M extends AgentMethod>(node: string, method: M, params: Record<string, unknown>, timeoutMs = 10_000): Promise<ReplyOf<M>> {
+    return this.registry.request(node, method, params, timeoutMs).catch(agentFailure);
   }
 
-  releases(node: string, vsn?: string): Promise<unknown> {
+  releases(node: string, vsn?: string): Promise<ReleasesReply> {
     return this.ask(node, "releases", vsn ? { vsn } : {});
   }
 
-  oldCode(node: string): Promise<unknown> {
+  oldCode(node: string): Promise<OldCodeReply> {
     return this.ask(node, "old_code", {});
   }
 
-  async plan(node: string, vsn: string, purge: PurgeChoices, prePurge: PurgeChoices): Promise<Plan> {
-    const raw = await this.ask(node, "upgrade_plan", { vsn, purge, prePurge }, PLAN_TIMEOUT_MS);
-    if (raw && typeof raw === "object" && !("digest" in raw)) {
-      throw new BeamdeckError("BD_AGENT_ERROR", `the agent on ${node} predates plan digests and gates (no "gates" capability): update the agent`);
-    }
-    const parsed = planSchema.safeParse(raw);
-    if (!parsed.success) throw new BeamdeckError("BD_AGENT_ERROR", `the agent's plan is malformed: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}`);
-    return parsed.data;
+  /** The agent's plan (an agent without digests fails the schema: "predates plan digests", see plan.ts). */
+  plan(node: string, vsn: string, purge: PurgeChoices, prePurge: PurgeChoices): Promise<Plan> {
+    return this.ask(node, "upgrade_plan", { vsn, purge, prePurge }, PLAN_TIMEOUT_MS);
   }
 
   /** Is a step of this node still waiting for its result? */
@@ -192,13 +176,12 @@ export class UpgradeWorkflow {
     const gate = preview ? requireGate(action, preview, input.gate) : null;
 
     if (action === "install") {
-      const releases = (await this.releases(node).catch(() => null)) as { current?: string | { vsn?: string } | null } | null;
-      const current = releases?.current;
+      const current = (await this.releases(node).catch(() => null))?.current;
       upgrade = await this.prisma.upgrade.create({
         data: {
           node,
           bootId: this.registry.live(node)?.hello.bootId ?? null,
-          fromVsn: (typeof current === "string" ? current : current?.vsn) ?? "?",
+          fromVsn: current ?? "?",
           toVsn: vsn as string,
           status: "installing",
           purge,
@@ -329,12 +312,14 @@ export class UpgradeWorkflow {
       this.publish({ node, commandId: frame.commandId, kind: "progress", step: frame.step, message: frame.message, at: frame.at });
       void this.prisma.upgradeCommand.updateMany({ where: { id: frame.commandId, status: "sent" }, data: { status: "running" } }).catch(() => {});
     } else if (frame.type === "command_result") {
-      void this.finish(node, frame.commandId, frame.ok, frame.result ?? null, frame.error ?? null).catch((e) => console.error(`[beamdeck] upgrade result ${frame.commandId}: ${(e as Error).message}`));
+      void this.finish(node, frame.commandId, frame.ok, frame.result, frame.error ?? null).catch((e) => console.error(`[beamdeck] upgrade result ${frame.commandId}: ${(e as Error).message}`));
     }
   }
 
   /** Record a command's outcome once (results are replayed by the agent after reconnects). */
-  private async finish(node: string, commandId: string, ok: boolean, result: unknown, error: { code: string; message: string } | null): Promise<void> {
+  private async finish(node: string, commandId: string, ok: boolean, raw: unknown, error: { code: string; message: string } | null): Promise<void> {
+    // The raw result is what gets recorded; the parsed one is what the server reads.
+    const result = raw ?? null;
     const cmd = await this.prisma.upgradeCommand.findUnique({ where: { id: commandId }, include: { upgrade: true } });
     if (!cmd || cmd.node !== node) return; // not ours (another server's, or forged): ignore
     const claimed = await this.prisma.upgradeCommand.updateMany({
@@ -342,15 +327,18 @@ export class UpgradeWorkflow {
       data: { status: ok ? "ok" : "error", result: jsonSafe({ result, error }) as object, finishedAt: new Date() },
     });
     if (claimed.count === 0) return; // already recorded
+    const parsed = stepResult.safeParse(result);
+    if (!parsed.success) console.warn(`[beamdeck] ${node}: the result of ${commandId} does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}); deaths not compared`);
+    const read: StepResult = parsed.success ? parsed.data : null;
     const upgrade = cmd.upgrade;
-    const diedList = diedPids(result);
+    const diedList = diedPids(read);
     // The server's own record of what the operator accepted for this step.
     const expected = (upgrade?.expectedKills ?? {}) as Partial<Record<Action, string[]>>;
     const predicted = expected[cmd.action as Action] ?? [];
     const comparison = cmd.action === "install" || cmd.action === "make_permanent" || cmd.action === "rollback" ? comparePrediction(predicted, diedList) : null;
-    this.refreshReleases(node, result);
+    this.refreshReleases(node, read);
     // After install and make_permanent the agent checks every changed module runs its target code.
-    const verification = verificationOf(result);
+    const verification = verificationOf(read);
     if (upgrade) {
       const status = !ok ? "failed" : cmd.action === "install" ? "installed" : cmd.action === "make_permanent" ? "permanent" : cmd.action === "rollback" ? "rolled_back" : upgrade.status;
       const actual = { ...((upgrade.actualKills as object | null) ?? {}), [cmd.action]: { died: diedList, comparison, verification } };
@@ -373,10 +361,10 @@ export class UpgradeWorkflow {
   }
 
   /** A step changes the node's releases: keep the live view (hello) in step. */
-  private refreshReleases(node: string, result: unknown): void {
-    const rels = (result as { releases?: { vsn: string; status: string }[] } | null)?.releases;
+  private refreshReleases(node: string, result: StepResult): void {
+    const rels = result?.releases;
     const live = this.registry.live(node);
-    if (!live || !Array.isArray(rels) || !live.hello.releases) return;
+    if (!live || !rels || !live.hello.releases) return;
     const name = live.hello.releases[0]?.name ?? "";
     live.hello = { ...live.hello, releases: rels.map((r) => ({ ...(live.hello.releases?.find((x) => x.vsn === r.vsn) ?? { name }), vsn: r.vsn, status: r.status })) };
     this.hub.publish(`node:${node}`, live.summary());

@@ -17,6 +17,7 @@ import { launchChromium, login, screenshot, withScreenshotOnFailure } from "../s
 import { startServer, type TestServer } from "../support/server";
 import { httpClient, loginCookie } from "../support/trpc-clients";
 import { ensureNextBuild } from "./next-build";
+import { parseCsv } from "../support/csv";
 
 const ADMIN = "admin";
 const VIEWER = "vera";
@@ -41,27 +42,6 @@ async function newPage(): Promise<Page> {
 async function meWithToken(token: string): Promise<{ status: number; body: string }> {
   const r = await fetch(`${bd.url}/api/trpc/auth.me`, { headers: { authorization: `Bearer ${token}` } });
   return { status: r.status, body: await r.text() };
-}
-
-/** A tiny CSV reader for the export (quoted cells with "" escapes). */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (cell += '"'), i++;
-      else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") row.push(cell), (cell = "");
-    else if (c === "\n") row.push(cell), rows.push(row), (row = []), (cell = "");
-    else cell += c;
-  }
-  if (cell || row.length) row.push(cell), rows.push(row);
-  return rows;
 }
 
 beforeAll(async () => {

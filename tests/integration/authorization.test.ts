@@ -3,12 +3,12 @@
  * link. The list of procedures comes from the router itself, so a new
  * procedure is covered the day it is added.
  */
-import { TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appRouter } from "../../server/routers/_app";
 import type { Role } from "../../server/auth/roles";
 import { startServer, type TestServer } from "../support/server";
 import { httpClient, loginCookie, wsClient, type Credentials } from "../support/trpc-clients";
+import { codeOf } from "../support/calls";
 
 type Proc = { path: string; type: "query" | "mutation" | "subscription"; role: Role | "public" };
 const PROCEDURES: Proc[] = Object.entries((appRouter as unknown as { _def: { procedures: Record<string, { _def: { type: Proc["type"]; meta?: { role?: Proc["role"] } } }> } })._def.procedures).map(
@@ -30,16 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-async function codeOf(call: () => Promise<unknown>): Promise<string> {
-  try {
-    await call();
-    return "OK";
-  } catch (e) {
-    if (e instanceof TRPCClientError) return (e.data as { code?: string } | undefined)?.code ?? e.message;
-    throw e;
-  }
-}
 
 function invoke(client: ReturnType<typeof httpClient>, p: Proc): Promise<unknown> {
   const node = p.path.split(".").reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], client) as Record<string, (i: unknown, o?: unknown) => Promise<unknown>>;

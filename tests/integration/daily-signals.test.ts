@@ -17,6 +17,7 @@ import { startAgentNode, waitConnected } from "../support/beam-node";
 import { waitFor } from "../support/ports";
 import { startServer, type TestServer } from "../support/server";
 import { httpClient } from "../support/trpc-clients";
+import { cliJson } from "../support/calls";
 
 let server: TestServer;
 let node: BeamNode;
@@ -49,13 +50,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function cliJson<T>(args: string[]): Promise<T> {
-  const r = await server.cli([...args, "--json"]);
-  if (r.code !== 0) throw new Error(`beamdeck ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-
-const nodeRow = async () => (await cliJson<{ name: string; oldCode: number | null; release: { name: string; vsn: string } | null }[]>(["nodes"])).find((n) => n.name === node.name);
+const nodeRow = async () => (await cliJson<{ name: string; oldCode: number | null; release: { name: string; vsn: string } | null }[]>(server, ["nodes"])).find((n) => n.name === node.name);
 
 describe("processes left on old code", () => {
   it("are counted in the nodes list, with the node's release", async () => {
@@ -66,9 +61,9 @@ describe("processes left on old code", () => {
   });
 
   it("are marked in the process table and the tree query, with the module", async () => {
-    const rows = await cliJson<{ pid: string; oldCode: boolean; oldCodeModules: string[] }[]>(["procs", node.name, "--filter", "bd_old_looper"]);
+    const rows = await cliJson<{ pid: string; oldCode: boolean; oldCodeModules: string[] }[]>(server, ["procs", node.name, "--filter", "bd_old_looper"]);
     expect(rows.find((r) => r.pid === looper)).toMatchObject({ oldCode: true, oldCodeModules: ["bd_old_mod"] });
-    const others = await cliJson<{ pid: string; oldCode: boolean }[]>(["procs", node.name, "--limit", "1000"]);
+    const others = await cliJson<{ pid: string; oldCode: boolean }[]>(server, ["procs", node.name, "--limit", "1000"]);
     expect(others.filter((r) => r.oldCode).map((r) => r.pid)).toEqual([looper]);
     const tree = await httpClient(server.url, { token: server.apiToken }).procs.tree.query({ node: node.name });
     expect(tree.oldCode[looper]).toEqual(["bd_old_mod"]);

@@ -7,6 +7,7 @@ import { stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { startAgentNode, waitConnected } from "../support/beam-node";
 import { freePort, waitFor } from "../support/ports";
 import { startServer, type TestServer } from "../support/server";
+import { cliJson } from "../support/calls";
 
 let server: TestServer;
 let node: BeamNode;
@@ -33,15 +34,9 @@ interface Proc {
   currentFunction: string | null;
 }
 
-async function cliJson<T>(args: string[]): Promise<T> {
-  const r = await server.cli([...args, "--json"]);
-  if (r.code !== 0) throw new Error(`beamdeck ${args.join(" ")}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-
 describe("live node view", () => {
   it("lists the node with its OTP version and process count", async () => {
-    const nodes = await cliJson<{ name: string; connected: boolean; otpRelease: string; processCount: number }[]>(["nodes"]);
+    const nodes = await cliJson<{ name: string; connected: boolean; otpRelease: string; processCount: number }[]>(server, ["nodes"]);
     const me = nodes.find((n) => n.name === node.name);
     expect(me).toMatchObject({ connected: true, otpRelease: "25" });
     expect(me?.processCount).toBeGreaterThan(50);
@@ -53,7 +48,7 @@ describe("live node view", () => {
     const top = await waitFor(
       "mailbox 500 at the top",
       async () => {
-        const rows = await cliJson<Proc[]>(["procs", node.name, "--sort", "mailbox", "--limit", "5"]);
+        const rows = await cliJson<Proc[]>(server, ["procs", node.name, "--sort", "mailbox", "--limit", "5"]);
         return rows[0]?.pid === pid && rows[0].mailbox === 500 ? rows : null;
       },
       10_000,
@@ -63,25 +58,25 @@ describe("live node view", () => {
     for (const key of ["pid", "name", "mailbox", "memory", "reductions", "initialCall", "currentFunction"]) expect(top[0]).toHaveProperty(key);
     // The mailbox drains: the change reaches the table too.
     await node.rpc(`[receive _ -> ok end || _ <- lists:seq(1, 0)], whereis(bd_hoarder) ! stop, ok`);
-    await waitFor("hoarder gone", async () => !(await cliJson<Proc[]>(["procs", node.name, "--filter", "bd_hoarder"])).some((p) => p.pid === pid), 10_000, 300);
+    await waitFor("hoarder gone", async () => !(await cliJson<Proc[]>(server, ["procs", node.name, "--filter", "bd_hoarder"])).some((p) => p.pid === pid), 10_000, 300);
   });
 
   it("sorts by memory and reductions, and filters by name or module", async () => {
-    const byMem = await cliJson<Proc[]>(["procs", node.name, "--sort", "memory", "--limit", "20"]);
+    const byMem = await cliJson<Proc[]>(server, ["procs", node.name, "--sort", "memory", "--limit", "20"]);
     expect(byMem.map((p) => p.memory)).toEqual([...byMem.map((p) => p.memory)].sort((a, b) => b - a));
-    const byRed = await cliJson<Proc[]>(["procs", node.name, "--sort", "reductions", "--limit", "20"]);
+    const byRed = await cliJson<Proc[]>(server, ["procs", node.name, "--sort", "reductions", "--limit", "20"]);
     expect(byRed.map((p) => p.reductions)).toEqual([...byRed.map((p) => p.reductions)].sort((a, b) => b - a));
-    const filtered = await cliJson<Proc[]>(["procs", node.name, "--filter", "reltest", "--limit", "100"]);
+    const filtered = await cliJson<Proc[]>(server, ["procs", node.name, "--filter", "reltest", "--limit", "100"]);
     expect(filtered.length).toBeGreaterThanOrEqual(2); // the supervisor and the acceptor
     expect(filtered.every((p) => `${p.name} ${p.initialCall} ${p.currentFunction}`.toLowerCase().includes("reltest"))).toBe(true);
-    const all = await cliJson<Proc[]>(["procs", node.name, "--limit", "1000"]);
+    const all = await cliJson<Proc[]>(server, ["procs", node.name, "--limit", "1000"]);
     expect(filtered.length).toBe(all.filter((p) => `${p.pid} ${p.name} ${p.initialCall} ${p.currentFunction}`.toLowerCase().includes("reltest")).length);
   });
 
   it("shows the supervision tree as supervisor:which_children/1 reports it", async () => {
     type Tree = { apps: { name: string; root: TreeNode | null }[] };
     type TreeNode = { pid: string | null; id: string; kind: string; children: TreeNode[]; linked: { pid: string }[] };
-    const tree = await cliJson<Tree>(["tree", node.name]);
+    const tree = await cliJson<Tree>(server, ["tree", node.name]);
     const app = tree.apps.find((a) => a.name === "rel_test");
     expect(app?.root?.id).toBe("Elixir.RelTest.Supervisor");
     const onNode = await node.rpcJson<string[][]>(
@@ -105,7 +100,7 @@ describe("live node view", () => {
       await waitFor(
         "handlers under the acceptor in the tree",
         async () => {
-          const t = await cliJson<{ apps: { name: string; root: { children: { pid: string; linked: { pid: string }[] }[] } | null }[] }>(["tree", node.name]);
+          const t = await cliJson<{ apps: { name: string; root: { children: { pid: string; linked: { pid: string }[] }[] } | null }[] }>(server, ["tree", node.name]);
           const acc = t.apps.find((a) => a.name === "rel_test")?.root?.children.find((c) => c.pid === acceptor);
           const shown = acc?.linked.map((l) => l.pid).sort() ?? [];
           return JSON.stringify(shown) === JSON.stringify([...handlers].sort());
@@ -120,7 +115,7 @@ describe("live node view", () => {
 
   it("gives a process's detail: stacktrace, modules on its stack, links", async () => {
     const acceptor = await node.rpc(`[P] = [P || {'Elixir.Task', P, worker, _} <- supervisor:which_children('Elixir.RelTest.Supervisor')], P`);
-    const d = await cliJson<{ pid: string; stacktrace: { mfa: string }[]; stackModules: string[]; links: string[]; state: unknown }>(["proc", node.name, acceptor]);
+    const d = await cliJson<{ pid: string; stacktrace: { mfa: string }[]; stackModules: string[]; links: string[]; state: unknown }>(server, ["proc", node.name, acceptor]);
     expect(d.pid).toBe(acceptor);
     expect(d.stackModules).toContain("Elixir.TestListener");
     expect(d.stacktrace.map((f) => f.mfa).some((m) => m.startsWith("Elixir.TestListener:start/1"))).toBe(true);
@@ -133,13 +128,13 @@ describe("live node view", () => {
   });
 
   it("shows a killed agent connection as disconnected, and it recovers under the same name", async () => {
-    const since = async () => (await cliJson<{ name: string; connectedSince: number | null }[]>(["nodes"])).find((n) => n.name === node.name)?.connectedSince ?? 0;
+    const since = async () => (await cliJson<{ name: string; connectedSince: number | null }[]>(server, ["nodes"])).find((n) => n.name === node.name)?.connectedSince ?? 0;
     const before = await since();
     expect(before).toBeGreaterThan(0);
     await node.rpc(`exit(whereis(beamdeck_agent_conn), kill)`);
     // The supervisor restarts the connection at once: a new connection, same identity.
     await waitFor("a new connection", async () => (await since()) > before, 20_000, 300);
-    const nodes = (await cliJson<{ name: string }[]>(["nodes"])).filter((n) => n.name === node.name);
+    const nodes = (await cliJson<{ name: string }[]>(server, ["nodes"])).filter((n) => n.name === node.name);
     expect(nodes).toHaveLength(1);
     // A longer outage: the agent cannot reach the server while it is down.
     await server.stop();
@@ -147,7 +142,7 @@ describe("live node view", () => {
     await server.restart();
     await waitConnected(server, node.name, true, 45_000);
     const rows = await waitFor("the process table again", async () => {
-      const r = await cliJson<Proc[]>(["procs", node.name, "--limit", "3"]);
+      const r = await cliJson<Proc[]>(server, ["procs", node.name, "--limit", "3"]);
       return r.length === 3 ? r : null;
     });
     expect(rows[0].pid).toMatch(/^<0\./);
@@ -157,7 +152,7 @@ describe("live node view", () => {
     const { node: bad } = await startAgentNode(server, { token: "bdagt_aaaaaaaaaa_" + "A".repeat(43) });
     await waitFor("the refusal in the agent's log", () => /not recognised/.test(bad.logTail(200)), 20_000, 500);
     expect(server.log()).toMatch(new RegExp(`agent ${bad.name} .* refused: agent token not recognised`));
-    expect((await cliJson<{ name: string }[]>(["nodes"])).some((n) => n.name === bad.name)).toBe(false);
+    expect((await cliJson<{ name: string }[]>(server, ["nodes"])).some((n) => n.name === bad.name)).toBe(false);
     await waitConnected(server, node.name, true);
     // The agent says it once, not on every retry.
     await new Promise((r) => setTimeout(r, 4000));

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNode, stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { buildRelease, instantiate, REPO_ROOT, type Release } from "../../tools/beam/releases";
 import { freePort, GreetingClient } from "../../tools/beam/tcp";
+import { withTimeout } from "../support/calls";
 
 const OUT = path.join(REPO_ROOT, "tests", ".out", `releases-${process.pid}`);
 // The agent is in every release, idle without BEAMDECK_URL.
@@ -18,18 +19,6 @@ afterAll(async () => {
   await stopAll();
   await fs.rm(OUT, { recursive: true, force: true });
 });
-
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, t]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe("rel_test: the forum's upgrade, for real", () => {
   let rel: Release;

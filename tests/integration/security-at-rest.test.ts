@@ -11,6 +11,7 @@ import { TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, startServer, type TestServer } from "../support/server";
 import { httpClient, loginCookie, wsClient } from "../support/trpc-clients";
+import { codeOf } from "../support/calls";
 
 /** Every entry under `dir` whose mode lets group or others in, with its mode. */
 function openToOthers(dir: string): string[] {
@@ -32,16 +33,6 @@ function countEntries(dir: string): number {
   };
   walk(dir);
   return n;
-}
-
-async function codeOf(call: () => Promise<unknown>): Promise<string> {
-  try {
-    await call();
-    return "OK";
-  } catch (e) {
-    if (e instanceof TRPCClientError) return (e.data as { code?: string } | undefined)?.code ?? e.message;
-    throw e;
-  }
 }
 
 async function messageOf(call: () => Promise<unknown>): Promise<string> {

@@ -12,6 +12,7 @@ import { startAgentNode, waitConnected } from "../support/beam-node";
 import { freePort, waitFor } from "../support/ports";
 import { startServer, type TestServer } from "../support/server";
 import { httpClient } from "../support/trpc-clients";
+import { cliJson } from "../support/calls";
 
 let server: TestServer;
 let node: BeamNode;
@@ -28,15 +29,9 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function cliJson<T>(args: string[]): Promise<T> {
-  const r = await server.cli([...args, "--json"]);
-  if (r.code !== 0) throw new Error(`beamdeck ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-
 describe("system views", () => {
   it("the overview's limits, schedulers and counts are the node's own", async () => {
-    const o = await waitFor("a first overview", () => cliJson<SystemOverview | null>(["system", node.name]).catch(() => null), 20_000, 500);
+    const o = await waitFor("a first overview", () => cliJson<SystemOverview | null>(server, ["system", node.name]).catch(() => null), 20_000, 500);
     const truth = await node.rpcJson<Record<string, number>>(
       `#{process_limit => erlang:system_info(process_limit), port_limit => erlang:system_info(port_limit), atom_limit => erlang:system_info(atom_limit), ets_limit => erlang:system_info(ets_limit), schedulers => erlang:system_info(schedulers), process_count => erlang:system_info(process_count), total => erlang:memory(total)}`,
     );
@@ -61,7 +56,7 @@ describe("system views", () => {
     const busy = await waitFor(
       "an overview with a busy scheduler",
       async () => {
-        const r = await cliJson<SystemOverview | null>(["system", node.name]);
+        const r = await cliJson<SystemOverview | null>(server, ["system", node.name]);
         const per = r?.schedulerUtilization?.perScheduler ?? [];
         return per.length && Math.max(...per) > 0.6 ? r : null;
       },
@@ -84,13 +79,13 @@ describe("system views", () => {
       `Self = self(), P = spawn(fun() -> T = ets:new(bd_sysview_tab, [named_table, public, ordered_set]), ets:insert(T, [{K, K} || K <- lists:seq(1, 10000)]), Self ! ready, receive stop -> ok end end), receive ready -> ok end, register(bd_sysview_owner, P), P`,
     );
     const truth = await node.rpcJson<{ size: number; memory: number }>(`#{size => ets:info(bd_sysview_tab, size), memory => ets:info(bd_sysview_tab, memory) * erlang:system_info(wordsize)}`);
-    const r = await cliJson<EtsTables>(["ets", node.name, "--sort", "size", "--limit", "1000"]);
+    const r = await cliJson<EtsTables>(server, ["ets", node.name, "--sort", "size", "--limit", "1000"]);
     const row = r.tables.find((t) => t.name === "bd_sysview_tab");
     expect(row).toMatchObject({ size: 10000, memory: truth.memory, type: "ordered_set", protection: "public", named: true, owner, ownerName: "bd_sysview_owner" });
     expect(r.total).toBe(Number(await node.rpc("length(ets:all())")));
     const sizes = r.tables.map((t) => t.size);
     expect(sizes).toEqual([...sizes].sort((a, b) => b - a));
-    const two = await cliJson<EtsTables>(["ets", node.name, "--limit", "2"]);
+    const two = await cliJson<EtsTables>(server, ["ets", node.name, "--limit", "2"]);
     expect(two.tables).toHaveLength(2);
   });
 
@@ -104,7 +99,7 @@ describe("system views", () => {
       const peer = `127.0.0.1:${client.localPort}`;
       const row = await waitFor(
         "the accepted socket in the port list",
-        async () => (await cliJson<PortList>(["ports", node.name, "--limit", "1000"])).ports.find((p) => p.peer === peer),
+        async () => (await cliJson<PortList>(server, ["ports", node.name, "--limit", "1000"])).ports.find((p) => p.peer === peer),
         10_000,
         300,
       );
@@ -114,7 +109,7 @@ describe("system views", () => {
       // The node agrees on who owns the socket.
       const owner = await node.rpc(`{connected, P} = erlang:port_info(list_to_port("${row.id}"), connected), P`);
       expect(row.owner).toBe(owner);
-      const listener = (await cliJson<PortList>(["ports", node.name, "--sort", "name", "--limit", "1000"])).ports.find((p) => p.kind === "tcp" && p.local?.endsWith(`:${listenPort}`) && p.peer === null);
+      const listener = (await cliJson<PortList>(server, ["ports", node.name, "--sort", "name", "--limit", "1000"])).ports.find((p) => p.kind === "tcp" && p.local?.endsWith(`:${listenPort}`) && p.peer === null);
       expect(listener).toBeDefined();
     } finally {
       client.destroy();

@@ -18,6 +18,7 @@ import { startNode, stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { buildRelease, instantiate, REPO_ROOT } from "../../tools/beam/releases";
 import { freePort, GreetingClient } from "../../tools/beam/tcp";
 import { Agent, type Json } from "../support/agent-rpc";
+import { withTimeout } from "../support/calls";
 
 const OUT = path.join(REPO_ROOT, "tests", ".out", `upgrade-agent-${process.pid}`);
 const SUP = "'Elixir.RelTest.Supervisor'";
@@ -87,18 +88,6 @@ async function connectClients(port: number, n: number): Promise<GreetingClient[]
     cs.push(c);
   }
   return cs;
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, t]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function bootRelTest(name: string): Promise<{ node: BeamNode; port: number }> {

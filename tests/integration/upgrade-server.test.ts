@@ -87,6 +87,35 @@ function step(args: string[]) {
   return cli(["upgrade", ...args, "--yes"]);
 }
 
+describe("beamdeck releases", () => {
+  /** The text table's rows as [release, version, status]. */
+  const rows = (stdout: string) => stdout.trim().split("\n").slice(1).map((l) => l.split(/\s{2,}/));
+
+  it("lists the releases, then the packages not unpacked yet, by the names the agent sends", async () => {
+    const before = await cli(["releases", node.name]);
+    expect(before.code, before.stderr).toBe(0);
+    expect(before.stdout.split("\n")[0].split(/\s+/)).toEqual(["RELEASE", "VERSION", "STATUS"]);
+    expect(rows(before.stdout)).toEqual([
+      ["rel_test", "0.1.0", "permanent"],
+      ["rel_test-0.1.1", "0.1.1", "package (not unpacked)"],
+      ["rel_test-0.1.2", "0.1.2", "package (not unpacked)"],
+    ]);
+
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
+    const after = await cli(["releases", node.name]);
+    expect(after.code, after.stderr).toBe(0);
+    // The unpacked release is listed once, as release_handler reports it on the node (newest first).
+    expect(rows(after.stdout)).toEqual([
+      ["rel_test", "0.1.1", "unpacked"],
+      ["rel_test", "0.1.0", "permanent"],
+      ["rel_test-0.1.2", "0.1.2", "package (not unpacked)"],
+    ]);
+    expect(await node.rpc(`lists:sort([{V, S} || {_, V, _, S} <- release_handler:which_releases()])`)).toBe(`[{"0.1.0",permanent},{"0.1.1",unpacked}]`);
+    const json = JSON.parse((await cli(["releases", node.name, "--json"])).stdout) as { packages: { package: string; vsn: string; unpacked: boolean }[] };
+    expect(json.packages.filter((p) => p.vsn === "0.1.2").map((p) => [p.package, p.unpacked])).toEqual([["rel_test-0.1.2", false]]);
+  }, 120_000);
+});
+
 describe("the forum's upgrade through beamdeck", () => {
   it("default appup: predicted kills at make_permanent, exactly those die, recorded as expected, no alert", async () => {
     const acc = await acceptor();

@@ -4,26 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { toCsv } from "../../server/audit/query";
-
-/** A small RFC 4180 reader: enough to get each cell's text back. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i += 1) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (cell += '"'), (i += 1);
-      else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") row.push(cell), (cell = "");
-    else if (c === "\n") row.push(cell), rows.push(row), (row = []), (cell = "");
-    else cell += c;
-  }
-  return rows;
-}
+import { parseCsv } from "../support/csv";
 
 const entry = (over: Record<string, unknown>) => ({
   id: "7",

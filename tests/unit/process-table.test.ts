@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ProcessTable } from "../../server/agents/process-table";
-import type { ProcessRecord } from "../../server/agents/protocol";
+import { countValue, type ProcessRecord } from "../../server/agents/protocol";
 
 function rec(i: number, over: Partial<ProcessRecord> = {}): ProcessRecord {
   return {
@@ -120,7 +120,7 @@ describe("ProcessTable filtered windows on a big table (issue 10, item 7)", () =
     const pidNo = (p: string) => Number(p.split(".")[1]);
     for (const key of ["memory", "mailbox", "reductions", "pid", "name"] as const) {
       const cmp = (a: (typeof rows)[number], b: (typeof rows)[number]) =>
-        (key === "pid" ? 0 : key === "name" ? (a.name ?? "\uffff").localeCompare(b.name ?? "\uffff") : a[key] - b[key]) || pidNo(a.pid) - pidNo(b.pid);
+        (key === "pid" ? 0 : key === "name" ? (a.name ?? "\uffff").localeCompare(b.name ?? "\uffff") : countValue(a[key]) - countValue(b[key])) || pidNo(a.pid) - pidNo(b.pid);
       const expected = [...rows].sort(cmp).map((r) => r.pid);
       const got = (await t.window({ sort: key, desc: false, offset: 0, limit: 1000 })).rows.map((r) => r.pid);
       expect(got, key).toEqual(expected.slice(0, 1000));

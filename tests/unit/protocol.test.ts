@@ -1,5 +1,12 @@
-import { describe, expect, it } from "vitest";
-import { parseAgentFrame } from "../../server/agents/protocol";
+import { assert, describe, expect, it } from "vitest";
+import { parseAgentFrame, type AgentFrame } from "../../server/agents/protocol";
+
+/** The parsed frame; a refused frame fails the test with its reason. */
+function accepted(text: string): AgentFrame {
+  const r = parseAgentFrame(text);
+  assert(r.ok, r.ok ? "" : `refused: ${r.reason}`);
+  return r.frame;
+}
 
 const hello = {
   type: "hello",
@@ -32,20 +39,36 @@ const record = {
 
 describe("agent frame parsing", () => {
   it("accepts a hello and defaults what may be omitted", () => {
-    const r = parseAgentFrame(JSON.stringify(hello));
-    expect(r.ok).toBe(true);
-    if (r.ok && r.frame.type === "hello") expect(r.frame.node).toBe("rel_test@host");
+    const f = accepted(JSON.stringify(hello));
+    assert(f.type === "hello", `a ${f.type} frame`);
+    expect(f.node).toBe("rel_test@host");
+    expect(f.capabilities).toEqual(["procs"]);
   });
 
-  it("accepts procs deltas and turns big integers sent as strings into numbers", () => {
-    const r = parseAgentFrame(JSON.stringify({ type: "procs", seq: 1, at: 1, total: 1, upsert: [record], mailbox: [["<0.1.0>", 500]], remove: [] }));
-    expect(r.ok).toBe(true);
-    if (r.ok && r.frame.type === "procs") {
-      // biome-ignore lint/correctness/noPrecisionLoss: the known defect of issue 11 (this literal is already 2^53); the code-health TS branch replaces this test
-      expect(r.frame.upsert[0].reductions).toBe(9007199254740993);
-      expect(r.frame.upsert[0].application).toBeNull();
-      expect(r.frame.reset).toBe(false);
-      expect(r.frame.mailbox[0]).toEqual(["<0.1.0>", 500]);
+  it("accepts procs deltas; an integer beyond 2^53 (sent as a decimal string) stays exact, a smaller one is a number", () => {
+    const small = { ...record, pid: "<0.117.0>", reductions: "9007199254740991" };
+    const f = accepted(JSON.stringify({ type: "procs", seq: 1, at: 1, total: 2, upsert: [record, small], mailbox: [["<0.1.0>", 500]], remove: [] }));
+    assert(f.type === "procs", `a ${f.type} frame`);
+    // A string literal: 9007199254740993 as a JavaScript number is already 2^53 and would compare equal to a rounded value.
+    expect(f.upsert[0].reductions).toBe("9007199254740993");
+    expect(BigInt(f.upsert[0].reductions)).toBe(2n ** 53n + 1n);
+    expect(f.upsert[1].reductions).toBe(Number.MAX_SAFE_INTEGER);
+    expect(f.upsert[0].application).toBeNull();
+    expect(f.reset).toBe(false);
+    expect(f.mailbox[0]).toEqual(["<0.1.0>", 500]);
+  });
+
+  it("keeps a big integer exact through the JSON the browser and the CLI get", () => {
+    const f = accepted(JSON.stringify({ type: "procs", seq: 1, at: 1, total: 1, upsert: [{ ...record, reductions: "123456789012345678901" }] }));
+    assert(f.type === "procs", `a ${f.type} frame`);
+    expect(JSON.parse(JSON.stringify(f.upsert[0])).reductions).toBe("123456789012345678901");
+  });
+
+  it("refuses a mailbox length or memory beyond 2^53 clearly (not a possible value, never a rounded one)", () => {
+    for (const field of ["mailbox", "memory"] as const) {
+      const r = parseAgentFrame(JSON.stringify({ type: "procs", seq: 1, at: 1, total: 1, upsert: [{ ...record, [field]: "9007199254740993" }] }));
+      assert(!r.ok, `a ${field} of 2^53 + 1 was accepted`);
+      expect(r.reason).toMatch(new RegExp(`upsert\\.0\\.${field}: beyond 2\\^53`));
     }
   });
 
@@ -60,11 +83,9 @@ describe("agent frame parsing", () => {
     ];
     for (const [text, reason] of cases) {
       const r = parseAgentFrame(text);
-      expect(r.ok, text).toBe(false);
-      if (!r.ok) {
-        expect(r.reason).toMatch(reason);
-        expect(Buffer.byteLength(r.reason)).toBeLessThanOrEqual(123);
-      }
+      assert(!r.ok, `accepted: ${text}`);
+      expect(r.reason).toMatch(reason);
+      expect(Buffer.byteLength(r.reason)).toBeLessThanOrEqual(123);
     }
   });
 
@@ -82,6 +103,8 @@ describe("agent frame parsing", () => {
         offender: { id: "Elixir.Task", pid: "<0.601.0>", restartType: "permanent" },
       }),
     );
-    expect(r.ok).toBe(true);
+    assert(r.ok, r.ok ? "" : r.reason);
+    assert(r.frame.type === "event", `a ${r.frame.type} frame`);
+    expect(r.frame.offender?.pid).toBe("<0.601.0>");
   });
 });

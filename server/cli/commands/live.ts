@@ -109,7 +109,7 @@ export async function tree(argv: string[], env: Env): Promise<number> {
   const out: string[] = [];
   for (const app of t.apps) {
     out.push(`${app.name} ${app.vsn ?? ""}`.trim());
-    if (app.root) renderTree(app.root as TreeNode, "  ", out);
+    if (app.root) renderTree(app.root, "  ", out);
     else out.push("  (no supervision tree: a library application)");
   }
   console.log(out.join("\n"));

@@ -15,6 +15,7 @@ import { json, table } from "../format";
 import { outcomeLine, runStep, type StepOutcome } from "../step";
 import type { Env } from "../../storage/database-url";
 import { findingId, planDigest, type Gate } from "../../upgrades/gate";
+import type { ReleasesReply } from "../../agents/replies";
 import { killCount, type Plan, type Verification, verificationOf } from "../../upgrades/plan";
 
 /** The agent's check after the step: every changed module on its target code, or which are not. */
@@ -54,16 +55,18 @@ export function parsePurgeArgs(values: string[] | undefined, flag: string, modul
 
 export async function releases(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: "boolean" } }, ["node"]);
-  const r = (await call(env, (api) => api.upgrades.releases.query({ node: positionals[0] }))) as {
-    releases?: { name: string; vsn: string; status: string }[];
-    packages?: { name: string; vsn: string; file?: string }[];
-  };
+  const r = await call(env, (api) => api.upgrades.releases.query({ node: positionals[0] }));
   if (values.json) {
     console.log(json(r));
     return 0;
   }
-  console.log(table(["RELEASE", "VERSION", "STATUS"], [...(r.releases ?? []).map((x) => [x.name, x.vsn, x.status]), ...(r.packages ?? []).map((p) => [p.name, p.vsn, "package (not unpacked)"])]));
+  console.log(table(["RELEASE", "VERSION", "STATUS"], releaseRows(r)));
   return 0;
+}
+
+/** Releases release_handler knows, then the packages in the release directory it has not unpacked yet. */
+export function releaseRows(r: Pick<ReleasesReply, "releases" | "packages">): string[][] {
+  return [...r.releases.map((x) => [x.name, x.vsn, x.status]), ...r.packages.filter((p) => !p.unpacked).map((p) => [p.package, p.vsn ?? "?", "package (not unpacked)"])];
 }
 
 function summarise(plan: Plan): string {
