@@ -53,7 +53,6 @@ function present(suite: string): boolean {
   return spawnSync("bash", [CHROOT, "present", suite], { stdio: "ignore" }).status === 0;
 }
 
-
 function inChroot(sh: Sh, name: string, deadlineMin: number, otp: number, suite: string, args: string[], count: (code: number, output: string) => Result): Step {
   return {
     name,

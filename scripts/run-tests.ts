@@ -16,7 +16,6 @@ import path from "node:path";
 import { otpSteps } from "./otp-steps";
 import { eunitCounts, type Result, type Step } from "./test-step";
 
-
 const OUT = path.resolve("tests/.out");
 fs.mkdirSync(OUT, { recursive: true });
 const PROGRESS = path.join(OUT, "vitest-current.json");
@@ -94,13 +93,16 @@ function sh(step: string, cmd: string, args: string[], deadline: number, opts: {
     };
     child.stdout.on("data", tee);
     child.stderr.on("data", tee);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (child.pid !== undefined) {
-        reportHang(step, child.pid, Date.now() - t0);
-        killTree(child.pid);
-      }
-    }, Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        if (child.pid !== undefined) {
+          reportHang(step, child.pid, Date.now() - t0);
+          killTree(child.pid);
+        }
+      },
+      Math.max(0, deadline - Date.now()),
+    );
     child.on("close", (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? 1, output, timedOut });
@@ -146,7 +148,17 @@ function vitest(name: string, paths: string | string[], deadlineMin: number, opt
       const { code, timedOut } = await sh(
         name,
         "npx",
-        ["--no-install", "vitest", "run", ...[paths].flat(), ...(opts.args ?? []), "--reporter=default", "--reporter=json", "--reporter=./tests/support/progress-reporter.ts", `--outputFile=${report}`],
+        [
+          "--no-install",
+          "vitest",
+          "run",
+          ...[paths].flat(),
+          ...(opts.args ?? []),
+          "--reporter=default",
+          "--reporter=json",
+          "--reporter=./tests/support/progress-reporter.ts",
+          `--outputFile=${report}`,
+        ],
         deadline,
         { env: { ...process.env, ...opts.env, BEAMDECK_TEST_PROGRESS_FILE: PROGRESS } },
       );
@@ -174,7 +186,7 @@ function eunit(): Step {
 
 const STEPS: Step[] = [
   // First and fast (a few seconds): Biome's recommended rules and the React hooks rules (biome.json).
-  check("lint", 5, "npx", ["--no-install", "biome", "lint", "app", "server", "tests", "scripts"]),
+  check("lint", 5, "npx", ["--no-install", "biome", "check", "--diagnostic-level=error", "app", "server", "tests", "scripts"]),
   check("typecheck", 10, "npx", ["--no-install", "tsc", "--noEmit", "-p", "tsconfig.json"]),
   check("agent-xref", 10, "rebar3", ["xref"], "agent"),
   check("agent-dialyzer", 20, "rebar3", ["dialyzer"], "agent"),

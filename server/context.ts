@@ -45,11 +45,7 @@ export async function authenticate(
 }
 
 export function contextFactory(services: Services) {
-  return async (opts: {
-    req: IncomingMessage;
-    res?: ServerResponse | unknown;
-    info?: { connectionParams?: Record<string, string | undefined> | null };
-  }): Promise<Context> => {
+  return async (opts: { req: IncomingMessage; res?: ServerResponse | unknown; info?: { connectionParams?: Record<string, string | undefined> | null } }): Promise<Context> => {
     const { principal, authError } = await authenticate(services, opts.req, opts.info?.connectionParams ?? null);
     const res = opts.res;
     // Over WebSocket, `res` is the socket: remember who it is, to re-check later.

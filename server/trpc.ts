@@ -15,20 +15,23 @@ export interface Meta {
   role?: Role | "public";
 }
 
-const t = initTRPC.context<Context>().meta<Meta>().create({
-  errorFormatter({ shape, error }) {
-    const cause = error.cause;
-    return {
-      ...shape,
-      data: {
-        ...shape.data,
-        beamdeckCode: cause instanceof BeamdeckError ? cause.code : null,
-        docs: cause instanceof BeamdeckError ? errorDoc(cause.code) : null,
-        stack: undefined,
-      },
-    };
-  },
-});
+const t = initTRPC
+  .context<Context>()
+  .meta<Meta>()
+  .create({
+    errorFormatter({ shape, error }) {
+      const cause = error.cause;
+      return {
+        ...shape,
+        data: {
+          ...shape.data,
+          beamdeckCode: cause instanceof BeamdeckError ? cause.code : null,
+          docs: cause instanceof BeamdeckError ? errorDoc(cause.code) : null,
+          stack: undefined,
+        },
+      };
+    },
+  });
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;

@@ -46,7 +46,9 @@ export default function NodesPage() {
               <th>Agent</th>
               <th>Release</th>
               <th className="num">Processes</th>
-              <th className="num" title="processes still running old code of a module (after a soft purge)">Old code</th>
+              <th className="num" title="processes still running old code of a module (after a soft purge)">
+                Old code
+              </th>
               <th className="num">Top mailbox</th>
               <th>Top mailbox process</th>
             </tr>

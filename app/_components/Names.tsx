@@ -11,7 +11,12 @@ export function Pid({ pid }: { pid: string }) {
  */
 export function Atom({ text, compact = false }: { text: string; compact?: boolean }) {
   const alias = elixirAlias(text);
-  if (!alias) return <span className="atom" title={text}>{text}</span>;
+  if (!alias)
+    return (
+      <span className="atom" title={text}>
+        {text}
+      </span>
+    );
   return (
     <span className="atom" title={text} data-atom={text}>
       <span className="alias">{alias}</span>

@@ -15,8 +15,8 @@ function Why({ need, role }: { need: Role; role: Role | null }) {
   return (
     <span className="role-why" data-testid="role-hint-why">
       Your role{role ? `, ${role},` : ""} lets you {ROLE_ADDS.viewer}
-      {role && role !== "viewer" ? ` and ${ROLE_ADDS[role === "admin" ? "admin" : "operator"]}` : ""}. {rolePlural(need)} can also{" "}
-      {ROLE_ADDS[need]}. An admin can change your role (Admin → Users); the server refuses this for your role whatever the page shows.
+      {role && role !== "viewer" ? ` and ${ROLE_ADDS[role === "admin" ? "admin" : "operator"]}` : ""}. {rolePlural(need)} can also {ROLE_ADDS[need]}. An admin can change your role (Admin → Users); the
+      server refuses this for your role whatever the page shows.
     </span>
   );
 }

@@ -7,13 +7,7 @@ export function TimeRangePicker({ value, onChange, testid = "time-range" }: { va
     <div className="range" data-testid={testid} data-key={value.key}>
       <fieldset className="seg" aria-label="Time range">
         {RANGE_PRESETS.map((p) => (
-          <button
-            key={p.key}
-            type="button"
-            className={value.key === p.key ? "seg-btn active" : "seg-btn"}
-            data-testid={`${testid}-${p.key}`}
-            onClick={() => onChange(presetRange(p.key))}
-          >
+          <button key={p.key} type="button" className={value.key === p.key ? "seg-btn active" : "seg-btn"} data-testid={`${testid}-${p.key}`} onClick={() => onChange(presetRange(p.key))}>
             {p.label}
           </button>
         ))}

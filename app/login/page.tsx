@@ -68,14 +68,7 @@ export default function LoginPage() {
         </label>
         <label className="field">
           <span>Password</span>
-          <input
-            name="password"
-            type="password"
-            data-testid="login-password"
-            autoComplete="current-password"
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-          />
+          <input name="password" type="password" data-testid="login-password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} />
         </label>
         {login.error ? (
           <div className={code === "TOO_MANY_REQUESTS" ? "alert alert-warn" : "alert alert-error"} role="alert" data-testid="login-error">

@@ -66,9 +66,7 @@ export const helloFrame = z.object({
   processCount: count,
   processLimit: count.optional(),
   schedulers: count.optional(),
-  applications: z
-    .array(z.object({ name: text, vsn: text, description: text.optional() }))
-    .max(1000),
+  applications: z.array(z.object({ name: text, vsn: text, description: text.optional() })).max(1000),
   releases: z
     .array(z.object({ name: text, vsn: text, status: text, apps: z.array(text).max(1000).optional() }).loose())
     .max(100)
@@ -98,7 +96,10 @@ export const procsFrame = z.object({
   reset: z.boolean().default(false),
   total: count,
   upsert: z.array(processRecord).max(5000).default([]),
-  mailbox: z.array(z.tuple([pid, safeCount])).max(200_000).default([]),
+  mailbox: z
+    .array(z.tuple([pid, safeCount]))
+    .max(200_000)
+    .default([]),
   remove: z.array(pid).max(200_000).default([]),
   /** The agent sends only its top-N and watched processes (over the welcome's cap). */
   partial: z.boolean().optional(),
@@ -226,15 +227,7 @@ export const commandResultFrame = z.object({
   error: agentError.optional(),
 });
 
-export const agentFrame = z.discriminatedUnion("type", [
-  helloFrame,
-  procsFrame,
-  treeFrame,
-  replyFrame,
-  eventFrame,
-  progressFrame,
-  commandResultFrame,
-]);
+export const agentFrame = z.discriminatedUnion("type", [helloFrame, procsFrame, treeFrame, replyFrame, eventFrame, progressFrame, commandResultFrame]);
 export type AgentFrame = z.infer<typeof agentFrame>;
 
 export type ParsedFrame = { ok: true; frame: AgentFrame } | { ok: false; reason: string };

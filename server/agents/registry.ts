@@ -316,8 +316,6 @@ export class AgentRegistry implements SessionHandlers {
     clearInterval(this.sweeper);
     for (const t of this.publishTimers.values()) clearTimeout(t);
     for (const s of this.sessions.values()) s.close(CLOSE.goingAway, "server shutting down");
-    await this.prisma.node
-      .updateMany({ where: { instanceId: this.instanceId }, data: { connectedAt: null, instanceId: null, leaseExpiresAt: null, lastSeenAt: new Date() } })
-      .catch(() => {});
+    await this.prisma.node.updateMany({ where: { instanceId: this.instanceId }, data: { connectedAt: null, instanceId: null, leaseExpiresAt: null, lastSeenAt: new Date() } }).catch(() => {});
   }
 }

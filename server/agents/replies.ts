@@ -17,7 +17,13 @@ import { etsTables, portList, systemOverview } from "./system-views";
 const text = z.string().max(64 * 1024);
 const n = z.number().int().nonnegative();
 /** The agent sends integers beyond 2^53 as decimal strings (docs/protocol.md). */
-const int = z.union([z.number().int(), z.string().regex(/^-?\d+$/).max(40)]);
+const int = z.union([
+  z.number().int(),
+  z
+    .string()
+    .regex(/^-?\d+$/)
+    .max(40),
+]);
 
 const stackFrame = z.object({ mfa: text, file: text.nullable().optional(), line: z.number().int().nullable().optional() });
 const monitor = z.object({ kind: text, pid: pid.nullable().optional(), name: text.nullable().optional(), node: text.nullable().optional() });
@@ -38,11 +44,17 @@ export const processDetail = z.object({
   totalHeapSize: int.optional(),
   messageQueueLen: int.optional(),
   garbageCollection: z.object({ minorGcs: int.optional(), fullsweepAfter: int.optional() }).loose().optional(),
-  dictionary: z.array(z.object({ key: text, value: text.nullable() })).max(10_000).default([]),
+  dictionary: z
+    .array(z.object({ key: text, value: text.nullable() }))
+    .max(10_000)
+    .default([]),
   dictionaryTruncated: z.boolean().optional(),
   dictionaryValues: z.enum(["shown", "hidden"]).optional(),
   /** The state as printed, or why it is not shown (closed shapes, so `"error" in state` tells them apart). */
-  state: z.union([z.object({ text, truncated: z.boolean() }), z.object({ error: text, reason: printed.optional() })]).nullable().optional(),
+  state: z
+    .union([z.object({ text, truncated: z.boolean() }), z.object({ error: text, reason: printed.optional() })])
+    .nullable()
+    .optional(),
   /**
    * The first messages (only where the agent's get_state allows) and leak
    * hints (always: counts and shapes, no values). Absent from agents
@@ -94,7 +106,11 @@ const releasePath = z
     descr: printed.optional(),
     rewrittenOnDisk: z.boolean().optional(),
     script: z.array(z.object({ op: text, text: text }).loose()).max(100_000),
-    onDisk: z.array(z.object({ op: text, text: text }).loose()).max(100_000).nullable().optional(),
+    onDisk: z
+      .array(z.object({ op: text, text: text }).loose())
+      .max(100_000)
+      .nullable()
+      .optional(),
     appups: z
       .array(
         z
@@ -130,9 +146,7 @@ export const releasesReply = z.object({
 });
 export type ReleasesReply = z.infer<typeof releasesReply>;
 
-export const upgradeCommandReply = z
-  .object({ accepted: z.literal(true), commandId: text, duplicate: z.boolean(), status: text })
-  .loose();
+export const upgradeCommandReply = z.object({ accepted: z.literal(true), commandId: text, duplicate: z.boolean(), status: text }).loose();
 
 /** One process in a step's `deaths` lists. */
 const death = z.object({ pid, name: text.nullable().optional(), initialCall: text.nullable().optional(), reason: z.unknown().optional() }).loose();
@@ -140,7 +154,10 @@ const death = z.object({ pid, name: text.nullable().optional(), initialCall: tex
 /** The `result` of a `command_result` frame: what a step did (fields by action; all optional). */
 export const stepResult = z
   .object({
-    releases: z.array(z.object({ vsn: text, status: text }).loose()).max(100).optional(),
+    releases: z
+      .array(z.object({ vsn: text, status: text }).loose())
+      .max(100)
+      .optional(),
     deaths: z
       .object({
         predictedAndDied: z.array(death).max(100_000).default([]),

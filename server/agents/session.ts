@@ -37,10 +37,7 @@ interface Pending {
 
 export interface SessionHandlers {
   /** Decide on the hello; returns the welcome's lastEventSeq or a close reason. */
-  onHello(
-    session: AgentSession,
-    hello: HelloFrame,
-  ): Promise<{ ok: true; lastEventSeq: number; maxProcessRecords: number } | { ok: false; code: number; reason: string }>;
+  onHello(session: AgentSession, hello: HelloFrame): Promise<{ ok: true; lastEventSeq: number; maxProcessRecords: number } | { ok: false; code: number; reason: string }>;
   onFrame(session: AgentSession, frame: Exclude<AgentFrame, HelloFrame>): void;
   onClose(session: AgentSession, code: number, reason: string): void;
 }

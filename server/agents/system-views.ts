@@ -106,10 +106,15 @@ export class SystemWatch {
     private readonly registry: AgentRegistry,
     everyMs = OVERVIEW_EVERY_MS,
   ) {
-    this.poller = new NodePoller(registry, everyMs, (node) => this.ask(node, Math.min(3000, everyMs)), (known) => {
-      // Nodes the registry forgot (offline for long) lose their history too.
-      for (const name of this.rings.keys()) if (!known.has(name)) this.rings.delete(name);
-    });
+    this.poller = new NodePoller(
+      registry,
+      everyMs,
+      (node) => this.ask(node, Math.min(3000, everyMs)),
+      (known) => {
+        // Nodes the registry forgot (offline for long) lose their history too.
+        for (const name of this.rings.keys()) if (!known.has(name)) this.rings.delete(name);
+      },
+    );
   }
 
   start(): void {

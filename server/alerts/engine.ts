@@ -11,7 +11,19 @@ import type { Hub } from "../live/hub";
 import { Expectations } from "./expectations";
 import type { OldCodeWatch } from "../upgrades/old-code-watch";
 import type { Group } from "../fleet/groups";
-import { DriftWatch, LeakWatch, type MailboxGrowth, matchChildTerminated, matchEventGap, matchMaxRestartIntensity, MailboxWatch, nodeDownDraft, OldCodeLinger, type AlertDraft, type EventFacts } from "./rules";
+import {
+  DriftWatch,
+  LeakWatch,
+  type MailboxGrowth,
+  matchChildTerminated,
+  matchEventGap,
+  matchMaxRestartIntensity,
+  MailboxWatch,
+  nodeDownDraft,
+  OldCodeLinger,
+  type AlertDraft,
+  type EventFacts,
+} from "./rules";
 import { autoResolve, loadRules, raiseAlert, type RuleSetting } from "./store";
 import { deliverDue, enqueueDeliveries } from "./webhooks";
 
@@ -159,7 +171,15 @@ export class AlertEngine {
         outcomes.push(this.mailboxes.observe(live.name, over, rule.params, now));
       }
       // The 1000 fullest mailboxes are watched for growth (bounded work per tick).
-      if (leak?.enabled) outcomes.push(this.leaks.observe(live.name, live.processes.top("mailbox", 1000).filter((p) => p.mailbox > 0), leak.params, now));
+      if (leak?.enabled)
+        outcomes.push(
+          this.leaks.observe(
+            live.name,
+            live.processes.top("mailbox", 1000).filter((p) => p.mailbox > 0),
+            leak.params,
+            now,
+          ),
+        );
       for (const { fire, cleared } of outcomes) {
         for (const d of fire) await this.raise(d, null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
         for (const key of cleared) await this.resolve(key);

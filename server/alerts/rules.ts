@@ -22,7 +22,12 @@ export const ruleParams = {
   }),
   mailbox_leak: z.object({
     /** A mailbox that has not drained for this long… */
-    windowSeconds: z.number().int().min(1).max(7 * 86_400).default(600),
+    windowSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86_400)
+      .default(600),
     /** …and grew by at least this many messages in that time, however slowly. */
     minGrowth: z.number().int().min(1).max(1_000_000_000).default(20),
   }),
@@ -32,11 +37,21 @@ export const ruleParams = {
   event_gap: z.object({}),
   old_code: z.object({
     /** How long processes may stay on a module's old code after a load before it pages. */
-    forSeconds: z.number().int().min(0).max(7 * 86_400).default(600),
+    forSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 86_400)
+      .default(600),
   }),
   version_drift: z.object({
     /** How long the connected nodes of one group may run different releases before it pages. */
-    forSeconds: z.number().int().min(0).max(30 * 86_400).default(1800),
+    forSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .default(1800),
   }),
 } satisfies Record<RuleKind, z.ZodType>;
 
@@ -180,12 +195,7 @@ export function nodeDownDraft(node: string, since: number, p: RuleParams["node_d
 export class OldCodeLinger {
   private fired = new Set<string>();
 
-  observe(
-    node: string,
-    modules: { module: string; count: number; since: number; pids: string[] }[],
-    p: RuleParams["old_code"],
-    now: number,
-  ): { fire: AlertDraft[]; cleared: string[] } {
+  observe(node: string, modules: { module: string; count: number; since: number; pids: string[] }[], p: RuleParams["old_code"], now: number): { fire: AlertDraft[]; cleared: string[] } {
     const fire: AlertDraft[] = [];
     const seen = new Set<string>();
     for (const m of modules) {
@@ -267,7 +277,16 @@ export class LeakWatch {
           node,
           groupKey: `mailbox_leak|${key}`,
           title: `${proc.name ?? proc.pid} on ${node}: mailbox grew from ${w.start} to ${proc.mailbox} in ${minutes.toFixed(1)} min without draining (${(growth / minutes).toFixed(1)}/min) — a leak?`,
-          detail: { pid: proc.pid, name: proc.name, from: w.start, to: proc.mailbox, since: new Date(w.since).toISOString(), perMinute: growth / minutes, windowSeconds: p.windowSeconds, minGrowth: p.minGrowth },
+          detail: {
+            pid: proc.pid,
+            name: proc.name,
+            from: w.start,
+            to: proc.mailbox,
+            since: new Date(w.since).toISOString(),
+            perMinute: growth / minutes,
+            windowSeconds: p.windowSeconds,
+            minGrowth: p.minGrowth,
+          },
         });
       }
     }

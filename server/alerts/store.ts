@@ -55,7 +55,10 @@ export async function raiseAlert(prisma: PrismaClient, draft: AlertDraft, eventI
     await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext($1))`, draft.groupKey);
     const open = await tx.alert.findFirst({ where: { groupKey: draft.groupKey, status: { in: ["open", "acked"] } } });
     if (open) {
-      const alert = await tx.alert.update({ where: { id: open.id }, data: { count: { increment: times }, lastAt: new Date(), detail: jsonSafe({ ...(open.detail as object), last: draft.detail }) as object } });
+      const alert = await tx.alert.update({
+        where: { id: open.id },
+        data: { count: { increment: times }, lastAt: new Date(), detail: jsonSafe({ ...(open.detail as object), last: draft.detail }) as object },
+      });
       return { alert, created: false };
     }
     const alert = await tx.alert.create({

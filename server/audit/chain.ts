@@ -16,10 +16,5 @@ export interface AuditContent {
 }
 
 export function entryHash(prevHash: string, content: AuditContent): string {
-  return crypto
-    .createHash("sha256")
-    .update(prevHash)
-    .update("\n")
-    .update(canonicalJson(content))
-    .digest("hex");
+  return crypto.createHash("sha256").update(prevHash).update("\n").update(canonicalJson(content)).digest("hex");
 }

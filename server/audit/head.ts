@@ -68,7 +68,10 @@ export async function checkHead(prisma: PrismaClient, walked: HeadState): Promis
     };
   }
   if (walked.count !== head.count || walked.lastId !== head.lastId || walked.hash !== head.hash) {
-    return { id: walked.lastId.toString(), reason: `the log does not end where the signed head says (#${head.lastId}, ${head.count} entries; found #${walked.lastId}, ${walked.count} entries): entries were added or replaced outside beamdeck` };
+    return {
+      id: walked.lastId.toString(),
+      reason: `the log does not end where the signed head says (#${head.lastId}, ${head.count} entries; found #${walked.lastId}, ${walked.count} entries): entries were added or replaced outside beamdeck`,
+    };
   }
   return null;
 }

@@ -65,11 +65,7 @@ export async function recordIntent(prisma: PrismaClient, input: Omit<AuditInput,
   return row.id;
 }
 
-export async function recordOutcome(
-  prisma: PrismaClient,
-  intentId: bigint,
-  input: Omit<AuditInput, "intentId">,
-): Promise<AuditRow> {
+export async function recordOutcome(prisma: PrismaClient, intentId: bigint, input: Omit<AuditInput, "intentId">): Promise<AuditRow> {
   return appendAudit(prisma, { ...input, intentId });
 }
 

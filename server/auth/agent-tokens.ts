@@ -58,9 +58,7 @@ export async function createAgentToken(
   return { id: t.id, token: t.token };
 }
 
-export type AgentAuth =
-  | { ok: true; tokenId: string; label: string; fleet: boolean; fleetGroup: string | null }
-  | { ok: false; status: 401 | 403; reason: string };
+export type AgentAuth = { ok: true; tokenId: string; label: string; fleet: boolean; fleetGroup: string | null } | { ok: false; status: 401 | 403; reason: string };
 
 /**
  * May this token open `/agent` as `node`? `liveElsewhere` answers whether a

@@ -71,9 +71,7 @@ async function lockRows(tx: Tx, keys: string[]): Promise<Map<string, Row>> {
  */
 export async function reserveLoginCheck(prisma: PrismaClient, username: string, ip: string | null, now = new Date()): Promise<void> {
   const addr = ip ?? "unknown";
-  const known = ip
-    ? Boolean(await prisma.loginAttempt.findFirst({ where: { username, ip, ok: true, at: { gt: new Date(now.getTime() - THROTTLE.knownAddressMs) } }, select: { id: true } }))
-    : false;
+  const known = ip ? Boolean(await prisma.loginAttempt.findFirst({ where: { username, ip, ok: true, at: { gt: new Date(now.getTime() - THROTTLE.knownAddressMs) } }, select: { id: true } })) : false;
   const refusal = await prisma.$transaction(async (tx: Tx) => {
     const rows = await lockRows(tx, [pairKey(username, addr), accountKey(username), addressKey(addr)]);
     const pairRow = rows.get(pairKey(username, addr));

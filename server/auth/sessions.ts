@@ -78,16 +78,7 @@ export async function logoutEverywhere(prisma: PrismaClient, userId: string): Pr
 }
 
 export function sessionCookieHeader(cookie: string, expiresAt: Date, secure: boolean): string {
-  return [
-    `${SESSION_COOKIE}=${cookie}`,
-    "Path=/",
-    "HttpOnly",
-    "SameSite=Lax",
-    `Expires=${expiresAt.toUTCString()}`,
-    secure ? "Secure" : "",
-  ]
-    .filter(Boolean)
-    .join("; ");
+  return [`${SESSION_COOKIE}=${cookie}`, "Path=/", "HttpOnly", "SameSite=Lax", `Expires=${expiresAt.toUTCString()}`, secure ? "Secure" : ""].filter(Boolean).join("; ");
 }
 
 export function clearSessionCookieHeader(): string {

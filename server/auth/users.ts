@@ -21,10 +21,7 @@ export interface CreatedUser {
   generated: boolean;
 }
 
-export async function createUser(
-  prisma: PrismaClient,
-  input: { username: string; role: Role; password?: string; createdBy?: string },
-): Promise<CreatedUser> {
+export async function createUser(prisma: PrismaClient, input: { username: string; role: Role; password?: string; createdBy?: string }): Promise<CreatedUser> {
   const username = usernameSchema.parse(input.username);
   const generated = !input.password;
   const password = input.password ?? newPassword();

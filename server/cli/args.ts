@@ -34,11 +34,7 @@ export function check<T>(schema: z.ZodType<T>, value: unknown, name: string): T 
 /** A whole number from `min` to `max` (`--limit 50`); "abc" says so instead of "received NaN". */
 export function countArg(min: number, max: number) {
   const expected = `expected a whole number from ${min} to ${max}`;
-  return z
-    .string()
-    .regex(/^\d+$/, `not a whole number; ${expected}`)
-    .transform(Number)
-    .pipe(z.number().min(min, expected).max(max, expected));
+  return z.string().regex(/^\d+$/, `not a whole number; ${expected}`).transform(Number).pipe(z.number().min(min, expected).max(max, expected));
 }
 
 export const pidArg = z.string().regex(/^<\d+\.\d+\.\d+>$/, "not a pid; expected a pid like <0.116.0>");

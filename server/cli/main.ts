@@ -30,10 +30,21 @@ const COMMANDS: Record<string, { run: Command; help: string; deadline?: Deadline
     },
   },
   // These two may open the database themselves: load Prisma only for them.
-  init: { run: async (argv, env) => (await import("./commands/init")).init(argv, env), deadline: () => 3 * MINUTE, help: "init [--json]                       create the database and the first admin login + API token" },
-  "agent-token": { run: async (argv, env) => (await import("./commands/agent-token")).agentToken(argv, env), deadline: () => 3 * MINUTE, help: "agent-token create <label> [--fleet PATTERN [--group G]] | list | revoke <id> | bind <node> <token-id> | release <node>" },
+  init: {
+    run: async (argv, env) => (await import("./commands/init")).init(argv, env),
+    deadline: () => 3 * MINUTE,
+    help: "init [--json]                       create the database and the first admin login + API token",
+  },
+  "agent-token": {
+    run: async (argv, env) => (await import("./commands/agent-token")).agentToken(argv, env),
+    deadline: () => 3 * MINUTE,
+    help: "agent-token create <label> [--fleet PATTERN [--group G]] | list | revoke <id> | bind <node> <token-id> | release <node>",
+  },
   nodes: { run: nodes, help: "nodes [--json]                      list nodes" },
-  rollout: { run: async (argv, env) => (await import("./commands/rollout")).rollout(argv, env), help: "rollout plan <group> <vsn> [--purge Mod=soft|brutal]... [--pre-purge ...] [--json]   every node's plan; exit by the worst node (4 > 5 > 3 > 0; 1: a node not planned)" },
+  rollout: {
+    run: async (argv, env) => (await import("./commands/rollout")).rollout(argv, env),
+    help: "rollout plan <group> <vsn> [--purge Mod=soft|brutal]... [--pre-purge ...] [--json]   every node's plan; exit by the worst node (4 > 5 > 3 > 0; 1: a node not planned)",
+  },
   groups: { run: groups, help: "groups [--json]                     nodes per group (BEAMDECK_GROUP or release name), releases, drift" },
   procs: { run: procs, help: "procs <node> [--sort mailbox|memory|reductions] [--limit N] [--filter TEXT] [--json]" },
   tree: { run: tree, help: "tree <node> [--json]                supervision trees" },

@@ -16,9 +16,7 @@ export const DEFAULT_MAX_FRAME = 1024 * 1024;
 function refuse(socket: Duplex, status: 400 | 401 | 403 | 503, reason: string): void {
   const text = { 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 503: "Service Unavailable" }[status];
   const body = `${reason}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 export function agentEndpoint(prisma: PrismaClient, registry: AgentRegistry, maxFrame = DEFAULT_MAX_FRAME) {

@@ -23,12 +23,7 @@ export interface WebHandler {
 
 /** Paths anyone may fetch: the login page and the static assets it needs. */
 function isPublicPath(pathname: string): boolean {
-  return (
-    pathname === "/login" ||
-    pathname.startsWith("/_next/") ||
-    pathname === "/favicon.ico" ||
-    pathname === "/healthz"
-  );
+  return pathname === "/login" || pathname.startsWith("/_next/") || pathname === "/favicon.ico" || pathname === "/healthz";
 }
 
 /**

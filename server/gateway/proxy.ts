@@ -20,7 +20,10 @@ export function trustProxy(env: Env = process.env): boolean {
 function lastListEntry(value: string | string[] | undefined): string | null {
   if (value === undefined) return null;
   const joined = Array.isArray(value) ? value.join(",") : value;
-  const parts = joined.split(",").map((s) => s.trim()).filter(Boolean);
+  const parts = joined
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   return parts.length ? parts[parts.length - 1] : null;
 }
 

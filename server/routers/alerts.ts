@@ -16,7 +16,11 @@ const alertId = z.string().min(1).max(64);
 
 export const alertsRouter = router({
   list: viewerProcedure
-    .input(z.object({ status: z.enum(["open", "acked", "resolved", "active", "all"]).default("active"), node: z.string().max(255).optional(), limit: z.number().int().min(1).max(500).default(100) }).optional())
+    .input(
+      z
+        .object({ status: z.enum(["open", "acked", "resolved", "active", "all"]).default("active"), node: z.string().max(255).optional(), limit: z.number().int().min(1).max(500).default(100) })
+        .optional(),
+    )
     .query(async ({ ctx, input }) => {
       const status = input?.status ?? "active";
       const rows = await ctx.services.prisma.alert.findMany({
@@ -27,7 +31,10 @@ export const alertsRouter = router({
         orderBy: { lastAt: "desc" },
         take: input?.limit ?? 100,
       });
-      const found = await ctx.services.prisma.webhookDelivery.findMany({ where: { alertId: { in: rows.map((r) => r.id) } }, select: { alertId: true, webhookId: true, status: true, attempts: true, lastError: true, lastStatus: true, deliveredAt: true, nextAttemptAt: true } });
+      const found = await ctx.services.prisma.webhookDelivery.findMany({
+        where: { alertId: { in: rows.map((r) => r.id) } },
+        select: { alertId: true, webhookId: true, status: true, attempts: true, lastError: true, lastStatus: true, deliveredAt: true, nextAttemptAt: true },
+      });
       // Viewers see success or failure only: error texts and HTTP statuses of
       // arbitrary targets would make the alert list a port scanner (item 14).
       const detailed = hasRole(ctx.principal.role, "operator");
@@ -65,23 +72,21 @@ export const alertsRouter = router({
     return RULE_KINDS.map((k) => ({ ...rules[k], title: RULE_TITLES[k] }));
   }),
 
-  updateRule: adminProcedure
-    .input(z.object({ kind: z.enum(RULE_KINDS), enabled: z.boolean(), params: z.record(z.string(), z.unknown()) }))
-    .mutation(async ({ ctx, input }) => {
-      const actor = actorOf(ctx.principal);
-      const before = (await loadRules(ctx.services.prisma))[input.kind];
-      await saveRule(ctx.services.prisma, input.kind, input.enabled, input.params, actor);
-      ctx.services.alerts.reloadRules();
-      const after = (await loadRules(ctx.services.prisma))[input.kind];
-      await appendAudit(ctx.services.prisma, {
-        actor,
-        action: "alert_rule.update",
-        target: `rule:${input.kind}`,
-        outcome: "ok",
-        data: { before: { enabled: before.enabled, params: before.params }, after: { enabled: after.enabled, params: after.params } },
-      });
-      return after;
-    }),
+  updateRule: adminProcedure.input(z.object({ kind: z.enum(RULE_KINDS), enabled: z.boolean(), params: z.record(z.string(), z.unknown()) })).mutation(async ({ ctx, input }) => {
+    const actor = actorOf(ctx.principal);
+    const before = (await loadRules(ctx.services.prisma))[input.kind];
+    await saveRule(ctx.services.prisma, input.kind, input.enabled, input.params, actor);
+    ctx.services.alerts.reloadRules();
+    const after = (await loadRules(ctx.services.prisma))[input.kind];
+    await appendAudit(ctx.services.prisma, {
+      actor,
+      action: "alert_rule.update",
+      target: `rule:${input.kind}`,
+      outcome: "ok",
+      data: { before: { enabled: before.enabled, params: before.params }, after: { enabled: after.enabled, params: after.params } },
+    });
+    return after;
+  }),
 
   webhooks: adminProcedure.query(async ({ ctx }) => {
     const hooks = await ctx.services.prisma.webhook.findMany({ orderBy: { createdAt: "asc" } });
@@ -100,7 +105,15 @@ export const alertsRouter = router({
   }),
 
   addWebhook: adminProcedure
-    .input(z.object({ url: z.url().max(2048).refine((u) => /^https?:\/\//.test(u), "http(s) URL"), secret: z.string().min(16).max(256).optional() }))
+    .input(
+      z.object({
+        url: z
+          .url()
+          .max(2048)
+          .refine((u) => /^https?:\/\//.test(u), "http(s) URL"),
+        secret: z.string().min(16).max(256).optional(),
+      }),
+    )
     .mutation(async ({ ctx, input }) => {
       const actor = actorOf(ctx.principal);
       if (!(await getSetting(ctx.services.prisma, "webhooks.allowPrivateTargets"))) {

@@ -8,28 +8,26 @@ import { BeamdeckError, toTrpcError } from "../errors";
 import { publicProcedure, router, viewerProcedure } from "../trpc";
 
 export const authRouter = router({
-  login: publicProcedure
-    .input(z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) }))
-    .mutation(async ({ ctx, input }) => {
-      const prisma = ctx.services.prisma;
-      try {
-        const s = await login(prisma, { ...input, ip: ctx.ip, userAgent: ctx.userAgent });
-        await appendAudit(prisma, { actor: `user:${input.username}`, action: "auth.login", outcome: "ok", data: { ip: ctx.ip } });
-        ctx.setHeader?.("Set-Cookie", sessionCookieHeader(s.cookie, s.expiresAt, ctx.secure));
-        return { username: input.username, role: s.principal.role, expiresAt: s.expiresAt.toISOString() };
-      } catch (e) {
-        if (e instanceof BeamdeckError) {
-          await appendAudit(prisma, {
-            actor: `user:${input.username}`,
-            action: "auth.login",
-            outcome: "denied",
-            data: { ip: ctx.ip, reason: e.code },
-          });
-          throw toTrpcError(e);
-        }
-        throw e;
+  login: publicProcedure.input(z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) })).mutation(async ({ ctx, input }) => {
+    const prisma = ctx.services.prisma;
+    try {
+      const s = await login(prisma, { ...input, ip: ctx.ip, userAgent: ctx.userAgent });
+      await appendAudit(prisma, { actor: `user:${input.username}`, action: "auth.login", outcome: "ok", data: { ip: ctx.ip } });
+      ctx.setHeader?.("Set-Cookie", sessionCookieHeader(s.cookie, s.expiresAt, ctx.secure));
+      return { username: input.username, role: s.principal.role, expiresAt: s.expiresAt.toISOString() };
+    } catch (e) {
+      if (e instanceof BeamdeckError) {
+        await appendAudit(prisma, {
+          actor: `user:${input.username}`,
+          action: "auth.login",
+          outcome: "denied",
+          data: { ip: ctx.ip, reason: e.code },
+        });
+        throw toTrpcError(e);
       }
-    }),
+      throw e;
+    }
+  }),
 
   logout: viewerProcedure.mutation(async ({ ctx }) => {
     if (ctx.principal.kind === "user") await logout(ctx.services.prisma, ctx.principal.sessionId);

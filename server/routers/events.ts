@@ -11,18 +11,16 @@ type Row = { id: bigint; node: string; data: unknown; expected: boolean; upgrade
 const view = (r: Row): EventView => eventView(r.node, r.id, r.data as EventFrame, r.expected, r.upgradeId);
 
 export const eventsRouter = router({
-  list: viewerProcedure
-    .input(eventFilter.extend({ limit: z.number().int().min(1).max(1000).default(100), before: z.string().regex(/^\d+$/).optional() }))
-    .query(async ({ ctx, input }) => {
-      const rows = await ctx.services.prisma.event.findMany({
-        where: { ...eventWhere(input), ...(input.before ? { id: { lt: BigInt(input.before) } } : {}) },
-        orderBy: { id: "desc" },
-        take: input.limit + 1,
-        select: { id: true, node: true, data: true, expected: true, upgradeId: true },
-      });
-      const page = rows.slice(0, input.limit).map(view);
-      return { events: page, nextBefore: rows.length > input.limit ? page[page.length - 1].id : null };
-    }),
+  list: viewerProcedure.input(eventFilter.extend({ limit: z.number().int().min(1).max(1000).default(100), before: z.string().regex(/^\d+$/).optional() })).query(async ({ ctx, input }) => {
+    const rows = await ctx.services.prisma.event.findMany({
+      where: { ...eventWhere(input), ...(input.before ? { id: { lt: BigInt(input.before) } } : {}) },
+      orderBy: { id: "desc" },
+      take: input.limit + 1,
+      select: { id: true, node: true, data: true, expected: true, upgradeId: true },
+    });
+    const page = rows.slice(0, input.limit).map(view);
+    return { events: page, nextBefore: rows.length > input.limit ? page[page.length - 1].id : null };
+  }),
 
   /** Upgrade steps on one node in a time range, newest first: the node's timeline shows them beside its events. */
   upgradeSteps: viewerProcedure

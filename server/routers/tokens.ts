@@ -14,27 +14,25 @@ const tokenIdInput = z.string().regex(/^[a-z2-9]{10}$/, "a token id (10 characte
 export const tokensRouter = router({
   apiList: adminProcedure.query(({ ctx }) => listApiTokens(ctx.services.prisma)),
 
-  apiCreate: adminProcedure
-    .input(z.object({ label, role: roleSchema, expiresAt: z.iso.datetime().optional() }))
-    .mutation(async ({ ctx, input }) => {
-      const actor = actorOf(ctx.principal);
-      const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
-      const created = await createApiToken(ctx.services.prisma, {
-        label: input.label,
-        role: input.role,
-        expiresAt,
-        userId: ctx.principal.kind === "user" ? ctx.principal.userId : ctx.principal.userId,
-        createdBy: actor,
-      });
-      await appendAudit(ctx.services.prisma, {
-        actor,
-        action: "token.create",
-        target: `api:${created.id}`,
-        outcome: "ok",
-        data: { label: input.label, role: input.role, expiresAt: expiresAt?.toISOString() ?? null },
-      });
-      return { id: created.id, token: created.token, role: input.role, expiresAt: expiresAt?.toISOString() ?? null };
-    }),
+  apiCreate: adminProcedure.input(z.object({ label, role: roleSchema, expiresAt: z.iso.datetime().optional() })).mutation(async ({ ctx, input }) => {
+    const actor = actorOf(ctx.principal);
+    const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
+    const created = await createApiToken(ctx.services.prisma, {
+      label: input.label,
+      role: input.role,
+      expiresAt,
+      userId: ctx.principal.kind === "user" ? ctx.principal.userId : ctx.principal.userId,
+      createdBy: actor,
+    });
+    await appendAudit(ctx.services.prisma, {
+      actor,
+      action: "token.create",
+      target: `api:${created.id}`,
+      outcome: "ok",
+      data: { label: input.label, role: input.role, expiresAt: expiresAt?.toISOString() ?? null },
+    });
+    return { id: created.id, token: created.token, role: input.role, expiresAt: expiresAt?.toISOString() ?? null };
+  }),
 
   apiRevoke: adminProcedure.input(z.object({ id: tokenIdInput })).mutation(async ({ ctx, input }) => {
     await revokeApiToken(ctx.services.prisma, input.id);
@@ -45,21 +43,19 @@ export const tokensRouter = router({
 
   agentList: adminProcedure.query(({ ctx }) => listAgentTokens(ctx.services.prisma)),
 
-  agentCreate: adminProcedure
-    .input(z.object({ label, fleetPattern: fleetPattern.optional(), fleetGroup: fleetGroup.optional() }))
-    .mutation(async ({ ctx, input }) => {
-      const actor = actorOf(ctx.principal);
-      const created = await createAgentToken(ctx.services.prisma, { ...input, createdBy: actor });
-      const fleet = input.fleetPattern !== undefined;
-      await appendAudit(ctx.services.prisma, {
-        actor,
-        action: "agent_token.create",
-        target: `agent:${created.id}`,
-        outcome: "ok",
-        data: { label: input.label, fleet, fleetPattern: input.fleetPattern ?? null, fleetGroup: input.fleetGroup ?? null },
-      });
-      return { id: created.id, token: created.token, fleet, fleetPattern: input.fleetPattern ?? null, fleetGroup: input.fleetGroup ?? null };
-    }),
+  agentCreate: adminProcedure.input(z.object({ label, fleetPattern: fleetPattern.optional(), fleetGroup: fleetGroup.optional() })).mutation(async ({ ctx, input }) => {
+    const actor = actorOf(ctx.principal);
+    const created = await createAgentToken(ctx.services.prisma, { ...input, createdBy: actor });
+    const fleet = input.fleetPattern !== undefined;
+    await appendAudit(ctx.services.prisma, {
+      actor,
+      action: "agent_token.create",
+      target: `agent:${created.id}`,
+      outcome: "ok",
+      data: { label: input.label, fleet, fleetPattern: input.fleetPattern ?? null, fleetGroup: input.fleetGroup ?? null },
+    });
+    return { id: created.id, token: created.token, fleet, fleetPattern: input.fleetPattern ?? null, fleetGroup: input.fleetGroup ?? null };
+  }),
 
   /** Bind a node name to an agent token (a socket under another token goes), or release it (`tokenId: null`). */
   nodeBind: adminProcedure.input(z.object({ node: nodeName, tokenId: tokenIdInput.nullable() })).mutation(async ({ ctx, input }) => {

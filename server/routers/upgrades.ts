@@ -8,7 +8,11 @@ import { historyFeed } from "../upgrades/history-feed";
 import { purgeChoices } from "../upgrades/plan";
 import { connectedNode, nodeName } from "./node-input";
 
-const vsn = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
+const vsn = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 const choices = { purge: purgeChoices.default({}), prePurge: purgeChoices.default({}) };
 /** Typed confirmation: the node's name, as the operator typed it. */
 const confirm = z.string().max(255);
@@ -44,11 +48,13 @@ export const upgradesRouter = router({
   history: viewerProcedure.input(z.object({ node: nodeName, limit: z.number().int().min(1).max(100).default(20) })).query(({ ctx, input }) => ctx.services.upgrades.history(input.node, input.limit)),
 
   /** The history, pushed on every change; resumable (`lastEventId` is the last version the client has). */
-  onHistory: viewerProcedure
-    .input(z.object({ node: nodeName, limit: z.number().int().min(1).max(100).default(20), lastEventId: z.string().max(64).nullish() }))
-    .subscription(async function* ({ ctx, input, signal }) {
-      yield* historyFeed(ctx.services, input.node, input.limit, input.lastEventId, signal);
-    }),
+  onHistory: viewerProcedure.input(z.object({ node: nodeName, limit: z.number().int().min(1).max(100).default(20), lastEventId: z.string().max(64).nullish() })).subscription(async function* ({
+    ctx,
+    input,
+    signal,
+  }) {
+    yield* historyFeed(ctx.services, input.node, input.limit, input.lastEventId, signal);
+  }),
 
   /** One command's status and outcome (a step without an upgrade, such as unpack, is in no upgrade's history). */
   command: viewerProcedure.input(z.object({ node: nodeName, commandId })).query(({ ctx, input }) => ctx.services.upgrades.command(input.node, input.commandId)),
@@ -67,7 +73,16 @@ export const upgradesRouter = router({
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "install", vsn: input.vsn, purge: input.purge, prePurge: input.prePurge, gate: gateOf(input), commandId: input.commandId });
+      return ctx.services.upgrades.run({
+        actor: actorOf(ctx.principal),
+        node: input.node,
+        action: "install",
+        vsn: input.vsn,
+        purge: input.purge,
+        prePurge: input.prePurge,
+        gate: gateOf(input),
+        commandId: input.commandId,
+      });
     }),
 
   makePermanent: operatorProcedure
@@ -85,7 +100,16 @@ export const upgradesRouter = router({
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
-      return ctx.services.upgrades.run({ actor: actorOf(ctx.principal), node: input.node, action: "rollback", upgradeId: input.upgradeId, purge: input.purge, prePurge: input.prePurge, gate: gateOf(input), commandId: input.commandId });
+      return ctx.services.upgrades.run({
+        actor: actorOf(ctx.principal),
+        node: input.node,
+        action: "rollback",
+        upgradeId: input.upgradeId,
+        purge: input.purge,
+        prePurge: input.prePurge,
+        gate: gateOf(input),
+        commandId: input.commandId,
+      });
     }),
 
   /** Progress and results of this node's steps, live; with `commandId`, that step's only, ending with its (possibly already recorded) result. */

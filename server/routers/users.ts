@@ -14,14 +14,12 @@ import { adminProcedure, router } from "../trpc";
 export const usersRouter = router({
   list: adminProcedure.query(({ ctx }) => listUsers(ctx.services.prisma)),
 
-  add: adminProcedure
-    .input(z.object({ username: usernameSchema, role: roleSchema, password: z.string().min(MIN_PASSWORD_LENGTH).max(1024).optional() }))
-    .mutation(async ({ ctx, input }) => {
-      const actor = actorOf(ctx.principal);
-      const u = await createUser(ctx.services.prisma, { ...input, createdBy: actor });
-      await appendAudit(ctx.services.prisma, { actor, action: "user.add", target: `user:${u.username}`, outcome: "ok", data: { role: u.role } });
-      return { id: u.id, username: u.username, role: u.role, password: u.generated ? u.password : null };
-    }),
+  add: adminProcedure.input(z.object({ username: usernameSchema, role: roleSchema, password: z.string().min(MIN_PASSWORD_LENGTH).max(1024).optional() })).mutation(async ({ ctx, input }) => {
+    const actor = actorOf(ctx.principal);
+    const u = await createUser(ctx.services.prisma, { ...input, createdBy: actor });
+    await appendAudit(ctx.services.prisma, { actor, action: "user.add", target: `user:${u.username}`, outcome: "ok", data: { role: u.role } });
+    return { id: u.id, username: u.username, role: u.role, password: u.generated ? u.password : null };
+  }),
 
   setRole: adminProcedure.input(z.object({ username: usernameSchema, role: roleSchema })).mutation(async ({ ctx, input }) => {
     const prisma = ctx.services.prisma;
@@ -43,20 +41,18 @@ export const usersRouter = router({
     return { username: input.username, role: input.role };
   }),
 
-  resetPassword: adminProcedure
-    .input(z.object({ username: usernameSchema, password: z.string().min(MIN_PASSWORD_LENGTH).max(1024).optional() }))
-    .mutation(async ({ ctx, input }) => {
-      const prisma = ctx.services.prisma;
-      const user = await prisma.user.findUnique({ where: { username: input.username } });
-      if (!user) fail("BD_NOT_FOUND", `no user ${input.username}`);
-      const password = input.password ?? newPassword();
-      await prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(password) } });
-      await clearAccountThrottle(prisma, user.username);
-      const ended = await logoutEverywhere(prisma, user.id);
-      void ctx.services.wsSessions.sweep();
-      await appendAudit(prisma, { actor: actorOf(ctx.principal), action: "user.reset_password", target: `user:${input.username}`, outcome: "ok", data: { sessionsEnded: ended } });
-      return { username: input.username, password: input.password ? null : password };
-    }),
+  resetPassword: adminProcedure.input(z.object({ username: usernameSchema, password: z.string().min(MIN_PASSWORD_LENGTH).max(1024).optional() })).mutation(async ({ ctx, input }) => {
+    const prisma = ctx.services.prisma;
+    const user = await prisma.user.findUnique({ where: { username: input.username } });
+    if (!user) fail("BD_NOT_FOUND", `no user ${input.username}`);
+    const password = input.password ?? newPassword();
+    await prisma.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(password) } });
+    await clearAccountThrottle(prisma, user.username);
+    const ended = await logoutEverywhere(prisma, user.id);
+    void ctx.services.wsSessions.sweep();
+    await appendAudit(prisma, { actor: actorOf(ctx.principal), action: "user.reset_password", target: `user:${input.username}`, outcome: "ok", data: { sessionsEnded: ended } });
+    return { username: input.username, password: input.password ? null : password };
+  }),
 
   setDisabled: adminProcedure.input(z.object({ username: usernameSchema, disabled: z.boolean() })).mutation(async ({ ctx, input }) => {
     const prisma = ctx.services.prisma;

@@ -8,9 +8,7 @@ import path from "node:path";
 
 export type Env = Record<string, string | undefined>;
 
-export type DatabaseChoice =
-  | { kind: "postgres"; url: string }
-  | { kind: "pglite"; dataDir: string };
+export type DatabaseChoice = { kind: "postgres"; url: string } | { kind: "pglite"; dataDir: string };
 
 export const PGLITE_PLACEHOLDER_URL = "postgresql://pglite@localhost/pglite";
 

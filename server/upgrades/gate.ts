@@ -40,11 +40,10 @@ export function requireGate(action: string, p: Plan, g: Gate | undefined): Check
   const given = g ?? {};
   const findings = given.acceptFindings ?? [];
   if (kills > 0 && !given.acceptPlan && given.maxKills === undefined) {
-    throw new BeamdeckError(
-      "BD_GATE_REQUIRED",
-      `${action} would kill ${kills} process(es): accept the plan you reviewed (--accept-plan ${p.digest}) or bound the kills (--max-kills N)`,
-      { kills, digest: p.digest },
-    );
+    throw new BeamdeckError("BD_GATE_REQUIRED", `${action} would kill ${kills} process(es): accept the plan you reviewed (--accept-plan ${p.digest}) or bound the kills (--max-kills N)`, {
+      kills,
+      digest: p.digest,
+    });
   }
   if (errors.length > 0 && !given.acceptPlan && findings.length === 0) {
     throw new BeamdeckError(
@@ -53,7 +52,15 @@ export function requireGate(action: string, p: Plan, g: Gate | undefined): Check
       { errorFindings: errors, digest: p.digest },
     );
   }
-  const used: CheckedGate["used"] = given.acceptPlan ? "plan" : given.maxKills !== undefined && findings.length ? "max_kills+findings" : given.maxKills !== undefined ? "max_kills" : findings.length ? "findings" : "none_needed";
+  const used: CheckedGate["used"] = given.acceptPlan
+    ? "plan"
+    : given.maxKills !== undefined && findings.length
+      ? "max_kills+findings"
+      : given.maxKills !== undefined
+        ? "max_kills"
+        : findings.length
+          ? "findings"
+          : "none_needed";
   const acceptedFindings = given.acceptPlan ? errors : errors.filter((id) => findings.includes(id));
   return { ...given, used, acceptedFindings };
 }

@@ -61,9 +61,14 @@ export class OldCodeWatch {
     private readonly registry: AgentRegistry,
     everyMs = OLD_CODE_EVERY_MS,
   ) {
-    this.poller = new NodePoller(registry, everyMs, (node) => this.ask(node), (known) => {
-      for (const name of this.snapshots.keys()) if (!known.has(name)) this.snapshots.delete(name);
-    });
+    this.poller = new NodePoller(
+      registry,
+      everyMs,
+      (node) => this.ask(node),
+      (known) => {
+        for (const name of this.snapshots.keys()) if (!known.has(name)) this.snapshots.delete(name);
+      },
+    );
     // An upgrade step just finished: the marks should not wait for the next round.
     registry.onAgentFrame((node, frame) => {
       if (frame.type === "command_result") void this.poller.now(node);

@@ -32,9 +32,7 @@ export const planModule = z
   })
   .loose();
 
-export const lintFinding = z
-  .object({ module: z.string(), function: z.string(), arity: z.number().int(), message: z.string() })
-  .loose();
+export const lintFinding = z.object({ module: z.string(), function: z.string(), arity: z.number().int(), message: z.string() }).loose();
 
 /** Severity follows from the check (decided once, in the agent: beamdeck_agent_findings). */
 export const SEVERITIES = ["error", "warning", "info"] as const;
@@ -68,13 +66,16 @@ export const plan = z
     verdict: z.enum(VERDICTS),
     findings: z.array(finding).default([]),
     /** sha256 hex over node, boot id, step, purge settings, killed pids per step, blockers, error finding ids. */
-    digest: z.string({ error: "missing: the agent predates plan digests and gates (no \"gates\" capability); update the agent" }).regex(/^[0-9a-f]{64}$/),
+    digest: z.string({ error: 'missing: the agent predates plan digests and gates (no "gates" capability); update the agent' }).regex(/^[0-9a-f]{64}$/),
     /** Every pid each step kills (beyond the listing cap of `modules`). */
     killed: z.object({ install: z.array(z.string()), make_permanent: z.array(z.string()) }),
     modules: z.array(planModule).default([]),
     lint: z.array(lintFinding).default([]),
     /** Complete counts (the listing of `modules` stops at 400 processes). */
-    counts: z.object({ killedAtInstall: z.number().int().min(0), killedAtPermanent: z.number().int().min(0) }).loose().optional(),
+    counts: z
+      .object({ killedAtInstall: z.number().int().min(0), killedAtPermanent: z.number().int().min(0) })
+      .loose()
+      .optional(),
   })
   .loose();
 export type Plan = z.infer<typeof plan>;
@@ -148,12 +149,13 @@ export const verification = z
   .object({
     ok: z.boolean(),
     checked: z.number().int().min(0),
-    missed: z
-      .array(z.object({ module: z.string(), app: z.string(), expected: z.string().nullable(), loaded: z.string().nullable() }).loose())
-      .max(100),
+    missed: z.array(z.object({ module: z.string(), app: z.string(), expected: z.string().nullable(), loaded: z.string().nullable() }).loose()).max(100),
     missedCount: z.number().int().min(0),
     /** Permanent children of the changed applications' supervisors without a process (new child specs nobody started). */
-    notStarted: z.array(z.object({ supervisor: z.string(), id: z.string() }).loose()).max(100).optional(),
+    notStarted: z
+      .array(z.object({ supervisor: z.string(), id: z.string() }).loose())
+      .max(100)
+      .optional(),
   })
   .loose();
 export type Verification = z.infer<typeof verification>;

@@ -296,7 +296,14 @@ export class UpgradeWorkflow {
     if (commandId) {
       const now = await this.command(node, commandId);
       if (now && !ACTIVE.includes(now.status)) {
-        yield { node, commandId, kind: "result", ok: now.status === "ok", message: describeError(now.error) ?? (now.status === "ok" ? undefined : now.status), at: Date.parse(now.finishedAt ?? now.createdAt) };
+        yield {
+          node,
+          commandId,
+          kind: "result",
+          ok: now.status === "ok",
+          message: describeError(now.error) ?? (now.status === "ok" ? undefined : now.status),
+          at: Date.parse(now.finishedAt ?? now.createdAt),
+        };
         return;
       }
     }
@@ -328,7 +335,8 @@ export class UpgradeWorkflow {
     });
     if (claimed.count === 0) return; // already recorded
     const parsed = stepResult.safeParse(result);
-    if (!parsed.success) console.warn(`[beamdeck] ${node}: the result of ${commandId} does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}); deaths not compared`);
+    if (!parsed.success)
+      console.warn(`[beamdeck] ${node}: the result of ${commandId} does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}); deaths not compared`);
     const read: StepResult = parsed.success ? parsed.data : null;
     const upgrade = cmd.upgrade;
     const diedList = diedPids(read);

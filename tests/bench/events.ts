@@ -63,7 +63,7 @@ export async function ingestBench(total = 20_000, batch = 200): Promise<Record<s
   for (let i = 0; i < total / 10; i += 1) {
     await db.prisma.event.create({ data: { node: "base@h", bootId: "x", seq: i + 1, at: new Date(), kind: "crash_report", data: { i } } });
   }
-  const baseRate = (total / 10) / ((performance.now() - t0) / 1000);
+  const baseRate = total / 10 / ((performance.now() - t0) / 1000);
   await db.close();
 
   const server = await startServer();
@@ -81,7 +81,17 @@ export async function ingestBench(total = 20_000, batch = 200): Promise<Record<s
       if (f.type === "ack") acked = Math.max(acked, f.eventSeq ?? 0);
     });
     for (let seq = 1; seq <= total; seq += 1) {
-      agent.send({ type: "event", seq, bootId: boot, at: Date.now(), kind: "supervisor_report", context: "child_terminated", supervisor: "bench_sup", reason: { text: "killed", truncated: false, atom: "killed" }, offender: { id: "w", pid: `<0.${seq}.0>` } });
+      agent.send({
+        type: "event",
+        seq,
+        bootId: boot,
+        at: Date.now(),
+        kind: "supervisor_report",
+        context: "child_terminated",
+        supervisor: "bench_sup",
+        reason: { text: "killed", truncated: false, atom: "killed" },
+        offender: { id: "w", pid: `<0.${seq}.0>` },
+      });
       if (seq % batch === 0) await new Promise((r) => setImmediate(r));
     }
     while (acked < total) {
@@ -90,7 +100,13 @@ export async function ingestBench(total = 20_000, batch = 200): Promise<Record<s
     }
     const secs = (performance.now() - start) / 1000;
     agent.close();
-    return { events: total, seconds: Number(secs.toFixed(2)), perSecond: Math.round(total / secs), baselineInsertsPerSecond: Math.round(baseRate), ratioVsBaseline: Number((total / secs / baseRate).toFixed(2)) };
+    return {
+      events: total,
+      seconds: Number(secs.toFixed(2)),
+      perSecond: Math.round(total / secs),
+      baselineInsertsPerSecond: Math.round(baseRate),
+      ratioVsBaseline: Number((total / secs / baseRate).toFixed(2)),
+    };
   } finally {
     await server.stop();
   }

@@ -91,23 +91,30 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     await agentConnected(node);
     // Every process in the server's table; with a partial table (hot spots
     // only), the agent's count of them.
-    const tableAfterS = await timeUntil(async () => {
-      const w = await client.procs.window.query({ node: node.name, sort: "mailbox", limit: 1 });
-      if (!w.connected) return false;
-      if (w.total >= n) return true;
-      const me = (await client.nodes.list.query()).find((x) => x.name === node.name);
-      return w.total > 0 && w.total < 10_000 && (me?.processCount ?? 0) >= n;
-    }, 180_000, 500);
+    const tableAfterS = await timeUntil(
+      async () => {
+        const w = await client.procs.window.query({ node: node.name, sort: "mailbox", limit: 1 });
+        if (!w.connected) return false;
+        if (w.total >= n) return true;
+        const me = (await client.nodes.list.query()).find((x) => x.name === node.name);
+        return w.total > 0 && w.total < 10_000 && (me?.processCount ?? 0) >= n;
+      },
+      180_000,
+      500,
+    );
     // Steady state: the connect's reset, first tree and first polls are a one-off.
     await sleep(15_000);
     const withAgent = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
     const mem = await node.rpcJson<{ total: number }>(`bd_footprint:agent_memory()`, LONG);
 
     const hotPid = await node.rpcJson<string>(`bd_footprint:hot(600)`);
-    const hotS = await timeUntil(async () => {
-      const w = await client.procs.window.query({ node: node.name, sort: "mailbox", limit: 1 });
-      return w.rows[0]?.pid === hotPid && w.rows[0].mailbox >= 500;
-    }, n >= 1_000_000 ? 60_000 : 30_000);
+    const hotS = await timeUntil(
+      async () => {
+        const w = await client.procs.window.query({ node: node.name, sort: "mailbox", limit: 1 });
+        return w.rows[0]?.pid === hotPid && w.rows[0].mailbox >= 500;
+      },
+      n >= 1_000_000 ? 60_000 : 30_000,
+    );
     await node.rpc(`bd_footprint:hot_stop()`);
     const memAfter = await node.rpcJson<{ total: number }>(`bd_footprint:agent_memory()`, LONG);
     console.log(`  agent memory: ${JSON.stringify(mem)}`);
@@ -194,7 +201,9 @@ export async function footprintBench(): Promise<FootprintRow[]> {
     await stopAll();
     await server.stop();
   }
-  console.log("\n| processes | without agent | floor | whole agent | agent / floor | etop_collect | agent memory | full table after | hot mailbox first | server window | host throughput with/without |");
+  console.log(
+    "\n| processes | without agent | floor | whole agent | agent / floor | etop_collect | agent memory | full table after | hot mailbox first | server window | host throughput with/without |",
+  );
   console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     console.log(

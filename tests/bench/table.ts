@@ -25,8 +25,18 @@ export function tableBench(n = 100_000): Record<string, number> {
   // A window right after a change pays one full sort: that is the baseline.
   const t = new ProcessTable();
   const rows: ProcessRecord[] = Array.from({ length: n }, (_, i) => ({
-    pid: `<0.${i + 100}.0>`, name: i % 50 === 0 ? `worker_${i}` : null, initialCall: "proc_lib:init_p/5", currentFunction: "gen_server:loop/7",
-    mailbox: (i * 7919) % 97 === 0 ? i % 1000 : 0, memory: 2000 + (i % 5000), reductions: i * 3, status: "waiting", links: [], parent: null, ancestors: [], application: null,
+    pid: `<0.${i + 100}.0>`,
+    name: i % 50 === 0 ? `worker_${i}` : null,
+    initialCall: "proc_lib:init_p/5",
+    currentFunction: "gen_server:loop/7",
+    mailbox: (i * 7919) % 97 === 0 ? i % 1000 : 0,
+    memory: 2000 + (i % 5000),
+    reductions: i * 3,
+    status: "waiting",
+    links: [],
+    parent: null,
+    ancestors: [],
+    application: null,
   }));
   for (let i = 0; i < n; i += 1000) t.apply({ type: "procs", seq: i, at: 0, reset: i === 0, total: n, upsert: rows.slice(i, i + 1000), mailbox: [], remove: [] });
   const firstSortMs = time(() => {

@@ -266,9 +266,7 @@ describe("the audit page", () => {
       await screenshot(admin, "audit-all");
 
       await admin.getByTestId("audit-filter-actor").fill(`user:${OPERATOR}`);
-      await expect
-        .poll(async () => [...new Set(await admin.locator('[data-testid="audit-row"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-actor"))))])
-        .toEqual([`user:${OPERATOR}`]);
+      await expect.poll(async () => [...new Set(await admin.locator('[data-testid="audit-row"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-actor"))))]).toEqual([`user:${OPERATOR}`]);
       // The operator's two logins (the second after the password reset)… and the failed one.
       const logins = await admin.locator('[data-testid="audit-row"][data-action="auth.login"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-outcome")));
       expect(logins.filter((o) => o === "denied").length).toBe(1);

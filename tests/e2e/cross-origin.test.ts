@@ -96,14 +96,17 @@ describe("a page on another port of the same host, with the operator's cookie", 
     try {
       const page = await context.newPage();
       await page.goto(`${bd.url}/healthz`);
-      const outcome = await page.evaluate((ws) => {
-        return new Promise<{ opened: boolean; message: string | null }>((resolve) => {
-          const s = new WebSocket(`${ws}/api/trpc-ws`);
-          s.onopen = () => s.send(JSON.stringify({ id: 1, method: "query", params: { path: "auth.me", input: {} } }));
-          s.onmessage = (m) => resolve({ opened: true, message: String(m.data) });
-          s.onerror = () => resolve({ opened: false, message: null });
-        });
-      }, bd.url.replace(/^http/, "ws"));
+      const outcome = await page.evaluate(
+        (ws) => {
+          return new Promise<{ opened: boolean; message: string | null }>((resolve) => {
+            const s = new WebSocket(`${ws}/api/trpc-ws`);
+            s.onopen = () => s.send(JSON.stringify({ id: 1, method: "query", params: { path: "auth.me", input: {} } }));
+            s.onmessage = (m) => resolve({ opened: true, message: String(m.data) });
+            s.onerror = () => resolve({ opened: false, message: null });
+          });
+        },
+        bd.url.replace(/^http/, "ws"),
+      );
       expect(outcome.opened).toBe(true);
       expect(JSON.parse(outcome.message ?? "{}")).toMatchObject({ id: 1, result: { data: { kind: "user", name: "oscar", role: "operator" } } });
     } finally {

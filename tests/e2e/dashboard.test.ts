@@ -33,7 +33,12 @@ let agent: SyntheticAgent | null = null;
 
 const nodePath = (node: string) => `/nodes/${encodeURIComponent(node)}`;
 const rowAt = (i: number) => page.locator(`[data-testid="proc-row"][data-index="${i}"]`);
-const attr = (sel: string, name: string) => page.locator(sel).first().getAttribute(name, { timeout: 1000 }).catch(() => null);
+const attr = (sel: string, name: string) =>
+  page
+    .locator(sel)
+    .first()
+    .getAttribute(name, { timeout: 1000 })
+    .catch(() => null);
 
 /** How many tRPC HTTP requests the page makes in `ms`. */
 async function apiRequestsDuring(ms: number): Promise<number> {
@@ -231,7 +236,7 @@ describe("(b) 100k synthetic processes", () => {
       expect(await rowAt(1).getAttribute("data-pid")).toBe(agent!.warmPid);
       expect(await rowAt(1).locator('[data-testid="proc-mailbox"]').textContent()).toBe("7,340");
       // The rest of the first screen is in non-increasing mailbox order.
-      const values = (await page.locator('[data-testid="proc-row"] [data-testid="proc-mailbox"]').evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-value")))));
+      const values = await page.locator('[data-testid="proc-row"] [data-testid="proc-mailbox"]').evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-value"))));
       expect(values.length).toBeGreaterThan(10);
       for (let i = 1; i < values.length; i++) expect(values[i]).toBeLessThanOrEqual(values[i - 1]);
       await screenshot(page, "node-synthetic");
@@ -532,7 +537,7 @@ describe("(c) a real BEAM node: the forum's rel_test with the agent", () => {
         "Self = self(), P = spawn(fun() -> group_leader(whereis(user), self()), ets:new(bd_e2e_tab, [named_table, public]), ets:insert(bd_e2e_tab, [{K} || K <- lists:seq(1, 4321)]), Self ! ok, receive stop -> ok end end), receive ok -> ok end, register(bd_e2e_tab_owner, P), ok",
       );
       const limits = await d.node.rpcJson<{ processes: number; ets: number }>("#{processes => erlang:system_info(process_limit), ets => erlang:system_info(ets_limit)}");
-      const peers = await d.node.rpcJson<number>("length([P || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, \"tcp_inet\"}, element(1, inet:peername(P)) =:= ok])");
+      const peers = await d.node.rpcJson<number>('length([P || P <- erlang:ports(), erlang:port_info(P, name) =:= {name, "tcp_inet"}, element(1, inet:peername(P)) =:= ok])');
 
       await page.goto(nodePath(node));
       await page.getByTestId("tab-system").click();

@@ -59,9 +59,11 @@ export async function ensureNextBuild(): Promise<void> {
   }
   try {
     if (buildMtime() > sourcesMtime()) return; // built while we waited
-    await run("npx", ["next", "build"], { cwd: ROOT, env: { ...process.env, NEXT_TELEMETRY_DISABLED: "1" }, maxBuffer: 64 * 1024 * 1024 }).catch((e: { stdout?: string; stderr?: string; message: string }) => {
-      throw new Error(`next build failed: ${e.message}\n${(e.stdout ?? "").slice(-4000)}\n${(e.stderr ?? "").slice(-4000)}`);
-    });
+    await run("npx", ["next", "build"], { cwd: ROOT, env: { ...process.env, NEXT_TELEMETRY_DISABLED: "1" }, maxBuffer: 64 * 1024 * 1024 }).catch(
+      (e: { stdout?: string; stderr?: string; message: string }) => {
+        throw new Error(`next build failed: ${e.message}\n${(e.stdout ?? "").slice(-4000)}\n${(e.stderr ?? "").slice(-4000)}`);
+      },
+    );
   } finally {
     fs.rmSync(lock, { recursive: true, force: true });
   }

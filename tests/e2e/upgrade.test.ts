@@ -49,17 +49,25 @@ const clients: GreetingClient[] = [];
 const acceptorPid = () => node.rpcJson<string>(ACCEPTOR_EXPR);
 /** The acceptor's connection handlers: the processes linked to it (Task.async), not its supervisor. */
 const handlerPids = async () =>
-  (await node.rpcJson<string[]>(`A = list_to_pid(${JSON.stringify(await acceptorPid())}), {links, L} = erlang:process_info(A, links), [pid_to_list(P) || P <- L, is_pid(P), P =/= whereis('${SUPERVISOR}')]`)).sort();
+  (
+    await node.rpcJson<string[]>(
+      `A = list_to_pid(${JSON.stringify(await acceptorPid())}), {links, L} = erlang:process_info(A, links), [pid_to_list(P) || P <- L, is_pid(P), P =/= whereis('${SUPERVISOR}')]`,
+    )
+  ).sort();
 /** Every process on the node that runs old code of TestListener (check_process_code over all processes). */
 const onOldCode = async () => (await node.rpcJson<string[]>(`[pid_to_list(P) || P <- erlang:processes(), erlang:check_process_code(P, '${MODULE}')]`)).sort();
-const releaseStatus = async (vsn: string) => node.rpcJson<string>(`case [S || {_, V, _, S} <- release_handler:which_releases(), V =:= ${JSON.stringify(vsn)}] of [S] -> atom_to_list(S); [] -> "absent" end`);
+const releaseStatus = async (vsn: string) =>
+  node.rpcJson<string>(`case [S || {_, V, _, S} <- release_handler:which_releases(), V =:= ${JSON.stringify(vsn)}] of [S] -> atom_to_list(S); [] -> "absent" end`);
 const alive = (pid: string) => node.rpcJson<boolean>(`erlang:is_process_alive(list_to_pid(${JSON.stringify(pid)}))`);
 
 const upgradePath = () => `/nodes/${encodeURIComponent(node.name)}/upgrade`;
 const impactRow = (page: Page, pid: string) => page.locator(`[data-testid="impact-panel"] [data-testid="impact-row"][data-pid="${pid}"]`);
 /** Click a step's button and wait for its own progress block (not the previous step's) to end well. */
 async function runStep(page: Page, button: ReturnType<Page["getByTestId"]>, timeout = 60_000): Promise<string> {
-  const before = await page.getByTestId("progress").getAttribute("data-command", { timeout: 1000 }).catch(() => null);
+  const before = await page
+    .getByTestId("progress")
+    .getAttribute("data-command", { timeout: 1000 })
+    .catch(() => null);
   await button.click();
   const progress = page.getByTestId("progress");
   await expect.poll(async () => (await progress.getAttribute("data-command", { timeout: 1000 }).catch(() => null)) ?? before, { timeout: 15_000 }).not.toBe(before);
@@ -413,7 +421,7 @@ describe("a viewer sees the upgrade page read-only", () => {
 
   it("links a pid to the node page's process drawer", async () => {
     await withScreenshotOnFailure(vp, "upgrade-pid-link", async () => {
-      const pid = (await acceptorPid());
+      const pid = await acceptorPid();
       const link = vp.locator(`[data-testid="impact-row"][data-pid="${pid}"] [data-testid="pid-link"]`);
       expect(await link.getAttribute("href")).toBe(`/nodes/${encodeURIComponent(node.name)}?pid=${encodeURIComponent(pid)}`);
       await link.click();
@@ -425,7 +433,7 @@ describe("a viewer sees the upgrade page read-only", () => {
   }, 60_000);
 
   it("is refused FORBIDDEN by the server when calling upgrades.install directly", async () => {
-    const before = await node.rpcJson<string[]>("[V ++ \":\" ++ atom_to_list(S) || {_, V, _, S} <- release_handler:which_releases()]");
+    const before = await node.rpcJson<string[]>('[V ++ ":" ++ atom_to_list(S) || {_, V, _, S} <- release_handler:which_releases()]');
     const cookie = await loginCookie(bd.url, VIEWER.username, VIEWER.password);
     const viewer = httpClient(bd.url, { cookie });
     const err = await viewer.upgrades.install.mutate({ node: node.name, vsn: "0.1.2", confirmNode: node.name, maxKills: 0 }).then(
@@ -436,7 +444,7 @@ describe("a viewer sees the upgrade page read-only", () => {
     expect(((err as TRPCClientError<never>).data as { code?: string } | undefined)?.code).toBe("FORBIDDEN");
     expect((err as Error).message).toBe("upgrades.install needs the operator role; you are viewer");
     // Nothing happened on the node.
-    expect(await node.rpcJson<string[]>("[V ++ \":\" ++ atom_to_list(S) || {_, V, _, S} <- release_handler:which_releases()]")).toEqual(before);
+    expect(await node.rpcJson<string[]>('[V ++ ":" ++ atom_to_list(S) || {_, V, _, S} <- release_handler:which_releases()]')).toEqual(before);
     expect(await releaseStatus("0.1.2")).toBe("absent");
   });
 });
@@ -476,7 +484,12 @@ describe("the next upgrade kills what the soft purge left on old code, exactly a
       expect(await s.getAttribute("data-held")).toBe("true");
       expect(await s.getByTestId("pva-predicted").getAttribute("data-count")).toBe("3");
       expect(await s.getByTestId("pva-actual").getAttribute("data-count")).toBe("3");
-      const died = (await s.getByTestId("pva-actual").locator('[data-testid="pid-link"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")))).sort();
+      const died = (
+        await s
+          .getByTestId("pva-actual")
+          .locator('[data-testid="pid-link"]')
+          .evaluateAll((els) => els.map((e) => e.getAttribute("data-pid")))
+      ).sort();
       expect(died).toEqual(stuck);
 
       // The restarted acceptor raced the code load: if the supervisor restarted it

@@ -108,10 +108,15 @@ describe("event sequence numbers", () => {
     expect(await storedSeqs("victim@host")).toEqual([1, 2]);
     const kept = await db.query<{ seq: number }>(`SELECT seq FROM "Event" WHERE node = 'victim@host' AND "bootId" LIKE 'regression:%:e%'`);
     expect(kept.rows.map((r) => r.seq)).toEqual([1_000_000]);
-    const alerts = await waitFor("the regression alert", async () => {
-      const all = await alertsOf("victim@host");
-      return all.some((x) => x.kind === "event_gap" && x.detail.context === "regression") && all.some((x) => x.kind === "child_terminated") ? all : null;
-    }, 20_000, 300);
+    const alerts = await waitFor(
+      "the regression alert",
+      async () => {
+        const all = await alertsOf("victim@host");
+        return all.some((x) => x.kind === "event_gap" && x.detail.context === "regression") && all.some((x) => x.kind === "child_terminated") ? all : null;
+      },
+      20_000,
+      300,
+    );
     expect(alerts.find((x) => x.kind === "child_terminated")?.title).toMatch(/killed/);
     real.close();
   }, 240_000);

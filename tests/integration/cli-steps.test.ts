@@ -70,7 +70,11 @@ describe("upgrade steps from the CLI end", () => {
       const errors = first.stderr.split("\n").filter((l) => l && !l.startsWith("  "));
       expect(errors).toHaveLength(1);
       const line = errors[0];
-      expect(line).toMatch(new RegExp(`^beamdeck: unpack of 0\\.1\\.2 on ${node.name.replace(/[.]/g, "\\.")}: (sent to the node|running on the node) .*, no result yet \\(command c-[0-9a-f-]{36}\\); .*no answer within 8 s \\(--timeout to wait longer\\)$`));
+      expect(line).toMatch(
+        new RegExp(
+          `^beamdeck: unpack of 0\\.1\\.2 on ${node.name.replace(/[.]/g, "\\.")}: (sent to the node|running on the node) .*, no result yet \\(command c-[0-9a-f-]{36}\\); .*no answer within 8 s \\(--timeout to wait longer\\)$`,
+        ),
+      );
       const commandId = /\(command (c-[0-9a-f-]{36})\)/.exec(line)?.[1];
       expect(commandId).toBeDefined();
 

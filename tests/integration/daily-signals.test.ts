@@ -73,12 +73,7 @@ describe("processes left on old code", () => {
 
   it("page through the old_code rule after the threshold, and show in /metrics", async () => {
     const api = httpClient(server.url, { token: server.apiToken });
-    const alert = await waitFor(
-      "the old_code alert",
-      async () => (await api.alerts.list.query({ status: "open" })).find((a) => a.kind === "old_code" && a.node === node.name) ?? null,
-      30_000,
-      500,
-    );
+    const alert = await waitFor("the old_code alert", async () => (await api.alerts.list.query({ status: "open" })).find((a) => a.kind === "old_code" && a.node === node.name) ?? null, 30_000, 500);
     expect(alert.title).toMatch(/1 process\(es\) .* still on old code of bd_old_mod/);
     expect((alert.detail as { pids: string[] }).pids).toEqual([looper]);
     const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiToken}` } })).text();

@@ -79,10 +79,7 @@ end
     fs.mkdirSync(path.join(proj, "_checkouts"));
     fs.symlinkSync(AGENT, path.join(proj, "_checkouts/beamdeck_agent"));
     fs.writeFileSync(path.join(proj, "src/embed_erl.app.src"), `{application, embed_erl, [{description, "x"}, {vsn, "1.0.0"}, {applications, [kernel, stdlib]}, {env, []}]}.\n`);
-    fs.writeFileSync(
-      path.join(proj, "rebar.config"),
-      `{deps, [beamdeck_agent]}.\n{relx, [{release, {embed_erl, "1.0.0"}, [sasl, {beamdeck_agent, temporary}, embed_erl]}, {mode, prod}]}.\n`,
-    );
+    fs.writeFileSync(path.join(proj, "rebar.config"), `{deps, [beamdeck_agent]}.\n{relx, [{release, {embed_erl, "1.0.0"}, [sasl, {beamdeck_agent, temporary}, embed_erl]}, {mode, prod}]}.\n`);
     await sh("rebar3", ["release"], proj);
     const rel = fs.readFileSync(path.join(proj, "_build/default/rel/embed_erl/releases/1.0.0/embed_erl.rel"), "utf8");
     expect(rel).toMatch(/\{beamdeck_agent,"0\.1\.0",temporary\}/);

@@ -48,7 +48,17 @@ afterAll(async () => {
   receiver?.close();
 });
 
-type EventJson = { seq: number; node: string; at: string; kind: string; context: string | null; reason: string | null; supervisor: string | null; offender: { id: string | null; pid: string | null } | null; expected: boolean };
+type EventJson = {
+  seq: number;
+  node: string;
+  at: string;
+  kind: string;
+  context: string | null;
+  reason: string | null;
+  supervisor: string | null;
+  offender: { id: string | null; pid: string | null } | null;
+  expected: boolean;
+};
 
 async function eventsOf(name: string, extra: string[] = []): Promise<EventJson[]> {
   const r = await server.cli(["events", name, "--json", "--limit", "1000", ...extra]);
@@ -100,9 +110,7 @@ describe("supervisor reports to alerts", () => {
     await node.rpc(`application:set_env(beamdeck_agent, get_state, true)`);
     // Crash reports with a unique marker, one every 40 ms, produced on the node
     // while the server is killed and comes back.
-    await node.rpc(
-      `spawn(fun() -> [begin proc_lib:spawn(fun() -> exit({bd_exactly_once, I}) end), timer:sleep(40) end || I <- lists:seq(1, ${N})] end), ok`,
-    );
+    await node.rpc(`spawn(fun() -> [begin proc_lib:spawn(fun() -> exit({bd_exactly_once, I}) end), timer:sleep(40) end || I <- lists:seq(1, ${N})] end), ok`);
     await new Promise((r) => setTimeout(r, 1500));
     await server.kill();
     await new Promise((r) => setTimeout(r, 2500));

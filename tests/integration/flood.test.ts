@@ -101,10 +101,15 @@ describe("a flood of reports", () => {
     const list = await admin.events.list.query({ node: node.name, kind: "agent", limit: 5 });
     const detail = await admin.events.get.query({ id: list.events[0].id });
     expect((detail.raw as { dropped: number }).dropped).toBeGreaterThan(0);
-    const offline = await waitFor("the buffered reports", async () => {
-      const n = await countMarker("bd_offline");
-      return n > 0 && (await stats()).buffered === 0 ? n : null;
-    }, 30_000, 1000);
+    const offline = await waitFor(
+      "the buffered reports",
+      async () => {
+        const n = await countMarker("bd_offline");
+        return n > 0 && (await stats()).buffered === 0 ? n : null;
+      },
+      30_000,
+      1000,
+    );
     expect(offline).toBeLessThanOrEqual(500);
   }, 180_000);
 });

@@ -81,7 +81,28 @@ describe("agent endpoint", () => {
     beforeHello.send({ type: "procs", seq: 1, at: 1, total: 0 });
     expect((await beforeHello.closed).code).toBe(4400);
     // The good agent still works: its data is accepted and served.
-    good.send({ type: "procs", seq: 1, at: Date.now(), reset: true, total: 1, upsert: [{ pid: "<0.1.0>", name: "init", initialCall: "otp_ring0:start/2", currentFunction: "init:loop/1", mailbox: 3, memory: 100, reductions: 5, status: "waiting", links: [], parent: null, ancestors: [] }] });
+    good.send({
+      type: "procs",
+      seq: 1,
+      at: Date.now(),
+      reset: true,
+      total: 1,
+      upsert: [
+        {
+          pid: "<0.1.0>",
+          name: "init",
+          initialCall: "otp_ring0:start/2",
+          currentFunction: "init:loop/1",
+          mailbox: 3,
+          memory: 100,
+          reductions: 5,
+          status: "waiting",
+          links: [],
+          parent: null,
+          ancestors: [],
+        },
+      ],
+    });
     const rows = await waitFor("good agent's process", async () => {
       const r = await server.cli(["procs", "good@host", "--json"]);
       const out = r.code === 0 ? (JSON.parse(r.stdout) as { pid: string; mailbox: number }[]) : [];

@@ -124,12 +124,7 @@ describe("version drift", () => {
   const api = () => httpClient(server.url, { token: server.apiToken });
 
   it("pages once the group has run two releases for longer than the rule allows", async () => {
-    const alert = await waitFor(
-      "the version_drift alert",
-      async () => (await api().alerts.list.query({ status: "open" })).find((a) => a.kind === "version_drift") ?? null,
-      30_000,
-      500,
-    );
+    const alert = await waitFor("the version_drift alert", async () => (await api().alerts.list.query({ status: "open" })).find((a) => a.kind === "version_drift") ?? null, 30_000, 500);
     expect(alert.title).toMatch(/^Group shop runs 2 releases for \d+ min: bd_counter 1\.0\.0, rel_test 0\.1\.0$/);
     expect((alert.detail as { group: string }).group).toBe("shop");
     // One group drifted: one alert, not one per node or per tick.

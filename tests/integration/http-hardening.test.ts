@@ -94,7 +94,10 @@ async function healthzWhile<T>(s: TestServer, during: Promise<T>): Promise<{ res
 
 describe("item 4: at most 5 password checks per account and address, whatever the transport", () => {
   it("one batch: five checks, the rest refused, and the right password afterwards too", async () => {
-    const answers = await loginBatch(direct, Array.from({ length: MAX_BATCH_CALLS }, (_, i) => ({ username: "bob", password: `guess-${i}` })));
+    const answers = await loginBatch(
+      direct,
+      Array.from({ length: MAX_BATCH_CALLS }, (_, i) => ({ username: "bob", password: `guess-${i}` })),
+    );
     const codes = answers.map(codeOf);
     expect(count(codes, "UNAUTHORIZED"), codes.join()).toBe(5);
     expect(count(codes, "TOO_MANY_REQUESTS"), codes.join()).toBe(MAX_BATCH_CALLS - 5);
@@ -276,7 +279,11 @@ describe("item 3: the cookie is not usable from another origin (raw requests; Ch
   it("lets bearer-token callers in whatever Origin they send", async () => {
     const r = await fetch(`${direct.url}/api/trpc/auth.me`, { headers: { authorization: `Bearer ${direct.apiToken}`, origin: "http://elsewhere.example" } });
     expect(r.status).toBe(200);
-    const m = await fetch(`${direct.url}/api/trpc/auth.logout`, { method: "POST", headers: { authorization: `Bearer ${direct.apiToken}`, origin: "http://elsewhere.example", "content-type": "application/json" }, body: "{}" });
+    const m = await fetch(`${direct.url}/api/trpc/auth.logout`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${direct.apiToken}`, origin: "http://elsewhere.example", "content-type": "application/json" },
+      body: "{}",
+    });
     expect(m.status).toBe(200);
   });
 });
@@ -328,9 +335,7 @@ describe("item 7: one request cannot hold the server", () => {
     const admin = httpClient(direct.url, { token: direct.apiToken });
     const token = await direct.agentToken("synth");
     agent = await startSyntheticAgent({ url: direct.agentUrl, token, node: "synth@bigbox", processCount: 100_000, intervalMs: 0 });
-    await expect
-      .poll(async () => (await admin.procs.window.query({ node: "synth@bigbox", limit: 1 })).total, { timeout: 150_000, interval: 500 })
-      .toBe(100_000);
+    await expect.poll(async () => (await admin.procs.window.query({ node: "synth@bigbox", limit: 1 })).total, { timeout: 150_000, interval: 500 }).toBe(100_000);
     const inputs = Object.fromEntries(Array.from({ length: MAX_BATCH_CALLS }, (_, i) => [String(i), { node: "synth@bigbox", sort: "pid", filter: `no-match-${i}`, limit: 100 }]));
     const url = `${direct.url}/api/trpc/${Array(MAX_BATCH_CALLS).fill("procs.window").join(",")}?batch=1&input=${encodeURIComponent(JSON.stringify(inputs))}`;
     const { result, worstMs, medianMs, probes } = await healthzWhile(

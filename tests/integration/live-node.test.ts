@@ -86,7 +86,12 @@ describe("live node view", () => {
     // Every supervisor of the kernel tree too, one level down.
     const kernel = tree.apps.find((a) => a.name === "kernel")?.root;
     const kernelKids = await node.rpcJson<string[]>(`[pid_to_list(P) || {_, P, _, _} <- supervisor:which_children(kernel_sup), is_pid(P)]`);
-    expect(kernel?.children.map((c) => c.pid).filter(Boolean).sort()).toEqual([...kernelKids].sort());
+    expect(
+      kernel?.children
+        .map((c) => c.pid)
+        .filter(Boolean)
+        .sort(),
+    ).toEqual([...kernelKids].sort());
   });
 
   it("shows connection handlers (Task.async, linked, not supervised) under the acceptor", async () => {

@@ -14,11 +14,12 @@ describe("migrations", () => {
   it("have no drift from the schema", async () => {
     const env = { ...process.env, BEAMDECK_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-drift-")) } as NodeJS.ProcessEnv;
     delete env.DATABASE_URL;
-    const r = await run(
-      "npx",
-      ["--no-install", "prisma", "migrate", "diff", "--from-migrations", "prisma/migrations", "--to-schema-datamodel", "prisma/schema.prisma", "--script", "--exit-code"],
-      { cwd: ROOT, env, timeoutMs: 120_000, what: "prisma migrate diff" },
-    );
+    const r = await run("npx", ["--no-install", "prisma", "migrate", "diff", "--from-migrations", "prisma/migrations", "--to-schema-datamodel", "prisma/schema.prisma", "--script", "--exit-code"], {
+      cwd: ROOT,
+      env,
+      timeoutMs: 120_000,
+      what: "prisma migrate diff",
+    });
     // --exit-code: 0 = no difference, 2 = difference, 1 = error.
     expect(r.stdout.replace(/--.*\n/g, "").trim(), r.stderr).toBe("");
     expect(r.code, r.stderr).toBe(0);

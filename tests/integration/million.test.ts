@@ -62,9 +62,7 @@ describe("a node with a million processes", () => {
   }, 180_000);
 
   it("a stuffed mailbox reaches the server", async () => {
-    const pid = await node.rpcJson<string>(
-      `P = spawn(fun() -> receive stop -> ok end end), register(bd_stuffed, P), [P ! {m, I} || I <- lists:seq(1, 700)], list_to_binary(pid_to_list(P))`,
-    );
+    const pid = await node.rpcJson<string>(`P = spawn(fun() -> receive stop -> ok end end), register(bd_stuffed, P), [P ! {m, I} || I <- lists:seq(1, 700)], list_to_binary(pid_to_list(P))`);
     const client = httpClient(server.url, { token: server.apiToken });
     const top = await waitFor(
       "the stuffed process first by mailbox",

@@ -34,12 +34,9 @@ describe("rel_test: the forum's upgrade, for real", () => {
   };
   // The Task.async handlers are linked to the acceptor (and the acceptor to the supervisor).
   const handlerPids = async (acceptor: string): Promise<string[]> =>
-    node.rpcJson<string[]>(
-      `{links, L} = process_info(list_to_pid("${acceptor}"), links), [P || P <- L, is_pid(P), P =/= whereis(${SUP})]`,
-    );
+    node.rpcJson<string[]>(`{links, L} = process_info(list_to_pid("${acceptor}"), links), [P || P <- L, is_pid(P), P =/= whereis(${SUP})]`);
   const alive = (pid: string): Promise<string> => node.rpc(`is_process_alive(list_to_pid("${pid}"))`);
-  const onOldCode = (): Promise<string[]> =>
-    node.rpcJson<string[]>(`lists:sort([P || P <- processes(), erlang:check_process_code(P, 'Elixir.TestListener')])`);
+  const onOldCode = (): Promise<string[]> => node.rpcJson<string[]>(`lists:sort([P || P <- processes(), erlang:check_process_code(P, 'Elixir.TestListener')])`);
 
   beforeAll(async () => {
     rel = await buildRelease("rel_test", { agent: WITH_AGENT });
@@ -103,7 +100,13 @@ describe("rel_test: the forum's upgrade, for real", () => {
     // The post-purge killed both; the supervisor restarted the acceptor on new code.
     expect(await alive(acceptor)).toBe("false");
     expect(await alive(handler)).toBe("false");
-    expect(await withTimeout(client.closed.then(() => "closed"), 5000, "old connection")).toBe("closed");
+    expect(
+      await withTimeout(
+        client.closed.then(() => "closed"),
+        5000,
+        "old connection",
+      ),
+    ).toBe("closed");
     expect(client.open).toBe(false);
     expect(await node.rpc(`whereis(${SUP})`)).toBe(supBefore);
     const newAcceptor = await acceptorPid();
@@ -167,7 +170,9 @@ describe("bd_counter: {update, M, {advanced, []}} suspends and migrates, never k
     expect(await node.rpc(`release_handler:unpack_release("bd_counter-1.1.0")`)).toBe(`{ok,"1.1.0"}`);
     // The relup suspends the server around the load and the code_change.
     const relup = await fs.readFile(path.join(node.dir, "releases", "1.1.0", "relup"), "utf8");
-    expect(relup.replace(/\s+/g, "")).toContain("{suspend,[bd_counter_server]},{load,{bd_counter_server,brutal_purge,brutal_purge}},{code_change,up,[{bd_counter_server,[]}]},{resume,[bd_counter_server]}");
+    expect(relup.replace(/\s+/g, "")).toContain(
+      "{suspend,[bd_counter_server]},{load,{bd_counter_server,brutal_purge,brutal_purge}},{code_change,up,[{bd_counter_server,[]}]},{resume,[bd_counter_server]}",
+    );
     expect(await node.rpc(`release_handler:install_release("1.1.0")`)).toBe(`{ok,"1.0.0",[]}`);
 
     expect(await node.rpc("whereis(bd_counter_server)")).toBe(pid);

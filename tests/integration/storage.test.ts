@@ -167,7 +167,17 @@ describe.each(backends)("storage on %s", (_name, envOf) => {
   it("stores each event once per (node, boot, seq), however often it is replayed", async () => {
     const store = new EventStore(db.prisma, new LocalHub());
     const boot = "feedface".repeat(4);
-    const ev = (seq: number) => ({ type: "event" as const, seq, bootId: boot, at: Date.now(), kind: "supervisor_report", context: "child_terminated", supervisor: "sup", reason: { text: "killed", truncated: false, atom: "killed" }, offender: { id: "Elixir.Task", pid: "<0.9.0>" } });
+    const ev = (seq: number) => ({
+      type: "event" as const,
+      seq,
+      bootId: boot,
+      at: Date.now(),
+      kind: "supervisor_report",
+      context: "child_terminated",
+      supervisor: "sup",
+      reason: { text: "killed", truncated: false, atom: "killed" },
+      offender: { id: "Elixir.Task", pid: "<0.9.0>" },
+    });
     expect(await store.ingest("e@h", [ev(1), ev(2), ev(3)])).toBe(3);
     expect(await store.ingest("e@h", [ev(2), ev(3), ev(4), ev(4)])).toBe(4);
     expect(await db.prisma.event.count({ where: { node: "e@h" } })).toBe(4);

@@ -42,8 +42,7 @@ describe("stripped Erlang release without the compiler application (bd_loops 1.0
   const alive = async (pid: string) => (await node.rpc(`is_process_alive(list_to_pid("${pid}"))`)) === "true";
   const onOldCode = async (pid: string) => (await node.rpc(`erlang:check_process_code(list_to_pid("${pid}"), ${MOD})`)) === "true";
   /** A round trip to a worker: the version of the code that answered. */
-  const ping = (pid: string) =>
-    node.rpc(`P = list_to_pid("${pid}"), P ! {ping, self()}, receive {pong, V, _} -> V after 5000 -> timeout end`);
+  const ping = (pid: string) => node.rpc(`P = list_to_pid("${pid}"), P ! {ping, self()}, receive {pong, V, _} -> V after 5000 -> timeout end`);
 
   beforeAll(async () => {
     rel = await buildRelease("bd_loops", { strip: true });
@@ -62,11 +61,7 @@ describe("stripped Erlang release without the compiler application (bd_loops 1.0
     expect(await node.rpc("code:which(beam_disasm)")).toBe("non_existing");
     expect(await node.rpc("code:lib_dir(compiler)")).toBe("{error,bad_name}");
     // The beam carries no abstract code (plain erlc records only its options).
-    expect(
-      await node.rpc(
-        `{ok, {_, [{debug_info, {debug_info_v1, erl_abstract_code, {Ast, _}}}]}} = beam_lib:chunks(code:which(${MOD}), [debug_info]), Ast`,
-      ),
-    ).toBe("none");
+    expect(await node.rpc(`{ok, {_, [{debug_info, {debug_info_v1, erl_abstract_code, {Ast, _}}}]}} = beam_lib:chunks(code:which(${MOD}), [debug_info]), Ast`)).toBe("none");
   });
 
   it("install plan: ?MODULE:loop may migrate, the local loop and the pinned frame are killed at make_permanent", async () => {

@@ -50,9 +50,7 @@ describe("system views", () => {
 
   it("scheduler utilisation over time shows a scheduler kept busy on the node", async () => {
     // One process spinning for 12 s keeps one normal scheduler busy (wall time, whatever the host's load).
-    await node.rpc(
-      `spawn(fun() -> T = erlang:monotonic_time(millisecond) + 12000, F = fun G() -> case erlang:monotonic_time(millisecond) < T of true -> G(); false -> ok end end, F() end), ok`,
-    );
+    await node.rpc(`spawn(fun() -> T = erlang:monotonic_time(millisecond) + 12000, F = fun G() -> case erlang:monotonic_time(millisecond) < T of true -> G(); false -> ok end end, F() end), ok`);
     const busy = await waitFor(
       "an overview with a busy scheduler",
       async () => {
@@ -109,7 +107,9 @@ describe("system views", () => {
       // The node agrees on who owns the socket.
       const owner = await node.rpc(`{connected, P} = erlang:port_info(list_to_port("${row.id}"), connected), P`);
       expect(row.owner).toBe(owner);
-      const listener = (await cliJson<PortList>(server, ["ports", node.name, "--sort", "name", "--limit", "1000"])).ports.find((p) => p.kind === "tcp" && p.local?.endsWith(`:${listenPort}`) && p.peer === null);
+      const listener = (await cliJson<PortList>(server, ["ports", node.name, "--sort", "name", "--limit", "1000"])).ports.find(
+        (p) => p.kind === "tcp" && p.local?.endsWith(`:${listenPort}`) && p.peer === null,
+      );
       expect(listener).toBeDefined();
     } finally {
       client.destroy();
@@ -153,8 +153,7 @@ function parseMetrics(text: string) {
     if (!types.has(s.name) && !types.has(family)) throw new Error(`no TYPE for ${s.name}`);
     if (!helps.has(s.name) && !helps.has(family)) throw new Error(`no HELP for ${s.name}`);
   }
-  const one = (name: string, labels: Record<string, string> = {}) =>
-    samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  const one = (name: string, labels: Record<string, string> = {}) => samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   return { types, samples, one };
 }
 

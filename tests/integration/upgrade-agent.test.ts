@@ -42,11 +42,7 @@ class Facts {
 
   /** The Task.async connection handlers, linked to the acceptor. */
   async handlers(acceptor: string): Promise<string[]> {
-    return (
-      await this.node().rpcJson<string[]>(
-        `{links, L} = process_info(list_to_pid("${acceptor}"), links), [P || P <- L, is_pid(P), P =/= whereis(${SUP})]`,
-      )
-    ).sort();
+    return (await this.node().rpcJson<string[]>(`{links, L} = process_info(list_to_pid("${acceptor}"), links), [P || P <- L, is_pid(P), P =/= whereis(${SUP})]`)).sort();
   }
 
   async alive(pid: string): Promise<boolean> {
@@ -54,9 +50,7 @@ class Facts {
   }
 
   async onOldCode(mod = TL): Promise<string[]> {
-    return this.node().rpcJson<string[]>(
-      `lists:sort([pid_to_list(P) || P <- processes(), erlang:check_process_code(P, '${mod}')])`,
-    );
+    return this.node().rpcJson<string[]>(`lists:sort([pid_to_list(P) || P <- processes(), erlang:check_process_code(P, '${mod}')])`);
   }
 
   async releases(): Promise<Array<[string, string]>> {
@@ -137,9 +131,7 @@ describe("rel_test 0.1.0 → 0.1.1 with the default appup (the forum's upgrade)"
     const [appup] = p.appups as Json[];
     expect(appup).toMatchObject({ app: "rel_test", from: "0.1.0", to: "0.1.1", change: "changed" });
     if (appup.error === null) {
-      expect(appup.instructions).toEqual([
-        expect.objectContaining({ kind: "load_module", module: TL, prePurge: "brutal", postPurge: "brutal" }),
-      ]);
+      expect(appup.instructions).toEqual([expect.objectContaining({ kind: "load_module", module: TL, prePurge: "brutal", postPurge: "brutal" })]);
     } else {
       expect(appup.error.code).toBe("missing_file");
       expect(appup.error.message).toContain("lib/rel_test-0.1.1/ebin/rel_test.appup");
@@ -412,8 +404,7 @@ describe("bd_counter: {update, M, {advanced, []}} is suspended, never killed", (
     const plan = await agent.request("upgrade_plan", { vsn: "1.0.0" });
     expect(plan).toMatchObject({ action: "rollback", direction: "down", verdict: "safe" });
     expect(plan.choices).toEqual({ purge: { bd_counter_server: "soft" }, prePurge: {} });
-    expect(plan.modules[0]).toMatchObject({ module: "bd_counter_server", op: "update", postPurge: "soft",
-                                            codeChange: { mode: "down" } });
+    expect(plan.modules[0]).toMatchObject({ module: "bd_counter_server", op: "update", postPurge: "soft", codeChange: { mode: "down" } });
     const r = await agent.command("b-rollback", "rollback");
     expect(r.ok).toBe(true);
     expect(r.result.choices).toEqual(plan.choices);
@@ -429,7 +420,7 @@ describe("bd_counter: {update, M, {advanced, []}} is suspended, never killed", (
 
   it("a bad relup is an error that names the file", async () => {
     const relup = path.join(node.dir, "releases", "1.1.0", "relup");
-    await fs.writeFile(relup, "{\"1.1.0\", [{\"1.0.0\", [], [point_of_no_return]}] oops.\n");
+    await fs.writeFile(relup, '{"1.1.0", [{"1.0.0", [], [point_of_no_return]}] oops.\n');
     await fs.rm(`${relup}.beamdeck-orig`, { force: true });
     const e = await agent.requestError("upgrade_plan", { vsn: "1.1.0" });
     expect(e.code).toBe("bad_relup");

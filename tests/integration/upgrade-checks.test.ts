@@ -104,7 +104,10 @@ describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
 
   it("install: refused until each error finding is accepted; then the predicted failures happen", async () => {
     const plan = await agent.request("upgrade_plan", { vsn: "1.1.0" });
-    const errors = (plan.findings as Json[]).filter((f) => f.severity === "error").map((f) => f.id).sort();
+    const errors = (plan.findings as Json[])
+      .filter((f) => f.severity === "error")
+      .map((f) => f.id)
+      .sort();
     expect(errors).toEqual(["appup_missing_module:bd_checks_missing", "not_suspended:bd_checks_lone"]);
 
     const refused = await agent.command("c-install-refused", "install", { vsn: "1.1.0", gate: { maxKills: 0 } });
@@ -125,16 +128,13 @@ describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
 
     // supervisor_children_changed: the supervisor took the new child spec but never started the child.
     expect(await node.rpc("whereis(bd_checks_extra)")).toBe("undefined");
-    expect(
-      await node.rpc("[{Id, P} || {Id, P, _, _} <- supervisor:which_children(bd_checks_sup), Id =:= bd_checks_extra]"),
-    ).toBe("[{bd_checks_extra,undefined}]");
+    expect(await node.rpc("[{Id, P} || {Id, P, _, _} <- supervisor:which_children(bd_checks_sup), Id =:= bd_checks_extra]")).toBe("[{bd_checks_extra,undefined}]");
     expect(r.result.verification.notStarted).toEqual([{ supervisor: "bd_checks_sup", id: "bd_checks_extra" }]);
 
     // not_suspended: the unsupervised server kept its integer state and dies on its next call.
     const lone = await node.rpc("whereis(bd_checks_lone)");
     expect(await node.rpc("try bd_checks_lone:bump() of V -> {ok, V} catch exit:_ -> crashed end")).toBe("crashed");
     expect(await node.rpc(`is_process_alive(list_to_pid("${lone}"))`)).toBe("false");
-
   }, 180_000);
 
   // release_handler soft-purges a loaded module's old code at once when no process runs it (funs do not
@@ -146,9 +146,7 @@ describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
     expect(r.ok).toBe(true);
     expect(r.result.verification).toMatchObject({ ok: false, missed: [{ module: "bd_checks_missing" }] });
     expect(await node.rpc("try bd_checks_store:apply_stored(1) catch error:{badfun, _} -> badfun end")).toBe("badfun");
-    expect(await node.rpc("try (persistent_term:get({bd_checks, adder}))(1) catch error:{badfun, _} -> badfun end")).toBe(
-      "badfun",
-    );
+    expect(await node.rpc("try (persistent_term:get({bd_checks, adder}))(1) catch error:{badfun, _} -> badfun end")).toBe("badfun");
   }, 120_000);
 });
 
@@ -235,7 +233,12 @@ describe("the CLI: upgrade plan exits 5 on error findings; install needs each ac
     const j = await server.cli(["upgrade", "plan", node.name, "1.1.0", "--json"], {}, { timeoutMs: 120_000 });
     expect(j.code, j.stderr).toBe(5);
     const plan = JSON.parse(j.stdout) as Json;
-    expect((plan.findings as Json[]).filter((f) => f.severity === "error").map((f) => f.id).sort()).toEqual(errors);
+    expect(
+      (plan.findings as Json[])
+        .filter((f) => f.severity === "error")
+        .map((f) => f.id)
+        .sort(),
+    ).toEqual(errors);
   }, 240_000);
 
   it("install: without the findings accepted it is refused (exit 2); with them it runs, prints NOT VERIFIED, and the audit records it", async () => {

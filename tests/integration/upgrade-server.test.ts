@@ -89,7 +89,12 @@ function step(args: string[]) {
 
 describe("beamdeck releases", () => {
   /** The text table's rows as [release, version, status]. */
-  const rows = (stdout: string) => stdout.trim().split("\n").slice(1).map((l) => l.split(/\s{2,}/));
+  const rows = (stdout: string) =>
+    stdout
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((l) => l.split(/\s{2,}/));
 
   it("lists the releases, then the packages not unpacked yet, by the names the agent sends", async () => {
     const before = await cli(["releases", node.name]);
@@ -182,7 +187,11 @@ describe("the forum's upgrade through beamdeck", () => {
       expect(audit.filter((e) => e.action === a && e.outcome === "ok")).toHaveLength(1);
     }
     // The intent records which gate let the step through.
-    const intents = JSON.parse((await cli(["audit", "--json", "--action", "upgrade."])).stdout) as { action: string; intentId: string | null; data: { gate?: { used: string; acceptPlan: string | null }; planDigest?: string; step?: string } }[];
+    const intents = JSON.parse((await cli(["audit", "--json", "--action", "upgrade."])).stdout) as {
+      action: string;
+      intentId: string | null;
+      data: { gate?: { used: string; acceptPlan: string | null }; planDigest?: string; step?: string };
+    }[];
     const installIntent = intents.find((e) => e.action === "upgrade.install" && e.intentId === null);
     expect(installIntent?.data).toMatchObject({ step: "install", planDigest: plan.digest, gate: { used: "plan", acceptPlan: plan.digest } });
     const permIntent = intents.find((e) => e.action === "upgrade.make_permanent" && e.intentId === null);
@@ -240,7 +249,12 @@ describe("the forum's upgrade through beamdeck", () => {
     await expect(api.upgrades.install.mutate({ node: node.name, vsn: "0.1.1", confirmNode: node.name })).rejects.toThrow(/would kill 452 process\(es\)/);
     const sent = await api.upgrades.install.mutate({ node: node.name, vsn: "0.1.1", confirmNode: node.name, acceptPlan: plan.digest });
     const result = (id: string) =>
-      waitFor(`the result of ${id}`, async () => (await api.upgrades.history.query({ node: node.name })).flatMap((u) => u.commands).find((c) => c.id === id && c.status !== "sent" && c.status !== "running") ?? null, 60_000, 500);
+      waitFor(
+        `the result of ${id}`,
+        async () => (await api.upgrades.history.query({ node: node.name })).flatMap((u) => u.commands).find((c) => c.id === id && c.status !== "sent" && c.status !== "running") ?? null,
+        60_000,
+        500,
+      );
     expect((await result(sent.commandId)).status).toBe("ok");
     expect(await node.rpc(`[V || {_, V, _, current} <- release_handler:which_releases()]`)).toBe(`["0.1.1"]`);
     // make_permanent from its own plan and digest: all 452 die, and nobody else.
@@ -353,10 +367,15 @@ describe("the forum's upgrade through beamdeck", () => {
     // Back up: the agent reconnects and reports; the outcome is appended.
     await server.restart();
     await waitConnected(server, node.name, true, 45_000);
-    const outcome = await waitFor("the outcome", async () => {
-      const rows = JSON.parse((await cli(["audit", "--json", "--action", "upgrade.install"])).stdout) as { outcome: string | null; intentId: string | null; pendingOutcome: boolean; id: string }[];
-      return rows.find((r) => r.intentId === page.entries[0].id) ?? null;
-    }, 30_000, 1000);
+    const outcome = await waitFor(
+      "the outcome",
+      async () => {
+        const rows = JSON.parse((await cli(["audit", "--json", "--action", "upgrade.install"])).stdout) as { outcome: string | null; intentId: string | null; pendingOutcome: boolean; id: string }[];
+        return rows.find((r) => r.intentId === page.entries[0].id) ?? null;
+      },
+      30_000,
+      1000,
+    );
     expect(outcome.outcome).toBe("ok");
     expect((await cli(["audit", "verify"])).code).toBe(0);
   });
@@ -368,10 +387,15 @@ describe("the forum's upgrade through beamdeck", () => {
     const sent = await api.upgrades.install.mutate({ node: node.name, vsn: "0.1.1", purge: { "Elixir.TestListener": "soft" }, prePurge: {}, confirmNode: node.name });
     await node.rpc(`exit(whereis(beamdeck_agent_conn), kill), ok`);
     await releaseReleaseHandler();
-    const cmd = await waitFor("the command's result", async () => {
-      const h = await api.upgrades.history.query({ node: node.name });
-      return h.flatMap((u) => u.commands).find((c) => c.id === sent.commandId && c.status === "ok") ?? null;
-    }, 30_000, 500);
+    const cmd = await waitFor(
+      "the command's result",
+      async () => {
+        const h = await api.upgrades.history.query({ node: node.name });
+        return h.flatMap((u) => u.commands).find((c) => c.id === sent.commandId && c.status === "ok") ?? null;
+      },
+      30_000,
+      500,
+    );
     expect(cmd.status).toBe("ok");
     expect(await node.rpc(`[V || {_, V, _, current} <- release_handler:which_releases()]`)).toBe(`["0.1.1"]`);
   });

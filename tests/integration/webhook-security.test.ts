@@ -89,7 +89,9 @@ describe("webhook secrets (item 13) and delivery results (item 14)", () => {
       // An entry written before item 13, with the URL in clear, and a failed delivery with its error text.
       await appendAudit(db.prisma, { actor: "user:old", action: "webhook.add", target: "webhook:old", outcome: "ok", data: { url: "https://hooks.slack.com/services/OLD/ENTRY/oldSecretToken" } });
       await db.prisma.alert.create({ data: { id: "alert-scan", kind: "node_down", node: "n@h", groupKey: "g", status: "open", title: "t", detail: {} } });
-      await db.prisma.webhookDelivery.create({ data: { webhookId: hook.id, alertId: "alert-scan", status: "failed", attempts: 6, lastError: "ECONNREFUSED (gave up after 6 attempts)", lastStatus: null, payload: {} } });
+      await db.prisma.webhookDelivery.create({
+        data: { webhookId: hook.id, alertId: "alert-scan", status: "failed", attempts: 6, lastError: "ECONNREFUSED (gave up after 6 attempts)", lastStatus: null, payload: {} },
+      });
       await db.prisma.webhookDelivery.create({ data: { webhookId: hook.id, alertId: "alert-scan", status: "delivered", attempts: 1, lastStatus: 401, payload: {} } });
     } finally {
       await db.close();

@@ -26,10 +26,7 @@ export class Agent {
 
   /** beamdeck_agent_upgrade:request/2 on the node: the result map, or throws with the error. */
   async request(method: string, params: Json = {}, timeoutMs = 30_000): Promise<Json> {
-    const r = await this.node().rpcJson<unknown[]>(
-      `beamdeck_agent_upgrade:request(<<"${method}">>, ${erl(params)})`,
-      { timeoutMs },
-    );
+    const r = await this.node().rpcJson<unknown[]>(`beamdeck_agent_upgrade:request(<<"${method}">>, ${erl(params)})`, { timeoutMs });
     if (r[0] === "ok") return r[1] as Json;
     throw new AgentError(String(r[1]), String(r[2]));
   }

@@ -13,15 +13,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 export const OUT_DIR = path.resolve(import.meta.dirname, "../.out");
 
 /** Flags that keep Chromium quiet and offline-friendly (stack-recipe.md). */
-export const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
+export const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 
 export interface BrowserSession {
   context: BrowserContext;

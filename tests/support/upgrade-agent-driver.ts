@@ -35,10 +35,7 @@ export class AgentDriver {
 
   /** A request's result map; throws AgentError with the agent's error. */
   async request(method: string, params: Json = {}, timeoutMs = 45_000): Promise<Json> {
-    const r = await this.node().rpcJson<unknown[]>(
-      `beamdeck_agent_upgrade:request(<<"${method}">>, ${erl(params)})`,
-      { timeoutMs },
-    );
+    const r = await this.node().rpcJson<unknown[]>(`beamdeck_agent_upgrade:request(<<"${method}">>, ${erl(params)})`, { timeoutMs });
     if (r[0] === "ok") return r[1] as Json;
     throw new AgentError(String(r[1]), String(r[2]));
   }

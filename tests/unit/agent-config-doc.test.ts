@@ -12,11 +12,7 @@ const ROOT = path.resolve(__dirname, "../..");
 const EBIN = path.join(ROOT, "agent/_build/default/lib/beamdeck_agent/ebin");
 
 function schemaTable(): string {
-  return execFileSync(
-    "erl",
-    ["-noshell", "-pa", EBIN, "-eval", "io:setopts([{encoding, unicode}]), io:put_chars(beamdeck_agent_config:doc_table()), halt()."],
-    { encoding: "utf8", timeout: 30_000 },
-  );
+  return execFileSync("erl", ["-noshell", "-pa", EBIN, "-eval", "io:setopts([{encoding, unicode}]), io:put_chars(beamdeck_agent_config:doc_table()), halt()."], { encoding: "utf8", timeout: 30_000 });
 }
 
 describe("README agent config table", () => {

@@ -22,7 +22,7 @@ const entry = (over: Record<string, unknown>) => ({
 });
 
 describe("audit CSV export", () => {
-  it.each(["=HYPERLINK(\"http://evil.example\",\"x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\t=1+1", "\r=1+1"])("keeps %j as text", (evil) => {
+  it.each(['=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\t=1+1", "\r=1+1"])("keeps %j as text", (evil) => {
     const csv = toCsv([entry({ actor: `user:x`, target: evil, node: evil, action: evil })]);
     const [, row] = parseCsv(csv);
     for (const cell of row) expect(cell, JSON.stringify(row)).not.toMatch(/^[=+\-@\t\r]/);

@@ -22,11 +22,43 @@ describe("argument schemas", () => {
 
   it("times: ISO, or a duration back from now", () => {
     const now = Date.parse("2026-12-02T12:00:00Z");
-    expect(check(timeArg(() => now), "2h", "--since")).toBe("2026-12-02T10:00:00.000Z");
-    expect(check(timeArg(() => now), "7d", "--since")).toBe("2026-11-25T12:00:00.000Z");
-    expect(check(timeArg(() => now), "2026-12-01", "--since")).toBe("2026-12-01T00:00:00.000Z");
-    expect(check(timeArg(() => now), "2026-12-01T09:30:00+01:00", "--since")).toBe("2026-12-01T08:30:00.000Z");
-    expect(fails(() => check(timeArg(() => now), "yesterday", "--since"))).toContain('--since: not a time; expected an ISO 8601 date or time (2026-12-01, 2026-12-01T09:30:00Z) or a time back from now (30m, 2h, 7d) (got "yesterday")');
+    expect(
+      check(
+        timeArg(() => now),
+        "2h",
+        "--since",
+      ),
+    ).toBe("2026-12-02T10:00:00.000Z");
+    expect(
+      check(
+        timeArg(() => now),
+        "7d",
+        "--since",
+      ),
+    ).toBe("2026-11-25T12:00:00.000Z");
+    expect(
+      check(
+        timeArg(() => now),
+        "2026-12-01",
+        "--since",
+      ),
+    ).toBe("2026-12-01T00:00:00.000Z");
+    expect(
+      check(
+        timeArg(() => now),
+        "2026-12-01T09:30:00+01:00",
+        "--since",
+      ),
+    ).toBe("2026-12-01T08:30:00.000Z");
+    expect(
+      fails(() =>
+        check(
+          timeArg(() => now),
+          "yesterday",
+          "--since",
+        ),
+      ),
+    ).toContain('--since: not a time; expected an ISO 8601 date or time (2026-12-01, 2026-12-01T09:30:00Z) or a time back from now (30m, 2h, 7d) (got "yesterday")');
   });
 });
 

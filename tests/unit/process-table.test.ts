@@ -71,7 +71,10 @@ describe("ProcessTable", () => {
     const t = new ProcessTable();
     const rows = Array.from({ length: 5000 }, (_, i) => rec(i + 1, { memory: (i * 7919) % 10007 }));
     t.apply(frame({ reset: true, upsert: rows }));
-    const expected = [...rows].sort((a, b) => b.memory - a.memory).slice(0, 10).map((r) => r.memory);
+    const expected = [...rows]
+      .sort((a, b) => b.memory - a.memory)
+      .slice(0, 10)
+      .map((r) => r.memory);
     expect(t.top("memory", 10).map((r) => r.memory)).toEqual(expected);
   });
 });
@@ -115,7 +118,9 @@ describe("ProcessTable filtered windows on a big table (issue 10, item 7)", () =
     expect(w!.rows.map((r) => r.pid)).toEqual(["<0.1.0>", "<0.2.0>", "<0.3.0>"]);
     // Against a plain sort, for every key, across many runs of the merge.
     const t = new ProcessTable();
-    const rows = Array.from({ length: 40_000 }, (_, i) => rec(i + 1, { memory: (i * 7919) % 10007, mailbox: (i * 31) % 97, reductions: (i * 104729) % 65521, name: i % 3 ? `n${(i * 13) % 5000}` : null }));
+    const rows = Array.from({ length: 40_000 }, (_, i) =>
+      rec(i + 1, { memory: (i * 7919) % 10007, mailbox: (i * 31) % 97, reductions: (i * 104729) % 65521, name: i % 3 ? `n${(i * 13) % 5000}` : null }),
+    );
     t.apply(frame({ reset: true, upsert: rows }));
     const pidNo = (p: string) => Number(p.split(".")[1]);
     for (const key of ["memory", "mailbox", "reductions", "pid", "name"] as const) {

@@ -27,7 +27,11 @@ const base = plan.parse({
 
 describe("upgrade plans on the server", () => {
   it("predicts kills per step from the listed processes", () => {
-    expect(predictedKills(base).map((k) => k.pid).sort()).toEqual(["<0.1.0>", "<0.3.0>"]);
+    expect(
+      predictedKills(base)
+        .map((k) => k.pid)
+        .sort(),
+    ).toEqual(["<0.1.0>", "<0.3.0>"]);
     expect(predictedKills(base, "install").map((k) => k.pid)).toEqual(["<0.3.0>"]);
     expect(killCount(base)).toBe(2);
   });
@@ -78,7 +82,10 @@ describe("upgrade plans on the server", () => {
     expect(errorFindingIds(restart)).toEqual(["emulator_restart:-:restart_new_emulator"]);
     // --max-kills bounds kills only: it does not accept an error finding.
     expect(gateError(() => requireGate("install", restart, { maxKills: 5 }))).toMatch(/^BD_GATE_REQUIRED .*--accept-finding ID/);
-    expect(requireGate("install", restart, { acceptFindings: ["emulator_restart:-:restart_new_emulator"] })).toMatchObject({ used: "findings", acceptedFindings: ["emulator_restart:-:restart_new_emulator"] });
+    expect(requireGate("install", restart, { acceptFindings: ["emulator_restart:-:restart_new_emulator"] })).toMatchObject({
+      used: "findings",
+      acceptedFindings: ["emulator_restart:-:restart_new_emulator"],
+    });
     expect(requireGate("install", restart, { acceptPlan: "c".repeat(64) }).acceptedFindings).toEqual(["emulator_restart:-:restart_new_emulator"]);
     expect(requireGate("install", plan.parse({ ...base, modules: [], verdict: "safe" }), undefined).used).toBe("none_needed");
   });

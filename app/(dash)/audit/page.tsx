@@ -99,7 +99,14 @@ export default function AuditPage() {
           </label>
           <label className="inline-field">
             <span>Action</span>
-            <input className="ctl narrow" list="audit-actions" placeholder="starts with…" value={s.action} onChange={(e) => set({ action: e.target.value || null })} data-testid="audit-filter-action" />
+            <input
+              className="ctl narrow"
+              list="audit-actions"
+              placeholder="starts with…"
+              value={s.action}
+              onChange={(e) => set({ action: e.target.value || null })}
+              data-testid="audit-filter-action"
+            />
             <datalist id="audit-actions">
               {KNOWN_ACTIONS.map((a) => (
                 <option key={a} value={a} />

@@ -222,7 +222,10 @@ export default function EventsPage() {
   // A node's timeline shows its upgrade steps too (not under event filters, which steps do not have).
   const stepsWanted = Boolean(s.node) && !(s.kind || s.context || s.supervisor || s.reason || s.pid);
   const steps = useQuery(
-    trpc.events.upgradeSteps.queryOptions({ node: s.node ?? "", ...(range.from ? { since: range.from } : {}), ...(range.to ? { until: range.to } : {}) }, { enabled: stepsWanted, refetchInterval: 10_000 }),
+    trpc.events.upgradeSteps.queryOptions(
+      { node: s.node ?? "", ...(range.from ? { since: range.from } : {}), ...(range.to ? { until: range.to } : {}) },
+      { enabled: stepsWanted, refetchInterval: 10_000 },
+    ),
   );
   const timeline = useMemo(() => {
     // Only steps within the span of the events loaded so far, unless the whole history is loaded.
@@ -331,7 +334,14 @@ export default function EventsPage() {
         />
       </div>
 
-      {s.id ? <EventDrawer key={s.id} id={s.id} onClose={() => set({ id: null })} onFilter={(p) => set({ id: null, ...(p.node ? { node: p.node } : {}), ...(p.supervisor ? { supervisor: p.supervisor, pid: null } : {}), ...(p.offenderPid ? { pid: p.offenderPid } : {}) })} /> : null}
+      {s.id ? (
+        <EventDrawer
+          key={s.id}
+          id={s.id}
+          onClose={() => set({ id: null })}
+          onFilter={(p) => set({ id: null, ...(p.node ? { node: p.node } : {}), ...(p.supervisor ? { supervisor: p.supervisor, pid: null } : {}), ...(p.offenderPid ? { pid: p.offenderPid } : {}) })}
+        />
+      ) : null}
     </div>
   );
 }

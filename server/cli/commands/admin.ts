@@ -26,7 +26,19 @@ export async function user(argv: string[], env: Env): Promise<number> {
     const { values } = parse(rest, { json: { type: "boolean" } }, []);
     const rows = await call(env, (api) => api.users.list.query());
     if (values.json) console.log(json(rows));
-    else console.log(table(["USER", "ROLE", "CREATED", "BY", "STATE"], rows.map((u) => [u.username, u.role, new Date(u.createdAt).toISOString(), u.createdBy, u.disabled ? "disabled" : u.lockedUntil ? `login delayed until ${new Date(u.lockedUntil).toISOString()}` : "active"])));
+    else
+      console.log(
+        table(
+          ["USER", "ROLE", "CREATED", "BY", "STATE"],
+          rows.map((u) => [
+            u.username,
+            u.role,
+            new Date(u.createdAt).toISOString(),
+            u.createdBy,
+            u.disabled ? "disabled" : u.lockedUntil ? `login delayed until ${new Date(u.lockedUntil).toISOString()}` : "active",
+          ]),
+        ),
+      );
     return 0;
   }
   if (sub === "role") {
@@ -85,7 +97,14 @@ export async function token(argv: string[], env: Env): Promise<number> {
       console.log(
         table(
           ["ID", "LABEL", "ROLE", "EXPIRES", "LAST USED", "STATUS"],
-          rows.map((r) => [r.id, r.label, r.role, r.expiresAt ? new Date(r.expiresAt).toISOString() : "never", r.lastUsedAt ? ago(new Date(r.lastUsedAt).getTime()) : "never", r.revokedAt ? "revoked" : r.expiresAt && new Date(r.expiresAt) < new Date() ? "expired" : "active"]),
+          rows.map((r) => [
+            r.id,
+            r.label,
+            r.role,
+            r.expiresAt ? new Date(r.expiresAt).toISOString() : "never",
+            r.lastUsedAt ? ago(new Date(r.lastUsedAt).getTime()) : "never",
+            r.revokedAt ? "revoked" : r.expiresAt && new Date(r.expiresAt) < new Date() ? "expired" : "active",
+          ]),
         ),
       );
     return 0;
@@ -113,13 +132,29 @@ export async function audit(argv: string[], env: Env): Promise<number> {
   }
   const { values } = parse(
     argv,
-    { actor: { type: "string" }, node: { type: "string" }, action: { type: "string" }, since: { type: "string" }, until: { type: "string" }, limit: { type: "string", default: "100" }, json: { type: "boolean" }, csv: { type: "boolean" } },
+    {
+      actor: { type: "string" },
+      node: { type: "string" },
+      action: { type: "string" },
+      since: { type: "string" },
+      until: { type: "string" },
+      limit: { type: "string", default: "100" },
+      json: { type: "boolean" },
+      csv: { type: "boolean" },
+    },
     [],
   );
   const limit = check(countArg(1, 500), values.limit, "--limit");
   const dt = (v: unknown, n: string) => (v === undefined ? undefined : check(timeArg(), v, n));
   const r = await call(env, (api) =>
-    api.audit.list.query({ actor: values.actor as string | undefined, node: values.node as string | undefined, action: values.action as string | undefined, from: dt(values.since, "--since"), to: dt(values.until, "--until"), limit }),
+    api.audit.list.query({
+      actor: values.actor as string | undefined,
+      node: values.node as string | undefined,
+      action: values.action as string | undefined,
+      from: dt(values.since, "--since"),
+      to: dt(values.until, "--until"),
+      limit,
+    }),
   );
   if (values.json && values.csv) throw new CliError("--json and --csv exclude each other", 2);
   // Outcomes on this page, by the intent they answer.

@@ -85,15 +85,19 @@ async function bind(argv: string[], env: Env, binding: boolean): Promise<number>
 
 async function list(argv: string[], env: Env): Promise<number> {
   const { values } = parse(argv, { json: { type: "boolean" } }, []);
-  const rows = viaServer(env)
-    ? await call(env, (api) => api.tokens.agentList.query())
-    : await withLocalDatabase(env, (db) => listAgentTokens(db.prisma));
+  const rows = viaServer(env) ? await call(env, (api) => api.tokens.agentList.query()) : await withLocalDatabase(env, (db) => listAgentTokens(db.prisma));
   if (values.json) console.log(json(rows));
   else
     console.log(
       table(
         ["ID", "LABEL", "NODE", "LAST USED", "STATUS"],
-        rows.map((r) => [r.id, r.label, r.fleet ? `(fleet ${r.fleetPattern ?? ""}${r.fleetGroup ? ` group ${r.fleetGroup}` : ""})` : (r.boundNode ?? "(unbound)"), r.lastUsedAt ? ago(new Date(r.lastUsedAt).getTime()) : "never", r.revokedAt ? "revoked" : "active"]),
+        rows.map((r) => [
+          r.id,
+          r.label,
+          r.fleet ? `(fleet ${r.fleetPattern ?? ""}${r.fleetGroup ? ` group ${r.fleetGroup}` : ""})` : (r.boundNode ?? "(unbound)"),
+          r.lastUsedAt ? ago(new Date(r.lastUsedAt).getTime()) : "never",
+          r.revokedAt ? "revoked" : "active",
+        ]),
       ),
     );
   return 0;

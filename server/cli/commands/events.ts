@@ -26,7 +26,16 @@ export async function events(argv: string[], env: Env): Promise<number> {
   const rows: { at: number; cells: (string | number | null)[] }[] = [
     ...r.events.map((e) => ({
       at: e.at,
-      cells: [e.seq, new Date(e.at).toISOString(), e.kind, e.context, e.supervisor, e.reason, e.offender ? `${e.offender.id ?? "?"} ${e.offender.pid ?? ""}` : null, e.expected ? `yes (${e.upgradeId})` : ""],
+      cells: [
+        e.seq,
+        new Date(e.at).toISOString(),
+        e.kind,
+        e.context,
+        e.supervisor,
+        e.reason,
+        e.offender ? `${e.offender.id ?? "?"} ${e.offender.pid ?? ""}` : null,
+        e.expected ? `yes (${e.upgradeId})` : "",
+      ],
     })),
     ...steps.map((s) => ({
       at: s.at,
@@ -34,7 +43,12 @@ export async function events(argv: string[], env: Env): Promise<number> {
     })),
   ];
   rows.sort((a, b) => b.at - a.at);
-  console.log(table(["SEQ", "AT", "KIND", "CONTEXT", "SUPERVISOR", "REASON", "OFFENDER", "EXPECTED"], rows.slice(0, limit).map((x) => x.cells)));
+  console.log(
+    table(
+      ["SEQ", "AT", "KIND", "CONTEXT", "SUPERVISOR", "REASON", "OFFENDER", "EXPECTED"],
+      rows.slice(0, limit).map((x) => x.cells),
+    ),
+  );
   return 0;
 }
 

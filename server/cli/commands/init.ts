@@ -25,11 +25,20 @@ export async function init(argv: string[], env: Env): Promise<number> {
     const first = await prisma.user.findFirst({ where: { role: "admin" }, orderBy: { createdAt: "asc" } });
     if (first) {
       const where = fs.existsSync(file) ? `its first password and API token are in ${file}` : `the password was printed when it was created; reset it with \`beamdeck user passwd ${first.username}\``;
-      const out = { created: false, database: db.description, admin: first.username, createdAt: first.createdAt.toISOString(), createdBy: first.createdBy, credentialsFile: fs.existsSync(file) ? file : null };
+      const out = {
+        created: false,
+        database: db.description,
+        admin: first.username,
+        createdAt: first.createdAt.toISOString(),
+        createdBy: first.createdBy,
+        credentialsFile: fs.existsSync(file) ? file : null,
+      };
       if (values.json) console.log(json(out));
       else {
         console.log(`beamdeck is already initialised (${db.description}); nothing changed.`);
-        console.log(`admin login "${first.username}" was created ${first.createdBy === "init" ? "by beamdeck init" : `by ${first.createdBy ?? "unknown"}`} on ${first.createdAt.toISOString()}; ${where}.`);
+        console.log(
+          `admin login "${first.username}" was created ${first.createdBy === "init" ? "by beamdeck init" : `by ${first.createdBy ?? "unknown"}`} on ${first.createdAt.toISOString()}; ${where}.`,
+        );
       }
       return 0;
     }

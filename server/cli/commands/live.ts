@@ -55,11 +55,9 @@ export async function groups(argv: string[], env: Env): Promise<number> {
 }
 
 export async function procs(argv: string[], env: Env): Promise<number> {
-  const { values, positionals } = parse(
-    argv,
-    { sort: { type: "string", default: "mailbox" }, limit: { type: "string", default: "20" }, filter: { type: "string" }, json: { type: "boolean" } },
-    ["node"],
-  );
+  const { values, positionals } = parse(argv, { sort: { type: "string", default: "mailbox" }, limit: { type: "string", default: "20" }, filter: { type: "string" }, json: { type: "boolean" } }, [
+    "node",
+  ]);
   const sort = check(z.enum(["mailbox", "memory", "reductions"]), values.sort, "--sort");
   const limit = check(countArg(1, 1000), values.limit, "--limit");
   const w = await call(env, (api) => api.procs.window.query({ node: positionals[0], sort, desc: true, limit, filter: values.filter as string | undefined }));

@@ -41,11 +41,7 @@ async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Prom
 }
 
 async function plan(argv: string[], env: Env): Promise<number> {
-  const { values, positionals } = parse(
-    argv,
-    { purge: { type: "string", multiple: true }, "pre-purge": { type: "string", multiple: true }, json: { type: "boolean" } },
-    ["group", "vsn"],
-  );
+  const { values, positionals } = parse(argv, { purge: { type: "string", multiple: true }, "pre-purge": { type: "string", multiple: true }, json: { type: "boolean" } }, ["group", "vsn"]);
   const group = check(groupName, positionals[0], "group");
   const vsn = check(vsnSchema, positionals[1], "vsn");
   const groups = await call(env, (api) => api.groups.list.query());

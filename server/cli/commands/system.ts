@@ -78,7 +78,16 @@ export async function ports(argv: string[], env: Env): Promise<number> {
     console.log(
       table(
         ["PORT", "KIND", "NAME", "LOCAL", "PEER", "IN", "OUT", "OWNER"],
-        r.ports.map((p) => [p.id, p.kind, p.name.length > 30 ? `${p.name.slice(0, 29)}…` : p.name, p.local, p.peer, bytes(p.input), bytes(p.output), p.ownerName ? `${p.ownerName} ${p.owner}` : p.owner]),
+        r.ports.map((p) => [
+          p.id,
+          p.kind,
+          p.name.length > 30 ? `${p.name.slice(0, 29)}…` : p.name,
+          p.local,
+          p.peer,
+          bytes(p.input),
+          bytes(p.output),
+          p.ownerName ? `${p.ownerName} ${p.owner}` : p.owner,
+        ]),
       ),
     );
     console.log(`(${r.ports.length} of ${r.total} ports${r.partial ? `, first ${r.scanned} scanned` : ""}; sorted by ${sort})`);

@@ -25,10 +25,13 @@ function verificationLine(v: Verification | null): string | null {
   const lines: string[] = [];
   if (v.missedCount > 0) {
     const names = v.missed.map((m) => m.module).join(" ");
-    lines.push(`NOT VERIFIED:       ${v.missedCount} of ${v.checked} module(s) do not run the target release's code: ${names}${v.missedCount > v.missed.length ? " …" : ""} (an appup that misses them?)`);
+    lines.push(
+      `NOT VERIFIED:       ${v.missedCount} of ${v.checked} module(s) do not run the target release's code: ${names}${v.missedCount > v.missed.length ? " …" : ""} (an appup that misses them?)`,
+    );
   }
   const idle = v.notStarted ?? [];
-  if (idle.length > 0) lines.push(`NOT VERIFIED:       ${idle.length} permanent child(ren) not started: ${idle.map((c) => `${c.supervisor}/${c.id}`).join(" ")} (new child specs release_handler does not start)`);
+  if (idle.length > 0)
+    lines.push(`NOT VERIFIED:       ${idle.length} permanent child(ren) not started: ${idle.map((c) => `${c.supervisor}/${c.id}`).join(" ")} (new child specs release_handler does not start)`);
   return lines.join("\n");
 }
 
@@ -36,7 +39,11 @@ function verificationLine(v: Verification | null): string | null {
 export const VERDICT_EXIT = { blocked: EXIT.blocked, error_findings: EXIT.errorFindings, would_kill: EXIT.wouldKill, safe: EXIT.ok } as const;
 const maxKillsSchema = countArg(0, 10_000_000);
 
-export const vsnSchema = z.string().min(1).max(100).regex(/^[\w.+-]+$/, "a release version like 0.1.1");
+export const vsnSchema = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 
 /** `Mod=soft|brutal`, with Elixir aliases resolved against the plan's modules. */
 export function parsePurgeArgs(values: string[] | undefined, flag: string, modules: string[] | null): Record<string, "soft" | "brutal"> {
@@ -188,7 +195,10 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     if (values.json) console.log(json({ ok: out.ok, commandId: out.commandId, repeated: out.repeated, upgrade: last }));
     else {
       console.log(outcomeLine(out, `${sub} done (${out.commandId})`, `${sub} FAILED`));
-      const actual = (last?.actualKills ?? {}) as Record<string, { died: string[]; comparison: { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null; verification?: unknown }>;
+      const actual = (last?.actualKills ?? {}) as Record<
+        string,
+        { died: string[]; comparison: { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null; verification?: unknown }
+      >;
       const step = actual[sub === "permanent" ? "make_permanent" : sub];
       if (step?.comparison) {
         console.log(`predicted and died: ${step.comparison.predictedAndDied.join(" ") || "-"}`);
@@ -205,7 +215,13 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     const { values, positionals } = parse(rest, { json: { type: "boolean" } }, ["node"]);
     const h = await call(env, (api) => api.upgrades.history.query({ node: positionals[0], limit: 10 }));
     if (values.json) console.log(json(h));
-    else console.log(table(["UPGRADE", "FROM", "TO", "STATUS", "BY", "STEPS"], h.map((u) => [u.id, u.fromVsn, u.toVsn, u.status, u.createdBy, u.commands.map((c) => `${c.action}:${c.status}`).join(" ")])));
+    else
+      console.log(
+        table(
+          ["UPGRADE", "FROM", "TO", "STATUS", "BY", "STEPS"],
+          h.map((u) => [u.id, u.fromVsn, u.toVsn, u.status, u.createdBy, u.commands.map((c) => `${c.action}:${c.status}`).join(" ")]),
+        ),
+      );
     return 0;
   }
   throw usage(`upgrade needs plan, unpack, install, permanent, rollback or status${sub ? `, not "${sub}"` : ""}`);

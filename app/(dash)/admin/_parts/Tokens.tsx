@@ -35,8 +35,18 @@ function When({ v, now, never = "never" }: { v: string | Date | null | undefined
 function TokenState({ revokedAt, expiresAt, now }: { revokedAt: string | Date | null; expiresAt?: string | Date | null; now: number }) {
   const revoked = toMs(revokedAt);
   const expires = toMs(expiresAt ?? null);
-  if (revoked) return <span className="status status-down" title={dateTime(revoked)}>revoked</span>;
-  if (expires !== null && expires <= now) return <span className="status status-down" title={dateTime(expires)}>expired</span>;
+  if (revoked)
+    return (
+      <span className="status status-down" title={dateTime(revoked)}>
+        revoked
+      </span>
+    );
+  if (expires !== null && expires <= now)
+    return (
+      <span className="status status-down" title={dateTime(expires)}>
+        expired
+      </span>
+    );
   return <span className="status status-up">active</span>;
 }
 
@@ -106,11 +116,13 @@ export function ApiTokens() {
       </form>
       {error ? <div className="alert alert-error">{errorMessage(error)}</div> : null}
       {created ? (
-        <OnceSecret title={`API token ${created.id} (${created.role}${created.expiresAt ? `, expires ${dateTime(Date.parse(created.expiresAt))}` : ", no expiry"})`} value={created.token} testid="api-token-created" onDismiss={() => setCreated(null)}>
-          <code>
-            BEAMDECK_URL={window.location.origin} BEAMDECK_API_TOKEN=… beamdeck nodes
-          </code>{" "}
-          — or <code>Authorization: Bearer …</code> on <code>/api/trpc</code>.
+        <OnceSecret
+          title={`API token ${created.id} (${created.role}${created.expiresAt ? `, expires ${dateTime(Date.parse(created.expiresAt))}` : ", no expiry"})`}
+          value={created.token}
+          testid="api-token-created"
+          onDismiss={() => setCreated(null)}
+        >
+          <code>BEAMDECK_URL={window.location.origin} BEAMDECK_API_TOKEN=… beamdeck nodes</code> — or <code>Authorization: Bearer …</code> on <code>/api/trpc</code>.
         </OnceSecret>
       ) : null}
       <table className="grid" data-testid="api-tokens-table">
@@ -149,7 +161,12 @@ export function ApiTokens() {
               <td className="actions-cell">
                 <span className="row-actions">
                   {t.revokedAt ? null : (
-                    <ConfirmButton testid="api-token-revoke" pending={revoke.isPending} question={`Revoke API token ${t.id} (${t.label})? Anything using it fails from now on.`} onConfirm={() => revoke.mutate({ id: t.id })}>
+                    <ConfirmButton
+                      testid="api-token-revoke"
+                      pending={revoke.isPending}
+                      question={`Revoke API token ${t.id} (${t.label})? Anything using it fails from now on.`}
+                      onConfirm={() => revoke.mutate({ id: t.id })}
+                    >
                       Revoke
                     </ConfirmButton>
                   )}
@@ -257,7 +274,17 @@ export function AgentTokens() {
             <tr key={t.id} data-testid="agent-token-row" data-id={t.id} data-fleet={String(t.fleet)} data-bound={t.boundNode ?? ""} data-revoked={String(Boolean(t.revokedAt))}>
               <td className="mono">{t.id}</td>
               <td>{t.label}</td>
-              <td data-testid="agent-token-scope">{t.fleet ? <span className="flag flag-fleet" title={`names matching ${t.fleetPattern ?? ""}`}>fleet {t.fleetPattern}</span> : t.boundNode ? <span className="mono">{t.boundNode}</span> : <span className="muted">unbound (first node to use it)</span>}</td>
+              <td data-testid="agent-token-scope">
+                {t.fleet ? (
+                  <span className="flag flag-fleet" title={`names matching ${t.fleetPattern ?? ""}`}>
+                    fleet {t.fleetPattern}
+                  </span>
+                ) : t.boundNode ? (
+                  <span className="mono">{t.boundNode}</span>
+                ) : (
+                  <span className="muted">unbound (first node to use it)</span>
+                )}
+              </td>
               <td>
                 <TokenState revokedAt={t.revokedAt} now={now} />
               </td>
@@ -270,7 +297,12 @@ export function AgentTokens() {
               <td className="actions-cell">
                 <span className="row-actions">
                   {t.revokedAt ? null : (
-                    <ConfirmButton testid="agent-token-revoke" pending={revoke.isPending} question={`Revoke agent token ${t.id} (${t.label})?${t.boundNode || t.fleet ? " Its agents are disconnected now." : ""}`} onConfirm={() => revoke.mutate({ id: t.id })}>
+                    <ConfirmButton
+                      testid="agent-token-revoke"
+                      pending={revoke.isPending}
+                      question={`Revoke agent token ${t.id} (${t.label})?${t.boundNode || t.fleet ? " Its agents are disconnected now." : ""}`}
+                      onConfirm={() => revoke.mutate({ id: t.id })}
+                    >
                       Revoke
                     </ConfirmButton>
                   )}

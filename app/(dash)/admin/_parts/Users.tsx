@@ -82,7 +82,15 @@ export function Users() {
         </label>
         <label className="inline-field">
           <span>Password</span>
-          <input className="ctl" type="password" autoComplete="new-password" placeholder="generated if empty" value={password} onChange={(e) => setPassword(e.target.value)} data-testid="user-add-password" />
+          <input
+            className="ctl"
+            type="password"
+            autoComplete="new-password"
+            placeholder="generated if empty"
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+            data-testid="user-add-password"
+          />
         </label>
         <button type="submit" className="btn btn-primary" disabled={!username || add.isPending} data-testid="user-add-submit">
           {add.isPending ? "Adding…" : "Add user"}
@@ -151,11 +159,21 @@ export function Users() {
                 </td>
                 <td className="actions-cell">
                   <span className="row-actions">
-                    <ConfirmButton testid="user-reset" pending={reset.isPending} question={`Reset ${u.username}'s password? A new one is generated and shown once; all of their sessions end.`} onConfirm={() => reset.mutate({ username: u.username })}>
+                    <ConfirmButton
+                      testid="user-reset"
+                      pending={reset.isPending}
+                      question={`Reset ${u.username}'s password? A new one is generated and shown once; all of their sessions end.`}
+                      onConfirm={() => reset.mutate({ username: u.username })}
+                    >
                       Reset password
                     </ConfirmButton>
                     {self ? null : (
-                      <ConfirmButton testid="user-disable" pending={disable.isPending} question={u.disabled ? null : `Disable ${u.username}? Their sessions end and their API tokens stop working.`} onConfirm={() => disable.mutate({ username: u.username, disabled: !u.disabled })}>
+                      <ConfirmButton
+                        testid="user-disable"
+                        pending={disable.isPending}
+                        question={u.disabled ? null : `Disable ${u.username}? Their sessions end and their API tokens stop working.`}
+                        onConfirm={() => disable.mutate({ username: u.username, disabled: !u.disabled })}
+                      >
                         {u.disabled ? "Enable" : "Disable"}
                       </ConfirmButton>
                     )}

@@ -35,8 +35,10 @@ const RULE_HELP: Record<string, string> = {
   mailbox_leak: "A mailbox that keeps growing, however slowly, without ever draining — e.g. replies of Task.async calls nobody awaits ({Ref, Result} and :DOWN). Resolves when it drains.",
   node_down: "A node's agent stays disconnected for longer than this; resolves by itself when it reconnects.",
   event_gap: "Events from a node are missing from its sequence without the agent saying it dropped them, or the sequence went backwards: someone may be suppressing or forging reports.",
-  old_code: "Processes stay on a module's old code (after a soft purge, or a load they did not follow) for longer than this: the next load of that module kills them or is blocked. Resolves when none are left.",
-  version_drift: "The connected nodes of one group (BEAMDECK_GROUP, by default the release name) run different releases for longer than this — a rollout left half done, or a node restarted on an old release. Resolves when they run one release again.",
+  old_code:
+    "Processes stay on a module's old code (after a soft purge, or a load they did not follow) for longer than this: the next load of that module kills them or is blocked. Resolves when none are left.",
+  version_drift:
+    "The connected nodes of one group (BEAMDECK_GROUP, by default the release name) run different releases for longer than this — a rollout left half done, or a node restarted on an old release. Resolves when they run one release again.",
 };
 
 function ParamInput({ name, value, def, disabled, onChange }: { name: string; value: unknown; def: unknown; disabled: boolean; onChange: (v: unknown) => void }) {

@@ -144,9 +144,7 @@ function PrivateTargets() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const settings = useQuery(trpc.alerts.webhookSettings.queryOptions());
-  const save = useMutation(
-    trpc.alerts.setWebhookSettings.mutationOptions({ onSuccess: () => void queryClient.invalidateQueries({ queryKey: trpc.alerts.webhookSettings.queryKey() }) }),
-  );
+  const save = useMutation(trpc.alerts.setWebhookSettings.mutationOptions({ onSuccess: () => void queryClient.invalidateQueries({ queryKey: trpc.alerts.webhookSettings.queryKey() }) }));
   const allowed = settings.data?.allowPrivateTargets ?? false;
   return (
     <label className="inline-field" data-testid="webhook-private-targets" data-allowed={String(allowed)}>

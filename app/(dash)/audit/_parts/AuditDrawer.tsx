@@ -178,8 +178,8 @@ export function AuditDrawer({ id, onClose, onOpen }: { id: string; onClose: () =
         <div data-testid="audit-detail" data-id={e.id} data-action={e.action}>
           {pending ? (
             <div className="alert alert-warn" data-testid="audit-pending">
-              No outcome recorded. The intent was written before the step was sent; nothing came back — the server stopped in between, or the agent has not reported yet. When the
-              agent reports, the outcome is appended and linked here.
+              No outcome recorded. The intent was written before the step was sent; nothing came back — the server stopped in between, or the agent has not reported yet. When the agent reports, the
+              outcome is appended and linked here.
             </div>
           ) : null}
           <dl className="kv">

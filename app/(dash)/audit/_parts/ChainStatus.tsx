@@ -36,9 +36,7 @@ export function ChainStatus({ onOpen }: { onOpen: (id: string) => void }) {
           ✓
         </span>
         <strong data-testid="chain-status-text">Audit chain intact</strong>
-        <span>
-          {int(d.checked)} entries verified: each entry&apos;s hash matches its content and links to the one before.
-        </span>
+        <span>{int(d.checked)} entries verified: each entry&apos;s hash matches its content and links to the one before.</span>
         <span className="mono muted" title={d.head}>
           head {d.head.slice(0, 12)}…
         </span>

@@ -86,11 +86,17 @@ export function summary(action: string, data: unknown): string {
     if ("commandId" in d && ("result" in d || "error" in d)) {
       const err = d.error as { message?: string } | null | undefined;
       const pva = d.predictedVsActual as { diedUnpredicted?: unknown[]; predictedAndDied?: unknown[] } | null | undefined;
-      return [err?.message ? `error: ${err.message}` : null, pva ? `${pva.predictedAndDied?.length ?? 0} predicted kills happened, ${pva.diedUnpredicted?.length ?? 0} unpredicted` : null].filter(Boolean).join("; ");
+      return [err?.message ? `error: ${err.message}` : null, pva ? `${pva.predictedAndDied?.length ?? 0} predicted kills happened, ${pva.diedUnpredicted?.length ?? 0} unpredicted` : null]
+        .filter(Boolean)
+        .join("; ");
     }
     const purge = purgeText(d.purge);
     const kills = Array.isArray(d.predictedKills) ? d.predictedKills.length : null;
-    return [d.fromVsn || d.toVsn ? `${leafText(d.fromVsn ?? "?")} → ${leafText(d.toVsn ?? "?")}` : null, purge ? `purge ${purge}` : null, kills !== null ? `${kills} predicted kill${kills === 1 ? "" : "s"}` : null]
+    return [
+      d.fromVsn || d.toVsn ? `${leafText(d.fromVsn ?? "?")} → ${leafText(d.toVsn ?? "?")}` : null,
+      purge ? `purge ${purge}` : null,
+      kills !== null ? `${kills} predicted kill${kills === 1 ? "" : "s"}` : null,
+    ]
       .filter(Boolean)
       .join(" · ");
   }

@@ -25,7 +25,6 @@ const NO_LIVE_DATA: Record<string, string> = {
   BD_NODE_ELSEWHERE: "Another beamdeck instance holds this node's agent connection; its live data is there.",
 };
 
-
 export default function NodePage() {
   const node = useNodeParam();
   const trpc = useTRPC();
@@ -35,12 +34,7 @@ export default function NodePage() {
 
   const refresh = useThrottled(() => {
     // Active queries refetch now; inactive ones are only marked stale.
-    for (const key of [
-      trpc.nodes.get.queryKey({ node }),
-      trpc.procs.window.queryKey(),
-      trpc.procs.history.queryKey({ node }),
-      trpc.procs.get.queryKey(),
-    ]) {
+    for (const key of [trpc.nodes.get.queryKey({ node }), trpc.procs.window.queryKey(), trpc.procs.history.queryKey({ node }), trpc.procs.get.queryKey()]) {
       void queryClient.invalidateQueries({ queryKey: key });
     }
   }, 1000);

@@ -95,7 +95,10 @@ export function MailboxChart({ node, onSelect }: { node: string; onSelect: (pid:
     <section className="panel chart" data-testid="mailbox-chart">
       <div className="panel-head">
         <h2>Biggest mailboxes</h2>
-        <span className="panel-meta" data-testid="mailbox-chart-asof">{latest ? `${int(latest.processCount)} processes · ` : ""}<AsOf at={latest?.at} /></span>
+        <span className="panel-meta" data-testid="mailbox-chart-asof">
+          {latest ? `${int(latest.processCount)} processes · ` : ""}
+          <AsOf at={latest?.at} />
+        </span>
         <div className="spacer" />
         <button type="button" className={log ? "seg-btn solo active" : "seg-btn solo"} aria-pressed={log} onClick={() => setLog((v) => !v)} title="logarithmic scale">
           log
@@ -149,7 +152,9 @@ export function MailboxChart({ node, onSelect }: { node: string; onSelect: (pid:
             <li key={s.pid} data-pid={s.pid}>
               <button type="button" className="legend-item" onClick={() => onSelect(s.pid)} title="open process">
                 <span className="swatch" style={{ background: s.color }} />
-                <span className="legend-name" data-testid="legend-name">{s.name ? nameText(s.name) : s.pid}</span>
+                <span className="legend-name" data-testid="legend-name">
+                  {s.name ? nameText(s.name) : s.pid}
+                </span>
                 {s.name ? <span className="pid muted">{s.pid}</span> : null}
                 <span className="num legend-peak" title="peak in span">
                   {compact(s.peak)}

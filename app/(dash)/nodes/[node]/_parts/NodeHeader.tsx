@@ -147,8 +147,8 @@ export function NodeHeader({ node }: { node: string }) {
       </div>
       {d && !d.connected ? (
         <div className="banner banner-down" role="status" data-testid="disconnected-banner">
-          <strong>Agent disconnected since {dateTime(d.disconnectedAt ?? d.lastFrameAt)}</strong> ({ago(d.disconnectedAt ?? d.lastFrameAt, now)}). Showing the last
-          known data; process details need a connected agent.
+          <strong>Agent disconnected since {dateTime(d.disconnectedAt ?? d.lastFrameAt)}</strong> ({ago(d.disconnectedAt ?? d.lastFrameAt, now)}). Showing the last known data; process details need a
+          connected agent.
         </div>
       ) : null}
       {error ? (

@@ -29,7 +29,12 @@ function Sparkline({ points, field, color, format }: { points: { at: number; mai
     <ResponsiveContainer width="100%" height="100%">
       <LineChart data={points} margin={{ top: 4, right: 4, bottom: 4, left: 4 }}>
         <YAxis hide domain={[0, "auto"]} />
-        <Tooltip isAnimationActive={false} labelFormatter={(_, p) => (p?.[0] ? clock(Number((p[0].payload as { at: number }).at)) : "")} formatter={(v) => [format(Number(v)), field]} contentStyle={{ fontSize: 11 }} />
+        <Tooltip
+          isAnimationActive={false}
+          labelFormatter={(_, p) => (p?.[0] ? clock(Number((p[0].payload as { at: number }).at)) : "")}
+          formatter={(v) => [format(Number(v)), field]}
+          contentStyle={{ fontSize: 11 }}
+        />
         <Line dataKey={field} stroke={color} strokeWidth={1.5} dot={false} isAnimationActive={false} />
       </LineChart>
     </ResponsiveContainer>
@@ -88,156 +93,157 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
         </button>
       }
     >
-        {gone ? <div className="alert alert-warn">This process is no longer in the live table (it exited, or the node restarted).</div> : null}
-        {r ? (
-          <dl className="kv" data-testid="drawer-record">
-            <dt>Status</dt>
-            <dd>
-              <span className={`pstatus pstatus-${r.status}`}>{r.status}</span>
-            </dd>
-            <dt>Mailbox</dt>
-            <dd className="num" data-testid="drawer-mailbox" data-value={r.mailbox}>
-              {int(r.mailbox)}
-            </dd>
-            <dt>Memory</dt>
-            <dd className="num" data-testid="drawer-memory" data-value={r.memory}>
-              {bytes(r.memory)}
-            </dd>
-            <dt>Reductions</dt>
-            <dd className="num">{int(r.reductions)}</dd>
-            <dt>Initial call</dt>
-            <dd>
-              <Mfa mfa={r.initialCall} />
-            </dd>
-            <dt>Current function</dt>
-            <dd>
-              <Mfa mfa={r.currentFunction} />
-            </dd>
-            <dt>Application</dt>
-            <dd>{r.application ?? <span className="muted">–</span>}</dd>
-            <dt>Parent</dt>
-            <dd>{r.parent ? <PidLink pid={r.parent} onSelect={onSelect} /> : <span className="muted">–</span>}</dd>
-            <dt>Ancestors</dt>
-            <dd className="chips">
-              {r.ancestors.length ? r.ancestors.map((a) => (a.startsWith("<") ? <PidLink key={a} pid={a} onSelect={onSelect} /> : <Atom key={a} text={a} compact />)) : <span className="muted">–</span>}
-            </dd>
-          </dl>
-        ) : null}
+      {gone ? <div className="alert alert-warn">This process is no longer in the live table (it exited, or the node restarted).</div> : null}
+      {r ? (
+        <dl className="kv" data-testid="drawer-record">
+          <dt>Status</dt>
+          <dd>
+            <span className={`pstatus pstatus-${r.status}`}>{r.status}</span>
+          </dd>
+          <dt>Mailbox</dt>
+          <dd className="num" data-testid="drawer-mailbox" data-value={r.mailbox}>
+            {int(r.mailbox)}
+          </dd>
+          <dt>Memory</dt>
+          <dd className="num" data-testid="drawer-memory" data-value={r.memory}>
+            {bytes(r.memory)}
+          </dd>
+          <dt>Reductions</dt>
+          <dd className="num">{int(r.reductions)}</dd>
+          <dt>Initial call</dt>
+          <dd>
+            <Mfa mfa={r.initialCall} />
+          </dd>
+          <dt>Current function</dt>
+          <dd>
+            <Mfa mfa={r.currentFunction} />
+          </dd>
+          <dt>Application</dt>
+          <dd>{r.application ?? <span className="muted">–</span>}</dd>
+          <dt>Parent</dt>
+          <dd>{r.parent ? <PidLink pid={r.parent} onSelect={onSelect} /> : <span className="muted">–</span>}</dd>
+          <dt>Ancestors</dt>
+          <dd className="chips">
+            {r.ancestors.length ? r.ancestors.map((a) => (a.startsWith("<") ? <PidLink key={a} pid={a} onSelect={onSelect} /> : <Atom key={a} text={a} compact />)) : <span className="muted">–</span>}
+          </dd>
+        </dl>
+      ) : null}
 
-        <div className="sparks">
-          <div className="spark">
-            <div className="spark-label">
-              Mailbox <span className="muted">{points.length ? `${int(points.at(-1)!.mailbox)} now · last ${Math.round((points.at(-1)!.at - points[0].at) / 1000)} s` : ""}</span>
-            </div>
-            <div className="spark-plot" data-testid="drawer-spark-mailbox">
-              <Sparkline points={points} field="mailbox" color="#dc2626" format={int} />
-            </div>
+      <div className="sparks">
+        <div className="spark">
+          <div className="spark-label">
+            Mailbox <span className="muted">{points.length ? `${int(points.at(-1)!.mailbox)} now · last ${Math.round((points.at(-1)!.at - points[0].at) / 1000)} s` : ""}</span>
           </div>
-          <div className="spark">
-            <div className="spark-label">
-              Memory <span className="muted">{points.length ? `${bytes(points.at(-1)!.memory)} now` : ""}</span>
-            </div>
-            <div className="spark-plot" data-testid="drawer-spark-memory">
-              <Sparkline points={points} field="memory" color="#2563eb" format={bytes} />
-            </div>
+          <div className="spark-plot" data-testid="drawer-spark-mailbox">
+            <Sparkline points={points} field="mailbox" color="#dc2626" format={int} />
           </div>
         </div>
-
-        {detail.error ? (
-          <div className={beamdeckCode(detail.error) === "BD_NODE_OFFLINE" ? "alert alert-warn" : "alert alert-error"} data-testid="drawer-error">
-            {errorMessage(detail.error)}
+        <div className="spark">
+          <div className="spark-label">
+            Memory <span className="muted">{points.length ? `${bytes(points.at(-1)!.memory)} now` : ""}</span>
           </div>
-        ) : null}
-        {detail.isPending ? <p className="muted">Asking the agent…</p> : null}
-        {d ? (
-          <>
-            {!d.alive ? <div className="alert alert-warn">The agent reports this process as dead.</div> : null}
-            <Section title={`Mailbox (${int(d.messageQueueLen ?? 0)})`} testid="drawer-mailbox-preview">
-              <MailboxSection node={node} pid={pid} preview={d.mailbox} />
+          <div className="spark-plot" data-testid="drawer-spark-memory">
+            <Sparkline points={points} field="memory" color="#2563eb" format={bytes} />
+          </div>
+        </div>
+      </div>
+
+      {detail.error ? (
+        <div className={beamdeckCode(detail.error) === "BD_NODE_OFFLINE" ? "alert alert-warn" : "alert alert-error"} data-testid="drawer-error">
+          {errorMessage(detail.error)}
+        </div>
+      ) : null}
+      {detail.isPending ? <p className="muted">Asking the agent…</p> : null}
+      {d ? (
+        <>
+          {!d.alive ? <div className="alert alert-warn">The agent reports this process as dead.</div> : null}
+          <Section title={`Mailbox (${int(d.messageQueueLen ?? 0)})`} testid="drawer-mailbox-preview">
+            <MailboxSection node={node} pid={pid} preview={d.mailbox} />
+          </Section>
+          <Section title="Stacktrace" testid="drawer-stacktrace">
+            {d.stacktrace?.length ? (
+              <table className="grid compact">
+                <tbody>
+                  {d.stacktrace.map((f, i) => (
+                    // biome-ignore lint/suspicious/noArrayIndexKey: frames are positional and never reorder; a recursive function repeats its mfa
+                    <tr key={i} data-testid="stack-frame" data-mfa={f.mfa}>
+                      <td>
+                        <Mfa mfa={f.mfa} />
+                      </td>
+                      <td className="muted mono">{f.file ? `${f.file}${f.line ? `:${f.line}` : ""}` : ""}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            ) : (
+              <p className="muted">empty</p>
+            )}
+          </Section>
+          <Section title="Modules on the stack" testid="drawer-stack-modules">
+            <div className="chips">{d.stackModules?.length ? d.stackModules.map((m) => <Atom key={m} text={m} compact />) : <span className="muted">none</span>}</div>
+          </Section>
+          <div className="cols">
+            <Section title={`Links (${d.links?.length ?? 0})`} testid="drawer-links">
+              <div className="chips">{d.links?.length ? d.links.map((l) => <PidLink key={l} pid={l} onSelect={onSelect} />) : <span className="muted">none</span>}</div>
             </Section>
-            <Section title="Stacktrace" testid="drawer-stacktrace">
-              {d.stacktrace?.length ? (
-                <table className="grid compact">
-                  <tbody>
-                    {d.stacktrace.map((f, i) => (
-                      // biome-ignore lint/suspicious/noArrayIndexKey: frames are positional and never reorder; a recursive function repeats its mfa
-                      <tr key={i} data-testid="stack-frame" data-mfa={f.mfa}>
-                        <td>
-                          <Mfa mfa={f.mfa} />
-                        </td>
-                        <td className="muted mono">{f.file ? `${f.file}${f.line ? `:${f.line}` : ""}` : ""}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              ) : (
-                <p className="muted">empty</p>
-              )}
+            <Section title={`Monitors (${d.monitors?.length ?? 0})`} testid="drawer-monitors">
+              <div className="chips">
+                {d.monitors?.length ? (
+                  d.monitors.map((m, i) => {
+                    // A process can monitor the same pid twice; the list is positional and never reorders.
+                    const key = `${i}:${m.pid ?? m.name ?? m.kind}`;
+                    return m.pid ? (
+                      <PidLink key={key} pid={m.pid} onSelect={onSelect} />
+                    ) : (
+                      <span key={key} className="mono">
+                        {m.name ?? m.kind}
+                      </span>
+                    );
+                  })
+                ) : (
+                  <span className="muted">none</span>
+                )}
+              </div>
             </Section>
-            <Section title="Modules on the stack" testid="drawer-stack-modules">
-              <div className="chips">{d.stackModules?.length ? d.stackModules.map((m) => <Atom key={m} text={m} compact />) : <span className="muted">none</span>}</div>
+            <Section title={`Monitored by (${d.monitoredBy?.length ?? 0})`} testid="drawer-monitored-by">
+              <div className="chips">{d.monitoredBy?.length ? d.monitoredBy.map((p) => <PidLink key={p} pid={p} onSelect={onSelect} />) : <span className="muted">none</span>}</div>
             </Section>
-            <div className="cols">
-              <Section title={`Links (${d.links?.length ?? 0})`} testid="drawer-links">
-                <div className="chips">{d.links?.length ? d.links.map((l) => <PidLink key={l} pid={l} onSelect={onSelect} />) : <span className="muted">none</span>}</div>
-              </Section>
-              <Section title={`Monitors (${d.monitors?.length ?? 0})`} testid="drawer-monitors">
-                <div className="chips">
-                  {d.monitors?.length ? (
-                    d.monitors.map((m, i) =>
-                      // biome-ignore lint/suspicious/noArrayIndexKey: a process can monitor the same pid twice; the list is positional and never reorders
-                      m.pid ? <PidLink key={i} pid={m.pid} onSelect={onSelect} /> : <span key={i} className="mono">{m.name ?? m.kind}</span>,
-                    )
-                  ) : (
-                    <span className="muted">none</span>
-                  )}
-                </div>
-              </Section>
-              <Section title={`Monitored by (${d.monitoredBy?.length ?? 0})`} testid="drawer-monitored-by">
-                <div className="chips">{d.monitoredBy?.length ? d.monitoredBy.map((p) => <PidLink key={p} pid={p} onSelect={onSelect} />) : <span className="muted">none</span>}</div>
-              </Section>
-            </div>
-            <Section title="Process flags and heap">
-              <dl className="kv">
-                <dt>trap_exit</dt>
-                <dd>{d.trapExit === undefined ? "–" : String(d.trapExit)}</dd>
-                <dt>priority</dt>
-                <dd>{d.priority ?? "–"}</dd>
-                <dt>heap / stack</dt>
-                <dd className="num">
-                  {d.heapSize !== undefined ? `${int(d.heapSize)} / ${int(d.stackSize ?? null)} words` : "–"}
-                </dd>
-                <dt>total heap</dt>
-                <dd className="num">{d.totalHeapSize !== undefined ? `${int(d.totalHeapSize)} words` : "–"}</dd>
-                {d.garbageCollection
-                  ? Object.entries(d.garbageCollection).map(([k, v]) => (
-                      <FragmentKV key={k} k={`gc ${k}`} v={typeof v === "number" ? int(v) : String(v)} />
-                    ))
-                  : null}
-              </dl>
-            </Section>
-            <Section title="Dictionary" testid="drawer-dictionary">
-              {d.dictionary?.length ? (
-                <table className="grid compact">
-                  <tbody>
-                    {d.dictionary.map((e) => (
-                      <tr key={e.key}>
-                        <td className="mono">{e.key}</td>
-                        <td className="mono wrap">{e.value ?? <span className="muted">value not sent (the agent&apos;s get_state is off)</span>}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              ) : (
-                <p className="muted">empty</p>
-              )}
-              {d.dictionaryTruncated ? <p className="muted">… more entries not shown</p> : null}
-            </Section>
-            <Section title="State">
-              <StateView state={d.state} />
-            </Section>
-          </>
-        ) : null}
+          </div>
+          <Section title="Process flags and heap">
+            <dl className="kv">
+              <dt>trap_exit</dt>
+              <dd>{d.trapExit === undefined ? "–" : String(d.trapExit)}</dd>
+              <dt>priority</dt>
+              <dd>{d.priority ?? "–"}</dd>
+              <dt>heap / stack</dt>
+              <dd className="num">{d.heapSize !== undefined ? `${int(d.heapSize)} / ${int(d.stackSize ?? null)} words` : "–"}</dd>
+              <dt>total heap</dt>
+              <dd className="num">{d.totalHeapSize !== undefined ? `${int(d.totalHeapSize)} words` : "–"}</dd>
+              {d.garbageCollection ? Object.entries(d.garbageCollection).map(([k, v]) => <FragmentKV key={k} k={`gc ${k}`} v={typeof v === "number" ? int(v) : String(v)} />) : null}
+            </dl>
+          </Section>
+          <Section title="Dictionary" testid="drawer-dictionary">
+            {d.dictionary?.length ? (
+              <table className="grid compact">
+                <tbody>
+                  {d.dictionary.map((e) => (
+                    <tr key={e.key}>
+                      <td className="mono">{e.key}</td>
+                      <td className="mono wrap">{e.value ?? <span className="muted">value not sent (the agent&apos;s get_state is off)</span>}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            ) : (
+              <p className="muted">empty</p>
+            )}
+            {d.dictionaryTruncated ? <p className="muted">… more entries not shown</p> : null}
+          </Section>
+          <Section title="State">
+            <StateView state={d.state} />
+          </Section>
+        </>
+      ) : null}
     </Drawer>
   );
 }

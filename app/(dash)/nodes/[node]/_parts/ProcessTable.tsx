@@ -81,7 +81,12 @@ function Row({ p, index, top, selected, onSelect, template }: { p: ProcessRow; i
           </span>
         ) : null}
         {p.oldCode ? (
-          <span className="flag flag-warn" data-testid="proc-old-code" data-modules={p.oldCodeModules.join(" ")} title={`still running old code of ${p.oldCodeModules.join(", ")}: the next load of it kills this process (brutal purge) or is blocked (soft purge)`}>
+          <span
+            className="flag flag-warn"
+            data-testid="proc-old-code"
+            data-modules={p.oldCodeModules.join(" ")}
+            title={`still running old code of ${p.oldCodeModules.join(", ")}: the next load of it kills this process (brutal purge) or is blocked (soft purge)`}
+          >
             old code
           </span>
         ) : null}
@@ -215,7 +220,15 @@ export function ProcessTable({ node, selected, onSelect }: { node: string; selec
               {c.label}
               {active ? <span className="sort-arrow">{sort.desc ? " ▼" : " ▲"}</span> : null}
               {/* biome-ignore lint/a11y/useSemanticElements lint/a11y/useKeyWithClickEvents: a pointer-drag handle inside a header cell (an <hr> cannot be dragged); its click only stops the header's sort, the keyboard sorts through the header itself */}
-              <span className="col-resize" role="separator" aria-orientation="vertical" aria-label={`Resize ${c.label}`} data-testid={`resize-${i}`} onPointerDown={(e) => startResize(i, e)} onClick={(e) => e.stopPropagation()} />
+              <span
+                className="col-resize"
+                role="separator"
+                aria-orientation="vertical"
+                aria-label={`Resize ${c.label}`}
+                data-testid={`resize-${i}`}
+                onPointerDown={(e) => startResize(i, e)}
+                onClick={(e) => e.stopPropagation()}
+              />
             </div>
           );
         })}

@@ -19,8 +19,30 @@ import { AsOf } from "../../../../_components/AsOf";
 
 const ROW_HEIGHT = 24;
 const SYSTEM_APPS = new Set([
-  "kernel", "stdlib", "sasl", "compiler", "elixir", "logger", "iex", "mix", "eex", "crypto", "public_key", "ssl", "inets",
-  "runtime_tools", "os_mon", "mnesia", "asn1", "tools", "observer", "wx", "debugger", "xmerl", "syntax_tools", "parsetools",
+  "kernel",
+  "stdlib",
+  "sasl",
+  "compiler",
+  "elixir",
+  "logger",
+  "iex",
+  "mix",
+  "eex",
+  "crypto",
+  "public_key",
+  "ssl",
+  "inets",
+  "runtime_tools",
+  "os_mon",
+  "mnesia",
+  "asn1",
+  "tools",
+  "observer",
+  "wx",
+  "debugger",
+  "xmerl",
+  "syntax_tools",
+  "parsetools",
   "beamdeck_agent",
 ]);
 /** Children shown per supervisor before a "show more" row. */
@@ -245,11 +267,7 @@ export function SupervisionTree({ node, selected, onSelect }: { node: string; se
         return (
           <div className="tree-row tree-more" style={indent}>
             <span className="caret-space" />
-            <button
-              type="button"
-              className="link-btn"
-              onClick={() => setShown((s) => new Map(s).set(r.parentKey, (s.get(r.parentKey) ?? PAGE) + PAGE))}
-            >
+            <button type="button" className="link-btn" onClick={() => setShown((s) => new Map(s).set(r.parentKey, (s.get(r.parentKey) ?? PAGE) + PAGE))}>
               show {Math.min(PAGE, r.hidden)} more of {r.hidden} hidden children
             </button>
           </div>

@@ -12,7 +12,6 @@ import { PortsPanel } from "./_parts/PortsPanel";
 import "./_parts/system.css";
 import { useNodeParam } from "../_parts/useNodeParam";
 
-
 export default function SystemPage() {
   const node = useNodeParam();
   useEffect(() => {

@@ -63,7 +63,8 @@ function UpgradeView({ node }: { node: string }) {
       <ErrorBox error={s.unpack.error} what="Unpack failed" onDismiss={() => s.unpack.reset()} testid="unpack-error" />
       {s.unknownVsn ? (
         <div className="alert alert-warn" data-testid="unknown-vsn" data-vsn={s.unknownVsn.vsn}>
-          The link asks for {s.unknownVsn.vsn}, which is {s.unknownVsn.status ? `${s.unknownVsn.status} on this node, not pending` : "not a release of this node"}: nothing is chosen. Choose a pending release above.
+          The link asks for {s.unknownVsn.vsn}, which is {s.unknownVsn.status ? `${s.unknownVsn.status} on this node, not pending` : "not a release of this node"}: nothing is chosen. Choose a pending
+          release above.
         </div>
       ) : null}
 

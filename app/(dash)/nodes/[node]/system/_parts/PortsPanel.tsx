@@ -14,7 +14,14 @@ export function PortsPanel({ node }: { node: string }) {
   const r = q.data;
   return (
     <section className="panel" data-testid="ports-panel">
-      <ListHead title="Ports and sockets" testid="ports" counts={r ? { shown: r.ports.length, total: r.total, partial: r.partial, scanned: r.scanned } : null} sorts={PORT_SORTS} sort={sort} onSort={setSort} />
+      <ListHead
+        title="Ports and sockets"
+        testid="ports"
+        counts={r ? { shown: r.ports.length, total: r.total, partial: r.partial, scanned: r.scanned } : null}
+        sorts={PORT_SORTS}
+        sort={sort}
+        onSort={setSort}
+      />
       {q.error ? <div className="panel-foot error-inline">{errorMessage(q.error)}</div> : null}
       <div className="sys-table-scroll">
         <table className="grid compact" data-testid="ports-table">

@@ -72,7 +72,21 @@ export function ErrorBox({ error, what, testid = "up-error", onDismiss }: { erro
   );
 }
 
-export function Panel({ title, meta, children, testid, className = "", actions }: { title: ReactNode; meta?: ReactNode; children: ReactNode; testid?: string; className?: string; actions?: ReactNode }) {
+export function Panel({
+  title,
+  meta,
+  children,
+  testid,
+  className = "",
+  actions,
+}: {
+  title: ReactNode;
+  meta?: ReactNode;
+  children: ReactNode;
+  testid?: string;
+  className?: string;
+  actions?: ReactNode;
+}) {
   return (
     <section className={`panel up-panel ${className}`} data-testid={testid}>
       <div className="panel-head">

@@ -73,7 +73,23 @@ export function ChooseStage({ s, target }: { s: UpgradeState; target: string }) 
   );
 }
 
-function InstallButton({ vsn, plan, stale, busy, confirmed, kills, onClick }: { vsn: string; plan: Plan; stale: boolean; busy: boolean; confirmed: boolean; kills: { install: string[]; makePermanent: string[] }; onClick: () => void }) {
+function InstallButton({
+  vsn,
+  plan,
+  stale,
+  busy,
+  confirmed,
+  kills,
+  onClick,
+}: {
+  vsn: string;
+  plan: Plan;
+  stale: boolean;
+  busy: boolean;
+  confirmed: boolean;
+  kills: { install: string[]; makePermanent: string[] };
+  onClick: () => void;
+}) {
   const blocked = plan.verdict === "blocked";
   const total = kills.install.length + kills.makePermanent.length;
   const label = plan.nodeFate
@@ -81,7 +97,15 @@ function InstallButton({ vsn, plan, stale, busy, confirmed, kills, onClick }: { 
     : blocked
       ? `Install ${vsn} — blocked: ${plan.counts.blocks_install} process(es) on old code with a soft pre-purge`
       : `Install ${vsn} — ${killsText(kills.install.length, kills.makePermanent.length)}`;
-  const why = stale ? "the preview is being recomputed for your choices" : blocked ? "switch the pre-purge (advanced) to brutal, or wait until those processes leave the old code" : !confirmed ? "type the node name first" : busy ? "a step is running" : null;
+  const why = stale
+    ? "the preview is being recomputed for your choices"
+    : blocked
+      ? "switch the pre-purge (advanced) to brutal, or wait until those processes leave the old code"
+      : !confirmed
+        ? "type the node name first"
+        : busy
+          ? "a step is running"
+          : null;
   return (
     <div className="up-buttons">
       <button
@@ -97,7 +121,11 @@ function InstallButton({ vsn, plan, stale, busy, confirmed, kills, onClick }: { 
         {label}
       </button>
       {why ? <span className="muted up-why-disabled">{why}</span> : null}
-      {plan.counts.stays_on_old_code > 0 ? <div className="up-aside">{plan.counts.stays_on_old_code} process(es) will stay on the old code; the next upgrade of that module kills them (brutal pre-purge) or is blocked by them (soft).</div> : null}
+      {plan.counts.stays_on_old_code > 0 ? (
+        <div className="up-aside">
+          {plan.counts.stays_on_old_code} process(es) will stay on the old code; the next upgrade of that module kills them (brutal pre-purge) or is blocked by them (soft).
+        </div>
+      ) : null}
     </div>
   );
 }

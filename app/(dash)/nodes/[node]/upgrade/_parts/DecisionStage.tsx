@@ -18,8 +18,8 @@ export function DecisionStage({ s }: { s: UpgradeState }) {
           {releases.current} is installed and running — {releases.permanent} is still permanent
         </h2>
         <p className="muted">
-          A restart of the node would boot {releases.permanent}. Decide: make {releases.current} permanent (brutal post-purges kill whoever is still on old code, below), or roll back to {releases.permanent} through the relup&apos;s down
-          instructions.
+          A restart of the node would boot {releases.permanent}. Decide: make {releases.current} permanent (brutal post-purges kill whoever is still on old code, below), or roll back to{" "}
+          {releases.permanent} through the relup&apos;s down instructions.
         </p>
       </div>
       <div className="up-cols">
@@ -65,7 +65,15 @@ export function DecisionStage({ s }: { s: UpgradeState }) {
           <summary>
             What rolling back to {releases.permanent} does — {killsText(rollbackTotal, null)}
           </summary>
-          <ImpactPreview node={node} plan={rbPlan} stale={s.rbPlanFetching} fetching={s.rbPlanFetching} onRecompute={s.recomputeRbPlan} title={`Impact of rolling back to ${releases.permanent}`} testid="rollback-impact-panel" />
+          <ImpactPreview
+            node={node}
+            plan={rbPlan}
+            stale={s.rbPlanFetching}
+            fetching={s.rbPlanFetching}
+            onRecompute={s.recomputeRbPlan}
+            title={`Impact of rolling back to ${releases.permanent}`}
+            testid="rollback-impact-panel"
+          />
         </details>
       ) : null}
     </section>

@@ -20,7 +20,8 @@ export function useCanOperate(): boolean | null {
 export function ViewerNote({ children }: { children?: ReactNode }) {
   return (
     <div className="up-viewer-note" data-testid="viewer-note">
-      <strong>Operators and admins can run upgrade steps — you are a viewer.</strong> {children ?? "You see the same plan, preview and progress; unpack, install, make permanent and roll back are theirs to run."}
+      <strong>Operators and admins can run upgrade steps — you are a viewer.</strong>{" "}
+      {children ?? "You see the same plan, preview and progress; unpack, install, make permanent and roll back are theirs to run."}
     </div>
   );
 }

@@ -62,12 +62,17 @@ export function LintList({ node, lint, errors }: { node: string; lint: LintFindi
               </span>
               {l.line ? <span className="muted">line {l.line}</span> : null}
               {l.evidence ? <span className="muted">{l.evidence}</span> : null}
-              <span className="muted">in the {l.versions.join(" and ")} version{l.versions.length > 1 ? "s" : ""}</span>
+              <span className="muted">
+                in the {l.versions.join(" and ")} version{l.versions.length > 1 ? "s" : ""}
+              </span>
             </div>
             <div className="up-lint-msg">{l.message}</div>
             {l.pids.length ? (
               <div className="up-lint-pids">
-                stuck in it now: {l.pids.map((p) => <PidLink key={p} node={node} pid={p} />)}
+                stuck in it now:{" "}
+                {l.pids.map((p) => (
+                  <PidLink key={p} node={node} pid={p} />
+                ))}
               </div>
             ) : null}
           </li>
@@ -133,7 +138,23 @@ export function killsText(now: number, later: number | null): string {
   return `kills ${now} now, ${later} at make permanent`;
 }
 
-export function ImpactPreview({ node, plan, stale, fetching, onRecompute, title, testid = "impact-panel" }: { node: string; plan: Plan; stale: boolean; fetching: boolean; onRecompute: () => void; title: string; testid?: string }) {
+export function ImpactPreview({
+  node,
+  plan,
+  stale,
+  fetching,
+  onRecompute,
+  title,
+  testid = "impact-panel",
+}: {
+  node: string;
+  plan: Plan;
+  stale: boolean;
+  fetching: boolean;
+  onRecompute: () => void;
+  title: string;
+  testid?: string;
+}) {
   const rows: { fate: Fate; p: PlanProcess; module: string }[] = [];
   for (const m of plan.modules) for (const p of m.processes) rows.push({ fate: p.fate, p, module: m.module });
   const byFate = FATES.map((f) => ({ fate: f, rows: rows.filter((r) => r.fate === f) })).filter((g) => g.rows.length > 0);
@@ -172,7 +193,12 @@ export function ImpactPreview({ node, plan, stale, fetching, onRecompute, title,
         </div>
       ) : null}
       <FindingList findings={plan.findings} />
-      <div className="muted up-digest" data-testid="plan-digest" data-digest={plan.digest} title="What Install/Make permanent/Roll back accept: the agent refuses the step if the plan it recomputes kills anyone else or has another error finding">
+      <div
+        className="muted up-digest"
+        data-testid="plan-digest"
+        data-digest={plan.digest}
+        title="What Install/Make permanent/Roll back accept: the agent refuses the step if the plan it recomputes kills anyone else or has another error finding"
+      >
         plan {plan.step} · digest <code>{plan.digest.slice(0, 16)}</code>
       </div>
       {plan.truncated ? <div className="alert alert-warn">The agent lists at most 400 processes; the counts above are complete, the list below is not.</div> : null}

@@ -9,7 +9,19 @@ import { clock } from "../../../../../_lib/format";
 import { ErrorBox, FateBadge, InitialCall, Panel, PidLink, procs } from "./Bits";
 import type { OldCode, Purge } from "./types";
 
-export function OldCodePanel({ node, oldCode, postOf, afterInstall, error }: { node: string; oldCode: OldCode | undefined; postOf: (module: string) => Purge | null; afterInstall: boolean; error?: unknown }) {
+export function OldCodePanel({
+  node,
+  oldCode,
+  postOf,
+  afterInstall,
+  error,
+}: {
+  node: string;
+  oldCode: OldCode | undefined;
+  postOf: (module: string) => Purge | null;
+  afterInstall: boolean;
+  error?: unknown;
+}) {
   const modules = (oldCode?.modules ?? []).filter((m) => m.hasOldCode || afterInstall);
   return (
     <Panel

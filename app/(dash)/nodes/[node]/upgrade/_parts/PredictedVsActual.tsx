@@ -73,7 +73,8 @@ export function StepComparison({ node, u, step }: { node: string; u: Upgrade; st
           {expected.length === 0 ? <div className="muted">none</div> : null}
           {expected.map((p) => (
             <div key={p} className={cmp.predictedAndDied.includes(p) ? "up-pva-ok" : "up-pva-miss"}>
-              <Who node={node} pid={p} info={info.get(p)} /> {cmp.predictedAndDied.includes(p) ? <span className="up-tag up-tag-ok">died</span> : <span className="up-tag up-tag-miss">still alive</span>}
+              <Who node={node} pid={p} info={info.get(p)} />{" "}
+              {cmp.predictedAndDied.includes(p) ? <span className="up-tag up-tag-ok">died</span> : <span className="up-tag up-tag-miss">still alive</span>}
             </div>
           ))}
         </div>
@@ -82,7 +83,8 @@ export function StepComparison({ node, u, step }: { node: string; u: Upgrade; st
           {actual.died.length === 0 ? <div className="muted">none{watched !== null ? ` of the ${watched} process(es) the agent watched (those the preview named, and their links)` : ""}</div> : null}
           {actual.died.map((p) => (
             <div key={p} className={cmp.diedUnpredicted.includes(p) ? "up-pva-miss" : "up-pva-ok"}>
-              <Who node={node} pid={p} info={info.get(p)} /> {cmp.diedUnpredicted.includes(p) ? <span className="up-tag up-tag-miss">not predicted</span> : <span className="up-tag up-tag-ok">predicted</span>}
+              <Who node={node} pid={p} info={info.get(p)} />{" "}
+              {cmp.diedUnpredicted.includes(p) ? <span className="up-tag up-tag-miss">not predicted</span> : <span className="up-tag up-tag-ok">predicted</span>}
             </div>
           ))}
         </div>

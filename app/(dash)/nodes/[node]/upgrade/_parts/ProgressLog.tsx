@@ -6,7 +6,12 @@ import type { ActiveStep, ProgressEvent, StepOutcome } from "./useStep";
 export function ProgressLog({ step, events, finished, onDismiss }: { step: ActiveStep; events: ProgressEvent[]; finished: StepOutcome | null; onDismiss?: () => void }) {
   const list = events;
   return (
-    <div className={`up-progress${finished ? (finished.ok ? " up-progress-ok" : " up-progress-error") : " up-progress-running"}`} data-testid="progress" data-command={step.commandId} data-state={finished ? (finished.ok ? "ok" : "error") : "running"}>
+    <div
+      className={`up-progress${finished ? (finished.ok ? " up-progress-ok" : " up-progress-error") : " up-progress-running"}`}
+      data-testid="progress"
+      data-command={step.commandId}
+      data-state={finished ? (finished.ok ? "ok" : "error") : "running"}
+    >
       <div className="up-progress-head">
         {finished ? null : <span className="up-spinner" aria-hidden="true" />}
         <b>

@@ -96,7 +96,12 @@ export function PurgePicker({
       </table>
       <details className="up-advanced" open={anyOld || preChanged} data-testid="advanced">
         <summary>
-          Advanced: pre-purge {anyOld ? <span className="up-warn-text">— {modules.filter((m) => m.hasOldCode).length} module(s) still have old code, so it matters now</span> : <span className="muted">— matters only for modules that still have old code (none now)</span>}
+          Advanced: pre-purge{" "}
+          {anyOld ? (
+            <span className="up-warn-text">— {modules.filter((m) => m.hasOldCode).length} module(s) still have old code, so it matters now</span>
+          ) : (
+            <span className="muted">— matters only for modules that still have old code (none now)</span>
+          )}
         </summary>
         <table className="grid compact up-picker">
           <tbody>

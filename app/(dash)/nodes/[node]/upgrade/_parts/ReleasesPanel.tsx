@@ -65,14 +65,25 @@ export function ReleasesPanel({
                   <td data-testid="pending-state">
                     {p.state === "unpacked" ? <span className="up-state up-state-unpacked">unpacked</span> : <span className="up-state up-state-package">package, not unpacked</span>}
                   </td>
-                  <td className="muted">{file ? `${file.file} · ${bytes(file.size)}` : p.package ?? "–"}</td>
+                  <td className="muted">{file ? `${file.file} · ${bytes(file.size)}` : (p.package ?? "–")}</td>
                   <td className="up-row-actions">
                     <button type="button" className={`btn${selected ? " btn-selected" : ""}`} data-testid="review" onClick={() => onSelect(p.vsn)} disabled={selected}>
                       {selected ? "Reviewing" : "Review"}
                     </button>
                     {p.state === "package" ? (
                       <OperatorOnly fallback={null}>
-                        <button type="button" className="btn" data-testid="unpack" disabled={busy || Boolean(installedNotPermanent)} onClick={() => onUnpack(p.vsn)} title={installedNotPermanent ? `decide about ${releases.current} first (make it permanent or roll back)` : "release_handler:unpack_release/1: extracts the package into lib/ and releases/"}>
+                        <button
+                          type="button"
+                          className="btn"
+                          data-testid="unpack"
+                          disabled={busy || Boolean(installedNotPermanent)}
+                          onClick={() => onUnpack(p.vsn)}
+                          title={
+                            installedNotPermanent
+                              ? `decide about ${releases.current} first (make it permanent or roll back)`
+                              : "release_handler:unpack_release/1: extracts the package into lib/ and releases/"
+                          }
+                        >
                           Unpack {p.vsn}
                         </button>
                       </OperatorOnly>

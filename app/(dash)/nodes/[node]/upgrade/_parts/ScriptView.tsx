@@ -85,7 +85,11 @@ function Instruction({ n, i, changes }: { n: number; i: RelupInstruction; change
       <span className="up-op" title={OP_HELP[i.op] ?? ""}>
         {i.op}
       </span>
-      {i.op === "load_object_code" ? <span className="muted">{i.app} {i.appVsn}</span> : null}
+      {i.op === "load_object_code" ? (
+        <span className="muted">
+          {i.app} {i.appVsn}
+        </span>
+      ) : null}
       {i.op === "apply" && i.mfa ? <span className="mfa">{i.mfa}</span> : null}
       {purge ? (
         <span className="up-purges" data-testid="relup-purges">
@@ -127,8 +131,16 @@ function AppupView({ appups }: { appups: Appup[] }) {
         return (
           <div key={a.app} className="up-group" data-testid="appup" data-app={a.app}>
             <div className="up-group-head">
-              <b>{a.app}</b> <span className="mono">{a.from ?? "–"} → {a.to ?? "–"}</span> <span className="muted">{a.change}</span>
-              {a.file ? <span className="up-file mono" title={a.file}>{a.file}</span> : null}
+              <b>{a.app}</b>{" "}
+              <span className="mono">
+                {a.from ?? "–"} → {a.to ?? "–"}
+              </span>{" "}
+              <span className="muted">{a.change}</span>
+              {a.file ? (
+                <span className="up-file mono" title={a.file}>
+                  {a.file}
+                </span>
+              ) : null}
             </div>
             {a.error ? (
               <div className="alert alert-warn up-file-error" data-testid="appup-error">
@@ -179,10 +191,18 @@ export function ScriptView({
   return (
     <Panel title={`Upgrade path ${from} → ${to}`} testid="script-panel" meta={changes.length ? `${changes.length} purge setting(s) changed by your choices` : "as written in the relup"}>
       <h3>Appup (high level)</h3>
-      {appups ? appups.length ? <AppupView appups={appups} /> : <p className="muted">No application changes version.</p> : <p className="muted" data-testid="appup-note">{appupNote}</p>}
-      <h3 className="up-h3-gap">
-        Relup (what release_handler runs){changes.length ? " — with your choices" : ""}
-      </h3>
+      {appups ? (
+        appups.length ? (
+          <AppupView appups={appups} />
+        ) : (
+          <p className="muted">No application changes version.</p>
+        )
+      ) : (
+        <p className="muted" data-testid="appup-note">
+          {appupNote}
+        </p>
+      )}
+      <h3 className="up-h3-gap">Relup (what release_handler runs){changes.length ? " — with your choices" : ""}</h3>
       <div className="up-file mono" title={relupFile}>
         {relupFile}
       </div>

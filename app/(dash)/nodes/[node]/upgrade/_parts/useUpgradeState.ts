@@ -54,7 +54,8 @@ export function useUpgradeState(node: string) {
   const pending = releases?.pending ?? [];
   const requested = url.vsn || null;
   /** A `?vsn=` that is not pending here is said so, never swapped for another silently. */
-  const unknownVsn = releases && !installed && requested && !pending.some((p) => p.vsn === requested) ? { vsn: requested, status: releases.releases.find((r) => r.vsn === requested)?.status ?? null } : null;
+  const unknownVsn =
+    releases && !installed && requested && !pending.some((p) => p.vsn === requested) ? { vsn: requested, status: releases.releases.find((r) => r.vsn === requested)?.status ?? null } : null;
   const target = !releases || installed || unknownVsn ? null : (requested ?? pending[0]?.vsn ?? null);
   const post = useMemo(() => decodeChoices(url.post), [url.post]);
   const pre = useMemo(() => decodeChoices(url.pre), [url.pre]);
@@ -117,7 +118,10 @@ export function useUpgradeState(node: string) {
   );
   const rbPlan = rbPlanQ.data as unknown as Plan | undefined;
   // Who is on old code changes (a process exits, a new one starts on old code): both previews follow.
-  const oldKey = (oldCode?.modules ?? []).flatMap((m) => m.processes.map((p) => p.pid)).sort().join(",");
+  const oldKey = (oldCode?.modules ?? [])
+    .flatMap((m) => m.processes.map((p) => p.pid))
+    .sort()
+    .join(",");
   const seenOldKey = useRef(oldKey);
   useEffect(() => {
     if (seenOldKey.current === oldKey) return;
