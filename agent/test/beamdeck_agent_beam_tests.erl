@@ -52,13 +52,6 @@ tmp_dir() ->
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
     Dir.
 
-compile(Source, Opts) ->
-    {match, [Name]} = re:run(Source, "-module\\(([a-z_]+)\\)", [{capture, all_but_first, list}]),
-    File = filename:join(tmp_dir(), Name ++ ".erl"),
-    ok = file:write_file(File, Source),
-    {ok, Mod, Bin} = compile:file(File, [binary, return_errors | Opts]),
-    {Mod, Bin}.
-
 fas(A) -> lists:sort([{F, Ar} || #{function := F, arity := Ar} <- beamdeck_agent_lint:findings(A)]).
 
 named(L) -> [FA || {F, _} = FA <- L, hd(atom_to_list(F)) =/= $-].
@@ -70,8 +63,8 @@ shapes_test_() ->
       {"an unknown opcode: lint_unavailable, the safe side, no crash", fun unknown_opcode/0}]}.
 
 same_loops() ->
-    {M, WithDebug} = compile(?SHAPES, [debug_info]),
-    {M, Plain} = compile(?SHAPES, []),
+    {M, WithDebug} = beamdeck_test_util:compile(?SHAPES, [debug_info]),
+    {M, Plain} = beamdeck_test_util:compile(?SHAPES, []),
     ?assertMatch({ok, {M, [{debug_info, {debug_info_v1, erl_abstract_code, {none, _}}}]}},
                  beam_lib:chunks(Plain, [debug_info])),
     {ok, D} = beamdeck_agent_lint:analyze_with(debug_info, M, WithDebug),
@@ -92,7 +85,7 @@ same_loops() ->
     ?assertEqual(beamdeck_agent_lint:loops(B), beamdeck_agent_lint:loops(B2)).
 
 beam_only() ->
-    {M, Plain} = compile(?SHAPES, []),
+    {M, Plain} = beamdeck_test_util:compile(?SHAPES, []),
     {ok, B} = beamdeck_agent_lint:analyze(M, Plain),
     %% The named fun loops; its body is a function of its own in the beam.
     [Fun] = [FA || {F, _} = FA <- beamdeck_agent_lint:loops(B), hd(atom_to_list(F)) =:= $-],
@@ -125,13 +118,13 @@ doctor(Beam) ->
     {M, Bin}.
 
 unknown_opcode() ->
-    {M, Plain} = compile(?SHAPES, []),
+    {M, Plain} = beamdeck_test_util:compile(?SHAPES, []),
     {M, Bad} = doctor(Plain),
     ?assertEqual({error, {unknown_opcode, 250}}, beamdeck_agent_beam_code:graph(Bad)),
     Msg = <<"cannot analyse bd_beam_shapes: unknown opcode 250">>,
     ?assertEqual({error, Msg}, beamdeck_agent_lint:analyze(M, Bad)),
     %% With debug_info the abstract code still gives the loops.
-    {M, WithDebug} = compile(?SHAPES, [debug_info]),
+    {M, WithDebug} = beamdeck_test_util:compile(?SHAPES, [debug_info]),
     {M, BadDebug} = doctor(WithDebug),
     {ok, D} = beamdeck_agent_lint:analyze(M, BadDebug),
     ?assertEqual(debug_info, maps:get(source, D)),

@@ -13,18 +13,6 @@ stop_all(Ps) -> [exit(P, kill) || P <- Ps], ok.
 pid(P) -> list_to_binary(pid_to_list(P)).
 
 upserted(Frames) -> [maps:get(pid, R) || F <- Frames, R <- maps:get(upsert, F)].
-
-with_env(Env, Fun) ->
-    Old = [{K, application:get_env(beamdeck_agent, K)} || {K, _} <- Env],
-    [application:set_env(beamdeck_agent, K, V) || {K, V} <- Env],
-    try Fun()
-    after
-        [case O of
-             undefined -> application:unset_env(beamdeck_agent, K);
-             {ok, V} -> application:set_env(beamdeck_agent, K, V)
-         end || {K, O} <- Old]
-    end.
-
 %% Run `Fun' with the system monitor as it was before, whatever happens.
 with_monitor_restored(Fun) ->
     Before = erlang:system_monitor(),
@@ -69,7 +57,7 @@ partial_mode_sends_hot_spots_only_test_() ->
     {timeout, 60, fun partial_mode/0}.
 
 partial_mode() ->
-    with_env([{full_table_max, 1000}, {top_n, 5}], fun() ->
+    beamdeck_test_util:with_env([{full_table_max, 1000}, {top_n, 5}], fun() ->
         Ps = idle(1200),
         [Stuffed | _] = Ps,
         [Stuffed ! {m, I} || I <- lists:seq(1, 600)],
@@ -99,12 +87,12 @@ partial_mode() ->
 leaving_partial_mode_resets_the_full_table_test_() ->
     {timeout, 60, fun() ->
         Ps = idle(1200),
-        {_, S1} = with_env([{full_table_max, 1000}], fun() ->
+        {_, S1} = beamdeck_test_util:with_env([{full_table_max, 1000}], fun() ->
                       beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new())
                   end),
         stop_all(Ps),
         timer:sleep(50),
-        {Frames, _} = with_env([{full_table_max, 1000}], fun() -> beamdeck_agent_sampler:sample(S1) end),
+        {Frames, _} = beamdeck_test_util:with_env([{full_table_max, 1000}], fun() -> beamdeck_agent_sampler:sample(S1) end),
         [First | _] = Frames,
         ?assertEqual(true, maps:get(reset, First)),
         ?assertNot(maps:is_key(partial, First)),

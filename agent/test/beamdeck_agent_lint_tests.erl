@@ -41,21 +41,12 @@ tmp_dir() ->
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
     Dir.
 
-%% Compile from source text (through a file, so that macros work);
-%% return {Module, BeamBytes}.
-compile(Source, Opts) ->
-    {match, [Name]} = re:run(Source, "-module\\(([a-z_]+)\\)", [{capture, all_but_first, list}]),
-    File = filename:join(tmp_dir(), Name ++ ".erl"),
-    ok = file:write_file(File, Source),
-    {ok, Mod, Bin} = compile:file(File, [binary, return_errors | Opts]),
-    {Mod, Bin}.
-
 fas(Analysis) ->
     lists:sort([{F, A} || #{function := F, arity := A} <- beamdeck_agent_lint:findings(Analysis)]).
 
 %% The beam decoder reads every module, with debug_info or without.
 decoder() ->
-    {M, Bin} = compile(?LISTENER, [debug_info]),
+    {M, Bin} = beamdeck_test_util:compile(?LISTENER, [debug_info]),
     {ok, A} = beamdeck_agent_lint:analyze(M, Bin),
     ?assertEqual(beam, maps:get(source, A)),
     ?assertEqual(erlang, maps:get(language, A)),
@@ -75,7 +66,7 @@ decoder() ->
 %% Stripped (no debug_info), the same findings, loops and lines as the
 %% abstract code gives.
 stripped_finds_the_same() ->
-    {M, Bin} = compile(?LISTENER, [debug_info]),
+    {M, Bin} = beamdeck_test_util:compile(?LISTENER, [debug_info]),
     {ok, {M, Stripped}} = beam_lib:strip(Bin),
     ?assertMatch({ok, {M, [{debug_info, _}]}}, beam_lib:chunks(Bin, [debug_info])),
     {ok, A} = beamdeck_agent_lint:analyze(M, Stripped),
@@ -92,13 +83,13 @@ stripped_finds_the_same() ->
                  beamdeck_agent_lint:analyze_with(debug_info, M, Stripped)).
 
 callback_module_has_no_loop() ->
-    {M, Bin} = compile(?CALLBACK, [debug_info]),
+    {M, Bin} = beamdeck_test_util:compile(?CALLBACK, [debug_info]),
     {ok, A} = beamdeck_agent_lint:analyze(M, Bin),
     ?assertEqual([], beamdeck_agent_lint:findings(A)),
     ?assertEqual([], beamdeck_agent_lint:loops(A)).
 
 erlang_fix_text() ->
-    {M, Bin} = compile(?LISTENER, [debug_info]),
+    {M, Bin} = beamdeck_test_util:compile(?LISTENER, [debug_info]),
     {ok, A} = beamdeck_agent_lint:analyze(M, Bin),
     Json = [beamdeck_agent_lint:finding_json(F) || F <- beamdeck_agent_lint:findings(A)],
     [Loop] = [J || #{function := <<"loop">>} = J <- Json],
@@ -196,7 +187,7 @@ end
 
 loaded_module() ->
     Dir = tmp_dir(),
-    {M, Bin} = compile(?LISTENER, [debug_info]),
+    {M, Bin} = beamdeck_test_util:compile(?LISTENER, [debug_info]),
     File = filename:join(Dir, "bd_lint_listener.beam"),
     ok = file:write_file(File, Bin),
     {module, M} = code:load_abs(filename:rootname(File)),
@@ -204,7 +195,7 @@ loaded_module() ->
         {ok, A} = beamdeck_agent_lint:analyze_loaded(M),
         ?assertEqual([{loop, 1}, {ping, 1}, {pong, 1}, {start, 1}], fas(A)),
         %% The file changed under the loaded code: no matching object code.
-        {_, Other} = compile(?CALLBACK, [debug_info]),
+        {_, Other} = beamdeck_test_util:compile(?CALLBACK, [debug_info]),
         ok = file:write_file(File, Other),
         ?assertMatch({error, <<"no beam file of bd_lint_listener matches", _/binary>>},
                      beamdeck_agent_lint:object_code(M))

@@ -42,18 +42,6 @@ settle(Ps) ->
     end.
 
 encoded_size(Frame) -> iolist_size(beamdeck_agent_json:encode(Frame)).
-
-with_env(Env, Fun) ->
-    Old = [{K, application:get_env(beamdeck_agent, K)} || {K, _} <- Env],
-    [application:set_env(beamdeck_agent, K, V) || {K, V} <- Env],
-    try Fun()
-    after
-        [case O of
-             undefined -> application:unset_env(beamdeck_agent, K);
-             {ok, V} -> application:set_env(beamdeck_agent, K, V)
-         end || {K, O} <- Old]
-    end.
-
 %%% Pure sampling: reset and deltas %%%
 
 first_sample_is_a_reset_of_every_process_test() ->
@@ -72,7 +60,7 @@ first_sample_is_a_reset_of_every_process_test() ->
     ?assert(maps:get(intervalMs, Stats) >= 1000).
 
 deltas_new_removed_changed_test() ->
-    with_env([{top_n, 0}, {min_interval_ms, 1000}], fun() ->
+    beamdeck_test_util:with_env([{top_n, 0}, {min_interval_ms, 1000}], fun() ->
         Idle = holder(),
         Doomed = holder(),
         Mail = holder(),
@@ -121,7 +109,7 @@ wait_empty(P) ->
     end.
 
 mailbox_changes_travel_as_pairs_test() ->
-    with_env([{top_n, 0}], fun() ->
+    beamdeck_test_util:with_env([{top_n, 0}], fun() ->
         Ps = [holder() || _ <- lists:seq(1, 4000)],
         settle(Ps),
         {_, S0} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
@@ -143,7 +131,7 @@ mailbox_changes_travel_as_pairs_test() ->
     end).
 
 changed_record_is_resent_test() ->
-    with_env([{top_n, 0}], fun() ->
+    beamdeck_test_util:with_env([{top_n, 0}], fun() ->
         Self = self(),
         P = spawn(fun() -> receive {name, N} -> register(N, self()), Self ! named end,
                            receive stop -> ok end end),
@@ -161,7 +149,7 @@ changed_record_is_resent_test() ->
     end).
 
 top_n_by_mailbox_sent_every_tick_test() ->
-    with_env([{top_n, 2}], fun() ->
+    beamdeck_test_util:with_env([{top_n, 2}], fun() ->
         Big = holder(),
         Bigger = holder(),
         Small = holder(),
@@ -188,7 +176,7 @@ top_n_by_memory_sent_every_tick_test_() ->
     {timeout, 60, fun top_n_by_memory_sent_every_tick/0}.
 
 top_n_by_memory_sent_every_tick() ->
-    with_env([{top_n, 1}], fun() ->
+    beamdeck_test_util:with_env([{top_n, 1}], fun() ->
         Fat = spawn(fun() -> L = lists:seq(1, 2000000), receive stop -> length(L) end end),
         settle([Fat]),
         {_, S1} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new()),
@@ -257,7 +245,7 @@ pack_counts_and_pairs_test() ->
 %%% Adaptive interval %%%
 
 budget_interpolates_test() ->
-    with_env([{budget_10k, 0.01}, {budget_100k, 0.05}, {min_interval_ms, 1000}], fun() ->
+    beamdeck_test_util:with_env([{budget_10k, 0.01}, {budget_100k, 0.05}, {min_interval_ms, 1000}], fun() ->
         ?assertEqual(0.01, beamdeck_agent_sampler:budget(500)),
         ?assertEqual(0.01, beamdeck_agent_sampler:budget(10000)),
         ?assertEqual(0.05, beamdeck_agent_sampler:budget(100000)),

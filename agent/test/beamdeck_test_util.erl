@@ -3,7 +3,7 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
--export([wait_until/1, wait_until/2, with_env/3]).
+-export([wait_until/1, wait_until/2, with_env/2, with_env/3, compile/2]).
 
 %% @doc Poll `Fun' until it returns true, for up to 5 s; then assert it.
 -spec wait_until(fun(() -> boolean())) -> ok.
@@ -29,13 +29,31 @@ poll(Fun, Deadline) ->
 %% @doc Run `Fun' with the agent's application env `Key' set to `Value',
 %% then put back what was there (or unset it).
 -spec with_env(atom(), term(), fun(() -> R)) -> R.
-with_env(Key, Value, Fun) ->
-    Old = application:get_env(beamdeck_agent, Key),
-    application:set_env(beamdeck_agent, Key, Value),
+with_env(Key, Value, Fun) -> with_env([{Key, Value}], Fun).
+
+%% @doc with_env/3 for several settings at once.
+-spec with_env([{atom(), term()}], fun(() -> R)) -> R.
+with_env(Env, Fun) ->
+    Old = [{K, application:get_env(beamdeck_agent, K)} || {K, _} <- Env],
+    [application:set_env(beamdeck_agent, K, V) || {K, V} <- Env],
     try Fun()
     after
-        case Old of
-            undefined -> application:unset_env(beamdeck_agent, Key);
-            {ok, V} -> application:set_env(beamdeck_agent, Key, V)
-        end
+        [case O of
+             undefined -> application:unset_env(beamdeck_agent, K);
+             {ok, V} -> application:set_env(beamdeck_agent, K, V)
+         end || {K, O} <- Old]
     end.
+
+%% @doc Compile a module from source text (through a file in a temp dir,
+%% so that macros and includes work) with `Opts'; its `{Module, Beam}'.
+-spec compile(string() | binary(), [term()]) -> {module(), binary()}.
+compile(Source, Opts) ->
+    {match, [Name]} = re:run(Source, "-module\\(([a-z_0-9]+)\\)", [{capture, all_but_first, list}]),
+    Dir = filename:join(["/tmp", "bd_test_compile_" ++ os:getpid()]),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    File = filename:join(Dir, Name ++ ".erl"),
+    ok = file:write_file(File, Source),
+    Result = compile:file(File, [binary, return_errors | Opts]),
+    ok = file:delete(File),
+    {ok, Mod, Bin} = Result,
+    {Mod, Bin}.

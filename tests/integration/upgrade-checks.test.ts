@@ -16,7 +16,7 @@ import { startNode, stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { buildRelease, instantiate, REPO_ROOT, type ReleaseName } from "../../tools/beam/releases";
 import { startAgentNode, waitConnected } from "../support/beam-node";
 import { startServer, type TestServer } from "../support/server";
-import { AgentDriver, type Json } from "../support/upgrade-agent-driver";
+import { Agent, type Json } from "../support/agent-rpc";
 
 const OUT = path.join(REPO_ROOT, "tests", ".out", `upgrade-checks-${process.pid}`);
 
@@ -39,7 +39,7 @@ function byId(plan: Json): Record<string, Json> {
 
 describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
   let node: BeamNode;
-  const agent = new AgentDriver(() => node);
+  const agent = new Agent(() => node);
 
   beforeAll(async () => {
     node = await boot("bd_checks");
@@ -152,7 +152,7 @@ describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
 
 describe("bd_checks: the code_change crash the rehearsal predicts really happens", () => {
   let node: BeamNode;
-  const agent = new AgentDriver(() => node);
+  const agent = new Agent(() => node);
 
   beforeAll(async () => {
     node = await boot("bd_checks", "bd_checks-crash");
@@ -193,7 +193,7 @@ describe("sound upgrades: no error or warning finding", () => {
   ] as const) {
     it(`${release} → ${to}`, async () => {
       const node = await boot(release);
-      const agent = new AgentDriver(() => node);
+      const agent = new Agent(() => node);
       try {
         if (release === "bd_counter") await node.rpc("[bd_counter_server:bump() || _ <- lists:seq(1, 3)]");
         expect((await agent.command(`${release}-unpack`, "unpack", { vsn: to })).ok).toBe(true);

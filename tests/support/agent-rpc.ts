@@ -25,7 +25,8 @@ export class Agent {
   constructor(private readonly node: () => BeamNode) {}
 
   /** beamdeck_agent_upgrade:request/2 on the node: the result map, or throws with the error. */
-  async request(method: string, params: Json = {}, timeoutMs = 30_000): Promise<Json> {
+  /** A plan may start a peer node for the code_change rehearsal: seconds on a small VM. */
+  async request(method: string, params: Json = {}, timeoutMs = 45_000): Promise<Json> {
     const r = await this.node().rpcJson<unknown[]>(`beamdeck_agent_upgrade:request(<<"${method}">>, ${erl(params)})`, { timeoutMs });
     if (r[0] === "ok") return r[1] as Json;
     throw new AgentError(String(r[1]), String(r[2]));
@@ -42,13 +43,13 @@ export class Agent {
   }
 
   /** Runs a command and waits for its outcome (the journal entry). */
-  async command(commandId: string, action: string, params: Json = {}, timeoutMs = 60_000): Promise<Json> {
+  async command(commandId: string, action: string, params: Json = {}, timeoutMs = 90_000): Promise<Json> {
     const accepted = await this.request("upgrade_command", { commandId, action, ...params });
     expect(accepted).toMatchObject({ accepted: true, commandId });
     return this.outcome(commandId, timeoutMs);
   }
 
-  async outcome(commandId: string, timeoutMs = 60_000): Promise<Json> {
+  async outcome(commandId: string, timeoutMs = 90_000): Promise<Json> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
