@@ -167,14 +167,3 @@ export function verificationOf(result: unknown): Verification | null {
   const parsed = verification.safeParse(v);
   return parsed.success ? parsed.data : null;
 }
-
-/** Match predicted kills against the pids that actually died. */
-export function comparePrediction(predicted: string[], died: string[]) {
-  const p = new Set(predicted);
-  const d = new Set(died);
-  return {
-    predictedAndDied: predicted.filter((x) => d.has(x)),
-    predictedButAlive: predicted.filter((x) => !d.has(x)),
-    diedUnpredicted: died.filter((x) => !p.has(x)),
-  };
-}

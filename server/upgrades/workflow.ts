@@ -19,7 +19,7 @@ import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
 import type { OldCodeReply } from "./old-code-watch";
-import { comparePrediction, errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, verificationOf } from "./plan";
+import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, verificationOf } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -95,6 +95,18 @@ export function diedPids(result: StepResult): string[] {
   const d = result?.deaths;
   if (!d) return [];
   return [...d.predictedAndDied, ...d.diedUnpredicted].map((x) => x.pid);
+}
+
+/**
+ * Prediction against deaths, as the agent compared them (beamdeck_agent_deaths,
+ * the one place that compares): its runner recomputed the plan the gate
+ * accepted just before the step and watched exactly those processes.
+ */
+export function predictionComparison(result: StepResult): { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null {
+  const d = result?.deaths;
+  if (!d) return null;
+  const pids = (list: { pid: string }[]) => list.map((x) => x.pid);
+  return { predictedAndDied: pids(d.predictedAndDied), predictedButAlive: pids(d.predictedButAlive), diedUnpredicted: pids(d.diedUnpredicted) };
 }
 
 export class UpgradeWorkflow {
@@ -340,10 +352,7 @@ export class UpgradeWorkflow {
     const read: StepResult = parsed.success ? parsed.data : null;
     const upgrade = cmd.upgrade;
     const diedList = diedPids(read);
-    // The server's own record of what the operator accepted for this step.
-    const expected = (upgrade?.expectedKills ?? {}) as Partial<Record<Action, string[]>>;
-    const predicted = expected[cmd.action as Action] ?? [];
-    const comparison = cmd.action === "install" || cmd.action === "make_permanent" || cmd.action === "rollback" ? comparePrediction(predicted, diedList) : null;
+    const comparison = cmd.action === "install" || cmd.action === "make_permanent" || cmd.action === "rollback" ? predictionComparison(read) : null;
     this.refreshReleases(node, read);
     // After install and make_permanent the agent checks every changed module runs its target code.
     const verification = verificationOf(read);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { BeamdeckError } from "../../server/errors";
 import { requireGate } from "../../server/upgrades/gate";
-import { comparePrediction, errorFindingIds, killCount, plan, predictedKills, verificationOf } from "../../server/upgrades/plan";
+import { errorFindingIds, killCount, plan, predictedKills, verificationOf } from "../../server/upgrades/plan";
+import { predictionComparison } from "../../server/upgrades/workflow";
 
 const base = plan.parse({
   step: "install",
@@ -46,12 +47,15 @@ describe("upgrade plans on the server", () => {
     expect(killCount(big)).toBe(1002);
   });
 
-  it("compares prediction with what died", () => {
-    expect(comparePrediction(["<0.1.0>", "<0.3.0>"], ["<0.3.0>", "<0.9.0>"])).toEqual({
+  it("takes prediction against deaths from the agent's comparison (the one place it is made)", () => {
+    const death = (pid: string) => ({ pid, name: null, initialCall: null, reason: "killed" });
+    const result = { deaths: { predictedAndDied: [death("<0.3.0>")], predictedButAlive: [death("<0.1.0>")], diedUnpredicted: [death("<0.9.0>")] } };
+    expect(predictionComparison(result as Parameters<typeof predictionComparison>[0])).toEqual({
       predictedAndDied: ["<0.3.0>"],
       predictedButAlive: ["<0.1.0>"],
       diedUnpredicted: ["<0.9.0>"],
     });
+    expect(predictionComparison(null)).toBeNull();
   });
 
   it("refuses a plan without its digest, step or verdict (one schema for the agent's plan)", () => {
