@@ -23,6 +23,8 @@ import {
   OldCodeLinger,
   type AlertDraft,
   type EventFacts,
+  unverifiedDraft,
+  type VerificationMisses,
 } from "./rules";
 import { autoResolve, loadRules, raiseAlert, type RuleSetting } from "./store";
 import { deliverDue, enqueueDeliveries } from "./webhooks";
@@ -199,6 +201,13 @@ export class AlertEngine {
       for (const d of fire) await this.raise(d, null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
       for (const key of cleared) await this.resolve(key);
     }
+  }
+
+  /** An upgrade step's own check found modules on old code or children not started (rule `upgrade_unverified`). */
+  async upgradeUnverified(node: string, step: string, vsn: string, v: VerificationMisses): Promise<void> {
+    const rules = await this.currentRules().catch(() => null);
+    if (!rules?.upgrade_unverified?.enabled) return;
+    await this.raise(unverifiedDraft(node, step, vsn, v), null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
   }
 
   private async tickDrift(): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 
-export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "mailbox_leak", "node_down", "old_code", "event_gap", "version_drift"] as const;
+export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "mailbox_leak", "node_down", "old_code", "event_gap", "version_drift", "upgrade_unverified"] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
 
 export const ruleParams = {
@@ -44,6 +44,7 @@ export const ruleParams = {
       .max(7 * 86_400)
       .default(600),
   }),
+  upgrade_unverified: z.object({}),
   version_drift: z.object({
     /** How long the connected nodes of one group may run different releases before it pages. */
     forSeconds: z
@@ -66,6 +67,7 @@ export const RULE_TITLES: Record<RuleKind, string> = {
   event_gap: "Event sequence gap or regression (events missing or forged)",
   old_code: "Processes left on old code",
   version_drift: "Nodes of a group run different releases",
+  upgrade_unverified: "An upgrade step left modules on old code or children not started",
 };
 
 export function defaultParams<K extends RuleKind>(kind: K): RuleParams[K] {
@@ -349,4 +351,32 @@ export class DriftWatch {
     }
     return { fire, cleared };
   }
+}
+
+/** What the agent's check after a step found missing (server/upgrades/plan.ts, `verification`). */
+export interface VerificationMisses {
+  checked: number;
+  missedCount: number;
+  missed: { module: string }[];
+  notStarted?: { supervisor: string; id: string }[];
+}
+
+/**
+ * A step that succeeded but left changed modules on their old code (an
+ * appup that misses them) or new permanent children not started pages
+ * once per node and target release: nothing else would show it until the
+ * next upgrade or restart.
+ */
+export function unverifiedDraft(node: string, step: string, vsn: string, v: VerificationMisses): AlertDraft {
+  const parts: string[] = [];
+  if (v.missedCount > 0) parts.push(`${v.missedCount} of ${v.checked} module(s) not on ${vsn}'s code (${v.missed.map((m) => m.module).join(", ")})`);
+  const idle = v.notStarted ?? [];
+  if (idle.length > 0) parts.push(`${idle.length} permanent child(ren) not started (${idle.map((c) => `${c.supervisor}/${c.id}`).join(", ")})`);
+  return {
+    kind: "upgrade_unverified",
+    node,
+    groupKey: `upgrade_unverified|${node}|${vsn}`,
+    title: `${step} of ${vsn} on ${node} not verified: ${parts.join("; ") || "see the step's verification"}`,
+    detail: { step, vsn, checked: v.checked, missedCount: v.missedCount, missed: v.missed.slice(0, 100), notStarted: idle.slice(0, 100) },
+  };
 }

@@ -76,7 +76,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const oldCode = new OldCodeWatch(registry);
   const groups = async () => groupNodes(await listNodes({ prisma: db.prisma, registry, oldCode, instanceId }));
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode, groups);
-  const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations);
+  const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations, (node, step, vsn, v) => alerts.upgradeUnverified(node, step, vsn, v));
   const wsSessions = new WsSessions(db.prisma);
   const system = new SystemWatch(registry);
   const metrics = new MetricsCounters({ registry, events });

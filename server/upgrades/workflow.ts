@@ -19,7 +19,7 @@ import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
 import type { OldCodeReply } from "./old-code-watch";
-import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, verificationOf } from "./plan";
+import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, type Verification, verificationOf } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -115,6 +115,8 @@ export class UpgradeWorkflow {
     private readonly hub: Hub,
     private readonly registry: AgentRegistry,
     private readonly expectations: Expectations,
+    /** Pages when a step's own verification finds misses (the alert engine's `upgrade_unverified` rule). */
+    private readonly unverified: ((node: string, step: string, vsn: string, v: Verification) => Promise<void>) | null = null,
   ) {
     registry.onAgentFrame((node, frame) => this.onFrame(node, frame));
   }
@@ -356,6 +358,7 @@ export class UpgradeWorkflow {
     this.refreshReleases(node, read);
     // After install and make_permanent the agent checks every changed module runs its target code.
     const verification = verificationOf(read);
+    if (ok && verification && !verification.ok && this.unverified) await this.unverified(node, cmd.action, (cmd.params as { vsn?: string } | null)?.vsn ?? upgrade?.toVsn ?? "?", verification);
     if (upgrade) {
       const status = !ok ? "failed" : cmd.action === "install" ? "installed" : cmd.action === "make_permanent" ? "permanent" : cmd.action === "rollback" ? "rolled_back" : upgrade.status;
       const actual = { ...((upgrade.actualKills as object | null) ?? {}), [cmd.action]: { died: diedList, comparison, verification } };

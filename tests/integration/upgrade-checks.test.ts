@@ -259,5 +259,15 @@ describe("the CLI: upgrade plan exits 5 on error findings; install needs each ac
     const rows = JSON.parse(audit.stdout) as { outcome: string | null; data: Json | null }[];
     const outcome = rows.find((e) => e.outcome === "ok" && e.data?.verification);
     expect(outcome?.data?.verification).toMatchObject({ ok: false, missedCount: 1, missed: [{ module: "bd_checks_missing" }] });
+
+    // The misses page (rule upgrade_unverified, on by default).
+    const alerts = await server.cli(["alerts", "--json"]);
+    expect(alerts.code, alerts.stderr).toBe(0);
+    const open = (JSON.parse(alerts.stdout) as { kind: string; node: string; title: string }[]).filter((a) => a.kind === "upgrade_unverified");
+    expect(open).toHaveLength(1);
+    expect(open[0].node).toBe(node.name);
+    expect(open[0].title).toMatch(
+      /^install of 1\.1\.0 on .* not verified: 1 of \d+ module\(s\) not on 1\.1\.0's code \(bd_checks_missing\); 1 permanent child\(ren\) not started \(bd_checks_sup\/bd_checks_extra\)$/,
+    );
   }, 300_000);
 });

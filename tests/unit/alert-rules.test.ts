@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { defaultParams, LeakWatch, MailboxWatch, matchChildTerminated, matchMaxRestartIntensity, OldCodeLinger, type EventFacts } from "../../server/alerts/rules";
+import { defaultParams, LeakWatch, MailboxWatch, matchChildTerminated, matchMaxRestartIntensity, OldCodeLinger, type EventFacts, unverifiedDraft } from "../../server/alerts/rules";
 import { Expectations } from "../../server/alerts/expectations";
 import { backoffMs, sign } from "../../server/alerts/webhooks";
 
@@ -132,5 +132,20 @@ describe("old code rule", () => {
     expect(fire[0].title).toMatch(/^5 process\(es\) on n still on old code of Elixir.TestListener for 10 min/);
     expect(w.observe("n", mods, p, 700_000).fire).toHaveLength(0);
     expect(w.observe("n", [], p, 710_000).cleared).toEqual(["old_code|n|Elixir.TestListener"]);
+  });
+});
+
+describe("upgrade_unverified", () => {
+  it("names the modules left on old code and the children not started, once per node and release", () => {
+    const d = unverifiedDraft("n@h", "install", "1.1.0", {
+      checked: 7,
+      missedCount: 1,
+      missed: [{ module: "bd_checks_missing" }],
+      notStarted: [{ supervisor: "bd_checks_sup", id: "bd_checks_extra" }],
+    });
+    expect(d).toMatchObject({ kind: "upgrade_unverified", node: "n@h", groupKey: "upgrade_unverified|n@h|1.1.0" });
+    expect(d.title).toBe("install of 1.1.0 on n@h not verified: 1 of 7 module(s) not on 1.1.0's code (bd_checks_missing); 1 permanent child(ren) not started (bd_checks_sup/bd_checks_extra)");
+    const modulesOnly = unverifiedDraft("n@h", "make_permanent", "1.1.0", { checked: 7, missedCount: 2, missed: [{ module: "a" }, { module: "b" }] });
+    expect(modulesOnly.title).toBe("make_permanent of 1.1.0 on n@h not verified: 2 of 7 module(s) not on 1.1.0's code (a, b)");
   });
 });
