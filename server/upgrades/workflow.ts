@@ -229,7 +229,10 @@ export class UpgradeWorkflow {
         // What the operator accepted, readable without the full preview below.
         acceptedOntoOldCode: preview ? onOldCode(preview) : [],
         findingsAccepted: preview ? findingsAccepted(preview) : [],
-        gate: gate ? { used: gate.used, acceptPlan: gate.acceptPlan ?? null, maxKills: gate.maxKills ?? null, acceptedFindings: gate.acceptedFindings } : null,
+        // acceptFindings: the ids named one by one (the browser's ticks, the CLI's --accept-finding); acceptedFindings: every error finding the gate let through.
+        gate: gate
+          ? { used: gate.used, acceptPlan: gate.acceptPlan ?? null, maxKills: gate.maxKills ?? null, acceptFindings: gate.acceptFindings ?? [], acceptedFindings: gate.acceptedFindings }
+          : null,
         preview: preview ? jsonSafe(preview) : null,
       },
     });

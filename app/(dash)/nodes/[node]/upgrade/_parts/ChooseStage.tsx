@@ -48,7 +48,7 @@ export function ChooseStage({ s, target }: { s: UpgradeState; target: string }) 
               />
             </div>
             <div className="up-col">
-              <ImpactPreview node={node} plan={plan} stale={s.planStale} fetching={s.planFetching} onRecompute={s.recomputePlan} title={`Impact of installing ${target}`} />
+              <ImpactPreview node={node} plan={plan} stale={s.planStale} fetching={s.planFetching} onRecompute={s.recomputePlan} title={`Impact of installing ${target}`} acceptance={s.acceptance} />
               <Panel title={`Install ${target}`} testid="install-panel">
                 {s.targetEntry?.state === "package" ? (
                   <p className="up-needs-unpack" data-testid="needs-unpack">
@@ -57,7 +57,16 @@ export function ChooseStage({ s, target }: { s: UpgradeState; target: string }) 
                 ) : (
                   <OperatorOnly>
                     <ConfirmNode node={node} value={s.confirmInstall} onChange={s.setConfirmInstall} testid="confirm-install" />
-                    <InstallButton vsn={target} plan={plan} stale={s.planStale} busy={s.busy || s.install.isPending} confirmed={s.confirmInstall === node} kills={s.kills} onClick={s.doInstall} />
+                    <InstallButton
+                      vsn={target}
+                      plan={plan}
+                      stale={s.planStale}
+                      busy={s.busy || s.install.isPending}
+                      confirmed={s.confirmInstall === node}
+                      kills={s.kills}
+                      unaccepted={s.unacceptedFindings.length}
+                      onClick={s.doInstall}
+                    />
                   </OperatorOnly>
                 )}
                 <ErrorBox error={s.install.error} what="Install refused" onDismiss={() => s.install.reset()} testid="install-error" />
@@ -80,6 +89,7 @@ function InstallButton({
   busy,
   confirmed,
   kills,
+  unaccepted,
   onClick,
 }: {
   vsn: string;
@@ -88,6 +98,8 @@ function InstallButton({
   busy: boolean;
   confirmed: boolean;
   kills: { install: string[]; makePermanent: string[] };
+  /** Error findings not yet accepted one by one. */
+  unaccepted: number;
   onClick: () => void;
 }) {
   const blocked = plan.verdict === "blocked";
@@ -96,16 +108,18 @@ function InstallButton({
     ? `Install ${vsn} — restarts the node`
     : blocked
       ? `Install ${vsn} — blocked: ${plan.counts.blocks_install} process(es) on old code with a soft pre-purge`
-      : `Install ${vsn} — ${killsText(kills.install.length, kills.makePermanent.length)}`;
+      : `Install ${vsn} — ${killsText(kills.install.length, kills.makePermanent.length)}${unaccepted > 0 ? ` (${unaccepted} error finding(s) to accept)` : ""}`;
   const why = stale
     ? "the preview is being recomputed for your choices"
     : blocked
       ? "switch the pre-purge (advanced) to brutal, or wait until those processes leave the old code"
-      : !confirmed
-        ? "type the node name first"
-        : busy
-          ? "a step is running"
-          : null;
+      : unaccepted > 0
+        ? `accept each error finding above first (${unaccepted} left): each is a way this upgrade is known to fail`
+        : !confirmed
+          ? "type the node name first"
+          : busy
+            ? "a step is running"
+            : null;
   return (
     <div className="up-buttons">
       <button
@@ -115,7 +129,8 @@ function InstallButton({
         data-kills={total}
         data-kills-now={kills.install.length}
         data-kills-later={kills.makePermanent.length}
-        disabled={!confirmed || stale || busy || blocked}
+        data-unaccepted={unaccepted}
+        disabled={!confirmed || stale || busy || blocked || unaccepted > 0}
         onClick={onClick}
       >
         {label}

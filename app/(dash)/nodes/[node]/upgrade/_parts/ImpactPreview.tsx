@@ -19,8 +19,19 @@ const IMPACT: Record<Plan["impact"], string> = {
   restarts: "The node restarts",
 };
 
-/** The plan's findings, errors first: an error finding is accepted with the plan (the digest). */
-function FindingList({ findings }: { findings: Finding[] }) {
+/** Which error findings the operator accepted, one by one (only where this plan is the one to install). */
+export interface FindingAcceptance {
+  accepted: readonly string[];
+  toggle: (id: string) => void;
+}
+
+/**
+ * The plan's findings, errors first, above the kill list. Where the plan is
+ * the one Install sends, each error finding has its own checkbox: Install
+ * stays disabled until every one is accepted, and the ids go with the step
+ * (the audit records them).
+ */
+function FindingList({ findings, acceptance }: { findings: Finding[]; acceptance?: FindingAcceptance }) {
   if (findings.length === 0) return null;
   const order = { error: 0, warning: 1, info: 2 } as const;
   return (
@@ -29,6 +40,11 @@ function FindingList({ findings }: { findings: Finding[] }) {
         .sort((a, b) => order[a.severity] - order[b.severity])
         .map((f) => (
           <li key={f.id} className={`up-finding up-finding-${f.severity}`} data-testid="finding" data-id={f.id} data-severity={f.severity}>
+            {acceptance && f.severity === "error" ? (
+              <label className="up-accept">
+                <input type="checkbox" data-testid="accept-finding" data-id={f.id} checked={acceptance.accepted.includes(f.id)} onChange={() => acceptance.toggle(f.id)} /> accept
+              </label>
+            ) : null}
             <b>{f.severity}</b> <code>{f.id}</code> {f.message}
             {f.fix ? <div className="muted">{f.fix}</div> : null}
           </li>
@@ -146,9 +162,11 @@ export function ImpactPreview({
   onRecompute,
   title,
   testid = "impact-panel",
+  acceptance,
 }: {
   node: string;
   plan: Plan;
+  acceptance?: FindingAcceptance;
   stale: boolean;
   fetching: boolean;
   onRecompute: () => void;
@@ -192,7 +210,7 @@ export function ImpactPreview({
           <FateBadge fate="node_restarts" when={plan.nodeFate.when} /> {plan.nodeFate.why}
         </div>
       ) : null}
-      <FindingList findings={plan.findings} />
+      <FindingList findings={plan.findings} acceptance={acceptance} />
       <div
         className="muted up-digest"
         data-testid="plan-digest"

@@ -61,6 +61,8 @@ export function useUpgradeState(node: string) {
   const pre = useMemo(() => decodeChoices(url.pre), [url.pre]);
   // The node's name, typed anew for every step.
   const [confirmInstall, setConfirmInstall] = useState("");
+  // Error findings accepted one by one, for the plan with this digest only (a new plan starts over).
+  const [acceptedFor, setAcceptedFor] = useState<{ digest: string; ids: string[] }>({ digest: "", ids: [] });
   const [confirmDecision, setConfirmDecision] = useState("");
   // Once a release is installed the URL's choices are no longer in effect (the upgrade's record holds
   // what was installed): a reload after make permanent or roll back reviews the next pending release.
@@ -155,13 +157,29 @@ export function useUpgradeState(node: string) {
   const sending = unpack.isPending ? "unpack" : install.isPending ? "install" : makePermanent.isPending ? "make permanent" : rollback.isPending ? "roll back" : null;
 
   const doUnpack = (vsn: string) => unpack.mutate({ node, vsn }, { onSuccess: started("unpack", vsn) });
+  const errorFindings = (plan?.findings ?? []).filter((f) => f.severity === "error").map((f) => f.id);
+  const acceptedFindings = plan && acceptedFor.digest === plan.digest ? acceptedFor.ids.filter((id) => errorFindings.includes(id)) : [];
+  const unacceptedFindings = errorFindings.filter((id) => !acceptedFindings.includes(id));
+  const toggleFinding = (id: string) => {
+    if (!plan) return;
+    const ids = acceptedFindings.includes(id) ? acceptedFindings.filter((x) => x !== id) : [...acceptedFindings, id];
+    setAcceptedFor({ digest: plan.digest, ids });
+  };
   const doInstall = () => {
     if (!plan || !target) return;
     // Every module's post-purge explicitly: the server's make_permanent check reads the upgrade's choices.
     const explicitPost: PurgeMap = Object.fromEntries(pickerModules.map((m) => [m.module, post[m.module] ?? m.defaultPost]));
     install.mutate(
       // The digest of the plan shown: the agent refuses the step if its own plan kills anyone else.
-      { node, vsn: target, purge: explicitPost, prePurge: pre, confirmNode: confirmInstall, acceptPlan: plan.digest },
+      {
+        node,
+        vsn: target,
+        purge: explicitPost,
+        prePurge: pre,
+        confirmNode: confirmInstall,
+        acceptPlan: plan.digest,
+        ...(acceptedFindings.length ? { acceptFindings: acceptedFindings } : {}),
+      },
       {
         onSuccess: (r) => {
           started("install", target)(r);
@@ -256,6 +274,8 @@ export function useUpgradeState(node: string) {
     rollback,
     doUnpack,
     doInstall,
+    acceptance: { accepted: acceptedFindings, toggle: toggleFinding },
+    unacceptedFindings,
     doMakePermanent,
     doRollback,
   };
