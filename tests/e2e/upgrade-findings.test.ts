@@ -77,6 +77,11 @@ describe("error findings accepted one by one", () => {
 
       await install.click();
       await expect.poll(() => page.getByTestId("progress").getAttribute("data-state"), { timeout: 240_000 }).toBe("ok");
+      // Predicted vs actual carries the agent's verification: bd_checks_missing is not in the appup.
+      const verification = page.locator('[data-testid="pva-panel"] [data-testid="pva-step"][data-step="install"] [data-testid="pva-verification"]').first();
+      await verification.waitFor({ timeout: 30_000 });
+      expect(await verification.getAttribute("data-ok")).toBe("false");
+      expect(await verification.textContent()).toMatch(/NOT VERIFIED: 1 of \d+ module\(s\) still run other code \(bd_checks_missing\)/);
     });
     // The step went out with exactly the ticked ids, and the audit says so.
     const audit = await bd.cli(["audit", "--json", "--action", "upgrade.install"]);

@@ -5,6 +5,7 @@
  */
 import { Atom } from "../../../../../_components/Names";
 import { InitialCall, PidLink } from "./Bits";
+import type { Verification } from "../../../../../../server/upgrades/plan";
 import { commandOutcome, type Comparison, type DeathRow, type Step, type Upgrade } from "./types";
 
 const STEP_LABEL: Record<Step, string> = { install: "install", make_permanent: "make permanent", rollback: "roll back" };
@@ -46,7 +47,7 @@ function Who({ node, pid, info }: { node: string; pid: string; info?: DeathRow }
 
 export function StepComparison({ node, u, step }: { node: string; u: Upgrade; step: Step }) {
   const expected = ((u.expectedKills ?? {}) as Record<string, string[]>)[step] ?? [];
-  const actual = ((u.actualKills ?? {}) as Record<string, { died: string[]; comparison: Comparison | null }>)[step];
+  const actual = ((u.actualKills ?? {}) as Record<string, { died: string[]; comparison: Comparison | null; verification?: Verification | null }>)[step];
   const info = deathsOf(u, step);
   if (!actual) {
     return (
@@ -89,6 +90,26 @@ export function StepComparison({ node, u, step }: { node: string; u: Upgrade; st
           ))}
         </div>
       </div>
+      <VerificationLine v={actual.verification ?? null} />
+    </div>
+  );
+}
+
+/** The agent's check right after the step: every changed module on its target code, new children started. */
+function VerificationLine({ v }: { v: Verification | null }) {
+  if (!v) return null;
+  if (v.ok)
+    return (
+      <div className="up-held" data-testid="pva-verification" data-ok="true">
+        verified: {v.checked} module(s) run the target release's code
+      </div>
+    );
+  const idle = v.notStarted ?? [];
+  return (
+    <div className="up-missed" data-testid="pva-verification" data-ok="false">
+      NOT VERIFIED:
+      {v.missedCount > 0 ? ` ${v.missedCount} of ${v.checked} module(s) still run other code (${v.missed.map((m) => m.module).join(", ")}) — an appup that misses them?` : ""}
+      {idle.length > 0 ? ` ${idle.length} permanent child(ren) not started (${idle.map((c) => `${c.supervisor}/${c.id}`).join(", ")}) — new child specs release_handler does not start.` : ""}
     </div>
   );
 }
