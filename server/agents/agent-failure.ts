@@ -17,7 +17,8 @@ export function agentFailure(e: unknown): never {
     case "busy":
       throw new BeamdeckError("BD_CONFLICT", `the node is busy with another upgrade step: ${e.message}`);
     case "not_found":
-      throw new BeamdeckError("BD_NOT_FOUND", `${e.code}: ${e.message}`, { agentCode: e.code });
+      // The agent's message is already the sentence ("no such process <0.8000.0>", "no release 0.1.1: …").
+      throw new BeamdeckError("BD_NOT_FOUND", e.message, { agentCode: e.code });
     case "bad_reply":
       // The agent answered, but not in protocol 1's shape: a clear error naming the field.
       throw new BeamdeckError("BD_AGENT_BAD_REPLY", e.message);

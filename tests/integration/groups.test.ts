@@ -106,7 +106,7 @@ describe("rollout plan", () => {
     expect(r.code).toBe(1);
     const line = (node: BeamNode) => r.stdout.split("\n").find((l) => l.startsWith(`${node.name} `)) ?? "";
     expect(line(shopRel)).toMatch(/install 0\.1\.0 -> 0\.1\.1\s+would_kill\s+\d+\s+-\s+[0-9a-f]{64}$/);
-    expect(line(shopCounter)).toMatch(/not planned: not_found: no release 0\.1\.1/);
+    expect(line(shopCounter)).toMatch(/not planned: no release 0\.1\.1/);
     expect(r.stdout).toMatch(/group shop to 0\.1\.1: 1 of 2 node\(s\) planned, [1-9]\d* process\(es\) would be killed in all/);
   });
 
