@@ -64,11 +64,11 @@ describe("error findings accepted one by one", () => {
       expect(await install.isDisabled()).toBe(true);
       expect(await install.getAttribute("data-unaccepted")).toBe(String(errorIds.length));
       expect(await install.textContent()).toContain(`(${errorIds.length} error finding(s) to accept)`);
-      expect(await page.locator(".up-why-disabled").textContent()).toContain(`(${errorIds.length} left)`);
+      expect(await page.getByTestId("install-panel").locator(".up-why-disabled").textContent()).toContain(`(${errorIds.length} left)`);
 
       // All but one: still disabled, one left.
       for (const id of errorIds.slice(1)) await page.locator(`[data-testid="accept-finding"][data-id="${id}"]`).check();
-      expect(await install.getAttribute("data-unaccepted")).toBe("1");
+      await expect.poll(() => install.getAttribute("data-unaccepted")).toBe("1");
       expect(await install.isDisabled()).toBe(true);
       // The last one: enabled.
       await page.locator(`[data-testid="accept-finding"][data-id="${errorIds[0]}"]`).check();
