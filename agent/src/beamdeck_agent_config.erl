@@ -18,7 +18,7 @@
 
 -compile({no_auto_import, [get/1]}).
 
--export([get/1, url/0, parse_url/1, token/0, tls_verify/0, boot_id/0, new_boot_id/0,
+-export([get/1, urls/0, parse_url/1, parse_urls/1, token/0, tls_verify/0, boot_id/0, new_boot_id/0,
          node_name/0, agent_version/0, schema/0, check/0, doc_table/0]).
 
 %% Exported for the EUnit tests only.
@@ -49,7 +49,8 @@
 schema() ->
     [e(url, text, undefined, "BEAMDECK_URL",
        "server endpoint, `ws://HOST:4000/agent` (or `wss://…`; an `http(s)://HOST:PORT` "
-       "base works too). Without it the agent stays idle and says so once"),
+       "base works too); several separated by commas are tried in order, then round, "
+       "moving on after each failure. Without it the agent stays idle and says so once"),
      e(token, text, undefined, "BEAMDECK_TOKEN",
        "an agent token from `beamdeck agent-token create <label>`"),
      e(node_id, text, undefined, "BEAMDECK_NODE_ID",
@@ -178,15 +179,33 @@ get(Key) ->
         false -> application:get_env(?APP, Key, undefined)
     end.
 
-%% @doc The server endpoint: `undefined' when no URL is set, else the parsed URL.
--spec url() -> undefined | {ok, endpoint()} | {error, Reason}
+%% @doc The server endpoints, in the order the agent tries them: the
+%% `url' setting may name several, separated by commas
+%% (`ws://a:4000/agent,ws://b:4000/agent'). `undefined' when none is set.
+-spec urls() -> undefined | {ok, [endpoint(), ...]} | {error, Reason}
     when Reason :: {bad_url, string(), Why :: atom()}.
-url() ->
+urls() ->
     case get(url) of
         undefined -> undefined;
-        "" -> undefined;
-        <<>> -> undefined;
-        Url -> parse_url(Url)
+        Text -> parse_urls(Text)
+    end.
+
+%% @doc parse_url/1 over a comma-separated list; empty items are skipped,
+%% the first bad one is the error. `undefined' when nothing is left.
+-spec parse_urls(Text) -> undefined | {ok, [endpoint(), ...]} | {error, {bad_url, string(), Why :: atom()}}
+    when Text :: string() | binary().
+parse_urls(Text) when is_binary(Text) -> parse_urls(unicode:characters_to_list(Text));
+parse_urls(Text) when is_list(Text) ->
+    Items = [string:trim(I) || I <- string:split(Text, ",", all)],
+    parse_each([I || I <- Items, I =/= ""], []);
+parse_urls(Other) -> parse_url(Other).
+
+parse_each([], []) -> undefined;
+parse_each([], Acc) -> {ok, lists:reverse(Acc)};
+parse_each([Url | Rest], Acc) ->
+    case parse_url(Url) of
+        {ok, E} -> parse_each(Rest, [E | Acc]);
+        {error, _} = Error -> Error
     end.
 
 %% @doc Parse `ws://HOST:PORT/agent', `wss://…/agent', or an `http(s)://HOST:PORT'

@@ -44,6 +44,8 @@
 
 -record(d, {opts :: map(),
             endpoint :: undefined | beamdeck_agent_config:endpoint(),
+            %% Every endpoint, the current one first; a failure moves to the next.
+            endpoints = [] :: [beamdeck_agent_config:endpoint()],
             ws :: undefined | beamdeck_agent_ws:ws(),
             dialer :: undefined | {pid(), reference(), reference()},
             phase = backoff :: backoff | dialing | welcome | open,
@@ -147,8 +149,8 @@ init(Opts0) ->
     D = #d{opts = Opts, backoff = maps:get(backoff_min, Opts)},
     Url = case maps:find(url, Opts) of
               {ok, U} when U =:= undefined; U =:= ""; U =:= <<>> -> undefined;
-              {ok, U} -> beamdeck_agent_config:parse_url(U);
-              error -> beamdeck_agent_config:url()
+              {ok, U} -> beamdeck_agent_config:parse_urls(U);
+              error -> beamdeck_agent_config:urls()
           end,
     case Url of
         undefined ->
@@ -160,8 +162,8 @@ init(Opts0) ->
                          "ws://HOST:PORT/agent, wss://HOST/agent or an http(s)://HOST:PORT base. "
                          "The agent stays idle.", [Text, Why]),
             {ok, idle, set_state(idle, D)};
-        {ok, Endpoint} ->
-            {ok, connecting, set_state(connecting, D#d{endpoint = Endpoint}),
+        {ok, [Endpoint | _] = Endpoints} ->
+            {ok, connecting, set_state(connecting, D#d{endpoint = Endpoint, endpoints = Endpoints}),
              [{state_timeout, 0, dial}]}
     end.
 
@@ -610,9 +612,15 @@ disconnect(Reason, _State, D0) ->
                                         false -> D1
                                     end),
     true = ets:insert(?TAB, [{backoffMs, Next}, {lastError, printed(Reason)}, {queued, 0}]),
+    %% Several endpoints: the next one gets the next dial (then round again).
+    {Endpoint, Endpoints} = case D2#d.endpoints of
+                                [Cur, NextEp | Rest] -> {NextEp, [NextEp | Rest] ++ [Cur]};
+                                Same -> {D2#d.endpoint, Same}
+                            end,
     D3 = set_state(connecting, D2#d{ws = undefined, dialer = undefined, phase = backoff,
                                     queue = queue:new(), qlen = 0, backoff = Next,
-                                    connected_at = undefined}),
+                                    connected_at = undefined, endpoint = Endpoint,
+                                    endpoints = Endpoints}),
     {next_state, connecting, D3, [{state_timeout, Delay, dial}, {{timeout, keepalive}, cancel}]}.
 
 %% @doc The delay before the next dial: `Base' +-20 %, `Rand' uniform in [0, 1).

@@ -71,7 +71,7 @@ os_overrides() ->
     ?assertEqual("ws://os:2/agent", ?C:get(url)),
     ?assertEqual("os-token", ?C:token()),
     ?assertEqual("os@id", ?C:get(node_id)),
-    ?assertEqual({ok, #{scheme => ws, host => "os", port => 2, path => "/agent"}}, ?C:url()).
+    ?assertEqual({ok, [#{scheme => ws, host => "os", port => 2, path => "/agent"}]}, ?C:urls()).
 
 tls_verify() ->
     [begin
@@ -92,13 +92,22 @@ empty_os() ->
     ?assertEqual("ws://app:1/agent", ?C:get(url)).
 
 url() ->
-    ?assertEqual(undefined, ?C:url()),
+    ?assertEqual(undefined, ?C:urls()),
     application:set_env(beamdeck_agent, url, ""),
-    ?assertEqual(undefined, ?C:url()),
+    ?assertEqual(undefined, ?C:urls()),
     application:set_env(beamdeck_agent, url, "http://h:4000"),
-    ?assertEqual({ok, #{scheme => ws, host => "h", port => 4000, path => "/agent"}}, ?C:url()),
+    ?assertEqual({ok, [#{scheme => ws, host => "h", port => 4000, path => "/agent"}]}, ?C:urls()),
     application:set_env(beamdeck_agent, url, "nonsense"),
-    ?assertMatch({error, {bad_url, "nonsense", _}}, ?C:url()).
+    ?assertMatch({error, {bad_url, "nonsense", _}}, ?C:urls()),
+    %% Several endpoints, tried in this order; blanks and empty items are skipped.
+    application:set_env(beamdeck_agent, url, " ws://a:1/agent , ,https://b "),
+    ?assertEqual({ok, [#{scheme => ws, host => "a", port => 1, path => "/agent"},
+                       #{scheme => wss, host => "b", port => 443, path => "/agent"}]}, ?C:urls()),
+    %% One bad item is the error (not silently dropped).
+    application:set_env(beamdeck_agent, url, "ws://a:1/agent,ftp://b"),
+    ?assertMatch({error, {bad_url, "ftp://b", unsupported_scheme}}, ?C:urls()),
+    application:set_env(beamdeck_agent, url, " , "),
+    ?assertEqual(undefined, ?C:urls()).
 
 node_name() ->
     case erlang:is_alive() of

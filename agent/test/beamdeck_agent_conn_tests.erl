@@ -469,6 +469,38 @@ flood(Conn, Pad, Deadline, {MaxQ, MaxMem, N}) ->
             flood(Conn, Pad, Deadline, {max(MaxQ, Q), max(MaxMem, M), N + 1})
     end.
 
+%%% SEVERAL ENDPOINTS %%%
+
+endpoints_test_() ->
+    {timeout, 60, fun endpoints/0}.
+
+%% `ws://a,ws://b': a dead first endpoint is skipped; when the live one goes
+%% away, the agent moves on to the other (in order, then round).
+endpoints() ->
+    Dead = free_port(),
+    B = ?SRV:start(),
+    Url = fun(Port) -> "ws://127.0.0.1:" ++ integer_to_list(Port) ++ "/agent" end,
+    try
+        start(#{url => Url(Dead) ++ "," ++ Url(?SRV:port(B)), backoff_min => 100, backoff_max => 400}),
+        beamdeck_test_util:wait_until(fun ?CONN:connected/0, 15000),
+        ?assert(stat(attempts) >= 2),
+        #{<<"text">> := Hello} = ?SRV:await(B, fun(#{<<"ev">> := E}) -> E =:= <<"message">> end),
+        ?assertMatch({ok, #{<<"type">> := <<"hello">>}}, beamdeck_agent_json:decode(Hello)),
+        %% B goes away; A comes up on the port that was dead: the agent follows.
+        ?SRV:stop(B),
+        beamdeck_test_util:wait_until(fun() -> not ?CONN:connected() end),
+        A = ?SRV:start(["--port", integer_to_list(Dead)]),
+        try
+            beamdeck_test_util:wait_until(fun ?CONN:connected/0, 15000),
+            #{<<"text">> := Again} = ?SRV:await(A, fun(#{<<"ev">> := E}) -> E =:= <<"message">> end),
+            ?assertMatch({ok, #{<<"type">> := <<"hello">>}}, beamdeck_agent_json:decode(Again))
+        after
+            ?SRV:stop(A)
+        end
+    after
+        stop()
+    end.
+
 %%% SERVER DOWN AND BACK %%%
 
 restart_test_() ->
