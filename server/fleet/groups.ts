@@ -27,7 +27,9 @@ export function groupNodes(nodes: NodeListing[]): Group[] {
   const byName = new Map<string, NodeListing[]>();
   for (const n of nodes) {
     const key = n.group ?? NO_GROUP;
-    byName.set(key, [...(byName.get(key) ?? []), n]);
+    const members = byName.get(key);
+    if (members) members.push(n);
+    else byName.set(key, [n]);
   }
   return [...byName.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
