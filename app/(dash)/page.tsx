@@ -12,6 +12,7 @@ import { ago, dateTime, int } from "../_lib/format";
 import { useNow } from "../_lib/hooks";
 import { errorMessage, useTRPC } from "../_lib/trpc";
 import { StatusRow } from "../_components/ListParts";
+import { NodeStatus } from "../_components/NodeStatus";
 
 export default function NodesPage() {
   const trpc = useTRPC();
@@ -62,15 +63,7 @@ export default function NodesPage() {
                   </Link>
                 </td>
                 <td>
-                  {n.connected ? (
-                    <span className="status status-up" data-testid="node-status">
-                      connected{n.instance ? ` (instance ${n.instance})` : ""}
-                    </span>
-                  ) : (
-                    <span className="status status-down" data-testid="node-status" title={dateTime(n.lastSeenAt)}>
-                      disconnected · last seen {ago(n.lastSeenAt, now)}
-                    </span>
-                  )}
+                  <NodeStatus connected={n.connected} instance={n.instance} lastSeenAt={n.lastSeenAt} now={now} />
                 </td>
                 <td>{n.otpRelease ?? "–"}</td>
                 <td className="mono">{n.ertsVersion ?? "–"}</td>

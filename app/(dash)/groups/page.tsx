@@ -7,7 +7,8 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import Link from "next/link";
-import { ago, dateTime, int } from "../../_lib/format";
+import { NodeStatus } from "../../_components/NodeStatus";
+import { int } from "../../_lib/format";
 import { useNow } from "../../_lib/hooks";
 import { errorMessage, useTRPC } from "../../_lib/trpc";
 
@@ -64,13 +65,7 @@ export default function GroupsPage() {
                     </Link>
                   </td>
                   <td>
-                    {n.connected ? (
-                      <span className="status status-up">connected</span>
-                    ) : (
-                      <span className="status status-down" title={dateTime(n.lastSeenAt)}>
-                        disconnected · last seen {ago(n.lastSeenAt, now)}
-                      </span>
-                    )}
+                    <NodeStatus connected={n.connected} instance={n.instance} lastSeenAt={n.lastSeenAt} now={now} />
                   </td>
                   <td className="mono" data-testid="group-node-release">
                     {n.release ? `${n.release.name} ${n.release.vsn}` : "–"}
