@@ -12,6 +12,12 @@
 %%%   release's own beam on disk (someone hot-patched the node; the upgrade
 %%%   replaces or keeps that patch without saying so).
 %%%
+%%% Before make_permanent (the target is the release now current) every
+%%% loaded module of the changed applications must already run the
+%%% target's code, whatever the script did with it: a miss is the install's
+%%% `appup_missing_module' still standing, and make_permanent would make it
+%%% the node's permanent state.
+%%%
 %%% md5s: `beam_lib:md5/1' of a beam equals the loaded module's
 %%% `erlang:get_module_info(M, md5)'.
 -module(beamdeck_agent_check_appup).
@@ -22,6 +28,11 @@
 
 %% @doc The findings of this check for the plan's context.
 -spec check(Ctx) -> [beamdeck_agent_findings:finding()] when Ctx :: beamdeck_agent_checks:context().
+check(#{action := make_permanent, beams := Beams}) ->
+    Target = maps:map(fun(_, Bin) -> md5(Bin) end, Beams),
+    Facts = #{target => Target, from => #{}, loaded => loaded_md5s(maps:keys(Target)),
+              touched => [], embedded => false},
+    [installed_finding(M) || {changed, M} <- classify(Facts)];
 check(#{path := Path, script := Script, beams := Beams}) ->
     FromBeams = from_beams(Path),
     Touched = touched(Script),
@@ -31,6 +42,15 @@ check(#{path := Path, script := Script, beams := Beams}) ->
               touched => Touched,
               embedded => code:get_mode() =:= embedded},
     [finding(F) || F <- classify(Facts)].
+
+%% After install: the module still runs other code than the release now current.
+installed_finding(M) ->
+    beamdeck_agent_findings:new(
+      appup_missing_module, M, [],
+      fmt("~ts still runs other code than the installed release's beam (the relup did not "
+          "load it, or someone loaded other code since): make_permanent would keep it that way", [M]),
+      fmt("roll back, add {load_module, ~ts} to the application's appup and rebuild the relup; "
+          "or accept it and load the module by hand", [M])).
 
 %% @doc The decision, on plain facts (what EUnit tests): `target' and
 %% `from' map module → md5 of the beam on disk, `loaded' module → md5 of

@@ -4,13 +4,16 @@
 %%% A miss is a module the relup left on its old code (the appup forgot
 %%% it), or code someone loaded by hand. And every permanent child of
 %%% those applications' supervisors runs: release_handler gives a
-%%% supervisor its new child specs but starts none (`notStarted'). The
-%%% command result carries it as
+%%% supervisor its new child specs but starts none (`notStarted'). And the
+%%% processes the plan's `not_suspended' findings named are still alive
+%%% (`processes'; a dead one is a miss, with the exit reason when the step
+%%% saw it die). The command result carries it as
 %%% the optional field `verification' (capability `verification' in
-%%% `hello.capabilities'; docs/protocol.md).
+%%% `hello.capabilities'; docs/protocol.md); each kind of miss is also one
+%%% `upgrade_unverified' event (events/3).
 -module(beamdeck_agent_check_verify).
 
--export([run/2, compare/2]).
+-export([run/2, run/3, compare/2, processes/1, events/3, lone_pids/1]).
 
 -define(MAX_LISTED, 100).
 -define(CALL_TIMEOUT, 1000).
@@ -18,14 +21,83 @@
 
 -type verification() :: #{ok := boolean(), checked := non_neg_integer(),
                           missed := [map()], missedCount := non_neg_integer(),
-                          notStarted => [map()]}.
--export_type([verification/0]).
+                          notStarted => [map()], processes => [map()]}.
+%% A process a `not_suspended' finding named: its pid, the finding's
+%% module, and its exit reason if the step saw it die (else `null').
+-type watched() :: {pid(), binary() | null, binary() | null}.
+-export_type([verification/0, watched/0]).
 
-%% @doc Verify the node against release `To' (the one now current), for the
-%% applications whose version differs from release `From'. `null' when
-%% either release is unknown.
+%% @doc run/3 without processes to check.
 -spec run(From, To) -> verification() | null when From :: binary() | string(), To :: binary() | string().
 run(From, To) ->
+    run(From, To, []).
+
+%% @doc Verify the node against release `To' (the one now current), for the
+%% applications whose version differs from release `From', and that the
+%% `Watched' processes live. `null' when either release is unknown.
+-spec run(From, To, Watched) -> verification() | null
+    when From :: binary() | string(), To :: binary() | string(), Watched :: [watched()].
+run(From, To, Watched) ->
+    case modules_and_children(From, To) of
+        null -> null;
+        V ->
+            Procs = processes(Watched),
+            V#{ok => maps:get(ok, V) andalso lists:all(fun(#{alive := A}) -> A end, Procs),
+               processes => lists:sublist(Procs, ?MAX_LISTED)}
+    end.
+
+%% @doc Each watched process: alive now, or dead (with the reason the step saw).
+-spec processes(Watched) -> [map()] when Watched :: [watched()].
+processes(Watched) ->
+    [#{pid => beamdeck_agent_terms:pid(P), module => M, alive => Alive,
+       reason => case Alive of true -> null; false -> R end}
+     || {P, M, R} <- lists:ukeysort(1, Watched), Alive <- [is_process_alive(P)]].
+
+%% @doc The processes named by the `not_suspended' findings among `Findings'
+%% (plan JSON), as `{Pid, Module}'.
+-spec lone_pids(Findings) -> [{pid(), binary() | null}] when Findings :: [map()].
+lone_pids(Findings) ->
+    [{Pid, M} || #{check := not_suspended, module := M, pids := Ps} <- Findings, P <- Ps,
+                 Pid <- [try list_to_pid(binary_to_list(P)) catch error:badarg -> none end],
+                 is_pid(Pid), node(Pid) =:= node()].
+
+%% @doc One `upgrade_unverified' event per kind of miss in `V' after step
+%% `Step' to release `Vsn' (for beamdeck_agent_events:notify/1): `old_code'
+%% (modules), `not_started' (children), `dead' (processes).
+-spec events(Step, Vsn, V) -> [map()]
+    when Step :: atom(), Vsn :: binary(), V :: verification() | null.
+events(_Step, _Vsn, null) -> [];
+events(Step, Vsn, V) ->
+    Missed = maps:get(missed, V, []),
+    Idle = maps:get(notStarted, V, []),
+    Dead = [P || #{alive := false} = P <- maps:get(processes, V, [])],
+    Base = #{kind => <<"upgrade_unverified">>, step => Step, vsn => Vsn},
+    [Base#{miss => old_code, modules => [M || #{module := M} <- Missed],
+           count => maps:get(missedCount, V, length(Missed)),
+           context => fmt("~ts of ~ts: ~b module(s) not on the release's code: ~ts",
+                          [Step, Vsn, maps:get(missedCount, V, length(Missed)),
+                           lists:join(", ", [M || #{module := M} <- Missed])])}
+     || Missed =/= []]
+        ++ [Base#{miss => not_started, children => Idle, count => length(Idle),
+                  context => fmt("~ts of ~ts: ~b permanent child(ren) not started: ~ts",
+                                 [Step, Vsn, length(Idle),
+                                  lists:join(", ", [[S, $/, I] || #{supervisor := S, id := I} <- Idle])])}
+            || Idle =/= []]
+        ++ [Base#{miss => dead, processes => Dead, pids => [P || #{pid := P} <- Dead],
+                  count => length(Dead),
+                  context => fmt("~ts of ~ts: ~b process(es) the upgrade could not reach died: ~ts",
+                                 [Step, Vsn, length(Dead),
+                                  lists:join(", ", [[P, " (", mod_text(M), ")"]
+                                                    || #{pid := P, module := M} <- Dead])])}
+            || Dead =/= []].
+
+mod_text(null) -> <<"?">>;
+mod_text(M) -> M.
+
+fmt(Format, Args) ->
+    unicode:characters_to_binary(io_lib:format(Format, Args)).
+
+modules_and_children(From, To) ->
     #{rels := Rels} = beamdeck_agent_release:releases_info(),
     Libs = fun(V) -> [L || #{vsn := Vsn, libs := L} <- Rels, Vsn =:= text(V)] end,
     case {Libs(From), Libs(To)} of
@@ -101,6 +173,35 @@ text(L) -> L.
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").
+
+processes_test() ->
+    Dead = spawn(fun() -> ok end),
+    Ref = monitor(process, Dead),
+    receive {'DOWN', Ref, _, _, _} -> ok after 1000 -> error(timeout) end,
+    Alive = self(),
+    ?assertMatch([#{alive := true, reason := null, module := <<"a">>},
+                  #{alive := false, reason := <<"normal">>, module := <<"b">>}],
+                 lists:sort(fun(#{module := A}, #{module := B}) -> A =< B end,
+                            processes([{Alive, <<"a">>, <<"ignored">>}, {Dead, <<"b">>, <<"normal">>}]))).
+
+lone_pids_test() ->
+    P = beamdeck_agent_terms:pid(self()),
+    F = [#{check => not_suspended, module => <<"m">>, pids => [P, <<"junk">>]},
+         #{check => fun_in_ets, module => <<"n">>, pids => [P]}],
+    ?assertEqual([{self(), <<"m">>}], lone_pids(F)).
+
+events_test() ->
+    V = #{ok => false, checked => 3, missedCount => 1, missed => [#{module => <<"m">>}],
+          notStarted => [#{supervisor => <<"s">>, id => <<"c">>}],
+          processes => [#{pid => <<"<0.1.0>">>, module => <<"l">>, alive => false, reason => null},
+                        #{pid => <<"<0.2.0>">>, module => <<"l">>, alive => true, reason => null}]},
+    Es = events(install, <<"1.1.0">>, V),
+    ?assertEqual([old_code, not_started, dead], [M || #{miss := M} <- Es]),
+    ?assertMatch([#{kind := <<"upgrade_unverified">>, modules := [<<"m">>]}, _,
+                  #{pids := [<<"<0.1.0>">>], count := 1}], Es),
+    ?assertEqual([], events(install, <<"1.1.0">>, V#{missed := [], missedCount := 0, notStarted := [],
+                                                      processes := []})),
+    ?assertEqual([], events(install, <<"1.1.0">>, null)).
 
 compare_test() ->
     V = compare([{app, a, <<1>>}, {app, b, <<2>>}, {app, c, error}], #{a => <<1>>, b => <<3>>}),

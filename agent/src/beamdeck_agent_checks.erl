@@ -6,8 +6,10 @@
 %%% it will run, its modules, and the target release's object code of every
 %%% application whose version changes (read once, here). A check that
 %%% crashes loses only its own findings: it is logged and the others run.
-%%% The checks run before install and before a rollback; make_permanent
-%%% changes no code, so it has none. The whole run has a time budget; the
+%%% The checks run before install and before a rollback. make_permanent
+%%% loads no code: before it only appup completeness runs, against the
+%%% release now current (a module the install left on its old code is made
+%%% permanent that way). The whole run has a time budget; the
 %%% checks that need a peer node (the rehearsal) get what is left of it.
 -module(beamdeck_agent_checks).
 
@@ -32,10 +34,13 @@
 -spec run(Action, Path, Script) -> [beamdeck_agent_findings:finding()]
     when Action :: install | rollback | make_permanent, Path :: beamdeck_agent_release:path(),
          Script :: list().
-run(make_permanent, _Path, _Script) -> [];
 run(Action, Path, Script) ->
     Ctx = context(Action, Path, Script),
-    lists:append([one(Check, Ctx) || Check <- ?CHECKS]).
+    Checks = case Action of
+                 make_permanent -> [beamdeck_agent_check_appup];
+                 _ -> ?CHECKS
+             end,
+    lists:append([one(Check, Ctx) || Check <- Checks]).
 
 one(Check, Ctx) ->
     try Check:check(Ctx)

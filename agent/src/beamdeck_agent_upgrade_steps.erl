@@ -116,7 +116,7 @@ install_path(Action, #{vsn := VsnB0} = Cmd, Ctx, From, To, {Params, Mode}, Perma
 
 install_gated({error, _, _, _} = Refused, _Action, _VsnB, _Ctx, _From, _To, _Path, _Choices, _Perm) ->
     Refused;
-install_gated(ok, Action, VsnB, Ctx, From, To, Path, Choices, PermanentStep) ->
+install_gated({ok, Findings}, Action, VsnB, Ctx, From, To, Path, Choices, PermanentStep) ->
     #{script := Orig, relup_file := File, section := Section} = Path,
     {Script, _} = beamdeck_agent_relup:apply_choices(Orig, Choices),
     Mods = beamdeck_agent_relup:modules(Script),
@@ -142,21 +142,24 @@ install_gated(ok, Action, VsnB, Ctx, From, To, Path, Choices, PermanentStep) ->
                      choices => beamdeck_agent_relup:choices_json(Choices),
                      modules => [atom_to_binary(M, utf8) || M <- ModNames],
                      relup => RelupJson},
-            check_and_install(Ctx, To, File, Script, ModNames, Predicted, beamdeck_agent_deaths:watch_pids(Preview), Base)
+            Lone = beamdeck_agent_check_verify:lone_pids(Findings),
+            check_and_install(Ctx, To, File, Script, ModNames, Predicted,
+                              {beamdeck_agent_deaths:watch_pids(Preview), Lone}, Base)
     end.
 
-check_and_install(Ctx, To, File, Script, ModNames, Predicted, Watch, Base) ->
+check_and_install(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Base) ->
     step(Ctx, <<"check_install_release">>, fmt("check_install_release(~0tp)", [To])),
     case rh(fun() -> release_handler:check_install_release(To) end, ?STEP_TIMEOUT) of
         {ok, _, _} ->
             progress(Ctx, <<"check_install_release">>, <<"check_install_release ok">>),
             step(Ctx, <<"install_release">>, fmt("install_release(~0tp)", [To])),
-            Mon = beamdeck_agent_deaths:watch(Watch),
+            Mon = beamdeck_agent_deaths:watch(lists:usort(Watch ++ [P || {P, _} <- Lone])),
             Res = rh(fun() -> release_handler:install_release(To) end, ?STEP_TIMEOUT),
             Deaths = beamdeck_agent_deaths:deaths(Mon, Predicted),
             Result = Base#{check => ok, installReply => text(Res), deaths => Deaths,
                            oldCode => beamdeck_agent_scan:old_code(ModNames),
-                           verification => beamdeck_agent_check_verify:run(maps:get(from, Base), To),
+                           verification => verify(maps:get(action, Base), maps:get(from, Base), To,
+                                                  Lone, Deaths),
                            releases => beamdeck_agent_release:rels_json(releases())},
             Restart = beamdeck_agent_relup:restarts(Script),
             case Res of
@@ -199,7 +202,9 @@ make_permanent(#{vsn := VsnB} = Cmd, Ctx) ->
     case {[S || #{vsn := V, status := S} <- Rels, V =:= Vsn], beamdeck_agent_release:step_context(Vsn, Rels)} of
         {[current], {ok, #{step := make_permanent, from := Permanent}}} ->
             case gate(Cmd, #{<<"vsn">> => VsnB}, Ctx) of
-                ok -> permanent_step(Ctx, Permanent, Vsn, #{action => make_permanent, vsn => VsnB});
+                {ok, _} ->
+                    permanent_step(Ctx, Permanent, Vsn, #{action => make_permanent, vsn => VsnB},
+                                   installed_lone(VsnB, maps:get(journal, Ctx, [])));
                 Refused -> Refused
             end;
         {[permanent], _} ->
@@ -211,8 +216,9 @@ make_permanent(#{vsn := VsnB} = Cmd, Ctx) ->
     end.
 
 %% make_permanent brutally purges the brutal_purge modules of the script
-%% as installed: exactly the processes on their old code die.
-permanent_step(Ctx, Permanent, Vsn, Base) ->
+%% as installed: exactly the processes on their old code die. `Lone': the
+%% processes the install's plan found unreachable (verified again).
+permanent_step(Ctx, Permanent, Vsn, Base, Lone) ->
     {Script, Mods} = case beamdeck_agent_release:path(Permanent, Vsn) of
                          {ok, #{on_disk := S}} -> {S, beamdeck_agent_relup:modules(S)};
                          _ -> {[], []}
@@ -222,13 +228,14 @@ permanent_step(Ctx, Permanent, Vsn, Base) ->
     Predicted = beamdeck_agent_deaths:predicted(Preview, make_permanent),
     Before = beamdeck_agent_scan:old_code(ModNames),
     step(Ctx, <<"make_permanent">>, fmt("make_permanent(~0tp)", [Vsn])),
-    Mon = beamdeck_agent_deaths:watch(beamdeck_agent_deaths:watch_pids(Preview)),
+    Mon = beamdeck_agent_deaths:watch(lists:usort(beamdeck_agent_deaths:watch_pids(Preview)
+                                                  ++ [P || {P, _} <- Lone, is_process_alive(P)])),
     Res = rh(fun() -> release_handler:make_permanent(Vsn) end, ?STEP_TIMEOUT),
     Deaths = beamdeck_agent_deaths:deaths(Mon, Predicted),
     Result = Base#{modules => [atom_to_binary(M, utf8) || M <- ModNames],
                    permanentReply => text(Res), deaths => Deaths, oldCodeBefore => Before,
                    oldCode => beamdeck_agent_scan:old_code(ModNames),
-                   verification => beamdeck_agent_check_verify:run(Permanent, Vsn),
+                   verification => verify(make_permanent, Permanent, Vsn, Lone, Deaths),
                    releases => beamdeck_agent_release:rels_json(releases())},
     case Res of
         ok ->
@@ -280,7 +287,7 @@ rollback_from(Cmd, Ctx, Params, From, Target, PermanentStep) ->
             %% make_permanent follows at once.
             case beamdeck_agent_release:step_context(Target, releases()) of
                 {ok, #{step := make_permanent, from := P2}} ->
-                    case permanent_step(Ctx, P2, Target, #{}) of
+                    case permanent_step(Ctx, P2, Target, #{}, []) of
                         {ok, R2} -> {ok, Result#{makePermanent => R2}};
                         {error, Code, Msg, R2} -> {error, Code, Msg, Result#{makePermanent => R2}}
                     end;
@@ -297,16 +304,38 @@ gate(Cmd, PlanParams, Ctx) ->
     Opts = #{rollback_choices => choices_by_vsn(maps:get(journal, Ctx, []))},
     case beamdeck_agent_plan:plan_facts(PlanParams, Opts) of
         {error, Code, Msg} -> {error, Code, Msg, null};
-        {ok, _Json, Facts} ->
+        {ok, Json, Facts} ->
             Gate = maps:get(gate, Cmd, #{plan => null, max_kills => null, findings => []}),
             Reviewed = case maps:get(plan, Gate) of
                            null -> none;
                            Digest -> beamdeck_agent_upgrade:reviewed(Digest)
                        end,
             case beamdeck_agent_gate:check(Gate, Facts, Reviewed) of
-                ok -> ok;
+                ok -> {ok, maps:get(findings, Json, [])};
                 {error, Code, Msg, Detail} -> {error, Code, Msg, #{gate => Detail}}
             end
+    end.
+
+%% The step's verification (beamdeck_agent_check_verify), with the exit
+%% reasons of the watched processes the step saw die; each kind of miss is
+%% also an event.
+verify(Step, From, To, Lone, Deaths) ->
+    Seen = maps:from_list([{Pid, R} || K <- [predictedAndDied, diedUnpredicted],
+                                       #{pid := Pid, reason := R} <- maps:get(K, Deaths, [])]),
+    V = beamdeck_agent_check_verify:run(
+          From, To, [{P, M, maps:get(beamdeck_agent_terms:pid(P), Seen, null)} || {P, M} <- Lone]),
+    _ = [beamdeck_agent_events:notify(E) || E <- beamdeck_agent_check_verify:events(Step, bin(To), V)],
+    V.
+
+%% The processes the verification of the newest install of `VsnB' watched.
+installed_lone(VsnB, Entries) ->
+    case [Ps || #{action := install, vsn := V, ok := true,
+                  result := #{verification := #{processes := Ps}}} <- Entries, V =:= VsnB] of
+        [Ps | _] ->
+            [{Pid, M} || #{pid := P, module := M} <- Ps,
+                         Pid <- [try list_to_pid(binary_to_list(P)) catch error:badarg -> none end],
+                         is_pid(Pid)];
+        [] -> []
     end.
 
 %% @doc Version → the purge params (binary-keyed, as received) of its newest

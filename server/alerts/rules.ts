@@ -67,7 +67,7 @@ export const RULE_TITLES: Record<RuleKind, string> = {
   event_gap: "Event sequence gap or regression (events missing or forged)",
   old_code: "Processes left on old code",
   version_drift: "Nodes of a group run different releases",
-  upgrade_unverified: "An upgrade step left modules on old code or children not started",
+  upgrade_unverified: "An upgrade step left modules on old code, children not started, or an unreachable process dead",
 };
 
 export function defaultParams<K extends RuleKind>(kind: K): RuleParams[K] {
@@ -359,11 +359,13 @@ export interface VerificationMisses {
   missedCount: number;
   missed: { module: string }[];
   notStarted?: { supervisor: string; id: string }[];
+  processes?: { pid: string; module: string | null; alive: boolean; reason: string | null }[];
 }
 
 /**
  * A step that succeeded but left changed modules on their old code (an
- * appup that misses them) or new permanent children not started pages
+ * appup that misses them), new permanent children not started, or a
+ * process the plan's `not_suspended` finding named dead, pages
  * once per node and target release: nothing else would show it until the
  * next upgrade or restart.
  */
@@ -372,11 +374,13 @@ export function unverifiedDraft(node: string, step: string, vsn: string, v: Veri
   if (v.missedCount > 0) parts.push(`${v.missedCount} of ${v.checked} module(s) not on ${vsn}'s code (${v.missed.map((m) => m.module).join(", ")})`);
   const idle = v.notStarted ?? [];
   if (idle.length > 0) parts.push(`${idle.length} permanent child(ren) not started (${idle.map((c) => `${c.supervisor}/${c.id}`).join(", ")})`);
+  const dead = (v.processes ?? []).filter((p) => !p.alive);
+  if (dead.length > 0) parts.push(`${dead.length} unreachable process(es) died (${dead.map((p) => `${p.pid} ${p.module ?? "?"}${p.reason ? `: ${p.reason}` : ""}`).join(", ")})`);
   return {
     kind: "upgrade_unverified",
     node,
     groupKey: `upgrade_unverified|${node}|${vsn}`,
     title: `${step} of ${vsn} on ${node} not verified: ${parts.join("; ") || "see the step's verification"}`,
-    detail: { step, vsn, checked: v.checked, missedCount: v.missedCount, missed: v.missed.slice(0, 100), notStarted: idle.slice(0, 100) },
+    detail: { step, vsn, checked: v.checked, missedCount: v.missedCount, missed: v.missed.slice(0, 100), notStarted: idle.slice(0, 100), dead: dead.slice(0, 100) },
   };
 }

@@ -143,7 +143,9 @@ export function errorFindingIds(p: Plan): string[] {
 /**
  * What the agent verified after install and after make_permanent (optional
  * field `verification` of the command result, capability `verification`):
- * every loaded module of the changed applications on its target md5.
+ * every loaded module of the changed applications on its target md5, new
+ * permanent children running, and the processes the plan's `not_suspended`
+ * findings named still alive.
  */
 export const verification = z
   .object({
@@ -154,6 +156,11 @@ export const verification = z
     /** Permanent children of the changed applications' supervisors without a process (new child specs nobody started). */
     notStarted: z
       .array(z.object({ supervisor: z.string(), id: z.string() }).loose())
+      .max(100)
+      .optional(),
+    /** The processes `not_suspended` findings named: alive, or dead (a miss) with the exit reason the agent saw, if it saw it. */
+    processes: z
+      .array(z.object({ pid: z.string(), module: z.string().nullable(), alive: z.boolean(), reason: z.string().nullable() }).loose())
       .max(100)
       .optional(),
   })

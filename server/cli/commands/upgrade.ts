@@ -21,7 +21,8 @@ import { killCount, type Plan, type Verification, verificationOf } from "../../u
 /** The agent's check after the step: every changed module on its target code, or which are not. */
 function verificationLine(v: Verification | null): string | null {
   if (!v) return null;
-  if (v.ok) return `verified:           ${v.checked} module(s) run the target release's code`;
+  const alive = (v.processes ?? []).length;
+  if (v.ok) return `verified:           ${v.checked} module(s) run the target release's code${alive ? `; ${alive} unreachable process(es) alive` : ""}`;
   const lines: string[] = [];
   if (v.missedCount > 0) {
     const names = v.missed.map((m) => m.module).join(" ");
@@ -32,7 +33,24 @@ function verificationLine(v: Verification | null): string | null {
   const idle = v.notStarted ?? [];
   if (idle.length > 0)
     lines.push(`NOT VERIFIED:       ${idle.length} permanent child(ren) not started: ${idle.map((c) => `${c.supervisor}/${c.id}`).join(" ")} (new child specs release_handler does not start)`);
+  const dead = (v.processes ?? []).filter((p) => !p.alive);
+  if (dead.length > 0)
+    lines.push(`NOT VERIFIED:       ${dead.length} process(es) the upgrade could not reach died: ${dead.map((p) => `${p.pid} (${p.module ?? "?"}${p.reason ? `, ${p.reason}` : ""})`).join(" ")}`);
   return lines.join("\n");
+}
+
+/** The status table's summary of each step's verification: `install:ok make_permanent:missed`. */
+function verifiedSummary(actualKills: unknown): string {
+  const steps = (actualKills ?? {}) as Record<string, unknown>;
+  return (
+    Object.entries(steps)
+      .map(([step, s]) => {
+        const v = verificationOf(s);
+        return v ? `${step}:${v.ok ? "ok" : "missed"}` : null;
+      })
+      .filter((x) => x !== null)
+      .join(" ") || "-"
+  );
 }
 
 /** The exit code of `upgrade plan`: the agent's verdict. */
@@ -218,8 +236,8 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     else
       console.log(
         table(
-          ["UPGRADE", "FROM", "TO", "STATUS", "BY", "STEPS"],
-          h.map((u) => [u.id, u.fromVsn, u.toVsn, u.status, u.createdBy, u.commands.map((c) => `${c.action}:${c.status}`).join(" ")]),
+          ["UPGRADE", "FROM", "TO", "STATUS", "BY", "STEPS", "VERIFIED"],
+          h.map((u) => [u.id, u.fromVsn, u.toVsn, u.status, u.createdBy, u.commands.map((c) => `${c.action}:${c.status}`).join(" "), verifiedSummary(u.actualKills)]),
         ),
       );
     return 0;

@@ -38,7 +38,7 @@ const RULE_HELP: Record<string, string> = {
   old_code:
     "Processes stay on a module's old code (after a soft purge, or a load they did not follow) for longer than this: the next load of that module kills them or is blocked. Resolves when none are left.",
   upgrade_unverified:
-    "An install, rollback or make_permanent succeeded, but the agent's check right after it found changed modules still on their old code (an appup that misses them) or new permanent children that release_handler did not start. Pages once per node and release.",
+    "An install, rollback or make_permanent succeeded, but the agent's check right after it found changed modules still on their old code (an appup that misses them), new permanent children that release_handler did not start, or a process the upgrade could not reach (a not_suspended finding) dead. Pages once per node and release.",
   version_drift:
     "The connected nodes of one group (BEAMDECK_GROUP, by default the release name) run different releases for longer than this — a rollout left half done, or a node restarted on an old release. Resolves when they run one release again.",
 };

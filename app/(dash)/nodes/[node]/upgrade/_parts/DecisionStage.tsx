@@ -11,6 +11,10 @@ export function DecisionStage({ s }: { s: UpgradeState }) {
   const { node, releases, permPlan, rbPlan, rollbackKills, permanentKills } = s;
   if (!releases) return null;
   const rollbackTotal = rollbackKills ? rollbackKills.install.length + rollbackKills.makePermanent.length : null;
+  // Error findings of each plan are accepted one by one, as for Install: the button says how many are left.
+  const permLeft = s.permAcceptance.unaccepted.length;
+  const rbLeft = s.rbAcceptance.unaccepted.length;
+  const left = (n: number) => (n > 0 ? ` (${n} error finding(s) to accept)` : "");
   return (
     <section className="up-decision-area" data-testid="decision-area">
       <div className="up-stage-head">
@@ -36,13 +40,23 @@ export function DecisionStage({ s }: { s: UpgradeState }) {
                   className={`btn btn-primary up-go${permanentKills ? " up-go-danger" : ""}`}
                   data-testid="make-permanent"
                   data-kills={permanentKills ?? ""}
-                  disabled={s.confirmDecision !== node || s.busy || !permPlan || s.permPlanFetching}
+                  data-unaccepted={permLeft}
+                  disabled={s.confirmDecision !== node || s.busy || !permPlan || s.permPlanFetching || permLeft > 0}
                   onClick={s.doMakePermanent}
                 >
                   Make {releases.current} permanent — {permanentKills === null ? "…" : permanentKills === 0 ? "kills none" : `kills ${permanentKills} now`}
+                  {left(permLeft)}
                 </button>
-                <button type="button" className="btn up-go-secondary" data-testid="rollback" disabled={s.confirmDecision !== node || s.busy} onClick={s.doRollback}>
+                <button
+                  type="button"
+                  className="btn up-go-secondary"
+                  data-testid="rollback"
+                  data-unaccepted={rbLeft}
+                  disabled={s.confirmDecision !== node || s.busy || rbLeft > 0}
+                  onClick={s.doRollback}
+                >
                   Roll back to {releases.permanent} — {rollbackTotal !== null ? killsText(rollbackTotal, null) : s.rbPlanError ? "impact unknown" : "…"}
+                  {left(rbLeft)}
                 </button>
               </div>
               <ErrorBox error={s.rbPlanError} what="No rollback preview" testid="rollback-plan-error" />
@@ -58,10 +72,20 @@ export function DecisionStage({ s }: { s: UpgradeState }) {
           {permPlan ? <LintList node={node} lint={permPlan.lint} errors={permPlan.lintErrors} /> : null}
         </div>
       </div>
-      {permPlan ? <ImpactPreview node={node} plan={permPlan} stale={s.permPlanFetching} fetching={s.permPlanFetching} onRecompute={s.recomputePermPlan} title="What make_permanent does now" /> : null}
+      {permPlan ? (
+        <ImpactPreview
+          node={node}
+          plan={permPlan}
+          stale={s.permPlanFetching}
+          fetching={s.permPlanFetching}
+          onRecompute={s.recomputePermPlan}
+          title="What make_permanent does now"
+          acceptance={s.permAcceptance}
+        />
+      ) : null}
       <ErrorBox error={s.permPlanError} what="No preview" />
       {rbPlan && rollbackTotal !== null ? (
-        <details className="up-rollback-details" data-testid="rollback-details">
+        <details className="up-rollback-details" data-testid="rollback-details" open={rbLeft > 0 || undefined}>
           <summary>
             What rolling back to {releases.permanent} does — {killsText(rollbackTotal, null)}
           </summary>
@@ -72,6 +96,7 @@ export function DecisionStage({ s }: { s: UpgradeState }) {
             fetching={s.rbPlanFetching}
             onRecompute={s.recomputeRbPlan}
             title={`Impact of rolling back to ${releases.permanent}`}
+            acceptance={s.rbAcceptance}
             testid="rollback-impact-panel"
           />
         </details>

@@ -90,18 +90,20 @@ export function StepComparison({ node, u, step }: { node: string; u: Upgrade; st
           ))}
         </div>
       </div>
-      <VerificationLine v={actual.verification ?? null} />
+      <VerificationLine node={node} v={actual.verification ?? null} />
     </div>
   );
 }
 
-/** The agent's check right after the step: every changed module on its target code, new children started. */
-function VerificationLine({ v }: { v: Verification | null }) {
+/** The agent's check right after the step: every changed module on its target code, new children started, unreachable processes alive. */
+function VerificationLine({ node, v }: { node: string; v: Verification | null }) {
   if (!v) return null;
+  const procs = v.processes ?? [];
+  const dead = procs.filter((p) => !p.alive);
   if (v.ok)
     return (
       <div className="up-held" data-testid="pva-verification" data-ok="true">
-        verified: {v.checked} module(s) run the target release's code
+        verified: {v.checked} module(s) run the target release&apos;s code{procs.length > 0 ? `; ${procs.length} process(es) the upgrade could not reach are alive` : ""}
       </div>
     );
   const idle = v.notStarted ?? [];
@@ -110,6 +112,18 @@ function VerificationLine({ v }: { v: Verification | null }) {
       NOT VERIFIED:
       {v.missedCount > 0 ? ` ${v.missedCount} of ${v.checked} module(s) still run other code (${v.missed.map((m) => m.module).join(", ")}) — an appup that misses them?` : ""}
       {idle.length > 0 ? ` ${idle.length} permanent child(ren) not started (${idle.map((c) => `${c.supervisor}/${c.id}`).join(", ")}) — new child specs release_handler does not start.` : ""}
+      {dead.length > 0 ? (
+        <span data-testid="pva-verification-dead" data-count={dead.length}>
+          {` ${dead.length} process(es) the upgrade could not reach (not_suspended) died:`}
+          {dead.map((p) => (
+            <span key={p.pid}>
+              {" "}
+              <PidLink node={node} pid={p.pid} /> {p.module ?? "?"}
+              {p.reason ? <span className="muted"> · {p.reason}</span> : <span className="muted"> · reason not seen</span>}
+            </span>
+          ))}
+        </span>
+      ) : null}
     </div>
   );
 }

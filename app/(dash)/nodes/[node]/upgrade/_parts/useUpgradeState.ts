@@ -61,8 +61,8 @@ export function useUpgradeState(node: string) {
   const pre = useMemo(() => decodeChoices(url.pre), [url.pre]);
   // The node's name, typed anew for every step.
   const [confirmInstall, setConfirmInstall] = useState("");
-  // Error findings accepted one by one, for the plan with this digest only (a new plan starts over).
-  const [acceptedFor, setAcceptedFor] = useState<{ digest: string; ids: string[] }>({ digest: "", ids: [] });
+  // Error findings accepted one by one, per plan digest (a new plan starts over); one entry per shown plan.
+  const [acceptedByDigest, setAcceptedByDigest] = useState<Record<string, string[]>>({});
   const [confirmDecision, setConfirmDecision] = useState("");
   // Once a release is installed the URL's choices are no longer in effect (the upgrade's record holds
   // what was installed): a reload after make permanent or roll back reviews the next pending release.
@@ -157,14 +157,24 @@ export function useUpgradeState(node: string) {
   const sending = unpack.isPending ? "unpack" : install.isPending ? "install" : makePermanent.isPending ? "make permanent" : rollback.isPending ? "roll back" : null;
 
   const doUnpack = (vsn: string) => unpack.mutate({ node, vsn }, { onSuccess: started("unpack", vsn) });
-  const errorFindings = (plan?.findings ?? []).filter((f) => f.severity === "error").map((f) => f.id);
-  const acceptedFindings = plan && acceptedFor.digest === plan.digest ? acceptedFor.ids.filter((id) => errorFindings.includes(id)) : [];
-  const unacceptedFindings = errorFindings.filter((id) => !acceptedFindings.includes(id));
-  const toggleFinding = (id: string) => {
-    if (!plan) return;
-    const ids = acceptedFindings.includes(id) ? acceptedFindings.filter((x) => x !== id) : [...acceptedFindings, id];
-    setAcceptedFor({ digest: plan.digest, ids });
+  /** The one-by-one acceptance of a plan's error findings: what is ticked, what is left, and the toggle. */
+  const acceptanceOf = (p: Plan | undefined) => {
+    const errors = (p?.findings ?? []).filter((f) => f.severity === "error").map((f) => f.id);
+    const accepted = p ? (acceptedByDigest[p.digest] ?? []).filter((id) => errors.includes(id)) : [];
+    const toggle = (id: string) => {
+      if (!p) return;
+      const ids = accepted.includes(id) ? accepted.filter((x) => x !== id) : [...accepted, id];
+      // Keep only the plans on screen: the map stays as small as the page.
+      const shown = [plan?.digest, permPlan?.digest, rbPlan?.digest].filter((d): d is string => Boolean(d) && d !== p.digest);
+      setAcceptedByDigest((prev) => ({ ...Object.fromEntries(shown.filter((d) => prev[d]).map((d) => [d, prev[d]])), [p.digest]: ids }));
+    };
+    return { accepted, unaccepted: errors.filter((id) => !accepted.includes(id)), toggle };
   };
+  const installAcceptance = acceptanceOf(plan);
+  const acceptedFindings = installAcceptance.accepted;
+  const unacceptedFindings = installAcceptance.unaccepted;
+  const permAcceptance = acceptanceOf(permPlan);
+  const rbAcceptance = acceptanceOf(rbPlan);
   const doInstall = () => {
     if (!plan || !target) return;
     // Every module's post-purge explicitly: the server's make_permanent check reads the upgrade's choices.
@@ -192,7 +202,13 @@ export function useUpgradeState(node: string) {
   const doMakePermanent = () => {
     if (!permPlan || !releases) return;
     makePermanent.mutate(
-      { node, upgradeId: currentUpgrade?.id, confirmNode: confirmDecision, acceptPlan: permPlan.digest },
+      {
+        node,
+        upgradeId: currentUpgrade?.id,
+        confirmNode: confirmDecision,
+        acceptPlan: permPlan.digest,
+        ...(permAcceptance.accepted.length ? { acceptFindings: permAcceptance.accepted } : {}),
+      },
       {
         onSuccess: (r) => {
           started("make_permanent", releases.current)(r);
@@ -204,7 +220,13 @@ export function useUpgradeState(node: string) {
   const doRollback = () => {
     if (!releases) return;
     rollback.mutate(
-      { node, upgradeId: currentUpgrade?.id, confirmNode: confirmDecision, acceptPlan: rbPlan?.digest },
+      {
+        node,
+        upgradeId: currentUpgrade?.id,
+        confirmNode: confirmDecision,
+        acceptPlan: rbPlan?.digest,
+        ...(rbAcceptance.accepted.length ? { acceptFindings: rbAcceptance.accepted } : {}),
+      },
       {
         onSuccess: (r) => {
           started("rollback", releases.permanent)(r);
@@ -274,8 +296,10 @@ export function useUpgradeState(node: string) {
     rollback,
     doUnpack,
     doInstall,
-    acceptance: { accepted: acceptedFindings, toggle: toggleFinding },
+    acceptance: { accepted: installAcceptance.accepted, toggle: installAcceptance.toggle },
     unacceptedFindings,
+    permAcceptance,
+    rbAcceptance,
     doMakePermanent,
     doRollback,
   };
