@@ -27,7 +27,8 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, start_link/1, request/2, connected/0, status/1, step_reached/2, reviewed/1]).
+-export([start_link/0, start_link/1, request/2, connected/0, status/1, step_reached/2, reviewed/1,
+         lone_deaths/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, handle_continue/2]).
 
 -define(SERVER, ?MODULE).
@@ -36,6 +37,7 @@
 -define(REPLAY, 10).
 -define(MAX_REVIEWED, 8).
 -define(MAX_REVIEWED_KILLS, 50000).
+-define(MAX_LONE, 100).
 
 -record(st, {journal :: beamdeck_agent_journal:journal(),
              running = none :: none | #{id := binary(), pid := pid(), mref := reference()},
@@ -45,7 +47,13 @@
              watch = [] :: [module()],
              %% The facts of the newest plans the agent answered, newest
              %% first: a gate that accepts a plan by digest accepts these.
-             reviewed = [] :: [{binary(), beamdeck_agent_gate:facts()}]}).
+             reviewed = [] :: [{binary(), beamdeck_agent_gate:facts()}],
+             %% The processes the last install's verification found alive
+             %% though no suspend reached them (not_suspended): monitored
+             %% until the next install, so make_permanent's verification
+             %% can say why one died in between.
+             lone = #{} :: #{reference() => pid()},
+             lone_deaths = #{} :: #{binary() => binary()}}).
 
 -type outcome() :: {ok, map()} | {error, atom(), binary(), map() | null}.
 -type opts() :: #{state_dir => string(), sink => fun((map()) -> term()),
@@ -110,6 +118,14 @@ status(Id) ->
 step_reached(Id, Step) ->
     try gen_server:call(?SERVER, {step, Id, Step}, ?CALL_TIMEOUT) catch _:_ -> ok end,
     ok.
+
+%% @doc In the runner: pid text → exit reason of the processes the last
+%% install's verification watched that died since (empty when unknown).
+-spec lone_deaths() -> #{binary() => binary()}.
+lone_deaths() ->
+    try gen_server:call(?SERVER, lone_deaths, ?CALL_TIMEOUT)
+    catch exit:_ -> #{}
+    end.
 
 %% @doc In the runner: the facts of a plan this agent answered recently,
 %% by its digest (`none' when it answered none with that digest).
@@ -232,6 +248,8 @@ handle_call({step, Id, Step}, _From, #st{journal = J} = St) ->
     end;
 handle_call({reviewed, Digest}, _From, #st{reviewed = R} = St) ->
     {reply, proplists:get_value(Digest, R, none), St};
+handle_call(lone_deaths, _From, St) ->
+    {reply, St#st.lone_deaths, St};
 handle_call(watch, _From, St) ->
     {reply, St#st.watch, St};
 handle_call(recorded_choices, _From, #st{journal = J} = St) ->
@@ -270,6 +288,10 @@ handle_cast(_Msg, St) ->
 handle_info({'DOWN', Ref, process, _Pid, Reason}, #st{running = #{id := Id, mref := Ref}} = St) ->
     Msg = iolist_to_binary(["the command's runner died: ", text(Reason)]),
     {noreply, done(Id, {error, internal, Msg, null}, St#st{running = none})};
+handle_info({'DOWN', Ref, process, Pid, Reason}, #st{lone = Lone, lone_deaths = D} = St)
+  when is_map_key(Ref, Lone) ->
+    {noreply, St#st{lone = maps:remove(Ref, Lone),
+                    lone_deaths = D#{beamdeck_agent_terms:pid(Pid) => text(Reason)}}};
 handle_info(_Msg, St) ->
     {noreply, St}.
 
@@ -340,7 +362,20 @@ finish(E, Outcome, St) ->
                  maps:get(inferred, maps:get(result, E1), false) =:= true},
     St1 = put_entry(E2, St),
     send_result(E2, St1),
-    St1#st{watch = watch_from(beamdeck_agent_journal:entries(St1#st.journal))}.
+    watch_lone(Outcome, St1#st{watch = watch_from(beamdeck_agent_journal:entries(St1#st.journal))}).
+
+%% After an install or rollback: monitor the processes its verification
+%% found alive without a suspend reaching them (bounded), instead of the
+%% previous ones.
+watch_lone({ok, #{action := A, verification := #{processes := Ps}}}, #st{lone = Old} = St)
+  when A =:= install; A =:= rollback ->
+    _ = [erlang:demonitor(R, [flush]) || R <- maps:keys(Old)],
+    Pids = [Pid || #{pid := P, alive := true} <- lists:sublist(Ps, ?MAX_LONE),
+                   Pid <- [try list_to_pid(binary_to_list(P)) catch error:badarg -> none end],
+                   is_pid(Pid)],
+    St#st{lone = maps:from_list([{erlang:monitor(process, P), P} || P <- Pids]), lone_deaths = #{}};
+watch_lone(_, St) ->
+    St.
 
 put_entry(E, #st{journal = J} = St) ->
     case beamdeck_agent_journal:put(E, J) of

@@ -317,11 +317,12 @@ gate(Cmd, PlanParams, Ctx) ->
     end.
 
 %% The step's verification (beamdeck_agent_check_verify), with the exit
-%% reasons of the watched processes the step saw die; each kind of miss is
-%% also an event.
+%% reasons of the watched processes the step saw die (or the agent saw die
+%% since the install); each kind of miss is also an event.
 verify(Step, From, To, Lone, Deaths) ->
-    Seen = maps:from_list([{Pid, R} || K <- [predictedAndDied, diedUnpredicted],
-                                       #{pid := Pid, reason := R} <- maps:get(K, Deaths, [])]),
+    Seen = maps:merge(beamdeck_agent_upgrade:lone_deaths(),
+                      maps:from_list([{Pid, R} || K <- [predictedAndDied, diedUnpredicted],
+                                                  #{pid := Pid, reason := R} <- maps:get(K, Deaths, [])])),
     V = beamdeck_agent_check_verify:run(
           From, To, [{P, M, maps:get(beamdeck_agent_terms:pid(P), Seen, null)} || {P, M} <- Lone]),
     _ = [beamdeck_agent_events:notify(E) || E <- beamdeck_agent_check_verify:events(Step, bin(To), V)],

@@ -3,7 +3,10 @@
  * UI"): on the bd_checks release, whose 1.0.0 → 1.1.0 upgrade fails in the
  * ways the plan's checks find, the Install button stays disabled and says
  * how many error findings are left until each is ticked; the ticked ids go
- * with the step and the audit records them. Real server, real node, real
+ * with the step and the audit records them. Then make_permanent: its own
+ * error finding (the module the install left on old code) is accepted the
+ * same way, and the unsupervised server the install's plan named, dead by
+ * then, shows as a miss in predicted vs actual. Real server, real node, real
  * Chromium.
  */
 import fs from "node:fs";
@@ -89,5 +92,52 @@ describe("error findings accepted one by one", () => {
     const intent = (JSON.parse(audit.stdout) as { data: { gate?: { acceptFindings?: string[] } } | null }[]).find((r) => r.data?.gate?.acceptFindings);
     expect([...(intent?.data?.gate?.acceptFindings ?? [])].sort()).toEqual([...errorIds].sort());
     expect(await node.rpcJson<string>(`[V] = [V || {_, V, _, current} <- release_handler:which_releases()], list_to_binary(V)`)).toBe("1.1.0");
+  }, 600_000);
+
+  it("make_permanent: its error finding is ticked on its own plan before the button enables; the dead unreachable process shows in predicted vs actual", async () => {
+    // The install left bd_checks_missing on old code: the make_permanent plan says so as an error finding.
+    const plan = await bd.cli(["upgrade", "plan", node.name, "1.1.0", "--json"], {}, { timeoutMs: 120_000 });
+    const p = JSON.parse(plan.stdout) as { step: string; findings: { id: string; severity: string }[] };
+    expect(p.step).toBe("make_permanent");
+    const permErrors = p.findings.filter((f) => f.severity === "error").map((f) => f.id);
+    expect(permErrors).toEqual(["appup_missing_module:bd_checks_missing"]);
+    // The unsupervised server (not_suspended before install) crashes on its next call.
+    const lone = await node.rpc("whereis(bd_checks_lone)");
+    expect(await node.rpc("try bd_checks_lone:bump() of V -> {ok, V} catch exit:_ -> crashed end")).toBe("crashed");
+
+    await withScreenshotOnFailure(page, "upgrade-findings-permanent", async () => {
+      await page.goto(`/nodes/${encodeURIComponent(node.name)}/upgrade`);
+      const area = page.getByTestId("decision-area");
+      const button = area.getByTestId("make-permanent");
+      await button.waitFor({ timeout: 120_000 });
+      await area.getByTestId("confirm-decision").fill(node.name);
+      // The make_permanent plan's panel (not the rollback one) has one box per error finding.
+      const boxes = area.locator('[data-testid="impact-panel"] [data-testid="accept-finding"]');
+      await expect.poll(() => boxes.count(), { timeout: 60_000 }).toBe(1);
+      expect(await boxes.getAttribute("data-id")).toBe(permErrors[0]);
+      await expect.poll(() => button.getAttribute("data-unaccepted")).toBe("1");
+      expect(await button.isDisabled()).toBe(true);
+      expect(await button.textContent()).toContain("(1 error finding(s) to accept)");
+
+      await boxes.check();
+      await expect.poll(() => button.isDisabled()).toBe(false);
+      expect(await button.getAttribute("data-unaccepted")).toBe("0");
+      await button.click();
+
+      const verification = page.locator('[data-testid="pva-step"][data-step="make_permanent"] [data-testid="pva-verification"]').first();
+      await verification.waitFor({ timeout: 240_000 });
+      expect(await verification.getAttribute("data-ok")).toBe("false");
+      const dead = verification.getByTestId("pva-verification-dead");
+      expect(await dead.getAttribute("data-count")).toBe("1");
+      expect(await dead.textContent()).toContain("bd_checks_lone");
+      expect(await dead.textContent()).toContain(lone);
+      // The agent watched it since the install: the exit reason of its crash on the old state.
+      expect(await dead.textContent()).toContain("function_clause");
+    });
+    const audit = await bd.cli(["audit", "--json", "--action", "upgrade.make_permanent"]);
+    expect(audit.code, audit.stderr).toBe(0);
+    const intent = (JSON.parse(audit.stdout) as { data: { gate?: { acceptFindings?: string[] } } | null }[]).find((r) => r.data?.gate?.acceptFindings);
+    expect(intent?.data?.gate?.acceptFindings).toEqual(permErrors);
+    expect(await node.rpcJson<string>(`[V] = [V || {_, V, _, permanent} <- release_handler:which_releases()], list_to_binary(V)`)).toBe("1.1.0");
   }, 600_000);
 });

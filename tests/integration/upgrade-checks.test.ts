@@ -131,11 +131,27 @@ describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
     expect(await node.rpc("[{Id, P} || {Id, P, _, _} <- supervisor:which_children(bd_checks_sup), Id =:= bd_checks_extra]")).toBe("[{bd_checks_extra,undefined}]");
     expect(r.result.verification.notStarted).toEqual([{ supervisor: "bd_checks_sup", id: "bd_checks_extra" }]);
 
-    // not_suspended: the unsupervised server kept its integer state and dies on its next call.
+    // not_suspended: the unsupervised server kept its integer state and dies on its next call. Right
+    // after install it is still alive, and the verification says so.
     const lone = await node.rpc("whereis(bd_checks_lone)");
+    expect(r.result.verification.processes).toEqual([{ pid: lone, module: "bd_checks_lone", alive: true, reason: null }]);
     expect(await node.rpc("try bd_checks_lone:bump() of V -> {ok, V} catch exit:_ -> crashed end")).toBe("crashed");
     expect(await node.rpc(`is_process_alive(list_to_pid("${lone}"))`)).toBe("false");
   }, 180_000);
+
+  it("make_permanent's plan: the module the install left on old code is an error finding; refused until accepted", async () => {
+    const plan = await agent.request("upgrade_plan", { vsn: "1.1.0" });
+    expect(plan.step).toBe("make_permanent");
+    const errors = (plan.findings as Json[]).filter((f) => f.severity === "error");
+    expect(errors.map((f) => f.id)).toEqual(["appup_missing_module:bd_checks_missing"]);
+    expect(errors[0].message).toContain("make_permanent would keep it that way");
+    expect(plan.verdict).toBe("error_findings");
+    const refused = await agent.command("c-permanent-refused", "make_permanent", { vsn: "1.1.0", gate: { maxKills: 1000 } });
+    expect(refused).toMatchObject({ ok: false, error: { code: "plan_changed" } });
+    expect(refused.result.gate.unacceptedFindings).toEqual(["appup_missing_module:bd_checks_missing"]);
+    const rels = await node.rpcJson<Array<[string, string, string[], string]>>("release_handler:which_releases()");
+    expect(rels.find(([, v]) => v === "1.1.0")?.[3]).toBe("current");
+  }, 120_000);
 
   // release_handler soft-purges a loaded module's old code at once when no process runs it (funs do not
   // count), else at make_permanent (brutal post-purge): by then the stored funs are dead either way.
@@ -145,6 +161,8 @@ describe("bd_checks: an unsafe upgrade, found before and seen after", () => {
     const r = await agent.command("c-permanent", "make_permanent", { vsn: "1.1.0", gate: { acceptPlan: plan.digest } });
     expect(r.ok).toBe(true);
     expect(r.result.verification).toMatchObject({ ok: false, missed: [{ module: "bd_checks_missing" }] });
+    // The unsupervised server the install's plan named died between the steps; the agent watched it since the install.
+    expect(r.result.verification.processes).toMatchObject([{ module: "bd_checks_lone", alive: false, reason: expect.stringContaining("function_clause") }]);
     expect(await node.rpc("try bd_checks_store:apply_stored(1) catch error:{badfun, _} -> badfun end")).toBe("badfun");
     expect(await node.rpc("try (persistent_term:get({bd_checks, adder}))(1) catch error:{badfun, _} -> badfun end")).toBe("badfun");
   }, 120_000);
@@ -201,6 +219,14 @@ describe("sound upgrades: no error or warning finding", () => {
         const loud = (plan.findings as Json[]).filter((f) => f.severity !== "info");
         expect(loud).toEqual([]);
         expect((plan.findings as Json[]).length).toBe(0);
+        // Installed, it verifies: every changed module on its new code, every child running, nothing left to find.
+        const r = await agent.command(`${release}-install`, "install", { vsn: to, gate: { acceptPlan: plan.digest } });
+        expect(r.ok).toBe(true);
+        expect(r.result.verification).toMatchObject({ ok: true, missedCount: 0, notStarted: [], processes: [] });
+        expect(r.result.verification.checked).toBeGreaterThan(0);
+        const perm = await agent.request("upgrade_plan", { vsn: to });
+        expect(perm.step).toBe("make_permanent");
+        expect(perm.findings).toEqual([]);
       } finally {
         await node.stop();
       }
@@ -269,5 +295,76 @@ describe("the CLI: upgrade plan exits 5 on error findings; install needs each ac
     expect(open[0].title).toMatch(
       /^install of 1\.1\.0 on .* not verified: 1 of \d+ module\(s\) not on 1\.1\.0's code \(bd_checks_missing\); 1 permanent child\(ren\) not started \(bd_checks_sup\/bd_checks_extra\)$/,
     );
+
+    // Each kind of miss is one event, with what it names.
+    const misses = await unverifiedEvents((f) => f.length >= 2);
+    expect(misses.filter((c) => c.startsWith("install of 1.1.0: ")).sort()).toEqual([
+      expect.stringMatching(/^install of 1\.1\.0: 1 module\(s\) not on the release's code: bd_checks_missing$/),
+      expect.stringMatching(/^install of 1\.1\.0: 1 permanent child\(ren\) not started: bd_checks_sup\/bd_checks_extra$/),
+    ]);
+    // The unsupervised server the plan named is alive right after install: no miss for it yet.
+    const status = await statusJson();
+    expect(status[0].actualKills?.install?.verification?.processes).toEqual([{ pid: await node.rpc("whereis(bd_checks_lone)"), module: "bd_checks_lone", alive: true, reason: null }]);
   }, 300_000);
+
+  it("permanent: its own error finding needs accepting (exit 2 without, 7 when the agent's runner refuses); the dead unreachable process is a miss: printed, in status --json, an event", async () => {
+    const lone = await node.rpc("whereis(bd_checks_lone)");
+    expect(await node.rpc("try bd_checks_lone:bump() of V -> {ok, V} catch exit:_ -> crashed end")).toBe("crashed");
+
+    const plan = await server.cli(["upgrade", "plan", node.name, "1.1.0", "--json"], {}, { timeoutMs: 120_000 });
+    expect(plan.code, plan.stderr).toBe(5);
+    const p = JSON.parse(plan.stdout) as Json;
+    expect(p.step).toBe("make_permanent");
+    const permErrors = (p.findings as Json[]).filter((f) => f.severity === "error").map((f) => f.id);
+    expect(permErrors).toEqual(["appup_missing_module:bd_checks_missing"]);
+
+    const bare = await server.cli(["upgrade", "permanent", node.name, "1.1.0", "--yes", "--max-kills", "100"], {}, { timeoutMs: 120_000 });
+    expect(bare.code, bare.stderr).toBe(2);
+    expect(bare.stderr).toContain("--accept-finding");
+    // The server lets any named finding through; the agent's runner checks it is the right one.
+    const wrong = await server.cli(["upgrade", "permanent", node.name, "1.1.0", "--yes", "--max-kills", "100", "--accept-finding", "appup_missing_module:other"], {}, { timeoutMs: 120_000 });
+    expect(wrong.code, wrong.stderr).toBe(7);
+    const rels = await node.rpcJson<Array<[string, string, string[], string]>>("release_handler:which_releases()");
+    expect(rels.find(([, v]) => v === "1.1.0")?.[3]).toBe("current");
+
+    const r = await server.cli(["upgrade", "permanent", node.name, "1.1.0", "--yes", "--max-kills", "100", "--accept-finding", permErrors[0]], {}, { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`NOT VERIFIED:       1 process(es) the upgrade could not reach died: ${lone} (bd_checks_lone, {function_clause,`);
+
+    const audit = await server.cli(["audit", "--json", "--action", "upgrade.make_permanent"]);
+    expect(audit.code, audit.stderr).toBe(0);
+    const intent = (JSON.parse(audit.stdout) as { data: { gate?: { acceptFindings?: string[] } } | null }[]).find((e) => e.data?.gate?.acceptFindings?.length);
+    expect(intent?.data?.gate?.acceptFindings).toEqual(permErrors);
+
+    const status = await statusJson();
+    expect(status[0].actualKills?.make_permanent?.verification).toMatchObject({
+      ok: false,
+      processes: [{ pid: lone, module: "bd_checks_lone", alive: false, reason: expect.stringContaining("function_clause") }],
+    });
+    const text = await server.cli(["upgrade", "status", node.name]);
+    expect(text.stdout).toMatch(/install:missed make_permanent:missed/);
+    expect(await unverifiedEvents((f) => f.some((c) => c.startsWith("make_permanent")))).toContainEqual(
+      `make_permanent of 1.1.0: 1 process(es) the upgrade could not reach died: ${lone} (bd_checks_lone)`,
+    );
+  }, 400_000);
+
+  async function statusJson(): Promise<{ actualKills: Record<string, { verification?: Json }> | null }[]> {
+    const r = await server.cli(["upgrade", "status", node.name, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout);
+  }
+
+  /** The contexts of the node's upgrade_unverified events (the agent sends them; polled: they come as events, not with the result). */
+  async function unverifiedEvents(until: (found: string[]) => boolean): Promise<string[]> {
+    let found: string[] = [];
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      const r = await server.cli(["events", node.name, "--json"]);
+      expect(r.code, r.stderr).toBe(0);
+      found = (JSON.parse(r.stdout) as { kind: string; context: string | null }[]).filter((e) => e.kind === "upgrade_unverified").map((e) => e.context ?? "");
+      if (until(found)) break;
+      await sleep(500);
+    }
+    return found;
+  }
 });
