@@ -148,4 +148,19 @@ describe("upgrade_unverified", () => {
     const modulesOnly = unverifiedDraft("n@h", "make_permanent", "1.1.0", { checked: 7, missedCount: 2, missed: [{ module: "a" }, { module: "b" }] });
     expect(modulesOnly.title).toBe("make_permanent of 1.1.0 on n@h not verified: 2 of 7 module(s) not on 1.1.0's code (a, b)");
   });
+
+  it("names the unreachable processes that died (with the reason when seen), not those alive", () => {
+    const d = unverifiedDraft("n@h", "make_permanent", "1.1.0", {
+      checked: 7,
+      missedCount: 0,
+      missed: [],
+      processes: [
+        { pid: "<0.90.0>", module: "bd_checks_lone", alive: false, reason: "{function_clause,...}" },
+        { pid: "<0.91.0>", module: null, alive: false, reason: null },
+        { pid: "<0.92.0>", module: "bd_checks_lone", alive: true, reason: null },
+      ],
+    });
+    expect(d.title).toBe("make_permanent of 1.1.0 on n@h not verified: 2 unreachable process(es) died (<0.90.0> bd_checks_lone: {function_clause,...}, <0.91.0> ?)");
+    expect((d.detail as { dead: unknown[] }).dead).toHaveLength(2);
+  });
 });
