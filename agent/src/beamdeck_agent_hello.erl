@@ -85,7 +85,8 @@ capabilities() ->
             {after_kill, beamdeck_agent_restarts}],
     Caps = [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}],
     %% Optional protocol-1 fields this agent sends (docs/protocol.md).
-    Optional = [{events, dropped_seqs}, {detail, message_preview}, {procs, labels}],
+    Optional = [{events, dropped_seqs}, {detail, message_preview}, {procs, labels},
+                {verification, verified_processes}],
     Caps ++ [Field || {Cap, Field} <- Optional, lists:member(Cap, Caps)]
         ++ [find_processes || code:ensure_loaded(beamdeck_agent_find) =:= {module, beamdeck_agent_find}]
         ++ beamdeck_agent_sampler:capabilities().

@@ -368,3 +368,61 @@ describe("the CLI: upgrade plan exits 5 on error findings; install needs each ac
     return found;
   }
 });
+
+describe("the CLI: rollback is gated by its own error findings too", () => {
+  let server: TestServer;
+  let node: BeamNode;
+
+  beforeAll(async () => {
+    server = await startServer({ dataDir: mkdtempSync(path.join(os.tmpdir(), "beamdeck-checks-rb-")) });
+    ({ node } = await startAgentNode(server, { release: "bd_checks" }));
+    await waitConnected(server, node.name, true, 60_000);
+    const unpack = await server.cli(["upgrade", "unpack", node.name, "1.1.0"], {}, { timeoutMs: 120_000 });
+    expect(unpack.code, unpack.stderr).toBe(0);
+    const plan = JSON.parse((await server.cli(["upgrade", "plan", node.name, "1.1.0", "--json"], {}, { timeoutMs: 120_000 })).stdout) as Json;
+    const accept = (plan.findings as Json[]).filter((f) => f.severity === "error").flatMap((f) => ["--accept-finding", f.id]);
+    const r = await server.cli(["upgrade", "install", node.name, "1.1.0", "--yes", "--max-kills", "0", ...accept], {}, { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+  }, 500_000);
+  afterAll(async () => {
+    await node?.stop();
+    await server?.stop();
+  });
+
+  it("rollback: refused without its error findings (exit 2), refused by the agent for the wrong one (exit 7), run with each accepted and audited", async () => {
+    // The down script updates bd_checks_lone too, and no supervisor reaches it: the rollback plan says so.
+    const plan = await server.cli(["upgrade", "plan", node.name, "1.0.0", "--json"], {}, { timeoutMs: 120_000 });
+    expect(plan.code, plan.stderr).toBe(5);
+    const p = JSON.parse(plan.stdout) as Json;
+    expect(p.step).toBe("rollback");
+    const errors = (p.findings as Json[])
+      .filter((f) => f.severity === "error")
+      .map((f) => f.id)
+      .sort();
+    expect(errors).toContain("not_suspended:bd_checks_lone");
+    const current = async () => (await node.rpcJson<Array<[string, string, string[], string]>>("release_handler:which_releases()")).map(([, v, , st]) => [v, st]);
+
+    const bare = await server.cli(["upgrade", "rollback", node.name, "--yes", "--max-kills", "100"], {}, { timeoutMs: 120_000 });
+    expect(bare.code, bare.stderr).toBe(2);
+    expect(bare.stderr).toContain("--accept-finding");
+    const wrong = await server.cli(["upgrade", "rollback", node.name, "--yes", "--max-kills", "100", "--accept-finding", "not_suspended:other"], {}, { timeoutMs: 120_000 });
+    expect(wrong.code, wrong.stderr).toBe(7);
+    expect(await current()).toContainEqual(["1.1.0", "current"]);
+
+    const lone = await node.rpc("whereis(bd_checks_lone)");
+    const args = ["upgrade", "rollback", node.name, "--yes", "--max-kills", "100", ...errors.flatMap((id) => ["--accept-finding", id])];
+    const r = await server.cli(args, {}, { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await current()).toContainEqual(["1.0.0", "permanent"]);
+    expect(await node.rpc("bd_checks_missing:vsn()")).toBe(`"1.0.0"`);
+
+    const audit = await server.cli(["audit", "--json", "--action", "upgrade.rollback"]);
+    expect(audit.code, audit.stderr).toBe(0);
+    const intent = (JSON.parse(audit.stdout) as { data: { gate?: { acceptFindings?: string[] } } | null }[]).find((e) => e.data?.gate?.acceptFindings?.length);
+    expect([...(intent?.data?.gate?.acceptFindings ?? [])].sort()).toEqual(errors);
+    // The rollback verified the process its plan named: alive (it kept the integer state the old code wants).
+    const status = JSON.parse((await server.cli(["upgrade", "status", node.name, "--json"])).stdout) as { actualKills: Record<string, { verification?: Json }> | null }[];
+    expect(status[0].actualKills?.rollback?.verification?.processes).toContainEqual({ pid: lone, module: "bd_checks_lone", alive: true, reason: null });
+    expect(await node.rpc("bd_checks_lone:bump()")).toBe("1");
+  }, 400_000);
+});
