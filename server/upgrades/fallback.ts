@@ -2,26 +2,14 @@
  * Fallback timers (issue 15): an install run with `--fallback DUR` is rolled
  * back by the agent itself unless it is made permanent within DUR, even with
  * no server connected (docs/protocol.md, "Fallback timer"). Here: the
- * duration's syntax and bounds, the agent's record and event schemas, the
- * status line, and what the server does with a `fallback` event.
+ * agent's record and event schemas and the status line; the duration's
+ * syntax and bounds are app/_lib/duration.ts (shared with the page), what
+ * the server does with a `fallback` event is UpgradeWorkflow's.
  */
 import { z } from "zod";
+import { FALLBACK_MAX_MS, FALLBACK_MIN_MS, timeLeft } from "../../app/_lib/duration";
 
-/** Shorter than this leaves no time to look at the node; longer is not a fallback. */
-export const FALLBACK_MIN_MS = 5_000;
-export const FALLBACK_MAX_MS = 24 * 3_600_000;
-
-const UNIT_MS = { h: 3_600_000, m: 60_000, s: 1_000 } as const;
-
-/** `20m`, `1200s`, `1h30m`: the duration in ms, or an error sentence. */
-export function parseFallback(text: string): { ok: true; ms: number } | { ok: false; message: string } {
-  const m = /^(?:(\d{1,5})h)?(?:(\d{1,5})m)?(?:(\d{1,7})s)?$/.exec(text.trim());
-  if (!text.trim() || !m || (m[1] ?? m[2] ?? m[3]) === undefined)
-    return { ok: false, message: `"${text}" is not a duration: use a number with h, m or s, like 20m, 1200s or 1h30m` };
-  const ms = Number(m[1] ?? 0) * UNIT_MS.h + Number(m[2] ?? 0) * UNIT_MS.m + Number(m[3] ?? 0) * UNIT_MS.s;
-  if (ms < FALLBACK_MIN_MS || ms > FALLBACK_MAX_MS) return { ok: false, message: `the fallback must be from 5s to 24h, not ${text}` };
-  return { ok: true, ms };
-}
+export { FALLBACK_MAX_MS, FALLBACK_MIN_MS, parseFallback } from "../../app/_lib/duration";
 
 /** The tRPC input of an install's fallback (ms). */
 export const fallbackMsInput = z.number().int().min(FALLBACK_MIN_MS).max(FALLBACK_MAX_MS);
@@ -57,13 +45,6 @@ export function fallbackOfResult(stored: unknown): FallbackRecord | null {
   return parsed.success ? parsed.data : null;
 }
 
-function left(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return `${h ? `${h}h ` : ""}${h || m ? `${m}m ` : ""}${s % 60}s`;
-}
-
 /**
  * The status line of an upgrade with a pending fallback: only while the
  * release is installed and not yet permanent (null otherwise).
@@ -72,6 +53,6 @@ export function fallbackLine(status: string, f: FallbackRecord | null, now = Dat
   if (!f || status !== "installed") return null;
   const at = new Date(f.deadline).toISOString();
   return f.deadline > now
-    ? `falls back to ${f.from} at ${at} unless made permanent (${left(f.deadline - now)} left)`
+    ? `falls back to ${f.from} at ${at} unless made permanent (${timeLeft(f.deadline - now)} left)`
     : `falls back to ${f.from} since ${at} unless made permanent (due; waiting for the node to report it)`;
 }
