@@ -33,13 +33,13 @@
 %% release_handler may start after the agent: how long to wait for it.
 -define(MAX_TRIES, 120).
 
--type record() :: beamdeck_agent_fallback_record:record().
+-type fallback() :: beamdeck_agent_fallback_record:fallback().
 -type opts() :: #{state_dir => string(), releases => fun(() -> {ok, [map()]} | stale),
                   submit => fun((map()) -> {ok, map()} | {error, atom(), binary()}),
                   notify => fun((map()) -> term())}.
 
 -record(st, {dir :: string(),
-             record = none :: record() | none,
+             record = none :: fallback() | none,
              timer :: reference() | undefined,
              firing = none :: binary() | none,
              tries = 0 :: non_neg_integer(),
@@ -62,7 +62,7 @@ start_link(Opts) ->
 %% @doc In the install runner, before install_release: journal the record
 %% and start its timer. An error means the fallback is not durable: the
 %% install must not run.
--spec prepare(Record) -> ok | {error, binary()} when Record :: record().
+-spec prepare(Record) -> ok | {error, binary()} when Record :: fallback().
 prepare(Record) ->
     try gen_server:call(?SERVER, {prepare, Record}, ?CALL_TIMEOUT)
     catch exit:_ -> {error, <<"the agent's fallback service is not running">>}

@@ -18,14 +18,14 @@
 -define(TAG, beamdeck_agent_fallback).
 -define(VERSION, 1).
 
--type record() :: #{vsn := binary(), from := binary(), deadline := integer(),
+-type fallback() :: #{vsn := binary(), from := binary(), deadline := integer(),
                     durationMs := pos_integer(), commandId := binary(), armedAt := integer(),
                     rollbackDigest := binary() | null, maxKills := non_neg_integer() | null,
                     acceptFindings := [binary()]}.
 -type decision() :: fire | {wait, Ms :: pos_integer()} | {clear, made_permanent}
                   | {clear, {not_running, VsnStatus :: atom(), Running :: string() | undefined,
                              Permanent :: string() | undefined}}.
--export_type([record/0, decision/0]).
+-export_type([fallback/0, decision/0]).
 
 %% @doc The record file's path in `Dir'.
 -spec file(Dir) -> string() when Dir :: string().
@@ -34,7 +34,7 @@ file(Dir) -> filename:join(Dir, ?RECORD_FILE).
 %% @doc The record in `Dir': `none' when there is none; an unreadable file
 %% is kept aside as `….bad' (logged) and reads as none: a fallback the
 %% agent cannot read must not stop the agent.
--spec read(Dir) -> {ok, record()} | none when Dir :: string().
+-spec read(Dir) -> {ok, fallback()} | none when Dir :: string().
 read(Dir) ->
     File = file(Dir),
     case file:consult(File) of
@@ -50,7 +50,7 @@ read(Dir) ->
     end.
 
 %% @doc Write the record durably before returning.
--spec write(Dir, Record) -> ok | {error, binary()} when Dir :: string(), Record :: record().
+-spec write(Dir, Record) -> ok | {error, binary()} when Dir :: string(), Record :: fallback().
 write(Dir, Record) ->
     File = file(Dir),
     Text = io_lib:format("%% beamdeck agent: fallback timer of an install not yet permanent.~n"
@@ -81,7 +81,7 @@ delete(Dir) ->
 %%   the permanent release and reads the installed one as `unpacked': the
 %%   node is already back where the fallback would take it.
 -spec decide(Record, Rels, NowMs) -> decision()
-    when Record :: record(), Rels :: [map()], NowMs :: integer().
+    when Record :: fallback(), Rels :: [map()], NowMs :: integer().
 decide(#{vsn := VsnB, deadline := Deadline}, Rels, Now) ->
     Vsn = binary_to_list(VsnB),
     Status = case [S || #{vsn := V, status := S} <- Rels, V =:= Vsn] of
@@ -102,7 +102,7 @@ decide(#{vsn := VsnB, deadline := Deadline}, Rels, Now) ->
     end.
 
 %% @doc The record as wire JSON (install results, events).
--spec json(Record) -> map() when Record :: record().
+-spec json(Record) -> map() when Record :: fallback().
 json(R) ->
     maps:with([vsn, from, deadline, durationMs, commandId, armedAt, rollbackDigest, maxKills,
                acceptFindings], R).

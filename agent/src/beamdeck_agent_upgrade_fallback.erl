@@ -7,7 +7,7 @@
 
 -export([record/3, prepare/1, arm/2]).
 
--type pending() :: none | {beamdeck_agent_fallback_record:record(), Params :: map()}.
+-type pending() :: none | {beamdeck_agent_fallback_record:fallback(), Params :: map()}.
 -export_type([pending/0]).
 
 %% @doc The fallback an install command asks for (`none' without
