@@ -139,14 +139,16 @@ fires(Dir) ->
 
 permanent_cancels(Dir) ->
     Pid = start(Dir, running()),
-    ok = beamdeck_agent_fallback:prepare(record(now_ms() + 400)),
+    %% Far enough that the cancel surely arrives first, even on a loaded machine.
+    Deadline = now_ms() + 1500,
+    ok = beamdeck_agent_fallback:prepare(record(Deadline)),
     ?assertMatch(#{vsn := <<"0.1.1">>}, beamdeck_agent_fallback:status()),
     beamdeck_agent_fallback:command_done(<<"c-2">>, make_permanent, true),
     Ev = receive {event, E} -> E after 3000 -> error(no_event) end,
     ?assertMatch(#{context := <<"cleared">>}, Ev),
     ?assertEqual(none, ?REC:read(Dir)),
     %% The deadline passes: no rollback.
-    receive {submitted, C} -> error({fired, C}) after 800 -> ok end,
+    receive {submitted, C} -> error({fired, C}) after max(0, Deadline - now_ms()) + 300 -> ok end,
     stop(Pid).
 
 rearms(Dir) ->
@@ -182,9 +184,10 @@ restarted(Dir) ->
 
 install_failed(Dir) ->
     Pid = start(Dir, running()),
-    ok = beamdeck_agent_fallback:prepare(record(now_ms() + 300)),
+    Deadline = now_ms() + 1500,
+    ok = beamdeck_agent_fallback:prepare(record(Deadline)),
     beamdeck_agent_fallback:command_done(<<"c-1">>, install, false),
     ?assertEqual(null, beamdeck_agent_fallback:status()),
     ?assertEqual(none, ?REC:read(Dir)),
-    receive Msg -> error({unexpected, Msg}) after 600 -> ok end,
+    receive Msg -> error({unexpected, Msg}) after max(0, Deadline - now_ms()) + 300 -> ok end,
     stop(Pid).

@@ -394,7 +394,7 @@ export class UpgradeWorkflow {
   private checkFallback(node: string, action: Action): void {
     if (action !== "install") throw new BeamdeckError("BD_BAD_INPUT", "a fallback timer is for install only");
     const caps = this.registry.live(node)?.hello.capabilities ?? [];
-    if (!caps.includes("fallback")) throw new BeamdeckError("BD_CONFLICT", `the agent on ${node} has no fallback timer (capability "fallback"): update the agent or install without --fallback`);
+    if (!caps.includes("fallback")) throw new BeamdeckError("BD_AGENT_ERROR", `the agent on ${node} has no fallback timer (capability "fallback"); upgrade the agent or install without --fallback`);
   }
 
   /**
