@@ -152,6 +152,13 @@ describe("the fallback timer", () => {
   }, 400_000);
 
   it("a node restart with a pending fallback boots the permanent release and clears it", async () => {
+    // A duration out of bounds or malformed is a usage error (exit 2), and nothing is sent.
+    const short = await cli(["upgrade", "install", node.name, "0.1.1", "--fallback", "3s", "--yes"]);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain("--fallback: the fallback must be from 5s to 24h, not 3s");
+    const bad = await cli(["upgrade", "install", node.name, "0.1.1", "--fallback", "soon", "--yes"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('"soon" is not a duration: use a number with h, m or s, like 20m, 1200s or 1h30m');
     await installWithFallback("10m");
     expect(fs.existsSync(recordFile())).toBe(true);
     const sname = node.name.split("@")[0];
