@@ -96,8 +96,8 @@ schema() ->
      e(progress_reports, boolean, false, none,
        "also capture supervisor progress reports (needs logger level info)"),
      e(state_dir, text, undefined, none,
-       "where the upgrade command journal lives (default: the release's `releases/` "
-       "directory, else a temp dir)")].
+       "where the upgrade command journal and the fallback timer's record live (default: "
+       "the release's `releases/` directory, else a temp dir)")].
 
 e(Key, Type, Default, Os, Doc) ->
     #{key => Key, type => Type, default => Default, os => Os, doc => Doc}.

@@ -82,7 +82,9 @@ capabilities() ->
             {upgrade, beamdeck_agent_upgrade}, {system, beamdeck_agent_system},
             {gates, beamdeck_agent_gate}, {verification, beamdeck_agent_check_verify},
             %% Plans carry `afterKill' per killed process (optional protocol-1 field).
-            {after_kill, beamdeck_agent_restarts}],
+            {after_kill, beamdeck_agent_restarts},
+            %% Install commands take `fallbackMs' (optional protocol-1 field).
+            {fallback, beamdeck_agent_fallback}],
     Caps = [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}],
     %% Optional protocol-1 fields this agent sends (docs/protocol.md).
     Optional = [{events, dropped_seqs}, {detail, message_preview}, {procs, labels},

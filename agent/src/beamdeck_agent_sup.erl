@@ -1,6 +1,6 @@
 %%% @doc The agent's top supervisor (one_for_one).
 %%%
-%%% Children, in order: events, sysmon, conn, sampler, upgrade, system. Each is started only
+%%% Children, in order: events, sysmon, conn, sampler, upgrade, fallback, system. Each is started only
 %%% when its module is present, so a partial build still runs what it has.
 %%% The restart intensity is generous: the agent lives inside someone else's
 %%% node, and if this supervisor gave up, a permanent application would take
@@ -18,7 +18,7 @@
 
 -define(CHILDREN, [beamdeck_agent_events, beamdeck_agent_sysmon, beamdeck_agent_conn,
                    beamdeck_agent_sampler,
-                   beamdeck_agent_upgrade, beamdeck_agent_system]).
+                   beamdeck_agent_upgrade, beamdeck_agent_fallback, beamdeck_agent_system]).
 
 %% @doc Start the supervisor, registered as `beamdeck_agent_sup'.
 -spec start_link() -> {ok, pid()} | ignore | {error, term()}.

@@ -27,8 +27,8 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, start_link/1, request/2, connected/0, status/1, step_reached/2, reviewed/1,
-         lone_deaths/0]).
+-export([start_link/0, start_link/1, request/2, internal_command/1, connected/0, status/1, step_reached/2,
+         reviewed/1, lone_deaths/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, handle_continue/2]).
 
 -define(SERVER, ?MODULE).
@@ -38,6 +38,8 @@
 -define(MAX_REVIEWED, 8).
 -define(MAX_REVIEWED_KILLS, 50000).
 -define(MAX_LONE, 100).
+-define(FALLBACK_MIN_MS, 1000).
+-define(FALLBACK_MAX_MS, 86400000).
 
 -record(st, {journal :: beamdeck_agent_journal:journal(),
              running = none :: none | #{id := binary(), pid := pid(), mref := reference()},
@@ -102,6 +104,17 @@ request(<<"upgrade_command">>, Params) ->
 request(Method, _Params) ->
     {error, unknown_method, <<"unknown method: ", Method/binary>>}.
 
+%% @doc A command from the agent itself (the fallback timer's rollback),
+%% already validated: run and journaled like the server's commands.
+-spec internal_command(Cmd) -> {ok, map()} | {error, atom(), binary()} when Cmd :: map().
+internal_command(Cmd) ->
+    try gen_server:call(?SERVER, {command, Cmd}, ?CALL_TIMEOUT)
+    catch exit:{noproc, _} ->
+            {error, unavailable, <<"the upgrade service of the agent is not running">>};
+          exit:{timeout, _} ->
+            {error, timeout, <<"the upgrade service did not answer in time">>}
+    end.
+
 %% @doc Called by the connection after each `welcome': replay the results
 %% of the last finished commands.
 -spec connected() -> ok.
@@ -147,12 +160,20 @@ watched() ->
     catch exit:_ -> []
     end.
 
-%% Validate the command params: commandId, action, vsn, purge, prePurge, gate.
+%% Validate the command params: commandId, action, vsn, purge, prePurge,
+%% gate, and fallbackMs (install only; capability `fallback').
 command(Params) ->
     Id = maps:get(<<"commandId">>, Params, undefined),
     Action = action(maps:get(<<"action">>, Params, undefined)),
     Vsn = maps:get(<<"vsn">>, Params, null),
+    Fallback = maps:get(<<"fallbackMs">>, Params, null),
     if
+        Fallback =/= null, Action =/= install ->
+            {error, bad_request, <<"params.fallbackMs is for install only">>};
+        Fallback =/= null andalso not (is_integer(Fallback) andalso Fallback >= ?FALLBACK_MIN_MS
+                                       andalso Fallback =< ?FALLBACK_MAX_MS) ->
+            {error, bad_request, <<"params.fallbackMs must be an integer from 1000 (1 s) to "
+                                   "86400000 (24 h)">>};
         not is_binary(Id); byte_size(Id) =:= 0; byte_size(Id) > 128 ->
             {error, bad_request, <<"params.commandId must be a string of 1 to 128 bytes">>};
         Action =:= error ->
@@ -165,7 +186,7 @@ command(Params) ->
             case {purge_param(Params, <<"purge">>), purge_param(Params, <<"prePurge">>),
                   beamdeck_agent_gate:parse(Params)} of
                 {ok, ok, {ok, Gate}} ->
-                    {ok, #{id => Id, action => Action, vsn => Vsn, gate => Gate,
+                    {ok, #{id => Id, action => Action, vsn => Vsn, gate => Gate, fallback_ms => Fallback,
                            params => maps:with([<<"purge">>, <<"prePurge">>], Params)}};
                 {ok, ok, {error, _, _} = E} -> E;
                 _ ->
@@ -362,6 +383,7 @@ finish(E, Outcome, St) ->
                  maps:get(inferred, maps:get(result, E1), false) =:= true},
     St1 = put_entry(E2, St),
     send_result(E2, St1),
+    fallback_done(E2),
     watch_lone(Outcome, St1#st{watch = watch_from(beamdeck_agent_journal:entries(St1#st.journal))}).
 
 %% After an install or rollback: monitor the processes its verification
@@ -383,6 +405,14 @@ put_entry(E, #st{journal = J} = St) ->
         {error, Why, J1} ->
             logger:warning("beamdeck agent: cannot write the command journal: ~ts", [Why]),
             St#st{journal = J1}
+    end.
+
+%% The fallback timer learns of every finished command (a make_permanent
+%% or rollback clears it; its own rollback ends it).
+fallback_done(#{id := Id, action := Action, ok := Ok}) ->
+    case whereis(beamdeck_agent_fallback) of
+        undefined -> ok;
+        _ -> beamdeck_agent_fallback:command_done(Id, Action, Ok =:= true)
     end.
 
 busy() ->

@@ -96,7 +96,9 @@ install(#{vsn := VsnB, params := Params} = Cmd, Ctx) ->
         [_ | _] ->
             case beamdeck_agent_release:step_context(To, Rels) of
                 {ok, #{from := From, permanent_step := PermanentStep}} ->
-                    install_path(install, Cmd, Ctx, From, To, {Params, strict}, PermanentStep);
+                    Fallback = beamdeck_agent_upgrade_fallback:record(Cmd, From, To),
+                    install_path(install, Cmd, Ctx#{fallback => Fallback}, From, To, {Params, strict},
+                                 PermanentStep);
                 {error, Code, Msg} -> {error, Code, Msg, null}
             end
     end.
@@ -152,35 +154,12 @@ check_and_install(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Bas
     case rh(fun() -> release_handler:check_install_release(To) end, ?STEP_TIMEOUT) of
         {ok, _, _} ->
             progress(Ctx, <<"check_install_release">>, <<"check_install_release ok">>),
-            step(Ctx, <<"install_release">>, fmt("install_release(~0tp)", [To])),
-            Mon = beamdeck_agent_deaths:watch(lists:usort(Watch ++ [P || {P, _} <- Lone])),
-            Res = rh(fun() -> release_handler:install_release(To) end, ?STEP_TIMEOUT),
-            Deaths = beamdeck_agent_deaths:deaths(Mon, Predicted),
-            Result = Base#{check => ok, installReply => text(Res), deaths => Deaths,
-                           oldCode => beamdeck_agent_scan:old_code(ModNames),
-                           verification => verify(maps:get(action, Base), maps:get(from, Base), To,
-                                                  Lone, Deaths),
-                           releases => beamdeck_agent_release:rels_json(releases())},
-            Restart = beamdeck_agent_relup:restarts(Script),
-            case Res of
-                {ok, FromVsn, _Descr} when Restart =:= none ->
-                    progress(Ctx, <<"install_release">>, fmt("installed ~ts (from ~ts)", [To, FromVsn])),
-                    {ok, Result};
-                {Ok, _, _} when Ok =:= ok; Ok =:= continue_after_restart ->
-                    %% release_handler reboots the node now. The journal keeps
-                    %% the step running: the outcome is inferred after the
-                    %% reboot, from the release statuses.
-                    step(Ctx, <<"restarting">>, fmt("~ts: the node restarts to finish the install", [Restart])),
-                    timer:sleep(?REBOOT_WAIT),
-                    {ok, Result#{restarting => true}};
-                {error, {old_processes, M}} ->
+            case beamdeck_agent_upgrade_fallback:prepare(Ctx) of
+                ok -> install_release(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Base);
+                {error, Why} ->
                     _ = beamdeck_agent_relup:restore(File),
-                    {error, old_processes,
-                     fmt("install_release: processes run old code of ~ts (soft pre-purge): nothing "
-                         "was installed", [M]), Result};
-                Other ->
-                    {error, install_failed, fmt("install_release(~0tp) returned ~ts", [To, text(Other)]),
-                     Result}
+                    {error, fallback_failed, <<"the fallback timer could not be journaled (nothing was "
+                                               "installed): ", Why/binary>>, Base#{check => ok}}
             end;
         {error, {old_processes, M}} ->
             _ = beamdeck_agent_relup:restore(File),
@@ -194,6 +173,38 @@ check_and_install(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Bas
             {error, check_failed, fmt("check_install_release(~0tp) returned ~ts (the relup was put "
                                       "back as it was)", [To, text(Other)]),
              Base#{check => text(Other)}}
+    end.
+
+install_release(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Base) ->
+    step(Ctx, <<"install_release">>, fmt("install_release(~0tp)", [To])),
+    Mon = beamdeck_agent_deaths:watch(lists:usort(Watch ++ [P || {P, _} <- Lone])),
+    Res = rh(fun() -> release_handler:install_release(To) end, ?STEP_TIMEOUT),
+    Deaths = beamdeck_agent_deaths:deaths(Mon, Predicted),
+    Result = Base#{check => ok, installReply => text(Res), deaths => Deaths,
+                   oldCode => beamdeck_agent_scan:old_code(ModNames),
+                   verification => verify(maps:get(action, Base), maps:get(from, Base), To,
+                                          Lone, Deaths),
+                   releases => beamdeck_agent_release:rels_json(releases())},
+    Restart = beamdeck_agent_relup:restarts(Script),
+    case Res of
+        {ok, FromVsn, _Descr} when Restart =:= none ->
+            progress(Ctx, <<"install_release">>, fmt("installed ~ts (from ~ts)", [To, FromVsn])),
+            {ok, beamdeck_agent_upgrade_fallback:arm(Ctx, Result)};
+        {Ok, _, _} when Ok =:= ok; Ok =:= continue_after_restart ->
+            %% release_handler reboots the node now. The journal keeps
+            %% the step running: the outcome is inferred after the
+            %% reboot, from the release statuses.
+            step(Ctx, <<"restarting">>, fmt("~ts: the node restarts to finish the install", [Restart])),
+            timer:sleep(?REBOOT_WAIT),
+            {ok, Result#{restarting => true}};
+        {error, {old_processes, M}} ->
+            _ = beamdeck_agent_relup:restore(File),
+            {error, old_processes,
+             fmt("install_release: processes run old code of ~ts (soft pre-purge): nothing "
+                 "was installed", [M]), Result};
+        Other ->
+            {error, install_failed, fmt("install_release(~0tp) returned ~ts", [To, text(Other)]),
+             Result}
     end.
 
 make_permanent(#{vsn := VsnB} = Cmd, Ctx) ->

@@ -224,6 +224,12 @@ bad_params({Dir, Runs}) ->
     ?assertMatch({error, bad_request, <<"params.gate", _/binary>>},
                  R(#{<<"commandId">> => <<"x">>, <<"action">> => <<"install">>, <<"vsn">> => <<"1">>,
                      <<"gate">> => #{<<"maxKills">> => -1}})),
+    %% fallbackMs: install only, 1 s to 24 h
+    ?assertMatch({error, bad_request, <<"params.fallbackMs is for install only">>},
+                 R(#{<<"commandId">> => <<"x">>, <<"action">> => <<"rollback">>, <<"fallbackMs">> => 5000})),
+    [?assertMatch({error, bad_request, <<"params.fallbackMs must be", _/binary>>},
+                  R(#{<<"commandId">> => <<"x">>, <<"action">> => <<"install">>, <<"vsn">> => <<"1">>,
+                      <<"fallbackMs">> => Bad})) || Bad <- [999, 86400001, <<"20m">>, 1.5e3]],
     %% rollback needs no vsn
     ?assertMatch({ok, #{accepted := true}}, R(#{<<"commandId">> => <<"r">>, <<"action">> => <<"rollback">>})),
     ?assertMatch({error, unknown_method, _}, beamdeck_agent_upgrade:request(<<"reboot">>, #{})),

@@ -4,6 +4,7 @@ import { actorOf } from "../auth/principal";
 import { fail } from "../errors";
 import { operatorProcedure, router, viewerProcedure } from "../trpc";
 import { gateInput, type Gate } from "../upgrades/gate";
+import { fallbackMsInput } from "../upgrades/fallback";
 import { historyFeed } from "../upgrades/history-feed";
 import { purgeChoices } from "../upgrades/plan";
 import { connectedNode, nodeName } from "./node-input";
@@ -69,7 +70,7 @@ export const upgradesRouter = router({
 
   install: operatorProcedure
     .input(stepId)
-    .input(z.object({ node: nodeName, vsn, ...choices, confirmNode: confirm, ...gateInput }))
+    .input(z.object({ node: nodeName, vsn, ...choices, confirmNode: confirm, ...gateInput, fallbackMs: fallbackMsInput.optional() }))
     .mutation(async ({ ctx, input }) => {
       confirmed(input.node, input.confirmNode);
       await connectedNode(ctx, input.node);
@@ -82,6 +83,7 @@ export const upgradesRouter = router({
         prePurge: input.prePurge,
         gate: gateOf(input),
         commandId: input.commandId,
+        fallbackMs: input.fallbackMs,
       });
     }),
 

@@ -18,6 +18,7 @@ import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
+import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult } from "./fallback";
 import type { OldCodeReply } from "./old-code-watch";
 import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, type Verification, verificationOf } from "./plan";
 
@@ -40,6 +41,8 @@ export interface StepInput {
   upgradeId?: string;
   /** Made by the caller (the CLI) so it can subscribe before the step is sent; else made here. */
   commandId?: string;
+  /** Install only: the agent rolls back by itself unless made permanent within this many ms (fallback.ts). */
+  fallbackMs?: number;
 }
 
 /** What a step request returns: the command to follow; `repeated` when it is an earlier request's (see `repeatOf`). */
@@ -152,6 +155,7 @@ export class UpgradeWorkflow {
 
   async run(input: StepInput): Promise<StepReply> {
     const { node, action } = input;
+    if (input.fallbackMs !== undefined) this.checkFallback(node, action);
     const busy = await this.running(node);
     const again = await this.repeatOf(input);
     if (again) return again;
@@ -208,7 +212,8 @@ export class UpgradeWorkflow {
     }
 
     const commandId = input.commandId ?? `c-${randomUUID()}`;
-    const params = { commandId, action, vsn, purge, prePurge, ...(gate ? { gate: gateParams(gate) } : {}) };
+    const fallbackMs = action === "install" ? input.fallbackMs : undefined;
+    const params = { commandId, action, vsn, purge, prePurge, ...(gate ? { gate: gateParams(gate) } : {}), ...(fallbackMs ? { fallbackMs } : {}) };
     const intentId = await recordIntent(this.prisma, {
       actor: input.actor,
       action: `upgrade.${action}`,
@@ -234,6 +239,8 @@ export class UpgradeWorkflow {
           ? { used: gate.used, acceptPlan: gate.acceptPlan ?? null, maxKills: gate.maxKills ?? null, acceptFindings: gate.acceptFindings ?? [], acceptedFindings: gate.acceptedFindings }
           : null,
         preview: preview ? jsonSafe(preview) : null,
+        // The deadline by this server's clock; the agent's own (its clock) and the rollback plan's digest, computed on the node right after install_release, are in the outcome.
+        fallback: fallbackMs ? { durationMs: fallbackMs, deadline: new Date(Date.now() + fallbackMs).toISOString(), rollbackTo: upgrade?.fromVsn ?? null } : null,
       },
     });
     await this.prisma.upgradeCommand.create({
@@ -375,12 +382,54 @@ export class UpgradeWorkflow {
         node,
         target: upgrade ? `upgrade:${upgrade.id}` : null,
         outcome: ok ? "ok" : "error",
-        data: { commandId, result: jsonSafe(result), error, predictedVsActual: comparison, verification },
+        data: { commandId, result: jsonSafe(result), error, predictedVsActual: comparison, verification, fallback: cmd.action === "install" ? fallbackOfResult({ result }) : null },
       });
     } else {
       await appendAudit(this.prisma, { actor: "agent", action: `upgrade.${cmd.action}`, node, outcome: ok ? "ok" : "error", data: { commandId, result: jsonSafe(result), error } });
     }
     this.publish({ node, commandId, kind: "result", ok, message: error ? `${error.code}: ${error.message}` : undefined, at: Date.now() });
+  }
+
+  /** A fallback needs an agent that announces it (an older one would ignore the field and never roll back). */
+  private checkFallback(node: string, action: Action): void {
+    if (action !== "install") throw new BeamdeckError("BD_BAD_INPUT", "a fallback timer is for install only");
+    const caps = this.registry.live(node)?.hello.capabilities ?? [];
+    if (!caps.includes("fallback")) throw new BeamdeckError("BD_AGENT_ERROR", `the agent on ${node} has no fallback timer (capability "fallback"); upgrade the agent or install without --fallback`);
+  }
+
+  /**
+   * Stored events (EventStore.onStored): a `fallback` event says what the
+   * agent's timer did. A rollback it ran, or a node restart into the
+   * permanent release, leaves the upgrade rolled back; every outcome is
+   * audited as the agent's.
+   */
+  async onStoredEvents(node: string, stored: { frame: { kind: string } }[]): Promise<void> {
+    for (const { frame } of stored) {
+      if (frame.kind !== "fallback") continue;
+      const parsed = fallbackEvent.safeParse(frame);
+      if (!parsed.success) {
+        console.warn(`[beamdeck] ${node}: a fallback event does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
+        continue;
+      }
+      await this.fallbackHappened(node, parsed.data);
+    }
+  }
+
+  private async fallbackHappened(node: string, e: FallbackEvent): Promise<void> {
+    const install = await this.prisma.upgradeCommand.findUnique({ where: { id: e.fallback.commandId }, include: { upgrade: true } });
+    const upgrade = install?.node === node ? install.upgrade : null;
+    if (upgrade && (e.context === "rolled_back" || e.context === "node_restarted") && upgrade.status === "installed") {
+      await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { status: "rolled_back" } });
+    }
+    await appendAudit(this.prisma, {
+      actor: "agent",
+      action: "upgrade.fallback",
+      node,
+      target: upgrade ? `upgrade:${upgrade.id}` : `release:${e.fallback.vsn}`,
+      outcome: e.context === "failed" ? "error" : "ok",
+      data: { outcome: e.context, message: e.reason.text, fallback: e.fallback, rollbackCommandId: e.rollbackCommandId },
+    });
+    this.publish({ node, commandId: e.rollbackCommandId ?? e.fallback.commandId, kind: "result", step: "fallback", ok: e.context !== "failed", message: e.reason.text, at: Date.now() });
   }
 
   /** A step changes the node's releases: keep the live view (hello) in step. */
@@ -399,9 +448,32 @@ export class UpgradeWorkflow {
 
   async history(node: string, limit = 20) {
     const rows = await this.prisma.upgrade.findMany({ where: { node }, orderBy: { createdAt: "desc" }, take: limit, include: { commands: { orderBy: { createdAt: "asc" } } } });
+    const outcomes = await this.fallbackOutcomes(node);
+    const now = Date.now();
     return rows.map((u) => ({
       ...u,
       commands: u.commands.map((c) => ({ ...c, intentId: c.intentId?.toString() ?? null })),
+      fallback: this.fallbackOf(u.status, u.commands, outcomes, now),
     }));
+  }
+
+  /** The node's newest fallback events, by the install command they belong to. */
+  private async fallbackOutcomes(node: string): Promise<Map<string, FallbackEvent>> {
+    const rows = await this.prisma.event.findMany({ where: { node, kind: "fallback" }, orderBy: { at: "desc" }, take: 100, select: { data: true } });
+    const out = new Map<string, FallbackEvent>();
+    for (const r of rows) {
+      const e = fallbackEvent.safeParse(r.data);
+      if (e.success && !out.has(e.data.fallback.commandId)) out.set(e.data.fallback.commandId, e.data);
+    }
+    return out;
+  }
+
+  /** An upgrade's fallback: the agent's record from its install result, what became of it, and the status line while it is pending. */
+  private fallbackOf(status: string, commands: { id: string; action: string; result: unknown }[], outcomes: Map<string, FallbackEvent>, now: number) {
+    const install = commands.find((c) => c.action === "install");
+    const record = install ? fallbackOfResult(install.result) : null;
+    if (!install || !record) return null;
+    const done = outcomes.get(install.id) ?? null;
+    return { ...record, outcome: done?.context ?? null, message: done?.reason.text ?? null, line: done ? null : fallbackLine(status, record, now) };
   }
 }

@@ -282,11 +282,19 @@ describe("an operator upgrades the forum's listener without killing it", () => {
     await withScreenshotOnFailure(op, "upgrade-install", async () => {
       await op.getByTestId("confirm-install").fill(node.name);
       const install = op.getByTestId("install");
+      // The fallback timer (issue 15): a duration out of bounds is said, and the button waits for a valid one.
+      await op.getByTestId("install-fallback").fill("3s");
+      await expect.poll(() => op.getByTestId("install-fallback-error").textContent()).toBe("the fallback must be from 5s to 24h, not 3s");
+      expect(await install.isEnabled()).toBe(false);
+      await op.getByTestId("install-fallback").fill("20m");
       await expect.poll(() => install.isEnabled()).toBe(true);
       await runStep(op, install);
       expect(await op.locator('[data-testid="progress-event"][data-step="install_release"]').count()).toBeGreaterThan(0);
       await op.getByTestId("decision-area").waitFor({ timeout: 20_000 });
       expect(await releaseStatus("0.1.1")).toBe("current");
+      // The agent journalled the deadline on the node; the page counts it down (made permanent in the next test).
+      expect(await node.rpc(`filelib:is_regular(filename:join([code:root_dir(), "releases", "beamdeck_agent_fallback.term"]))`)).toBe("true");
+      await expect.poll(() => op.getByTestId("fallback-line").textContent(), { timeout: 10_000 }).toMatch(/^Falls back to 0\.1\.0 at .+ unless made permanent \((19|20)m \d+s left\)\.$/);
 
       // The list on the page, polled every second, equals the node's own answer.
       const nodeSays = await onOldCode();

@@ -14,6 +14,7 @@ import { CliError, EXIT, usage } from "../errors";
 import { json, table } from "../format";
 import { outcomeLine, runStep, type StepOutcome } from "../step";
 import type { Env } from "../../storage/database-url";
+import { parseFallback } from "../../upgrades/fallback";
 import { findingId, planDigest, type Gate } from "../../upgrades/gate";
 import type { ReleasesReply } from "../../agents/replies";
 import { killCount, type Plan, type Verification, verificationOf } from "../../upgrades/plan";
@@ -129,6 +130,15 @@ function gateOf(values: Record<string, unknown>): Gate {
   return g;
 }
 
+/** `--fallback DUR` (install only): the duration in ms, a usage error when malformed or out of bounds. */
+function fallbackOf(sub: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (sub !== "install") throw usage("--fallback is for upgrade install only");
+  const d = parseFallback(text);
+  if (!d.ok) throw usage(`--fallback: ${d.message}`);
+  return d.ms;
+}
+
 /** The agent's runner refused: the plan recomputed before the step is outside the gate. */
 function planChanged(message: string | undefined): boolean {
   return Boolean(message?.startsWith("plan_changed:"));
@@ -161,6 +171,7 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     "accept-plan": { type: "string" as const },
     "max-kills": { type: "string" as const },
     "accept-finding": { type: "string" as const, multiple: true },
+    fallback: { type: "string" as const },
   };
   if (sub === "plan") {
     const { values, positionals } = parse(rest, opts, ["node", "vsn"]);
@@ -189,13 +200,14 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     const node = positionals[0];
     if (!values.yes) throw usage(`upgrade ${sub} changes the node: add --yes to confirm`);
     const gate = gateOf(values);
+    const fallbackMs = fallbackOf(sub, values.fallback as string | undefined);
     let out: StepOutcome;
     if (sub === "install") {
       const vsn = check(vsnSchema, positionals[1], "vsn");
       const { plan, purge, prePurge } = await planFor(env, node, vsn, values.purge as string[], values["pre-purge"] as string[]);
       console.error(`installing ${vsn} on ${node}: ${killCount(plan)} process(es) predicted to be killed`);
       out = await runStep(env, node, `install of ${vsn} on ${node}`, (commandId, timeoutMs) =>
-        call(env, (api) => api.upgrades.install.mutate({ node, vsn, purge, prePurge, confirmNode: node, ...gate, commandId }), timeoutMs),
+        call(env, (api) => api.upgrades.install.mutate({ node, vsn, purge, prePurge, confirmNode: node, ...gate, commandId, fallbackMs }), timeoutMs),
       );
     } else if (sub === "permanent") {
       const vsn = check(vsnSchema, positionals[1], "vsn");
@@ -225,6 +237,7 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
       }
       const verified = verificationLine(verificationOf(step));
       if (verified) console.log(verified);
+      if (sub === "install" && last?.fallback?.line) console.log(last.fallback.line);
     }
     if (!out.ok && planChanged(out.message)) console.error("the plan changed since it was reviewed: run `beamdeck upgrade plan` again and review it");
     return out.ok ? EXIT.ok : planChanged(out.message) ? EXIT.planChanged : EXIT.error;
@@ -240,6 +253,12 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
           h.map((u) => [u.id, u.fromVsn, u.toVsn, u.status, u.createdBy, u.commands.map((c) => `${c.action}:${c.status}`).join(" "), verifiedSummary(u.actualKills)]),
         ),
       );
+    if (!values.json)
+      for (const u of h) {
+        const f = u.fallback;
+        if (f?.line) console.log(`${u.id}: ${f.line}`);
+        else if (f?.outcome) console.log(`${u.id}: fallback ${f.outcome}: ${f.message}`);
+      }
     return 0;
   }
   throw usage(`upgrade needs plan, unpack, install, permanent, rollback or status${sub ? `, not "${sub}"` : ""}`);

@@ -2,6 +2,7 @@
 /** The choose stage: for the chosen target, lint, purge choices, relup and appups, the impact, and the guarded Install. */
 import { errorMessage } from "../../../../../_lib/trpc";
 import { ErrorBox, Panel } from "./Bits";
+import { FallbackField } from "./Fallback";
 import { ConfirmNode, OperatorOnly } from "./Guard";
 import { ImpactPreview, LintList, killsText } from "./ImpactPreview";
 import { OldCodePanel } from "./OldCodePanel";
@@ -57,12 +58,13 @@ export function ChooseStage({ s, target }: { s: UpgradeState; target: string }) 
                 ) : (
                   <OperatorOnly>
                     <ConfirmNode node={node} value={s.confirmInstall} onChange={s.setConfirmInstall} testid="confirm-install" />
+                    <FallbackField value={s.fallbackText} onChange={s.setFallbackText} error={s.fallbackError} />
                     <InstallButton
                       vsn={target}
                       plan={plan}
                       stale={s.planStale}
                       busy={s.busy || s.install.isPending}
-                      confirmed={s.confirmInstall === node}
+                      confirmed={s.confirmInstall === node && s.fallbackError === null}
                       kills={s.kills}
                       unaccepted={s.unacceptedFindings.length}
                       onClick={s.doInstall}

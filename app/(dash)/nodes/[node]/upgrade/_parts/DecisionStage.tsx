@@ -1,6 +1,7 @@
 "use client";
 /** The decide stage: a release is installed and not permanent; who is on old code, and make permanent or roll back. */
 import { ErrorBox, Panel } from "./Bits";
+import { FallbackLine } from "./Fallback";
 import { ConfirmNode, OperatorOnly } from "./Guard";
 import { ImpactPreview, LintList, killsText } from "./ImpactPreview";
 import { OldCodePanel } from "./OldCodePanel";
@@ -25,6 +26,7 @@ export function DecisionStage({ s }: { s: UpgradeState }) {
           A restart of the node would boot {releases.permanent}. Decide: make {releases.current} permanent (brutal post-purges kill whoever is still on old code, below), or roll back to{" "}
           {releases.permanent} through the relup&apos;s down instructions.
         </p>
+        <FallbackLine upgrade={s.currentUpgrade} />
       </div>
       <div className="up-cols">
         <div className="up-col">

@@ -13,6 +13,7 @@
  */
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { parseFallback } from "../../../../../_lib/duration";
 import { trpcCode, useTRPC } from "../../../../../_lib/trpc";
 import { useUrlState } from "../../../../../_lib/url-state";
 import { decodeChoices, encodeChoices, withChoice } from "./choices";
@@ -64,6 +65,9 @@ export function useUpgradeState(node: string) {
   // Error findings accepted one by one, per plan digest (a new plan starts over); one entry per shown plan.
   const [acceptedByDigest, setAcceptedByDigest] = useState<Record<string, string[]>>({});
   const [confirmDecision, setConfirmDecision] = useState("");
+  // "Fall back automatically after": empty is no fallback timer.
+  const [fallbackText, setFallbackText] = useState("");
+  const fallback = fallbackText.trim() ? parseFallback(fallbackText) : null;
   // Once a release is installed the URL's choices are no longer in effect (the upgrade's record holds
   // what was installed): a reload after make permanent or roll back reviews the next pending release.
   useEffect(() => {
@@ -176,7 +180,7 @@ export function useUpgradeState(node: string) {
   const permAcceptance = acceptanceOf(permPlan);
   const rbAcceptance = acceptanceOf(rbPlan);
   const doInstall = () => {
-    if (!plan || !target) return;
+    if (!plan || !target || fallback?.ok === false) return;
     // Every module's post-purge explicitly: the server's make_permanent check reads the upgrade's choices.
     const explicitPost: PurgeMap = Object.fromEntries(pickerModules.map((m) => [m.module, post[m.module] ?? m.defaultPost]));
     install.mutate(
@@ -189,6 +193,7 @@ export function useUpgradeState(node: string) {
         confirmNode: confirmInstall,
         acceptPlan: plan.digest,
         ...(acceptedFindings.length ? { acceptFindings: acceptedFindings } : {}),
+        ...(fallback?.ok ? { fallbackMs: fallback.ms } : {}),
       },
       {
         onSuccess: (r) => {
@@ -272,6 +277,9 @@ export function useUpgradeState(node: string) {
     kills,
     confirmInstall,
     setConfirmInstall,
+    fallbackText,
+    setFallbackText,
+    fallbackError: fallback?.ok === false ? fallback.message : null,
     // decide
     oldCode,
     oldCodeError: oldCodeQ.error,

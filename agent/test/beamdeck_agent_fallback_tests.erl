@@ -1,0 +1,193 @@
+-module(beamdeck_agent_fallback_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(REC, beamdeck_agent_fallback_record).
+
+tmp_dir() ->
+    Dir = filename:join(["/tmp", "bd_fallback_tests_" ++ os:getpid(),
+                         integer_to_list(erlang:unique_integer([positive]))]),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Dir.
+
+record(Deadline) ->
+    #{vsn => <<"0.1.1">>, from => <<"0.1.0">>, deadline => Deadline, durationMs => 5000,
+      commandId => <<"c-1">>, armedAt => Deadline - 5000, rollbackDigest => null,
+      maxKills => null, acceptFindings => []}.
+
+rels(Statuses) -> [#{name => "rel_test", vsn => V, status => S} || {V, S} <- Statuses].
+
+%%% THE RECORD FILE %%%
+
+record_file_test_() ->
+    {setup, fun tmp_dir/0, fun(Dir) -> os:cmd("rm -rf " ++ Dir) end,
+     fun(Dir) ->
+             [?_test(begin
+                         ?assertEqual(none, ?REC:read(Dir)),
+                         R = (record(1000))#{rollbackDigest => <<"abc">>, maxKills => 3,
+                                             acceptFindings => [<<"nif_module:m">>]},
+                         ok = ?REC:write(Dir, R),
+                         %% Durable before write/2 returns: a fresh read sees it.
+                         ?assertEqual({ok, R}, ?REC:read(Dir)),
+                         ok = ?REC:delete(Dir),
+                         ?assertEqual(none, ?REC:read(Dir)),
+                         %% Deleting twice is fine.
+                         ?assertEqual(ok, ?REC:delete(Dir))
+                     end),
+              ?_test(begin
+                         ok = file:write_file(?REC:file(Dir), <<"not a term">>),
+                         ?assertEqual(none, ?REC:read(Dir)),
+                         ?assert(filelib:is_regular(?REC:file(Dir) ++ ".bad")),
+                         ?assertNot(filelib:is_regular(?REC:file(Dir)))
+                     end),
+              ?_test(begin
+                         %% A directory where the file should be: the write
+                         %% fails and names the file (the install is refused).
+                         Sub = filename:join(Dir, "blocked"),
+                         ok = filelib:ensure_dir(filename:join(?REC:file(Sub), "x")),
+                         {error, Why} = ?REC:write(Sub, record(1)),
+                         ?assertMatch({0, _}, binary:match(Why, list_to_binary(?REC:file(Sub))))
+                     end)]
+     end}.
+
+%%% THE DECISION %%%
+
+decide_test_() ->
+    R = record(10000),
+    [%% Installed and running, before the deadline: wait the time left.
+     ?_assertEqual({wait, 4000}, ?REC:decide(R, rels([{"0.1.1", current}, {"0.1.0", permanent}]), 6000)),
+     %% At or after the deadline: roll back.
+     ?_assertEqual(fire, ?REC:decide(R, rels([{"0.1.1", current}, {"0.1.0", permanent}]), 10000)),
+     ?_assertEqual(fire, ?REC:decide(R, rels([{"0.1.1", current}, {"0.1.0", permanent}]), 99999)),
+     %% Made permanent (elsewhere, or before the record was cleared).
+     ?_assertEqual({clear, made_permanent},
+                   ?REC:decide(R, rels([{"0.1.1", permanent}, {"0.1.0", old}]), 99999)),
+     %% The node restarted: release_handler boots the permanent release and
+     %% reads the installed one as unpacked. Expired or not: nothing to undo.
+     ?_assertEqual({clear, {not_running, unpacked, "0.1.0", "0.1.0"}},
+                   ?REC:decide(R, rels([{"0.1.1", unpacked}, {"0.1.0", permanent}]), 99999)),
+     ?_assertEqual({clear, {not_running, unpacked, "0.1.0", "0.1.0"}},
+                   ?REC:decide(R, rels([{"0.1.1", unpacked}, {"0.1.0", permanent}]), 1)),
+     %% Another release runs now (say 0.1.2 was installed over it).
+     ?_assertEqual({clear, {not_running, old, "0.1.2", "0.1.0"}},
+                   ?REC:decide(R, rels([{"0.1.2", current}, {"0.1.1", old}, {"0.1.0", permanent}]), 1)),
+     ?_assertEqual({clear, {not_running, absent, "0.1.0", "0.1.0"}},
+                   ?REC:decide(R, rels([{"0.1.0", permanent}]), 1))].
+
+%%% THE TIMER SERVER %%%
+
+%% A fallback server with the releases, the rollback submission and the
+%% event sink replaced: the test process sees submissions and events.
+start(Dir, Rels) ->
+    Me = self(),
+    ets_rels(Rels),
+    {ok, Pid} = beamdeck_agent_fallback:start_link(
+                  #{state_dir => Dir,
+                    releases => fun() -> {ok, persistent_term:get({?MODULE, rels})} end,
+                    submit => fun(Cmd) -> Me ! {submitted, Cmd}, {ok, #{accepted => true}} end,
+                    notify => fun(E) -> Me ! {event, E} end}),
+    Pid.
+
+ets_rels(Rels) -> persistent_term:put({?MODULE, rels}, Rels).
+
+stop(Pid) ->
+    unlink(Pid),
+    exit(Pid, shutdown),
+    wait_down(Pid).
+
+wait_down(Pid) ->
+    Ref = monitor(process, Pid),
+    receive {'DOWN', Ref, process, Pid, _} -> ok after 5000 -> error(not_stopped) end.
+
+now_ms() -> os:system_time(millisecond).
+
+server_test_() ->
+    {foreach, fun tmp_dir/0, fun(Dir) -> persistent_term:erase({?MODULE, rels}), os:cmd("rm -rf " ++ Dir) end,
+     [fun(Dir) -> {"fires at the deadline with the armed gate", ?_test(fires(Dir))} end,
+      fun(Dir) -> {"make_permanent cancels it", ?_test(permanent_cancels(Dir))} end,
+      fun(Dir) -> {"a restart re-arms a future deadline", ?_test(rearms(Dir))} end,
+      fun(Dir) -> {"a restart past the deadline rolls back at once", ?_test(expired_at_start(Dir))} end,
+      fun(Dir) -> {"a node restarted into the permanent release clears it", ?_test(restarted(Dir))} end,
+      fun(Dir) -> {"a failed install clears it silently", ?_test(install_failed(Dir))} end]}.
+
+running() -> rels([{"0.1.1", current}, {"0.1.0", permanent}]).
+
+fires(Dir) ->
+    Pid = start(Dir, running()),
+    R = record(now_ms() + 300),
+    ok = beamdeck_agent_fallback:prepare(R),
+    ?assertEqual({ok, R}, ?REC:read(Dir)),
+    Json = beamdeck_agent_fallback:armed(<<"c-1">>, #{rollbackDigest => <<"d1">>, maxKills => 2,
+                                                     acceptFindings => [<<"f1">>]}),
+    ?assertMatch(#{rollbackDigest := <<"d1">>, maxKills := 2, from := <<"0.1.0">>}, Json),
+    %% Nothing before the deadline.
+    receive {submitted, Early} -> error({early, Early}) after 150 -> ok end,
+    Cmd = receive {submitted, C} -> C after 3000 -> error(not_fired) end,
+    ?assertMatch(#{id := <<"fallback-c-1">>, action := rollback, vsn := <<"0.1.0">>,
+                   gate := #{plan := null, max_kills := 2, findings := [<<"f1">>]}}, Cmd),
+    %% The record stays until the rollback's outcome is known.
+    ?assertMatch({ok, _}, ?REC:read(Dir)),
+    ets_rels(rels([{"0.1.0", permanent}, {"0.1.1", old}])),
+    beamdeck_agent_fallback:command_done(<<"fallback-c-1">>, rollback, true),
+    Ev = receive {event, E} -> E after 3000 -> error(no_event) end,
+    ?assertMatch(#{kind := <<"fallback">>, context := <<"rolled_back">>,
+                   rollbackCommandId := <<"fallback-c-1">>,
+                   fallback := #{vsn := <<"0.1.1">>, rollbackDigest := <<"d1">>}}, Ev),
+    ?assertEqual(null, beamdeck_agent_fallback:status()),
+    ?assertEqual(none, ?REC:read(Dir)),
+    stop(Pid).
+
+permanent_cancels(Dir) ->
+    Pid = start(Dir, running()),
+    %% Far enough that the cancel surely arrives first, even on a loaded machine.
+    Deadline = now_ms() + 1500,
+    ok = beamdeck_agent_fallback:prepare(record(Deadline)),
+    ?assertMatch(#{vsn := <<"0.1.1">>}, beamdeck_agent_fallback:status()),
+    beamdeck_agent_fallback:command_done(<<"c-2">>, make_permanent, true),
+    Ev = receive {event, E} -> E after 3000 -> error(no_event) end,
+    ?assertMatch(#{context := <<"cleared">>}, Ev),
+    ?assertEqual(none, ?REC:read(Dir)),
+    %% The deadline passes: no rollback.
+    receive {submitted, C} -> error({fired, C}) after max(0, Deadline - now_ms()) + 300 -> ok end,
+    stop(Pid).
+
+rearms(Dir) ->
+    ok = ?REC:write(Dir, record(now_ms() + 400)),
+    Pid = start(Dir, running()),
+    ?assertMatch(#{vsn := <<"0.1.1">>}, beamdeck_agent_fallback:status()),
+    receive {submitted, Early} -> error({early, Early}) after 200 -> ok end,
+    receive {submitted, _} -> ok after 3000 -> error(not_fired) end,
+    stop(Pid).
+
+expired_at_start(Dir) ->
+    ok = ?REC:write(Dir, record(now_ms() - 1000)),
+    Pid = start(Dir, running()),
+    receive {submitted, #{action := rollback}} -> ok after 1000 -> error(not_fired) end,
+    %% A failed rollback is said, and the record goes (it would fail again).
+    beamdeck_agent_fallback:command_done(<<"fallback-c-1">>, rollback, false),
+    Ev = receive {event, E} -> E after 3000 -> error(no_event) end,
+    ?assertMatch(#{context := <<"failed">>}, Ev),
+    ?assertEqual(none, ?REC:read(Dir)),
+    stop(Pid).
+
+restarted(Dir) ->
+    ok = ?REC:write(Dir, record(now_ms() - 1000)),
+    Pid = start(Dir, rels([{"0.1.1", unpacked}, {"0.1.0", permanent}])),
+    Ev = receive {event, E} -> E after 3000 -> error(no_event) end,
+    ?assertMatch(#{context := <<"node_restarted">>}, Ev),
+    #{reason := #{text := Text}} = Ev,
+    ?assertEqual(<<"fallback: node restarted into permanent release 0.1.0; 0.1.1 is not running "
+                   "(unpacked), nothing to roll back">>, Text),
+    ?assertEqual(none, ?REC:read(Dir)),
+    receive {submitted, C} -> error({fired, C}) after 200 -> ok end,
+    stop(Pid).
+
+install_failed(Dir) ->
+    Pid = start(Dir, running()),
+    Deadline = now_ms() + 1500,
+    ok = beamdeck_agent_fallback:prepare(record(Deadline)),
+    beamdeck_agent_fallback:command_done(<<"c-1">>, install, false),
+    ?assertEqual(null, beamdeck_agent_fallback:status()),
+    ?assertEqual(none, ?REC:read(Dir)),
+    receive Msg -> error({unexpected, Msg}) after max(0, Deadline - now_ms()) + 300 -> ok end,
+    stop(Pid).
