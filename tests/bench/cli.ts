@@ -42,7 +42,7 @@ function timeOnce(args: string[], env: NodeJS.ProcessEnv): number {
 function timeCommands(cmds: { label: string; args: string[]; goal: number | null }[], env: NodeJS.ProcessEnv): CliTiming[] {
   for (let i = 0; i < WARMUPS; i += 1) for (const c of cmds) timeOnce(c.args, env);
   const runs = cmds.map(() => [] as number[]);
-  for (let i = 0; i < RUNS; i += 1) cmds.forEach((c, j) => runs[j].push(timeOnce(c.args, env)));
+  for (let i = 0; i < RUNS; i += 1) for (const [j, c] of cmds.entries()) runs[j].push(timeOnce(c.args, env));
   return cmds.map((c, j) => {
     const xs = runs[j].sort((a, b) => a - b);
     const median = Math.round(xs[Math.floor(xs.length / 2)]);

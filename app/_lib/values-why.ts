@@ -1,0 +1,9 @@
+/**
+ * Why a process's values (state, messages, dictionary values) are not shown,
+ * in one sentence for the drawer and the CLI alike: the node did not send them
+ * (the agent's get_state setting), or the caller's role may not see them
+ * (the server's `processes.valuesRole` setting, server/agents/process-values.ts).
+ */
+export function valuesHiddenWhy(hiddenBelow: string | null): string {
+  return hiddenBelow ? `your role may not see process values (${hiddenBelow} and up may; an admin sets this under Admin → Process values)` : "the agent's get_state setting is off";
+}
