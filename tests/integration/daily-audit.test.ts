@@ -15,6 +15,7 @@ import { GreetingClient } from "../../tools/beam/tcp";
 import { startAgentNode, waitConnected } from "../support/beam-node";
 import { freePort } from "../support/ports";
 import { startServer, type TestServer } from "../support/server";
+import { httpClient } from "../support/trpc-clients";
 
 let server: TestServer;
 let node: BeamNode;
@@ -85,5 +86,18 @@ describe("an audit that reads on its own", () => {
     expect(installAt).toBeGreaterThan(0);
     // Newest first: the install after the unpack.
     expect(unpackAt).toBeGreaterThan(installAt);
+
+    // --json carries the same steps, from the same merge as the events page (server/events/timeline.ts).
+    type Item = { kind: string; at: string; action?: string; vsn?: string; status?: string; commandId?: string };
+    const items = JSON.parse((await server.cli(["events", node.name, "--json"])).stdout) as Item[];
+    const steps = items.filter((x) => x.kind === "upgrade_step");
+    const page = await httpClient(server.url, { token: server.apiToken }).events.upgradeSteps.query({ node: node.name });
+    expect(steps.map((x) => x.commandId)).toEqual(page.map((x) => x.commandId));
+    expect(steps.map((x) => [x.action, x.vsn, x.status])).toEqual(expect.arrayContaining([["install", "0.1.1", "ok"], ["unpack", "0.1.1", "ok"]]));
+    const ats = items.map((x) => Date.parse(x.at));
+    expect(ats).toEqual([...ats].sort((a, b) => b - a));
+    // Under an event filter the timeline has no steps (they have no context), in --json as in the text.
+    const filtered = JSON.parse((await server.cli(["events", node.name, "--json", "--context", "child_terminated"])).stdout) as Item[];
+    expect(filtered.filter((x) => x.kind === "upgrade_step")).toEqual([]);
   }, 600_000);
 });
