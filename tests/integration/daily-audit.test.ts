@@ -93,7 +93,12 @@ describe("an audit that reads on its own", () => {
     const steps = items.filter((x) => x.kind === "upgrade_step");
     const page = await httpClient(server.url, { token: server.apiToken }).events.upgradeSteps.query({ node: node.name });
     expect(steps.map((x) => x.commandId)).toEqual(page.map((x) => x.commandId));
-    expect(steps.map((x) => [x.action, x.vsn, x.status])).toEqual(expect.arrayContaining([["install", "0.1.1", "ok"], ["unpack", "0.1.1", "ok"]]));
+    expect(steps.map((x) => [x.action, x.vsn, x.status])).toEqual(
+      expect.arrayContaining([
+        ["install", "0.1.1", "ok"],
+        ["unpack", "0.1.1", "ok"],
+      ]),
+    );
     const ats = items.map((x) => Date.parse(x.at));
     expect(ats).toEqual([...ats].sort((a, b) => b - a));
     // Under an event filter the timeline has no steps (they have no context), in --json as in the text.
