@@ -215,4 +215,32 @@ describe("daily use of the process view", () => {
       }
     });
   }, 180_000);
+
+  it("after a soft-purge install, the processes left on old code are marked in the nodes list, the table and the tree", async () => {
+    await withScreenshotOnFailure(page, "daily-old-code-marks", async () => {
+      // 0.1.1 was unpacked by the timeline test above.
+      const install = await bd.cli(["upgrade", "install", node.name, "0.1.1", "--purge", "TestListener=soft", "--yes"], {}, { timeoutMs: 240_000 });
+      expect(install.code, install.stderr).toBe(0);
+      const stuck = await node.rpcJson<string[]>(`lists:sort([list_to_binary(pid_to_list(P)) || P <- processes(), erlang:check_process_code(P, 'Elixir.TestListener')])`);
+      expect(stuck.length).toBeGreaterThanOrEqual(1);
+      const acceptor = await node.rpcJson<string>("[{_, P, _, _}] = supervisor:which_children('Elixir.RelTest.Supervisor'), list_to_binary(pid_to_list(P))");
+      expect(stuck).toContain(acceptor);
+
+      await page.goto("/");
+      const nodeRow = page.locator(`[data-testid="node-row"][data-node="${node.name}"]`);
+      await expect.poll(() => nodeRow.getByTestId("node-old-code").getAttribute("data-value"), { timeout: 30_000 }).toBe(String(stuck.length));
+
+      await page.goto(`/nodes/${encodeURIComponent(node.name)}`);
+      // The tree: the supervised acceptor carries the mark, with the module.
+      const treeMark = page.locator(`[data-testid="tree-node"][data-pid="${acceptor}"] [data-testid="tree-old-code"]`);
+      await treeMark.waitFor({ timeout: 30_000 });
+      expect(await treeMark.getAttribute("data-modules")).toBe("Elixir.TestListener");
+      // The table: every process the node says is on old code, and no other, is marked.
+      await page.getByTestId("proc-filter").fill("TestListener");
+      await page.locator(`[data-testid="proc-row"][data-pid="${acceptor}"] [data-testid="proc-old-code"]`).waitFor({ timeout: 30_000 });
+      const marked = async () => (await page.locator('[data-testid="proc-row"]:has([data-testid="proc-old-code"])').evaluateAll((rows) => rows.map((r) => r.getAttribute("data-pid") ?? ""))).sort();
+      await expect.poll(marked, { timeout: 20_000 }).toEqual(stuck);
+      expect(await page.locator(`[data-testid="proc-row"][data-pid="${acceptor}"] [data-testid="proc-old-code"]`).getAttribute("data-modules")).toBe("Elixir.TestListener");
+    });
+  }, 360_000);
 });
