@@ -129,16 +129,16 @@ describe("daily use of the process view", () => {
       await expect.poll(async () => (await growth.count()) > 0 && (await growth.textContent()), { timeout: 40_000, interval: 1000 }).toMatch(/the mailbox_leak alert fired/);
       const text = (await growth.textContent()) ?? "";
       const m = /^Growing: ([\d,]+) → ([\d,]+) messages since (\d\d:\d\d:\d\d) (\S+) \(([\d.]+) min, ([\d.]+)\/min\)/.exec(text);
-      expect(m, text).not.toBeNull();
-      const [from, to] = [Number(m![1].replace(/,/g, "")), Number(m![2].replace(/,/g, ""))];
+      if (!m) throw new Error(`the growth line does not read as expected: ${text}`);
+      const [from, to] = [Number(m[1].replace(/,/g, "")), Number(m[2].replace(/,/g, ""))];
       const now = await queued();
       expect(to).toBeGreaterThan(from);
       expect(to).toBeLessThanOrEqual(now);
       // Since: after the test started it, printed in the browser's zone with the zone named.
       const since = Number(await growth.getAttribute("data-since"));
       expect(since).toBeGreaterThanOrEqual(started - 1000);
-      expect(m![3]).toBe(clockIn(since));
-      expect(m![4]).toBe(ZONE_LABEL);
+      expect(m[3]).toBe(clockIn(since));
+      expect(m[4]).toBe(ZONE_LABEL);
       // The slope: messages per minute between the two readings, and the sender's own rate bounds it (4/s = 240/min).
       const perMinute = Number(await growth.getAttribute("data-per-minute"));
       expect(perMinute).toBeGreaterThan(0);

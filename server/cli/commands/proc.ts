@@ -5,7 +5,7 @@ import { check, parse, pidArg } from "../args";
 import { call } from "../client";
 import { bytes, json } from "../format";
 import { moduleName, mfaName } from "../names";
-import { valuesHiddenWhy } from "../../../app/_lib/values-why";
+import { stateHiddenWhy, valuesHiddenWhy } from "../../../app/_lib/values-why";
 
 /** Why a preview shows no messages, in words. */
 const PREVIEW_WHY: Record<Exclude<MailboxPreview["status"], "hidden">, string> = {
@@ -29,7 +29,7 @@ function text(d: ProcessDetail): string[] {
   const monitors = (d.monitors ?? []).map((m) => m.pid ?? (m.name ? `${moduleName(m.name)}${m.node ? `@${m.node}` : ""}` : m.kind));
   const hidden = valuesHiddenWhy(d.valuesHiddenBelow);
   const dict = (d.dictionary ?? []).map((e) => `  ${e.key} => ${e.value ?? `(value hidden: ${hidden})`}`);
-  const state = d.state && "text" in d.state ? d.state.text : d.state && "error" in d.state ? `(not shown: ${d.state.error === "role" ? hidden : d.state.error})` : "-";
+  const state = d.state && "text" in d.state ? d.state.text : d.state && "error" in d.state ? `(${stateHiddenWhy(d.state.error, d.valuesHiddenBelow)})` : "-";
   return [
     `pid:               ${d.pid}`,
     `name:              ${r?.name ? moduleName(r.name) : "-"}`,

@@ -13,7 +13,7 @@ import { bytes, clock, int } from "../../../../_lib/format";
 import { beamdeckCode, errorMessage, useTRPC } from "../../../../_lib/trpc";
 import type { ProcessDetail } from "../../../../_lib/types";
 import { MailboxSection } from "./MailboxSection";
-import { valuesHiddenWhy } from "../../../../_lib/values-why";
+import { stateHiddenWhy, valuesHiddenWhy } from "../../../../_lib/values-why";
 
 function PidLink({ pid, onSelect }: { pid: string; onSelect: (pid: string) => void }) {
   if (!/^<\d+\.\d+\.\d+>$/.test(pid)) return <span className="pid">{pid}</span>;
@@ -45,15 +45,9 @@ function Sparkline({ points, field, color, format }: { points: { at: number; mai
 function StateView({ state, hiddenBelow }: { state: ProcessDetail["state"]; hiddenBelow: string | null }) {
   if (state === null || state === undefined) return <p className="muted">not reported</p>;
   if ("error" in state) {
-    const why: Record<string, string> = {
-      disabled: "not shown: reading process state is disabled in the agent's configuration (get_state)",
-      timeout: "not shown: the process did not answer sys:get_state within 1 s",
-      not_otp: "not shown: not an OTP (sys-compliant) process",
-      role: `not shown: ${valuesHiddenWhy(hiddenBelow)}`,
-    };
     return (
       <p className="muted" data-testid="drawer-state-why">
-        {why[state.error] ?? `not shown: ${state.error}`}
+        {stateHiddenWhy(state.error, hiddenBelow)}
       </p>
     );
   }
