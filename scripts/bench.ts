@@ -2,13 +2,14 @@
  * Benchmarks report; they do not pass or fail. Each prints its own table;
  * the Erlang ones also print a `BENCH_JSON {...}` line that is collected into
  * a summary (tests/.out/bench.json). `npm run bench -- agent events` runs
- * only the named parts (agent, footprint, table, events); `footprint` takes
+ * only the named parts (agent, footprint, table, events, cli); `footprint` takes
  * `BEAMDECK_BENCH_SIZES` (default 10000,100000,1000000).
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { cliBench, printCliTable } from "../tests/bench/cli";
 import { ingestBench, latencyBench } from "../tests/bench/events";
 import { footprintBench } from "../tests/bench/footprint";
 import { tableBench } from "../tests/bench/table";
@@ -56,6 +57,11 @@ async function main(): Promise<void> {
     const ing = await ingestBench();
     summary.ingest = ing;
     printTable("event ingest, one server on the embedded database (baseline = bare single-row inserts)", ing);
+  }
+  if (want("cli")) {
+    const rows = await cliBench();
+    summary.cli = rows;
+    printCliTable(rows);
   }
   fs.mkdirSync("tests/.out", { recursive: true });
   fs.writeFileSync("tests/.out/bench.json", JSON.stringify(summary, null, 2));

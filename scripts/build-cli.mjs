@@ -24,7 +24,11 @@ await build({
   platform: "node",
   format: "esm",
   target: "node20",
-  packages: "external",
+  // Small pure-JS packages are bundled: zod alone is ~80 ES modules, and
+  // resolving and loading each file at every start cost more than the code
+  // (npm run bench -- cli). Native, WASM and large ones stay imports, loaded
+  // by the commands that need them.
+  external: ["@prisma/*", "@electric-sql/pglite", "pglite-prisma-adapter", "pg", "@node-rs/argon2", "ws"],
   sourcemap: "linked",
   logLevel: "warning",
   plugins: [

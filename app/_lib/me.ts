@@ -8,6 +8,8 @@ import { useQuery } from "@tanstack/react-query";
 import { useTRPC } from "./trpc";
 
 export type Role = "viewer" | "operator" | "admin";
+/** Lowest first, for pickers. */
+export const ROLES: readonly Role[] = ["viewer", "operator", "admin"];
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 

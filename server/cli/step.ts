@@ -58,7 +58,7 @@ interface Watch {
   close(): void;
 }
 
-function watchCommand(env: Env, node: string, commandId: string): Watch {
+async function watchCommand(env: Env, node: string, commandId: string): Promise<Watch> {
   let recorded: CommandState | null | undefined;
   let closed = false;
   let settle: (o: { ok: boolean; message?: string; finishedAt: string | null }) => void = () => {};
@@ -71,7 +71,7 @@ function watchCommand(env: Env, node: string, commandId: string): Watch {
 
   let markStarted: () => void = () => {};
   const started = new Promise<void>((r) => (markStarted = r));
-  const ws = wsApi(env);
+  const ws = await wsApi(env);
   const sub = ws.trpc.upgrades.onProgress.subscribe(
     { node, commandId },
     {
@@ -113,7 +113,7 @@ function watchCommand(env: Env, node: string, commandId: string): Watch {
  */
 export async function runStep(env: Env, node: string, label: string, send: (commandId: string, timeoutMs: number) => Promise<StepReply>): Promise<StepOutcome> {
   const ours = `c-${randomUUID()}`;
-  let watch = watchCommand(env, node, ours);
+  let watch = await watchCommand(env, node, ours);
   let following = ours;
   const done = waitingFor({ what: label, known: () => watch.known() });
   try {
@@ -134,7 +134,7 @@ export async function runStep(env: Env, node: string, label: string, send: (comm
         // Asked before: follow (report) the earlier request's command instead.
         watch.close();
         following = reply.commandId;
-        watch = watchCommand(env, node, following);
+        watch = await watchCommand(env, node, following);
       }
     }
     const o = await watch.outcome;

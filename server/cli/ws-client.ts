@@ -1,11 +1,15 @@
-/** The CLI's WebSocket link, for live progress (subscriptions). */
+/**
+ * The CLI's WebSocket link, for live progress (subscriptions). `ws` is
+ * loaded only here, on first use: most commands never open a socket, and
+ * loading it costs every command 30–50 ms of start-up (npm run bench -- cli).
+ */
 import { createTRPCClient, createWSClient, wsLink } from "@trpc/client";
-import WebSocket from "ws";
 import type { AppRouter } from "../routers/_app";
 import type { Env } from "../storage/database-url";
 import { serverUrl } from "./client";
 
-export function wsApi(env: Env) {
+export async function wsApi(env: Env) {
+  const { default: WebSocket } = await import("ws");
   const client = createWSClient({
     url: `${serverUrl(env).replace(/^http/, "ws")}/api/trpc-ws`,
     WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,

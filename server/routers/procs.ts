@@ -3,8 +3,12 @@ import { z } from "zod";
 import { agentFailure } from "../agents/agent-failure";
 import { SORT_KEYS } from "../agents/process-table";
 import { findByModule } from "../agents/find-processes";
-import { fail } from "../errors";
-import { router, viewerProcedure } from "../trpc";
+import { valuesFor } from "../agents/process-values";
+import { appendAudit } from "../audit/log";
+import { actorOf } from "../auth/principal";
+import { roleSchema } from "../auth/roles";
+import { getSetting, setSetting } from "../storage/settings";
+import { adminProcedure, router, viewerProcedure } from "../trpc";
 import { connectedNode, liveNode, nodeName, pidText } from "./node-input";
 
 export const procsRouter = router({
@@ -61,10 +65,29 @@ export const procsRouter = router({
     return ctx.services.alerts.mailboxGrowth(input.node, input.pid);
   }),
 
-  /** Full detail, asked of the agent now (stack, monitors, dictionary, state if allowed). */
+  /**
+   * Full detail, asked of the agent now (stack, monitors, dictionary, state
+   * and messages where the agent sends them); values only for the roles the
+   * `processes.valuesRole` setting allows.
+   */
   detail: viewerProcedure.input(z.object({ node: nodeName, pid: pidText })).query(async ({ ctx, input }) => {
     await connectedNode(ctx, input.node);
-    return ctx.services.registry.request(input.node, "process_detail", { pid: input.pid }, 5000).catch(agentFailure);
+    const [detail, least] = await Promise.all([
+      ctx.services.registry.request(input.node, "process_detail", { pid: input.pid }, 5000).catch(agentFailure),
+      getSetting(ctx.services.prisma, "processes.valuesRole"),
+    ]);
+    return valuesFor(detail, ctx.principal.role, least);
+  }),
+
+  /** The least role that sees process state, messages and dictionary values (the caller's own role beside it). */
+  valuesRole: viewerProcedure.query(async ({ ctx }) => ({ least: await getSetting(ctx.services.prisma, "processes.valuesRole"), yours: ctx.principal.role })),
+
+  setValuesRole: adminProcedure.input(z.object({ least: roleSchema })).mutation(async ({ ctx, input }) => {
+    const actor = actorOf(ctx.principal);
+    const before = await getSetting(ctx.services.prisma, "processes.valuesRole");
+    await setSetting(ctx.services.prisma, "processes.valuesRole", input.least, actor);
+    await appendAudit(ctx.services.prisma, { actor, action: "setting.update", target: "setting:processes.valuesRole", outcome: "ok", data: { before, after: input.least } });
+    return { least: input.least };
   }),
 
   tree: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => {

@@ -3,11 +3,14 @@
  * schema and default here, so every instance reads the same value.
  */
 import { z } from "zod";
+import { roleSchema } from "../auth/roles";
 import type { PrismaClient } from "../../generated/prisma/client";
 
 export const SETTINGS = {
   // Issue 10, item 14: loopback, link-local and private-network webhook targets.
   "webhooks.allowPrivateTargets": { schema: z.boolean(), default: false },
+  // Issue 14, item 3: the least role that sees process state, messages and dictionary values (server/agents/process-values.ts).
+  "processes.valuesRole": { schema: roleSchema, default: "operator" },
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

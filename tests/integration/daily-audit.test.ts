@@ -15,6 +15,8 @@ import { GreetingClient } from "../../tools/beam/tcp";
 import { startAgentNode, waitConnected } from "../support/beam-node";
 import { freePort } from "../support/ports";
 import { startServer, type TestServer } from "../support/server";
+import { parseExposition } from "../support/prometheus-text";
+import { httpClient } from "../support/trpc-clients";
 
 let server: TestServer;
 let node: BeamNode;
@@ -85,5 +87,30 @@ describe("an audit that reads on its own", () => {
     expect(installAt).toBeGreaterThan(0);
     // Newest first: the install after the unpack.
     expect(unpackAt).toBeGreaterThan(installAt);
+
+    // --json carries the same steps, from the same merge as the events page (server/events/timeline.ts).
+    type Item = { kind: string; at: string; action?: string; vsn?: string; status?: string; commandId?: string };
+    const items = JSON.parse((await server.cli(["events", node.name, "--json"])).stdout) as Item[];
+    const steps = items.filter((x) => x.kind === "upgrade_step");
+    const page = await httpClient(server.url, { token: server.apiToken }).events.upgradeSteps.query({ node: node.name });
+    expect(steps.map((x) => x.commandId)).toEqual(page.map((x) => x.commandId));
+    expect(steps.map((x) => [x.action, x.vsn, x.status])).toEqual(
+      expect.arrayContaining([
+        ["install", "0.1.1", "ok"],
+        ["unpack", "0.1.1", "ok"],
+      ]),
+    );
+    const ats = items.map((x) => Date.parse(x.at));
+    expect(ats).toEqual([...ats].sort((a, b) => b - a));
+    // /metrics: the node's newest upgrade, its target and its outcome as the upgrade history has them.
+    const [newest] = await httpClient(server.url, { token: server.apiToken }).upgrades.history.query({ node: node.name, limit: 1 });
+    expect(newest.toVsn).toBe("0.1.1");
+    const m = parseExposition(await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiToken}` }, signal: AbortSignal.timeout(20_000) })).text());
+    expect(m.find("beamdeck_node_last_upgrade", { node: node.name }).map((x) => x.labels)).toEqual([{ node: node.name, to_vsn: "0.1.1", status: newest.status }]);
+    expect(m.value("beamdeck_node_last_upgrade_timestamp_seconds", { node: node.name })).toBe(new Date(newest.createdAt).getTime() / 1000);
+
+    // Under an event filter the timeline has no steps (they have no context), in --json as in the text.
+    const filtered = JSON.parse((await server.cli(["events", node.name, "--json", "--context", "child_terminated"])).stdout) as Item[];
+    expect(filtered.filter((x) => x.kind === "upgrade_step")).toEqual([]);
   }, 600_000);
 });

@@ -19,6 +19,7 @@ import { stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { startAgentNode, waitConnected } from "../support/beam-node";
 import { freePort, waitFor } from "../support/ports";
 import { startServer, type TestServer } from "../support/server";
+import { httpClient } from "../support/trpc-clients";
 
 let server: TestServer;
 let node: BeamNode;
@@ -34,6 +35,8 @@ interface Row {
 interface Detail {
   mailbox: { status: string; messages: { text: string }[]; hints: { id: string; count: number }[]; limit: number };
   monitors: unknown[];
+  state?: { text: string } | { error: string } | null;
+  valuesHiddenBelow: string | null;
 }
 
 beforeAll(async () => {
@@ -48,8 +51,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function cliJson<T>(args: string[]): Promise<T> {
-  const r = await server.cli([...args, "--json"]);
+async function cliJson<T>(args: string[], token?: string): Promise<T> {
+  const r = await server.cli([...args, "--json"], token ? { BEAMDECK_API_TOKEN: token } : {});
   if (r.code !== 0) throw new Error(`beamdeck ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as T;
 }
@@ -176,5 +179,56 @@ describe("Elixir names in the CLI as on the web", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("RelTest.Supervisor");
     expect(r.stdout).not.toContain("Elixir.RelTest");
+  });
+});
+
+describe("process values by role", () => {
+  it("messages and state go to the roles the setting allows, whatever the caller (CLI, API)", async () => {
+    const { pid } = await acceptor();
+    const sup = (await node.rpc(`pid_to_list(whereis('Elixir.RelTest.Supervisor'))`)).replace(/"/g, "");
+    const admin = httpClient(server.url, { token: server.apiToken });
+    const token = async (role: "viewer" | "operator") => (await admin.tokens.apiCreate.mutate({ label: `values-${role}`, role })).token;
+    const viewer = await token("viewer");
+    const operator = await token("operator");
+    // What the node itself holds (earlier tests left unawaited results; the preview shows at most 10).
+    // Earlier tests left unawaited results in the acceptor's mailbox (the node says how many).
+    expect(Number(await node.rpc(`element(2, erlang:process_info(list_to_pid("${pid}"), message_queue_len))`))).toBeGreaterThan(0);
+    const sees = async (t: string) => {
+      const [m, st] = [await cliJson<Detail>(["proc", node.name, pid], t), await cliJson<Detail>(["proc", node.name, sup], t)];
+      return { messages: m.mailbox.messages.length > 0, status: m.mailbox.status, state: st.state && "text" in st.state ? "text" : (st.state as { error: string }).error, below: m.valuesHiddenBelow };
+    };
+    await node.rpc(`application:set_env(beamdeck_agent, get_state, true)`);
+    try {
+      // Default: operator and up.
+      expect((await admin.procs.valuesRole.query()).least).toBe("operator");
+      expect(await sees(viewer)).toEqual({ messages: false, status: "hidden", state: "role", below: "operator" });
+      expect(await sees(operator)).toEqual({ messages: true, status: "shown", state: "text", below: null });
+      expect(await sees(server.apiToken)).toEqual({ messages: true, status: "shown", state: "text", below: null });
+      // The hint (counts, no values) stays for the viewer; the text says why the rest is hidden.
+      const vt = await server.cli(["proc", node.name, pid], { BEAMDECK_API_TOKEN: viewer });
+      expect(vt.stdout).toContain("hint [task_async_unawaited]:");
+      expect(vt.stdout).toContain("messages not shown: your role may not see process values (operator and up may");
+      expect(vt.stdout).not.toContain("#Ref<");
+
+      // Only admins change it, and the change is audited.
+      await expect(httpClient(server.url, { token: operator }).procs.setValuesRole.mutate({ least: "viewer" })).rejects.toThrow(/FORBIDDEN|role/i);
+      await admin.procs.setValuesRole.mutate({ least: "admin" });
+      expect(await sees(operator)).toEqual({ messages: false, status: "hidden", state: "role", below: "admin" });
+      expect((await sees(server.apiToken)).messages).toBe(true);
+      await admin.procs.setValuesRole.mutate({ least: "viewer" });
+      expect(await sees(viewer)).toEqual({ messages: true, status: "shown", state: "text", below: null });
+      const audit = await admin.audit.list.query({ action: "setting.update" });
+      expect(audit.entries.map((e) => e.data)).toEqual(
+        expect.arrayContaining([
+          { before: "operator", after: "admin" },
+          { before: "admin", after: "viewer" },
+        ]),
+      );
+    } finally {
+      await admin.procs.setValuesRole.mutate({ least: "operator" });
+      await node.rpc(`application:set_env(beamdeck_agent, get_state, false)`);
+    }
+    // With get_state off the node sends no values: no role sees any.
+    expect(await sees(server.apiToken)).toEqual({ messages: false, status: "hidden", state: "disabled", below: null });
   });
 });

@@ -16,6 +16,7 @@ import { stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { startAgentNode, waitConnected } from "../support/beam-node";
 import { waitFor } from "../support/ports";
 import { startServer, type TestServer } from "../support/server";
+import { parseExposition } from "../support/prometheus-text";
 import { httpClient } from "../support/trpc-clients";
 import { cliJson } from "../support/calls";
 
@@ -76,8 +77,10 @@ describe("processes left on old code", () => {
     const alert = await waitFor("the old_code alert", async () => (await api.alerts.list.query({ status: "open" })).find((a) => a.kind === "old_code" && a.node === node.name) ?? null, 30_000, 500);
     expect(alert.title).toMatch(/1 process\(es\) .* still on old code of bd_old_mod/);
     expect((alert.detail as { pids: string[] }).pids).toEqual([looper]);
-    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiToken}` } })).text();
-    expect(metrics).toContain(`beamdeck_node_old_code_processes{node="${node.name}",module="bd_old_mod"} 1`);
+    const m = parseExposition(await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiToken}` }, signal: AbortSignal.timeout(20_000) })).text());
+    expect(m.value("beamdeck_node_old_code_processes", { node: node.name, module: "bd_old_mod" })).toBe(1);
+    expect(m.value("beamdeck_node_old_code_processes", { node: node.name, module: "" })).toBe(1);
+    expect(m.value("beamdeck_alerts", { node: node.name, kind: "old_code", status: "open" })).toBe(1);
   });
 
   it("clear when the process is gone: count 0, no mark, the alert resolved", async () => {

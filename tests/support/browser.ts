@@ -27,6 +27,8 @@ export interface LaunchOptions {
   baseURL: string;
   viewport?: { width: number; height: number };
   executablePath?: string;
+  /** The browser's time zone (IANA name); the host's when absent. */
+  timezoneId?: string;
 }
 
 /**
@@ -41,6 +43,7 @@ export async function launchBrowser(opts: LaunchOptions): Promise<BrowserSession
     headless: true,
     baseURL: opts.baseURL,
     viewport: opts.viewport ?? { width: 1440, height: 900 },
+    timezoneId: opts.timezoneId,
     timeout: 30_000,
   });
   context.setDefaultTimeout(15_000);

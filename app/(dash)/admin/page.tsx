@@ -1,12 +1,13 @@
 "use client";
 /**
- * Administration (admins): users, API tokens, agent tokens. Everyone else
+ * Administration (admins): users, API tokens, agent tokens, who sees process values. Everyone else
  * gets an explanation; the server refuses these calls for them anyway.
  */
 import { useEffect } from "react";
 import { RoleRequired } from "../../_components/RoleHint";
 import { Users } from "./_parts/Users";
 import { AgentTokens, ApiTokens } from "./_parts/Tokens";
+import { ProcessValues } from "./_parts/ProcessValues";
 
 export default function AdminPage() {
   useEffect(() => {
@@ -23,6 +24,7 @@ export default function AdminPage() {
           <Users />
           <ApiTokens />
           <AgentTokens />
+          <ProcessValues />
         </div>
       </RoleRequired>
     </div>

@@ -12,6 +12,7 @@ import { Atom, Pid } from "../../_components/Names";
 import { TimeRangePicker } from "../../_components/TimeRangePicker";
 import { TimeHeader } from "../../_components/AsOf";
 import { UpgradeStepRow } from "./_parts/UpgradeStepRow";
+import { mergeTimeline, stepsBelong } from "../../../server/events/timeline";
 import { clock, dateTime, int } from "../../_lib/format";
 import { useDebounced, useThrottled } from "../../_lib/hooks";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
@@ -220,19 +221,14 @@ export default function EventsPage() {
   }, [live, history.data]);
 
   // A node's timeline shows its upgrade steps too (not under event filters, which steps do not have).
-  const stepsWanted = Boolean(s.node) && !(s.kind || s.context || s.supervisor || s.reason || s.pid);
+  const stepsWanted = stepsBelong({ node: s.node, kind: s.kind, context: s.context, supervisor: s.supervisor, reason: s.reason, offenderPid: s.pid });
   const steps = useQuery(
     trpc.events.upgradeSteps.queryOptions(
       { node: s.node ?? "", ...(range.from ? { since: range.from } : {}), ...(range.to ? { until: range.to } : {}) },
       { enabled: stepsWanted, refetchInterval: 10_000 },
     ),
   );
-  const timeline = useMemo(() => {
-    // Only steps within the span of the events loaded so far, unless the whole history is loaded.
-    const oldest = history.hasNextPage ? (rows.at(-1)?.at ?? Number.POSITIVE_INFINITY) : Number.NEGATIVE_INFINITY;
-    const stepItems = stepsWanted ? (steps.data ?? []).filter((x) => x.at >= oldest).map((step) => ({ at: step.at, step, event: null })) : [];
-    return [...rows.map((event) => ({ at: event.at, step: null, event })), ...stepItems].sort((a, b) => b.at - a.at);
-  }, [rows, steps.data, stepsWanted, history.hasNextPage]);
+  const timeline = useMemo(() => mergeTimeline(rows, stepsWanted ? (steps.data ?? []) : [], !history.hasNextPage), [rows, steps.data, stepsWanted, history.hasNextPage]);
 
   const onRange = (r: TimeRange) => {
     setRange(r);

@@ -5,6 +5,11 @@ import { call } from "../client";
 import { usage } from "../errors";
 import { ago, json, table } from "../format";
 import type { Env } from "../../storage/database-url";
+import { mergeTimeline, stepsBelong } from "../../events/timeline";
+
+/** `kind` of an upgrade step in `events --json` (events have their own kinds: supervisor_report, …). */
+const STEP_KIND = "upgrade_step";
+const iso = (ms: number) => new Date(ms).toISOString();
 
 export async function events(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(
@@ -16,37 +21,25 @@ export async function events(argv: string[], env: Env): Promise<number> {
   const until = values.until === undefined ? undefined : check(timeArg(), values.until, "--until");
   const limit = check(countArg(1, 1000), values.limit, "--limit");
   const node = positionals[0];
-  const r = await call(env, (api) => api.events.list.query({ node, since, until, context: values.context as string | undefined, limit }));
+  const context = values.context as string | undefined;
+  const r = await call(env, (api) => api.events.list.query({ node, since, until, context, limit }));
+  // The node's timeline as the events page shows it (server/events/timeline.ts): events and, unless filtered, upgrade steps.
+  const steps = stepsBelong({ node, context }) ? await call(env, (api) => api.events.upgradeSteps.query({ node, since, until, limit: Math.min(limit, 200) })) : [];
+  const items = mergeTimeline(r.events, steps, r.nextBefore === null);
   if (values.json) {
-    console.log(json(r.events.map((e) => ({ ...e, at: new Date(e.at).toISOString() }))));
+    console.log(
+      json(items.map((x) => (x.event ? { ...x.event, at: iso(x.at) } : { kind: STEP_KIND, node, ...x.step, at: iso(x.at), finishedAt: x.step.finishedAt === null ? null : iso(x.step.finishedAt) }))),
+    );
     return 0;
   }
-  // The node's timeline: its events and, unless filtered by context, its upgrade steps, newest first.
-  const steps = values.context === undefined ? await call(env, (api) => api.events.upgradeSteps.query({ node, since, until, limit: Math.min(limit, 200) })) : [];
-  const rows: { at: number; cells: (string | number | null)[] }[] = [
-    ...r.events.map((e) => ({
-      at: e.at,
-      cells: [
-        e.seq,
-        new Date(e.at).toISOString(),
-        e.kind,
-        e.context,
-        e.supervisor,
-        e.reason,
-        e.offender ? `${e.offender.id ?? "?"} ${e.offender.pid ?? ""}` : null,
-        e.expected ? `yes (${e.upgradeId})` : "",
-      ],
-    })),
-    ...steps.map((s) => ({
-      at: s.at,
-      cells: [null, new Date(s.at).toISOString(), `upgrade.${s.action}`, s.vsn ? `to ${s.vsn}` : null, null, s.status, `by ${s.requestedBy}`, ""],
-    })),
-  ];
-  rows.sort((a, b) => b.at - a.at);
   console.log(
     table(
       ["SEQ", "AT", "KIND", "CONTEXT", "SUPERVISOR", "REASON", "OFFENDER", "EXPECTED"],
-      rows.slice(0, limit).map((x) => x.cells),
+      items.map(({ event: e, step: s }) =>
+        e
+          ? [e.seq, iso(e.at), e.kind, e.context, e.supervisor, e.reason, e.offender ? `${e.offender.id ?? "?"} ${e.offender.pid ?? ""}` : null, e.expected ? `yes (${e.upgradeId})` : ""]
+          : [null, iso(s.at), `upgrade.${s.action}`, s.vsn ? `to ${s.vsn}` : null, null, s.status, `by ${s.requestedBy}`, ""],
+      ),
     ),
   );
   return 0;

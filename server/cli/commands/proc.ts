@@ -5,19 +5,19 @@ import { check, parse, pidArg } from "../args";
 import { call } from "../client";
 import { bytes, json } from "../format";
 import { moduleName, mfaName } from "../names";
+import { stateHiddenWhy, valuesHiddenWhy } from "../../../app/_lib/values-why";
 
 /** Why a preview shows no messages, in words. */
-const PREVIEW_WHY: Record<MailboxPreview["status"], string> = {
+const PREVIEW_WHY: Record<Exclude<MailboxPreview["status"], "hidden">, string> = {
   empty: "empty",
   shown: "",
-  hidden: "messages not shown: the agent's get_state setting is off",
   too_many: "messages not read: the mailbox is at or above the preview limit",
   gone: "the process exited",
 };
 
-function mailboxLines(m: MailboxPreview | undefined): string[] {
+function mailboxLines(m: MailboxPreview | undefined, hiddenBelow: string | null): string[] {
   if (!m) return ["messages:          - (this agent has no message preview)"];
-  const why = m.status === "too_many" ? `${PREVIEW_WHY.too_many} (${m.limit})` : PREVIEW_WHY[m.status];
+  const why = m.status === "hidden" ? `messages not shown: ${valuesHiddenWhy(hiddenBelow)}` : m.status === "too_many" ? `${PREVIEW_WHY.too_many} (${m.limit})` : PREVIEW_WHY[m.status];
   const out = [`messages:          ${m.status === "shown" ? `first ${m.messages.length}` : why}`];
   for (const msg of m.messages) out.push(`  ${msg.text}${msg.truncated ? " …" : ""}`);
   for (const h of m.hints) out.push(`hint [${h.id}]:      ${h.message}`, `  fix: ${h.fix}`);
@@ -27,8 +27,9 @@ function mailboxLines(m: MailboxPreview | undefined): string[] {
 function text(d: ProcessDetail): string[] {
   const r = d.record;
   const monitors = (d.monitors ?? []).map((m) => m.pid ?? (m.name ? `${moduleName(m.name)}${m.node ? `@${m.node}` : ""}` : m.kind));
-  const dict = (d.dictionary ?? []).map((e) => `  ${e.key} => ${e.value ?? "(value hidden: get_state is off)"}`);
-  const state = d.state && "text" in d.state ? d.state.text : d.state && "error" in d.state ? `(not shown: ${d.state.error})` : "-";
+  const hidden = valuesHiddenWhy(d.valuesHiddenBelow);
+  const dict = (d.dictionary ?? []).map((e) => `  ${e.key} => ${e.value ?? `(value hidden: ${hidden})`}`);
+  const state = d.state && "text" in d.state ? d.state.text : d.state && "error" in d.state ? `(${stateHiddenWhy(d.state.error, d.valuesHiddenBelow)})` : "-";
   return [
     `pid:               ${d.pid}`,
     `name:              ${r?.name ? moduleName(r.name) : "-"}`,
@@ -45,7 +46,7 @@ function text(d: ProcessDetail): string[] {
     `stack modules:     ${(d.stackModules ?? []).map(moduleName).join(" ") || "-"}`,
     "stacktrace:",
     ...(d.stacktrace ?? []).map((f) => `  ${mfaName(f.mfa)}${f.file ? ` (${f.file}:${f.line ?? "?"})` : ""}`),
-    ...mailboxLines(d.mailbox),
+    ...mailboxLines(d.mailbox, d.valuesHiddenBelow),
     `dictionary:        ${dict.length ? "" : "-"}`.trimEnd(),
     ...dict,
     ...(d.dictionaryTruncated ? ["  … more entries not shown"] : []),

@@ -5,11 +5,9 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { OnceSecret } from "../../../_components/OnceSecret";
 import { dateTime } from "../../../_lib/format";
-import { useRole, type Role } from "../../../_lib/me";
+import { ROLES, useRole, type Role } from "../../../_lib/me";
 import { errorMessage, useTRPC } from "../../../_lib/trpc";
 import { toMs } from "../../../_lib/when";
-
-const ROLES: Role[] = ["viewer", "operator", "admin"];
 
 type Shown = { title: string; value: string; testid: string };
 

@@ -3,17 +3,17 @@
  * The drawer's mailbox section: how the leak rule sees this mailbox (growing
  * since when, how fast), hints for known leak patterns (counts and shapes,
  * sent whatever the settings), and the first messages where the agent's
- * get_state allows them (below 10,000 messages only).
+ * get_state and the caller's role allow them (below 10,000 messages only).
  */
 import { useQuery } from "@tanstack/react-query";
 import { clockZone, int } from "../../../../_lib/format";
 import { useTRPC } from "../../../../_lib/trpc";
 import type { MailboxPreview } from "../../../../_lib/types";
+import { valuesHiddenWhy } from "../../../../_lib/values-why";
 
-const WHY: Record<MailboxPreview["status"], string> = {
+const WHY: Record<Exclude<MailboxPreview["status"], "hidden">, string> = {
   empty: "empty",
   shown: "",
-  hidden: "messages not shown: the agent's get_state setting is off (messages hold the same data as state)",
   too_many: "messages not read: at or above the preview limit",
   gone: "the process exited",
 };
@@ -31,7 +31,13 @@ function Growth({ node, pid }: { node: string; pid: string }) {
   );
 }
 
-export function MailboxSection({ node, pid, preview }: { node: string; pid: string; preview: MailboxPreview | undefined }) {
+/** Messages hold the same data as state: hidden by the same setting on the node, and the same role rule on the server. */
+function why(preview: MailboxPreview, hiddenBelow: string | null): string {
+  if (preview.status === "hidden") return `messages not shown: ${valuesHiddenWhy(hiddenBelow)}`;
+  return preview.status === "too_many" ? `${WHY.too_many} (${int(preview.limit)})` : WHY[preview.status];
+}
+
+export function MailboxSection({ node, pid, preview, hiddenBelow }: { node: string; pid: string; preview: MailboxPreview | undefined; hiddenBelow: string | null }) {
   return (
     <>
       <Growth node={node} pid={pid} />
@@ -54,8 +60,8 @@ export function MailboxSection({ node, pid, preview }: { node: string; pid: stri
           ))}
         </ol>
       ) : (
-        <p className="muted" data-testid="mailbox-why">
-          {preview.status === "too_many" ? `${WHY.too_many} (${int(preview.limit)})` : WHY[preview.status]}
+        <p className="muted" data-testid="mailbox-why" data-status={preview.status}>
+          {why(preview, hiddenBelow)}
         </p>
       )}
     </>

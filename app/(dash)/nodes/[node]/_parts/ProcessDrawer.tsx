@@ -13,6 +13,7 @@ import { bytes, clock, int } from "../../../../_lib/format";
 import { beamdeckCode, errorMessage, useTRPC } from "../../../../_lib/trpc";
 import type { ProcessDetail } from "../../../../_lib/types";
 import { MailboxSection } from "./MailboxSection";
+import { stateHiddenWhy, valuesHiddenWhy } from "../../../../_lib/values-why";
 
 function PidLink({ pid, onSelect }: { pid: string; onSelect: (pid: string) => void }) {
   if (!/^<\d+\.\d+\.\d+>$/.test(pid)) return <span className="pid">{pid}</span>;
@@ -41,17 +42,12 @@ function Sparkline({ points, field, color, format }: { points: { at: number; mai
   );
 }
 
-function StateView({ state }: { state: ProcessDetail["state"] }) {
+function StateView({ state, hiddenBelow }: { state: ProcessDetail["state"]; hiddenBelow: string | null }) {
   if (state === null || state === undefined) return <p className="muted">not reported</p>;
   if ("error" in state) {
-    const why: Record<string, string> = {
-      disabled: "not shown: reading process state is disabled in the agent's configuration (get_state)",
-      timeout: "not shown: the process did not answer sys:get_state within 1 s",
-      not_otp: "not shown: not an OTP (sys-compliant) process",
-    };
     return (
       <p className="muted" data-testid="drawer-state-why">
-        {why[state.error] ?? `not shown: ${state.error}`}
+        {stateHiddenWhy(state.error, hiddenBelow)}
       </p>
     );
   }
@@ -158,7 +154,7 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
         <>
           {!d.alive ? <div className="alert alert-warn">The agent reports this process as dead.</div> : null}
           <Section title={`Mailbox (${int(d.messageQueueLen ?? 0)})`} testid="drawer-mailbox-preview">
-            <MailboxSection node={node} pid={pid} preview={d.mailbox} />
+            <MailboxSection node={node} pid={pid} preview={d.mailbox} hiddenBelow={d.valuesHiddenBelow} />
           </Section>
           <Section title="Stacktrace" testid="drawer-stacktrace">
             {d.stacktrace?.length ? (
@@ -229,7 +225,7 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
                   {d.dictionary.map((e) => (
                     <tr key={e.key}>
                       <td className="mono">{e.key}</td>
-                      <td className="mono wrap">{e.value ?? <span className="muted">value not sent (the agent&apos;s get_state is off)</span>}</td>
+                      <td className="mono wrap">{e.value ?? <span className="muted">value not shown: {valuesHiddenWhy(d.valuesHiddenBelow)}</span>}</td>
                     </tr>
                   ))}
                 </tbody>
@@ -240,7 +236,7 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
             {d.dictionaryTruncated ? <p className="muted">… more entries not shown</p> : null}
           </Section>
           <Section title="State">
-            <StateView state={d.state} />
+            <StateView state={d.state} hiddenBelow={d.valuesHiddenBelow} />
           </Section>
         </>
       ) : null}
