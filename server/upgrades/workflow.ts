@@ -19,6 +19,7 @@ import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
 import type { OldCodeReply } from "./old-code-watch";
+import { type Comparison, readCommand, readUpgrade } from "./stored";
 import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, type Verification, verificationOf } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
@@ -102,7 +103,7 @@ export function diedPids(result: StepResult): string[] {
  * the one place that compares): its runner recomputed the plan the gate
  * accepted just before the step and watched exactly those processes.
  */
-export function predictionComparison(result: StepResult): { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null {
+export function predictionComparison(result: StepResult): Comparison | null {
   const d = result?.deaths;
   if (!d) return null;
   const pids = (list: { pid: string }[]) => list.map((x) => x.pid);
@@ -175,8 +176,9 @@ export class UpgradeWorkflow {
     } else if (action === "make_permanent" || action === "rollback") {
       if (!upgrade) throw new BeamdeckError("BD_CONFLICT", `no installed upgrade on ${node} to ${action === "rollback" ? "roll back" : "make permanent"}`);
       vsn = action === "rollback" ? upgrade.fromVsn : upgrade.toVsn;
-      Object.assign(purge, upgrade.purge ?? {}, input.purge ?? {});
-      Object.assign(prePurge, upgrade.prePurge ?? {}, input.prePurge ?? {});
+      const stored = readUpgrade(upgrade);
+      Object.assign(purge, stored.purge, input.purge ?? {});
+      Object.assign(prePurge, stored.prePurge, input.prePurge ?? {});
       // After install the agent answers with the make_permanent plan; a rollback runs the relup's down instructions.
       preview = await this.plan(node, vsn, purge, prePurge);
       if (action === "make_permanent" && preview.step !== "make_permanent") {
@@ -240,7 +242,7 @@ export class UpgradeWorkflow {
       data: { id: commandId, upgradeId: upgrade?.id ?? null, node, action, status: "sent", requestedBy: input.actor, params: jsonSafe(params) as object, intentId },
     });
     if (upgrade && (action === "make_permanent" || action === "rollback")) {
-      const expected = { ...((upgrade.expectedKills ?? {}) as object), [action]: predicted };
+      const expected = { ...readUpgrade(upgrade).expectedKills, [action]: predicted };
       await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { expectedKills: expected } });
     }
     if (upgrade && action !== "unpack") this.expectations.expect(node, upgrade.id, predicted, EXPECT_WINDOW_MS);
@@ -275,14 +277,14 @@ export class UpgradeWorkflow {
     }
     const last = await this.prisma.upgradeCommand.findFirst({ where: { node }, orderBy: { createdAt: "desc" }, include: { upgrade: true } });
     if (!last || last.action !== action || ![...ACTIVE, "ok"].includes(last.status)) return null;
-    const lastVsn = (last.params as { vsn?: string | null } | null)?.vsn ?? null;
+    const lastVsn = readCommand(last).params.vsn ?? null;
     if (input.vsn !== undefined && input.vsn !== lastVsn) return null;
     if (input.upgradeId !== undefined && input.upgradeId !== last.upgradeId) return null;
     return this.reply(last, true);
   }
 
-  private reply(cmd: { id: string; upgradeId: string | null; action: string; upgrade: { expectedKills: unknown } | null }, repeated: boolean): StepReply {
-    const expected = (cmd.upgrade?.expectedKills ?? {}) as Partial<Record<string, string[]>>;
+  private reply(cmd: { id: string; upgradeId: string | null; action: string; upgrade: Parameters<typeof readUpgrade>[0] | null }, repeated: boolean): StepReply {
+    const expected = cmd.upgrade ? readUpgrade(cmd.upgrade).expectedKills : {};
     return { commandId: cmd.id, upgradeId: cmd.upgradeId, predicted: expected[cmd.action]?.length ?? 0, digest: null, repeated };
   }
 
@@ -290,14 +292,14 @@ export class UpgradeWorkflow {
   async command(node: string, commandId: string): Promise<CommandState | null> {
     const c = await this.prisma.upgradeCommand.findUnique({ where: { id: commandId } });
     if (!c || c.node !== node) return null;
-    const res = c.result as { error?: { code?: string; message?: string } | null } | null;
+    const { params, result } = readCommand(c);
     return {
       id: c.id,
       node: c.node,
       action: c.action,
-      vsn: (c.params as { vsn?: string | null } | null)?.vsn ?? null,
+      vsn: params.vsn ?? null,
       status: c.status,
-      error: res?.error ?? null,
+      error: result?.error ?? null,
       createdAt: c.createdAt.toISOString(),
       finishedAt: c.finishedAt?.toISOString() ?? null,
     };
@@ -361,10 +363,10 @@ export class UpgradeWorkflow {
     this.refreshReleases(node, read);
     // After install and make_permanent the agent checks every changed module runs its target code.
     const verification = verificationOf(read);
-    if (ok && verification && !verification.ok && this.unverified) await this.unverified(node, cmd.action, (cmd.params as { vsn?: string } | null)?.vsn ?? upgrade?.toVsn ?? "?", verification);
+    if (ok && verification && !verification.ok && this.unverified) await this.unverified(node, cmd.action, readCommand(cmd).params.vsn ?? upgrade?.toVsn ?? "?", verification);
     if (upgrade) {
       const status = !ok ? "failed" : cmd.action === "install" ? "installed" : cmd.action === "make_permanent" ? "permanent" : cmd.action === "rollback" ? "rolled_back" : upgrade.status;
-      const actual = { ...((upgrade.actualKills as object | null) ?? {}), [cmd.action]: { died: diedList, comparison, verification } };
+      const actual = { ...readUpgrade(upgrade).actualKills, [cmd.action]: { died: diedList, comparison, verification } };
       await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { status, actualKills: jsonSafe(actual) as object } });
       this.expectations.extend(node, 10_000);
     }
@@ -401,7 +403,8 @@ export class UpgradeWorkflow {
     const rows = await this.prisma.upgrade.findMany({ where: { node }, orderBy: { createdAt: "desc" }, take: limit, include: { commands: { orderBy: { createdAt: "asc" } } } });
     return rows.map((u) => ({
       ...u,
-      commands: u.commands.map((c) => ({ ...c, intentId: c.intentId?.toString() ?? null })),
+      ...readUpgrade(u),
+      commands: u.commands.map((c) => ({ ...c, ...readCommand(c), intentId: c.intentId?.toString() ?? null })),
     }));
   }
 }

@@ -16,7 +16,7 @@ import { outcomeLine, runStep, type StepOutcome } from "../step";
 import type { Env } from "../../storage/database-url";
 import { findingId, planDigest, type Gate } from "../../upgrades/gate";
 import type { ReleasesReply } from "../../agents/replies";
-import { killCount, type Plan, type Verification, verificationOf } from "../../upgrades/plan";
+import { killCount, type Plan, type Verification } from "../../upgrades/plan";
 
 /** The agent's check after the step: every changed module on its target code, or which are not. */
 function verificationLine(v: Verification | null): string | null {
@@ -195,17 +195,13 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     if (values.json) console.log(json({ ok: out.ok, commandId: out.commandId, repeated: out.repeated, upgrade: last }));
     else {
       console.log(outcomeLine(out, `${sub} done (${out.commandId})`, `${sub} FAILED`));
-      const actual = (last?.actualKills ?? {}) as Record<
-        string,
-        { died: string[]; comparison: { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null; verification?: unknown }
-      >;
-      const step = actual[sub === "permanent" ? "make_permanent" : sub];
+      const step = last?.actualKills[sub === "permanent" ? "make_permanent" : sub];
       if (step?.comparison) {
         console.log(`predicted and died: ${step.comparison.predictedAndDied.join(" ") || "-"}`);
         console.log(`predicted, alive:   ${step.comparison.predictedButAlive.join(" ") || "-"}`);
         console.log(`died, unpredicted:  ${step.comparison.diedUnpredicted.join(" ") || "-"}`);
       }
-      const verified = verificationLine(verificationOf(step));
+      const verified = verificationLine(step?.verification ?? null);
       if (verified) console.log(verified);
     }
     if (!out.ok && planChanged(out.message)) console.error("the plan changed since it was reviewed: run `beamdeck upgrade plan` again and review it");
