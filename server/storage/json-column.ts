@@ -34,4 +34,3 @@ export function readColumn<S extends z.ZodType>(what: string, schema: S, value: 
   console.warn(`[beamdeck] stored ${what} does not match its schema (${issue?.path.join(".") || "value"}: ${issue?.message}); read as empty`);
   return empty;
 }
-

@@ -71,7 +71,11 @@ export const upgradeIntentData = z
       .array(z.object({ id: z.string().max(512) }).loose())
       .max(10_000)
       .optional(),
-    gate: z.object({ used: z.string().max(32).optional() }).loose().nullable().optional(),
+    gate: z
+      .object({ used: z.string().max(32).optional() })
+      .loose()
+      .nullable()
+      .optional(),
   })
   .loose();
 export const upgradeOutcomeData = z.object({ error: stepError.partial().nullable().optional(), predictedVsActual: comparison.partial().nullable().optional() }).loose();
