@@ -160,6 +160,7 @@ export type ParsedReply<M extends AgentMethod> = { ok: true; reply: ReplyOf<M> }
 /** Parse one reply by its method's schema; the problem names the first field that does not match. */
 export function parseReply<M extends AgentMethod>(method: M, raw: unknown): ParsedReply<M> {
   const parsed = REPLIES[method].safeParse(raw);
+  // Type plumbing: indexing REPLIES by a generic M widens the parsed type to the union of all replies.
   if (parsed.success) return { ok: true, reply: parsed.data as ReplyOf<M> };
   const issue = parsed.error.issues[0];
   return { ok: false, problem: `the agent's ${method} reply does not match the protocol: ${issue?.path.join(".") || "reply"}: ${issue?.message ?? "invalid"}` };

@@ -326,6 +326,7 @@ export class UpgradeWorkflow {
         return;
       }
     }
+    // The hub's channels are untyped; `upgrade:NODE` carries only this class's ProgressEvents.
     for await (const e of live as AsyncIterable<ProgressEvent>) {
       if (commandId && e.commandId !== commandId) continue;
       yield e;

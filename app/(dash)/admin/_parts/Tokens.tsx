@@ -11,7 +11,7 @@ import { useState, type FormEvent } from "react";
 import { OnceSecret } from "../../../_components/OnceSecret";
 import { ago, dateTime } from "../../../_lib/format";
 import { useNow } from "../../../_lib/hooks";
-import type { Role } from "../../../_lib/me";
+import { asRole, type Role } from "../../../_lib/me";
 import { errorMessage, useTRPC } from "../../../_lib/trpc";
 import { fromLocalInput, toMs } from "../../../_lib/when";
 
@@ -93,7 +93,7 @@ export function ApiTokens() {
         </label>
         <label className="inline-field">
           <span>Role</span>
-          <select className="ctl" value={role} onChange={(e) => setRole(e.target.value as Role)} data-testid="api-token-role">
+          <select className="ctl" value={role} onChange={(e) => setRole(asRole(e.target.value))} data-testid="api-token-role">
             <option value="viewer">viewer</option>
             <option value="operator">operator</option>
             <option value="admin">admin</option>
