@@ -711,7 +711,7 @@ endpoint_text(#d{endpoint = #{scheme := S, host := H, port := P, path := Path}})
 endpoint_text(_) -> "(no url)".
 
 
-printed(Term) -> maps:get(text, beamdeck_agent_terms:printed(Term, 500)).
+printed(Term) -> beamdeck_agent_terms:text(Term, 500).
 
 cap(Bin) when byte_size(Bin) > 64 -> binary:part(Bin, 0, 64);
 cap(Bin) -> Bin.

@@ -394,4 +394,4 @@ boot_id() ->
 vsn_text(null) -> "";
 vsn_text(V) -> V.
 
-text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 2000)).
+text(T) -> beamdeck_agent_terms:text(T, 2000).

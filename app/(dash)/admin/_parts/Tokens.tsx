@@ -14,6 +14,7 @@ import { useNow } from "../../../_lib/hooks";
 import { asRole, type Role } from "../../../_lib/me";
 import { errorMessage, useTRPC } from "../../../_lib/trpc";
 import { fromLocalInput, toMs } from "../../../_lib/when";
+import { StatusRow } from "../../../_components/ListParts";
 
 const EXPIRY = [
   { key: "never", label: "never", days: null },
@@ -174,13 +175,9 @@ export function ApiTokens() {
               </td>
             </tr>
           ))}
-          {list.data && list.data.length === 0 ? (
-            <tr>
-              <td colSpan={8} className="empty">
-                No API tokens.
-              </td>
-            </tr>
-          ) : null}
+          <StatusRow pending={false} empty={list.data?.length === 0} colSpan={8}>
+            No API tokens.
+          </StatusRow>
         </tbody>
       </table>
     </div>
@@ -310,13 +307,9 @@ export function AgentTokens() {
               </td>
             </tr>
           ))}
-          {list.data && list.data.length === 0 ? (
-            <tr>
-              <td colSpan={7} className="empty">
-                No agent tokens.
-              </td>
-            </tr>
-          ) : null}
+          <StatusRow pending={false} empty={list.data?.length === 0} colSpan={7}>
+            No agent tokens.
+          </StatusRow>
         </tbody>
       </table>
     </div>
