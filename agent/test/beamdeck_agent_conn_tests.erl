@@ -1,3 +1,7 @@
+%%% Tests for beamdeck_agent_conn against a real WebSocket server
+%%% (beamdeck_agent_ws_server). Over 400 lines because the cases share that
+%%% server's fixture and the conn's logger capture; split, each file would
+%%% repeat them.
 -module(beamdeck_agent_conn_tests).
 
 -include_lib("eunit/include/eunit.hrl").

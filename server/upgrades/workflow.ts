@@ -19,7 +19,8 @@ import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
 import type { OldCodeReply } from "./old-code-watch";
-import { type Comparison, readCommand, readUpgrade } from "./stored";
+import { diedPids, predictionComparison } from "./deaths";
+import { readCommand, readUpgrade } from "./stored";
 import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, type Verification, verificationOf } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
@@ -89,25 +90,6 @@ export interface ProgressEvent {
 
 function describeError(e: { code?: string; message?: string } | null): string | undefined {
   return e ? `${e.code ?? "error"}: ${e.message ?? ""}` : undefined;
-}
-
-/** Pids the agent saw die during a step (its `deaths`, both kinds). */
-export function diedPids(result: StepResult): string[] {
-  const d = result?.deaths;
-  if (!d) return [];
-  return [...d.predictedAndDied, ...d.diedUnpredicted].map((x) => x.pid);
-}
-
-/**
- * Prediction against deaths, as the agent compared them (beamdeck_agent_deaths,
- * the one place that compares): its runner recomputed the plan the gate
- * accepted just before the step and watched exactly those processes.
- */
-export function predictionComparison(result: StepResult): Comparison | null {
-  const d = result?.deaths;
-  if (!d) return null;
-  const pids = (list: { pid: string }[]) => list.map((x) => x.pid);
-  return { predictedAndDied: pids(d.predictedAndDied), predictedButAlive: pids(d.predictedButAlive), diedUnpredicted: pids(d.diedUnpredicted) };
 }
 
 export class UpgradeWorkflow {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { BeamdeckError } from "../../server/errors";
 import { requireGate } from "../../server/upgrades/gate";
 import { errorFindingIds, killCount, plan, predictedKills, verificationOf } from "../../server/upgrades/plan";
-import { predictionComparison } from "../../server/upgrades/workflow";
+import { predictionComparison } from "../../server/upgrades/deaths";
 
 const proc = (pid: string, fate: string, when: string | null) => ({ pid, name: null, fate, when, why: fate, alive: true, initialCall: null, currentFunction: null, stack: [], holdsFun: false });
 const zero = { killed: 0, blocks_install: 0, badfun_on_next_call: 0, stays_on_old_code: 0, may_migrate: 0, suspended: 0, unaffected: 0 };
