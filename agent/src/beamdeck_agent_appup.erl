@@ -65,13 +65,13 @@ parse_appup(Label, Bytes, Section, Vsn) ->
             Entries = case Section of up -> Ups; down -> Downs end,
             case [Is || {Key, Is} <- Entries, vsn_match(Key, Vsn)] of
                 [Is | _] when is_list(Is) -> {ok, [appup_json(I) || I <- Is]};
-                [_ | _] -> {error, bad_appup, fmt("~ts: the instructions for ~ts are not a list", [Label, Vsn])};
-                [] -> {error, bad_appup, fmt("~ts: no ~ts entry for ~ts", [Label, section_word(Section), Vsn])}
+                [_ | _] -> {error, bad_appup, beamdeck_agent_terms:fmt("~ts: the instructions for ~ts are not a list", [Label, Vsn])};
+                [] -> {error, bad_appup, beamdeck_agent_terms:fmt("~ts: no ~ts entry for ~ts", [Label, section_word(Section), Vsn])}
             end;
         {ok, Terms} ->
-            {error, bad_appup, fmt("~ts: expected {Vsn, Ups, Downs}, found ~ts", [Label, cap(Terms)])};
+            {error, bad_appup, beamdeck_agent_terms:fmt("~ts: expected {Vsn, Ups, Downs}, found ~ts", [Label, cap(Terms)])};
         {error, Why} ->
-            {error, bad_appup, fmt("~ts: ~ts", [Label, Why])}
+            {error, bad_appup, beamdeck_agent_terms:fmt("~ts: ~ts", [Label, Why])}
     end.
 
 vsn_match(Key, Vsn) when is_list(Key) -> Key =:= Vsn;
@@ -161,11 +161,9 @@ section_word(down) -> "downgrade".
 bin(S) when is_list(S) -> unicode:characters_to_binary(S);
 bin(B) when is_binary(B) -> B.
 
-text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 2000)).
+text(T) -> beamdeck_agent_terms:text(T, 2000).
 
 printed(T) -> beamdeck_agent_terms:printed(T, 2000).
 
-cap(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 300)).
+cap(T) -> beamdeck_agent_terms:text(T, 300).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

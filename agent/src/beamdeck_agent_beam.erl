@@ -28,10 +28,10 @@ read(Beam) ->
     case beam_lib:chunks(Beam, ?IDS, [allow_missing_chunks]) of
         {ok, {Module, Chunks}} ->
             try decode(Module, maps:from_list(Chunks))
-            catch error:_ -> {error, fmt("~ts: malformed beam chunks", [Module])}
+            catch error:_ -> {error, beamdeck_agent_terms:fmt("~ts: malformed beam chunks", [Module])}
             end;
         {error, beam_lib, Reason} ->
-            {error, fmt("not a beam file: ~0tp", [Reason])}
+            {error, beamdeck_agent_terms:fmt("not a beam file: ~0tp", [Reason])}
     end.
 
 decode(Module, C) ->
@@ -47,7 +47,7 @@ decode(Module, C) ->
                    exports => funcs(binary_or_empty(maps:get("ExpT", C)), Atoms),
                    locals => funcs(binary_or_empty(maps:get("LocT", C)), Atoms),
                    lines => lines(maps:get("Line", C))}};
-        _ -> {error, fmt("~ts has no Code chunk", [Module])}
+        _ -> {error, beamdeck_agent_terms:fmt("~ts has no Code chunk", [Module])}
     end.
 
 binary_or_empty(<<_/binary>> = B) -> B;
@@ -133,5 +133,3 @@ tag(5) -> f;
 tag(6) -> h;
 tag(7) -> z.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

@@ -67,9 +67,9 @@ graph(Beam) ->
             catch
                 throw:{unknown_opcode, _} = Unknown -> {error, Unknown};
                 throw:{format, N} ->
-                    {error, fmt("~ts: unknown instruction set ~b", [M, N])};
+                    {error, beamdeck_agent_terms:fmt("~ts: unknown instruction set ~b", [M, N])};
                 error:Reason ->
-                    {error, fmt("~ts: malformed Code chunk (~0tp)", [M, Reason])}
+                    {error, beamdeck_agent_terms:fmt("~ts: malformed Code chunk (~0tp)", [M, Reason])}
             end;
         {error, _} = E -> E
     end.
@@ -244,5 +244,3 @@ unique([X | T], Seen) ->
         false -> [X | unique(T, Seen#{X => true})]
     end.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

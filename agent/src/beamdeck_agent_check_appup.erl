@@ -47,9 +47,9 @@ check(#{path := Path, script := Script, beams := Beams}) ->
 installed_finding(M) ->
     beamdeck_agent_findings:new(
       appup_missing_module, M, [],
-      fmt("~ts still runs other code than the installed release's beam (the relup did not "
+      beamdeck_agent_terms:fmt("~ts still runs other code than the installed release's beam (the relup did not "
           "load it, or someone loaded other code since): make_permanent would keep it that way", [M]),
-      fmt("roll back, add {load_module, ~ts} to the application's appup and rebuild the relup; "
+      beamdeck_agent_terms:fmt("roll back, add {load_module, ~ts} to the application's appup and rebuild the relup; "
           "or accept it and load the module by hand", [M])).
 
 %% @doc The decision, on plain facts (what EUnit tests): `target' and
@@ -74,26 +74,26 @@ classify(#{target := Target, from := From, loaded := Loaded, touched := Touched,
 finding({changed, M}) ->
     beamdeck_agent_findings:new(
       appup_missing_module, M, [],
-      fmt("~ts changed between the releases and is loaded, but the relup neither loads nor "
+      beamdeck_agent_terms:fmt("~ts changed between the releases and is loaded, but the relup neither loads nor "
           "removes it: after the upgrade it silently keeps running its old code", [M]),
-      fmt("add {load_module, ~ts} to the application's appup (or {update, ~ts, {advanced, []}} "
+      beamdeck_agent_terms:fmt("add {load_module, ~ts} to the application's appup (or {update, ~ts, {advanced, []}} "
           "if processes run it as their callback module) and rebuild the relup", [M, M]));
 finding({added, M}) ->
     beamdeck_agent_findings:new(
       appup_missing_module, M, <<"added">>, [],
-      fmt("~ts is new in the target release but the relup does not add it; the node runs in "
+      beamdeck_agent_terms:fmt("~ts is new in the target release but the relup does not add it; the node runs in "
           "embedded mode, so nothing loads it and a call to it fails with undef", [M]),
-      fmt("add {add_module, ~ts} to the application's appup and rebuild the relup", [M]));
+      beamdeck_agent_terms:fmt("add {add_module, ~ts} to the application's appup and rebuild the relup", [M]));
 finding({removed, M}) ->
     beamdeck_agent_findings:new(
       appup_missing_module, M, <<"removed">>, [],
-      fmt("~ts is loaded but the target release no longer has it, and the relup does not "
+      beamdeck_agent_terms:fmt("~ts is loaded but the target release no longer has it, and the relup does not "
           "delete it: its old code stays loaded", [M]),
-      fmt("add {delete_module, ~ts} to the application's appup and rebuild the relup", [M]));
+      beamdeck_agent_terms:fmt("add {delete_module, ~ts} to the application's appup and rebuild the relup", [M]));
 finding({hot_patched, M}) ->
     beamdeck_agent_findings:new(
       running_code_differs, M, [],
-      fmt("the code of ~ts loaded now differs from the running release's beam on disk: "
+      beamdeck_agent_terms:fmt("the code of ~ts loaded now differs from the running release's beam on disk: "
           "someone hot-patched the node, and the upgrade replaces or keeps that patch "
           "without saying so", [M]),
       <<"check what was patched and whether the target release contains the fix">>).
@@ -127,8 +127,6 @@ md5(Bin) ->
         {error, _, _} -> error
     end.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").

@@ -62,11 +62,11 @@ ets_findings(Purged) ->
                          M <- funs_in(Sample, Purged, ?NODE_BUDGET)],
     [beamdeck_agent_findings:new(
        fun_in_ets, M, [],
-       fmt("ETS table(s) ~ts hold local funs of ~ts, whose old code the relup purges: whoever "
+       beamdeck_agent_terms:fmt("ETS table(s) ~ts hold local funs of ~ts, whose old code the relup purges: whoever "
            "calls them after the upgrade gets badfun (scanned ~b of ~b objects in ~b readable "
            "tables, at most ~b per table)",
            [join([N || {M2, N} <- Hits, M2 =:= M]), M, Scanned, Total, length(Scans), ?SAMPLE]),
-       fmt("store {M, F, A} or an external fun (fun ~ts:f/1) instead of a local fun, or "
+       beamdeck_agent_terms:fmt("store {M, F, A} or an external fun (fun ~ts:f/1) instead of a local fun, or "
            "rewrite the entries in the appup after loading ~ts", [M, M]))
      || M <- lists:usort([M || {M, _} <- Hits])].
 
@@ -95,10 +95,10 @@ pt_findings(Purged) ->
     Hits = [{M, K} || {K, V} <- Terms, M <- funs_in(V, Purged, ?NODE_BUDGET)],
     [beamdeck_agent_findings:new(
        fun_in_persistent_term, M, [],
-       fmt("persistent_term key(s) ~ts hold local funs of ~ts, whose old code the relup "
+       beamdeck_agent_terms:fmt("persistent_term key(s) ~ts hold local funs of ~ts, whose old code the relup "
            "purges: calling them after the upgrade raises badfun (scanned ~b terms)",
            [join([short(K) || {M2, K} <- Hits, M2 =:= M]), M, length(Terms)]),
-       fmt("store {M, F, A} or an external fun instead, or put the term again after loading ~ts", [M]))
+       beamdeck_agent_terms:fmt("store {M, F, A} or an external fun instead, or put the term again after loading ~ts", [M]))
      || M <- lists:usort([M || {M, _} <- Hits])].
 
 env_findings(Purged) ->
@@ -107,10 +107,10 @@ env_findings(Purged) ->
                              M <- funs_in(V, Purged, ?NODE_BUDGET)],
     [beamdeck_agent_findings:new(
        fun_in_app_env, M, [],
-       fmt("application env ~ts hold(s) local funs of ~ts, whose old code the relup purges: "
+       beamdeck_agent_terms:fmt("application env ~ts hold(s) local funs of ~ts, whose old code the relup purges: "
            "calling them after the upgrade raises badfun",
            [join([short(AK) || {M2, AK} <- Hits, M2 =:= M]), M]),
-       fmt("keep {M, F, A} in the env instead of a fun, or set the key again after loading ~ts", [M]))
+       beamdeck_agent_terms:fmt("keep {M, F, A} in the env instead of a fun, or set the key again after loading ~ts", [M]))
      || M <- lists:usort([M || {M, _} <- Hits])].
 
 short(Term) ->
@@ -119,13 +119,11 @@ short(Term) ->
 join(Items) ->
     Unique = lists:usort(Items),
     More = case length(Unique) > 10 of
-               true -> [fmt(" and ~b more", [length(Unique) - 10])];
+               true -> [beamdeck_agent_terms:fmt(" and ~b more", [length(Unique) - 10])];
                false -> []
            end,
     iolist_to_binary([lists:join(", ", lists:sublist(Unique, 10)) | More]).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").

@@ -50,13 +50,11 @@ finding(A, B, Fs) ->
     Names = lists:join(", ", [io_lib:format("~ts/~b", [F, Ar]) || {F, Ar} <- Fs]),
     beamdeck_agent_findings:new(
       load_order, A, atom_to_binary(B, utf8), [],
-      fmt("the new ~ts calls ~ts:{~ts}, which only the new ~ts exports, but the relup loads ~ts "
+      beamdeck_agent_terms:fmt("the new ~ts calls ~ts:{~ts}, which only the new ~ts exports, but the relup loads ~ts "
           "after ~ts: a call in between fails with undef", [A, B, Names, B, B, A]),
-      fmt("list ~ts in the dependencies of ~ts's appup instruction (so ~ts is loaded first)",
+      beamdeck_agent_terms:fmt("list ~ts in the dependencies of ~ts's appup instruction (so ~ts is loaded first)",
           [B, A, B])).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").

@@ -13,7 +13,7 @@
 check(#{script := Script, beams := Beams}) ->
     [beamdeck_agent_findings:new(
        nif_module, M, [],
-       fmt("~ts loads a NIF library (its on_load calls erlang:load_nif/2) and the relup "
+       beamdeck_agent_terms:fmt("~ts loads a NIF library (its on_load calls erlang:load_nif/2) and the relup "
            "replaces it: the new on_load must succeed while the old library is loaded", [M]),
        <<"make sure the NIF implements the upgrade callback, or restart the node for this "
          "release instead">>)
@@ -28,8 +28,6 @@ loads_nif(Bin) ->
         {error, _, _} -> false
     end.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").

@@ -22,7 +22,7 @@
     when Path :: beamdeck_agent_release:path(), Deadline :: integer(),
          Fun :: fun((pid()) -> Result), Result :: term().
 with_peer(#{source := {package, _}, to := To}, _Deadline, _Fun) ->
-    {error, fmt("release ~ts is not unpacked: the code_change rehearsal needs its files on disk", [To])};
+    {error, beamdeck_agent_terms:fmt("release ~ts is not unpacked: the code_change rehearsal needs its files on disk", [To])};
 with_peer(#{to := To}, Deadline, Fun) ->
     RelDir = beamdeck_agent_release:rel_dir(),
     Boot = filename:join([RelDir, To, "start.boot"]),
@@ -44,10 +44,10 @@ with_peer(#{to := To}, Deadline, Fun) ->
                         after stop(Peer)
                         end;
                     {error, Why} ->
-                        {error, fmt("the peer node for the code_change rehearsal did not start: ~ts", [Why])}
+                        {error, beamdeck_agent_terms:fmt("the peer node for the code_change rehearsal did not start: ~ts", [Why])}
                 end;
             {error, R} ->
-                {error, fmt("~ts: ~ts; the code_change rehearsal needs the target's boot script",
+                {error, beamdeck_agent_terms:fmt("~ts: ~ts; the code_change rehearsal needs the target's boot script",
                             [Boot, file:format_error(R)])}
         end
     after
@@ -89,8 +89,8 @@ start(Args, Deadline) ->
     try peer:start_link(Opts) of
         {ok, Peer} -> {ok, Peer};
         {ok, Peer, _Node} -> {ok, Peer};
-        {error, R} -> {error, fmt("~0tP", [R, 10])}
-    catch Class:R -> {error, fmt("~ts:~0tP", [Class, R, 10])}
+        {error, R} -> {error, beamdeck_agent_terms:fmt("~0tP", [R, 10])}
+    catch Class:R -> {error, beamdeck_agent_terms:fmt("~ts:~0tP", [Class, R, 10])}
     end.
 
 %% @doc Stop a peer (killed if it does not stop).
@@ -98,8 +98,6 @@ start(Args, Deadline) ->
 stop(Peer) ->
     try peer:stop(Peer) catch _:_ -> exit(Peer, kill), ok end.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").

@@ -184,9 +184,9 @@ children_finding(_M, _P, dynamic) -> [];
 children_finding(M, P, error) ->
     [beamdeck_agent_findings:new(
        code_change_crash, M, <<"init">>, [P],
-       fmt("the new ~ts:init/1 does not return {ok, {Flags, ChildSpecs}} on the supervisor's "
+       beamdeck_agent_terms:fmt("the new ~ts:init/1 does not return {ok, {Flags, ChildSpecs}} on the supervisor's "
            "arguments: release_handler's code_change of the supervisor fails", [M]),
-       fmt("fix ~ts:init/1", [M]))];
+       beamdeck_agent_terms:fmt("fix ~ts:init/1", [M]))];
 children_finding(M, P, NewIds) ->
     Live = case beamdeck_agent_otp:which_children(P, ?STATE_TIMEOUT) of
                {ok, Cs} -> [Id || {Id, _, _, _} <- Cs];
@@ -202,23 +202,23 @@ children_finding(M, P, NewIds) ->
                 _ ->
                     [beamdeck_agent_findings:new(
                        supervisor_children_changed, M, [P],
-                       fmt("the new ~ts:init/1 ~ts; release_handler updates the child specs "
+                       beamdeck_agent_terms:fmt("the new ~ts:init/1 ~ts; release_handler updates the child specs "
                            "but neither starts nor stops children",
                            [M, changes_text(Added, Removed)]),
-                       fmt("add ~ts to the appup after the update, or restart the application",
+                       beamdeck_agent_terms:fmt("add ~ts to the appup after the update, or restart the application",
                            [fix_text(M, Added, Removed)]))]
             end
     end.
 
 changes_text(Added, Removed) ->
-    lists:join(" and ", [fmt("adds ~ts", [ids(Added)]) || Added =/= []]
-                        ++ [fmt("removes ~ts", [ids(Removed)]) || Removed =/= []]).
+    lists:join(" and ", [beamdeck_agent_terms:fmt("adds ~ts", [ids(Added)]) || Added =/= []]
+                        ++ [beamdeck_agent_terms:fmt("removes ~ts", [ids(Removed)]) || Removed =/= []]).
 
 fix_text(M, Added, Removed) ->
-    lists:join(", ", [fmt("{apply, {supervisor, restart_child, [~0tp, ~0tp]}}", [M, Id]) || Id <- Added]
-                     ++ [fmt("{apply, {supervisor, terminate_child, [~0tp, ~0tp]}}", [M, Id]) || Id <- Removed]).
+    lists:join(", ", [beamdeck_agent_terms:fmt("{apply, {supervisor, restart_child, [~0tp, ~0tp]}}", [M, Id]) || Id <- Added]
+                     ++ [beamdeck_agent_terms:fmt("{apply, {supervisor, terminate_child, [~0tp, ~0tp]}}", [M, Id]) || Id <- Removed]).
 
-ids(L) -> lists:join(", ", [fmt("~0tp", [Id]) || Id <- L]).
+ids(L) -> lists:join(", ", [beamdeck_agent_terms:fmt("~0tp", [Id]) || Id <- L]).
 
 %%% GROUPING %%%
 
@@ -238,23 +238,23 @@ key(M, {inconclusive, Why}) -> {M, {inconclusive, Why}};
 key(M, {inconclusive_crash, Class, Reason, _}) -> {M, {inconclusive, head(Class, Reason)}};
 key(M, {crash, Class, Reason, _}) -> {M, {crash, head(Class, Reason)}}.
 
-head(Class, Reason) when is_atom(Reason) -> fmt("~ts:~ts", [Class, Reason]);
+head(Class, Reason) when is_atom(Reason) -> beamdeck_agent_terms:fmt("~ts:~ts", [Class, Reason]);
 head(Class, Reason) when is_tuple(Reason), tuple_size(Reason) > 0, is_atom(element(1, Reason)) ->
-    fmt("~ts:~ts", [Class, element(1, Reason)]);
-head(Class, _) -> fmt("~ts:other", [Class]).
+    beamdeck_agent_terms:fmt("~ts:~ts", [Class, element(1, Reason)]);
+head(Class, _) -> beamdeck_agent_terms:fmt("~ts:other", [Class]).
 
 crash_finding(M, {crash, Head}, Pids, {crash, _Class, Reason, Stack}, Visible) ->
     beamdeck_agent_findings:new(
       code_change_crash, M, Head, Pids,
-      fmt("the new code_change of ~ts crashes on the real state of ~b process(es) (rehearsed in a "
+      beamdeck_agent_terms:fmt("the new code_change of ~ts crashes on the real state of ~b process(es) (rehearsed in a "
           "peer node): ~ts~ts~ts; after point_of_no_return release_handler then restarts the node "
           "from the old release", [M, length(Pids), Head, reason_text(Reason, Visible), frames(Stack)]),
-      fmt("make ~ts:code_change handle this state (the rehearsal shows which clause fails), "
+      beamdeck_agent_terms:fmt("make ~ts:code_change handle this state (the rehearsal shows which clause fails), "
           "then rebuild the release", [M]));
 crash_finding(M, {inconclusive, Head}, Pids, O, _Visible) ->
     Why = case O of
               {inconclusive_crash, _, _, Stack} ->
-                  fmt("~ts in the peer~ts: the state refers to ETS tables, processes or ports of "
+                  beamdeck_agent_terms:fmt("~ts in the peer~ts: the state refers to ETS tables, processes or ports of "
                       "the live node that the peer does not have", [Head, frames(Stack)]);
               {inconclusive, <<"budget">>} -> <<"the rehearsal's time budget was spent">>;
               {inconclusive, <<"state_too_large">>} -> <<"the state is too large to copy">>;
@@ -262,7 +262,7 @@ crash_finding(M, {inconclusive, Head}, Pids, O, _Visible) ->
               {inconclusive, Other} -> Other
           end,
     inconclusive(M, Head, Pids,
-                 fmt("the code_change rehearsal of ~ts could not decide for ~b process(es): ~ts",
+                 beamdeck_agent_terms:fmt("the code_change rehearsal of ~ts could not decide for ~b process(es): ~ts",
                      [M, length(Pids), Why]),
                  <<"review code_change by hand for these processes">>).
 
@@ -271,7 +271,7 @@ inconclusive(M, Detail, Pids, Message, Fix) ->
 
 reason_text(_Reason, false) -> <<>>;
 reason_text(Reason, true) ->
-    Text = fmt("~0tP", [Reason, 12]),
+    Text = beamdeck_agent_terms:fmt("~0tP", [Reason, 12]),
     [<<" (">>, string:slice(Text, 0, ?REASON_CAP), <<")">>].
 
 frames([]) -> <<>>;
@@ -281,15 +281,13 @@ frames(Stack) ->
 frame({M, F, A, Loc}) ->
     Ar = case A of L when is_list(L) -> length(L); N -> N end,
     case lists:keyfind(line, 1, Loc) of
-        {line, Line} -> fmt("~ts:~ts/~b (line ~b)", [M, F, Ar, Line]);
-        false -> fmt("~ts:~ts/~b", [M, F, Ar])
+        {line, Line} -> beamdeck_agent_terms:fmt("~ts:~ts/~b (line ~b)", [M, F, Ar, Line]);
+        false -> beamdeck_agent_terms:fmt("~ts:~ts/~b", [M, F, Ar])
     end;
 frame(_) -> <<"?">>.
 
 now_ms() -> erlang:monotonic_time(millisecond).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").

@@ -89,23 +89,21 @@ collect(Tag, N, Deadline, Acc) ->
 not_suspended(M, Pids) ->
     beamdeck_agent_findings:new(
       not_suspended, M, Pids,
-      fmt("~b process(es) run ~ts but release_handler's supervisor walk will not find them: "
+      beamdeck_agent_terms:fmt("~b process(es) run ~ts but release_handler's supervisor walk will not find them: "
           "{update, ~ts} neither suspends nor code_changes them, so they keep their old state "
           "and may crash on their next call into the new code", [length(Pids), M, M]),
-      fmt("start the process(es) under a supervisor whose child spec lists ~ts, or restart "
+      beamdeck_agent_terms:fmt("start the process(es) under a supervisor whose child spec lists ~ts, or restart "
           "them after the upgrade (an {apply, {M, F, A}} in the appup), or accept it", [M])).
 
 sys_unresponsive(M, Pids) ->
     beamdeck_agent_findings:new(
       sys_unresponsive, M, Pids,
-      fmt("~b process(es) that {update, ~ts} suspends did not answer a system message within "
+      beamdeck_agent_terms:fmt("~b process(es) that {update, ~ts} suspends did not answer a system message within "
           "~b ms: release_handler's suspend would stall on them (its default suspend timeout "
           "is 5 s, then the install fails)", [length(Pids), M, ?STATUS_TIMEOUT]),
       <<"find why the process does not handle system messages (a blocking receive or a "
         "long call), or give the update instruction a longer timeout">>).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").

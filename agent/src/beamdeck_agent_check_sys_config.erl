@@ -29,7 +29,7 @@ check(#{path := #{from := From, to := To} = Path}) ->
                 {_, {error, Why}} ->
                     [beamdeck_agent_findings:new(
                        sys_config_unreadable, null, [],
-                       fmt("~ts: ~ts", [Label, Why]),
+                       beamdeck_agent_terms:fmt("~ts: ~ts", [Label, Why]),
                        <<"fix the target release's sys.config (one Erlang list of {App, [{Key, Value}]} "
                          "ending with a dot) and rebuild the package">>)];
                 {{ok, OldTerms}, {ok, NewTerms}} ->
@@ -38,7 +38,7 @@ check(#{path := #{from := From, to := To} = Path}) ->
                         Keys ->
                             [beamdeck_agent_findings:new(
                                sys_config_changed, null, [],
-                               fmt("the target's sys.config changes ~b key(s): ~ts", [length(Keys), names(Keys)]),
+                               beamdeck_agent_terms:fmt("the target's sys.config changes ~b key(s): ~ts", [length(Keys), names(Keys)]),
                                <<"make sure the applications handle config_change/3 or read these keys "
                                  "again; code that read them at start keeps the old values">>)]
                     end;
@@ -79,9 +79,9 @@ parse(Bytes) ->
                     end;
                 {ok, _} -> {error, <<"not a list">>};
                 {error, {Line, M, Desc}} ->
-                    {error, fmt("line ~p: ~ts", [line(Line), M:format_error(Desc)])}
+                    {error, beamdeck_agent_terms:fmt("line ~p: ~ts", [line(Line), M:format_error(Desc)])}
             end;
-        {error, {Line, M, Desc}, _} -> {error, fmt("line ~p: ~ts", [line(Line), M:format_error(Desc)])}
+        {error, {Line, M, Desc}, _} -> {error, beamdeck_agent_terms:fmt("line ~p: ~ts", [line(Line), M:format_error(Desc)])}
     end.
 
 line({L, _}) -> L;
@@ -113,8 +113,6 @@ names(Keys) ->
     iolist_to_binary([lists:join(", ", Shown),
                       [io_lib:format(" and ~b more", [length(Keys) - ?MAX_KEYS]) || length(Keys) > ?MAX_KEYS]]).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).
 
 -ifdef(TEST).
 -include_lib("eunit/include/eunit.hrl").

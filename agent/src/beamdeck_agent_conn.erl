@@ -22,10 +22,12 @@
 %%% (HTTP 401/403, close 4401/4403) backs off to the maximum at once. Each
 %%% distinct failure is logged once, not at every retry.
 %%%
-%%% Size (over 400 lines, on purpose): one gen_statem whose event handlers
-%%% share the `#d' record (queue, workers, dialer, backoff); split into
-%%% modules, each would need that record and the state transitions would be
-%%% read across files. What is pure lives elsewhere: the hello frame in
+%%% Over 400 lines because one gen_statem's event handlers share the `#d'
+%%% record (queue, workers, dialer, backoff); split further, each part would
+%%% need that record and the state transitions would be read across files.
+%%% What is pure lives elsewhere: the reconnect policy in
+%%% beamdeck_agent_backoff, the queue's drop rule in beamdeck_agent_outbox, a
+%%% request's reply in beamdeck_agent_reply, the hello frame in
 %%% beamdeck_agent_hello, the WebSocket in beamdeck_agent_ws*.
 -module(beamdeck_agent_conn).
 
@@ -33,10 +35,6 @@
 
 -export([start_link/0, start_link/1, send/1, connected/0, stats/0]).
 -export([callback_mode/0, init/1, handle_event/4, terminate/3]).
-%% Exported for the EUnit tests only.
--ifdef(TEST).
--export([backoff_delay/2, next_backoff/2, enqueue/3]).
--endif.
 
 -define(TAB, ?MODULE).
 -define(MAX_LOGGED_KEYS, 32).
@@ -229,14 +227,14 @@ handle_event(info, {'DOWN', MRef, process, _, Why}, _State, #d{workers = W} = D)
     %% so this is a kill from outside): answer anyway.
     {{_Pid, TRef, Id}, W1} = maps:take(MRef, W),
     _ = erlang:cancel_timer(TRef),
-    Reply = reply_bin(Id, {error, internal, printed({worker_exit, Why})}),
+    Reply = beamdeck_agent_reply:reply_bin(Id, {error, internal, printed({worker_exit, Why})}),
     {keep_state, enqueue_reply(Reply, D#d{workers = W1})};
 handle_event(info, {timeout, _TRef, {request_timeout, MRef}}, _State, #d{workers = W} = D) ->
     case maps:take(MRef, W) of
         {{Pid, _, Id}, W1} ->
             exit(Pid, kill),
             demonitor(MRef, [flush]),
-            Reply = reply_bin(Id, {error, timeout, <<"the agent's worker ran out of time">>}),
+            Reply = beamdeck_agent_reply:reply_bin(Id, {error, timeout, <<"the agent's worker ran out of time">>}),
             {keep_state, enqueue_reply(Reply, D#d{workers = W1})};
         error -> keep_state_and_data
     end;
@@ -385,53 +383,20 @@ request(#{<<"id">> := Id} = Frame, D) when is_binary(Id); is_integer(Id) ->
               end,
     case map_size(D#d.workers) >= maps:get(max_workers, D#d.opts) of
         true ->
-            enqueue_reply(reply_bin(Id, {error, busy, <<"too many requests in progress">>}), D);
+            enqueue_reply(beamdeck_agent_reply:reply_bin(Id, {error, busy, <<"too many requests in progress">>}), D);
         false ->
             Handler = maps:get(handler, D#d.opts),
             MaxFrame = maps:get(max_frame, D#d.opts),
             Self = self(),
             {Pid, MRef} = spawn_monitor(fun() ->
                                                 Self ! {request_reply, self(),
-                                                        run_request(Handler, Id, Method, Params, MaxFrame)}
+                                                        beamdeck_agent_reply:run_request(Handler, Id, Method, Params, MaxFrame)}
                                         end),
             TRef = erlang:start_timer(Timeout, self(), {request_timeout, MRef}),
             D#d{workers = (D#d.workers)#{MRef => {Pid, TRef, Id}}}
     end;
 request(_Frame, D) ->
     log_once(request_without_id, "beamdeck agent: ignoring a request without an id", [], D).
-
-%% Runs in the worker: the handler, then the encoding (a result JSON cannot
-%% hold becomes an `internal' error rather than a crash of the connection;
-%% one above the frame cap, which the server would refuse, `too_large').
-run_request(Handler, Id, Method, Params, MaxFrame) ->
-    Result = try Handler:handle(Method, Params)
-             catch Class:Reason -> {error, internal, printed({Class, Reason})}
-             end,
-    case reply_bin(Id, Result) of
-        Bin when byte_size(Bin) > MaxFrame ->
-            reply_bin(Id, {error, too_large, iolist_to_binary(
-                                               io_lib:format("the result has ~b bytes (limit ~b)",
-                                                             [byte_size(Bin), MaxFrame]))});
-        Bin -> Bin
-    end.
-
-reply_bin(Id, Result) ->
-    Frame = case Result of
-                {ok, Map} when is_map(Map) ->
-                    #{type => reply, id => Id, ok => true, result => Map};
-                {error, Code, Msg} when is_atom(Code), is_binary(Msg) ->
-                    #{type => reply, id => Id, ok => false, error => #{code => Code, message => Msg}};
-                Other ->
-                    #{type => reply, id => Id, ok => false,
-                      error => #{code => internal, message => printed({bad_result, Other})}}
-            end,
-    try iolist_to_binary(beamdeck_agent_json:encode(Frame))
-    catch error:Why ->
-            iolist_to_binary(beamdeck_agent_json:encode(
-                               #{type => reply, id => Id, ok => false,
-                                 error => #{code => internal,
-                                            message => printed({unencodable_result, Why})}}))
-    end.
 
 kill_workers(#d{workers = W} = D) ->
     maps:foreach(fun(MRef, {Pid, TRef, _Id}) ->
@@ -444,7 +409,7 @@ kill_workers(#d{workers = W} = D) ->
 %%% SENDING %%%
 
 enqueue_item(Item, D) ->
-    {Q, Len, Dropped} = enqueue(Item, {D#d.queue, D#d.qlen}, maps:get(max_queue, D#d.opts)),
+    {Q, Len, Dropped} = beamdeck_agent_outbox:enqueue(Item, {D#d.queue, D#d.qlen}, maps:get(max_queue, D#d.opts)),
     count_dropped(Dropped),
     true = ets:insert(?TAB, {queued, Len}),
     schedule_flush(D#d{queue = Q, qlen = Len}).
@@ -464,17 +429,6 @@ enqueue_reply(Bin, #d{phase = open} = D) ->
 enqueue_reply(_Bin, D) ->
     count_dropped(1),
     D.
-
-%% @doc Add an item to a bounded queue; on overflow the oldest is dropped.
-%% Returns the queue, its length and how many items were dropped (0 or 1).
--spec enqueue(Item, {Queue, Len}, Max) -> {Queue, Len, Dropped}
-    when Item :: term(), Queue :: queue:queue(), Len :: non_neg_integer(),
-         Max :: pos_integer(), Dropped :: 0 | 1.
-enqueue(Item, {Q, Len}, Max) when Len >= Max ->
-    {_, Q1} = queue:out(Q),
-    {queue:in(Item, Q1), Len, 1};
-enqueue(Item, {Q, Len}, _Max) ->
-    {queue:in(Item, Q), Len + 1, 0}.
 
 %% The flush message goes to the back of the mailbox, so the casts that
 %% arrived meanwhile reach the bounded queue (and its drop rule) first.
@@ -599,12 +553,12 @@ disconnect(Reason, _State, D0) ->
                 true -> maps:get(backoff_min, Opts);
                 false -> D1#d.backoff
             end,
-    Base = case auth_refused(Reason) of
+    Base = case beamdeck_agent_backoff:auth_refused(Reason) of
                true -> maps:get(backoff_max, Opts);
                false -> Base0
            end,
-    Delay = backoff_delay(Base, rand:uniform()),
-    Next = next_backoff(Base, maps:get(backoff_max, Opts)),
+    Delay = beamdeck_agent_backoff:backoff_delay(Base, rand:uniform()),
+    Next = beamdeck_agent_backoff:next_backoff(Base, maps:get(backoff_max, Opts)),
     %% A connection that lived long enough ends a run of failures: its
     %% failure is news again even if the reason is the same as before.
     D2 = log_failure(Reason, Delay, case Stable of
@@ -623,22 +577,9 @@ disconnect(Reason, _State, D0) ->
                                     endpoints = Endpoints}),
     {next_state, connecting, D3, [{state_timeout, Delay, dial}, {{timeout, keepalive}, cancel}]}.
 
-%% @doc The delay before the next dial: `Base' +-20 %, `Rand' uniform in [0, 1).
--spec backoff_delay(Base, Rand) -> pos_integer() when Base :: pos_integer(), Rand :: float().
-backoff_delay(Base, Rand) ->
-    max(1, round(Base * (0.8 + 0.4 * Rand))).
-
-%% @doc The base after `Base': doubled, capped at `Max'.
--spec next_backoff(Base, Max) -> pos_integer() when Base :: pos_integer(), Max :: pos_integer().
-next_backoff(Base, Max) -> min(Base * 2, Max).
-
-auth_refused({closed, Code, _}) -> Code =:= 4401 orelse Code =:= 4403;
-auth_refused({http, Status, _}) -> Status =:= 401 orelse Status =:= 403;
-auth_refused(_) -> false.
-
 %% One log line per distinct reason: a server down for hours logs once.
 log_failure(Reason, Delay, #d{last_logged = Last} = D) ->
-    Key = failure_key(Reason),
+    Key = beamdeck_agent_backoff:failure_key(Reason),
     case Key =:= Last of
         true -> D;
         false ->
@@ -646,10 +587,10 @@ log_failure(Reason, Delay, #d{last_logged = Last} = D) ->
             case Reason of
                 {http, Status, Body} when Status =:= 401; Status =:= 403 ->
                     logger:warning("beamdeck agent: ~ts refused the agent token: HTTP ~b ~ts; "
-                                   "retrying about every ~ts", [Url, Status, Body, duration(Delay)]);
+                                   "retrying about every ~ts", [Url, Status, Body, beamdeck_agent_backoff:duration(Delay)]);
                 {closed, Code, Why} when Code =:= 4401; Code =:= 4403 ->
                     logger:warning("beamdeck agent: ~ts closed the connection: ~b ~ts; "
-                                   "retrying about every ~ts", [Url, Code, Why, duration(Delay)]);
+                                   "retrying about every ~ts", [Url, Code, Why, beamdeck_agent_backoff:duration(Delay)]);
                 {closed, 4400, Why} ->
                     logger:warning("beamdeck agent: ~ts rejected a frame: ~ts; reconnecting",
                                    [Url, Why]);
@@ -662,17 +603,6 @@ log_failure(Reason, Delay, #d{last_logged = Last} = D) ->
             end,
             D#d{last_logged = Key}
     end.
-
-%% Reasons that differ only in detail count as one (every TLS alert text,
-%% for instance, carries a source line).
-failure_key({tls, {tls_alert, {Alert, _}}}) -> {tls, Alert};
-failure_key({connect, _} = R) -> R;
-failure_key({closed, Code, _}) when Code =:= 1000; Code =:= 1001; Code =:= 1006; Code =:= 4409 ->
-    {closed, Code};
-failure_key(R) -> R.
-
-duration(Ms) when Ms < 1000 -> io_lib:format("~b ms", [Ms]);
-duration(Ms) -> io_lib:format("~b s", [round(Ms / 1000)]).
 
 keepalive(D) ->
     {{timeout, keepalive}, maps:get(keepalive_ms, D#d.opts), ping}.
@@ -711,7 +641,7 @@ endpoint_text(#d{endpoint = #{scheme := S, host := H, port := P, path := Path}})
 endpoint_text(_) -> "(no url)".
 
 
-printed(Term) -> maps:get(text, beamdeck_agent_terms:printed(Term, 500)).
+printed(Term) -> beamdeck_agent_terms:text(Term, 500).
 
 cap(Bin) when byte_size(Bin) > 64 -> binary:part(Bin, 0, 64);
 cap(Bin) -> Bin.

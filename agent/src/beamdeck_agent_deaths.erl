@@ -81,4 +81,4 @@ settle(Mon, Died, Deadline) ->
 
 cap(L) -> lists:sublist(L, ?MAX_DEATHS).
 
-text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 2000)).
+text(T) -> beamdeck_agent_terms:text(T, 2000).

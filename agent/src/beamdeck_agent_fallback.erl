@@ -138,16 +138,16 @@ handle_call(_Other, _From, St) ->
 handle_cast({command_done, Id, _Action, Ok}, #st{firing = Id} = St) ->
     Outcome = case Ok of true -> <<"rolled_back">>; false -> <<"failed">> end,
     Msg = case Ok of
-              true -> fmt("fallback: ~ts was not made permanent in time; rolled back to ~ts",
+              true -> beamdeck_agent_terms:fmt("fallback: ~ts was not made permanent in time; rolled back to ~ts",
                           [vsn(St, vsn), vsn(St, from)]);
-              false -> fmt("fallback: the rollback of ~ts to ~ts failed (command ~ts): the node "
+              false -> beamdeck_agent_terms:fmt("fallback: the rollback of ~ts to ~ts failed (command ~ts): the node "
                            "stays on ~ts", [vsn(St, vsn), vsn(St, from), Id, vsn(St, vsn)])
           end,
     {noreply, clear(Outcome, Msg, St)};
 handle_cast({command_done, _Id, make_permanent, true}, #st{record = #{vsn := V}} = St) ->
-    {noreply, clear(<<"cleared">>, fmt("fallback: ~ts was made permanent; the fallback is cleared", [V]), St)};
+    {noreply, clear(<<"cleared">>, beamdeck_agent_terms:fmt("fallback: ~ts was made permanent; the fallback is cleared", [V]), St)};
 handle_cast({command_done, _Id, rollback, true}, #st{record = #{vsn := V}} = St) ->
-    {noreply, clear(<<"cleared">>, fmt("fallback: ~ts was rolled back by an operator; the fallback is "
+    {noreply, clear(<<"cleared">>, beamdeck_agent_terms:fmt("fallback: ~ts was rolled back by an operator; the fallback is "
                                        "cleared", [V]), St)};
 handle_cast({command_done, Id, install, false}, #st{record = #{commandId := Id}} = St) ->
     %% The install the record was prepared for did not install: nothing to undo.
@@ -180,15 +180,15 @@ check(#st{record = R} = St) ->
                 {wait, Ms} -> schedule_in(Ms, St#st{tries = 0});
                 fire -> fire(St#st{tries = 0});
                 {clear, made_permanent} ->
-                    clear(<<"cleared">>, fmt("fallback: ~ts is permanent; the fallback is cleared",
+                    clear(<<"cleared">>, beamdeck_agent_terms:fmt("fallback: ~ts is permanent; the fallback is cleared",
                                              [maps:get(vsn, R)]), St);
                 {clear, {not_running, unpacked, Running, Running}} ->
                     clear(<<"node_restarted">>,
-                          fmt("fallback: node restarted into permanent release ~ts; ~ts is not running "
+                          beamdeck_agent_terms:fmt("fallback: node restarted into permanent release ~ts; ~ts is not running "
                               "(unpacked), nothing to roll back", [Running, maps:get(vsn, R)]), St);
                 {clear, {not_running, Status, Running, _}} ->
                     clear(<<"cleared">>,
-                          fmt("fallback: ~ts is no longer running (~ts; running: ~ts); the fallback is "
+                          beamdeck_agent_terms:fmt("fallback: ~ts is no longer running (~ts; running: ~ts); the fallback is "
                               "cleared", [maps:get(vsn, R), Status, text(Running)]), St)
             end
     end.
@@ -209,7 +209,7 @@ fire(#st{record = #{from := From, commandId := InstallId} = R} = St) ->
         {error, Code, _} when Code =:= busy; Code =:= unavailable; Code =:= timeout ->
             retry(St);
         {error, Code, Msg} ->
-            clear(<<"failed">>, fmt("fallback: the rollback of ~ts to ~ts could not start (~ts: ~ts)",
+            clear(<<"failed">>, beamdeck_agent_terms:fmt("fallback: the rollback of ~ts to ~ts could not start (~ts: ~ts)",
                                     [maps:get(vsn, R), From, Code, Msg]), St)
     end.
 
@@ -270,5 +270,3 @@ vsn(#st{record = R}, Key) -> maps:get(Key, R).
 text(undefined) -> "none";
 text(S) -> S.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

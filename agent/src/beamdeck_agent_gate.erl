@@ -109,19 +109,17 @@ check(#{plan := Plan, max_kills := Max, findings := Accepted}, Facts, Reviewed) 
     end.
 
 refusal(Plan, Reviewed, Outside, TooMany, Max, Kills, Unaccepted) ->
-    Parts = [[fmt("~b process(es) would be killed that the reviewed plan did not kill (~ts)",
+    Parts = [[beamdeck_agent_terms:fmt("~b process(es) would be killed that the reviewed plan did not kill (~ts)",
                   [length(Outside), lists:join(", ", lists:sublist(Outside, 5))])
               || Outside =/= [], Plan =/= null, Reviewed =/= none],
              [<<"the reviewed plan is not known to the agent (it restarted, or the plan is "
                 "too old): review the plan again">> || Plan =/= null, Reviewed =:= none],
-             [fmt("~b process(es) would be killed and no gate accepts kills", [length(Outside)])
+             [beamdeck_agent_terms:fmt("~b process(es) would be killed and no gate accepts kills", [length(Outside)])
               || Outside =/= [], Plan =:= null, Max =:= null],
-             [fmt("~b process(es) would be killed, more than the accepted maximum of ~b",
+             [beamdeck_agent_terms:fmt("~b process(es) would be killed, more than the accepted maximum of ~b",
                   [Kills, Max]) || TooMany],
-             [fmt("error finding(s) not accepted: ~ts", [lists:join(", ", Unaccepted)])
+             [beamdeck_agent_terms:fmt("error finding(s) not accepted: ~ts", [lists:join(", ", Unaccepted)])
               || Unaccepted =/= []]],
     iolist_to_binary(["the plan changed since it was reviewed: ",
                       lists:join("; ", lists:append(Parts))]).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

@@ -114,4 +114,4 @@ text(L) when is_list(L) ->
     end;
 text(T) -> printed(T).
 
-printed(Term) -> maps:get(text, beamdeck_agent_terms:printed(Term, 500)).
+printed(Term) -> beamdeck_agent_terms:text(Term, 500).

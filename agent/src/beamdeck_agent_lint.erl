@@ -62,7 +62,7 @@
 object_code(Module) ->
     case loaded_md5(Module) of
         undefined ->
-            {error, fmt("~ts is not loaded", [Module])};
+            {error, beamdeck_agent_terms:fmt("~ts is not loaded", [Module])};
         Md5 ->
             Candidates = [F || F <- [code:which(Module), object_file(Module)], is_list(F)],
             first_matching(Module, Md5, lists:usort(Candidates))
@@ -81,7 +81,7 @@ object_file(Module) ->
     end.
 
 first_matching(Module, _Md5, []) ->
-    {error, fmt("no beam file of ~ts matches the loaded code", [Module])};
+    {error, beamdeck_agent_terms:fmt("no beam file of ~ts matches the loaded code", [Module])};
 first_matching(Module, Md5, [File | Rest]) ->
     case file:read_file(File) of
         {ok, Bin} ->
@@ -119,7 +119,7 @@ analyze(Module, Beam) ->
                          {error, _} = Error -> Error
                      catch
                          Class:Reason ->
-                             {error, fmt("cannot analyse ~ts: ~0tp", [Module, {Class, Reason}])}
+                             {error, beamdeck_agent_terms:fmt("cannot analyse ~ts: ~0tp", [Module, {Class, Reason}])}
                      end,
             cache(Key, Result),
             Result
@@ -265,9 +265,9 @@ graph(Module, Beam) ->
 beam_graph(Module, Beam) ->
     case beamdeck_agent_beam_code:graph(Beam) of
         {ok, Module, Funs, Exports} -> {ok, beam, Funs, Exports};
-        {ok, Other, _, _} -> {error, fmt("cannot analyse ~ts: the beam is module ~ts", [Module, Other])};
-        {error, {unknown_opcode, N}} -> {error, fmt("cannot analyse ~ts: unknown opcode ~b", [Module, N])};
-        {error, Why} -> {error, fmt("cannot analyse ~ts: ~ts", [Module, Why])}
+        {ok, Other, _, _} -> {error, beamdeck_agent_terms:fmt("cannot analyse ~ts: the beam is module ~ts", [Module, Other])};
+        {error, {unknown_opcode, N}} -> {error, beamdeck_agent_terms:fmt("cannot analyse ~ts: unknown opcode ~b", [Module, N])};
+        {error, Why} -> {error, beamdeck_agent_terms:fmt("cannot analyse ~ts: ~ts", [Module, Why])}
     end.
 
 analysis(Module, Source, Funs, Exports) ->
@@ -327,7 +327,7 @@ unavailable_findings(LintErrors, PidFrames) ->
     [beamdeck_agent_findings:new(
        lint_unavailable, M, lists:append([Ps || {{M2, _, _}, Ps} <- maps:to_list(PidFrames), M2 =:= M]),
        Error,
-       fmt("until ~ts can be analysed, every process with it on its stack is counted as stuck in "
+       beamdeck_agent_terms:fmt("until ~ts can be analysed, every process with it on its stack is counted as stuck in "
            "a loop; a beamdeck_agent built for this OTP release reads its code", [M]))
      || #{version := loaded, module := MB, error := Error} <- LintErrors,
         M <- [binary_to_existing_atom(MB, utf8)], erlang:module_loaded(M)].
@@ -386,5 +386,3 @@ generated(F) ->
         _ -> false
     end.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

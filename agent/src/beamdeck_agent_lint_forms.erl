@@ -17,7 +17,7 @@
 graph(Module, Beam) ->
     case abstract_code(Module, Beam) of
         {ok, Forms} -> {ok, debug_info, forms_graph(Forms), forms_exports(Forms)};
-        none -> {error, fmt("~ts has no debug_info", [Module])}
+        none -> {error, beamdeck_agent_terms:fmt("~ts has no debug_info", [Module])}
     end.
 
 abstract_code(Module, Beam) ->
@@ -86,5 +86,3 @@ line(Anno) ->
     catch _:_ -> null
     end.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

@@ -137,7 +137,7 @@ findings(none) -> [];
 findings(Restart) ->
     [beamdeck_agent_findings:new(
        emulator_restart, null, atom_to_binary(Restart, utf8), [],
-       fmt("the relup contains ~ts: install_release restarts the emulator, so every process on "
+       beamdeck_agent_terms:fmt("the relup contains ~ts: install_release restarts the emulator, so every process on "
            "the node stops and the node boots the new release", [Restart]),
        <<"accept it if a restart of the node is what you want (--accept-finding), or build the "
          "release so that it needs no emulator restart">>)].
@@ -155,7 +155,7 @@ killed_json(Modules) ->
 node_fate(none) -> null;
 node_fate(R) ->
     #{fate => node_restarts, 'when' => install,
-      why => fmt("the relup contains ~ts: install_release restarts the emulator, so every "
+      why => beamdeck_agent_terms:fmt("the relup contains ~ts: install_release restarts the emulator, so every "
                  "process on the node stops and the node boots the new release", [R])}.
 
 %% The gate's verdict, worst first (the CLI's exit codes follow it).
@@ -194,13 +194,13 @@ lint(Mods, Path, Stage) ->
 loaded_lint(M) ->
     case erlang:module_loaded(M) of
         true -> beamdeck_agent_lint:analyze_loaded(M);
-        false -> {error, fmt("~ts is not loaded", [M])}
+        false -> {error, beamdeck_agent_terms:fmt("~ts is not loaded", [M])}
     end.
 
 target_lint({ok, Bin}, M, Deadline) ->
     case erlang:monotonic_time(millisecond) < Deadline of
         true -> beamdeck_agent_lint:analyze(M, Bin);
-        false -> {error, fmt("~ts: the target version was not linted (time budget of this plan spent)", [M])}
+        false -> {error, beamdeck_agent_terms:fmt("~ts: the target version was not linted (time budget of this plan spent)", [M])}
     end;
 target_lint({error, _} = E, _M, _Deadline) -> E;
 target_lint(none, _M, _Deadline) -> none.
@@ -238,5 +238,3 @@ bin(S) -> unicode:characters_to_binary(S).
 
 %%% HELPERS %%%
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

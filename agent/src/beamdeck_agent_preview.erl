@@ -78,7 +78,7 @@ preview(Script, Opts) ->
     Modules = [classify_module(Mi, Ctx) || Mi <- Mods],
     Apps = [#{app => App, action => stop,
               processes => [process_json(#{pid => P, fate => stopped, 'when' => install,
-                                           why => fmt("application ~ts is stopped during install", [App]),
+                                           why => beamdeck_agent_terms:fmt("application ~ts is stopped during install", [App]),
                                            frames => [], holds_fun => false})
                             || {P, GL} <- maps:get(gl_pids, Scan), GL =:= Master]}
             || {App, Master} <- Masters],
@@ -109,12 +109,12 @@ install_entries(#{module := M} = Mi, Hits, Old, Ctx) ->
 install_fate(P, true, Ref, _Susp, #{module := M, pre := Pre}, _Ctx) ->
     {Fate, Why} = case Pre of
                       brutal_purge ->
-                          {killed, fmt("runs old code of ~ts left by an earlier upgrade "
+                          {killed, beamdeck_agent_terms:fmt("runs old code of ~ts left by an earlier upgrade "
                                        "(check_process_code); the brutal pre-purge kills it "
                                        "when install loads the new version~ts",
                                        [M, restart_note(P)])};
                       soft_purge ->
-                          {blocks_install, fmt("runs old code of ~ts left by an earlier upgrade "
+                          {blocks_install, beamdeck_agent_terms:fmt("runs old code of ~ts left by an earlier upgrade "
                                                "(check_process_code); with a soft pre-purge "
                                                "install_release returns {error,{old_processes,~ts}} "
                                                "and installs nothing", [M, M])}
@@ -131,13 +131,13 @@ install_fate(P, false, Ref, true, #{module := M, code_change := CC}, _Ctx)
           end,
     Fun = fun_note(Ref, M),
     entry(P, suspended, install,
-          fmt("release_handler suspends it (a supervisor child spec lists ~ts), loads the new "
+          beamdeck_agent_terms:fmt("release_handler suspends it (a supervisor child spec lists ~ts), loads the new "
               "code, ~ts, and resumes it on the new code~ts", [M, How, Fun]), Ref);
 install_fate(_P, false, none, _, _Mi, _Ctx) ->
     skip;
 install_fate(P, false, #{frames := [_ | _] = Frames} = Ref, _Susp, Mi, Ctx) ->
     #{module := M, post := Post, purged_at_install := PurgedAtInstall} = Mi,
-    Loops = maps:get(M, maps:get(loops, Ctx), {unknown, fmt("~ts was not linted", [M])}),
+    Loops = maps:get(M, maps:get(loops, Ctx), {unknown, beamdeck_agent_terms:fmt("~ts was not linted", [M])}),
     Stuck = case Loops of
                 {unknown, _} -> Loops;
                 _ -> beamdeck_agent_lint:stuck(Frames, Loops)
@@ -147,7 +147,7 @@ install_fate(P, false, #{frames := [_ | _] = Frames} = Ref, _Susp, Mi, Ctx) ->
     if
         PurgedAtInstall ->
             entry(P, killed, install,
-                  fmt("runs ~ts (~ts); the relup's {purge,[~ts]} kills processes on that code "
+                  beamdeck_agent_terms:fmt("runs ~ts (~ts); the relup's {purge,[~ts]} kills processes on that code "
                       "during install~ts", [M, frames_text(M, Frames), M, Fun]), Ref);
         Stuck =:= [] ->
             {Fate, When, Tail} =
@@ -160,28 +160,28 @@ install_fate(P, false, #{frames := [_ | _] = Frames} = Ref, _Susp, Mi, Ctx) ->
                         {may_migrate, null, "; until then it keeps the old code in use"}
                 end,
             entry(P, Fate, When,
-                  fmt("has ~ts on its stack, not in a loop: it reaches the new code once "
+                  beamdeck_agent_terms:fmt("has ~ts on its stack, not in a loop: it reaches the new code once "
                       "those calls return~ts~ts", [frames_text(M, Frames), Tail, Fun]), Ref);
         true ->
             Where = case Stuck of
-                        {unknown, Why} -> fmt("~ts, so ~ts on its stack is assumed to loop "
+                        {unknown, Why} -> beamdeck_agent_terms:fmt("~ts, so ~ts on its stack is assumed to loop "
                                               "(the safe side)", [Why, frames_text(M, Frames)]);
-                        _ -> fmt("its stack is in ~ts, which loops through a local call (or "
+                        _ -> beamdeck_agent_terms:fmt("its stack is in ~ts, which loops through a local call (or "
                                  "waits in a non-tail call for a loop that does not return): "
                                  "it never leaves the old code", [frames_text(M, Stuck)])
                     end,
             case {Post, Perm} of
                 {brutal_purge, true} ->
                     entry(P, killed, make_permanent,
-                          fmt("~ts, and make_permanent's brutal post-purge kills it~ts",
+                          beamdeck_agent_terms:fmt("~ts, and make_permanent's brutal post-purge kills it~ts",
                               [Where, Fun]), Ref);
                 {brutal_purge, false} ->
                     entry(P, stays_on_old_code, null,
-                          fmt("~ts; a rollback to the permanent release runs no make_permanent, "
+                          beamdeck_agent_terms:fmt("~ts; a rollback to the permanent release runs no make_permanent, "
                               "so the old code stays in use until it exits~ts", [Where, Fun]), Ref);
                 {soft_purge, _} ->
                     entry(P, stays_on_old_code, null,
-                          fmt("~ts; the soft post-purge leaves it on the old code, and the next "
+                          beamdeck_agent_terms:fmt("~ts; the soft post-purge leaves it on the old code, and the next "
                               "upgrade of ~ts kills it (brutal pre-purge) or is blocked by it "
                               "(soft)~ts", [Where, M, Fun]), Ref)
             end
@@ -192,7 +192,7 @@ install_fate(P, false, #{holds_fun := true} = Ref, _Susp, #{module := M, post :=
                _ -> null
            end,
     entry(P, badfun_on_next_call, When,
-          fmt("holds a fun made by the current code of ~ts (#Fun<~ts.…>); after install the fun "
+          beamdeck_agent_terms:fmt("holds a fun made by the current code of ~ts (#Fun<~ts.…>); after install the fun "
               "still runs the old code, and once that code is purged~ts calling it raises badfun. "
               "Purging ignores funs, so the process is not killed", [M, M, purge_when(When)]), Ref);
 install_fate(P, false, #{mention := true} = Ref, Susp, #{module := M, suspend := SuspendOp}, _Ctx) ->
@@ -200,12 +200,12 @@ install_fate(P, false, #{mention := true} = Ref, Susp, #{module := M, suspend :=
         true -> skip;
         false when SuspendOp, not Susp ->
             entry(P, unaffected, null,
-                  fmt("mentions ~ts (e.g. as its callback module) but no supervisor child spec lists "
+                  beamdeck_agent_terms:fmt("mentions ~ts (e.g. as its callback module) but no supervisor child spec lists "
                       "~ts, so it is not suspended and gets no code_change: its next call into ~ts "
                       "runs the new code with its state as it is", [M, M, M]), Ref);
         false ->
             entry(P, unaffected, null,
-                  fmt("mentions ~ts only as data (e.g. its callback module): no frame or fun of ~ts "
+                  beamdeck_agent_terms:fmt("mentions ~ts only as data (e.g. its callback module): no frame or fun of ~ts "
                       "is on its stack, so its next external call runs the new code", [M, M]), Ref)
     end;
 install_fate(_P, false, _Ref, _Susp, _Mi, _Ctx) ->
@@ -221,17 +221,17 @@ permanent_entries(#{module := M, post := Post}, Hits, Old, _Ctx) ->
         [case Post of
              brutal_purge ->
                  entry(P, killed, make_permanent,
-                       fmt("still runs the old code of ~ts (check_process_code): make_permanent's "
+                       beamdeck_agent_terms:fmt("still runs the old code of ~ts (check_process_code): make_permanent's "
                            "brutal post-purge kills it", [M]), maps:get(P, HitMap, none));
              soft_purge ->
                  entry(P, stays_on_old_code, null,
-                       fmt("still runs the old code of ~ts (check_process_code): the soft "
+                       beamdeck_agent_terms:fmt("still runs the old code of ~ts (check_process_code): the soft "
                            "post-purge leaves it; release_handler purges the old code once it exits",
                            [M]), maps:get(P, HitMap, none))
          end || P <- Old],
     FunEntries =
         [entry(P, badfun_on_next_call, null,
-               fmt("holds a fun of ~ts; if the fun was made before the install (by what is now the "
+               beamdeck_agent_terms:fmt("holds a fun of ~ts; if the fun was made before the install (by what is now the "
                    "old code), calling it after the purge raises badfun", [M]), Ref)
          || {P, #{holds_fun := true} = Ref} <- Hits, not lists:member(P, Old)],
     OldEntries ++ FunEntries.
@@ -261,7 +261,7 @@ restart_note(P) ->
 
 started_as_supervisor(Pid) -> started_from(Pid, supervisor).
 
-fun_note(#{holds_fun := true}, M) -> fmt(". It also holds a fun of ~ts", [M]);
+fun_note(#{holds_fun := true}, M) -> beamdeck_agent_terms:fmt(". It also holds a fun of ~ts", [M]);
 fun_note(_, _) -> <<>>.
 
 frames_text(M, Frames) ->
@@ -392,9 +392,7 @@ process_json(#{pid := P, fate := Fate, 'when' := When, why := Why} = E) ->
 
 %%% HELPERS %%%
 
-text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 500)).
+text(T) -> beamdeck_agent_terms:text(T, 500).
 
 printed(T) -> beamdeck_agent_terms:printed(T, 500).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

@@ -145,7 +145,7 @@ step_context(Vsn, Rels) ->
         Vsn =:= Running, Current =/= undefined, Permanent =/= undefined ->
             {ok, #{step => make_permanent, from => Permanent, to => Vsn, permanent_step => true}};
         Vsn =:= Running ->
-            {error, already_permanent, fmt("release ~ts is already running and permanent", [Vsn])};
+            {error, already_permanent, beamdeck_agent_terms:fmt("release ~ts is already running and permanent", [Vsn])};
         true ->
             Step = case Vsn =:= Permanent of true -> rollback; false -> install end,
             {ok, #{step => Step, from => Running, to => Vsn, permanent_step => Vsn =/= Permanent}}
@@ -224,7 +224,7 @@ path(From, To) ->
     #{rels := Rels} = releases_info(),
     RelDir = rel_dir(),
     case lists:search(fun(#{vsn := V}) -> V =:= From end, Rels) of
-        false -> {error, not_found, fmt("release ~ts is not installed on this node", [From])};
+        false -> {error, not_found, beamdeck_agent_terms:fmt("release ~ts is not installed on this node", [From])};
         {value, #{name := Name, libs := FromLibs}} ->
             case lists:search(fun(#{vsn := V}) -> V =:= To end, Rels) of
                 {value, #{libs := ToLibs, status := Status}} ->
@@ -249,7 +249,7 @@ package_path(RelDir, Name, From, To, FromLibs) ->
     RelupFile = "releases/" ++ To ++ "/relup",
     case filelib:is_regular(Tar) of
         false ->
-            {error, not_found, fmt("no release ~ts: not in ~ts/RELEASES and no package ~ts",
+            {error, not_found, beamdeck_agent_terms:fmt("no release ~ts: not in ~ts/RELEASES and no package ~ts",
                                    [To, RelDir, Tar])};
         true ->
             case beamdeck_agent_release_files:tar_files(Tar, [RelFile, RelupFile]) of
@@ -264,7 +264,7 @@ package_path(RelDir, Name, From, To, FromLibs) ->
                     Label = Tar ++ ":" ++ RelupFile,
                     case maps:find(RelupFile, Files) of
                         error ->
-                            {error, missing_file, fmt("~ts: the package has no ~ts (no upgrade path)",
+                            {error, missing_file, beamdeck_agent_terms:fmt("~ts: the package has no ~ts (no upgrade path)",
                                                       [Tar, RelupFile])};
                         {ok, RelupBin} ->
                             case beamdeck_agent_relup_read:relup_term(Label, beamdeck_agent_release_files:consult_bin(RelupBin)) of
@@ -280,19 +280,19 @@ package_path(RelDir, Name, From, To, FromLibs) ->
                                                    source => {package, Tar},
                                                    to_status => package}};
                                         false ->
-                                            {error, no_relup, fmt("~ts has no upgrade from ~ts",
+                                            {error, no_relup, beamdeck_agent_terms:fmt("~ts has no upgrade from ~ts",
                                                                   [Label, From])}
                                     end;
                                 {ok, _} ->
-                                    {error, bad_relup, fmt("~ts: the relup is for another version than ~ts",
+                                    {error, bad_relup, beamdeck_agent_terms:fmt("~ts: the relup is for another version than ~ts",
                                                            [Label, To])};
                                 {error, _, _} = E -> E
                             end
                     end;
                 {ok, _} ->
-                    {error, missing_file, fmt("~ts: the package has no ~ts", [Tar, RelFile])};
+                    {error, missing_file, beamdeck_agent_terms:fmt("~ts: the package has no ~ts", [Tar, RelFile])};
                 {error, Why} ->
-                    {error, bad_package, fmt("~ts: cannot read the package: ~ts", [Tar, Why])}
+                    {error, bad_package, beamdeck_agent_terms:fmt("~ts: cannot read the package: ~ts", [Tar, Why])}
             end
     end.
 
@@ -329,9 +329,9 @@ target_beam(#{script := Script, to_libs := ToLibs, from_libs := FromLibs, source
                         {ok, Bin, _} -> {ok, Bin};
                         {error, _, Msg, _} -> {error, Msg}
                     end;
-                [] -> {error, fmt("no library ~ts-~ts in the target release", [App, Vsn])}
+                [] -> {error, beamdeck_agent_terms:fmt("no library ~ts-~ts in the target release", [App, Vsn])}
             end;
-        [] -> {error, fmt("the script loads no object code for ~ts", [Module])}
+        [] -> {error, beamdeck_agent_terms:fmt("the script loads no object code for ~ts", [Module])}
     end.
 
 %% @doc target_beam/2 for several modules, reading a package once.
@@ -363,5 +363,3 @@ maybe_bin(S) -> bin(S).
 
 printed(T) -> beamdeck_agent_terms:printed(T, 2000).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

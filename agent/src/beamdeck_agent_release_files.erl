@@ -17,15 +17,15 @@
 read(dir, Path) ->
     case file:read_file(Path) of
         {ok, Bin} -> {ok, Bin, Path};
-        {error, enoent} -> {error, missing_file, fmt("~ts: no such file", [Path]), Path};
-        {error, R} -> {error, missing_file, fmt("~ts: ~ts", [Path, file:format_error(R)]), Path}
+        {error, enoent} -> {error, missing_file, beamdeck_agent_terms:fmt("~ts: no such file", [Path]), Path};
+        {error, R} -> {error, missing_file, beamdeck_agent_terms:fmt("~ts: ~ts", [Path, file:format_error(R)]), Path}
     end;
 read({package, Tar}, Path) ->
     Label = Tar ++ ":" ++ Path,
     case tar_files(Tar, [Path]) of
         {ok, #{Path := Bin}} -> {ok, Bin, Label};
-        {ok, _} -> {error, missing_file, fmt("~ts: not in the package", [Label]), Label};
-        {error, Why} -> {error, bad_package, fmt("~ts: ~ts", [Label, Why]), Label}
+        {ok, _} -> {error, missing_file, beamdeck_agent_terms:fmt("~ts: not in the package", [Label]), Label};
+        {error, Why} -> {error, bad_package, beamdeck_agent_terms:fmt("~ts: ~ts", [Label, Why]), Label}
     end.
 
 %% @doc The named members of a compressed tar, by name.
@@ -51,11 +51,11 @@ consult_text(Text, Acc) ->
 scan({done, {ok, Tokens, End}, Rest}, Acc) ->
     case erl_parse:parse_term(Tokens) of
         {ok, Term} -> scan(erl_scan:tokens([], Rest, End), [Term | Acc]);
-        {error, {Line, Mod, Msg}} -> {error, fmt("line ~p: ~ts", [Line, Mod:format_error(Msg)])}
+        {error, {Line, Mod, Msg}} -> {error, beamdeck_agent_terms:fmt("line ~p: ~ts", [Line, Mod:format_error(Msg)])}
     end;
 scan({done, {eof, _}, _}, Acc) -> {ok, lists:reverse(Acc)};
 scan({done, {error, {Line, Mod, Msg}, _}, _}, _Acc) ->
-    {error, fmt("line ~p: ~ts", [Line, Mod:format_error(Msg)])};
+    {error, beamdeck_agent_terms:fmt("line ~p: ~ts", [Line, Mod:format_error(Msg)])};
 %% The text ended inside a term (or right after its final dot): tell the
 %% scanner so.
 scan({more, Cont}, Acc) ->
@@ -64,5 +64,3 @@ scan({more, Cont}, Acc) ->
         Done -> scan(Done, Acc)
     end.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

@@ -80,16 +80,16 @@ choice_map(Field, Map, Known) when is_map(Map) ->
                           {{ok, M}, {ok, P}} -> {ok, Acc#{M => P}};
                           {error, _} ->
                               {error, bad_request,
-                               fmt("~ts: ~ts is not loaded or removed by this relup (it changes: ~ts)",
+                               beamdeck_agent_terms:fmt("~ts: ~ts is not loaded or removed by this relup (it changes: ~ts)",
                                    [Field, text(Name), known_text(Known)])};
                           {_, error} ->
                               {error, bad_request,
-                               fmt("~ts.~ts: expected \"soft\" or \"brutal\", got ~ts",
+                               beamdeck_agent_terms:fmt("~ts.~ts: expected \"soft\" or \"brutal\", got ~ts",
                                    [Field, text(Name), text(Value)])}
                       end
               end, {ok, #{}}, Map);
 choice_map(Field, _, _Known) ->
-    {error, bad_request, fmt("~ts must be an object of module name to \"soft\" or \"brutal\"", [Field])}.
+    {error, bad_request, beamdeck_agent_terms:fmt("~ts must be an object of module name to \"soft\" or \"brutal\"", [Field])}.
 
 module_named(Name, Known) when is_binary(Name) ->
     case [M || M <- Known, atom_to_binary(M, utf8) =:= Name orelse
@@ -217,15 +217,15 @@ rewrite(File, Section, Key, Choices) ->
                                 ok -> {ok, #{file => File, orig => Orig, changes => Changes,
                                              script => NewScript}};
                                 {error, Why} ->
-                                    {error, write_failed, fmt("~ts: ~ts", [File, Why])}
+                                    {error, write_failed, beamdeck_agent_terms:fmt("~ts: ~ts", [File, Why])}
                             end;
                         false ->
-                            {error, no_relup, fmt("~ts has no entry for ~ts", [Orig, Key])}
+                            {error, no_relup, beamdeck_agent_terms:fmt("~ts has no entry for ~ts", [Orig, Key])}
                     end;
                 {error, _, _} = E -> E
             end;
         {error, Why} ->
-            {error, write_failed, fmt("~ts: cannot keep the original: ~ts", [Orig, Why])}
+            {error, write_failed, beamdeck_agent_terms:fmt("~ts: cannot keep the original: ~ts", [Orig, Why])}
     end.
 
 %% @doc Put the original relup back (no-op when there is no kept original).
@@ -277,7 +277,5 @@ known_text([]) -> "nothing";
 known_text(Known) -> lists:join(", ", [atom_to_binary(M, utf8) || M <- Known]).
 
 text(B) when is_binary(B) -> B;
-text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 200)).
+text(T) -> beamdeck_agent_terms:text(T, 200).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

@@ -35,7 +35,7 @@ locate_down(DownFile, From, To, UpFile, UpWhy) ->
         {ok, Loc} -> {ok, Loc#{direction => down}};
         {error, bad_relup, _} = E -> E;
         {error, _, DownWhy} ->
-            {error, no_relup, fmt("no relup from ~ts to ~ts: ~ts ~ts, and ~ts",
+            {error, no_relup, beamdeck_agent_terms:fmt("no relup from ~ts to ~ts: ~ts ~ts, and ~ts",
                                   [From, To, UpFile, UpWhy, DownWhy])}
     end.
 
@@ -50,11 +50,11 @@ section(File, FileVsn, Section, Key) ->
                     {ok, #{relup_file => File, section => Section, script => Script,
                            on_disk => OnDisk, descr => Descr, rewritten_on_disk => Rewritten}};
                 false ->
-                    {error, no_relup, fmt("~ts has no ~ts entry for ~ts",
+                    {error, no_relup, beamdeck_agent_terms:fmt("~ts has no ~ts entry for ~ts",
                                           [File, section_word(Section), Key])}
             end;
         {ok, {Other, _, _}} ->
-            {error, bad_relup, fmt("~ts: the relup is for version ~ts, not ~ts", [File, Other, FileVsn])};
+            {error, bad_relup, beamdeck_agent_terms:fmt("~ts: the relup is for version ~ts, not ~ts", [File, Other, FileVsn])};
         {error, _, _} = E -> E
     end.
 
@@ -88,20 +88,20 @@ relup_term(File, {ok, [{Vsn, Ups, Downs}]}) when is_list(Vsn), is_list(Ups), is_
     case [E || E <- Ups ++ Downs, not valid_entry(E)] of
         [] -> {ok, {Vsn, Ups, Downs}};
         [Bad | _] ->
-            {error, bad_relup, fmt("~ts: malformed entry ~ts (expected {Vsn, Descr, [Instruction]})",
+            {error, bad_relup, beamdeck_agent_terms:fmt("~ts: malformed entry ~ts (expected {Vsn, Descr, [Instruction]})",
                                    [File, cap(Bad)])}
     end;
 relup_term(File, {ok, Terms}) ->
-    {error, bad_relup, fmt("~ts: expected one term {Vsn, Ups, Downs}, found ~ts",
+    {error, bad_relup, beamdeck_agent_terms:fmt("~ts: expected one term {Vsn, Ups, Downs}, found ~ts",
                            [File, cap(Terms)])};
 relup_term(File, {error, enoent}) ->
-    {error, missing_file, fmt("~ts: no such file", [File])};
+    {error, missing_file, beamdeck_agent_terms:fmt("~ts: no such file", [File])};
 relup_term(File, {error, {Line, Mod, Term}}) when is_integer(Line) ->
-    {error, bad_relup, fmt("~ts: line ~b: ~ts", [File, Line, Mod:format_error(Term)])};
+    {error, bad_relup, beamdeck_agent_terms:fmt("~ts: line ~b: ~ts", [File, Line, Mod:format_error(Term)])};
 relup_term(File, {error, Reason}) when is_atom(Reason) ->
-    {error, bad_relup, fmt("~ts: ~ts", [File, file:format_error(Reason)])};
+    {error, bad_relup, beamdeck_agent_terms:fmt("~ts: ~ts", [File, file:format_error(Reason)])};
 relup_term(File, {error, Reason}) ->
-    {error, bad_relup, fmt("~ts: ~ts", [File, cap(Reason)])}.
+    {error, bad_relup, beamdeck_agent_terms:fmt("~ts: ~ts", [File, cap(Reason)])}.
 
 valid_entry({V, _Descr, Script}) -> is_list(V) andalso is_list(Script);
 valid_entry(_) -> false.
@@ -173,11 +173,9 @@ mod_of(M) -> M.
 maybe_bin(undefined) -> null;
 maybe_bin(S) -> unicode:characters_to_binary(S).
 
-text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 2000)).
+text(T) -> beamdeck_agent_terms:text(T, 2000).
 
 printed(T) -> beamdeck_agent_terms:printed(T, 2000).
 
-cap(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 300)).
+cap(T) -> beamdeck_agent_terms:text(T, 300).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

@@ -76,4 +76,4 @@ available(Mod, Fun, Arity) ->
 cap(Bin) when byte_size(Bin) > 100 -> <<(binary:part(Bin, 0, 100))/binary, "...">>;
 cap(Bin) -> Bin.
 
-text(Term) -> maps:get(text, beamdeck_agent_terms:printed(Term, 1000)).
+text(Term) -> beamdeck_agent_terms:text(Term, 1000).

@@ -8,7 +8,7 @@
 
 -export([pid/1, maybe_pid/1, atom/1, maybe_atom/1, mfa/1, maybe_mfa/1, int/1,
          printed/1, printed/2, id_text/1, now_ms/0, monotonic_ms/0,
-         initial_call/1]).
+         initial_call/1, fmt/2, text/2]).
 
 -define(DEFAULT_CAP, 4096).
 -define(MAX_SAFE_INT, 9007199254740991).
@@ -57,6 +57,15 @@ int(N) when is_integer(N) -> integer_to_binary(N).
 %% @doc Any term as `#{text, truncated}` printed with `~0p`, capped at 4 KiB.
 -spec printed(term()) -> #{text := binary(), truncated := boolean()}.
 printed(Term) -> printed(Term, ?DEFAULT_CAP).
+
+%% @doc `io_lib:format/2' as a UTF-8 binary: the agent's messages, whys and fixes.
+-spec fmt(io:format(), [term()]) -> binary().
+fmt(Format, Args) ->
+    unicode:characters_to_binary(io_lib:format(Format, Args)).
+
+%% @doc Any term as its printed text only, capped at `Cap' bytes.
+-spec text(term(), Cap) -> binary() when Cap :: pos_integer().
+text(Term, Cap) -> maps:get(text, printed(Term, Cap)).
 
 %% @doc Any term as `#{text, truncated}`, capped at `Cap` bytes.
 %% The `chars_limit` option bounds the work for huge terms, not only the output.

@@ -23,6 +23,10 @@
 %%% This module is the command server; the steps are
 %%% beamdeck_agent_upgrade_steps, the outcome inferred after a restart
 %%% beamdeck_agent_upgrade_infer, the deaths around a step beamdeck_agent_deaths.
+%%%
+%%% Over 400 lines because the command server's state (journal, the running
+%%% command, reviewed plans, watched processes, the fallback's notice) is one
+%%% record its callbacks share; the steps themselves are _upgrade_steps.
 -module(beamdeck_agent_upgrade).
 
 -behaviour(gen_server).
@@ -459,4 +463,4 @@ boot_id() ->
 vsn_text(null) -> "";
 vsn_text(V) -> V.
 
-text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 2000)).
+text(T) -> beamdeck_agent_terms:text(T, 2000).

@@ -35,7 +35,7 @@ infer(#{action := Action, vsn := VsnB, step := Step} = E) ->
         true -> {ok, Base#{status => Status}};
         false ->
             {error, interrupted,
-             fmt("~ts ~ts was interrupted during ~ts (the agent or the node restarted) and did not "
+             beamdeck_agent_terms:fmt("~ts ~ts was interrupted during ~ts (the agent or the node restarted) and did not "
                  "complete: the release is ~ts", [Action, vsn_text(VsnB), Step,
                                                     case Status of undefined -> "absent"; St0 -> St0 end]),
              Base#{status => Status}}
@@ -57,5 +57,3 @@ boot_id() ->
 vsn_text(null) -> "";
 vsn_text(V) -> V.
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

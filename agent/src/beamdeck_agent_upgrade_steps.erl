@@ -5,6 +5,10 @@
 %%% before it acts, a step recomputes the plan and checks it against the
 %%% command's gate (beamdeck_agent_gate). The deaths around it are
 %%% compared with the prediction by beamdeck_agent_deaths.
+%%%
+%%% Over 400 lines because install, rollback and make_permanent share the
+%%% same gate, death watch and verification calls; each step is a few
+%%% functions, the helpers below are theirs.
 -module(beamdeck_agent_upgrade_steps).
 
 -export([execute/3, choices_by_vsn/1]).
@@ -39,19 +43,19 @@ unpack(#{vsn := VsnB}, Ctx) ->
                     Tar = filename:join(beamdeck_agent_release:rel_dir(), Pkg ++ ".tar.gz"),
                     case filelib:is_regular(Tar) of
                         false ->
-                            {error, not_found, fmt("no release package ~ts", [Tar]), null};
+                            {error, not_found, beamdeck_agent_terms:fmt("no release package ~ts", [Tar]), null};
                         true ->
-                            step(Ctx, <<"unpack_release">>, fmt("unpack_release(~0tp)", [Pkg])),
+                            step(Ctx, <<"unpack_release">>, beamdeck_agent_terms:fmt("unpack_release(~0tp)", [Pkg])),
                             case rh(fun() -> release_handler:unpack_release(Pkg) end, ?UNPACK_TIMEOUT) of
                                 {ok, Vsn} ->
                                     Copied = ensure_sys_config(Vsn, Rels),
-                                    progress(Ctx, <<"unpack_release">>, fmt("unpacked ~ts", [Vsn])),
+                                    progress(Ctx, <<"unpack_release">>, beamdeck_agent_terms:fmt("unpacked ~ts", [Vsn])),
                                     {ok, #{action => unpack, vsn => VsnB, package => bin(Pkg),
                                            alreadyUnpacked => false, sysConfigCopiedFrom => Copied,
                                            releases => beamdeck_agent_release:rels_json(releases())}};
                                 Other ->
                                     {error, unpack_failed,
-                                     fmt("release_handler:unpack_release(~0tp) returned ~ts",
+                                     beamdeck_agent_terms:fmt("release_handler:unpack_release(~0tp) returned ~ts",
                                          [Pkg, text(Other)]), null}
                             end
                     end
@@ -87,12 +91,12 @@ install(#{vsn := VsnB, params := Params} = Cmd, Ctx) ->
             Pkg = filename:join(beamdeck_agent_release:rel_dir(),
                                 name(Rels) ++ "-" ++ To ++ ".tar.gz"),
             case filelib:is_regular(Pkg) of
-                true -> {error, not_unpacked, fmt("release ~ts is a package (~ts): unpack it first",
+                true -> {error, not_unpacked, beamdeck_agent_terms:fmt("release ~ts is a package (~ts): unpack it first",
                                                    [To, Pkg]), null};
-                false -> {error, not_found, fmt("no release ~ts on this node", [To]), null}
+                false -> {error, not_found, beamdeck_agent_terms:fmt("no release ~ts on this node", [To]), null}
             end;
         [S | _] when S =:= current; S =:= permanent ->
-            {error, already_installed, fmt("release ~ts is already installed (~ts)", [To, S]), null};
+            {error, already_installed, beamdeck_agent_terms:fmt("release ~ts is already installed (~ts)", [To, S]), null};
         [_ | _] ->
             case beamdeck_agent_release:step_context(To, Rels) of
                 {ok, #{from := From, permanent_step := PermanentStep}} ->
@@ -129,12 +133,12 @@ install_gated({ok, Findings}, Action, VsnB, Ctx, From, To, Path, Choices, Perman
                 Script, #{stage => install, loops => Loops, permanent_step => PermanentStep}),
     Predicted = beamdeck_agent_deaths:predicted(Preview, install),
     Key = case Section of up -> From; down -> To end,
-    step(Ctx, <<"rewrite_relup">>, fmt("rewriting ~ts", [File])),
+    step(Ctx, <<"rewrite_relup">>, beamdeck_agent_terms:fmt("rewriting ~ts", [File])),
     case beamdeck_agent_relup:rewrite(File, Section, Key, Choices) of
         {error, Code, Msg} -> {error, Code, Msg, null};
         {ok, #{changes := Changes, orig := OrigFile}} ->
             progress(Ctx, <<"rewrite_relup">>,
-                     fmt("~b purge setting(s) changed; original kept in ~ts",
+                     beamdeck_agent_terms:fmt("~b purge setting(s) changed; original kept in ~ts",
                          [length(Changes), OrigFile])),
             RelupJson = #{file => bin(File), original => bin(OrigFile), section => Section,
                           changes => [beamdeck_agent_relup:change_json(C) || C <- Changes],
@@ -150,7 +154,7 @@ install_gated({ok, Findings}, Action, VsnB, Ctx, From, To, Path, Choices, Perman
     end.
 
 check_and_install(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Base) ->
-    step(Ctx, <<"check_install_release">>, fmt("check_install_release(~0tp)", [To])),
+    step(Ctx, <<"check_install_release">>, beamdeck_agent_terms:fmt("check_install_release(~0tp)", [To])),
     case rh(fun() -> release_handler:check_install_release(To) end, ?STEP_TIMEOUT) of
         {ok, _, _} ->
             progress(Ctx, <<"check_install_release">>, <<"check_install_release ok">>),
@@ -164,19 +168,19 @@ check_and_install(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Bas
         {error, {old_processes, M}} ->
             _ = beamdeck_agent_relup:restore(File),
             {error, old_processes,
-             fmt("check_install_release: processes run old code of ~ts and its pre-purge is soft: "
+             beamdeck_agent_terms:fmt("check_install_release: processes run old code of ~ts and its pre-purge is soft: "
                  "install_release would change nothing (the relup was put back as it was)", [M]),
              Base#{check => text({error, {old_processes, M}}),
                    oldCode => beamdeck_agent_scan:old_code(ModNames)}};
         Other ->
             _ = beamdeck_agent_relup:restore(File),
-            {error, check_failed, fmt("check_install_release(~0tp) returned ~ts (the relup was put "
+            {error, check_failed, beamdeck_agent_terms:fmt("check_install_release(~0tp) returned ~ts (the relup was put "
                                       "back as it was)", [To, text(Other)]),
              Base#{check => text(Other)}}
     end.
 
 install_release(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Base) ->
-    step(Ctx, <<"install_release">>, fmt("install_release(~0tp)", [To])),
+    step(Ctx, <<"install_release">>, beamdeck_agent_terms:fmt("install_release(~0tp)", [To])),
     Mon = beamdeck_agent_deaths:watch(lists:usort(Watch ++ [P || {P, _} <- Lone])),
     Res = rh(fun() -> release_handler:install_release(To) end, ?STEP_TIMEOUT),
     Deaths = beamdeck_agent_deaths:deaths(Mon, Predicted),
@@ -188,22 +192,22 @@ install_release(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Base)
     Restart = beamdeck_agent_relup:restarts(Script),
     case Res of
         {ok, FromVsn, _Descr} when Restart =:= none ->
-            progress(Ctx, <<"install_release">>, fmt("installed ~ts (from ~ts)", [To, FromVsn])),
+            progress(Ctx, <<"install_release">>, beamdeck_agent_terms:fmt("installed ~ts (from ~ts)", [To, FromVsn])),
             {ok, beamdeck_agent_upgrade_fallback:arm(Ctx, Result)};
         {Ok, _, _} when Ok =:= ok; Ok =:= continue_after_restart ->
             %% release_handler reboots the node now. The journal keeps
             %% the step running: the outcome is inferred after the
             %% reboot, from the release statuses.
-            step(Ctx, <<"restarting">>, fmt("~ts: the node restarts to finish the install", [Restart])),
+            step(Ctx, <<"restarting">>, beamdeck_agent_terms:fmt("~ts: the node restarts to finish the install", [Restart])),
             timer:sleep(?REBOOT_WAIT),
             {ok, Result#{restarting => true}};
         {error, {old_processes, M}} ->
             _ = beamdeck_agent_relup:restore(File),
             {error, old_processes,
-             fmt("install_release: processes run old code of ~ts (soft pre-purge): nothing "
+             beamdeck_agent_terms:fmt("install_release: processes run old code of ~ts (soft pre-purge): nothing "
                  "was installed", [M]), Result};
         Other ->
-            {error, install_failed, fmt("install_release(~0tp) returned ~ts", [To, text(Other)]),
+            {error, install_failed, beamdeck_agent_terms:fmt("install_release(~0tp) returned ~ts", [To, text(Other)]),
              Result}
     end.
 
@@ -219,11 +223,11 @@ make_permanent(#{vsn := VsnB} = Cmd, Ctx) ->
                 Refused -> Refused
             end;
         {[permanent], _} ->
-            {error, already_permanent, fmt("release ~ts is already permanent", [Vsn]), null};
+            {error, already_permanent, beamdeck_agent_terms:fmt("release ~ts is already permanent", [Vsn]), null};
         {[S], _} ->
-            {error, bad_status, fmt("release ~ts is ~ts: install it first", [Vsn, S]), null};
+            {error, bad_status, beamdeck_agent_terms:fmt("release ~ts is ~ts: install it first", [Vsn, S]), null};
         {[], _} ->
-            {error, not_found, fmt("no release ~ts on this node", [Vsn]), null}
+            {error, not_found, beamdeck_agent_terms:fmt("no release ~ts on this node", [Vsn]), null}
     end.
 
 %% make_permanent brutally purges the brutal_purge modules of the script
@@ -238,7 +242,7 @@ permanent_step(Ctx, Permanent, Vsn, Base, Lone) ->
     Preview = beamdeck_agent_preview:preview(Script, #{stage => make_permanent}),
     Predicted = beamdeck_agent_deaths:predicted(Preview, make_permanent),
     Before = beamdeck_agent_scan:old_code(ModNames),
-    step(Ctx, <<"make_permanent">>, fmt("make_permanent(~0tp)", [Vsn])),
+    step(Ctx, <<"make_permanent">>, beamdeck_agent_terms:fmt("make_permanent(~0tp)", [Vsn])),
     Mon = beamdeck_agent_deaths:watch(lists:usort(beamdeck_agent_deaths:watch_pids(Preview)
                                                   ++ [P || {P, _} <- Lone, is_process_alive(P)])),
     Res = rh(fun() -> release_handler:make_permanent(Vsn) end, ?STEP_TIMEOUT),
@@ -250,10 +254,10 @@ permanent_step(Ctx, Permanent, Vsn, Base, Lone) ->
                    releases => beamdeck_agent_release:rels_json(releases())},
     case Res of
         ok ->
-            progress(Ctx, <<"make_permanent">>, fmt("~ts is permanent", [Vsn])),
+            progress(Ctx, <<"make_permanent">>, beamdeck_agent_terms:fmt("~ts is permanent", [Vsn])),
             {ok, Result};
         Other ->
-            {error, make_permanent_failed, fmt("make_permanent(~0tp) returned ~ts", [Vsn, text(Other)]),
+            {error, make_permanent_failed, beamdeck_agent_terms:fmt("make_permanent(~0tp) returned ~ts", [Vsn, text(Other)]),
              Result}
     end.
 
@@ -276,7 +280,7 @@ rollback(#{vsn := VsnB, params := Params} = Cmd, Ctx) ->
             {error, bad_request, <<"nothing to roll back to: the running release is permanent; "
                                    "give the version to go back to (params.vsn)">>, null};
         Target =:= Running ->
-            {error, bad_request, fmt("release ~ts is the running release", [Target]), null};
+            {error, bad_request, beamdeck_agent_terms:fmt("release ~ts is the running release", [Target]), null};
         true ->
             case beamdeck_agent_release:step_context(Target, Rels) of
                 {ok, #{from := From, permanent_step := PermanentStep}} ->
@@ -400,7 +404,5 @@ str(S) -> S.
 bin(S) when is_list(S) -> unicode:characters_to_binary(S);
 bin(B) when is_binary(B) -> B.
 
-text(T) -> maps:get(text, beamdeck_agent_terms:printed(T, 2000)).
+text(T) -> beamdeck_agent_terms:text(T, 2000).
 
-fmt(Format, Args) ->
-    unicode:characters_to_binary(io_lib:format(Format, Args)).

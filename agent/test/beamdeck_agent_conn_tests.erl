@@ -1,3 +1,7 @@
+%%% Tests for beamdeck_agent_conn against a real WebSocket server
+%%% (beamdeck_agent_ws_server). Over 400 lines because the cases share that
+%%% server's fixture and the conn's logger capture; split, each file would
+%%% repeat them.
 -module(beamdeck_agent_conn_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -112,23 +116,23 @@ free_port() ->
 %%% PURE PARTS %%%
 
 backoff_test() ->
-    ?assertEqual(400, ?CONN:backoff_delay(500, 0.0)),
-    ?assertEqual(500, ?CONN:backoff_delay(500, 0.5)),
-    ?assertEqual(600, ?CONN:backoff_delay(500, 1.0)),
-    ?assertEqual(24000, ?CONN:backoff_delay(30000, 0.0)),
-    ?assertEqual(36000, ?CONN:backoff_delay(30000, 1.0)),
-    Seq = lists:foldl(fun(_, [B | _] = Acc) -> [?CONN:next_backoff(B, 30000) | Acc] end,
+    ?assertEqual(400, beamdeck_agent_backoff:backoff_delay(500, 0.0)),
+    ?assertEqual(500, beamdeck_agent_backoff:backoff_delay(500, 0.5)),
+    ?assertEqual(600, beamdeck_agent_backoff:backoff_delay(500, 1.0)),
+    ?assertEqual(24000, beamdeck_agent_backoff:backoff_delay(30000, 0.0)),
+    ?assertEqual(36000, beamdeck_agent_backoff:backoff_delay(30000, 1.0)),
+    Seq = lists:foldl(fun(_, [B | _] = Acc) -> [beamdeck_agent_backoff:next_backoff(B, 30000) | Acc] end,
                       [500], lists:seq(1, 8)),
     ?assertEqual([500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000], lists:reverse(Seq)),
     %% Jitter stays within +-20 %.
-    Delays = [?CONN:backoff_delay(1000, rand:uniform()) || _ <- lists:seq(1, 1000)],
+    Delays = [beamdeck_agent_backoff:backoff_delay(1000, rand:uniform()) || _ <- lists:seq(1, 1000)],
     ?assert(lists:min(Delays) >= 800),
     ?assert(lists:max(Delays) =< 1200),
     ?assert(lists:max(Delays) - lists:min(Delays) > 200).
 
 enqueue_test() ->
     {Q, Len, Dropped} = lists:foldl(fun(I, {Q0, L0, D0}) ->
-                                            {Q1, L1, D1} = ?CONN:enqueue(I, {Q0, L0}, 3),
+                                            {Q1, L1, D1} = beamdeck_agent_outbox:enqueue(I, {Q0, L0}, 3),
                                             {Q1, L1, D0 + D1}
                                     end, {queue:new(), 0, 0}, lists:seq(1, 5)),
     ?assertEqual(3, Len),

@@ -7,6 +7,8 @@
 %%% answers `connected`/`stats` as told. beamdeck_agent_config is the real
 %%% one when it is on the path (each test takes a fresh boot id with
 %%% new_boot_id/0, so seqs start at 1), else a stub with the same two calls.
+%%% Over 400 lines because every case runs on that one stubbed conn and the
+%%% real logger handlers; split, each file would repeat the stub.
 -module(beamdeck_agent_events_tests).
 
 -include_lib("eunit/include/eunit.hrl").

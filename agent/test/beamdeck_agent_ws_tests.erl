@@ -1,3 +1,7 @@
+%%% Tests for the agent's WebSocket client: the handshake and framing as
+%%% pure functions, then against a real server (beamdeck_agent_ws_server).
+%%% Over 400 lines because the RFC 6455 cases (handshake, masking, every
+%%% frame size class, fragments, close codes) belong to one module's tests.
 -module(beamdeck_agent_ws_tests).
 
 -include_lib("eunit/include/eunit.hrl").

@@ -4,26 +4,21 @@
  * versions, process count and biggest mailbox. Connects and disconnects
  * arrive over `nodes.onNodes`; counts refresh every few seconds.
  */
-import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useSubscription } from "@trpc/tanstack-react-query";
+import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { Atom, Pid } from "../_components/Names";
-import { ago, dateTime, int } from "../_lib/format";
+import { int } from "../_lib/format";
 import { useNow } from "../_lib/hooks";
+import { useRefetchOnNodeChanges } from "../_lib/use-nodes-changes";
 import { errorMessage, useTRPC } from "../_lib/trpc";
 import { StatusRow } from "../_components/ListParts";
 import { NodeStatus } from "../_components/NodeStatus";
 
 export default function NodesPage() {
   const trpc = useTRPC();
-  const queryClient = useQueryClient();
   const now = useNow(5000);
   const list = useQuery(trpc.nodes.list.queryOptions(undefined, { refetchInterval: 3000 }));
-  useSubscription(
-    trpc.nodes.onNodes.subscriptionOptions(undefined, {
-      onData: () => void queryClient.invalidateQueries({ queryKey: trpc.nodes.list.queryKey() }),
-    }),
-  );
+  useRefetchOnNodeChanges(trpc.nodes.list.queryKey());
 
   const rows = list.data ?? [];
   const connected = rows.filter((r) => r.connected).length;

@@ -62,7 +62,7 @@ export function Shell({ children }: { children: ReactNode }) {
   const path = usePathname() ?? "/";
   const trpc = useTRPC();
   const me = useQuery(trpc.auth.me.queryOptions(undefined, { staleTime: 60_000 }));
-  const role = (me.data?.role ?? null) as Role | null;
+  const role = me.data?.role ?? null;
   return (
     <div className="app">
       <header className="topbar">

@@ -5,17 +5,16 @@
  * be refused and to say why.
  */
 import { useQuery } from "@tanstack/react-query";
+import { asRole, hasRole, type Role } from "../../server/auth/roles";
 import { useTRPC } from "./trpc";
 
-export type Role = "viewer" | "operator" | "admin";
-/** Lowest first, for pickers. */
-export const ROLES: readonly Role[] = ["viewer", "operator", "admin"];
+export { asRole, type Role };
+/** Lowest first, for pickers (the server's order). */
+export { ROLES } from "../../server/auth/roles";
 
-const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
-
-/** Roles nest: admin ⊇ operator ⊇ viewer. */
+/** Roles nest: admin ⊇ operator ⊇ viewer (the server's order, server/auth/roles.ts). */
 export function roleAtLeast(actual: Role | null | undefined, needed: Role): boolean {
-  return actual ? RANK[actual] >= RANK[needed] : false;
+  return actual ? hasRole(actual, needed) : false;
 }
 
 /** "operator" → "Operators", for hints. */
@@ -39,6 +38,6 @@ export function useMe() {
 /** The current role (null while loading) and a check against it. */
 export function useRole(): { role: Role | null; name: string | null; can: (needed: Role) => boolean; loading: boolean } {
   const me = useMe();
-  const role = (me.data?.role ?? null) as Role | null;
+  const role = me.data?.role ?? null;
   return { role, name: me.data?.name ?? null, can: (needed) => roleAtLeast(role, needed), loading: me.isPending };
 }

@@ -1,6 +1,10 @@
 %%% @doc Builds real OTP releases, with hot-upgrade packages, for the
 %%% beamdeck demo and integration tests.
 %%%
+%%% Over 400 lines because it is one escript, run by path inside each OTP
+%%% chroot and on hosts without the repository's build tools: a second file
+%%% would have to be found and loaded next to it everywhere it runs.
+%%%
 %%% Run as `escript demo/builder/beamdeck_relbuild.erl SPECFILE'. SPECFILE
 %%% holds one Erlang map:
 %%%

@@ -10,8 +10,9 @@
  */
 import { z } from "zod";
 import { oldCodeReply } from "../upgrades/old-code-watch";
-import { plan } from "../upgrades/plan";
+import { plan } from "../upgrades/plan-schema";
 import { pid, printed, processRecord } from "./protocol";
+import { releasePath } from "./relup-schema";
 import { etsTables, portList, systemOverview } from "./system-views";
 
 const text = z.string().max(64 * 1024);
@@ -93,43 +94,6 @@ export type ReleasePackage = z.infer<typeof releasePackage>;
 
 const releaseEntry = z.object({ name: text, vsn: text, status: text, apps: z.array(text).max(1000).default([]) });
 
-/** The path from the running release to another: relup script and appups (shown as sent). */
-const releasePath = z
-  .object({
-    name: text,
-    from: text,
-    to: text,
-    direction: z.enum(["up", "down"]),
-    relupFile: text,
-    targetStatus: text.nullable().optional(),
-    source: text,
-    descr: printed.optional(),
-    rewrittenOnDisk: z.boolean().optional(),
-    script: z.array(z.object({ op: text, text: text }).loose()).max(100_000),
-    onDisk: z
-      .array(z.object({ op: text, text: text }).loose())
-      .max(100_000)
-      .nullable()
-      .optional(),
-    appups: z
-      .array(
-        z
-          .object({
-            app: text,
-            from: text.nullable(),
-            to: text.nullable(),
-            change: text,
-            file: text.nullable(),
-            instructions: z.array(z.object({ kind: text, text: text }).loose()).max(100_000),
-            error: z.object({ code: text, message: text }).nullable(),
-          })
-          .loose(),
-      )
-      .max(10_000)
-      .default([]),
-  })
-  .loose();
-
 export const releasesReply = z.object({
   /** Is release_handler running; `stale`: statuses read from the RELEASES file (the handler busy or absent). */
   handler: z.boolean(),
@@ -149,7 +113,8 @@ export type ReleasesReply = z.infer<typeof releasesReply>;
 export const upgradeCommandReply = z.object({ accepted: z.literal(true), commandId: text, duplicate: z.boolean(), status: text }).loose();
 
 /** One process in a step's `deaths` lists. */
-const death = z.object({ pid, name: text.nullable().optional(), initialCall: text.nullable().optional(), reason: z.unknown().optional() }).loose();
+const death = z.object({ pid, name: text.nullable().optional(), initialCall: text.nullable().optional(), reason: text.nullable().optional() }).loose();
+export type Death = z.infer<typeof death>;
 
 /** The `result` of a `command_result` frame: what a step did (fields by action; all optional). */
 export const stepResult = z
@@ -163,6 +128,8 @@ export const stepResult = z
         predictedAndDied: z.array(death).max(100_000).default([]),
         diedUnpredicted: z.array(death).max(100_000).default([]),
         predictedButAlive: z.array(death).max(100_000).default([]),
+        /** How many processes the agent watched around the step (those the plan named, and their links). */
+        watched: n.optional(),
       })
       .loose()
       .optional(),
@@ -193,6 +160,7 @@ export type ParsedReply<M extends AgentMethod> = { ok: true; reply: ReplyOf<M> }
 /** Parse one reply by its method's schema; the problem names the first field that does not match. */
 export function parseReply<M extends AgentMethod>(method: M, raw: unknown): ParsedReply<M> {
   const parsed = REPLIES[method].safeParse(raw);
+  // Type plumbing: indexing REPLIES by a generic M widens the parsed type to the union of all replies.
   if (parsed.success) return { ok: true, reply: parsed.data as ReplyOf<M> };
   const issue = parsed.error.issues[0];
   return { ok: false, problem: `the agent's ${method} reply does not match the protocol: ${issue?.path.join(".") || "reply"}: ${issue?.message ?? "invalid"}` };

@@ -26,7 +26,7 @@ import {
   unverifiedDraft,
   type VerificationMisses,
 } from "./rules";
-import { autoResolve, loadRules, raiseAlert, type RuleSetting } from "./store";
+import { autoResolve, loadRules, raiseAlert } from "./store";
 import { deliverDue, enqueueDeliveries } from "./webhooks";
 
 type Rules = Awaited<ReturnType<typeof loadRules>>;
@@ -162,8 +162,8 @@ export class AlertEngine {
 
   private async tickMailboxes(): Promise<void> {
     const rules = await this.currentRules().catch(() => null);
-    const rule = rules?.mailbox as RuleSetting<"mailbox"> | undefined;
-    const leak = rules?.mailbox_leak as RuleSetting<"mailbox_leak"> | undefined;
+    const rule = rules?.mailbox;
+    const leak = rules?.mailbox_leak;
     const now = Date.now();
     for (const live of this.registry.liveNodes()) {
       if (!live.connected) continue;
@@ -191,7 +191,7 @@ export class AlertEngine {
 
   private async tickOldCode(): Promise<void> {
     const rules = await this.currentRules().catch(() => null);
-    const rule = rules?.old_code as RuleSetting<"old_code"> | undefined;
+    const rule = rules?.old_code;
     if (!rule?.enabled || !this.oldCode) return;
     const now = Date.now();
     for (const live of this.registry.liveNodes()) {
@@ -212,7 +212,7 @@ export class AlertEngine {
 
   private async tickDrift(): Promise<void> {
     const rules = await this.currentRules().catch(() => null);
-    const rule = rules?.version_drift as RuleSetting<"version_drift"> | undefined;
+    const rule = rules?.version_drift;
     if (!rule?.enabled || !this.groups) return;
     try {
       const { fire, cleared } = this.drift.observe(await this.groups(), rule.params, Date.now());
@@ -225,7 +225,7 @@ export class AlertEngine {
 
   private async tickNodes(): Promise<void> {
     const rules = await this.currentRules().catch(() => null);
-    const rule = rules?.node_down as RuleSetting<"node_down"> | undefined;
+    const rule = rules?.node_down;
     if (!rule?.enabled) return;
     const cutoff = new Date(Date.now() - rule.params.forSeconds * 1000);
     const down = await this.prisma.node.findMany({ where: { connectedAt: null, lastSeenAt: { lte: cutoff, gte: new Date(Date.now() - 7 * 86400_000) } }, take: 1000 });

@@ -3,16 +3,21 @@
  * and the rule settings. Grouping holds across server instances: raising
  * takes a transaction lock on the group key.
  */
+import { z } from "zod";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { jsonSafe } from "../audit/log";
 import { BeamdeckError } from "../errors";
+import { readColumn } from "../storage/json-column";
 import { defaultParams, RULE_KINDS, ruleParams, type AlertDraft, type RuleKind, type RuleParams } from "./rules";
 
 export type AlertRow = Awaited<ReturnType<PrismaClient["alert"]["findMany"]>>[number];
 
-/** An alert as the API returns it (no BigInt on the wire). */
+/** `Alert.detail`: the rule's facts of the first occurrence (free-form per rule), and of the latest repeat under `last`. */
+export const alertDetail = z.object({ last: z.record(z.string().max(256), z.unknown()).optional() }).catchall(z.unknown());
+
+/** An alert as the API returns it: its detail parsed, no BigInt on the wire. */
 export function alertView(a: AlertRow) {
-  return { ...a, eventId: a.eventId?.toString() ?? null };
+  return { ...a, detail: readColumn(`alert ${a.id} detail`, alertDetail, a.detail ?? {}, {}), eventId: a.eventId?.toString() ?? null };
 }
 
 export interface RuleSetting<K extends RuleKind = RuleKind> {
@@ -57,7 +62,7 @@ export async function raiseAlert(prisma: PrismaClient, draft: AlertDraft, eventI
     if (open) {
       const alert = await tx.alert.update({
         where: { id: open.id },
-        data: { count: { increment: times }, lastAt: new Date(), detail: jsonSafe({ ...(open.detail as object), last: draft.detail }) as object },
+        data: { count: { increment: times }, lastAt: new Date(), detail: jsonSafe({ ...readColumn(`alert ${open.id} detail`, alertDetail, open.detail ?? {}, {}), last: draft.detail }) as object },
       });
       return { alert, created: false };
     }

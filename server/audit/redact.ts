@@ -25,6 +25,5 @@ export function urlForAudit(url: string): UrlFingerprint {
 /** Entry data as shown: webhook URLs in entries from before item 13 are replaced by their fingerprint. */
 export function redactAuditData(action: string, data: unknown): unknown {
   if (!action.startsWith("webhook.") || typeof data !== "object" || data === null || Array.isArray(data)) return data;
-  const d = data as Record<string, unknown>;
-  return typeof d.url === "string" ? { ...d, url: urlForAudit(d.url), redacted: ["url"] } : data;
+  return "url" in data && typeof data.url === "string" ? { ...data, url: urlForAudit(data.url), redacted: ["url"] } : data;
 }

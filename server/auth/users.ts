@@ -3,7 +3,7 @@ import type { PrismaClient } from "../../generated/prisma/client";
 import { BeamdeckError } from "../errors";
 import { accountDelayedUntil } from "./login-throttle";
 import { hashPassword, MIN_PASSWORD_LENGTH } from "./passwords";
-import type { Role } from "./roles";
+import { asRole, type Role } from "./roles";
 import { newPassword } from "./secrets";
 import { z } from "zod";
 
@@ -47,7 +47,7 @@ export async function listUsers(prisma: PrismaClient) {
   return users.map((u) => ({
     id: u.id,
     username: u.username,
-    role: u.role as Role,
+    role: asRole(u.role),
     createdAt: u.createdAt,
     createdBy: u.createdBy,
     disabled: u.disabledAt !== null,

@@ -1,4 +1,6 @@
 /** The DETAILS and OUTCOME columns of `beamdeck audit`: one line an operator reads without the JSON. */
+import { readColumn } from "../storage/json-column";
+import { upgradeIntentData, upgradeOutcomeData } from "../upgrades/stored";
 
 interface Entry {
   id: string;
@@ -15,20 +17,9 @@ function cap(text: string): string {
   return text.length > MAX_DETAILS ? `${text.slice(0, MAX_DETAILS - 1)}…` : text;
 }
 
-type UpgradeIntent = {
-  step?: string;
-  fromVsn?: string | null;
-  toVsn?: string;
-  predictedKills?: string[];
-  acceptedOntoOldCode?: unknown[];
-  findingsAccepted?: { id: string }[];
-  gate?: { used?: string } | null;
-};
-type UpgradeOutcome = { error?: { code?: string; message?: string } | null; predictedVsActual?: { predictedAndDied?: string[]; predictedButAlive?: string[]; diedUnpredicted?: string[] } | null };
-
-function upgradeDetails(e: Entry, data: Record<string, unknown>): string {
+function upgradeDetails(e: Entry, data: unknown): string {
   if (e.outcome === null) {
-    const d = data as UpgradeIntent;
+    const d = readColumn(`audit ${e.id}`, upgradeIntentData, data, {});
     const parts = [
       `${d.step ?? e.action.slice(8)} ${d.fromVsn ?? "?"}→${d.toVsn ?? "?"}`,
       `kills ${d.predictedKills?.length ?? 0}`,
@@ -38,7 +29,7 @@ function upgradeDetails(e: Entry, data: Record<string, unknown>): string {
     ];
     return parts.filter(Boolean).join("; ");
   }
-  const d = data as UpgradeOutcome;
+  const d = readColumn(`audit ${e.id}`, upgradeOutcomeData, data, {});
   if (d.error) return `${d.error.code ?? "error"}: ${d.error.message ?? ""}`;
   const c = d.predictedVsActual;
   if (!c) return "done";
@@ -48,7 +39,7 @@ function upgradeDetails(e: Entry, data: Record<string, unknown>): string {
 
 /** What an entry says, in one line. */
 export function auditDetails(e: Entry): string {
-  const data = e.data && typeof e.data === "object" ? (e.data as Record<string, unknown>) : null;
+  const data = e.data && typeof e.data === "object" ? e.data : null;
   if (!data) return "";
   if (e.action.startsWith("upgrade.")) return cap(upgradeDetails(e, data));
   const parts = Object.entries(data)

@@ -1,14 +1,19 @@
 /** Supervisor/crash reports and alarms: history with filters, detail, live tail. */
 import { z } from "zod";
-import type { EventFrame } from "../agents/protocol";
+import { eventFrame } from "../agents/protocol";
 import { eventFilter, eventWhere } from "../events/filter";
 import { eventView, type EventView } from "../events/store";
 import { fail } from "../errors";
+import { readColumn } from "../storage/json-column";
 import { router, viewerProcedure } from "../trpc";
+import { readParams } from "../upgrades/stored";
 import { nodeName } from "./node-input";
 
-type Row = { id: bigint; node: string; data: unknown; expected: boolean; upgradeId: string | null };
-const view = (r: Row): EventView => eventView(r.node, r.id, r.data as EventFrame, r.expected, r.upgradeId);
+type Row = { id: bigint; node: string; bootId: string; seq: number; at: Date; kind: string; data: unknown; expected: boolean; upgradeId: string | null };
+/** The stored frame (checked by the same schema when it arrived); a row that no longer matches shows its indexed columns. */
+const frameOf = (r: Row) => readColumn(`event ${r.id}`, eventFrame, r.data, { type: "event", bootId: r.bootId, seq: r.seq, at: r.at.getTime(), kind: r.kind });
+const view = (r: Row): EventView => eventView(r.node, r.id, frameOf(r), r.expected, r.upgradeId);
+const ROW = { id: true, node: true, bootId: true, seq: true, at: true, kind: true, data: true, expected: true, upgradeId: true } as const;
 
 export const eventsRouter = router({
   list: viewerProcedure.input(eventFilter.extend({ limit: z.number().int().min(1).max(1000).default(100), before: z.string().regex(/^\d+$/).optional() })).query(async ({ ctx, input }) => {
@@ -16,7 +21,7 @@ export const eventsRouter = router({
       where: { ...eventWhere(input), ...(input.before ? { id: { lt: BigInt(input.before) } } : {}) },
       orderBy: { id: "desc" },
       take: input.limit + 1,
-      select: { id: true, node: true, data: true, expected: true, upgradeId: true },
+      select: ROW,
     });
     const page = rows.slice(0, input.limit).map(view);
     return { events: page, nextBefore: rows.length > input.limit ? page[page.length - 1].id : null };
@@ -39,7 +44,7 @@ export const eventsRouter = router({
         commandId: r.id,
         upgradeId: r.upgradeId,
         action: r.action,
-        vsn: typeof (r.params as { vsn?: unknown } | null)?.vsn === "string" ? (r.params as { vsn: string }).vsn : null,
+        vsn: readParams(r.params).vsn ?? null,
         status: r.status,
         requestedBy: r.requestedBy,
         at: r.createdAt.getTime(),
@@ -50,7 +55,7 @@ export const eventsRouter = router({
   get: viewerProcedure.input(z.object({ id: z.string().regex(/^\d+$/) })).query(async ({ ctx, input }) => {
     const r = await ctx.services.prisma.event.findUnique({ where: { id: BigInt(input.id) } });
     if (!r) fail("BD_NOT_FOUND", `no event ${input.id}`);
-    return { ...view(r), receivedAt: r.receivedAt.getTime(), raw: r.data };
+    return { ...view(r), receivedAt: r.receivedAt.getTime(), raw: frameOf(r) };
   }),
 
   /** New events as they are stored (optionally one node's). */

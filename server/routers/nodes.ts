@@ -36,6 +36,7 @@ export const nodesRouter = router({
     const updates = ctx.services.hub.subscribe(`node:${input.node}`, signal, 4);
     const live = ctx.services.registry.live(input.node);
     if (live) yield live.summary();
+    // The hub's channels are untyped; `node:NAME` carries only LiveNode summaries (its one publisher).
     for await (const s of updates) yield s as ReturnType<NonNullable<typeof live>["summary"]>;
   }),
 });

@@ -18,54 +18,20 @@ import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
-import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult } from "./fallback";
+import { fallbackOfResult } from "./fallback";
+import { recordFallbacks } from "./fallback-store";
+import { upgradeHistory } from "./history";
 import type { OldCodeReply } from "./old-code-watch";
+import { diedPids, predictionComparison } from "./deaths";
+import { readCommand, readUpgrade } from "./stored";
+import type { Action, CommandState, ProgressEvent, StepInput, StepReply } from "./workflow-types";
 import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, type Verification, verificationOf } from "./plan";
-
-export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
-export type Action = (typeof ACTIONS)[number];
 
 const PLAN_TIMEOUT_MS = 30_000;
 const EXPECT_WINDOW_MS = 15 * 60_000;
 const STALE_AFTER_MS = 30 * 60_000;
 
-export interface StepInput {
-  actor: string;
-  node: string;
-  action: Action;
-  vsn?: string;
-  purge?: PurgeChoices;
-  prePurge?: PurgeChoices;
-  /** For install, make_permanent and rollback: what the operator accepts (checked by the agent's runner). */
-  gate?: Gate;
-  upgradeId?: string;
-  /** Made by the caller (the CLI) so it can subscribe before the step is sent; else made here. */
-  commandId?: string;
-  /** Install only: the agent rolls back by itself unless made permanent within this many ms (fallback.ts). */
-  fallbackMs?: number;
-}
-
-/** What a step request returns: the command to follow; `repeated` when it is an earlier request's (see `repeatOf`). */
-export interface StepReply {
-  commandId: string;
-  upgradeId: string | null;
-  predicted: number;
-  /** The digest of the plan the step was gated on (null for a repeat or an ungated step). */
-  digest: string | null;
-  repeated: boolean;
-}
-
-/** A command as the CLI follows it: its status and, once finished, its outcome. */
-export interface CommandState {
-  id: string;
-  node: string;
-  action: string;
-  vsn: string | null;
-  status: string;
-  error: { code?: string; message?: string } | null;
-  createdAt: string;
-  finishedAt: string | null;
-}
+export { ACTIONS, type Action, type CommandState, type ProgressEvent, type StepInput, type StepReply } from "./workflow-types";
 
 /**
  * Test-only: hold a step request's HTTP reply this long after the command was
@@ -79,37 +45,8 @@ function testReplyDelay(): Promise<void> {
 
 const ACTIVE = ["sent", "running"];
 
-export interface ProgressEvent {
-  node: string;
-  commandId: string;
-  kind: "progress" | "result" | "sent";
-  step?: string;
-  message?: string;
-  ok?: boolean;
-  at: number;
-}
-
 function describeError(e: { code?: string; message?: string } | null): string | undefined {
   return e ? `${e.code ?? "error"}: ${e.message ?? ""}` : undefined;
-}
-
-/** Pids the agent saw die during a step (its `deaths`, both kinds). */
-export function diedPids(result: StepResult): string[] {
-  const d = result?.deaths;
-  if (!d) return [];
-  return [...d.predictedAndDied, ...d.diedUnpredicted].map((x) => x.pid);
-}
-
-/**
- * Prediction against deaths, as the agent compared them (beamdeck_agent_deaths,
- * the one place that compares): its runner recomputed the plan the gate
- * accepted just before the step and watched exactly those processes.
- */
-export function predictionComparison(result: StepResult): { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null {
-  const d = result?.deaths;
-  if (!d) return null;
-  const pids = (list: { pid: string }[]) => list.map((x) => x.pid);
-  return { predictedAndDied: pids(d.predictedAndDied), predictedButAlive: pids(d.predictedButAlive), diedUnpredicted: pids(d.diedUnpredicted) };
 }
 
 export class UpgradeWorkflow {
@@ -179,8 +116,9 @@ export class UpgradeWorkflow {
     } else if (action === "make_permanent" || action === "rollback") {
       if (!upgrade) throw new BeamdeckError("BD_CONFLICT", `no installed upgrade on ${node} to ${action === "rollback" ? "roll back" : "make permanent"}`);
       vsn = action === "rollback" ? upgrade.fromVsn : upgrade.toVsn;
-      Object.assign(purge, upgrade.purge ?? {}, input.purge ?? {});
-      Object.assign(prePurge, upgrade.prePurge ?? {}, input.prePurge ?? {});
+      const stored = readUpgrade(upgrade);
+      Object.assign(purge, stored.purge, input.purge ?? {});
+      Object.assign(prePurge, stored.prePurge, input.prePurge ?? {});
       // After install the agent answers with the make_permanent plan; a rollback runs the relup's down instructions.
       preview = await this.plan(node, vsn, purge, prePurge);
       if (action === "make_permanent" && preview.step !== "make_permanent") {
@@ -247,7 +185,7 @@ export class UpgradeWorkflow {
       data: { id: commandId, upgradeId: upgrade?.id ?? null, node, action, status: "sent", requestedBy: input.actor, params: jsonSafe(params) as object, intentId },
     });
     if (upgrade && (action === "make_permanent" || action === "rollback")) {
-      const expected = { ...((upgrade.expectedKills ?? {}) as object), [action]: predicted };
+      const expected = { ...readUpgrade(upgrade).expectedKills, [action]: predicted };
       await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { expectedKills: expected } });
     }
     if (upgrade && action !== "unpack") this.expectations.expect(node, upgrade.id, predicted, EXPECT_WINDOW_MS);
@@ -282,14 +220,14 @@ export class UpgradeWorkflow {
     }
     const last = await this.prisma.upgradeCommand.findFirst({ where: { node }, orderBy: { createdAt: "desc" }, include: { upgrade: true } });
     if (!last || last.action !== action || ![...ACTIVE, "ok"].includes(last.status)) return null;
-    const lastVsn = (last.params as { vsn?: string | null } | null)?.vsn ?? null;
+    const lastVsn = readCommand(last).params.vsn ?? null;
     if (input.vsn !== undefined && input.vsn !== lastVsn) return null;
     if (input.upgradeId !== undefined && input.upgradeId !== last.upgradeId) return null;
     return this.reply(last, true);
   }
 
-  private reply(cmd: { id: string; upgradeId: string | null; action: string; upgrade: { expectedKills: unknown } | null }, repeated: boolean): StepReply {
-    const expected = (cmd.upgrade?.expectedKills ?? {}) as Partial<Record<string, string[]>>;
+  private reply(cmd: { id: string; upgradeId: string | null; action: string; upgrade: Parameters<typeof readUpgrade>[0] | null }, repeated: boolean): StepReply {
+    const expected = cmd.upgrade ? readUpgrade(cmd.upgrade).expectedKills : {};
     return { commandId: cmd.id, upgradeId: cmd.upgradeId, predicted: expected[cmd.action]?.length ?? 0, digest: null, repeated };
   }
 
@@ -297,14 +235,14 @@ export class UpgradeWorkflow {
   async command(node: string, commandId: string): Promise<CommandState | null> {
     const c = await this.prisma.upgradeCommand.findUnique({ where: { id: commandId } });
     if (!c || c.node !== node) return null;
-    const res = c.result as { error?: { code?: string; message?: string } | null } | null;
+    const { params, result } = readCommand(c);
     return {
       id: c.id,
       node: c.node,
       action: c.action,
-      vsn: (c.params as { vsn?: string | null } | null)?.vsn ?? null,
+      vsn: params.vsn ?? null,
       status: c.status,
-      error: res?.error ?? null,
+      error: result?.error ?? null,
       createdAt: c.createdAt.toISOString(),
       finishedAt: c.finishedAt?.toISOString() ?? null,
     };
@@ -331,6 +269,7 @@ export class UpgradeWorkflow {
         return;
       }
     }
+    // The hub's channels are untyped; `upgrade:NODE` carries only this class's ProgressEvents.
     for await (const e of live as AsyncIterable<ProgressEvent>) {
       if (commandId && e.commandId !== commandId) continue;
       yield e;
@@ -368,10 +307,10 @@ export class UpgradeWorkflow {
     this.refreshReleases(node, read);
     // After install and make_permanent the agent checks every changed module runs its target code.
     const verification = verificationOf(read);
-    if (ok && verification && !verification.ok && this.unverified) await this.unverified(node, cmd.action, (cmd.params as { vsn?: string } | null)?.vsn ?? upgrade?.toVsn ?? "?", verification);
+    if (ok && verification && !verification.ok && this.unverified) await this.unverified(node, cmd.action, readCommand(cmd).params.vsn ?? upgrade?.toVsn ?? "?", verification);
     if (upgrade) {
       const status = !ok ? "failed" : cmd.action === "install" ? "installed" : cmd.action === "make_permanent" ? "permanent" : cmd.action === "rollback" ? "rolled_back" : upgrade.status;
-      const actual = { ...((upgrade.actualKills as object | null) ?? {}), [cmd.action]: { died: diedList, comparison, verification } };
+      const actual = { ...readUpgrade(upgrade).actualKills, [cmd.action]: { died: diedList, comparison, verification } };
       await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { status, actualKills: jsonSafe(actual) as object } });
       this.expectations.extend(node, 10_000);
     }
@@ -404,32 +343,7 @@ export class UpgradeWorkflow {
    * audited as the agent's.
    */
   async onStoredEvents(node: string, stored: { frame: { kind: string } }[]): Promise<void> {
-    for (const { frame } of stored) {
-      if (frame.kind !== "fallback") continue;
-      const parsed = fallbackEvent.safeParse(frame);
-      if (!parsed.success) {
-        console.warn(`[beamdeck] ${node}: a fallback event does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
-        continue;
-      }
-      await this.fallbackHappened(node, parsed.data);
-    }
-  }
-
-  private async fallbackHappened(node: string, e: FallbackEvent): Promise<void> {
-    const install = await this.prisma.upgradeCommand.findUnique({ where: { id: e.fallback.commandId }, include: { upgrade: true } });
-    const upgrade = install?.node === node ? install.upgrade : null;
-    if (upgrade && (e.context === "rolled_back" || e.context === "node_restarted") && upgrade.status === "installed") {
-      await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { status: "rolled_back" } });
-    }
-    await appendAudit(this.prisma, {
-      actor: "agent",
-      action: "upgrade.fallback",
-      node,
-      target: upgrade ? `upgrade:${upgrade.id}` : `release:${e.fallback.vsn}`,
-      outcome: e.context === "failed" ? "error" : "ok",
-      data: { outcome: e.context, message: e.reason.text, fallback: e.fallback, rollbackCommandId: e.rollbackCommandId },
-    });
-    this.publish({ node, commandId: e.rollbackCommandId ?? e.fallback.commandId, kind: "result", step: "fallback", ok: e.context !== "failed", message: e.reason.text, at: Date.now() });
+    for (const progress of await recordFallbacks(this.prisma, node, stored)) this.publish(progress);
   }
 
   /** A step changes the node's releases: keep the live view (hello) in step. */
@@ -446,34 +360,7 @@ export class UpgradeWorkflow {
     this.hub.publish(`upgrade:${e.node}`, e);
   }
 
-  async history(node: string, limit = 20) {
-    const rows = await this.prisma.upgrade.findMany({ where: { node }, orderBy: { createdAt: "desc" }, take: limit, include: { commands: { orderBy: { createdAt: "asc" } } } });
-    const outcomes = await this.fallbackOutcomes(node);
-    const now = Date.now();
-    return rows.map((u) => ({
-      ...u,
-      commands: u.commands.map((c) => ({ ...c, intentId: c.intentId?.toString() ?? null })),
-      fallback: this.fallbackOf(u.status, u.commands, outcomes, now),
-    }));
-  }
-
-  /** The node's newest fallback events, by the install command they belong to. */
-  private async fallbackOutcomes(node: string): Promise<Map<string, FallbackEvent>> {
-    const rows = await this.prisma.event.findMany({ where: { node, kind: "fallback" }, orderBy: { at: "desc" }, take: 100, select: { data: true } });
-    const out = new Map<string, FallbackEvent>();
-    for (const r of rows) {
-      const e = fallbackEvent.safeParse(r.data);
-      if (e.success && !out.has(e.data.fallback.commandId)) out.set(e.data.fallback.commandId, e.data);
-    }
-    return out;
-  }
-
-  /** An upgrade's fallback: the agent's record from its install result, what became of it, and the status line while it is pending. */
-  private fallbackOf(status: string, commands: { id: string; action: string; result: unknown }[], outcomes: Map<string, FallbackEvent>, now: number) {
-    const install = commands.find((c) => c.action === "install");
-    const record = install ? fallbackOfResult(install.result) : null;
-    if (!install || !record) return null;
-    const done = outcomes.get(install.id) ?? null;
-    return { ...record, outcome: done?.context ?? null, message: done?.reason.text ?? null, line: done ? null : fallbackLine(status, record, now) };
+  history(node: string, limit = 20) {
+    return upgradeHistory(this.prisma, node, limit);
   }
 }

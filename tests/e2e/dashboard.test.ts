@@ -11,6 +11,9 @@
  *     supervised connection handlers, the table sorted by a mailbox made on
  *     the node, and the acceptor's stacktrace — each checked against what
  *     the node itself says over distributed Erlang.
+ *
+ * Over 400 lines because (a)–(c) share one server and one browser: a
+ * second file would start both again, minutes on the shared machines.
  */
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

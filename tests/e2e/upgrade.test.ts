@@ -17,6 +17,10 @@
  *
  * Every claim is checked against the node over distributed Erlang, never
  * by asking the agent.
+ *
+ * Over 400 lines because the operator's flow is one sequence on one node
+ * (unpack, review, install, make permanent, roll back): each step starts
+ * where the previous one left the release.
  */
 import fs from "node:fs";
 import { TRPCClientError } from "@trpc/client";

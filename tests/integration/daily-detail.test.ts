@@ -15,10 +15,10 @@
  */
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stopAll, type BeamNode } from "../../tools/beam/nodes";
-import { startAgentNode, waitConnected } from "../support/beam-node";
-import { freePort, waitFor } from "../support/ports";
-import { startServer, type TestServer } from "../support/server";
+import type { BeamNode } from "../../tools/beam/nodes";
+import { startServerAndNode, stopServerAndNodes } from "../support/beam-node";
+import { waitFor } from "../support/ports";
+import type { TestServer } from "../support/server";
 import { httpClient } from "../support/trpc-clients";
 
 let server: TestServer;
@@ -39,17 +39,11 @@ interface Detail {
   valuesHiddenBelow: string | null;
 }
 
+// Starting a server and a release node takes minutes when the machine is loaded.
 beforeAll(async () => {
-  server = await startServer();
-  listenPort = await freePort();
-  ({ node } = await startAgentNode(server, { env: { REL_TEST_PORT: String(listenPort) } }));
-  await waitConnected(server, node.name, true, 60_000);
-  // Starting a server and a release node takes minutes when the machine is loaded.
+  ({ server, node, listenPort } = await startServerAndNode(60_000));
 }, 600_000);
-afterAll(async () => {
-  await stopAll();
-  await server?.stop();
-});
+afterAll(() => stopServerAndNodes(server));
 
 async function cliJson<T>(args: string[], token?: string): Promise<T> {
   const r = await server.cli([...args, "--json"], token ? { BEAMDECK_API_TOKEN: token } : {});

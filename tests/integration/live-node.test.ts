@@ -3,10 +3,10 @@
  * a real server, checked through the CLI against the node itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stopAll, type BeamNode } from "../../tools/beam/nodes";
-import { startAgentNode, waitConnected } from "../support/beam-node";
-import { freePort, waitFor } from "../support/ports";
-import { startServer, type TestServer } from "../support/server";
+import type { BeamNode } from "../../tools/beam/nodes";
+import { startAgentNode, startServerAndNode, stopServerAndNodes, waitConnected } from "../support/beam-node";
+import { waitFor } from "../support/ports";
+import type { TestServer } from "../support/server";
 import { cliJson } from "../support/calls";
 
 let server: TestServer;
@@ -14,15 +14,9 @@ let node: BeamNode;
 let listenPort: number;
 
 beforeAll(async () => {
-  server = await startServer();
-  listenPort = await freePort();
-  ({ node } = await startAgentNode(server, { env: { REL_TEST_PORT: String(listenPort) } }));
-  await waitConnected(server, node.name);
+  ({ server, node, listenPort } = await startServerAndNode());
 });
-afterAll(async () => {
-  await stopAll();
-  await server?.stop();
-});
+afterAll(() => stopServerAndNodes(server));
 
 interface Proc {
   pid: string;

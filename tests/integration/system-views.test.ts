@@ -6,11 +6,11 @@
  */
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stopAll, type BeamNode } from "../../tools/beam/nodes";
+import type { BeamNode } from "../../tools/beam/nodes";
 import type { EtsTables, PortList, SystemOverview } from "../../server/agents/system-views";
-import { startAgentNode, waitConnected } from "../support/beam-node";
-import { freePort, waitFor } from "../support/ports";
-import { startServer, type TestServer } from "../support/server";
+import { startServerAndNode, stopServerAndNodes } from "../support/beam-node";
+import { waitFor } from "../support/ports";
+import type { TestServer } from "../support/server";
 import { httpClient } from "../support/trpc-clients";
 import { cliJson } from "../support/calls";
 import { parseExposition } from "../support/prometheus-text";
@@ -20,15 +20,9 @@ let node: BeamNode;
 let listenPort: number;
 
 beforeAll(async () => {
-  server = await startServer();
-  listenPort = await freePort();
-  ({ node } = await startAgentNode(server, { env: { REL_TEST_PORT: String(listenPort) } }));
-  await waitConnected(server, node.name);
+  ({ server, node, listenPort } = await startServerAndNode());
 });
-afterAll(async () => {
-  await stopAll();
-  await server?.stop();
-});
+afterAll(() => stopServerAndNodes(server));
 
 describe("system views", () => {
   it("the overview's limits, schedulers and counts are the node's own", async () => {

@@ -9,6 +9,10 @@
  * beamdeck_agent_upgrade:request/2, exactly as the connection's request
  * worker calls it; command outcomes are read with beamdeck_agent_upgrade:status/1
  * (the same journal entry the command_result frame carries).
+ *
+ * Over 400 lines because the cases run one after another on the same
+ * releases (0.1.0 → 0.1.1 → 0.1.2 and back): the state one leaves is the
+ * next one's start.
  */
 import fs from "node:fs/promises";
 import path from "node:path";

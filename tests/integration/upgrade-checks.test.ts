@@ -3,6 +3,7 @@
  * 1.0.0 → 1.1.0 (demo/apps/bd_checks) fails in every way the plan's
  * checks look for. Each test shows the finding before the install and the
  * real outcome after it, read from the node itself — never from the agent.
+ * Over 400 lines because the tests share one pair of releases built once.
  * The sound upgrades of the demo apps (bd_counter, rel_test) get no error
  * or warning finding.
  */

@@ -6,6 +6,9 @@
  * (brutal pre-purge) or is blocked (soft pre-purge). Plus: expected kills do
  * not page, and a server crash between intent and outcome leaves "no
  * outcome" until the agent reports back.
+ *
+ * Over 400 lines because each case is one whole upgrade story on a real
+ * release, and they share the server, the CLI and the release builds.
  */
 import fs from "node:fs";
 import os from "node:os";

@@ -2,10 +2,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startNode, type BeamNode } from "../../tools/beam/nodes";
+import { startNode, stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { buildRelease, instantiate, type ReleaseName } from "../../tools/beam/releases";
-import { waitFor } from "./ports";
-import type { TestServer } from "./server";
+import { freePort, waitFor } from "./ports";
+import { startServer, type TestServer } from "./server";
 
 export async function startAgentNode(
   server: TestServer,
@@ -37,4 +37,22 @@ export async function waitConnected(server: TestServer, name: string, connected 
     timeoutMs,
     300,
   );
+}
+
+/**
+ * A fresh server and one connected rel_test node listening on a free port:
+ * what the live-view tests start in `beforeAll` (stop with stopServerAndNodes).
+ */
+export async function startServerAndNode(connectTimeoutMs = 20_000): Promise<{ server: TestServer; node: BeamNode; listenPort: number }> {
+  const server = await startServer();
+  const listenPort = await freePort();
+  const { node } = await startAgentNode(server, { env: { REL_TEST_PORT: String(listenPort) } });
+  await waitConnected(server, node.name, true, connectTimeoutMs);
+  return { server, node, listenPort };
+}
+
+/** Every node this test file started, then its server (`afterAll`). */
+export async function stopServerAndNodes(server: TestServer | undefined): Promise<void> {
+  await stopAll();
+  await server?.stop();
 }

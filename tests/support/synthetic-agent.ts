@@ -9,6 +9,9 @@
  * a `tree`, then every `intervalMs` a delta of mailbox changes (and the
  * current top records); it answers `process_detail` and `refresh`.
  *
+ * Over 400 lines because it speaks the whole protocol (hello, procs in
+ * chunks, tree, deltas, requests, reconnects): it is one peer, as an agent is.
+ *
  * @module
  */
 import { randomUUID } from "node:crypto";

@@ -2,28 +2,53 @@ import { describe, expect, it } from "vitest";
 import { BeamdeckError } from "../../server/errors";
 import { requireGate } from "../../server/upgrades/gate";
 import { errorFindingIds, killCount, plan, predictedKills, verificationOf } from "../../server/upgrades/plan";
-import { predictionComparison } from "../../server/upgrades/workflow";
+import { predictionComparison } from "../../server/upgrades/deaths";
 
+const proc = (pid: string, fate: string, when: string | null) => ({ pid, name: null, fate, when, why: fate, alive: true, initialCall: null, currentFunction: null, stack: [], holdsFun: false });
+const zero = { killed: 0, blocks_install: 0, badfun_on_next_call: 0, stays_on_old_code: 0, may_migrate: 0, suspended: 0, unaffected: 0 };
+const noKills = { ...zero, processes: 0, killedAtInstall: 0, killedAtPermanent: 0 };
+/** A plan as beamdeck_agent_plan sends it (every field it always sends). */
 const base = plan.parse({
+  digest: "a".repeat(64),
   step: "install",
+  action: "install",
+  vsn: "0.1.1",
   from: "0.1.0",
   to: "0.1.1",
+  direction: "up",
+  name: "rel_test",
+  relupFile: "releases/0.1.1/relup",
   verdict: "would_kill",
-  digest: "a".repeat(64),
+  impact: "kills",
+  findings: [],
   killed: { install: [], make_permanent: [] },
+  choices: { purge: {}, prePurge: {} },
+  relup: { original: [], rewritten: [], instructions: 0, changes: [] },
+  restart: null,
+  nodeFate: null,
   modules: [
     {
       module: "Elixir.TestListener",
+      app: "rel_test",
+      op: "load",
       prePurge: "brutal",
       postPurge: "brutal",
-      processes: [
-        { pid: "<0.1.0>", name: null, fate: "killed", when: "make_permanent", why: "loops" },
-        { pid: "<0.2.0>", name: null, fate: "may_migrate", when: null, why: "external call" },
-        { pid: "<0.3.0>", name: null, fate: "killed", when: "install", why: "old code" },
-      ],
+      hasOldCode: false,
+      suspend: false,
+      codeChange: null,
+      purgedAtInstall: false,
+      processes: [proc("<0.1.0>", "killed", "make_permanent"), proc("<0.2.0>", "may_migrate", null), proc("<0.3.0>", "killed", "install")],
+      truncated: false,
+      counts: { ...zero, killed: 2, may_migrate: 1 },
     },
   ],
+  applications: [],
   lint: [],
+  lintErrors: [],
+  counts: { ...zero, killed: 2, may_migrate: 1, processes: 3, killedAtInstall: 1, killedAtPermanent: 1 },
+  truncated: false,
+  scan: { processes: 3, matched: 3, elapsedUs: 10, partial: false },
+  at: 0,
 });
 
 describe("upgrade plans on the server", () => {
@@ -39,7 +64,7 @@ describe("upgrade plans on the server", () => {
 
   it("uses the agent's complete pid lists and counts beyond the listing cap", () => {
     const many = Array.from({ length: 1000 }, (_, i) => `<0.${i + 100}.0>`);
-    const big = { ...base, killed: { install: ["<0.3.0>"], make_permanent: ["<0.1.0>", ...many] }, counts: { killedAtInstall: 1, killedAtPermanent: 1001 } };
+    const big = { ...base, killed: { install: ["<0.3.0>"], make_permanent: ["<0.1.0>", ...many] }, counts: { ...base.counts, killedAtInstall: 1, killedAtPermanent: 1001 } };
     expect(predictedKills(big)).toHaveLength(1002);
     expect(predictedKills(big, "make_permanent")).toHaveLength(1001);
     // The listed entry keeps its detail.
@@ -80,6 +105,7 @@ describe("upgrade plans on the server", () => {
     const restart = plan.parse({
       ...base,
       modules: [],
+      counts: noKills,
       verdict: "error_findings",
       findings: [{ id: "emulator_restart:-:restart_new_emulator", check: "emulator_restart", severity: "error", module: null, pids: [], count: 0, message: "restarts", fix: "" }],
     });
@@ -91,7 +117,7 @@ describe("upgrade plans on the server", () => {
       acceptedFindings: ["emulator_restart:-:restart_new_emulator"],
     });
     expect(requireGate("install", restart, { acceptPlan: "c".repeat(64) }).acceptedFindings).toEqual(["emulator_restart:-:restart_new_emulator"]);
-    expect(requireGate("install", plan.parse({ ...base, modules: [], verdict: "safe" }), undefined).used).toBe("none_needed");
+    expect(requireGate("install", plan.parse({ ...base, modules: [], verdict: "safe", counts: noKills }), undefined).used).toBe("none_needed");
   });
 });
 

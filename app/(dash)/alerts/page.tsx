@@ -91,8 +91,7 @@ function Handled({ a, now }: { a: Alert; now: number }) {
 }
 
 function AlertDetail({ a }: { a: Alert }) {
-  const detail = (a.detail ?? {}) as Record<string, unknown>;
-  const { last, ...first } = detail as { last?: Record<string, unknown> } & Record<string, unknown>;
+  const { last, ...first } = a.detail;
   return (
     <div className="alert-detail" data-testid="alert-detail">
       <div className="cols2">

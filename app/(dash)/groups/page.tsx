@@ -4,24 +4,19 @@
  * its release name), the release each runs, old code, and whether the
  * group has drifted onto more than one release.
  */
-import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useSubscription } from "@trpc/tanstack-react-query";
+import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { NodeStatus } from "../../_components/NodeStatus";
 import { int } from "../../_lib/format";
 import { useNow } from "../../_lib/hooks";
+import { useRefetchOnNodeChanges } from "../../_lib/use-nodes-changes";
 import { errorMessage, useTRPC } from "../../_lib/trpc";
 
 export default function GroupsPage() {
   const trpc = useTRPC();
-  const queryClient = useQueryClient();
   const now = useNow(5000);
   const list = useQuery(trpc.groups.list.queryOptions(undefined, { refetchInterval: 5000 }));
-  useSubscription(
-    trpc.nodes.onNodes.subscriptionOptions(undefined, {
-      onData: () => void queryClient.invalidateQueries({ queryKey: trpc.groups.list.queryKey() }),
-    }),
-  );
+  useRefetchOnNodeChanges(trpc.groups.list.queryKey());
   const groups = list.data ?? [];
   return (
     <div className="page">

@@ -57,7 +57,7 @@ function text(d: ProcessDetail): string[] {
 export async function proc(argv: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: "boolean" } }, ["node", "pid"]);
   const pid = check(pidArg, positionals[1], "pid");
-  const d = (await call(env, (api) => api.procs.detail.query({ node: positionals[0], pid }))) as unknown as ProcessDetail;
+  const d = await call(env, (api) => api.procs.detail.query({ node: positionals[0], pid }));
   if (values.json) console.log(json({ ...(d.record ?? {}), ...d }));
   else console.log(text(d).join("\n"));
   return 0;

@@ -225,17 +225,13 @@ export async function upgrade(argv: string[], env: Env): Promise<number> {
     if (values.json) console.log(json({ ok: out.ok, commandId: out.commandId, repeated: out.repeated, upgrade: last }));
     else {
       console.log(outcomeLine(out, `${sub} done (${out.commandId})`, `${sub} FAILED`));
-      const actual = (last?.actualKills ?? {}) as Record<
-        string,
-        { died: string[]; comparison: { predictedAndDied: string[]; predictedButAlive: string[]; diedUnpredicted: string[] } | null; verification?: unknown }
-      >;
-      const step = actual[sub === "permanent" ? "make_permanent" : sub];
+      const step = last?.actualKills[sub === "permanent" ? "make_permanent" : sub];
       if (step?.comparison) {
         console.log(`predicted and died: ${step.comparison.predictedAndDied.join(" ") || "-"}`);
         console.log(`predicted, alive:   ${step.comparison.predictedButAlive.join(" ") || "-"}`);
         console.log(`died, unpredicted:  ${step.comparison.diedUnpredicted.join(" ") || "-"}`);
       }
-      const verified = verificationLine(verificationOf(step));
+      const verified = verificationLine(step?.verification ?? null);
       if (verified) console.log(verified);
       if (sub === "install" && last?.fallback?.line) console.log(last.fallback.line);
     }

@@ -11,9 +11,10 @@ import { useState, type FormEvent } from "react";
 import { OnceSecret } from "../../../_components/OnceSecret";
 import { ago, dateTime } from "../../../_lib/format";
 import { useNow } from "../../../_lib/hooks";
-import type { Role } from "../../../_lib/me";
+import { asRole, type Role } from "../../../_lib/me";
 import { errorMessage, useTRPC } from "../../../_lib/trpc";
 import { fromLocalInput, toMs } from "../../../_lib/when";
+import { StatusRow } from "../../../_components/ListParts";
 
 const EXPIRY = [
   { key: "never", label: "never", days: null },
@@ -93,7 +94,7 @@ export function ApiTokens() {
         </label>
         <label className="inline-field">
           <span>Role</span>
-          <select className="ctl" value={role} onChange={(e) => setRole(e.target.value as Role)} data-testid="api-token-role">
+          <select className="ctl" value={role} onChange={(e) => setRole(asRole(e.target.value))} data-testid="api-token-role">
             <option value="viewer">viewer</option>
             <option value="operator">operator</option>
             <option value="admin">admin</option>
@@ -174,13 +175,9 @@ export function ApiTokens() {
               </td>
             </tr>
           ))}
-          {list.data && list.data.length === 0 ? (
-            <tr>
-              <td colSpan={8} className="empty">
-                No API tokens.
-              </td>
-            </tr>
-          ) : null}
+          <StatusRow pending={false} empty={list.data?.length === 0} colSpan={8}>
+            No API tokens.
+          </StatusRow>
         </tbody>
       </table>
     </div>
@@ -310,13 +307,9 @@ export function AgentTokens() {
               </td>
             </tr>
           ))}
-          {list.data && list.data.length === 0 ? (
-            <tr>
-              <td colSpan={7} className="empty">
-                No agent tokens.
-              </td>
-            </tr>
-          ) : null}
+          <StatusRow pending={false} empty={list.data?.length === 0} colSpan={7}>
+            No agent tokens.
+          </StatusRow>
         </tbody>
       </table>
     </div>

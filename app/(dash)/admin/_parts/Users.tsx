@@ -5,7 +5,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { OnceSecret } from "../../../_components/OnceSecret";
 import { dateTime } from "../../../_lib/format";
-import { ROLES, useRole, type Role } from "../../../_lib/me";
+import { ROLES, asRole, useRole, type Role } from "../../../_lib/me";
 import { errorMessage, useTRPC } from "../../../_lib/trpc";
 import { toMs } from "../../../_lib/when";
 
@@ -70,7 +70,7 @@ export function Users() {
         </label>
         <label className="inline-field">
           <span>Role</span>
-          <select className="ctl" value={role} onChange={(e) => setRole(e.target.value as Role)} data-testid="user-add-role">
+          <select className="ctl" value={role} onChange={(e) => setRole(asRole(e.target.value))} data-testid="user-add-role">
             {ROLES.map((r) => (
               <option key={r} value={r}>
                 {r}
@@ -130,7 +130,7 @@ export function Users() {
                     className="ctl"
                     value={u.role}
                     disabled={setRoleM.isPending}
-                    onChange={(e) => setRoleM.mutate({ username: u.username, role: e.target.value as Role })}
+                    onChange={(e) => setRoleM.mutate({ username: u.username, role: asRole(e.target.value) })}
                     data-testid="user-role-select"
                     aria-label={`Role of ${u.username}`}
                   >

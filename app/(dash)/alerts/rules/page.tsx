@@ -103,14 +103,14 @@ function RuleCard({ rule, canEdit }: { rule: Rule; canEdit: boolean }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const [enabled, setEnabled] = useState(rule.enabled);
-  const [params, setParams] = useState<Params>(rule.params as Params);
+  const [params, setParams] = useState<Params>(rule.params);
   // A save (here or elsewhere) refreshes the form.
   useEffect(() => {
     setEnabled(rule.enabled);
-    setParams(rule.params as Params);
+    setParams(rule.params);
   }, [rule]);
   const save = useMutation(trpc.alerts.updateRule.mutationOptions({ onSuccess: () => void queryClient.invalidateQueries({ queryKey: trpc.alerts.rules.queryKey() }) }));
-  const defaults = rule.defaults as Params;
+  const defaults: Params = rule.defaults;
   const dirty = enabled !== rule.enabled || leafText(params) !== leafText(rule.params);
   const invalid = Object.values(params).some((v) => typeof v === "number" && Number.isNaN(v));
   const updated = toMs(rule.updatedAt);
@@ -145,7 +145,7 @@ function RuleCard({ rule, canEdit }: { rule: Rule; canEdit: boolean }) {
           <button type="button" className="btn btn-primary" disabled={!dirty || invalid || save.isPending} onClick={() => save.mutate({ kind: rule.kind, enabled, params })} data-testid="rule-save">
             {save.isPending ? "Saving…" : "Save"}
           </button>
-          <button type="button" className="btn" disabled={!dirty} onClick={() => (setEnabled(rule.enabled), setParams(rule.params as Params))}>
+          <button type="button" className="btn" disabled={!dirty} onClick={() => (setEnabled(rule.enabled), setParams(rule.params))}>
             Discard
           </button>
           <button type="button" className="btn btn-ghost" disabled={leafText(params) === leafText(defaults)} onClick={() => setParams(defaults)} data-testid="rule-defaults">

@@ -15,6 +15,7 @@ import type { RouterOutputs } from "../../../_lib/types";
 import { toMs } from "../../../_lib/when";
 import { AlertsTabs } from "../_parts/AlertsTabs";
 import { DeliveryChip } from "../_parts/Deliveries";
+import { StatusRow } from "../../../_components/ListParts";
 
 type Hook = RouterOutputs["alerts"]["webhooks"][number];
 
@@ -75,13 +76,9 @@ function HookPanel({ h }: { h: Hook }) {
               <td className="nowrap">{d.status === "delivered" ? when(d.deliveredAt) : d.status === "pending" ? `next ${when(d.nextAttemptAt)}` : "gave up"}</td>
             </tr>
           ))}
-          {h.deliveries.length === 0 ? (
-            <tr>
-              <td colSpan={7} className="empty">
-                Nothing sent yet: deliveries appear when an alert is raised.
-              </td>
-            </tr>
-          ) : null}
+          <StatusRow pending={false} empty={h.deliveries.length === 0} colSpan={7}>
+            Nothing sent yet: deliveries appear when an alert is raised.
+          </StatusRow>
         </tbody>
       </table>
     </div>

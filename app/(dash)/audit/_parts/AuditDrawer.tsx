@@ -12,6 +12,7 @@ import { Pid } from "../../../_components/Names";
 import { dateTime } from "../../../_lib/format";
 import { errorMessage, useTRPC } from "../../../_lib/trpc";
 import type { RouterOutputs } from "../../../_lib/types";
+import { type Data, isRecord } from "./summary";
 
 type Entry = RouterOutputs["audit"]["get"]["entry"];
 
@@ -25,7 +26,6 @@ function targetHref(target: string): string | null {
   if (kind === "user" || kind === "api" || kind === "agent") return "/admin";
   return null;
 }
-type Data = Record<string, unknown>;
 
 export function OutcomeChip({ outcome, pending, intent }: { outcome: string | null; pending?: boolean; intent?: boolean }) {
   if (pending) {
@@ -54,7 +54,7 @@ function Choices({ title, value }: { title: string; value: unknown }) {
     <Section title={title}>
       <table className="grid compact fit" data-testid="audit-purge">
         <tbody>
-          {Object.entries(value as Data).map(([m, c]) => (
+          {Object.entries(value).map(([m, c]) => (
             <tr key={m}>
               <td className="mono">{m}</td>
               <td className="mono">{leafText(c)}</td>
@@ -131,7 +131,7 @@ function UpgradeData({ d }: { d: Data }) {
 }
 
 function EntryData({ e }: { e: Entry }) {
-  const d = (e.data && typeof e.data === "object" && !Array.isArray(e.data) ? e.data : null) as Data | null;
+  const d = isRecord(e.data) ? e.data : null;
   if (!d || Object.keys(d).length === 0) return <p className="muted">no data</p>;
   if ("before" in d && "after" in d) {
     const rest = Object.fromEntries(Object.entries(d).filter(([k]) => k !== "before" && k !== "after"));

@@ -1,7 +1,12 @@
 /** One line for an audit entry in the list, by action. Pure. */
 import { leafText } from "../../../_components/DataView";
 
-type Data = Record<string, unknown>;
+export type Data = Record<string, unknown>;
+
+/** Audit data is free-form per action: a JSON object is read key by key. */
+export function isRecord(v: unknown): v is Data {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
 
 export const KNOWN_ACTIONS = [
   "auth.login",
@@ -33,23 +38,20 @@ export const KNOWN_ACTIONS = [
 
 function changedKeys(before: unknown, after: unknown, prefix = ""): string[] {
   if (leafText(before) === leafText(after)) return [];
-  const isObj = (v: unknown) => v !== null && typeof v === "object" && !Array.isArray(v);
-  if (isObj(before) && isObj(after)) {
-    const b = before as Data;
-    const a = after as Data;
-    return [...new Set([...Object.keys(b), ...Object.keys(a)])].flatMap((k) => changedKeys(b[k], a[k], prefix ? `${prefix}.${k}` : k));
+  if (isRecord(before) && isRecord(after)) {
+    return [...new Set([...Object.keys(before), ...Object.keys(after)])].flatMap((k) => changedKeys(before[k], after[k], prefix ? `${prefix}.${k}` : k));
   }
   return [`${prefix || "value"}: ${leafText(before)} → ${leafText(after)}`];
 }
 
 function purgeText(p: unknown): string | null {
   if (!p || typeof p !== "object") return null;
-  const e = Object.entries(p as Data);
+  const e = Object.entries(p);
   return e.length ? e.map(([m, c]) => `${m.replace(/^Elixir\./, "")}=${leafText(c)}`).join(", ") : null;
 }
 
 export function summary(action: string, data: unknown): string {
-  const d = (data && typeof data === "object" ? data : {}) as Data;
+  const d: Data = isRecord(data) ? data : {};
   if ("before" in d && "after" in d) {
     const scalar = (v: unknown) => v === null || typeof v !== "object";
     if (scalar(d.before) && scalar(d.after)) return `${leafText(d.before)} → ${leafText(d.after)}`;

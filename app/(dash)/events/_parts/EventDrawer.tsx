@@ -15,9 +15,8 @@ import { errorMessage, useTRPC } from "../../../_lib/trpc";
 import type { TreeNode } from "../../../_lib/types";
 import { nodeHref, type EventDetail } from "./model";
 
-type Printed = { text?: string; truncated?: boolean; atom?: string } | null | undefined;
-type RawOffender = { id?: string | null; pid?: string | null; mfargs?: Printed; restartType?: string | null; shutdown?: string | null; childType?: string | null; [k: string]: unknown };
-type RawEvent = { reason?: Printed; report?: Printed; offender?: RawOffender | null; [k: string]: unknown };
+type RawEvent = EventDetail["raw"];
+type Printed = RawEvent["reason"];
 
 /** The supervisor in the live tree (by registered name or pid), and its child `childId`. */
 function findInTree(apps: { root: TreeNode | null }[], supervisor: string, childId: string | null): { sup: TreeNode | null; child: TreeNode | null } {
@@ -123,8 +122,8 @@ export function EventDrawer({ id, onClose, onFilter }: { id: string; onClose: ()
   const trpc = useTRPC();
   const q = useQuery(trpc.events.get.queryOptions({ id }, { staleTime: 60_000 }));
   const ev = q.data;
-  const raw = (ev?.raw ?? {}) as RawEvent;
-  const off = raw.offender ?? null;
+  const raw = ev?.raw;
+  const off = raw?.offender ?? null;
   return (
     <Drawer
       testid="event-drawer"
@@ -213,10 +212,10 @@ export function EventDrawer({ id, onClose, onFilter }: { id: string; onClose: ()
           ) : null}
 
           <Section title="Reason">
-            <PrintedText p={raw.reason} testid="event-reason-text" />
+            <PrintedText p={raw?.reason} testid="event-reason-text" />
           </Section>
           <Section title="Report, as the node printed it">
-            <PrintedText p={raw.report} testid="event-report" />
+            <PrintedText p={raw?.report} testid="event-report" />
           </Section>
           <details className="raw">
             <summary>Raw event frame</summary>

@@ -64,7 +64,7 @@ export function ProcessDrawer({ node, pid, onSelect, onClose }: { node: string; 
   const rec = useQuery(trpc.procs.get.queryOptions({ node, pid }, { refetchInterval: 2000 }));
   const series = useQuery(trpc.procs.series.queryOptions({ node, pid }, { refetchInterval: 2000 }));
   const detail = useQuery(trpc.procs.detail.queryOptions({ node, pid }, { staleTime: Infinity, retry: false }));
-  const d = detail.data as ProcessDetail | undefined;
+  const d = detail.data;
   const r = rec.data ?? d?.record ?? null;
 
   const points = series.data ?? [];

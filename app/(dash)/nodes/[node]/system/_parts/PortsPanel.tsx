@@ -3,56 +3,41 @@
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { PORT_SORTS } from "../../../../../../server/agents/system-views";
-import { bytes, elixirAlias, int } from "../../../../../_lib/format";
-import { errorMessage, useTRPC } from "../../../../../_lib/trpc";
-import { ListHead } from "./ListHead";
+import { bytes, int } from "../../../../../_lib/format";
+import type { RouterOutputs } from "../../../../../_lib/types";
+import { useTRPC } from "../../../../../_lib/trpc";
+import { AgentList, type Column, ownerText } from "./AgentList";
+
+type Port = RouterOutputs["system"]["ports"]["ports"][number];
+
+const COLUMNS: Column<Port>[] = [
+  { head: "port", cell: (p) => p.id, title: (p) => p.name },
+  { head: "kind", cell: (p) => (p.kind === "spawn" || p.kind === "other" ? `${p.kind}: ${p.name.slice(0, 40)}` : p.kind) },
+  { head: "local", cell: (p) => p.local ?? "-" },
+  { head: "peer", cell: (p) => p.peer ?? "-" },
+  { head: "in", num: true, cell: (p) => bytes(p.input) },
+  { head: "out", num: true, cell: (p) => bytes(p.output) },
+  { head: "owner", cell: (p) => ownerText(p.ownerName, p.owner) },
+];
 
 export function PortsPanel({ node }: { node: string }) {
   const trpc = useTRPC();
   const [sort, setSort] = useState<(typeof PORT_SORTS)[number]>("io");
   const q = useQuery(trpc.system.ports.queryOptions({ node, sort, limit: 200 }, { refetchInterval: 10_000 }));
-  const r = q.data;
   return (
-    <section className="panel" data-testid="ports-panel">
-      <ListHead
-        title="Ports and sockets"
-        testid="ports"
-        counts={r ? { shown: r.ports.length, total: r.total, partial: r.partial, scanned: r.scanned } : null}
-        sorts={PORT_SORTS}
-        sort={sort}
-        onSort={setSort}
-      />
-      {q.error ? <div className="panel-foot error-inline">{errorMessage(q.error)}</div> : null}
-      <div className="sys-table-scroll">
-        <table className="grid compact" data-testid="ports-table">
-          <thead>
-            <tr>
-              <th>port</th>
-              <th>kind</th>
-              <th>local</th>
-              <th>peer</th>
-              <th className="num">in</th>
-              <th className="num">out</th>
-              <th>owner</th>
-            </tr>
-          </thead>
-          <tbody>
-            {r?.ports.map((p) => (
-              <tr key={p.id} data-testid="port-row" data-kind={p.kind} data-peer={p.peer ?? ""}>
-                <td title={p.name}>{p.id}</td>
-                <td>{p.kind === "spawn" || p.kind === "other" ? `${p.kind}: ${p.name.slice(0, 40)}` : p.kind}</td>
-                <td>{p.local ?? "-"}</td>
-                <td>{p.peer ?? "-"}</td>
-                <td className="num">{bytes(p.input)}</td>
-                <td className="num">{bytes(p.output)}</td>
-                <td>{p.ownerName ? `${elixirAlias(p.ownerName) ?? p.ownerName} ${p.owner ?? ""}` : (p.owner ?? "-")}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-        {q.isPending ? <div className="empty">Loading…</div> : null}
-        {r && r.ports.length === 0 ? <div className="empty">{int(r.total)} ports</div> : null}
-      </div>
-    </section>
+    <AgentList
+      title="Ports and sockets"
+      testid="ports"
+      rowTestid="port-row"
+      sorts={PORT_SORTS}
+      sort={sort}
+      onSort={setSort}
+      list={q.data ? { ...q.data, rows: q.data.ports } : undefined}
+      error={q.error}
+      pending={q.isPending}
+      columns={COLUMNS}
+      rowData={(p) => ({ "data-kind": p.kind, "data-peer": p.peer ?? "" })}
+      empty={(total) => `${int(total)} ports`}
+    />
   );
 }

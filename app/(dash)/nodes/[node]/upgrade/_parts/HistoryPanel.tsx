@@ -5,20 +5,20 @@ import { Atom } from "../../../../../_components/Names";
 import { dateTime } from "../../../../../_lib/format";
 import { Panel } from "./Bits";
 import { PredictedVsActual } from "./PredictedVsActual";
-import { commandOutcome, relupDefaults, type Plan, type Upgrade } from "./types";
+import { commandOutcome, relupDefaults, type Upgrade } from "./types";
 
 /** The server's `fromVsn` is "?" when it could not read the running release; the preview knows it. */
 export function fromVsnOf(u: Upgrade): string {
   if (u.fromVsn && u.fromVsn !== "?") return u.fromVsn;
-  return (u.preview as Partial<Plan> | null)?.from ?? u.fromVsn;
+  return u.preview?.from ?? u.fromVsn;
 }
 
 /** The purges the upgrade ran with; a setting the relup itself writes is marked so. */
 function Choices({ u }: { u: Upgrade }) {
-  const defaults = relupDefaults((u.preview as Partial<Plan> | null)?.relup?.original);
+  const defaults = relupDefaults(u.preview?.relup.original);
   const rows = [
-    ...Object.entries((u.purge ?? {}) as Record<string, string>).map(([m, v]) => ({ m, field: "post" as const, v, dflt: defaults.get(m)?.post })),
-    ...Object.entries((u.prePurge ?? {}) as Record<string, string>).map(([m, v]) => ({ m, field: "pre" as const, v, dflt: defaults.get(m)?.pre })),
+    ...Object.entries(u.purge).map(([m, v]) => ({ m, field: "post" as const, v, dflt: defaults.get(m)?.post })),
+    ...Object.entries(u.prePurge).map(([m, v]) => ({ m, field: "pre" as const, v, dflt: defaults.get(m)?.pre })),
   ];
   if (rows.length === 0) return <span className="muted">as the relup writes</span>;
   return (

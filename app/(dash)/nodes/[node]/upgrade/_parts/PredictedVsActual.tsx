@@ -6,7 +6,7 @@
 import { Atom } from "../../../../../_components/Names";
 import { InitialCall, PidLink } from "./Bits";
 import type { Verification } from "../../../../../../server/upgrades/plan";
-import { commandOutcome, type Comparison, type DeathRow, type Step, type Upgrade } from "./types";
+import { commandOutcome, type DeathRow, STEPS, type Step, type Upgrade } from "./types";
 
 const STEP_LABEL: Record<Step, string> = { install: "install", make_permanent: "make permanent", rollback: "roll back" };
 
@@ -14,8 +14,8 @@ const STEP_LABEL: Record<Step, string> = { install: "install", make_permanent: "
 function watchedOf(u: Upgrade, step: Step): number | null {
   for (const c of u.commands) {
     if (c.action !== step) continue;
-    const d = (commandOutcome(c).result?.deaths ?? null) as { watched?: number } | null;
-    if (typeof d?.watched === "number") return d.watched;
+    const watched = commandOutcome(c).result?.deaths?.watched;
+    if (watched !== undefined) return watched;
   }
   return null;
 }
@@ -25,12 +25,9 @@ function deathsOf(u: Upgrade, step: Step): Map<string, DeathRow> {
   for (const c of u.commands) {
     if (c.action !== step) continue;
     const { result } = commandOutcome(c);
-    const d = (result?.deaths ?? null) as Record<string, DeathRow[] | number> | null;
+    const d = result?.deaths;
     if (!d) continue;
-    for (const k of ["predictedAndDied", "predictedButAlive", "diedUnpredicted"]) {
-      const rows = d[k];
-      if (Array.isArray(rows)) for (const r of rows) out.set(r.pid, r);
-    }
+    for (const rows of [d.predictedAndDied, d.predictedButAlive, d.diedUnpredicted]) for (const r of rows) out.set(r.pid, r);
   }
   return out;
 }
@@ -46,8 +43,8 @@ function Who({ node, pid, info }: { node: string; pid: string; info?: DeathRow }
 }
 
 export function StepComparison({ node, u, step }: { node: string; u: Upgrade; step: Step }) {
-  const expected = ((u.expectedKills ?? {}) as Record<string, string[]>)[step] ?? [];
-  const actual = ((u.actualKills ?? {}) as Record<string, { died: string[]; comparison: Comparison | null; verification?: Verification | null }>)[step];
+  const expected = u.expectedKills[step] ?? [];
+  const actual = u.actualKills[step];
   const info = deathsOf(u, step);
   if (!actual) {
     return (
@@ -132,8 +129,8 @@ function VerificationLine({ node, v }: { node: string; v: Verification | null })
 export function stepsOf(u: Upgrade): Step[] {
   const seen: Step[] = [];
   for (const c of u.commands) {
-    const a = c.action as Step;
-    if ((a === "install" || a === "make_permanent" || a === "rollback") && !seen.includes(a)) seen.push(a);
+    const a = STEPS.find((s) => s === c.action);
+    if (a && !seen.includes(a)) seen.push(a);
   }
   return seen;
 }

@@ -18,7 +18,7 @@ import { trpcCode, useTRPC } from "../../../../../_lib/trpc";
 import { useUrlState } from "../../../../../_lib/url-state";
 import { decodeChoices, encodeChoices, withChoice } from "./choices";
 import type { PickerModule } from "./PurgePicker";
-import { plannedKills, relupDefaults, type OldCode, type Plan, type Purge, type PurgeMap, type Releases, type Upgrade } from "./types";
+import { type Plan, plannedKills, relupDefaults, type Purge, type PurgeMap, type Upgrade } from "./types";
 import { useHistory } from "./useHistory";
 import { useStep } from "./useStep";
 
@@ -43,7 +43,7 @@ export function useUpgradeState(node: string) {
 
   // ---- what the node has ----
   const releasesQ = useQuery(trpc.upgrades.releases.queryOptions({ node }, { refetchInterval: 10_000, retry: false }));
-  const releases = releasesQ.data as Releases | undefined;
+  const releases = releasesQ.data;
   const history = useHistory(node);
   const upgrades = history.upgrades;
   const installed = Boolean(releases?.current && releases.permanent && releases.current !== releases.permanent);
@@ -84,12 +84,12 @@ export function useUpgradeState(node: string) {
     trpc.upgrades.plan.queryOptions({ node, vsn: target ?? "-", purge: post, prePurge: pre }, { enabled: choosing, placeholderData: keepPreviousData, staleTime: 30_000, retry: false }),
   );
   // A kept-back preview of another target is not this target's.
-  const planData = planQ.data as unknown as Plan | undefined;
+  const planData = planQ.data;
   const plan = planData && planData.to === target ? planData : undefined;
   const planStale = planQ.isPlaceholderData || planQ.isFetching;
   // With the target version, the agent adds the path: the appups of the changed applications.
   const pathQ = useQuery(trpc.upgrades.releases.queryOptions({ node, vsn: target ?? "-" }, { enabled: choosing, staleTime: 60_000, retry: false }));
-  const path = (pathQ.data as Releases | undefined)?.path ?? null;
+  const path = pathQ.data?.path ?? null;
   const defaults = useMemo(() => relupDefaults(plan?.relup.original ?? null), [plan]);
   const pickerModules: PickerModule[] = (plan?.modules ?? []).map((m) => ({
     module: m.module,
@@ -111,18 +111,18 @@ export function useUpgradeState(node: string) {
 
   // ---- the decide stage: old code, what make_permanent and rollback do ----
   const oldCodeQ = useQuery(trpc.upgrades.oldCode.queryOptions({ node }, { enabled: Boolean(releases), refetchInterval: installed ? 1000 : 10_000, retry: false }));
-  const oldCode = oldCodeQ.data as OldCode | undefined;
+  const oldCode = oldCodeQ.data;
   const permPlanQ = useQuery(trpc.upgrades.plan.queryOptions({ node, vsn: releases?.current ?? "-" }, { enabled: installed, staleTime: 5_000, retry: false }));
-  const permPlan = permPlanQ.data as unknown as Plan | undefined;
+  const permPlan = permPlanQ.data;
   const currentUpgrade = installed ? upgrades.find((u) => u.toVsn === releases?.current && (u.status === "installed" || u.status === "installing" || u.status === "failed")) : undefined;
   // A rollback reinstalls the permanent release through the relup's down script, with the install's choices.
   const rbPlanQ = useQuery(
     trpc.upgrades.plan.queryOptions(
-      { node, vsn: releases?.permanent ?? "-", purge: (currentUpgrade?.purge ?? {}) as PurgeMap, prePurge: (currentUpgrade?.prePurge ?? {}) as PurgeMap },
+      { node, vsn: releases?.permanent ?? "-", purge: currentUpgrade?.purge ?? {}, prePurge: currentUpgrade?.prePurge ?? {} },
       { enabled: installed && history.loaded, staleTime: 30_000, retry: false },
     ),
   );
-  const rbPlan = rbPlanQ.data as unknown as Plan | undefined;
+  const rbPlan = rbPlanQ.data;
   // Who is on old code changes (a process exits, a new one starts on old code): both previews follow.
   const oldKey = (oldCode?.modules ?? [])
     .flatMap((m) => m.processes.map((p) => p.pid))
@@ -136,7 +136,7 @@ export function useUpgradeState(node: string) {
   }, [oldKey, installed, queryClient, trpc]);
   /** Who is on old code of a brutal post-purge module, for the old-code list. */
   const postOf = (module: string): Purge | null => {
-    const chosen = ((currentUpgrade?.purge ?? {}) as PurgeMap)[module];
+    const chosen = currentUpgrade?.purge[module];
     const planned = permPlan?.modules.find((m) => m.module === module)?.postPurge;
     const v = chosen ?? planned;
     return v === "soft" || v === "brutal" ? v : installed ? "brutal" : null;

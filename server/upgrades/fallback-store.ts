@@ -1,0 +1,61 @@
+/**
+ * What the server keeps of a fallback timer (issue 15): a `fallback` event
+ * from the agent leaves the upgrade rolled back when the timer rolled it
+ * back (or the node restarted into the permanent release) and is audited as
+ * the agent's; the history shows each install's fallback and what became of
+ * it. The schemas and the status line are fallback.ts.
+ */
+import type { PrismaClient } from "../../generated/prisma/client";
+import { appendAudit } from "../audit/log";
+import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult } from "./fallback";
+
+/** Apply the `fallback` events among freshly stored ones (EventStore.onStored); returns the progress lines to publish. */
+export async function recordFallbacks(prisma: PrismaClient, node: string, stored: { frame: { kind: string } }[]) {
+  const out = [];
+  for (const { frame } of stored) {
+    if (frame.kind !== "fallback") continue;
+    const parsed = fallbackEvent.safeParse(frame);
+    if (parsed.success) out.push(await recordFallback(prisma, node, parsed.data));
+    else console.warn(`[beamdeck] ${node}: a fallback event does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
+  }
+  return out;
+}
+
+/** Apply one fallback event; returns the progress line to publish on the node's upgrade topic. */
+async function recordFallback(prisma: PrismaClient, node: string, e: FallbackEvent) {
+  const install = await prisma.upgradeCommand.findUnique({ where: { id: e.fallback.commandId }, include: { upgrade: true } });
+  // An event naming another node's command changes nothing of that node's upgrade.
+  const upgrade = install?.node === node ? install.upgrade : null;
+  if (upgrade && (e.context === "rolled_back" || e.context === "node_restarted") && upgrade.status === "installed") {
+    await prisma.upgrade.update({ where: { id: upgrade.id }, data: { status: "rolled_back" } });
+  }
+  await appendAudit(prisma, {
+    actor: "agent",
+    action: "upgrade.fallback",
+    node,
+    target: upgrade ? `upgrade:${upgrade.id}` : `release:${e.fallback.vsn}`,
+    outcome: e.context === "failed" ? "error" : "ok",
+    data: { outcome: e.context, message: e.reason.text, fallback: e.fallback, rollbackCommandId: e.rollbackCommandId },
+  });
+  return { node, commandId: e.rollbackCommandId ?? e.fallback.commandId, kind: "result" as const, step: "fallback", ok: e.context !== "failed", message: e.reason.text, at: Date.now() };
+}
+
+/** The node's newest fallback events, by the install command they belong to. */
+export async function fallbackOutcomes(prisma: PrismaClient, node: string): Promise<Map<string, FallbackEvent>> {
+  const rows = await prisma.event.findMany({ where: { node, kind: "fallback" }, orderBy: { at: "desc" }, take: 100, select: { data: true } });
+  const out = new Map<string, FallbackEvent>();
+  for (const r of rows) {
+    const e = fallbackEvent.safeParse(r.data);
+    if (e.success && !out.has(e.data.fallback.commandId)) out.set(e.data.fallback.commandId, e.data);
+  }
+  return out;
+}
+
+/** An upgrade's fallback: the agent's record from its install result, what became of it, and the status line while it is pending. */
+export function fallbackOf(status: string, commands: { id: string; action: string; result: unknown }[], outcomes: Map<string, FallbackEvent>, now: number) {
+  const install = commands.find((c) => c.action === "install");
+  const record = install ? fallbackOfResult(install.result) : null;
+  if (!install || !record) return null;
+  const done = outcomes.get(install.id) ?? null;
+  return { ...record, outcome: done?.context ?? null, message: done?.reason.text ?? null, line: done ? null : fallbackLine(status, record, now) };
+}

@@ -1,0 +1,58 @@
+/**
+ * The upgrade workflow's messages: what a step request carries and returns,
+ * a command as the CLI follows it, and the progress lines of a node's
+ * upgrade topic. The workflow itself is workflow.ts.
+ */
+import type { Gate } from "./gate";
+import type { PurgeChoices } from "./plan";
+
+export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export interface StepInput {
+  actor: string;
+  node: string;
+  action: Action;
+  vsn?: string;
+  purge?: PurgeChoices;
+  prePurge?: PurgeChoices;
+  /** For install, make_permanent and rollback: what the operator accepts (checked by the agent's runner). */
+  gate?: Gate;
+  upgradeId?: string;
+  /** Made by the caller (the CLI) so it can subscribe before the step is sent; else made here. */
+  commandId?: string;
+  /** Install only: the agent rolls back by itself unless made permanent within this many ms (fallback.ts). */
+  fallbackMs?: number;
+}
+
+/** What a step request returns: the command to follow; `repeated` when it is an earlier request's (see `repeatOf`). */
+export interface StepReply {
+  commandId: string;
+  upgradeId: string | null;
+  predicted: number;
+  /** The digest of the plan the step was gated on (null for a repeat or an ungated step). */
+  digest: string | null;
+  repeated: boolean;
+}
+
+/** A command as the CLI follows it: its status and, once finished, its outcome. */
+export interface CommandState {
+  id: string;
+  node: string;
+  action: string;
+  vsn: string | null;
+  status: string;
+  error: { code?: string; message?: string } | null;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export interface ProgressEvent {
+  node: string;
+  commandId: string;
+  kind: "progress" | "result" | "sent";
+  step?: string;
+  message?: string;
+  ok?: boolean;
+  at: number;
+}
