@@ -17,7 +17,8 @@ import { listNodes } from "../agents/node-listing";
 import { groupNodes } from "../fleet/groups";
 import { MetricsCounters } from "./metrics";
 import { EventStore } from "../events/store";
-import { LocalHub } from "../live/hub";
+import { type Hub, LocalHub } from "../live/hub";
+import { PgHub } from "../live/pg-hub";
 import type { Services } from "../services";
 import { openDatabase } from "../storage/db";
 import { UpgradeWorkflow } from "../upgrades/workflow";
@@ -68,8 +69,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   log(`database: ${db.description}${db.migrationsApplied.length ? ` (applied ${db.migrationsApplied.join(", ")})` : ""}`);
   const sealed = await sealPlaintextSecrets(db.prisma);
   if (sealed > 0) log(`sealed ${sealed} webhook secret(s) stored in clear by an older version`);
-  const hub = new LocalHub();
   const instanceId = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  // On PostgreSQL several instances may share the database: live changes fan out through it.
+  const pgHub = db.choice.kind === "postgres" ? new PgHub(db.choice.url, instanceId) : null;
+  await pgHub?.start();
+  const hub: Hub = pgHub ?? new LocalHub();
   const events = new EventStore(db.prisma, hub);
   const leases = new InstanceLeases(db.prisma, instanceId, leaseMs(env), (nodes) => registry.leasesReleased(nodes));
   const registry = new AgentRegistry(db.prisma, hub, instanceId, events, leases, maxProcessRecords(env));
@@ -122,6 +126,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         system.stop();
         oldCode.stop();
         await app.close();
+        await pgHub?.close();
         await db.close();
       })();
       return closing;

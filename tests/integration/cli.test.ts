@@ -106,7 +106,9 @@ describe("the CLI", () => {
   it("a second server on the same embedded database refuses, pointing at PostgreSQL for several instances", async () => {
     const second = await run(["server"], { ...server.env, PORT: String(await freePort()), BEAMDECK_API_TOKEN: undefined });
     expect(second.code).toBe(1);
-    expect(second.stderr).toMatch(/^beamdeck: the embedded database is in use by a running beamdeck server \(pid \d+, since .*\); the embedded database serves one server instance: .*PostgreSQL \(DATABASE_URL/m);
+    expect(second.stderr).toMatch(
+      /^beamdeck: the embedded database is in use by a running beamdeck server \(pid \d+, since .*\); the embedded database serves one server instance: .*PostgreSQL \(DATABASE_URL/m,
+    );
     // The first one still serves.
     expect((await fetch(`${server.url}/healthz`)).ok).toBe(true);
   });
