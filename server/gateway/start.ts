@@ -5,6 +5,7 @@
 import type { Env } from "../storage/database-url";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
@@ -56,6 +57,15 @@ async function nextHandler(host: string, port: number, dev: boolean): Promise<We
   return { handle: (req, res) => handle(req, res), upgrade };
 }
 
+/**
+ * Where other instances reach this one (`BEAMDECK_INTERNAL_URL`); by default
+ * this host's name when listening on every address, else the listening address.
+ */
+function internalUrl(env: Env, host: string, port: number, url: string): string {
+  if (env.BEAMDECK_INTERNAL_URL) return env.BEAMDECK_INTERNAL_URL;
+  return host === "0.0.0.0" || host === "::" ? `http://${os.hostname()}:${port}` : url;
+}
+
 /** `BEAMDECK_MAX_PROCESS_RECORDS`: the per-node process-record cap sent in `welcome` (floor 1000). */
 function maxProcessRecords(env: Env): number {
   const v = Number(env.BEAMDECK_MAX_PROCESS_RECORDS);
@@ -97,7 +107,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const shownHost = opts.host === "0.0.0.0" || opts.host === "::" ? "localhost" : opts.host;
   const url = `http://${shownHost}:${port}`;
   services.publicUrl ??= url;
-  await leases.start();
+  await leases.start(internalUrl(env, opts.host, port, url));
   alerts.start();
   wsSessions.start();
   system.start();
