@@ -111,33 +111,37 @@ export class PgHub implements Hub {
 
   /** Write what is queued as rows, then ring once. One flush at a time; on failure the rows wait for the next. */
   flush(): Promise<void> {
-    this.flushing ??= (async () => {
-      try {
-        while (this.queue.length > 0) {
-          const batch = this.queue.slice(0, INSERT_BATCH);
-          const { rows } = await this.pool.query<{ max: string }>(
-            `WITH ins AS (INSERT INTO "LiveChange" ("instanceId", "topic", "payload")
-               SELECT $1, t, p FROM unnest($2::text[], $3::jsonb[]) AS x(t, p) RETURNING "id")
-             SELECT max("id")::text AS max FROM ins`,
-            [this.instanceId, batch.map((c) => c.topic), batch.map((c) => JSON.stringify(c.payload ?? null))],
-          );
-          this.queue.splice(0, batch.length);
-          this.stats.rowsWritten += batch.length;
-          await this.pool.query("SELECT pg_notify($1, $2)", [CHANNEL, `${this.instanceId} ${rows[0]?.max ?? ""}`]);
-          this.stats.notifies += 1;
-        }
-        if (this.dropped > 0) {
-          console.warn(`[beamdeck] live fan-out: dropped ${this.dropped} change(s) while the database was unreachable`);
-          this.dropped = 0;
-        }
-      } catch (e) {
-        console.error(`[beamdeck] live fan-out write failed (retrying): ${(e as Error).message}`);
-        if (!this.closed) this.scheduleFlush(500);
-      } finally {
-        this.flushing = null;
-      }
-    })();
+    // `.finally` runs after this assignment even when there is nothing to write (an async
+    // function's own `finally` would run before it, and leave a settled promise here for good).
+    this.flushing ??= this.drain().finally(() => {
+      this.flushing = null;
+    });
     return this.flushing;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.slice(0, INSERT_BATCH);
+        const { rows } = await this.pool.query<{ max: string }>(
+          `WITH ins AS (INSERT INTO "LiveChange" ("instanceId", "topic", "payload")
+             SELECT $1, t, p FROM unnest($2::text[], $3::jsonb[]) AS x(t, p) RETURNING "id")
+           SELECT max("id")::text AS max FROM ins`,
+          [this.instanceId, batch.map((c) => c.topic), batch.map((c) => JSON.stringify(c.payload ?? null))],
+        );
+        this.queue.splice(0, batch.length);
+        this.stats.rowsWritten += batch.length;
+        await this.pool.query("SELECT pg_notify($1, $2)", [CHANNEL, `${this.instanceId} ${rows[0]?.max ?? ""}`]);
+        this.stats.notifies += 1;
+      }
+      if (this.dropped > 0) {
+        console.warn(`[beamdeck] live fan-out: dropped ${this.dropped} change(s) while the database was unreachable`);
+        this.dropped = 0;
+      }
+    } catch (e) {
+      console.error(`[beamdeck] live fan-out write failed (retrying): ${(e as Error).message}`);
+      if (!this.closed) this.scheduleFlush(500);
+    }
   }
 
   private async connectListener(): Promise<void> {
@@ -189,18 +193,20 @@ export class PgHub implements Hub {
       this.readAgain = true;
       return;
     }
-    this.reading = (async () => {
-      try {
-        do {
-          this.readAgain = false;
-          await this.readRows();
-        } while (this.readAgain && !this.closed);
-      } catch (e) {
-        if (!this.closed) console.error(`[beamdeck] live fan-out read failed: ${(e as Error).message}`);
-      } finally {
-        this.reading = null;
-      }
-    })();
+    this.reading = this.readAll().finally(() => {
+      this.reading = null;
+    });
+  }
+
+  private async readAll(): Promise<void> {
+    try {
+      do {
+        this.readAgain = false;
+        await this.readRows();
+      } while (this.readAgain && !this.closed);
+    } catch (e) {
+      if (!this.closed) console.error(`[beamdeck] live fan-out read failed: ${(e as Error).message}`);
+    }
   }
 
   private async readRows(): Promise<void> {

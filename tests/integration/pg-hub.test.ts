@@ -116,6 +116,17 @@ describe("PgHub", () => {
     }
   });
 
+  it("goes on writing after a flush found nothing to write", async () => {
+    const a = await hub("inst-k");
+    const b = await hub("inst-l");
+    const onB = collect(b, "node:n5@h");
+    await a.flush();
+    await a.flush();
+    a.publish("node:n5@h", { after: "empty flushes" });
+    await waitFor("the change after empty flushes", async () => onB.length >= 1, 10_000);
+    expect(onB).toEqual([{ after: "empty flushes" }]);
+  });
+
   it("does not replay changes from before it started", async () => {
     const a = await hub("inst-g");
     a.publish("node:n3@h", { before: true });
