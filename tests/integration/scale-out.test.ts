@@ -105,6 +105,9 @@ describe("three instances on one PostgreSQL", () => {
 
   it("the CLI on B sees the processes, tree, detail and events of a node whose socket A holds", async () => {
     expect((await owner(node.name)).url).toBe(A.url);
+    // B lists it as connected, elsewhere.
+    const listed = (await cli<{ name: string; connected: boolean; connectedHere: boolean; instance: string | null }[]>(B, ["nodes"])).find((n) => n.name === node.name);
+    expect(listed).toMatchObject({ connected: true, connectedHere: false, instance: expect.any(String) });
     // A process with a known mailbox, made on the node now: B can only know it from A's live table.
     const pid = await node.rpc(`P = spawn(fun() -> receive stop -> ok end end), register(bd_scale_probe, P), [P ! {m, I} || I <- lists:seq(1, 321)], P`);
     const rows = await waitFor(
@@ -194,7 +197,12 @@ describe("three instances on one PostgreSQL", () => {
       },
       60_000,
       300,
-    );
+    ).catch(async (e) => {
+      // Say what was stored and where the agent is, for a failure seen once in six runs under load.
+      const s = await storedEvents(node.name, "bd_scale_once");
+      const agent = await node.rpc("beamdeck_agent_conn:stats()").catch((x) => String(x));
+      throw new Error(`${(e as Error).message}; stored seqs ${JSON.stringify(s.seqs)}; agent ${agent}; B's log:\n${B.log().slice(-3000)}`);
+    });
     // Wait a little longer: a duplicate would show up now.
     await new Promise((r) => setTimeout(r, 2000));
     const final = await storedEvents(node.name, "bd_scale_once");
@@ -212,6 +220,8 @@ describe("three instances on one PostgreSQL", () => {
     const afterTakeover = seenOnC.length;
     await crashes("bd_scale_after", 3, 20);
     await waitFor("events stored by B on C's subscription", async () => seenOnC.slice(afterTakeover).filter((e) => e.reason?.includes("bd_scale_after")).length >= 3, 20_000);
+    // B lists it as its own now; A's old lease does not show.
+    expect((await cli<{ name: string; connected: boolean; connectedHere: boolean }[]>(B, ["nodes"])).find((n) => n.name === node.name)).toMatchObject({ connected: true, connectedHere: true });
     // And B answers from its own registry now; C forwards to B.
     const onC = await cli<{ pid: string }[]>(C, ["procs", node.name, "--limit", "3"]);
     expect(onC.length).toBe(3);
@@ -221,7 +231,8 @@ describe("three instances on one PostgreSQL", () => {
     const { config, port } = await haproxyConfig([B, C]);
     const proxy = await startHaproxy(config, port);
     try {
-      const { node: second } = await startAgentNode(B, { token: await B.agentToken("behind haproxy"), env: { BEAMDECK_URL: `ws://127.0.0.1:${port}/agent` } });
+      // A fleet token: it may not take over a live name, and a killed instance's unexpired lease must not count as live.
+      const { node: second } = await startAgentNode(B, { token: await B.agentToken("behind haproxy", true), env: { BEAMDECK_URL: `ws://127.0.0.1:${port}/agent` } });
       const first = await waitFor(
         "the second node on B or C",
         async () => {
