@@ -39,6 +39,9 @@ let cClosed = false;
 /** Event seqs C's subscription delivered for the node. */
 const seenOnC: { seq: number; reason: string | null }[] = [];
 const servers = () => [A, B, C];
+/** Instances killed so far (and not restarted). */
+const dead = new Set<TestServer>();
+const alive = () => servers().filter((s) => !dead.has(s));
 
 /** Which test server holds the node now, by the node row and the instance's advertised URL. */
 async function owner(name: string): Promise<{ url: string | null; epoch: number }> {
@@ -59,6 +62,13 @@ async function cli<T>(server: TestServer, args: string[]): Promise<T> {
 async function storedEvents(name: string, tag: string): Promise<{ rows: number; distinct: number; seqs: number[] }> {
   const r = await db.query<{ seq: number; bootId: string }>(`SELECT seq, "bootId" FROM "Event" WHERE node = $1 AND reason LIKE $2 ORDER BY seq`, [name, `%${tag}%`]);
   return { rows: r.rowCount ?? 0, distinct: new Set(r.rows.map((x) => `${x.bootId}/${x.seq}`)).size, seqs: r.rows.map((x) => x.seq) };
+}
+
+/** One sample of beamdeck_live_fanout_total from an instance's /metrics. */
+async function fanout(server: TestServer, what: string): Promise<number> {
+  const res = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiToken}` }, signal: AbortSignal.timeout(10_000) });
+  const m = new RegExp(`^beamdeck_live_fanout_total\\{what="${what}"\\} (\\d+)$`, "m").exec(await res.text());
+  return Number(m?.[1] ?? -1);
 }
 
 /** Make `n` crash reports on the node, `gapMs` apart, each naming `tag` and its number. */
@@ -148,6 +158,9 @@ describe("three instances on one PostgreSQL", () => {
         .map((e) => e.seq)
         .sort((x, y) => x - y),
     ).toEqual(events.map((e) => e.seq).sort((x, y) => x - y));
+    // The fan-out is counted: A rang the doorbell, C read rows.
+    expect(await fanout(A, "notifies")).toBeGreaterThan(0);
+    expect(await fanout(C, "rows_read")).toBeGreaterThan(0);
   });
 
   it("an upgrade step sent through B runs once, on the node A holds", async () => {
@@ -175,6 +188,7 @@ describe("three instances on one PostgreSQL", () => {
     await waitFor("A storing the first events", async () => (await storedEvents(node.name, "bd_scale_once")).rows >= 10, 20_000, 100);
     const killedAt = Date.now();
     await A.kill();
+    dead.add(A);
     const moved = await waitFor(
       "the node on B",
       async () => {
@@ -248,6 +262,7 @@ describe("three instances on one PostgreSQL", () => {
       expect(procs).toHaveLength(2);
       const killedAt = Date.now();
       await held.kill();
+      dead.add(held);
       await waitFor("the second node on the other instance, through HAProxy", async () => (await owner(second.name)).url === other.url, 15_000, 100);
       const failoverMs = Date.now() - killedAt;
       console.log(`[scale-out] failover through HAProxy after kill -9: ${failoverMs} ms`);
@@ -255,6 +270,49 @@ describe("three instances on one PostgreSQL", () => {
     } finally {
       proxy.kill("SIGKILL");
     }
+  });
+
+  it("an upgrade step in flight when its owner is killed is not sent twice, and the new owner records its outcome", async () => {
+    // Two live instances again: A comes back as a new instance on its port.
+    await A.restart();
+    dead.delete(A);
+    const ownerUrl = (await owner(node.name)).url;
+    const O = alive().find((s) => s.url === ownerUrl);
+    const P = alive().find((s) => s.url !== ownerUrl);
+    if (!O || !P) throw new Error(`expected the node on a live instance and another live one (owner ${ownerUrl})`);
+    // Hold release_handler so the unpack waits on the node while its owner dies.
+    await node.rpc(
+      `RH = whereis(release_handler), Me = self(), H = spawn(fun() -> true = erlang:suspend_process(RH), Me ! held, receive lift -> erlang:resume_process(RH) end end), register(bd_rh_holder, H), receive held -> ok after 5000 -> timeout end`,
+    );
+    let lifted = false;
+    try {
+      // Through P: forwarded to the owner O, which writes the intent and sends the command.
+      const step = P.cli(["upgrade", "unpack", node.name, "0.1.2", "--json", "--timeout", "90s"], {}, { timeoutMs: 150_000 });
+      await waitFor(
+        "the unpack sent by the owner",
+        async () => ((await db.query(`SELECT id FROM "UpgradeCommand" WHERE node = $1 AND action = 'unpack' AND params->>'vsn' = '0.1.2'`, [node.name])).rowCount ?? 0) > 0,
+        30_000,
+        200,
+      );
+      await O.kill();
+      dead.add(O);
+      await waitFor("the node on P", async () => (await owner(node.name)).url === P.url, 15_000, 100);
+      await node.rpc(`bd_rh_holder ! lift, ok`);
+      lifted = true;
+      const r = await step;
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
+    } finally {
+      if (!lifted) await node.rpc(`bd_rh_holder ! lift, ok`).catch(() => {});
+    }
+    expect(await node.rpc(`case [S || {_, V, _, S} <- release_handler:which_releases(), V =:= "0.1.2"] of [S] -> S; [] -> none end`)).toBe("unpacked");
+    // Sent once, its outcome recorded (by P, from the agent's replayed result): one command, one intent, one outcome.
+    const commands = await db.query<{ status: string; intentId: string }>(`SELECT status, "intentId"::text FROM "UpgradeCommand" WHERE node = $1 AND action = 'unpack' AND params->>'vsn' = '0.1.2'`, [
+      node.name,
+    ]);
+    expect(commands.rows.map((c) => c.status)).toEqual(["ok"]);
+    const outcomes = await db.query<{ outcome: string }>(`SELECT outcome FROM "AuditEntry" WHERE "intentId" = $1`, [commands.rows[0]?.intentId]);
+    expect(outcomes.rows.map((o) => o.outcome)).toEqual(["ok"]);
   });
 });
 
