@@ -27,6 +27,7 @@ import { startPostgres, type TestPostgres } from "../support/postgres";
 import { startServer, type TestServer } from "../support/server";
 import { wsClient } from "../support/trpc-clients";
 
+const REPLY_DELAY_MS = 6000;
 let pgServer: TestPostgres;
 let db: pg.Client;
 let A: TestServer;
@@ -85,7 +86,8 @@ beforeAll(async () => {
   const shared = {
     databaseUrl: url,
     dataDir: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-scale-")),
-    env: { BEAMDECK_SECRET_KEY: crypto.randomBytes(32).toString("base64url") },
+    // A step's reply is held 6 s after its command was sent (test-only), so a kill lands while a forwarded step is in flight.
+    env: { BEAMDECK_SECRET_KEY: crypto.randomBytes(32).toString("base64url"), BEAMDECK_TEST_DELAY_MUTATION_REPLY_MS: String(REPLY_DELAY_MS) },
   };
   A = await startServer(shared);
   [B, C] = await Promise.all([startServer(shared), startServer(shared)]);
@@ -294,6 +296,7 @@ describe("three instances on one PostgreSQL", () => {
         30_000,
         200,
       );
+      // O holds the reply (REPLY_DELAY_MS): P's forwarded call dies with O.
       await O.kill();
       dead.add(O);
       await waitFor("the node on P", async () => (await owner(node.name)).url === P.url, 15_000, 100);
@@ -301,7 +304,8 @@ describe("three instances on one PostgreSQL", () => {
       lifted = true;
       const r = await step;
       expect(r.code, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
+      // P ran the step again once the node was its own, found the command O had sent, and followed it.
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, repeated: true });
     } finally {
       if (!lifted) await node.rpc(`bd_rh_holder ! lift, ok`).catch(() => {});
     }
@@ -311,8 +315,21 @@ describe("three instances on one PostgreSQL", () => {
       node.name,
     ]);
     expect(commands.rows.map((c) => c.status)).toEqual(["ok"]);
-    const outcomes = await db.query<{ outcome: string }>(`SELECT outcome FROM "AuditEntry" WHERE "intentId" = $1`, [commands.rows[0]?.intentId]);
-    expect(outcomes.rows.map((o) => o.outcome)).toEqual(["ok"]);
+    const intentId = commands.rows[0]?.intentId;
+    expect(intentId).toMatch(/^\d+$/);
+    // The outcome entry follows the command's status by a moment (the CLI may have seen the status first).
+    const outcomes = await waitFor(
+      "the outcome in the audit log",
+      async () => {
+        const r = await db.query<{ outcome: string }>(`SELECT outcome FROM "AuditEntry" WHERE "intentId" = $1`, [intentId]);
+        return r.rows.length > 0 ? r.rows : null;
+      },
+      10_000,
+      200,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(outcomes.map((o) => o.outcome)).toEqual(["ok"]);
+    expect((await db.query(`SELECT id FROM "AuditEntry" WHERE "intentId" = $1`, [intentId])).rowCount).toBe(1);
   });
 });
 
