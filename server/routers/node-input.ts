@@ -1,5 +1,4 @@
 /** Shared inputs and lookups for per-node procedures. */
-import { z } from "zod";
 import type { Context } from "../context";
 import { fail } from "../errors";
 import type { LiveNode } from "../agents/live-node";

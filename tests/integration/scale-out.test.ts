@@ -21,6 +21,8 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BeamNode, stopAll } from "../../tools/beam/nodes";
+import { INTERNAL_CALL_PATH, MAC_HEADER, signBody } from "../../server/gateway/internal-call";
+import { loadSecretKey } from "../../server/storage/secret-key";
 import { startAgentNode } from "../support/beam-node";
 import { freePort, waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
@@ -28,6 +30,7 @@ import { startServer, type TestServer } from "../support/server";
 import { wsClient } from "../support/trpc-clients";
 
 const REPLY_DELAY_MS = 6000;
+const SECRET = crypto.randomBytes(32).toString("base64url");
 let pgServer: TestPostgres;
 let db: pg.Client;
 let A: TestServer;
@@ -87,7 +90,7 @@ beforeAll(async () => {
     databaseUrl: url,
     dataDir: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-scale-")),
     // A step's reply is held 6 s after its command was sent (test-only), so a kill lands while a forwarded step is in flight.
-    env: { BEAMDECK_SECRET_KEY: crypto.randomBytes(32).toString("base64url"), BEAMDECK_TEST_DELAY_MUTATION_REPLY_MS: String(REPLY_DELAY_MS) },
+    env: { BEAMDECK_SECRET_KEY: SECRET, BEAMDECK_TEST_DELAY_MUTATION_REPLY_MS: String(REPLY_DELAY_MS) },
   };
   A = await startServer(shared);
   [B, C] = await Promise.all([startServer(shared), startServer(shared)]);
@@ -113,6 +116,27 @@ describe("three instances on one PostgreSQL", () => {
   it("each instance has a heartbeat row advertising its internal URL", async () => {
     const r = await db.query<{ internalUrl: string }>(`SELECT "internalUrl" FROM "Instance" ORDER BY "internalUrl"`);
     expect(r.rows.map((x) => x.internalUrl).sort()).toEqual([A.url, B.url, C.url].sort());
+  });
+
+  it("the internal route refuses unsigned, mis-signed, misaddressed and stale calls", async () => {
+    const bId = (await db.query<{ id: string }>(`SELECT id FROM "Instance" WHERE "internalUrl" = $1`, [B.url])).rows[0]?.id ?? "";
+    const admin = { kind: "token", tokenId: "x", label: "x", role: "admin", userId: null, username: null };
+    const post = (body: string, mac: string | null) =>
+      fetch(`${B.url}${INTERNAL_CALL_PATH}`, { method: "POST", headers: { "content-type": "application/json", ...(mac ? { [MAC_HEADER]: mac } : {}) }, body, signal: AbortSignal.timeout(10_000) });
+    const call = (over: Record<string, unknown>) => JSON.stringify({ from: "test", to: bId, at: Date.now(), path: "nodes.list", type: "query", input: null, principal: admin, ...over });
+    const key = loadSecretKey({ BEAMDECK_SECRET_KEY: SECRET });
+    const otherKey = loadSecretKey({ BEAMDECK_SECRET_KEY: crypto.randomBytes(32).toString("base64url") });
+    const good = call({});
+    expect((await post(good, null)).status).toBe(401);
+    expect((await post(good, signBody(otherKey, good))).status).toBe(401);
+    const elsewhere = call({ to: "some-other-instance" });
+    expect((await post(elsewhere, signBody(key, elsewhere))).status).toBe(409);
+    const stale = call({ at: Date.now() - 120_000 });
+    expect((await post(stale, signBody(key, stale))).status).toBe(401);
+    // Signed with the shared key, addressed to B, fresh: answered.
+    const res = await post(good, signBody(key, good));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true, data: expect.any(Array) });
   });
 
   it("the CLI on B sees the processes, tree, detail and events of a node whose socket A holds", async () => {
