@@ -9,6 +9,7 @@ import { hasRole, type Role } from "./auth/roles";
 import { appendAudit } from "./audit/log";
 import type { Context } from "./context";
 import { BeamdeckError, ERRORS, errorDoc, toTrpcError } from "./errors";
+import { answerFromOwner } from "./gateway/owner-answers";
 
 /** Procedure metadata: the least role, so tests can check every procedure's guard. */
 export interface Meta {
@@ -68,6 +69,32 @@ function requireRole(role: Role) {
   });
 }
 
-export const viewerProcedure = publicProcedure.use(requireRole("viewer")).meta({ role: "viewer" });
-export const operatorProcedure = publicProcedure.use(requireRole("operator")).meta({ role: "operator" });
-export const adminProcedure = publicProcedure.use(requireRole("admin")).meta({ role: "admin" });
+/**
+ * A node whose socket another instance holds (BD_NODE_ELSEWHERE, thrown by
+ * routers/node-input.ts before any side effect) is answered by that owner:
+ * the call is forwarded once, under the same principal. Subscriptions are not
+ * forwarded: live changes reach every instance through the Hub.
+ */
+function ownerOf(error: TRPCError): string | null {
+  const cause = error.cause;
+  const owner = cause instanceof BeamdeckError && cause.code === "BD_NODE_ELSEWHERE" ? cause.data?.owner : undefined;
+  return typeof owner === "string" ? owner : null;
+}
+
+const ownerAnswers = t.middleware(async ({ ctx, next, path, type, getRawInput }) => {
+  const result = await next();
+  if (result.ok || type === "subscription" || ctx.forwardedFrom !== null || !ctx.principal) return result;
+  const owner = ownerOf(result.error);
+  if (owner === null) return result;
+  // Run again here (gateway/owner-answers.ts) when the owner died and the node moved.
+  const again = async () => {
+    const r = await next();
+    return r.ok ? { ok: true as const, data: r.data } : { ok: false as const, owner: ownerOf(r.error), error: r.error };
+  };
+  const data = await answerFromOwner(ctx.services, owner, { path, type, input: await getRawInput(), principal: ctx.principal }, again);
+  return { marker: result.marker, ok: true as const, data };
+});
+
+export const viewerProcedure = publicProcedure.use(requireRole("viewer")).use(ownerAnswers).meta({ role: "viewer" });
+export const operatorProcedure = publicProcedure.use(requireRole("operator")).use(ownerAnswers).meta({ role: "operator" });
+export const adminProcedure = publicProcedure.use(requireRole("admin")).use(ownerAnswers).meta({ role: "admin" });
