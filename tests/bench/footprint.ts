@@ -49,8 +49,8 @@ function compileProbe(): string {
   return out;
 }
 
-function runtimeToolsEbin(): string {
-  const r = spawnSync("erl", ["-noshell", "-eval", 'io:format("~s",[code:lib_dir(runtime_tools, ebin)]),halt().'], { encoding: "utf8" });
+function libEbin(app: string): string {
+  const r = spawnSync("erl", ["-noshell", "-eval", `io:format("~s",[code:lib_dir(${app}, ebin)]),halt().`], { encoding: "utf8" });
   return r.stdout.trim();
 }
 
@@ -77,7 +77,7 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
   const { node } = await startAgentNode(server, { env: { ERL_FLAGS: "+P 2000000" } });
   try {
     await waitConnected(server, node.name, true, 60_000);
-    await node.rpc(`code:add_patha("${probeDir}"), code:add_pathz("${runtimeToolsEbin()}"), code:ensure_loaded(bd_footprint)`);
+    await node.rpc(`code:add_patha("${probeDir}"), code:add_pathz("${libEbin("runtime_tools")}"), code:add_pathz("${libEbin("tools")}"), code:ensure_loaded(bd_footprint)`);
     await node.rpc(`bd_footprint:agent_stop()`, LONG);
     const procs = Number(await node.rpc(`bd_footprint:spawn_idle(${n})`, LONG));
     await sleep(2000);
@@ -106,6 +106,12 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     await sleep(15_000);
     const withAgent = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
     const mem = await node.rpcJson<{ total: number }>(`bd_footprint:agent_memory()`, LONG);
+    // Where the time goes (eprof over the agent's processes), after the windows it would disturb.
+    if (process.env.BEAMDECK_BENCH_PROFILE) {
+      const file = path.join(os.tmpdir(), `beamdeck-footprint-eprof-${n}.txt`);
+      await node.rpc(`bd_footprint:profile(${windowMs * 2}, "${file}")`, LONG);
+      console.log(`  eprof of the agent's processes: ${file}`);
+    }
 
     const hotPid = await node.rpcJson<string>(`bd_footprint:hot(600)`);
     const hotS = await timeUntil(
@@ -141,13 +147,19 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
         return (Number(await node.rpc(`bd_footprint:ring_count()`)) - a) / (windowMs / 1000);
       };
       await sleep(5000);
-      const withoutRate = await rate();
+      // Without, with, without again: the workload's own drift (it speeds
+      // up as it warms) is averaged out instead of credited to the agent.
+      const withoutRate1 = await rate();
       await agentConnected(node);
       await timeUntil(async () => (await client.procs.window.query({ node: node.name, sort: "mailbox", limit: 1 })).total >= 100_000, 120_000, 1000);
       const withRate = await rate();
+      await node.rpc(`bd_footprint:agent_stop()`, LONG);
+      await sleep(2000);
+      const withoutRate2 = await rate();
       await node.rpc(`bd_footprint:ring_stop()`);
+      const withoutRate = (withoutRate1 + withoutRate2) / 2;
       throughputRatio = withRate / withoutRate;
-      console.log(`  host throughput (100k processes passing 2000 tokens): ${Math.round(withoutRate)} msg/s without, ${Math.round(withRate)} with the agent`);
+      console.log(`  host throughput (100k processes passing 2000 tokens): ${Math.round(withoutRate1)} then ${Math.round(withoutRate2)} msg/s without, ${Math.round(withRate)} with the agent`);
     }
     const agentPct = Math.max(0, withAgent - without) * 100;
     const floorPct = Math.max(0, floor - without) * 100;

@@ -6,7 +6,7 @@
 
 -export([spawn_idle/1, kill_idle/0, idle/0, window/1, floor_start/0, floor_stop/0,
          agent_memory/0, hot/1, hot_stop/0, etop_us/1, ring_start/2, ring_count/0,
-         ring_stop/0, agent_stop/0, agent_start/0]).
+         ring_stop/0, agent_stop/0, agent_start/0, profile/2]).
 
 -define(HOLDER, bd_fp_holder).
 -define(FLOOR, bd_fp_floor).
@@ -192,3 +192,22 @@ agent_stop() -> application:stop(beamdeck_agent).
 %% @doc Start it again.
 -spec agent_start() -> ok | {error, term()}.
 agent_start() -> application:ensure_all_started(beamdeck_agent), ok.
+
+%% @doc Where the agent's time goes: eprof over every agent process (and
+%% what they spawn: request workers) for `Ms', the analysis by process and
+%% by function written to `File'. eprof's tracing slows what it measures,
+%% so this attributes shares; the windows above give the absolute cost.
+-spec profile(pos_integer(), string()) -> ok.
+profile(Ms, File) ->
+    {ok, _} = eprof:start(),
+    try
+        profiling = eprof:start_profiling(agent_procs(), {'_', '_', '_'}, [{set_on_spawn, true}]),
+        timer:sleep(Ms),
+        profiling_stopped = eprof:stop_profiling(),
+        ok = eprof:log(File),
+        _ = eprof:analyze(procs, [{sort, time}]),
+        _ = eprof:analyze(total, [{sort, time}]),
+        ok
+    after
+        eprof:stop()
+    end.
