@@ -65,6 +65,10 @@
 -define(LATENCY_FULL_MS, 4000).
 -define(LATENCY_PARTIAL_MS, 12000).
 -define(ERROR_BACKOFF_MS, 5000).
+%% Back-off: more frames than this waiting in the connection's queue at a
+%% tick means the server (or the network) is not keeping up; the tick is
+%% skipped (its frames would only wait, or push older ones out).
+-define(BACKLOG_MAX, 16).
 %% Rolling refresh: the whole table every ~30 ticks, 100..2000 records a tick.
 -define(SLICE_TICKS, 30).
 -define(SLICE_MIN, 100).
@@ -120,7 +124,9 @@
             total = 0 :: non_neg_integer(),
             %% The last tick's walk alone (wall µs): the floor's pass, the
             %% unit of the budget relative to the floor (beamdeck_agent_budget).
-            scan_us = 0 :: non_neg_integer()}).
+            scan_us = 0 :: non_neg_integer(),
+            %% Ticks skipped because the connection's queue was backed up.
+            skipped = 0 :: non_neg_integer()}).
 -opaque state() :: #s{}.
 
 %%% API %%%
@@ -211,7 +217,7 @@ sample_full(#s{reset = Reset} = S0) ->
                                 min(?LATENCY_FULL_MS, interval_ms(CostUs, map_size(Table2))))
                end,
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
-              treeUs => S#s.tree_us, dropped => dropped()},
+              treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
     {Frames, Seq} = frames(Chunks, Reset, false, map_size(Table2), Stats, S2#s.seq),
     S3 = S2#s{table = Table2,
               nonzero = maps:filter(fun(P, _) -> is_map_key(P, Table2) end, NZ),
@@ -257,7 +263,7 @@ sample_partial(#s{reset = Reset} = S0) ->
     Interval = max(setting(min_interval_ms),
                    min(latency_cap(true), interval_ms(CostUs, Total))),
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
-              treeUs => S#s.tree_us, dropped => dropped()},
+              treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
     {Frames, Seq} = frames(Chunks, Reset, true, Total, Stats, S1#s.seq),
     Wrapped = S#s.offset + ?PARTIAL_SLICE >= Total,
     {Frames, S1#s{table = Table, nonzero = maps:with(Keep, NZ), mem_top = MemTop,
@@ -376,10 +382,18 @@ handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
             %% starts with a reset anyway.
             {noreply, schedule(setting(min_interval_ms), idle(S))};
         true ->
-            %% A tick leaves its records and frames as garbage, and ticks
-            %% are seconds apart: hibernating compacts the heap to the
-            %% table alone (at 10k processes 7.6 MB held between ticks).
-            {noreply, tick(S), hibernate}
+            case backlog() > ?BACKLOG_MAX of
+                true ->
+                    %% The server is slow: wait a whole interval more, the
+                    %% table unchanged (the next tick's deltas cover the gap).
+                    {noreply, schedule(S#s.interval, S#s{skipped = S#s.skipped + 1})};
+                false ->
+                    %% A tick leaves its records and frames as garbage, and
+                    %% ticks are seconds apart: hibernating compacts the heap
+                    %% to the table alone (at 10k processes 7.6 MB held
+                    %% between ticks).
+                    {noreply, tick(S), hibernate}
+            end
     end;
 handle_info(_Msg, S) ->
     {noreply, S}.
@@ -433,6 +447,14 @@ connected() ->
 dropped() ->
     try beamdeck_agent_conn:stats() of
         #{dropped := D} when is_integer(D) -> D;
+        _ -> 0
+    catch _:_ -> 0
+    end.
+
+%% Frames waiting in the connection's outbound queue.
+backlog() ->
+    try beamdeck_agent_conn:stats() of
+        #{queued := Q} when is_integer(Q) -> Q;
         _ -> 0
     catch _:_ -> 0
     end.
