@@ -185,10 +185,10 @@ sample_full(#s{reset = Reset} = S0) ->
     #s{table = Table0, nonzero = PrevNZ, offset = Offset} = S,
     Take = slice_size(map_size(Table0)),
     #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total,
-      walked := Walked} = beamdeck_agent_procinfo:scan(Table0, S#s.walked, Offset, Take),
+      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Table0, S#s.walked, Offset, Take),
     ScanUs = now_us() - T0,
     TopN = setting(top_n),
-    Dead = dead(Table0, Hits, Walked),
+    Dead = dead(Table0, Hits, Gone, Walked),
     Table1 = maps:without(Dead, Table0),
     MailTop = top_map(fun(N) -> N end, NZ, TopN),
     Order = New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot),
@@ -519,13 +519,21 @@ slice_size(N) ->
     min(?SLICE_MAX, max(?SLICE_MIN, (N + ?SLICE_TICKS - 1) div ?SLICE_TICKS)).
 
 %% Known pids not seen alive by the scan. Only looked for when some are
-%% missing (most ticks, some did die: request workers come and go). With
-%% the walk's list (before OTP 28) they are the table without it, one BIF
-%% call; else every known pid is asked (at 10k processes that second pass
-%% was a tenth of the sampler's time).
-dead(Table, Hits, _Walked) when map_size(Table) =< Hits -> [];
-dead(Table, _Hits, [_ | _] = Walked) -> maps:keys(maps:without(Walked, Table));
-dead(Table, _Hits, []) ->
+%% missing (most ticks, some did die: request workers come and go). The
+%% scan found most on its way (`Gone'); when they are as many as are
+%% missing, that is all of them. Else a second pass: with the walk's list
+%% (before OTP 28) the table without it, else every known pid is asked (at
+%% 10k processes that pass was a tenth of the sampler's time, eprof).
+dead(Table, Hits, _Gone, _Walked) when map_size(Table) =< Hits -> [];
+dead(Table, Hits, Gone, Walked) ->
+    Found = unique([P || P <- Gone, is_map_key(P, Table)]),
+    case length(Found) =:= map_size(Table) - Hits of
+        true -> Found;
+        false -> dead(Table, Walked)
+    end.
+
+dead(Table, [_ | _] = Walked) -> maps:keys(maps:without(Walked, Table));
+dead(Table, []) ->
     maps:fold(fun(P, _, Acc) ->
                       case erlang:is_process_alive(P) of
                           true -> Acc;
