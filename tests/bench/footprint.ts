@@ -30,6 +30,10 @@ export interface FootprintRow {
   floorPct: number;
   agentPct: number;
   agentVsFloor: number;
+  /** The same three windows in CPU time (statistics(runtime)), not inflated by the host's other load. */
+  cpuAgentPct: number;
+  cpuFloorPct: number;
+  cpuAgentVsFloor: number;
   etopMs: number;
   agentMemMB: number;
   tableAfterS: number | null;
@@ -81,10 +85,11 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     await node.rpc(`bd_footprint:agent_stop()`, LONG);
     const procs = Number(await node.rpc(`bd_footprint:spawn_idle(${n})`, LONG));
     await sleep(2000);
-    const without = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
+    const busyAndCpu = async () => node.rpcJson<[number, number]>(`bd_footprint:windows(${windowMs})`, LONG);
+    const [without, cpuWithout] = await busyAndCpu();
     await node.rpc(`bd_footprint:floor_start()`);
     await sleep(1500);
-    const floor = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
+    const [floor, cpuFloor] = await busyAndCpu();
     await node.rpc(`bd_footprint:floor_stop()`);
     const etopUs = Number(await node.rpc(`bd_footprint:etop_us(${n >= 500_000 ? 1 : 3})`, LONG));
 
@@ -104,7 +109,7 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     );
     // Steady state: the connect's reset, first tree and first polls are a one-off.
     await sleep(15_000);
-    const withAgent = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
+    const [withAgent, cpuWith] = await busyAndCpu();
     const mem = await node.rpcJson<{ total: number }>(`bd_footprint:agent_memory()`, LONG);
     // Where the time goes (eprof over the agent's processes), after the windows it would disturb.
     if (process.env.BEAMDECK_BENCH_PROFILE) {
@@ -163,12 +168,17 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     }
     const agentPct = Math.max(0, withAgent - without) * 100;
     const floorPct = Math.max(0, floor - without) * 100;
+    const cpuAgentPct = Math.max(0, cpuWith - cpuWithout) * 100;
+    const cpuFloorPct = Math.max(0, cpuFloor - cpuWithout) * 100;
     return {
       processes: procs,
       withoutPct: round(without * 100),
       floorPct: round(floorPct),
       agentPct: round(agentPct),
       agentVsFloor: floorPct > 0 ? round(agentPct / floorPct) : Number.NaN,
+      cpuAgentPct: round(cpuAgentPct),
+      cpuFloorPct: round(cpuFloorPct),
+      cpuAgentVsFloor: cpuFloorPct > 0 ? round(cpuAgentPct / cpuFloorPct) : Number.NaN,
       etopMs: round(etopUs / 1000, 1),
       agentMemMB: round(Math.max(mem.total, memAfter.total) / 2 ** 20, 1),
       tableAfterS,
@@ -214,12 +224,12 @@ export async function footprintBench(): Promise<FootprintRow[]> {
     await server.stop();
   }
   console.log(
-    "\n| processes | without agent | floor | whole agent | agent / floor | etop_collect | agent memory | full table after | hot mailbox first | server window | host throughput with/without |",
+    "\n| processes | without agent | floor | whole agent | agent / floor | CPU time: agent / floor | etop_collect | agent memory | full table after | hot mailbox first | server window | host throughput with/without |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     console.log(
-      `| ${r.processes} | ${r.withoutPct} % | ${r.floorPct} % | ${r.agentPct} % | ${r.agentVsFloor}× | ${r.etopMs} ms | ${r.agentMemMB} MB | ${r.tableAfterS ?? "not within 180"} s | ${r.hotMailboxS ?? "not seen"} s | ${r.windowMs} ms | ${r.throughputRatio ?? "–"} |`,
+      `| ${r.processes} | ${r.withoutPct} % | ${r.floorPct} % | ${r.agentPct} % | ${r.agentVsFloor}× | ${r.cpuAgentPct} % / ${r.cpuFloorPct} % = ${r.cpuAgentVsFloor}× | ${r.etopMs} ms | ${r.agentMemMB} MB | ${r.tableAfterS ?? "not within 180"} s | ${r.hotMailboxS ?? "not seen"} s | ${r.windowMs} ms | ${r.throughputRatio ?? "–"} |`,
     );
   }
   console.log("(CPU in % of one scheduler; floor and agent are minus the without-agent window.)");

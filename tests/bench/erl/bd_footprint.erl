@@ -4,7 +4,7 @@
 %%% agent; nothing here calls the agent's own code.
 -module(bd_footprint).
 
--export([spawn_idle/1, kill_idle/0, idle/0, window/1, floor_start/0, floor_stop/0,
+-export([spawn_idle/1, kill_idle/0, idle/0, window/1, windows/1, floor_start/0, floor_stop/0,
          agent_memory/0, hot/1, hot_stop/0, etop_us/1, ring_start/2, ring_count/0,
          ring_stop/0, agent_stop/0, agent_start/0, profile/2]).
 
@@ -59,6 +59,18 @@ window(Ms) ->
     Active = lists:sum([A2 - A1 || {A1, _, A2, _} <- Pairs]),
     Total = lists:sum([T2 - T1 || {_, T1, _, T2} <- Pairs]) / length(Pairs),
     Active / Total.
+
+%% @doc window/1 and, over the same `Ms', the node's CPU time
+%% (`statistics(runtime)': every thread of the runtime) as a share of one
+%% core: `[Busy, Cpu]'. On a host shared with other work, busy wall time
+%% also counts the time the OS gave a busy scheduler's thread to others;
+%% CPU time does not, so the two side by side show how much is load.
+-spec windows(pos_integer()) -> [float()].
+windows(Ms) ->
+    {R0, _} = erlang:statistics(runtime),
+    Busy = window(Ms),
+    {R1, _} = erlang:statistics(runtime),
+    [Busy, (R1 - R0) / Ms].
 
 %% @doc The floor: one `message_queue_len' pass over `erlang:processes()' a second.
 -spec floor_start() -> ok.
