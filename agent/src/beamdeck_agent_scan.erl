@@ -16,8 +16,10 @@
 
 -define(MAX_LISTED, 400).
 -define(SCAN_TIMEOUT, 25000).
-%% A polled old-code scan is re-run at most this often (the server asks every 10 s).
--define(OLD_CODE_MIN_MS, 1000).
+%% The memo's floor for the old-code scan: none beyond its cost. Upgrade
+%% steps are verified by asking right after them; only a poll sooner than
+%% the scan's cost allows gets the last result.
+-define(OLD_CODE_MIN_MS, 1).
 -define(FRAME_RE, "\\((?:'((?:[^'\\\\]|\\\\.)+)'|([a-z][A-Za-z0-9_@]*)):('(?:[^'\\\\]|\\\\.)+'|[a-z][A-Za-z0-9_@]*)/([0-9]+) \\+ [0-9]+\\)").
 
 -type ref() :: #{frames := [{binary(), arity()}], holds_fun := boolean(), mention := boolean()}.
