@@ -49,7 +49,7 @@
 -type app_cache() :: #{pid() => atom() | undefined}.
 -type scan() :: #{nonzero := #{pid() => pos_integer()}, new := [pid()],
                   hits := non_neg_integer(), slice := [pid()],
-                  total := non_neg_integer(), walked := [pid()]}.
+                  total := non_neg_integer(), walked := [pid()], gone := [pid()]}.
 -type proc_record() :: #{atom() => beamdeck_agent_terms:json()}.
 
 %%% CURSOR %%%
@@ -134,8 +134,10 @@ mailbox_changes(NonZero, Prev) ->
 %% or after a gap of dead ones). `Skip' and `Take' select the slice by
 %% position among known processes. Returns the non-zero mailboxes, the pids
 %% not in `Known', how many known pids were seen alive, the slice, the
-%% number of processes walked and the walked list for the next scan (`[]'
-%% on the OTP 28 iterator path, where there is no list).
+%% number of processes walked, the walked list for the next scan (`[]'
+%% on the OTP 28 iterator path, where there is no list) and the pids of the
+%% previous walk found dead (`gone'; not always all of them: see
+%% beamdeck_agent_sampler's dead/4).
 -spec scan(Known, Prev, Skip, Take) -> scan()
     when Known :: #{pid() => term()}, Prev :: [pid()],
          Skip :: non_neg_integer(), Take :: non_neg_integer().
@@ -145,57 +147,62 @@ scan(Known, Prev, Skip, Take) ->
                  true -> Cursor;
                  false -> []
              end,
-    Result = scan_loop(Cursor, Prev, Known, Skip, Take, #{}, [], 0, [], 0),
+    Result = scan_loop(Cursor, Prev, Known, Skip, Take, #{}, [], 0, [], 0, []),
     Result#{walked => Walked}.
 
-scan_loop(C, Prev, Known, Skip, Take, NZ, New, Hits, Slice, Total) ->
+scan_loop(C, Prev, Known, Skip, Take, NZ, New, Hits, Slice, Total, Gone) ->
     case next(C) of
         none ->
+            %% The end of the previous walk not reached (usually the last
+            %% spawned, e.g. short-lived workers) is checked here.
+            Tail = [Q || Q <- Prev, not erlang:is_process_alive(Q)],
             #{nonzero => NZ, new => lists:reverse(New), hits => Hits,
-              slice => lists:reverse(Slice), total => Total};
+              slice => lists:reverse(Slice), total => Total, gone => Tail ++ Gone};
         {P, Rest} ->
             case erlang:process_info(P, message_queue_len) of
                 undefined ->
-                    scan_loop(Rest, Prev, Known, Skip, Take, NZ, New, Hits, Slice, Total);
+                    scan_loop(Rest, Prev, Known, Skip, Take, NZ, New, Hits, Slice, Total, Gone);
                 {message_queue_len, N} ->
                     NZ1 = case N of
                               0 -> NZ;
                               _ -> NZ#{P => N}
                           end,
-                    case known(P, Prev, Known) of
-                        {true, Prev1} when Skip > 0 ->
+                    case known(P, Prev, Known, Gone) of
+                        {Prev1, Gone1} when Skip > 0 ->
                             scan_loop(Rest, Prev1, Known, Skip - 1, Take, NZ1, New, Hits + 1,
-                                      Slice, Total + 1);
-                        {true, Prev1} when Take > 0 ->
+                                      Slice, Total + 1, Gone1);
+                        {Prev1, Gone1} when Take > 0 ->
                             scan_loop(Rest, Prev1, Known, 0, Take - 1, NZ1, New, Hits + 1,
-                                      [P | Slice], Total + 1);
-                        {true, Prev1} ->
+                                      [P | Slice], Total + 1, Gone1);
+                        {Prev1, Gone1} ->
                             scan_loop(Rest, Prev1, Known, 0, 0, NZ1, New, Hits + 1, Slice,
-                                      Total + 1);
+                                      Total + 1, Gone1);
                         false ->
                             scan_loop(Rest, Prev, Known, Skip, Take, NZ1, [P | New], Hits,
-                                      Slice, Total + 1)
+                                      Slice, Total + 1, Gone)
                     end
             end
     end.
 
-%% Known, and where the previous walk continues.
-known(P, [P | Prev], _Known) -> {true, Prev};
-known(P, Prev, Known) ->
+%% Known: where the previous walk continues, and the pids of the previous
+%% walk found dead on the way (`Gone'). Not known: `false'.
+known(P, [P | Prev], _Known, Gone) -> {Prev, Gone};
+known(P, Prev, Known, Gone) ->
     case is_map_key(P, Known) of
-        true -> {true, resync(Prev, P)};
+        true -> resync(Prev, P, Gone);
         false -> false
     end.
 
 %% `P' is known but not next in the previous walk: drop the dead pids before
-%% it (each is dropped once), or look a little further; else stay put.
-resync([P | Rest], P) -> Rest;
-resync([Q | Rest] = Prev, P) ->
+%% it (each is dropped once, and kept in `Gone'), or look a little further;
+%% else stay put.
+resync([P | Rest], P, Gone) -> {Rest, Gone};
+resync([Q | Rest] = Prev, P, Gone) ->
     case erlang:is_process_alive(Q) of
-        false -> resync(Rest, P);
-        true -> lookahead(Rest, P, ?LOOKAHEAD, Prev)
+        false -> resync(Rest, P, [Q | Gone]);
+        true -> {lookahead(Rest, P, ?LOOKAHEAD, Prev), Gone}
     end;
-resync([], _P) -> [].
+resync([], _P, Gone) -> {[], Gone}.
 
 lookahead([P | Rest], P, _, _Orig) -> Rest;
 lookahead([_ | Rest], P, N, Orig) when N > 0 -> lookahead(Rest, P, N - 1, Orig);

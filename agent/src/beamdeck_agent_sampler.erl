@@ -16,14 +16,18 @@
 %%% rolling cycle, and between cycles from the previous top-N plus what this
 %%% tick re-read.
 %%%
-%%% The next interval is `max(min_interval_ms, cost / budget(N))': the budget
-%%% is a share of one scheduler, `budget_10k' at 10k processes or fewer,
+%%% The next interval comes from the agent's one cost budget
+%%% (beamdeck_agent_budget): `max(min_interval_ms, cost / budget(N))', the
+%%% budget a share of one scheduler, `budget_10k' at 10k processes or fewer,
 %%% `budget_100k' at 100k or more, interpolated in between. The tick also
 %%% measures the schedulers' busy time while it runs (beamdeck_agent_busy)
 %%% and stretches the interval to keep that inside the same budget: reading
 %%% mailboxes makes the read processes work on other schedulers too, which
-%%% the tick's own wall time leaves out. Either way at most 3 s (12 s in
-%%% partial mode), so that a hot mailbox is seen in time; in partial mode
+%%% the tick's own wall time leaves out; and it keeps the whole tick under a
+%%% share of its own walk a second (the floor the agent is judged against).
+%%% Either way at most 4 s (12 s in partial mode), so that a hot mailbox is
+%%% seen in time (5 s at 100k); the tree walk is budgeted the same way
+%%% (every 5 s or less often). In partial mode
 %%% with the system monitor ours (OTP 27+), hot mailboxes come as events
 %%% and the budget alone decides.
 %%%
@@ -58,9 +62,13 @@
 %% measured in wall time, and on a busy host that counts time the OS gave
 %% to others, which would otherwise stretch intervals past the point where a
 %% hot mailbox is seen within 5 s (full table) or 15 s (partial, 1M).
--define(LATENCY_FULL_MS, 3000).
+-define(LATENCY_FULL_MS, 4000).
 -define(LATENCY_PARTIAL_MS, 12000).
 -define(ERROR_BACKOFF_MS, 5000).
+%% Back-off: more frames than this waiting in the connection's queue at a
+%% tick means the server (or the network) is not keeping up; the tick is
+%% skipped (its frames would only wait, or push older ones out).
+-define(BACKLOG_MAX, 16).
 %% Rolling refresh: the whole table every ~30 ticks, 100..2000 records a tick.
 -define(SLICE_TICKS, 30).
 -define(SLICE_MIN, 100).
@@ -113,7 +121,12 @@
             partial = false :: boolean(),
             %% Processes the system monitor reported since the last tick.
             hot = #{} :: #{pid() => true},
-            total = 0 :: non_neg_integer()}).
+            total = 0 :: non_neg_integer(),
+            %% The last tick's walk alone (wall µs): the floor's pass, the
+            %% unit of the budget relative to the floor (beamdeck_agent_budget).
+            scan_us = 0 :: non_neg_integer(),
+            %% Ticks skipped because the connection's queue was backed up.
+            skipped = 0 :: non_neg_integer()}).
 -opaque state() :: #s{}.
 
 %%% API %%%
@@ -172,10 +185,10 @@ sample_full(#s{reset = Reset} = S0) ->
     #s{table = Table0, nonzero = PrevNZ, offset = Offset} = S,
     Take = slice_size(map_size(Table0)),
     #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total,
-      walked := Walked} = beamdeck_agent_procinfo:scan(Table0, S#s.walked, Offset, Take),
+      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Table0, S#s.walked, Offset, Take),
     ScanUs = now_us() - T0,
     TopN = setting(top_n),
-    Dead = dead(Table0, Hits),
+    Dead = dead(Table0, Hits, Gone, Walked),
     Table1 = maps:without(Dead, Table0),
     MailTop = top_map(fun(N) -> N end, NZ, TopN),
     Order = New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot),
@@ -204,7 +217,7 @@ sample_full(#s{reset = Reset} = S0) ->
                                 min(?LATENCY_FULL_MS, interval_ms(CostUs, map_size(Table2))))
                end,
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
-              treeUs => S#s.tree_us, dropped => dropped()},
+              treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
     {Frames, Seq} = frames(Chunks, Reset, false, map_size(Table2), Stats, S2#s.seq),
     S3 = S2#s{table = Table2,
               nonzero = maps:filter(fun(P, _) -> is_map_key(P, Table2) end, NZ),
@@ -214,7 +227,7 @@ sample_full(#s{reset = Reset} = S0) ->
                            false -> Offset + Take
                        end,
               seq = Seq, reset = false, interval = Interval, hot = #{},
-              total = map_size(Table2)},
+              total = map_size(Table2), scan_us = ScanUs},
     {Frames, S3}.
 
 %% Partial mode: one walk (mailboxes, and memory over a rolling slice); full
@@ -250,7 +263,7 @@ sample_partial(#s{reset = Reset} = S0) ->
     Interval = max(setting(min_interval_ms),
                    min(latency_cap(true), interval_ms(CostUs, Total))),
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
-              treeUs => S#s.tree_us, dropped => dropped()},
+              treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
     {Frames, Seq} = frames(Chunks, Reset, true, Total, Stats, S1#s.seq),
     Wrapped = S#s.offset + ?PARTIAL_SLICE >= Total,
     {Frames, S1#s{table = Table, nonzero = maps:with(Keep, NZ), mem_top = MemTop,
@@ -258,15 +271,19 @@ sample_partial(#s{reset = Reset} = S0) ->
                                true -> 0;
                                false -> S#s.offset + ?PARTIAL_SLICE
                            end,
-                  seq = Seq, reset = false, interval = Interval, hot = #{}, total = Total}}.
+                  seq = Seq, reset = false, interval = Interval, hot = #{}, total = Total,
+                  scan_us = ScanUs}}.
 
-%% @doc The `tree' frame if it is due (every ~5 s) and changed, or always when
-%% `Force' is true; `[]' otherwise.
+%% @doc The `tree' frame if it is due and changed, or always when `Force' is
+%% true; `[]' otherwise. Due every 5 s, or later if its last walk cost more
+%% than the budget allows in 5 s (beamdeck_agent_budget).
 -spec tree(State, Force) -> {Frames, State}
     when State :: state(), Force :: boolean(), Frames :: [map()].
 tree(#s{tree_at = At} = S, Force) ->
     Now = erlang:monotonic_time(millisecond),
-    case Force orelse At =:= undefined orelse Now - At >= ?TREE_EVERY_MS of
+    Every = beamdeck_agent_budget:interval_ms(S#s.tree_us, budget(S#s.total),
+                                              ?TREE_EVERY_MS, ?MAX_INTERVAL_MS),
+    case Force orelse beamdeck_agent_budget:due(At, Every, Now) of
         false -> {[], S};
         true ->
             T0 = now_us(),
@@ -285,18 +302,13 @@ tree(#s{tree_at = At} = S, Force) ->
 -spec interval_ms(CostUs, N) -> pos_integer()
     when CostUs :: non_neg_integer(), N :: non_neg_integer().
 interval_ms(CostUs, N) ->
-    Ms = ceil(CostUs / 1000 / budget(N)),
-    min(?MAX_INTERVAL_MS, max(setting(min_interval_ms), Ms)).
+    beamdeck_agent_budget:interval_ms(CostUs, budget(N), setting(min_interval_ms),
+                                      ?MAX_INTERVAL_MS).
 
 %% @doc The share of one scheduler the sampler may use with `N' processes:
 %% `budget_10k' up to 10k, `budget_100k' from 100k, linear in between.
 -spec budget(N) -> float() when N :: non_neg_integer().
-budget(N) when N =< 10000 -> float(setting(budget_10k));
-budget(N) when N >= 100000 -> float(setting(budget_100k));
-budget(N) ->
-    Lo = setting(budget_10k),
-    Hi = setting(budget_100k),
-    Lo + (Hi - Lo) * (N - 10000) / 90000.
+budget(N) -> beamdeck_agent_budget:share(N).
 
 %% @doc Split records, mailbox pairs and removed pids into frame-sized chunks
 %% `{Upserts, Pairs, Removes}': at most 1000 records each and an estimated
@@ -370,10 +382,18 @@ handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
             %% starts with a reset anyway.
             {noreply, schedule(setting(min_interval_ms), idle(S))};
         true ->
-            %% A tick leaves its records and frames as garbage, and ticks
-            %% are seconds apart: hibernating compacts the heap to the
-            %% table alone (at 10k processes 7.6 MB held between ticks).
-            {noreply, tick(S), hibernate}
+            case backlog() > ?BACKLOG_MAX of
+                true ->
+                    %% The server is slow: wait a whole interval more, the
+                    %% table unchanged (the next tick's deltas cover the gap).
+                    {noreply, schedule(S#s.interval, S#s{skipped = S#s.skipped + 1})};
+                false ->
+                    %% A tick leaves its records and frames as garbage, and
+                    %% ticks are seconds apart: hibernating compacts the heap
+                    %% to the table alone (at 10k processes 7.6 MB held
+                    %% between ticks).
+                    {noreply, tick(S), hibernate}
+            end
     end;
 handle_info(_Msg, S) ->
     {noreply, S}.
@@ -390,10 +410,11 @@ tick(S) ->
         {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
         {Frames, S2} = sample(S1),
         lists:foreach(fun beamdeck_agent_conn:send/1, Frames ++ TreeFrames),
-        BusyUs = beamdeck_agent_busy:busy_us(Busy0, now_us() - T0),
+        WallUs = now_us() - T0,
+        BusyUs = beamdeck_agent_busy:busy_us(Busy0, WallUs),
         Interval = case Reset of
                        true -> S2#s.interval;
-                       false -> stretch(S2#s.interval, BusyUs, S2)
+                       false -> stretch(S2#s.interval, BusyUs, WallUs, S2)
                    end,
         schedule(Interval, S2#s{interval = Interval, failed = false})
     catch
@@ -430,15 +451,26 @@ dropped() ->
     catch _:_ -> 0
     end.
 
+%% Frames waiting in the connection's outbound queue.
+backlog() ->
+    try beamdeck_agent_conn:stats() of
+        #{queued := Q} when is_integer(Q) -> Q;
+        _ -> 0
+    catch _:_ -> 0
+    end.
+
 %%% TICK INTERNALS %%%
 
 %% The budget spent in the terms it is judged in: the schedulers' busy time
 %% during the tick (reading another process's mailbox makes that process
 %% work too, on another scheduler: at 1M processes this was 2-3x the tick's
 %% wall time). Busy time includes the host's own work meanwhile, so a busy
-%% host makes the agent back off further, within the latency bound.
-stretch(Interval, BusyUs, #s{partial = Partial, total = N}) ->
-    max(Interval, min(latency_cap(Partial), interval_ms(BusyUs, N))).
+%% host makes the agent back off further, within the latency bound. And the
+%% whole tick (tree, encoding and sending included) against its own walk,
+%% which is the floor's pass: at most a fixed share of one pass a second.
+stretch(Interval, BusyUs, WallUs, #s{partial = Partial, total = N, scan_us = ScanUs}) ->
+    Budgeted = max(interval_ms(BusyUs, N), beamdeck_agent_budget:floor_interval_ms(WallUs, ScanUs)),
+    max(Interval, min(latency_cap(Partial), Budgeted)).
 
 %% How far the budget may stretch the interval. In partial mode with the
 %% system monitor ours, hot mailboxes arrive as events (hot/1), so scans
@@ -486,9 +518,22 @@ read_hot(Pid, Apps) ->
 slice_size(N) ->
     min(?SLICE_MAX, max(?SLICE_MIN, (N + ?SLICE_TICKS - 1) div ?SLICE_TICKS)).
 
-%% Known pids not seen alive by the scan. Only walked when some are missing.
-dead(Table, Hits) when map_size(Table) =< Hits -> [];
-dead(Table, _Hits) ->
+%% Known pids not seen alive by the scan. Only looked for when some are
+%% missing (most ticks, some did die: request workers come and go). The
+%% scan found most on its way (`Gone'); when they are as many as are
+%% missing, that is all of them. Else a second pass: with the walk's list
+%% (before OTP 28) the table without it, else every known pid is asked (at
+%% 10k processes that pass was a tenth of the sampler's time, eprof).
+dead(Table, Hits, _Gone, _Walked) when map_size(Table) =< Hits -> [];
+dead(Table, Hits, Gone, Walked) ->
+    Found = unique([P || P <- Gone, is_map_key(P, Table)]),
+    case length(Found) =:= map_size(Table) - Hits of
+        true -> Found;
+        false -> dead(Table, Walked)
+    end.
+
+dead(Table, [_ | _] = Walked) -> maps:keys(maps:without(Walked, Table));
+dead(Table, []) ->
     maps:fold(fun(P, _, Acc) ->
                       case erlang:is_process_alive(P) of
                           true -> Acc;

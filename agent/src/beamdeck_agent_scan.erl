@@ -16,6 +16,10 @@
 
 -define(MAX_LISTED, 400).
 -define(SCAN_TIMEOUT, 25000).
+%% The memo's floor for the old-code scan: none beyond its cost. Upgrade
+%% steps are verified by asking right after them; only a poll sooner than
+%% the scan's cost allows gets the last result.
+-define(OLD_CODE_MIN_MS, 1).
 -define(FRAME_RE, "\\((?:'((?:[^'\\\\]|\\\\.)+)'|([a-z][A-Za-z0-9_@]*)):('(?:[^'\\\\]|\\\\.)+'|[a-z][A-Za-z0-9_@]*)/([0-9]+) \\+ [0-9]+\\)").
 
 -type ref() :: #{frames := [{binary(), arity()}], holds_fun := boolean(), mention := boolean()}.
@@ -212,16 +216,24 @@ atom_char(C) -> (C >= $a andalso C =< $z) orelse (C >= $A andalso C =< $Z)
 
 %% @doc Processes still on old code, per module: every loaded module that
 %% has old code, plus `Watch' (e.g. the modules of the last install, listed
-%% even with none). Cheap enough to poll every second: one
-%% check_process_code per process and module with old code.
+%% even with none). One check per loaded module, then one
+%% check_process_code per process and module with old code; that walk is
+%% under the agent's cost budget (beamdeck_agent_budget:memo/5): polled
+%% sooner than its cost allows, the last result is the answer (its `at'
+%% says when), unless the set of modules with old code changed.
 -spec old_code(Watch) -> map() when Watch :: [module()].
 old_code(Watch) ->
-    T0 = erlang:monotonic_time(microsecond),
     WithOld = [M || {M, _} <- code:all_loaded(), erlang:check_old_code(M)],
     Mods = lists:usort(WithOld ++ [M || M <- Watch, is_atom(M)]),
     OldMods = [M || M <- Mods, erlang:check_old_code(M)],
+    beamdeck_agent_budget:memo(old_code, {Mods, OldMods}, erlang:system_info(process_count),
+                               ?OLD_CODE_MIN_MS, fun() -> old_code_scan(Mods, OldMods) end).
+
+old_code_scan(Mods, OldMods) ->
+    T0 = erlang:monotonic_time(microsecond),
+    %% Nothing on old code: the count alone, without a list of every pid.
     Scan = case OldMods of
-               [] -> #{old => #{}, processes => length(erlang:processes())};
+               [] -> #{old => #{}, processes => erlang:system_info(process_count)};
                _ -> scan([], #{old => OldMods})
            end,
     Old = maps:get(old, Scan),

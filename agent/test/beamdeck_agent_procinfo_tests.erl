@@ -251,3 +251,41 @@ walk(C, Acc) ->
         {P, Rest} -> walk(Rest, [P | Acc])
     end.
 
+
+%% The scan names the known processes that died since the previous walk
+%% (`gone'), so the sampler needs no second pass to find them: in the
+%% middle of the walk and at its end (the last spawned). On OTP 28+ (the
+%% iterator, no list of the walk) it names none: the sampler asks instead.
+scan_finds_the_dead_on_its_way_test() ->
+    Ps = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, 50)],
+    #{walked := Walked} = beamdeck_agent_procinfo:scan(#{}, [], 0, 0),
+    case beamdeck_agent_procinfo:cursor_mode() of
+        list -> dead_named(Ps, Walked);
+        iterator -> dead_not_named(Ps, Walked)
+    end,
+    [P ! stop || P <- Ps].
+
+dead_not_named(Ps, Walked) ->
+    ?assertEqual([], Walked),
+    Known = maps:from_keys(erlang:processes(), x),
+    kill(hd(Ps)),
+    #{gone := Gone, hits := Hits} = beamdeck_agent_procinfo:scan(Known, Walked, 0, 0),
+    ?assertEqual([], Gone),
+    ?assert(Hits < map_size(Known)).
+
+kill(P) ->
+    Ref = monitor(process, P),
+    exit(P, kill),
+    receive {'DOWN', Ref, _, _, _} -> ok end.
+
+dead_named(Ps, Walked) ->
+    Known = maps:from_keys(Walked, x),
+    Middle = lists:nth(10, Ps),
+    Last = lists:last(Ps),
+    Killed = [Middle, lists:nth(11, Ps), Last],
+    lists:foreach(fun kill/1, Killed),
+    #{gone := Gone, hits := Hits} = beamdeck_agent_procinfo:scan(Known, Walked, 0, 0),
+    Dead = [P || P <- Walked, not is_process_alive(P)],
+    ?assertEqual(lists:sort(Dead), lists:sort([P || P <- Gone, is_map_key(P, Known)])),
+    ?assert(lists:all(fun(P) -> lists:member(P, Gone) end, Killed)),
+    ?assertEqual(map_size(Known) - length(Dead), Hits).

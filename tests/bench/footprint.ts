@@ -30,6 +30,10 @@ export interface FootprintRow {
   floorPct: number;
   agentPct: number;
   agentVsFloor: number;
+  /** The same three windows in CPU time (statistics(runtime)), not inflated by the host's other load. */
+  cpuAgentPct: number;
+  cpuFloorPct: number;
+  cpuAgentVsFloor: number;
   etopMs: number;
   agentMemMB: number;
   tableAfterS: number | null;
@@ -49,8 +53,8 @@ function compileProbe(): string {
   return out;
 }
 
-function runtimeToolsEbin(): string {
-  const r = spawnSync("erl", ["-noshell", "-eval", 'io:format("~s",[code:lib_dir(runtime_tools, ebin)]),halt().'], { encoding: "utf8" });
+function libEbin(app: string): string {
+  const r = spawnSync("erl", ["-noshell", "-eval", `io:format("~s",[code:lib_dir(${app}, ebin)]),halt().`], { encoding: "utf8" });
   return r.stdout.trim();
 }
 
@@ -77,14 +81,15 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
   const { node } = await startAgentNode(server, { env: { ERL_FLAGS: "+P 2000000" } });
   try {
     await waitConnected(server, node.name, true, 60_000);
-    await node.rpc(`code:add_patha("${probeDir}"), code:add_pathz("${runtimeToolsEbin()}"), code:ensure_loaded(bd_footprint)`);
+    await node.rpc(`code:add_patha("${probeDir}"), code:add_pathz("${libEbin("runtime_tools")}"), code:add_pathz("${libEbin("tools")}"), code:ensure_loaded(bd_footprint)`);
     await node.rpc(`bd_footprint:agent_stop()`, LONG);
     const procs = Number(await node.rpc(`bd_footprint:spawn_idle(${n})`, LONG));
     await sleep(2000);
-    const without = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
+    const busyAndCpu = async () => node.rpcJson<[number, number]>(`bd_footprint:windows(${windowMs})`, LONG);
+    const [without, cpuWithout] = await busyAndCpu();
     await node.rpc(`bd_footprint:floor_start()`);
     await sleep(1500);
-    const floor = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
+    const [floor, cpuFloor] = await busyAndCpu();
     await node.rpc(`bd_footprint:floor_stop()`);
     const etopUs = Number(await node.rpc(`bd_footprint:etop_us(${n >= 500_000 ? 1 : 3})`, LONG));
 
@@ -104,8 +109,14 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     );
     // Steady state: the connect's reset, first tree and first polls are a one-off.
     await sleep(15_000);
-    const withAgent = Number(await node.rpc(`bd_footprint:window(${windowMs})`, LONG));
+    const [withAgent, cpuWith] = await busyAndCpu();
     const mem = await node.rpcJson<{ total: number }>(`bd_footprint:agent_memory()`, LONG);
+    // Where the time goes (eprof over the agent's processes), after the windows it would disturb.
+    if (process.env.BEAMDECK_BENCH_PROFILE) {
+      const file = path.join(os.tmpdir(), `beamdeck-footprint-eprof-${n}.txt`);
+      await node.rpc(`bd_footprint:profile(${windowMs * 2}, "${file}")`, LONG);
+      console.log(`  eprof of the agent's processes: ${file}`);
+    }
 
     const hotPid = await node.rpcJson<string>(`bd_footprint:hot(600)`);
     const hotS = await timeUntil(
@@ -141,22 +152,33 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
         return (Number(await node.rpc(`bd_footprint:ring_count()`)) - a) / (windowMs / 1000);
       };
       await sleep(5000);
-      const withoutRate = await rate();
+      // Without, with, without again: the workload's own drift (it speeds
+      // up as it warms) is averaged out instead of credited to the agent.
+      const withoutRate1 = await rate();
       await agentConnected(node);
       await timeUntil(async () => (await client.procs.window.query({ node: node.name, sort: "mailbox", limit: 1 })).total >= 100_000, 120_000, 1000);
       const withRate = await rate();
+      await node.rpc(`bd_footprint:agent_stop()`, LONG);
+      await sleep(2000);
+      const withoutRate2 = await rate();
       await node.rpc(`bd_footprint:ring_stop()`);
+      const withoutRate = (withoutRate1 + withoutRate2) / 2;
       throughputRatio = withRate / withoutRate;
-      console.log(`  host throughput (100k processes passing 2000 tokens): ${Math.round(withoutRate)} msg/s without, ${Math.round(withRate)} with the agent`);
+      console.log(`  host throughput (100k processes passing 2000 tokens): ${Math.round(withoutRate1)} then ${Math.round(withoutRate2)} msg/s without, ${Math.round(withRate)} with the agent`);
     }
     const agentPct = Math.max(0, withAgent - without) * 100;
     const floorPct = Math.max(0, floor - without) * 100;
+    const cpuAgentPct = Math.max(0, cpuWith - cpuWithout) * 100;
+    const cpuFloorPct = Math.max(0, cpuFloor - cpuWithout) * 100;
     return {
       processes: procs,
       withoutPct: round(without * 100),
       floorPct: round(floorPct),
       agentPct: round(agentPct),
       agentVsFloor: floorPct > 0 ? round(agentPct / floorPct) : Number.NaN,
+      cpuAgentPct: round(cpuAgentPct),
+      cpuFloorPct: round(cpuFloorPct),
+      cpuAgentVsFloor: cpuFloorPct > 0 ? round(cpuAgentPct / cpuFloorPct) : Number.NaN,
       etopMs: round(etopUs / 1000, 1),
       agentMemMB: round(Math.max(mem.total, memAfter.total) / 2 ** 20, 1),
       tableAfterS,
@@ -202,12 +224,12 @@ export async function footprintBench(): Promise<FootprintRow[]> {
     await server.stop();
   }
   console.log(
-    "\n| processes | without agent | floor | whole agent | agent / floor | etop_collect | agent memory | full table after | hot mailbox first | server window | host throughput with/without |",
+    "\n| processes | without agent | floor | whole agent | agent / floor | CPU time: agent / floor | etop_collect | agent memory | full table after | hot mailbox first | server window | host throughput with/without |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     console.log(
-      `| ${r.processes} | ${r.withoutPct} % | ${r.floorPct} % | ${r.agentPct} % | ${r.agentVsFloor}× | ${r.etopMs} ms | ${r.agentMemMB} MB | ${r.tableAfterS ?? "not within 180"} s | ${r.hotMailboxS ?? "not seen"} s | ${r.windowMs} ms | ${r.throughputRatio ?? "–"} |`,
+      `| ${r.processes} | ${r.withoutPct} % | ${r.floorPct} % | ${r.agentPct} % | ${r.agentVsFloor}× | ${r.cpuAgentPct} % / ${r.cpuFloorPct} % = ${r.cpuAgentVsFloor}× | ${r.etopMs} ms | ${r.agentMemMB} MB | ${r.tableAfterS ?? "not within 180"} s | ${r.hotMailboxS ?? "not seen"} s | ${r.windowMs} ms | ${r.throughputRatio ?? "–"} |`,
     );
   }
   console.log("(CPU in % of one scheduler; floor and agent are minus the without-agent window.)");

@@ -4,9 +4,9 @@
 %%% agent; nothing here calls the agent's own code.
 -module(bd_footprint).
 
--export([spawn_idle/1, kill_idle/0, idle/0, window/1, floor_start/0, floor_stop/0,
+-export([spawn_idle/1, kill_idle/0, idle/0, window/1, windows/1, floor_start/0, floor_stop/0,
          agent_memory/0, hot/1, hot_stop/0, etop_us/1, ring_start/2, ring_count/0,
-         ring_stop/0, agent_stop/0, agent_start/0]).
+         ring_stop/0, agent_stop/0, agent_start/0, profile/2]).
 
 -define(HOLDER, bd_fp_holder).
 -define(FLOOR, bd_fp_floor).
@@ -59,6 +59,18 @@ window(Ms) ->
     Active = lists:sum([A2 - A1 || {A1, _, A2, _} <- Pairs]),
     Total = lists:sum([T2 - T1 || {_, T1, _, T2} <- Pairs]) / length(Pairs),
     Active / Total.
+
+%% @doc window/1 and, over the same `Ms', the node's CPU time
+%% (`statistics(runtime)': every thread of the runtime) as a share of one
+%% core: `[Busy, Cpu]'. On a host shared with other work, busy wall time
+%% also counts the time the OS gave a busy scheduler's thread to others;
+%% CPU time does not, so the two side by side show how much is load.
+-spec windows(pos_integer()) -> [float()].
+windows(Ms) ->
+    {R0, _} = erlang:statistics(runtime),
+    Busy = window(Ms),
+    {R1, _} = erlang:statistics(runtime),
+    [Busy, (R1 - R0) / Ms].
 
 %% @doc The floor: one `message_queue_len' pass over `erlang:processes()' a second.
 -spec floor_start() -> ok.
@@ -192,3 +204,22 @@ agent_stop() -> application:stop(beamdeck_agent).
 %% @doc Start it again.
 -spec agent_start() -> ok | {error, term()}.
 agent_start() -> application:ensure_all_started(beamdeck_agent), ok.
+
+%% @doc Where the agent's time goes: eprof over every agent process (and
+%% what they spawn: request workers) for `Ms', the analysis by process and
+%% by function written to `File'. eprof's tracing slows what it measures,
+%% so this attributes shares; the windows above give the absolute cost.
+-spec profile(pos_integer(), string()) -> ok.
+profile(Ms, File) ->
+    {ok, _} = eprof:start(),
+    try
+        profiling = eprof:start_profiling(agent_procs(), {'_', '_', '_'}, [{set_on_spawn, true}]),
+        timer:sleep(Ms),
+        profiling_stopped = eprof:stop_profiling(),
+        ok = eprof:log(File),
+        _ = eprof:analyze(procs, [{sort, time}]),
+        _ = eprof:analyze(total, [{sort, time}]),
+        ok
+    after
+        eprof:stop()
+    end.
