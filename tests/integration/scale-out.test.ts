@@ -1,5 +1,6 @@
 /**
  * Issue 16: several `beamdeck server` instances on one real PostgreSQL.
+ * Over 400 lines because every test shares the three instances and the node.
  *
  * Three real server processes (A, B, C) share a database and
  * BEAMDECK_SECRET_KEY; a real rel_test node's agent lists all three
