@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { otpSteps } from "./otp-steps";
-import { eunitCounts, type Result, type Step } from "./test-step";
+import { eunitCounts, type Result, splitFiles, type Step } from "./test-step";
 
 const OUT = path.resolve("tests/.out");
 fs.mkdirSync(OUT, { recursive: true });
@@ -67,10 +67,10 @@ function killTree(root: number): void {
 }
 
 /** What a step past its deadline was waiting on, for the log. */
-function reportHang(step: string, root: number, ms: number): void {
+function reportHang(step: string, root: number, ms: number, progress = PROGRESS): void {
   const lines = [`\n!!!!! ${step}: no end after ${Math.round(ms / 1000)} s (deadline); ending it`];
   try {
-    const p = JSON.parse(fs.readFileSync(PROGRESS, "utf8")) as { file: string | null; test: string | null; since: string };
+    const p = JSON.parse(fs.readFileSync(progress, "utf8")) as { file: string | null; test: string | null; since: string };
     lines.push(`  waiting on test file ${p.file ?? "?"}${p.test ? `, test "${p.test}"` : ""} (since ${p.since})`);
   } catch {
     /* not a vitest step, or no test started */
@@ -80,8 +80,18 @@ function reportHang(step: string, root: number, ms: number): void {
   console.log(lines.join("\n"));
 }
 
-/** Run a command, its output teed; past `deadline` (epoch ms) report it, kill its process tree, and resolve with timedOut. */
-function sh(step: string, cmd: string, args: string[], deadline: number, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; output: string; timedOut: boolean }> {
+/**
+ * Run a command, its output teed (or only kept, `quiet`, for a step that runs
+ * beside others and prints its output when it ends); past `deadline` (epoch
+ * ms) report it, kill its process tree, and resolve with timedOut.
+ */
+function sh(
+  step: string,
+  cmd: string,
+  args: string[],
+  deadline: number,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; quiet?: boolean; progress?: string } = {},
+): Promise<{ code: number; output: string; timedOut: boolean }> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
@@ -89,7 +99,7 @@ function sh(step: string, cmd: string, args: string[], deadline: number, opts: {
     let timedOut = false;
     const tee = (chunk: Buffer) => {
       output += chunk.toString();
-      process.stdout.write(chunk);
+      if (!opts.quiet) process.stdout.write(chunk);
     };
     child.stdout.on("data", tee);
     child.stderr.on("data", tee);
@@ -97,7 +107,7 @@ function sh(step: string, cmd: string, args: string[], deadline: number, opts: {
       () => {
         timedOut = true;
         if (child.pid !== undefined) {
-          reportHang(step, child.pid, Date.now() - t0);
+          reportHang(step, child.pid, Date.now() - t0, opts.progress);
           killTree(child.pid);
         }
       },
@@ -135,18 +145,22 @@ function vitestFailures(r: VitestReport): string[] {
 
 /**
  * A vitest run over `paths` counted from its JSON report. `env` and `args`
- * (e.g. BEAMDECK_TEST_OTP, a -t name pattern) serve the OTP matrix steps.
+ * (e.g. BEAMDECK_TEST_OTP, a -t name pattern) serve the OTP matrix steps;
+ * `shard` ([k, n]) names the k-th of n parts (its `paths`) and runs it
+ * quietly, so that `sharded` can run the parts side by side.
  */
-function vitest(name: string, paths: string | string[], deadlineMin: number, opts: { env?: Record<string, string>; args?: string[] } = {}): Step {
+function vitest(name: string, paths: string | string[], deadlineMin: number, opts: { env?: Record<string, string>; args?: string[]; shard?: [number, number] } = {}): Step {
+  const part = opts.shard ? `${name}-${opts.shard[0]}of${opts.shard[1]}` : name;
   return {
-    name,
+    name: part,
     deadlineMin,
     async run(deadline) {
-      const report = path.join(OUT, `vitest-${name}.json`);
+      const report = path.join(OUT, `vitest-${part}.json`);
+      const progress = opts.shard ? path.join(OUT, `vitest-current-${part}.json`) : PROGRESS;
       fs.rmSync(report, { force: true });
-      fs.rmSync(PROGRESS, { force: true });
-      const { code, timedOut } = await sh(
-        name,
+      fs.rmSync(progress, { force: true });
+      const { code, timedOut, output } = await sh(
+        part,
         "npx",
         [
           "--no-install",
@@ -160,8 +174,9 @@ function vitest(name: string, paths: string | string[], deadlineMin: number, opt
           `--outputFile=${report}`,
         ],
         deadline,
-        { env: { ...process.env, ...opts.env, BEAMDECK_TEST_PROGRESS_FILE: PROGRESS } },
+        { env: { ...process.env, ...opts.env, BEAMDECK_TEST_PROGRESS_FILE: progress }, quiet: Boolean(opts.shard), progress },
       );
+      if (opts.shard) console.log(`\n----- ${part} (its output, now that it ended) -----\n${output}`);
       if (timedOut) return { passed: 0, failed: 1 }; // its report was never written: the hang is the failure
       if (!fs.existsSync(report)) return { passed: 0, failed: 1 };
       const r = JSON.parse(fs.readFileSync(report, "utf8")) as VitestReport;
@@ -169,6 +184,34 @@ function vitest(name: string, paths: string | string[], deadlineMin: number, opt
       const brokenFiles = r.testResults.filter((t) => t.status === "failed").length;
       const failed = r.numFailedTests || (code !== 0 ? Math.max(1, brokenFiles) : 0);
       return { passed: r.numPassedTests, failed, failures: vitestFailures(r) };
+    },
+  };
+}
+
+/**
+ * The integration files, in `n` parts run side by side: the suite waits on
+ * BEAM nodes and servers starting far more than it computes, and one part
+ * after another no longer fits CI's 30 minutes. BEAMDECK_TEST_SHARDS=1 runs
+ * them one file at a time as before (to tell a flake of load from a bug).
+ */
+function sharded(name: string, dir: string, deadlineMin: number): Step {
+  const n = Math.max(1, Math.min(4, Number(process.env.BEAMDECK_TEST_SHARDS ?? 2) || 1));
+  if (n === 1) return vitest(name, dir, deadlineMin);
+  return {
+    name,
+    deadlineMin,
+    async run(deadline) {
+      const files = fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith(".test.ts"))
+        .map((f) => path.join(dir, f));
+      const parts = splitFiles(files, n).map((fs_, i, all) => vitest(name, fs_, deadlineMin, { shard: [i + 1, all.length] }));
+      const results = await Promise.all(parts.map((p) => p.run(deadline)));
+      return {
+        passed: results.reduce((a, r) => a + r.passed, 0),
+        failed: results.reduce((a, r) => a + r.failed, 0),
+        failures: results.flatMap((r) => r.failures ?? []),
+      };
     },
   };
 }
@@ -192,7 +235,7 @@ const STEPS: Step[] = [
   check("agent-dialyzer", 20, "rebar3", ["dialyzer"], "agent"),
   eunit(),
   vitest("unit", "tests/unit", 10),
-  vitest("integration", "tests/integration", 45),
+  sharded("integration", "tests/integration", 45),
   vitest("e2e", "tests/e2e", 25),
   // The agent on OTP 27 and 29, in Debian chroots (scripts/otp-steps.ts).
   ...otpSteps(sh, vitest),

@@ -1,3 +1,5 @@
+import path from "node:path";
+
 /** One step of `npm test` (scripts/run-tests.ts) and what it counts. */
 export interface Result {
   passed: number;
@@ -41,4 +43,35 @@ export interface Step {
   /** This step's own deadline in minutes (the run's remaining time caps it). */
   deadlineMin: number;
   run(deadline: number): Promise<Result>;
+}
+
+/**
+ * Seconds a file took on a 2-core VM (CI, 2026-12-02), to balance the parts;
+ * a file not named here counts as 40. Only the balance depends on it.
+ */
+const WEIGHT_S: Record<string, number> = {
+  "upgrade-checks": 310,
+  "upgrade-fallback": 290,
+  "upgrade-server": 300,
+  rollouts: 300,
+  "upgrade-agent": 150,
+  million: 120,
+  "stripped-release": 120,
+  "scale-out": 100,
+  "daily-signals": 90,
+  "daily-detail": 60,
+  flood: 60,
+  "live-node": 60,
+};
+
+/** The files below `dir` in `n` parts of about equal weight (heaviest first, each to the lightest part). */
+export function splitFiles(files: string[], n: number): string[][] {
+  const weight = (f: string) => WEIGHT_S[path.basename(f).replace(/\.test\.ts$/, "")] ?? 40;
+  const parts = Array.from({ length: n }, () => ({ files: [] as string[], total: 0 }));
+  for (const f of [...files].sort((x, y) => weight(y) - weight(x) || x.localeCompare(y))) {
+    const lightest = parts.reduce((a, b) => (b.total < a.total ? b : a));
+    lightest.files.push(f);
+    lightest.total += weight(f);
+  }
+  return parts.map((p) => p.files.sort()).filter((p) => p.length > 0);
 }
