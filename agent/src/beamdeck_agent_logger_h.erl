@@ -91,7 +91,7 @@ log(_LogEvent, _Config) ->
 %% report before other primary filters can rewrite or stop it. Always
 %% `ignore': what the host logs is never changed. Never raises.
 -spec filter(LogEvent, Config) -> ignore
-    when LogEvent :: logger:log_event(), Config :: #{sink := term(), progress := boolean()}.
+    when LogEvent :: logger:log_event(), Config :: logger:filter_arg().
 filter(LogEvent, #{sink := Sink, progress := Progress}) ->
     try
         case wanted(LogEvent, Progress) of
