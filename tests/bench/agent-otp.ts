@@ -111,7 +111,8 @@ export function tableRows(rows: OtpBench[]): string[][] {
   const head = [
     "OTP",
     "where",
-    "lint 1k stripped ms",
+    "beams",
+    "lint stripped ms",
     "debug_info ms",
     "per module median/p99 us (stripped)",
     "median/p99 us (debug_info)",
@@ -126,6 +127,7 @@ export function tableRows(rows: OtpBench[]): string[][] {
     return [
       r.otp,
       r.error ? `${r.where} (${r.error})` : r.where,
+      l ? String(l.modules) : "-",
       f(l?.stripped.total_ms),
       f(l?.debug_info.total_ms),
       l ? `${l.stripped.median_us}/${l.stripped.p99_us}` : "-",
@@ -142,6 +144,7 @@ export function tableRows(rows: OtpBench[]): string[][] {
 function printRows(rows: OtpBench[]): void {
   const t = tableRows(rows);
   const w = t[0].map((_, i) => Math.max(...t.map((r) => r[i].length)));
-  console.log("\n== loop lint (the 1,000 largest beams of each OTP: stripped vs debug_info) and preview at 100k processes, per OTP");
+  // A chroot's minimal OTP has fewer than 1,000 beams: then all of them (the `beams` column).
+  console.log("\n== loop lint (the 1,000 largest beams of each OTP, stripped vs debug_info) and preview at 100k processes, per OTP");
   for (const r of t) console.log(`  ${r.map((c, i) => c.padEnd(w[i])).join("  ")}`);
 }

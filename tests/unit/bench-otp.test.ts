@@ -33,7 +33,8 @@ describe("per-OTP agent bench", () => {
     expect(head).toHaveLength(r27.length);
     const col = (name: string) => head.indexOf(name);
     expect(r27[col("OTP")]).toBe("27");
-    expect(r27[col("lint 1k stripped ms")]).toBe("310.5");
+    expect(r27[col("beams")]).toBe("1000");
+    expect(r27[col("lint stripped ms")]).toBe("310.5");
     expect(r27[col("debug_info ms")]).toBe("1200.3");
     expect(r27[col("same loops")]).toBe("968/990");
     expect(r27[col("preview 100k ms")]).toBe("450.2");
