@@ -226,7 +226,10 @@ handle_info(_Info, St) ->
 %% alarm_handler.
 -spec terminate(term(), #st{}) -> ok.
 terminate(_Reason, St) ->
-    _ = beamdeck_agent_otp:call(fun() -> logger:remove_handler(?HANDLER_ID) end, ?LOGGER_TIMEOUT),
+    _ = beamdeck_agent_otp:call(fun() ->
+                                        _ = logger:remove_primary_filter(?HANDLER_ID),
+                                        logger:remove_handler(?HANDLER_ID)
+                                end, ?LOGGER_TIMEOUT),
     case St#st.alarm of
         Pid when is_pid(Pid) -> unlink(Pid), exit(Pid, shutdown), ok;
         undefined -> ok
@@ -249,20 +252,35 @@ seq_counter(BootId) ->
             Ref
     end.
 
-%% Put the handler back if someone removed or replaced it (checked every
-%% tick; reading the handler config is an ETS lookup, not a call).
+%% Put the handler and the primary filter back if someone removed or
+%% replaced them, or put a primary filter in front of ours (Elixir's Logger
+%% started or restarted after the agent: its translator must not run first).
+%% Checked every tick; reading logger's config is an ETS lookup, not a call.
 check_handler(#st{sink = Sink} = St) ->
-    case logger:get_handler_config(?HANDLER_ID) of
-        {ok, #{config := #{sink := Sink}}} -> St#st{handler = true};
-        _ -> install_handler(St)
+    Handler = case logger:get_handler_config(?HANDLER_ID) of
+                  {ok, #{config := #{sink := Sink}}} -> true;
+                  _ -> false
+              end,
+    First = case logger:get_primary_config() of
+                #{filters := [{?HANDLER_ID, {_, #{sink := Sink}}} | _]} -> true;
+                _ -> false
+            end,
+    case Handler andalso First of
+        true -> St#st{handler = true};
+        false -> install_handler(St)
     end.
 
-%% Replace any handler left by an earlier incarnation of this process.
+%% Replace any handler or filter left by an earlier incarnation of this
+%% process; logger puts a new primary filter first.
 install_handler(#st{sink = Sink} = St) ->
-    Config = beamdeck_agent_logger_h:handler_config(Sink, setting(progress_reports) =:= true),
+    Progress = setting(progress_reports) =:= true,
+    Config = beamdeck_agent_logger_h:handler_config(Sink, Progress),
+    Filter = beamdeck_agent_logger_h:filter_config(Sink, Progress),
     Install = fun() ->
+                  _ = logger:remove_primary_filter(?HANDLER_ID),
                   _ = logger:remove_handler(?HANDLER_ID),
-                  logger:add_handler(?HANDLER_ID, beamdeck_agent_logger_h, Config)
+                  ok = logger:add_handler(?HANDLER_ID, beamdeck_agent_logger_h, Config),
+                  logger:add_primary_filter(?HANDLER_ID, Filter)
               end,
     case beamdeck_agent_otp:call(Install, ?LOGGER_TIMEOUT) of
         {ok, ok} ->

@@ -26,10 +26,13 @@
 -module(beamdeck_agent_json).
 
 -export([encode/1, decode/1]).
+%% Which backend runs: asked of a running release too (the OTP matrix's
+%% mix release test checks a node on OTP 27 takes `json').
+-export([backend/0]).
 
 %% Exported for the EUnit tests only.
 -ifdef(TEST).
--export([decode/2, backend/0]).
+-export([decode/2]).
 -endif.
 
 -define(MAX_SAFE_INT, 9007199254740991).
@@ -396,7 +399,6 @@ hexval(_) -> -1.
 
 %%% OTP 27 DETECTION %%%
 
--ifdef(TEST).
 %% @doc Which code encodes and decodes on this node: OTP 27's `json' module
 %% (`otp_json') or the agent's own (`builtin', OTP 25 and 26).
 -spec backend() -> otp_json | builtin.
@@ -405,7 +407,6 @@ backend() ->
         true -> otp_json;
         false -> builtin
     end.
--endif.
 
 %% Cached: code:ensure_loaded/1 of a missing module asks the code server
 %% (a file search) every time, too slow for every frame.

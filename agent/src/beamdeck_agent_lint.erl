@@ -23,6 +23,7 @@
 -module(beamdeck_agent_lint).
 
 -export([object_code/1, analyze/2, analyze_loaded/1, new_cache/0, findings/1, quiet/1, loops/1, pins/1,
+         pin_findings/1,
          stuck_info/1, stuck/2,
          finding_json/1, elixir_alias/1, language/1, analyze_with/3, unavailable_findings/2]).
 
@@ -39,14 +40,17 @@
 -type fa() :: {atom(), arity()}.
 -type finding() :: #{module := module(), function := atom(), arity := arity(),
                      line := pos_integer() | null, cycle := [fa()], calls := [fa()],
-                     evidence := binary() | null, exported := boolean()}.
+                     evidence := binary() | null, exported := boolean(),
+                     kind => loop | pin}.
 %% `exported': whether every function the fix would call fully qualified
-%% is exported (a remote call needs that).
+%% is exported (a remote call needs that). `kind' `pin' (absent: a loop):
+%% a function that waits in a non-tail call on `calls', which do not return.
 -type source() :: beam | debug_info.
 -type analysis() :: #{module := module(), source := source(),
                       language := erlang | elixir, loops := [fa()],
                       endless := [fa()], pins := #{fa() => [fa()]},
-                      findings := [finding()], quiet := [finding()]}.
+                      findings := [finding()], quiet := [finding()],
+                      pin_findings => [finding()]}.
 -type frame() :: {binary(), arity()}.
 -type stuck_info() :: #{loops := [frame()], endless := [frame()], waits := #{frame() => [frame()]}}.
 -export_type([analysis/0, finding/0, stuck_info/0]).
@@ -184,6 +188,12 @@ loops(#{loops := L}) -> L.
 -spec pins(Analysis) -> #{fa() => [fa()]} when Analysis :: analysis().
 pins(Analysis) -> maps:get(pins, Analysis, #{}).
 
+%% @doc The pins (pins/1) as findings of `kind' `pin', so the lint names
+%% the function whose frame keeps a process on the old code, not only the
+%% loop it waits on (which may well move to the new code by itself).
+-spec pin_findings(Analysis) -> [finding()] when Analysis :: analysis().
+pin_findings(Analysis) -> maps:get(pin_findings, Analysis, []).
+
 %% @doc What stuck/2 needs of an analysis, with function names as text
 %% (as a backtrace gives them): the loops, the loops with effects through
 %% local or fully qualified calls (`endless'), and who waits on whom.
@@ -277,12 +287,25 @@ analysis(Module, Source, Funs, Exports) ->
     Cycles = beamdeck_agent_lint_graph:cycles(Edges),
     Loops = lists:usort(lists:append(Cycles)),
     All = lists:append([cycle_findings(Module, Scc, Funs, Exports) || Scc <- Cycles]),
-    Pins = beamdeck_agent_lint_graph:pins(Module, Funs, Loops,
-                                          fun(Scc) -> evidence(Scc, Funs) =/= null end),
+    {Endless, Pins} = beamdeck_agent_lint_graph:pins(Module, Funs, Loops,
+                                                     fun(Scc) -> evidence(Scc, Funs) =/= null end),
     #{module => Module, source => Source, language => language(Module), loops => Loops,
-      endless => element(1, Pins), pins => element(2, Pins),
+      endless => Endless, pins => Pins,
       findings => [F || #{evidence := E} = F <- All, E =/= null],
-      quiet => [F || #{evidence := null} = F <- All]}.
+      quiet => [F || #{evidence := null} = F <- All],
+      pin_findings => [pin_finding(Module, FA, Waits, Funs) || {FA, Waits} <- lists:sort(maps:to_list(Pins))]}.
+
+%% The line of its first call to a function it waits on (the Line chunk
+%% gives local calls a line), else the function's own.
+pin_finding(Module, {F, A} = FA, Waits, Funs) ->
+    #{calls := Calls, line := FLine} = maps:get(FA, Funs),
+    Line = case [L || {C, L} <- Calls, lists:member(C, Waits), L =/= null] of
+               [L1 | _] -> L1;
+               [] -> FLine
+           end,
+    #{module => Module, function => F, arity => A, line => Line, cycle => [], calls => Waits,
+      evidence => iolist_to_binary(["waits on ", lists:join(", ", [fa_text(W) || W <- Waits])]),
+      exported => true, kind => pin}.
 
 cycle_findings(Module, Scc, Funs, Exports) ->
     Evidence = evidence(Scc, Funs),
@@ -338,7 +361,27 @@ unavailable_findings(LintErrors, PidFrames) ->
 %% `language', `message' (what happens and the fix), `fix' (the call to
 %% write instead), `calls' (the local calls that close the loop),
 %% `evidence' (why the loop matters: `receive' or `calls M:F/A', or null).
+%% A pin (pin_findings/1) has the same fields: `calls' are the loops it
+%% waits on, `evidence' `waits on F/A', `fix' `a tail call to F/A'.
 -spec finding_json(Finding) -> map() when Finding :: finding().
+finding_json(#{kind := pin, module := M, function := F, arity := A, line := Line, calls := Waits,
+               evidence := Evidence}) ->
+    Lang = language(M),
+    Name = display(Lang, M, {F, A}),
+    On = lists:join(", ", [display(Lang, M, W) || W <- Waits]),
+    Fix = iolist_to_binary(["a tail call to ", lists:join(", ", [fa_text(W) || W <- Waits])]),
+    #{module => atom_to_binary(M, utf8), function => atom_to_binary(F, utf8), arity => A,
+      line => Line, language => Lang, evidence => Evidence, fix => Fix,
+      calls => [fa_text(W) || W <- Waits],
+      message => unicode:characters_to_binary(
+                   io_lib:format("~ts calls ~ts in a non-tail call and waits for it to return, and "
+                                 "that function loops: while a process runs in the loop, ~ts's frame "
+                                 "below it keeps the old code in use, even after the loop moves on to "
+                                 "a newer version of the module, so a brutal post-purge kills the "
+                                 "process at make_permanent and a soft one leaves it on the old code. "
+                                 "Fix: make that call the last thing ~ts does (a tail call leaves no "
+                                 "frame behind).",
+                                 [Name, On, Name, Name]))};
 finding_json(#{module := M, function := F, arity := A, line := Line, calls := Calls,
                cycle := Cycle, evidence := Evidence, exported := Exported}) ->
     Lang = language(M),

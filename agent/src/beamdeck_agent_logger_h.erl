@@ -12,6 +12,16 @@
 %%% holds the sink under `config => #{sink := Sink, progress := boolean()}`.
 %%% It has no filters and accepts every domain, so SASL reports (domain
 %%% `[otp, sasl]`) reach it even where Elixir's console backend hides them.
+%%%
+%%% Elixir's Logger 1.15+ translates OTP reports in a PRIMARY filter
+%%% (`logger_translator'): every handler gets the report as text, and with
+%%% `handle_sasl_reports: false' none at all. So the same capture also runs
+%%% as a primary filter placed first (filter/2, `beamdeck_agent_events'
+%%% keeps it first): it sees the report before any translation. Whichever
+%%% of the two sees a report first submits it, the filter leaving the
+%%% event's timestamp in the logging process's dictionary so that the
+%%% handler, called next in the same process for the same event, does not
+%%% submit it again.
 %%% Progress reports are `info`: they also need a primary logger level of
 %%% `info` or lower (Erlang's default primary level is `notice`).
 %%%
@@ -22,7 +32,8 @@
 %%% and the dictionary's keys only.
 -module(beamdeck_agent_logger_h).
 
--export([adding_handler/1, changing_config/3, removing_handler/1, log/2, handler_config/2]).
+-export([adding_handler/1, changing_config/3, removing_handler/1, log/2, handler_config/2,
+         filter/2, filter_config/2]).
 
 %% Exported for the EUnit tests only.
 -ifdef(TEST).
@@ -33,6 +44,9 @@
 -define(REPORT_CAP, 8192).
 -define(REASON_CAP, 2048).
 -define(MFARGS_CAP, 1024).
+
+%% Process dictionary key: the `time' of the last report the filter took.
+-define(TAKEN, '$beamdeck_agent_report_taken').
 
 %%% LOGGER CALLBACKS %%%
 
@@ -62,7 +76,7 @@ removing_handler(_Config) -> ok.
     when LogEvent :: logger:log_event(), Config :: logger:handler_config().
 log(LogEvent, #{config := #{sink := Sink, progress := Progress}}) ->
     try
-        case wanted(LogEvent, Progress) of
+        case wanted(LogEvent, Progress) andalso not taken(LogEvent) of
             true -> _ = beamdeck_agent_events:submit(Sink, fun() -> event(LogEvent, ?REPORT_CAP) end), ok;
             false -> ok
         end
@@ -72,7 +86,46 @@ log(LogEvent, #{config := #{sink := Sink, progress := Progress}}) ->
 log(_LogEvent, _Config) ->
     ok.
 
+%% @doc Primary logger filter (installed first by `beamdeck_agent_events'
+%% with filter_config/2), run in the logging process: submit a wanted
+%% report before other primary filters can rewrite or stop it. Always
+%% `ignore': what the host logs is never changed. Never raises.
+-spec filter(LogEvent, Config) -> ignore
+    when LogEvent :: logger:log_event(), Config :: logger:filter_arg().
+filter(LogEvent, #{sink := Sink, progress := Progress}) ->
+    try
+        case wanted(LogEvent, Progress) of
+            true ->
+                put(?TAKEN, event_time(LogEvent)),
+                _ = beamdeck_agent_events:submit(Sink, fun() -> event(LogEvent, ?REPORT_CAP) end),
+                ok;
+            false -> ok
+        end
+    catch _:_ ->
+        beamdeck_agent_events:count_handler_error(Sink)
+    end,
+    ignore;
+filter(_LogEvent, _Config) ->
+    ignore.
+
+%% Whether filter/2 already submitted this event (same process, same time).
+taken(LogEvent) ->
+    case get(?TAKEN) of
+        undefined -> false;
+        T -> erase(?TAKEN), T =:= event_time(LogEvent)
+    end.
+
+event_time(#{meta := #{time := T}}) -> T;
+event_time(_) -> none.
+
 %%% API %%%
+
+%% @doc The primary filter `beamdeck_agent_events' installs: filter/2 with
+%% the same sink and progress setting as the handler.
+-spec filter_config(Sink, Progress) -> logger:filter()
+    when Sink :: beamdeck_agent_events:sink(), Progress :: boolean().
+filter_config(Sink, Progress) ->
+    {fun ?MODULE:filter/2, #{sink => Sink, progress => Progress}}.
 
 %% @doc The handler config `beamdeck_agent_events` installs: no filters, level
 %% `error` (supervisor and crash reports), `info` when progress reports are on.

@@ -208,9 +208,12 @@ target_lint(none, _M, _Deadline) -> none.
 merge_findings(M, Loaded, Target) ->
     %% Quiet loops (pure recursions) come along; plan_json keeps them only
     %% when a live process sits in one.
-    All = fun(A) -> beamdeck_agent_lint:findings(A) ++ beamdeck_agent_lint:quiet(A) end,
+    %% Pins (a frame waiting on a loop) come along too: the lint names them.
+    All = fun(A) -> beamdeck_agent_lint:findings(A) ++ beamdeck_agent_lint:quiet(A)
+                        ++ beamdeck_agent_lint:pin_findings(A) end,
     L = [{key(F), F} || {ok, A} <- [Loaded], F <- All(A)],
-    T = [{key(F), F} || {ok, A} <- [Target], F <- beamdeck_agent_lint:findings(A)],
+    T = [{key(F), F} || {ok, A} <- [Target],
+                        F <- beamdeck_agent_lint:findings(A) ++ beamdeck_agent_lint:pin_findings(A)],
     Keys = lists:usort([K || {K, _} <- L ++ T]),
     Found = [begin
                  F = proplists:get_value(K, L, proplists:get_value(K, T)),

@@ -92,6 +92,17 @@ beam_only() ->
     ?assertEqual({'-named_fun/0-Loop/0-0-', 0}, Fun),
     %% run/0 waits on serve/0 (which migrates by itself) in a non-tail call.
     ?assertEqual(#{{run, 0} => [{serve, 0}]}, beamdeck_agent_lint:pins(B)),
+    %% The lint names run/0 itself (its frame is what keeps the old code),
+    %% at the line of its call to serve/0.
+    [Pin] = beamdeck_agent_lint:pin_findings(B),
+    ?assertMatch(#{function := run, arity := 0, calls := [{serve, 0}], line := 28, kind := pin}, Pin),
+    PinJson = beamdeck_agent_lint:finding_json(Pin),
+    ?assertMatch(#{function := <<"run">>, arity := 0, line := 28, evidence := <<"waits on serve/0">>,
+                   fix := <<"a tail call to serve/0">>, calls := [<<"serve/0">>]}, PinJson),
+    ?assertMatch({_, _}, binary:match(maps:get(message, PinJson),
+                                      <<"bd_beam_shapes:run/0 calls bd_beam_shapes:serve/0 in a non-tail call">>)),
+    %% Not a loop finding: run/0 does not loop.
+    ?assertNot(lists:member({run, 0}, fas(B))),
     %% A process is held by run/0 only while serve/0 is on its stack too.
     Info = beamdeck_agent_lint:stuck_info(B),
     ?assertEqual([{<<"run">>, 0}], beamdeck_agent_lint:stuck([{<<"serve">>, 0}, {<<"run">>, 0}], Info)),

@@ -35,7 +35,9 @@ events_test_() ->
       {"notify/1 events get seqs too", fun notify/0},
       {"the handler is removed when the events process stops", fun handler_removed/0},
       {"seqs continue across a restart of the events process", fun restart_keeps_seq/0},
-      {"a handler removed by someone else is put back", fun handler_reinstalled/0}]}.
+      {"a handler removed by someone else is put back", fun handler_reinstalled/0},
+      {"a translating primary filter in front (Elixir's Logger 1.15+): ours is put first, "
+       "reports still arrive, each once", fun translated_reports/0}]}.
 
 overflow_test_() ->
     {setup, fun() -> setup([{event_buffer, 100}]) end, fun cleanup/1,
@@ -223,20 +225,57 @@ notify() ->
 
 handler_removed() ->
     ?assert(lists:member(beamdeck_agent_logger_h, logger:get_handler_ids())),
+    ?assert(primary_filter_first()),
     ?assertMatch(#{handler := true}, beamdeck_agent_events:stats()),
     stop_events(),
     ?assertNot(lists:member(beamdeck_agent_logger_h, logger:get_handler_ids())),
+    ?assertNot(lists:keymember(beamdeck_agent_logger_h, 1, maps:get(filters, logger:get_primary_config()))),
     %% Logging with the events process gone is harmless.
     log_report(1),
     ?assertEqual(0, beamdeck_agent_events:last_seq()).
 
 handler_reinstalled() ->
-    ok = logger:remove_handler(beamdeck_agent_logger_h),
+    %% The handler alone still takes reports: the filter is the first of two.
+    ok = logger:remove_primary_filter(beamdeck_agent_logger_h),
     log_report(1),
-    ?assertMatch(#{lastSeq := 0}, beamdeck_agent_events:stats()),
-    wait_until(fun() -> lists:member(beamdeck_agent_logger_h, logger:get_handler_ids()) end, 3000),
+    ?assertMatch(#{lastSeq := 1}, beamdeck_agent_events:stats()),
+    ok = logger:remove_handler(beamdeck_agent_logger_h),
     log_report(2),
-    ?assertMatch(#{lastSeq := 1, handler := true}, beamdeck_agent_events:stats()).
+    ?assertMatch(#{lastSeq := 1}, beamdeck_agent_events:stats()),
+    wait_until(fun() -> lists:member(beamdeck_agent_logger_h, logger:get_handler_ids())
+                            andalso primary_filter_first() end, 3000),
+    log_report(3),
+    ?assertMatch(#{lastSeq := 2, handler := true}, beamdeck_agent_events:stats()).
+
+%% Elixir's Logger 1.15+ adds a primary filter that turns OTP reports into
+%% text before any handler sees them; one added after ours runs first.
+translated_reports() ->
+    Translate = fun(#{msg := {report, _}} = E, _) -> E#{msg := {string, <<"translated">>}};
+                   (_, _) -> ignore
+                end,
+    ok = logger:add_primary_filter(bd_translator, {Translate, []}),
+    try
+        ?assertNot(primary_filter_first()),
+        %% The tick puts ours back in front.
+        wait_until(fun primary_filter_first/0, 3000),
+        [log_report(I) || I <- [1, 2]],
+        ?assertMatch(#{lastSeq := 2}, beamdeck_agent_events:stats()),
+        connect(0),
+        wait_until(fun() -> length(frames()) >= 2 end),
+        ?assertMatch([#{context := <<"c1">>}, #{context := <<"c2">>}], frames()),
+        %% Without the translator the handler sees the report too: still once.
+        ok = logger:remove_primary_filter(bd_translator),
+        log_report(3),
+        ?assertMatch(#{lastSeq := 3}, beamdeck_agent_events:stats())
+    after
+        _ = logger:remove_primary_filter(bd_translator)
+    end.
+
+primary_filter_first() ->
+    case logger:get_primary_config() of
+        #{filters := [{beamdeck_agent_logger_h, _} | _]} -> true;
+        _ -> false
+    end.
 
 restart_keeps_seq() ->
     [log_report(I) || I <- lists:seq(1, 3)],

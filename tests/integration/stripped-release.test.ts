@@ -64,7 +64,7 @@ describe("stripped Erlang release without the compiler application (bd_loops 1.0
     expect(await node.rpc(`{ok, {_, [{debug_info, {debug_info_v1, erl_abstract_code, {Ast, _}}}]}} = beam_lib:chunks(code:which(${MOD}), [debug_info]), Ast`)).toBe("none");
   });
 
-  it("install plan: ?MODULE:loop may migrate, the local loop and the pinned frame are killed at make_permanent", async () => {
+  it("install plan: ?MODULE:loop may migrate, the local loop and the pinned frame are killed at make_permanent, the lint names both", async () => {
     const plan = await agent.request("upgrade_plan", { vsn: "1.1.0" });
     expect(plan).toMatchObject({ action: "install", from: "1.0.0", to: "1.1.0", verdict: "would_kill", lintErrors: [] });
     expect(plan.findings.filter((f: Json) => f.check === "lint_unavailable")).toEqual([]);
@@ -75,12 +75,19 @@ describe("stripped Erlang release without the compiler application (bd_loops 1.0
     expect(f[pids.pinned]).toMatchObject({ fate: "killed", when: "make_permanent" });
     expect(f[pids.pinned].why).toContain(`${MOD}:run/0`);
     expect([...plan.killed.make_permanent].sort()).toEqual([pids.local, pids.pinned].sort());
-    // The lint names the loop function, from the beam (line from its Line chunk).
+    // The lint names the loop function and the pinning one, from the beam
+    // (lines from its Line chunk); ext_loop/1 and serve/0 move on by themselves.
     const lint = (plan.lint as Json[]).filter((l) => l.module === MOD);
-    expect(lint.map((l) => `${l.function}/${l.arity}`)).toEqual(["local_loop/1"]);
-    expect(lint[0]).toMatchObject({ language: "erlang", fix: "?MODULE:local_loop(...)", evidence: "receive", pids: [pids.local] });
-    expect(lint[0].line).toBeGreaterThan(0);
-    expect(lint[0].versions).toEqual(["loaded", "target"]);
+    expect(lint.map((l) => `${l.function}/${l.arity}`).sort()).toEqual(["local_loop/1", "run/0"]);
+    const loop = lint.find((l) => l.function === "local_loop") as Json;
+    expect(loop).toMatchObject({ language: "erlang", fix: "?MODULE:local_loop(...)", evidence: "receive", pids: [pids.local] });
+    expect(loop.line).toBeGreaterThan(0);
+    expect(loop.versions).toEqual(["loaded", "target"]);
+    const pin = lint.find((l) => l.function === "run") as Json;
+    expect(pin).toMatchObject({ language: "erlang", evidence: "waits on serve/0", calls: ["serve/0"], fix: "a tail call to serve/0", pids: [pids.pinned] });
+    expect(pin.message).toContain(`${MOD}:run/0 calls ${MOD}:serve/0 in a non-tail call`);
+    expect(pin.line).toBeGreaterThan(0);
+    expect(pin.versions).toEqual(["loaded", "target"]);
   });
 
   it("install, then each worker gets a message: ext moves to the new code, local and pinned stay on the old", async () => {

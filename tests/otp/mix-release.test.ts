@@ -17,6 +17,7 @@ import { startNode, stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { otpPresent, testOtp } from "../../tools/beam/otp";
 import { instantiate } from "../../tools/beam/releases";
 import { waitConnected } from "../support/beam-node";
+import { waitFor } from "../support/ports";
 import { startServer, type TestServer } from "../support/server";
 
 const OTP27 = testOtp({ BEAMDECK_TEST_OTP: "27" });
@@ -108,5 +109,23 @@ describe("an Elixir 1.18 mix release (stripped beams, the agent a path dependenc
       ["1.1.0", "permanent"],
       ["1.0.0", "old"],
     ]);
+  });
+
+  it("a supervisor report reaches the server as an event: Elixir 1.18's logger translator (a primary filter) does not hide it", async () => {
+    // What Elixir's Logger does with SASL reports here, said by the node itself.
+    const filters = await node.rpcJson<string[]>("[atom_to_binary(Id) || {Id, _} <- maps:get(filters, logger:get_primary_config())]");
+    expect(filters).toContain("logger_translator");
+    expect(filters[0]).toBe("beamdeck_agent_logger_h");
+    const pid = await node.rpc(`whereis(${COUNTER})`);
+    await node.rpc(`exit(whereis(${COUNTER}), kill)`);
+    const ev = await waitFor("the counter's child_terminated event", async () => {
+      const r = await cli(["events", node.name, "--json"]);
+      const evs = JSON.parse(r.stdout || "[]") as { kind: string; context: string; offender: { pid: string } | null }[];
+      return evs.find((e) => e.context === "child_terminated" && e.offender?.pid === pid) ?? null;
+    });
+    expect(ev.kind).toBe("supervisor_report");
+    // Once, not once from the filter and once from the handler.
+    const again = JSON.parse((await cli(["events", node.name, "--json"])).stdout) as { context: string; offender: { pid: string } | null }[];
+    expect(again.filter((e) => e.context === "child_terminated" && e.offender?.pid === pid)).toHaveLength(1);
   });
 });

@@ -3,8 +3,9 @@
  * Who the step touches, computed on the live node: every process with the
  * changed modules' code on its stack, in a fun, or still on old code,
  * grouped by fate (worst first) and colour-coded, each with when and why.
- * The lint findings — the local-call loops that pin a process to old code —
- * come first, with the fix.
+ * The lint findings — the local-call loops that pin a process to old code,
+ * and the functions that wait on a loop in a non-tail call — come first,
+ * with the fix.
  */
 import { Atom, Mfa } from "../../../../../_components/Names";
 import { clock, elixirAlias, int } from "../../../../../_lib/format";
@@ -64,7 +65,7 @@ export function LintList({ node, lint, errors }: { node: string; lint: LintFindi
   return (
     <section className="up-lint" data-testid="lint" aria-label="Lint">
       <h2 className="up-lint-title">
-        {lint.length} loop{lint.length === 1 ? "" : "s"} that can never reach new code
+        {lint.length} function{lint.length === 1 ? "" : "s"} that can never reach new code
       </h2>
       <ul className="up-lint-list">
         {lint.map((l) => (
