@@ -18,7 +18,7 @@ import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
-import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult } from "./fallback";
+import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult, fallbackRefusal } from "./fallback";
 import type { OldCodeReply } from "./old-code-watch";
 import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, type Verification, verificationOf } from "./plan";
 
@@ -417,7 +417,19 @@ export class UpgradeWorkflow {
 
   private async fallbackHappened(node: string, e: FallbackEvent): Promise<void> {
     const install = await this.prisma.upgradeCommand.findUnique({ where: { id: e.fallback.commandId }, include: { upgrade: true } });
-    const upgrade = install?.node === node ? install.upgrade : null;
+    // An agent token speaks for its node only: the event must name an install this server sent to that node with a fallback
+    // for that release, and count once (the agent sends one outcome per install; a replay would rewrite history).
+    const refused = fallbackRefusal(node, e, install);
+    if (refused) {
+      console.warn(`[beamdeck] ${node}: a fallback event for command ${e.fallback.commandId} ignored: ${refused}`);
+      return;
+    }
+    const seen = await this.prisma.auditEntry.findFirst({ where: { action: "upgrade.fallback", node, data: { path: ["fallback", "commandId"], equals: e.fallback.commandId } }, select: { id: true } });
+    if (seen) {
+      console.warn(`[beamdeck] ${node}: a second fallback event for command ${e.fallback.commandId} ignored (its outcome is recorded)`);
+      return;
+    }
+    const upgrade = install?.upgrade ?? null;
     if (upgrade && (e.context === "rolled_back" || e.context === "node_restarted") && upgrade.status === "installed") {
       await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { status: "rolled_back" } });
     }
@@ -457,11 +469,11 @@ export class UpgradeWorkflow {
     }));
   }
 
-  /** The node's newest fallback events, by the install command they belong to. */
+  /** The node's recent fallback events, by the install command they belong to: the first one counts (as in fallbackHappened; a replay does not rewrite it). */
   private async fallbackOutcomes(node: string): Promise<Map<string, FallbackEvent>> {
-    const rows = await this.prisma.event.findMany({ where: { node, kind: "fallback" }, orderBy: { at: "desc" }, take: 100, select: { data: true } });
+    const rows = await this.prisma.event.findMany({ where: { node, kind: "fallback" }, orderBy: { id: "desc" }, take: 100, select: { data: true } });
     const out = new Map<string, FallbackEvent>();
-    for (const r of rows) {
+    for (const r of rows.reverse()) {
       const e = fallbackEvent.safeParse(r.data);
       if (e.success && !out.has(e.data.fallback.commandId)) out.set(e.data.fallback.commandId, e.data);
     }
