@@ -47,9 +47,9 @@ async function forger(token: string, name: string) {
   let seq = 0;
   return {
     raw,
-    forge(context: string, commandId: string, vsn: string, text: string) {
+    forge(context: string, commandId: string, vsn: string, text: string, at = Date.now()) {
       seq += 1;
-      raw.send({ type: "event", seq, bootId, at: Date.now(), kind: "fallback", context, reason: { text, truncated: false }, fallback: record(commandId, vsn), rollbackCommandId: null });
+      raw.send({ type: "event", seq, bootId, at, kind: "fallback", context, reason: { text, truncated: false }, fallback: record(commandId, vsn), rollbackCommandId: null });
     },
   };
 }
@@ -97,5 +97,36 @@ describe("forged fallback events", () => {
     expect(after.status).toBe("installed");
     const audited = (await admin.audit.list.query({ action: "upgrade.fallback" })).entries;
     expect(audited).toEqual([]);
+  }, 300_000);
+
+  it("a replayed outcome for an install with a fallback: the first one counts", async () => {
+    ({ node, token } = await startAgentNode(server));
+    await waitConnected(server, node.name);
+    const admin = httpClient(server.url, { token: server.apiToken });
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.1"])).code).toBe(0);
+    const plan = JSON.parse((await cli(["upgrade", "plan", node.name, "0.1.1", "--json"])).stdout) as { digest: string };
+    const install = await cli(["upgrade", "install", node.name, "0.1.1", "--accept-plan", plan.digest, "--fallback", "1h", "--yes"]);
+    expect(install.code, install.stderr).toBe(0);
+    const perm = JSON.parse((await cli(["upgrade", "plan", node.name, "0.1.1", "--json"])).stdout) as { digest: string };
+    const made = await cli(["upgrade", "permanent", node.name, "0.1.1", "--accept-plan", perm.digest, "--yes"]);
+    expect(made.code, made.stderr).toBe(0);
+    const fallbacks = async () => (await admin.audit.list.query({ action: "upgrade.fallback", node: node.name })).entries.map((e) => (e.data as { outcome: string }).outcome);
+    await waitFor("the agent's cleared outcome audited", async () => (await fallbacks()).length === 1, 30_000, 300);
+    const [upgrade] = await admin.upgrades.history.query({ node: node.name });
+    expect(upgrade.fallback?.outcome).toBe("cleared");
+    const installId = upgrade.commands.find((c) => c.action === "install")?.id ?? "";
+
+    // The node's token replays a different outcome for the same install, dated later (the history must not take the newest).
+    await node.stop();
+    await waitConnected(server, node.name, false, 30_000);
+    const own = await forger(token, node.name);
+    own.forge("rolled_back", installId, "0.1.1", "forged: replay", Date.now() + 3_600_000);
+    await waitFor("the replay stored", async () => (await storedFallbacks(node.name)).includes("forged: replay"), 30_000, 300);
+    own.raw.close();
+    await sleep(3000);
+    expect(await fallbacks()).toEqual(["cleared"]);
+    const [after] = await admin.upgrades.history.query({ node: node.name });
+    expect(after.status).toBe("permanent");
+    expect(after.fallback?.outcome).toBe("cleared");
   }, 300_000);
 });
