@@ -430,8 +430,9 @@ export class UpgradeWorkflow {
       return;
     }
     const upgrade = install?.upgrade ?? null;
-    if (upgrade && (e.context === "rolled_back" || e.context === "node_restarted") && upgrade.status === "installed") {
-      await this.prisma.upgrade.update({ where: { id: upgrade.id }, data: { status: "rolled_back" } });
+    if (upgrade && (e.context === "rolled_back" || e.context === "node_restarted")) {
+      // Conditional: an operator's make_permanent that lands meanwhile is not overwritten.
+      await this.prisma.upgrade.updateMany({ where: { id: upgrade.id, status: "installed" }, data: { status: "rolled_back" } });
     }
     await appendAudit(this.prisma, {
       actor: "agent",
