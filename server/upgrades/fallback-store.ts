@@ -7,7 +7,7 @@
  */
 import type { PrismaClient } from "../../generated/prisma/client";
 import { appendAudit } from "../audit/log";
-import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult } from "./fallback";
+import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult, fallbackRefusal } from "./fallback";
 
 /** Apply the `fallback` events among freshly stored ones (EventStore.onStored); returns the progress lines to publish. */
 export async function recordFallbacks(prisma: PrismaClient, node: string, stored: { frame: { kind: string } }[]) {
@@ -15,8 +15,10 @@ export async function recordFallbacks(prisma: PrismaClient, node: string, stored
   for (const { frame } of stored) {
     if (frame.kind !== "fallback") continue;
     const parsed = fallbackEvent.safeParse(frame);
-    if (parsed.success) out.push(await recordFallback(prisma, node, parsed.data));
-    else console.warn(`[beamdeck] ${node}: a fallback event does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
+    if (parsed.success) {
+      const progress = await recordFallback(prisma, node, parsed.data);
+      if (progress) out.push(progress);
+    } else console.warn(`[beamdeck] ${node}: a fallback event does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
   }
   return out;
 }
@@ -24,10 +26,22 @@ export async function recordFallbacks(prisma: PrismaClient, node: string, stored
 /** Apply one fallback event; returns the progress line to publish on the node's upgrade topic. */
 async function recordFallback(prisma: PrismaClient, node: string, e: FallbackEvent) {
   const install = await prisma.upgradeCommand.findUnique({ where: { id: e.fallback.commandId }, include: { upgrade: true } });
-  // An event naming another node's command changes nothing of that node's upgrade.
-  const upgrade = install?.node === node ? install.upgrade : null;
-  if (upgrade && (e.context === "rolled_back" || e.context === "node_restarted") && upgrade.status === "installed") {
-    await prisma.upgrade.update({ where: { id: upgrade.id }, data: { status: "rolled_back" } });
+  // An agent token speaks for its node only: the event must name an install this server sent to that node with a fallback
+  // for that release, and count once (the agent sends one outcome per install; a replay would rewrite history).
+  const refused = fallbackRefusal(node, e, install);
+  if (refused) {
+    console.warn(`[beamdeck] ${node}: a fallback event for command ${e.fallback.commandId} ignored: ${refused}`);
+    return null;
+  }
+  const seen = await prisma.auditEntry.findFirst({ where: { action: "upgrade.fallback", node, data: { path: ["fallback", "commandId"], equals: e.fallback.commandId } }, select: { id: true } });
+  if (seen) {
+    console.warn(`[beamdeck] ${node}: a second fallback event for command ${e.fallback.commandId} ignored (its outcome is recorded)`);
+    return null;
+  }
+  const upgrade = install?.upgrade ?? null;
+  if (upgrade && (e.context === "rolled_back" || e.context === "node_restarted")) {
+    // Conditional: an operator's make_permanent that lands meanwhile is not overwritten.
+    await prisma.upgrade.updateMany({ where: { id: upgrade.id, status: "installed" }, data: { status: "rolled_back" } });
   }
   await appendAudit(prisma, {
     actor: "agent",
@@ -40,11 +54,11 @@ async function recordFallback(prisma: PrismaClient, node: string, e: FallbackEve
   return { node, commandId: e.rollbackCommandId ?? e.fallback.commandId, kind: "result" as const, step: "fallback", ok: e.context !== "failed", message: e.reason.text, at: Date.now() };
 }
 
-/** The node's newest fallback events, by the install command they belong to. */
+/** The node's recent fallback events, by the install command they belong to: the first one counts (as in recordFallback; a replay does not rewrite it). */
 export async function fallbackOutcomes(prisma: PrismaClient, node: string): Promise<Map<string, FallbackEvent>> {
-  const rows = await prisma.event.findMany({ where: { node, kind: "fallback" }, orderBy: { at: "desc" }, take: 100, select: { data: true } });
+  const rows = await prisma.event.findMany({ where: { node, kind: "fallback" }, orderBy: { id: "desc" }, take: 100, select: { data: true } });
   const out = new Map<string, FallbackEvent>();
-  for (const r of rows) {
+  for (const r of rows.reverse()) {
     const e = fallbackEvent.safeParse(r.data);
     if (e.success && !out.has(e.data.fallback.commandId)) out.set(e.data.fallback.commandId, e.data);
   }

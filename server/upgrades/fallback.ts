@@ -56,3 +56,24 @@ export function fallbackLine(status: string, f: FallbackRecord | null, now = Dat
     ? `falls back to ${f.from} at ${at} unless made permanent (${timeLeft(f.deadline - now)} left)`
     : `falls back to ${f.from} since ${at} unless made permanent (due; waiting for the node to report it)`;
 }
+
+/** The install command a fallback event names, as stored (UpgradeCommand's fields this check reads). */
+type SentInstall = { node: string; action: string; params: unknown } | null;
+/** The fields of a sent command's params (workflow.ts `params`) the check reads. */
+const sentParams = z.object({ vsn: z.string(), fallbackMs: z.number().optional() }).loose();
+
+/**
+ * Why a `fallback` event from `node` cannot be believed (null: it can): it
+ * must name an install that was sent to this very node, for the event's
+ * release, with a fallback timer. Anything else would let an agent token
+ * mark another node's upgrade, or one without a fallback, rolled back.
+ */
+export function fallbackRefusal(node: string, e: FallbackEvent, install: SentInstall): string | null {
+  if (!install) return "no such command";
+  if (install.node !== node) return "the command was sent to another node";
+  if (install.action !== "install") return `the command is ${install.action}, not an install`;
+  const params = sentParams.safeParse(install.params);
+  if (!params.success || params.data.fallbackMs === undefined) return "the install had no fallback timer";
+  if (params.data.vsn !== e.fallback.vsn) return `the install was of ${params.data.vsn}, not ${e.fallback.vsn}`;
+  return null;
+}
