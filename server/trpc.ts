@@ -9,6 +9,7 @@ import { hasRole, type Role } from "./auth/roles";
 import { appendAudit } from "./audit/log";
 import type { Context } from "./context";
 import { BeamdeckError, ERRORS, errorDoc, toTrpcError } from "./errors";
+import { forwardable } from "./gateway/internal-call";
 import { answerFromOwner } from "./gateway/owner-answers";
 
 /** Procedure metadata: the least role, so tests can check every procedure's guard. */
@@ -83,7 +84,7 @@ function ownerOf(error: TRPCError): string | null {
 
 const ownerAnswers = t.middleware(async ({ ctx, next, path, type, getRawInput }) => {
   const result = await next();
-  if (result.ok || type === "subscription" || ctx.forwardedFrom !== null || !ctx.principal) return result;
+  if (result.ok || type === "subscription" || ctx.forwardedFrom !== null || !ctx.principal || !forwardable(path)) return result;
   const owner = ownerOf(result.error);
   if (owner === null) return result;
   // Run again here (gateway/owner-answers.ts) when the owner died and the node moved.

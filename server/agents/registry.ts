@@ -12,7 +12,7 @@ import { instanceAnswers } from "../gateway/instance-probe";
 import { LiveNode } from "./live-node";
 import type { AgentFrame, EventFrame, HelloFrame } from "./protocol";
 import { parseReply, type AgentMethod, type ReplyOf } from "./replies";
-import { AgentRequestError, AgentSession, CLOSE, type SessionHandlers } from "./session";
+import { AgentRequestError, type AgentSession, CLOSE, type SessionHandlers } from "./session";
 
 /** Events waiting to be stored, per agent connection. */
 const MAX_PENDING_EVENTS = 20_000;
@@ -31,9 +31,7 @@ export interface EventSink {
   displace(node: string, bootId: string, aboveSeq: number, asBootId: string): Promise<number>;
 }
 
-export interface FrameListener {
-  (node: string, frame: AgentFrame): void;
-}
+export type FrameListener = (node: string, frame: AgentFrame) => void;
 
 export class AgentRegistry implements SessionHandlers {
   private readonly sessions = new Map<string, AgentSession>();

@@ -7,9 +7,7 @@ import type { EventFrame } from "../agents/protocol";
 import type { EventSink } from "../agents/registry";
 import type { Hub } from "../live/hub";
 
-export interface StoredEventListener {
-  (node: string, events: { id: bigint; frame: EventFrame }[]): void | Promise<void>;
-}
+export type StoredEventListener = (node: string, events: { id: bigint; frame: EventFrame }[]) => void | Promise<void>;
 
 const INSERT_CHUNK = 500;
 

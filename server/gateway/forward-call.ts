@@ -3,6 +3,7 @@
  * live reads and upgrade steps run where the agent is, never by copying its
  * tables here. Bounded by FORWARD_TIMEOUT_MS and MAX_REPLY_BYTES.
  */
+import crypto from "node:crypto";
 import { TRPCError } from "@trpc/server";
 import { TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import type { Principal } from "../auth/principal";
@@ -43,7 +44,7 @@ export async function forwardToOwner(
 ): Promise<unknown> {
   const row = await services.prisma.instance.findUnique({ where: { id: owner }, select: { internalUrl: true } });
   if (!row?.internalUrl) throw unreachable(owner, "it advertises no internal URL (stopped, or an older version)");
-  const body = JSON.stringify({ ...call, from: services.instanceId, to: owner, at: Date.now() } satisfies InternalCall);
+  const body = JSON.stringify({ ...call, from: services.instanceId, to: owner, at: Date.now(), nonce: crypto.randomUUID() } satisfies InternalCall);
   let text: string;
   try {
     const res = await fetch(new URL(INTERNAL_CALL_PATH, row.internalUrl), {

@@ -1,7 +1,8 @@
 /**
  * POST /internal/call: another instance forwards a call about a node whose
  * socket this instance holds (gateway/forward-call.ts). Checked in order:
- * body size, MAC, schema, addressee, freshness; then the procedure runs
+ * not from a browser, body size and read time, MAC, schema, addressee,
+ * freshness, a forwardable procedure, a nonce not seen before; then it runs
  * here under the forwarded principal, role checks and audit included, and is
  * never forwarded again (one hop).
  */
@@ -12,7 +13,7 @@ import { BeamdeckError } from "../errors";
 import type { Services } from "../services";
 import { activeSecretKey } from "../storage/secret-key";
 import { createCallerFactory } from "../trpc";
-import { type InternalReply, internalCallSchema, MAC_HEADER, MAX_SKEW_MS, macMatches } from "./internal-call";
+import { BODY_READ_TIMEOUT_MS, forwardable, type InternalReply, internalCallSchema, MAC_HEADER, MAX_SKEW_MS, macMatches, SeenNonces } from "./internal-call";
 import { MAX_BODY_BYTES } from "./limits";
 
 type AnyRouter = Parameters<typeof createCallerFactory>[0];
@@ -22,10 +23,16 @@ function send(res: ServerResponse, status: number, reply: InternalReply | { erro
   res.end(JSON.stringify(reply));
 }
 
+/** The body, or null when it is too large; rejects when it does not arrive within BODY_READ_TIMEOUT_MS (a slow sender holds nothing for long). */
 function readBody(req: IncomingMessage): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const timer = setTimeout(() => {
+      reject(new Error("timeout"));
+      req.destroy();
+    }, BODY_READ_TIMEOUT_MS);
+    req.on("close", () => clearTimeout(timer));
     req.on("data", (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY_BYTES) {
@@ -35,7 +42,10 @@ function readBody(req: IncomingMessage): Promise<string | null> {
       }
       chunks.push(c);
     });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString("utf8"));
+    });
     req.on("error", reject);
   });
 }
@@ -43,9 +53,18 @@ function readBody(req: IncomingMessage): Promise<string | null> {
 export function internalEndpoint(services: Services, router: AnyRouter) {
   const createCaller = createCallerFactory(router);
   const procedures = (router as unknown as { _def: { procedures: Record<string, { _def: { type: string } }> } })._def.procedures;
+  const nonces = new SeenNonces();
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (req.method !== "POST") return send(res, 405, { error: "POST only" });
-    const body = await readBody(req);
+    // Instances never send these; a browser always does: no page of any origin may drive this route.
+    if (req.headers.origin !== undefined || req.headers["sec-fetch-site"] !== undefined) return send(res, 403, { error: "not for browsers" });
+    if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) return send(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
+    let body: string | null;
+    try {
+      body = await readBody(req);
+    } catch {
+      return send(res, 408, { error: `body not received within ${BODY_READ_TIMEOUT_MS / 1000} s` });
+    }
     if (body === null) return send(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` });
     const mac = req.headers[MAC_HEADER];
     if (!macMatches(activeSecretKey(), body, typeof mac === "string" ? mac : undefined)) {
@@ -63,7 +82,9 @@ export function internalEndpoint(services: Services, router: AnyRouter) {
     // Meant for an instance that had this address before (a restart reuses the port).
     if (call.to !== services.instanceId) return send(res, 409, { error: `this is instance ${services.instanceId}, not ${call.to}` });
     if (Math.abs(Date.now() - call.at) > MAX_SKEW_MS) return send(res, 401, { error: "stale internal call (are the instances' clocks apart?)" });
-    if (procedures[call.path]?._def.type !== call.type) return send(res, 400, { error: `no ${call.type} ${call.path}` });
+    if (!forwardable(call.path) || procedures[call.path]?._def.type !== call.type) return send(res, 400, { error: `no forwardable ${call.type} ${call.path}` });
+    // Last, once the call is authentic and fresh: a replay inside the window is refused, not run twice.
+    if (!nonces.first(call.nonce)) return send(res, 409, { error: "this call was already received (replayed)" });
     const ctx: Context = {
       services,
       principal: call.principal,

@@ -119,12 +119,13 @@ describe("three instances on one PostgreSQL", () => {
     expect(r.rows.map((x) => x.internalUrl).sort()).toEqual([A.url, B.url, C.url].sort());
   });
 
-  it("the internal route refuses unsigned, mis-signed, misaddressed and stale calls", async () => {
+  it("the internal route refuses unsigned, mis-signed, misaddressed, stale, replayed, browser-sent and non-node calls", async () => {
     const bId = (await db.query<{ id: string }>(`SELECT id FROM "Instance" WHERE "internalUrl" = $1`, [B.url])).rows[0]?.id ?? "";
     const admin = { kind: "token", tokenId: "x", label: "x", role: "admin", userId: null, username: null };
     const post = (body: string, mac: string | null) =>
       fetch(`${B.url}${INTERNAL_CALL_PATH}`, { method: "POST", headers: { "content-type": "application/json", ...(mac ? { [MAC_HEADER]: mac } : {}) }, body, signal: AbortSignal.timeout(10_000) });
-    const call = (over: Record<string, unknown>) => JSON.stringify({ from: "test", to: bId, at: Date.now(), path: "nodes.list", type: "query", input: null, principal: admin, ...over });
+    const call = (over: Record<string, unknown>) =>
+      JSON.stringify({ from: "test", to: bId, at: Date.now(), nonce: crypto.randomUUID(), path: "nodes.list", type: "query", input: null, principal: admin, ...over });
     const key = loadSecretKey({ BEAMDECK_SECRET_KEY: SECRET });
     const otherKey = loadSecretKey({ BEAMDECK_SECRET_KEY: crypto.randomBytes(32).toString("base64url") });
     const good = call({});
@@ -138,6 +139,20 @@ describe("three instances on one PostgreSQL", () => {
     const res = await post(good, signBody(key, good));
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ ok: true, data: expect.any(Array) });
+    // The same signed call again, inside the freshness window: refused, not run twice.
+    expect((await post(good, signBody(key, good))).status).toBe(409);
+    // Signed, fresh, but an admin procedure no node owner answers: refused.
+    const admin2 = call({ path: "users.list" });
+    expect((await post(admin2, signBody(key, admin2))).status).toBe(400);
+    // A browser (any page, any origin) never reaches it, signed or not.
+    const fromPage = call({});
+    const browser = await fetch(`${B.url}${INTERNAL_CALL_PATH}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: "https://evil.example", [MAC_HEADER]: signBody(key, fromPage) },
+      body: fromPage,
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(browser.status).toBe(403);
   });
 
   it("the CLI on B sees the processes, tree, detail and events of a node whose socket A holds", async () => {
