@@ -21,6 +21,7 @@ import {
   MailboxWatch,
   nodeDownDraft,
   OldCodeLinger,
+  rolloutHaltedDraft,
   type AlertDraft,
   type EventFacts,
   unverifiedDraft,
@@ -208,6 +209,13 @@ export class AlertEngine {
     const rules = await this.currentRules().catch(() => null);
     if (!rules?.upgrade_unverified?.enabled) return;
     await this.raise(unverifiedDraft(node, step, vsn, v), null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
+  }
+
+  /** A rollout halted (rule `rollout_halted`): the page and this alert say why. */
+  async rolloutHalted(r: { id: string; group: string; toVsn: string }, node: string, reason: string): Promise<void> {
+    const rules = await this.currentRules().catch(() => null);
+    if (!rules?.rollout_halted?.enabled) return;
+    await this.raise(rolloutHaltedDraft(r, node, reason), null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
   }
 
   private async tickDrift(): Promise<void> {

@@ -5,7 +5,18 @@
  */
 import { z } from "zod";
 
-export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "mailbox_leak", "node_down", "old_code", "event_gap", "version_drift", "upgrade_unverified"] as const;
+export const RULE_KINDS = [
+  "child_terminated",
+  "max_restart_intensity",
+  "mailbox",
+  "mailbox_leak",
+  "node_down",
+  "old_code",
+  "event_gap",
+  "version_drift",
+  "upgrade_unverified",
+  "rollout_halted",
+] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
 
 export const ruleParams = {
@@ -45,6 +56,7 @@ export const ruleParams = {
       .default(600),
   }),
   upgrade_unverified: z.object({}),
+  rollout_halted: z.object({}),
   version_drift: z.object({
     /** How long the connected nodes of one group may run different releases before it pages. */
     forSeconds: z
@@ -68,6 +80,7 @@ export const RULE_TITLES: Record<RuleKind, string> = {
   old_code: "Processes left on old code",
   version_drift: "Nodes of a group run different releases",
   upgrade_unverified: "An upgrade step left modules on old code or children not started",
+  rollout_halted: "A rollout halted: a node failed its health gate or a step failed",
 };
 
 export function defaultParams<K extends RuleKind>(kind: K): RuleParams[K] {
@@ -378,5 +391,16 @@ export function unverifiedDraft(node: string, step: string, vsn: string, v: Veri
     groupKey: `upgrade_unverified|${node}|${vsn}`,
     title: `${step} of ${vsn} on ${node} not verified: ${parts.join("; ") || "see the step's verification"}`,
     detail: { step, vsn, checked: v.checked, missedCount: v.missedCount, missed: v.missed.slice(0, 100), notStarted: idle.slice(0, 100) },
+  };
+}
+
+/** A rollout halted (server/fleet/rollout-engine.ts): once per rollout, on the node that failed (or the group's first). */
+export function rolloutHaltedDraft(r: { id: string; group: string; toVsn: string }, node: string, reason: string): AlertDraft {
+  return {
+    kind: "rollout_halted",
+    node,
+    groupKey: `rollout_halted|${r.id}`,
+    title: `Rollout ${r.id} of group ${r.group} to ${r.toVsn} halted: ${reason}`,
+    detail: { rolloutId: r.id, group: r.group, vsn: r.toVsn, node, reason },
   };
 }

@@ -15,6 +15,7 @@ import { SystemWatch } from "../agents/system-views";
 import { OldCodeWatch } from "../upgrades/old-code-watch";
 import { listNodes } from "../agents/node-listing";
 import { groupNodes } from "../fleet/groups";
+import { RolloutEngine } from "../fleet/rollout-engine";
 import { MetricsCounters } from "./metrics";
 import { EventStore } from "../events/store";
 import { LocalHub } from "../live/hub";
@@ -61,6 +62,12 @@ function maxProcessRecords(env: Env): number {
   return Number.isFinite(v) && v > 0 ? Math.max(1000, Math.floor(v)) : DEFAULT_MAX_PROCESS_RECORDS;
 }
 
+/** `BEAMDECK_ROLLOUT_STEP_TIMEOUT_MS`: how long a rollout waits for one step's outcome before it halts (floor 1 s, default 15 min). */
+function rolloutStepTimeoutMs(env: Env): number {
+  const v = Number(env.BEAMDECK_ROLLOUT_STEP_TIMEOUT_MS);
+  return Number.isFinite(v) && v > 0 ? Math.max(1000, Math.floor(v)) : 15 * 60_000;
+}
+
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const log = opts.quiet ? () => {} : (msg: string) => console.log(`[beamdeck] ${msg}`);
@@ -77,10 +84,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const groups = async () => groupNodes(await listNodes({ prisma: db.prisma, registry, oldCode, instanceId }));
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode, groups);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations, (node, step, vsn, v) => alerts.upgradeUnverified(node, step, vsn, v));
+  const rollouts = new RolloutEngine(db.prisma, hub, upgrades, alerts, groups, instanceId, { ttlMs: leaseMs(env), stepTimeoutMs: rolloutStepTimeoutMs(env) });
   const wsSessions = new WsSessions(db.prisma);
   const system = new SystemWatch(registry);
   const metrics = new MetricsCounters({ registry, events });
-  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, system, oldCode, metrics, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
+  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, rollouts, wsSessions, system, oldCode, metrics, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port, opts.dev ?? false);
@@ -98,6 +106,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   wsSessions.start();
   system.start();
   oldCode.start();
+  rollouts.start();
 
   // Tokens revoked through another instance (or the database) take effect here too.
   const recheck = setInterval(async () => {
@@ -117,6 +126,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       closing ??= (async () => {
         clearInterval(recheck);
         alerts.stop();
+        await rollouts.stop();
         await leases.stop();
         wsSessions.stop();
         system.stop();

@@ -18,6 +18,7 @@ import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
 import { gateParams, requireGate, type Gate } from "./gate";
+import { releaseNodeLock, requireNodeLock, stepHolder } from "./node-lock";
 import type { OldCodeReply } from "./old-code-watch";
 import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, type Verification, verificationOf } from "./plan";
 
@@ -40,6 +41,12 @@ export interface StepInput {
   upgradeId?: string;
   /** Made by the caller (the CLI) so it can subscribe before the step is sent; else made here. */
   commandId?: string;
+  /**
+   * The node-lock holder driving this step (a rollout's, node-lock.ts), which
+   * must hold the lock already; without it the step takes the lock for
+   * itself and gives it up when its result arrives.
+   */
+  lockHolder?: string;
 }
 
 /** What a step request returns: the command to follow; `repeated` when it is an earlier request's (see `repeatOf`). */
@@ -151,11 +158,25 @@ export class UpgradeWorkflow {
   }
 
   async run(input: StepInput): Promise<StepReply> {
-    const { node, action } = input;
+    const { node } = input;
     const busy = await this.running(node);
     const again = await this.repeatOf(input);
     if (again) return again;
     if (busy) throw new BeamdeckError("BD_CONFLICT", `step ${busy.action} (${busy.id}) is still running on ${node}; one upgrade step at a time`);
+    const commandId = input.commandId ?? `c-${randomUUID()}`;
+    const holder = input.lockHolder ?? stepHolder(commandId);
+    await requireNodeLock(this.prisma, node, holder, STALE_AFTER_MS);
+    try {
+      return await this.runLocked(input, commandId);
+    } catch (e) {
+      // A manual step that was not sent gives its lock back at once (a sent one does when its result arrives).
+      if (!input.lockHolder && !(await this.prisma.upgradeCommand.findUnique({ where: { id: commandId } }))) await releaseNodeLock(this.prisma, node, holder);
+      throw e;
+    }
+  }
+
+  private async runLocked(input: StepInput, commandId: string): Promise<StepReply> {
+    const { node, action } = input;
     const purge = input.purge ?? {};
     const prePurge = input.prePurge ?? {};
 
@@ -207,7 +228,6 @@ export class UpgradeWorkflow {
       });
     }
 
-    const commandId = input.commandId ?? `c-${randomUUID()}`;
     const params = { commandId, action, vsn, purge, prePurge, ...(gate ? { gate: gateParams(gate) } : {}) };
     const intentId = await recordIntent(this.prisma, {
       actor: input.actor,
@@ -351,6 +371,7 @@ export class UpgradeWorkflow {
       data: { status: ok ? "ok" : "error", result: jsonSafe({ result, error }) as object, finishedAt: new Date() },
     });
     if (claimed.count === 0) return; // already recorded
+    await releaseNodeLock(this.prisma, node, stepHolder(commandId));
     const parsed = stepResult.safeParse(result);
     if (!parsed.success)
       console.warn(`[beamdeck] ${node}: the result of ${commandId} does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}); deaths not compared`);
