@@ -26,6 +26,8 @@ export interface RolloutEngineOptions {
   pollMs?: number;
   /** How long one step may take before the rollout halts with "no outcome". */
   stepTimeoutMs?: number;
+  /** Is the node connected now (start.ts: the registry, else the node's lease). */
+  isConnected(node: string): Promise<boolean>;
 }
 
 /** Nodes unpacked at once: each unpack copies a release onto its node. */
@@ -215,6 +217,7 @@ export class RolloutEngine {
       actor: rollout.createdBy,
       pollMs: this.pollMs,
       stepTimeoutMs: this.stepTimeoutMs,
+      isConnected: this.o.isConnected,
       check: async () => {
         const s = (await this.prisma.rollout.findUnique({ where: { id }, select: { status: true } }))?.status as RolloutStatus | undefined;
         if (ac.signal.aborted || !s || !ACTIVE_STATUSES.includes(s)) throw new Stopped(`rollout ${id} is ${s ?? "gone"}`);

@@ -3,8 +3,9 @@
  * kill, no crash report or supervisor report beyond what the plan
  * predicted, no new mailbox or leak alert, still connected, every changed
  * module on its new code (when the agent verifies). Read from the database
- * only (events, alerts, the upgrade's recorded outcome, the node's lease),
- * so any instance can judge it and a restarted one judges it the same way.
+ * (events, alerts, the upgrade's recorded outcome) and the node's connection
+ * (the registry here, else its lease), so a restarted instance judges it
+ * the same way.
  */
 import type { PrismaClient } from "../../generated/prisma/client";
 import { verification as verificationSchema } from "../upgrades/plan";
@@ -42,10 +43,10 @@ interface InstallRecord {
   verification?: unknown;
 }
 
-export async function checkHealth(prisma: PrismaClient, node: string, upgradeId: string | null, soakStartedAt: Date): Promise<GateVerdict> {
+export async function checkHealth(prisma: PrismaClient, isConnected: (node: string) => Promise<boolean>, node: string, upgradeId: string | null, soakStartedAt: Date): Promise<GateVerdict> {
   const now = Date.now();
-  const [row, upgrade, reports, alerts] = await Promise.all([
-    prisma.node.findUnique({ where: { name: node }, select: { connectedAt: true, leaseExpiresAt: true } }),
+  const [connected, upgrade, reports, alerts] = await Promise.all([
+    isConnected(node),
     upgradeId ? prisma.upgrade.findUnique({ where: { id: upgradeId }, select: { actualKills: true } }) : null,
     prisma.event.findMany({
       where: { node, kind: { in: REPORT_KINDS }, expected: false, receivedAt: { gte: soakStartedAt, lt: new Date(now - CLASSIFY_GRACE_MS) } },
@@ -55,7 +56,6 @@ export async function checkHealth(prisma: PrismaClient, node: string, upgradeId:
     }),
     prisma.alert.findMany({ where: { node, kind: { in: ALERT_KINDS }, firstAt: { gte: soakStartedAt } }, select: { title: true }, take: MAX_NAMED }),
   ]);
-  const connected = Boolean(row?.connectedAt && (row.leaseExpiresAt?.getTime() ?? 0) > now);
   const install = ((upgrade?.actualKills ?? {}) as { install?: InstallRecord }).install ?? {};
   const unpredictedDeaths = install.comparison?.diedUnpredicted ?? [];
   const v = verificationSchema.safeParse(install.verification);

@@ -35,12 +35,28 @@ export interface NodeRunContext {
   actor: string;
   pollMs: number;
   stepTimeoutMs: number;
+  /** Is the node connected now (held here: its socket; held elsewhere: its lease). */
+  isConnected(node: string): Promise<boolean>;
   /** Throws Stopped when the rollout is no longer driven here. */
   check(): Promise<void>;
   changed(): void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How long a node may take to (re)connect before a step or soak: its agent reconnects after a server restart. */
+const CONNECT_WAIT_MS = 60_000;
+
+/** Wait until the node is connected (to some instance, by its lease); a node away for longer fails. */
+async function untilConnected(c: NodeRunContext, node: string): Promise<void> {
+  const until = Date.now() + CONNECT_WAIT_MS;
+  for (;;) {
+    await c.check();
+    if (await c.isConnected(node)) return;
+    if (Date.now() > until) throw new NodeFailed(node, `not connected for ${CONNECT_WAIT_MS / 1000} s`);
+    await sleep(c.pollMs);
+  }
+}
 
 /** The gate of install and make_permanent: a reviewed digest only if it is this node's current plan's. */
 async function gateFor(c: NodeRunContext, node: string, action: Action, o: RolloutOptions): Promise<Gate> {
@@ -96,6 +112,7 @@ async function step(
 }
 
 export async function unpackNode(c: NodeRunContext, n: RolloutNodeView): Promise<void> {
+  await untilConnected(c, n.node);
   const rel = await c.upgrades.releases(n.node).catch((e: Error) => {
     throw new NodeFailed(n.node, `releases: ${e.message}`);
   });
@@ -114,6 +131,7 @@ export async function upgradeNode(c: NodeRunContext, start: RolloutNodeView): Pr
   const o = c.rollout.options;
   let n = start;
   if (n.step === "permanent") return;
+  await untilConnected(c, n.node);
   if (n.step === "unpacked" || n.step === "installing" || n.step === "pending") {
     await c.check();
     const gate = await gateFor(c, n.node, "install", o);
@@ -143,6 +161,8 @@ export async function upgradeNode(c: NodeRunContext, start: RolloutNodeView): Pr
 
 /** The soak: the gate is looked at every poll; it starts over whenever it is entered (also after a restart). */
 async function soak(c: NodeRunContext, n: RolloutNodeView): Promise<void> {
+  // The clock starts with the node connected: a soak resumed after a restart waits for the agent to come back.
+  await untilConnected(c, n.node);
   const started = new Date();
   await setNode(c.prisma, c.rollout.id, n.node, { step: "soaking", soakStartedAt: started, error: null });
   c.changed();
@@ -150,7 +170,7 @@ async function soak(c: NodeRunContext, n: RolloutNodeView): Promise<void> {
   for (;;) {
     await c.check();
     const done = Date.now() >= end + 1000; // one more look once the last reports are classified
-    const v = await checkHealth(c.prisma, n.node, n.upgradeId, started);
+    const v = await checkHealth(c.prisma, c.isConnected, n.node, n.upgradeId, started);
     await setNode(c.prisma, c.rollout.id, n.node, { gate: jsonSafe(v.figures) as object });
     c.changed();
     if (v.failure) {

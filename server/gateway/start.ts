@@ -84,7 +84,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const groups = async () => groupNodes(await listNodes({ prisma: db.prisma, registry, oldCode, instanceId }));
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode, groups);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations, (node, step, vsn, v) => alerts.upgradeUnverified(node, step, vsn, v));
-  const rollouts = new RolloutEngine(db.prisma, hub, upgrades, alerts, groups, instanceId, { ttlMs: leaseMs(env), stepTimeoutMs: rolloutStepTimeoutMs(env) });
+  const rollouts = new RolloutEngine(db.prisma, hub, upgrades, alerts, groups, instanceId, {
+    ttlMs: leaseMs(env),
+    stepTimeoutMs: rolloutStepTimeoutMs(env),
+    // Held here: the socket decides; held elsewhere: that instance's unexpired lease.
+    isConnected: async (node) => {
+      const live = registry.live(node);
+      if (live) return live.summary().connected;
+      const row = await db.prisma.node.findUnique({ where: { name: node }, select: { connectedAt: true, instanceId: true, leaseExpiresAt: true } });
+      return Boolean(row?.connectedAt && row.instanceId && row.instanceId !== instanceId && (row.leaseExpiresAt?.getTime() ?? 0) > Date.now());
+    },
+  });
   const wsSessions = new WsSessions(db.prisma);
   const system = new SystemWatch(registry);
   const metrics = new MetricsCounters({ registry, events });
