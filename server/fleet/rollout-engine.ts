@@ -13,7 +13,7 @@ import type { AlertEngine } from "../alerts/engine";
 import { appendAudit, jsonSafe } from "../audit/log";
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
-import { acquireNodeLock, releaseNodeLock, renewNodeLock, rolloutHolder } from "../upgrades/node-lock";
+import { acquireNodeLock, describeHolder, nodeLockHolder, releaseNodeLock, renewNodeLock, rolloutHolder } from "../upgrades/node-lock";
 import type { UpgradeWorkflow } from "../upgrades/workflow";
 import type { Group } from "./groups";
 import { NodeFailed, type NodeRunContext, rollBackNode, Stopped, unpackNode, upgradeNode } from "./rollout-node";
@@ -112,8 +112,8 @@ export class RolloutEngine {
         continue;
       }
       for (const t of taken) await releaseNodeLock(this.prisma, t, rolloutHolder(id));
-      const held = await this.prisma.nodeUpgradeLock.findUnique({ where: { node } });
-      throw new BeamdeckError("BD_CONFLICT", `${node} is being upgraded by ${held?.holder.replace(":", " ") ?? "someone"}; no node was touched`);
+      const held = await nodeLockHolder(this.prisma, node);
+      throw new BeamdeckError("BD_CONFLICT", `${node} is being upgraded by ${describeHolder(held ?? "someone")}; no node was touched`);
     }
   }
 

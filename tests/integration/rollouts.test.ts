@@ -188,6 +188,13 @@ describe("rollout", () => {
     const id = await start(group, ["--soak", "6s", "--canary", "1", "--batch", "1"]);
     await waitFor("the canary soaking", async () => (await status(id)).nodes[0].step === "soaking", 180_000, 300);
     const before = (await status(id)).nodes[0].soakStartedAt as string;
+    // The rollout holds every node: neither a manual step nor a second rollout may drive one.
+    const manual = await server.cli(["upgrade", "install", nodes[2].name, "0.1.1", "--purge", "TestListener=soft", "--yes"]);
+    expect(manual.code).toBe(1);
+    expect(manual.stderr).toContain(`${nodes[2].name} is being upgraded by rollout ${id}`);
+    const second = await server.cli(["rollout", "start", group, "0.1.1", "--yes"]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(new RegExp(`is being upgraded by rollout ${id}; no node was touched`));
     await server.kill();
     const killedAt = Date.now();
     await server.restart();
