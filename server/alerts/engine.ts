@@ -11,6 +11,7 @@ import type { Hub } from "../live/hub";
 import { Expectations } from "./expectations";
 import type { OldCodeWatch } from "../upgrades/old-code-watch";
 import type { Group } from "../fleet/groups";
+import { ACTIVE_STATUSES } from "../fleet/rollout-options";
 import {
   DriftWatch,
   LeakWatch,
@@ -223,7 +224,10 @@ export class AlertEngine {
     const rule = rules?.version_drift as RuleSetting<"version_drift"> | undefined;
     if (!rule?.enabled || !this.groups) return;
     try {
-      const { fire, cleared } = this.drift.observe(await this.groups(), rule.params, Date.now());
+      // A running rollout drifts its group on purpose; a halted one is a half-done fleet and counts.
+      const rolling = new Set((await this.prisma.rollout.findMany({ where: { status: { in: ACTIVE_STATUSES } }, select: { group: true }, take: 1000 })).map((r) => r.group));
+      const groups = (await this.groups()).map((g) => (rolling.has(g.name) ? { ...g, drift: false } : g));
+      const { fire, cleared } = this.drift.observe(groups, rule.params, Date.now());
       for (const d of fire) await this.raise(d, null);
       for (const key of cleared) await this.resolve(key);
     } catch (e) {
