@@ -17,7 +17,7 @@ import { acquireNodeLock, describeHolder, nodeLockHolder, releaseNodeLock, renew
 import type { UpgradeWorkflow } from "../upgrades/workflow";
 import type { Group } from "./groups";
 import { NodeFailed, type NodeRunContext, rollBackNode, Stopped, unpackNode, upgradeNode } from "./rollout-node";
-import { ACTIVE_STATUSES, type RolloutOptions, rolloutOptions, type RolloutStatus, type StartInput, startInput } from "./rollout-options";
+import { ACTIVE_STATUSES, type NodeStep, type RolloutOptions, rolloutOptions, type RolloutStatus, type StartInput, startInput } from "./rollout-options";
 import { activeRolloutIds, claimRollout, createRollout, disownRollout, moveRollout, mustReadRollout, type RolloutView, readRollout, setNode } from "./rollout-store";
 
 export interface RolloutEngineOptions {
@@ -167,14 +167,30 @@ export class RolloutEngine {
       r.nodes.map((n) => n.node),
     );
     for (const n of r.nodes) {
-      if (n.step === "gate_failed") await setNode(this.prisma, id, n.node, { step: "soaking" });
-      if (n.step === "rolled_back") await setNode(this.prisma, id, n.node, { step: "unpacked", upgradeId: null, commandId: null });
+      const back = await this.resumeStep(n.step, n.commandId);
+      if (back) await setNode(this.prisma, id, n.node, { step: back, commandId: null, ...(back === "unpacked" ? { upgradeId: null } : {}) });
     }
     if (!(await moveRollout(this.prisma, id, ["halted"], r.phase, { haltReason: null }))) throw new BeamdeckError("BD_CONFLICT", `rollout ${id} changed meanwhile; try again`);
     await appendAudit(this.prisma, { actor, action: "rollout.resume", target: `rollout:${id}`, outcome: "ok", data: { phase: r.phase } });
     this.publish(id);
     void this.tick();
     return mustReadRollout(this.prisma, id);
+  }
+
+  /**
+   * Where a node of a halted rollout goes on from (null: where it is). A
+   * step whose command failed or was lost is sent again as a new command
+   * (the old id would only repeat its outcome); a failed gate is soaked
+   * again; a rolled back node is installed again.
+   */
+  private async resumeStep(step: NodeStep, commandId: string | null): Promise<NodeStep | null> {
+    if (step === "gate_failed" || step === "failed") return "soaking";
+    if (step === "rolled_back") return "unpacked";
+    const redo: Partial<Record<NodeStep, NodeStep>> = { unpacking: "pending", installing: "unpacked", permanent_sent: "soaking", rolling_back: "soaking" };
+    const to = redo[step];
+    if (!to || !commandId) return null;
+    const cmd = await this.prisma.upgradeCommand.findUnique({ where: { id: commandId }, select: { status: true } });
+    return cmd && (cmd.status === "error" || cmd.status === "no_outcome") ? to : null;
   }
 
   /** Give the rollout up for good: no node is touched again; nodes stay as they are. */
