@@ -135,6 +135,8 @@ export async function upgradeNode(c: NodeRunContext, start: RolloutNodeView): Pr
   if (n.step === "unpacked" || n.step === "installing" || n.step === "pending") {
     await c.check();
     const gate = await gateFor(c, n.node, "install", o);
+    // The fallback timer's hook (issue 15, T15b): `o.fallbackMs` goes with this install once
+    // StepInput and `upgrade_command` take a fallback; until then the rollout only records it.
     const reply = await step(c, n, "install", "installing", { vsn: c.rollout.toVsn, gate });
     const upgradeId = reply.upgradeId ?? n.upgradeId;
     const up = upgradeId ? await c.prisma.upgrade.findUnique({ where: { id: upgradeId } }) : null;
