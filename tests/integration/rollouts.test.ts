@@ -185,9 +185,8 @@ describe("rollout", () => {
 
   it("continues after the server is killed mid-rollout: the soak starts over, no step is sent twice", async () => {
     const { group, nodes } = await fleet();
-    const id = await start(group, ["--soak", "6s", "--canary", "1", "--batch", "1"]);
+    const id = await start(group, ["--soak", "15s", "--canary", "1", "--batch", "1"]);
     await waitFor("the canary soaking", async () => (await status(id)).nodes[0].step === "soaking", 180_000, 300);
-    const before = (await status(id)).nodes[0].soakStartedAt as string;
     // The rollout holds every node: neither a manual step nor a second rollout may drive one.
     const manual = await server.cli(["upgrade", "install", nodes[2].name, "0.1.1", "--purge", "TestListener=soft", "--yes"]);
     expect(manual.code).toBe(1);
@@ -195,6 +194,13 @@ describe("rollout", () => {
     const second = await server.cli(["rollout", "start", group, "0.1.1", "--yes"]);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(new RegExp(`is being upgraded by rollout ${id}; no node was touched`));
+    // Killed while a node soaks (the canary, or the next one by now), well before its soak ends.
+    const soaking = await waitFor(
+      "a node early in its soak",
+      async () => (await status(id)).nodes.find((n) => n.step === "soaking" && n.soakStartedAt !== null && Date.now() - Date.parse(n.soakStartedAt) < 8000) ?? null,
+      120_000,
+      200,
+    );
     await server.kill();
     const killedAt = Date.now();
     await server.restart();
@@ -204,9 +210,10 @@ describe("rollout", () => {
     expect(waited.code, waited.stdout + waited.stderr).toBe(0);
     const r = await status(id);
     expect(r.status).toBe("done");
-    // The canary's soak started over after the restart (never skipped), and ran in full.
-    expect(new Date(r.nodes[0].soakStartedAt as string).getTime()).toBeGreaterThan(Math.max(new Date(before).getTime(), killedAt));
-    for (const n of r.nodes) expect(n.gate?.soakedMs).toBeGreaterThanOrEqual(6000);
+    // The soak the kill interrupted started over after the restart (never skipped), and ran in full.
+    const resumed = r.nodes.find((n) => n.node === soaking.node) as NodeJson;
+    expect(new Date(resumed.soakStartedAt as string).getTime()).toBeGreaterThan(Math.max(new Date(soaking.soakStartedAt as string).getTime(), killedAt));
+    for (const n of r.nodes) expect(n.gate?.soakedMs).toBeGreaterThanOrEqual(15_000);
     for (const n of nodes) {
       expect(await releasesOf(n)).toBe(`[{"0.1.0",old},{"0.1.1",permanent}]`);
       expect(await commandsOf(n.name)).toEqual({ install: 1, make_permanent: 1 });
