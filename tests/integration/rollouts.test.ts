@@ -183,6 +183,33 @@ describe("rollout", () => {
     expect(entries.some((e) => e.outcome === "ok")).toBe(true);
   }, 400_000);
 
+  it("an operator's halt stops it at the canary; resume soaks the canary again and finishes", async () => {
+    const { group, nodes } = await fleet();
+    const id = await start(group, ["--soak", "20s", "--batch", "2"]);
+    await waitFor("the canary soaking", async () => (await status(id)).nodes[0].soakStartedAt !== null, 180_000, 300);
+    const halted = await server.cli(["rollout", "halt", id, "--reason", "checking the logs"]);
+    expect(halted.code, halted.stderr).toBe(0);
+    expect(halted.stdout).toContain(`halted — halted by token:`);
+    expect((await server.cli(["rollout", "status", id])).code).toBe(8);
+    const before = await status(id);
+    expect(before.nodes.map((n) => n.step)).toEqual(["soaking", "unpacked", "unpacked"]);
+
+    const resumed = await server.cli(["rollout", "resume", id]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const waited = await server.cli(["rollout", "status", id, "--wait"], {}, { timeoutMs: 300_000 });
+    expect(waited.code, waited.stdout + waited.stderr).toBe(0);
+    const r = await status(id);
+    expect(r.status).toBe("done");
+    expect(r.haltReason).toBeNull();
+    // The canary's soak started over on resume and ran in full; nothing was sent twice.
+    expect(Date.parse(r.nodes[0].soakStartedAt as string)).toBeGreaterThan(Date.parse(before.nodes[0].soakStartedAt as string));
+    expect(r.nodes[0].gate?.soakedMs).toBeGreaterThanOrEqual(20_000);
+    for (const n of nodes) {
+      expect(await releasesOf(n)).toBe(`[{"0.1.0",old},{"0.1.1",permanent}]`);
+      expect(await commandsOf(n.name)).toEqual({ install: 1, make_permanent: 1 });
+    }
+  }, 500_000);
+
   it("continues after the server is killed mid-rollout: the soak starts over, no step is sent twice", async () => {
     const { group, nodes } = await fleet();
     const id = await start(group, ["--soak", "15s", "--canary", "1", "--batch", "1"]);
