@@ -12,6 +12,7 @@ import type { WsSessions } from "./live/ws-sessions";
 import type { SystemWatch } from "./agents/system-views";
 import type { MetricsCounters } from "./gateway/metrics";
 import type { OldCodeWatch } from "./upgrades/old-code-watch";
+import type { RolloutEngine } from "./fleet/rollout-engine";
 
 export interface Services {
   prisma: PrismaClient;
@@ -20,6 +21,8 @@ export interface Services {
   events: EventStore;
   alerts: AlertEngine;
   upgrades: UpgradeWorkflow;
+  /** Rolling upgrades of a group (driven from the database; any instance resumes them). */
+  rollouts: RolloutEngine;
   wsSessions: WsSessions;
   /** Node overviews over time (Observer's system view). */
   system: SystemWatch;

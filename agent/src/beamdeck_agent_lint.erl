@@ -1,5 +1,8 @@
 %%% @doc Local-recursion lint, read from a module's own object code.
 %%%
+%%% Over 400 lines because the loop finding and the pin finding read the
+%%% same call graph and share its helpers (the graph itself is _lint_graph).
+%%%
 %%% A process that loops through a LOCAL call (`loop(S)', `start(socket)')
 %%% stays in the version of the module it started in: only a fully
 %%% qualified call (`?MODULE:loop(S)', `__MODULE__.loop(s)') enters the

@@ -17,6 +17,7 @@ import "./ops.css";
 const NAV: { href: string; label: string; match: (path: string) => boolean; role?: Role; badge?: () => ReactNode }[] = [
   { href: "/", label: "Nodes", match: (p) => p === "/" || p.startsWith("/nodes/") },
   { href: "/groups", label: "Groups", match: (p) => p.startsWith("/groups") },
+  { href: "/rollouts", label: "Rollouts", match: (p) => p.startsWith("/rollouts") },
   { href: "/events", label: "Events", match: (p) => p.startsWith("/events") },
   { href: "/alerts", label: "Alerts", match: (p) => p.startsWith("/alerts"), badge: () => <AlertsBadge /> },
   { href: "/audit", label: "Audit", match: (p) => p.startsWith("/audit") },

@@ -18,3 +18,6 @@ export type ProcessDetail = RouterOutputs["procs"]["detail"];
 
 /** The first messages (only where the agent's get_state allows) and leak hints (always: counts and shapes, no values). */
 export type MailboxPreview = NonNullable<ProcessDetail["mailbox"]>;
+
+/** One rollout as its page shows it (`rollouts.get`, also pushed by `rollouts.onChange`). */
+export type Rollout = RouterOutputs["rollouts"]["get"];

@@ -11,6 +11,7 @@ import type { Hub } from "../live/hub";
 import { Expectations } from "./expectations";
 import type { OldCodeWatch } from "../upgrades/old-code-watch";
 import type { Group } from "../fleet/groups";
+import { ACTIVE_STATUSES } from "../fleet/rollout-options";
 import {
   DriftWatch,
   LeakWatch,
@@ -23,9 +24,8 @@ import {
   OldCodeLinger,
   type AlertDraft,
   type EventFacts,
-  unverifiedDraft,
-  type VerificationMisses,
 } from "./rules";
+import { rolloutHaltedDraft, unverifiedDraft, type VerificationMisses } from "./upgrade-drafts";
 import { autoResolve, loadRules, raiseAlert } from "./store";
 import { deliverDue, enqueueDeliveries } from "./webhooks";
 
@@ -210,12 +210,22 @@ export class AlertEngine {
     await this.raise(unverifiedDraft(node, step, vsn, v), null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
   }
 
+  /** A rollout halted (rule `rollout_halted`): the page and this alert say why. */
+  async rolloutHalted(r: { id: string; group: string; toVsn: string }, node: string, reason: string): Promise<void> {
+    const rules = await this.currentRules().catch(() => null);
+    if (!rules?.rollout_halted?.enabled) return;
+    await this.raise(rolloutHaltedDraft(r, node, reason), null).catch((e) => console.error(`[beamdeck] alert: ${(e as Error).message}`));
+  }
+
   private async tickDrift(): Promise<void> {
     const rules = await this.currentRules().catch(() => null);
     const rule = rules?.version_drift;
     if (!rule?.enabled || !this.groups) return;
     try {
-      const { fire, cleared } = this.drift.observe(await this.groups(), rule.params, Date.now());
+      // A running rollout drifts its group on purpose; a halted one is a half-done fleet and counts.
+      const rolling = new Set((await this.prisma.rollout.findMany({ where: { status: { in: ACTIVE_STATUSES } }, select: { group: true }, take: 1000 })).map((r) => r.group));
+      const groups = (await this.groups()).map((g) => (rolling.has(g.name) ? { ...g, drift: false } : g));
+      const { fire, cleared } = this.drift.observe(groups, rule.params, Date.now());
       for (const d of fire) await this.raise(d, null);
       for (const key of cleared) await this.resolve(key);
     } catch (e) {

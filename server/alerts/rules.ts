@@ -5,7 +5,18 @@
  */
 import { z } from "zod";
 
-export const RULE_KINDS = ["child_terminated", "max_restart_intensity", "mailbox", "mailbox_leak", "node_down", "old_code", "event_gap", "version_drift", "upgrade_unverified"] as const;
+export const RULE_KINDS = [
+  "child_terminated",
+  "max_restart_intensity",
+  "mailbox",
+  "mailbox_leak",
+  "node_down",
+  "old_code",
+  "event_gap",
+  "version_drift",
+  "upgrade_unverified",
+  "rollout_halted",
+] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
 
 export const ruleParams = {
@@ -45,6 +56,7 @@ export const ruleParams = {
       .default(600),
   }),
   upgrade_unverified: z.object({}),
+  rollout_halted: z.object({}),
   version_drift: z.object({
     /** How long the connected nodes of one group may run different releases before it pages. */
     forSeconds: z
@@ -68,6 +80,7 @@ export const RULE_TITLES: Record<RuleKind, string> = {
   old_code: "Processes left on old code",
   version_drift: "Nodes of a group run different releases",
   upgrade_unverified: "An upgrade step left modules on old code, children not started, or an unreachable process dead",
+  rollout_halted: "A rollout halted: a node failed its health gate or a step failed",
 };
 
 export function defaultParams<K extends RuleKind>(kind: K): RuleParams[K] {
@@ -351,36 +364,4 @@ export class DriftWatch {
     }
     return { fire, cleared };
   }
-}
-
-/** What the agent's check after a step found missing (server/upgrades/plan.ts, `verification`). */
-export interface VerificationMisses {
-  checked: number;
-  missedCount: number;
-  missed: { module: string }[];
-  notStarted?: { supervisor: string; id: string }[];
-  processes?: { pid: string; module: string | null; alive: boolean; reason: string | null }[];
-}
-
-/**
- * A step that succeeded but left changed modules on their old code (an
- * appup that misses them), new permanent children not started, or a
- * process the plan's `not_suspended` finding named dead, pages
- * once per node and target release: nothing else would show it until the
- * next upgrade or restart.
- */
-export function unverifiedDraft(node: string, step: string, vsn: string, v: VerificationMisses): AlertDraft {
-  const parts: string[] = [];
-  if (v.missedCount > 0) parts.push(`${v.missedCount} of ${v.checked} module(s) not on ${vsn}'s code (${v.missed.map((m) => m.module).join(", ")})`);
-  const idle = v.notStarted ?? [];
-  if (idle.length > 0) parts.push(`${idle.length} permanent child(ren) not started (${idle.map((c) => `${c.supervisor}/${c.id}`).join(", ")})`);
-  const dead = (v.processes ?? []).filter((p) => !p.alive);
-  if (dead.length > 0) parts.push(`${dead.length} unreachable process(es) died (${dead.map((p) => `${p.pid} ${p.module ?? "?"}${p.reason ? `: ${p.reason}` : ""}`).join(", ")})`);
-  return {
-    kind: "upgrade_unverified",
-    node,
-    groupKey: `upgrade_unverified|${node}|${vsn}`,
-    title: `${step} of ${vsn} on ${node} not verified: ${parts.join("; ") || "see the step's verification"}`,
-    detail: { step, vsn, checked: v.checked, missedCount: v.missedCount, missed: v.missed.slice(0, 100), notStarted: idle.slice(0, 100), dead: dead.slice(0, 100) },
-  };
 }

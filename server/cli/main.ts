@@ -43,7 +43,9 @@ const COMMANDS: Record<string, { run: Command; help: string; deadline?: Deadline
   nodes: { run: nodes, help: "nodes [--json]                      list nodes" },
   rollout: {
     run: async (argv, env) => (await import("./commands/rollout")).rollout(argv, env),
-    help: "rollout plan <group> <vsn> [--purge Mod=soft|brutal]... [--pre-purge ...] [--json]   every node's plan; exit by the worst node (4 > 5 > 3 > 0; 1: a node not planned)",
+    // Following a rollout (status --wait) has no deadline; a plan asks every node.
+    deadline: (argv) => (argv[0] === "status" && argv.includes("--wait") ? null : argv[0] === "plan" ? 3 * MINUTE : MINUTE),
+    help: "rollout plan <group> <vsn> [--purge Mod=soft|brutal]... [--pre-purge ...] [--json]   every node's plan; exit by the worst node (4 > 5 > 3 > 0; 1: a node not planned)\n  beamdeck rollout start <group> <vsn> [--purge ...] [--pre-purge ...] [--canary N] [--batch N] [--soak 30s] [--max-kills N] [--accept-plan D]... [--accept-finding ID]... [--auto-rollback] --yes [--json]   prints the id\n  beamdeck rollout status <id> [--wait] [--json] | halt <id> [--reason R] | resume <id> | abort <id>   exit 8 while halted",
   },
   groups: { run: groups, help: "groups [--json]                     nodes per group (BEAMDECK_GROUP or release name), releases, drift" },
   procs: { run: procs, help: "procs <node> [--sort mailbox|memory|reductions] [--limit N] [--filter TEXT] [--json]" },

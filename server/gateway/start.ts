@@ -16,6 +16,7 @@ import { SystemWatch } from "../agents/system-views";
 import { OldCodeWatch } from "../upgrades/old-code-watch";
 import { listNodes } from "../agents/node-listing";
 import { groupNodes } from "../fleet/groups";
+import { RolloutEngine } from "../fleet/rollout-engine";
 import { MetricsCounters } from "./metrics";
 import { EventStore } from "../events/store";
 import { type Hub, LocalHub } from "../live/hub";
@@ -72,6 +73,12 @@ function maxProcessRecords(env: Env): number {
   return Number.isFinite(v) && v > 0 ? Math.max(1000, Math.floor(v)) : DEFAULT_MAX_PROCESS_RECORDS;
 }
 
+/** `BEAMDECK_ROLLOUT_STEP_TIMEOUT_MS`: how long a rollout waits for one step's outcome before it halts (floor 1 s, default 15 min). */
+function rolloutStepTimeoutMs(env: Env): number {
+  const v = Number(env.BEAMDECK_ROLLOUT_STEP_TIMEOUT_MS);
+  return Number.isFinite(v) && v > 0 ? Math.max(1000, Math.floor(v)) : 15 * 60_000;
+}
+
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const log = opts.quiet ? () => {} : (msg: string) => console.log(`[beamdeck] ${msg}`);
@@ -92,10 +99,21 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode, groups);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations, (node, step, vsn, v) => alerts.upgradeUnverified(node, step, vsn, v));
   events.onStored((node, stored) => upgrades.onStoredEvents(node, stored));
+  const rollouts = new RolloutEngine(db.prisma, hub, upgrades, alerts, groups, instanceId, {
+    ttlMs: leaseMs(env),
+    stepTimeoutMs: rolloutStepTimeoutMs(env),
+    // Held here: the socket decides; held elsewhere: that instance's unexpired lease.
+    isConnected: async (node) => {
+      const live = registry.live(node);
+      if (live) return live.summary().connected;
+      const row = await db.prisma.node.findUnique({ where: { name: node }, select: { connectedAt: true, instanceId: true, leaseExpiresAt: true } });
+      return Boolean(row?.connectedAt && row.instanceId && row.instanceId !== instanceId && (row.leaseExpiresAt?.getTime() ?? 0) > Date.now());
+    },
+  });
   const wsSessions = new WsSessions(db.prisma);
   const system = new SystemWatch(registry);
   const metrics = new MetricsCounters({ registry, events });
-  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, wsSessions, system, oldCode, metrics, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
+  const services: Services = { prisma: db.prisma, hub, registry, events, alerts, upgrades, rollouts, wsSessions, system, oldCode, metrics, instanceId, publicUrl: env.BEAMDECK_PUBLIC_URL ?? null };
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port, opts.dev ?? false);
@@ -113,6 +131,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   wsSessions.start();
   system.start();
   oldCode.start();
+  rollouts.start();
 
   // Tokens revoked through another instance (or the database) take effect here too.
   const recheck = setInterval(async () => {
@@ -132,6 +151,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       closing ??= (async () => {
         clearInterval(recheck);
         alerts.stop();
+        await rollouts.stop();
         await leases.stop();
         wsSessions.stop();
         system.stop();

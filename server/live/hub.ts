@@ -13,7 +13,9 @@ export type Topic =
   | `node:${string}` // live data of one node changed
   | "events" // new events stored
   | "alerts" // alert created or changed
-  | `upgrade:${string}`; // upgrade progress of one node
+  | `upgrade:${string}` // upgrade progress of one node
+  | "rollouts" // a rollout started or changed status
+  | `rollout:${string}`; // one rollout's state changed
 
 export interface Hub {
   publish(topic: Topic, payload: unknown): void;

@@ -7,6 +7,7 @@ import { eventsRouter } from "./events";
 import { groupsRouter } from "./groups";
 import { nodesRouter } from "./nodes";
 import { procsRouter } from "./procs";
+import { rolloutsRouter } from "./rollouts";
 import { systemRouter } from "./system";
 import { tokensRouter } from "./tokens";
 import { upgradesRouter } from "./upgrades";
@@ -20,6 +21,7 @@ export const appRouter = router({
   audit: auditRouter,
   nodes: nodesRouter,
   procs: procsRouter,
+  rollouts: rolloutsRouter,
   system: systemRouter,
   tokens: tokensRouter,
   upgrades: upgradesRouter,

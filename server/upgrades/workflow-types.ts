@@ -21,6 +21,12 @@ export interface StepInput {
   upgradeId?: string;
   /** Made by the caller (the CLI) so it can subscribe before the step is sent; else made here. */
   commandId?: string;
+  /**
+   * The node-lock holder driving this step (a rollout's, node-lock.ts), which
+   * must hold the lock already; without it the step takes the lock for
+   * itself and gives it up when its result arrives.
+   */
+  lockHolder?: string;
   /** Install only: the agent rolls back by itself unless made permanent within this many ms (fallback.ts). */
   fallbackMs?: number;
 }

@@ -21,6 +21,7 @@ import { gateParams, requireGate, type Gate } from "./gate";
 import { fallbackOfResult } from "./fallback";
 import { recordFallbacks } from "./fallback-store";
 import { upgradeHistory } from "./history";
+import { releaseNodeLock, requireNodeLock, stepHolder } from "./node-lock";
 import type { OldCodeReply } from "./old-code-watch";
 import { diedPids, predictionComparison } from "./deaths";
 import { readCommand, readUpgrade } from "./stored";
@@ -97,6 +98,20 @@ export class UpgradeWorkflow {
     const again = await this.repeatOf(input);
     if (again) return again;
     if (busy) throw new BeamdeckError("BD_CONFLICT", `step ${busy.action} (${busy.id}) is still running on ${node}; one upgrade step at a time`);
+    const commandId = input.commandId ?? `c-${randomUUID()}`;
+    const holder = input.lockHolder ?? stepHolder(commandId);
+    await requireNodeLock(this.prisma, node, holder, STALE_AFTER_MS);
+    try {
+      return await this.runLocked(input, commandId);
+    } catch (e) {
+      // A manual step that was not sent gives its lock back at once (a sent one does when its result arrives).
+      if (!input.lockHolder && !(await this.prisma.upgradeCommand.findUnique({ where: { id: commandId } }))) await releaseNodeLock(this.prisma, node, holder);
+      throw e;
+    }
+  }
+
+  private async runLocked(input: StepInput, commandId: string): Promise<StepReply> {
+    const { node, action } = input;
     const purge = input.purge ?? {};
     const prePurge = input.prePurge ?? {};
 
@@ -149,7 +164,6 @@ export class UpgradeWorkflow {
       });
     }
 
-    const commandId = input.commandId ?? `c-${randomUUID()}`;
     const fallbackMs = action === "install" ? input.fallbackMs : undefined;
     const params = { commandId, action, vsn, purge, prePurge, ...(gate ? { gate: gateParams(gate) } : {}), ...(fallbackMs ? { fallbackMs } : {}) };
     const intentId = await recordIntent(this.prisma, {
@@ -297,6 +311,7 @@ export class UpgradeWorkflow {
       data: { status: ok ? "ok" : "error", result: jsonSafe({ result, error }) as object, finishedAt: new Date() },
     });
     if (claimed.count === 0) return; // already recorded
+    await releaseNodeLock(this.prisma, node, stepHolder(commandId));
     const parsed = stepResult.safeParse(result);
     if (!parsed.success)
       console.warn(`[beamdeck] ${node}: the result of ${commandId} does not match the protocol (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}); deaths not compared`);

@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { defaultParams, LeakWatch, MailboxWatch, matchChildTerminated, matchMaxRestartIntensity, OldCodeLinger, type EventFacts, unverifiedDraft } from "../../server/alerts/rules";
+import { defaultParams, LeakWatch, MailboxWatch, matchChildTerminated, matchMaxRestartIntensity, OldCodeLinger, type EventFacts } from "../../server/alerts/rules";
+import { unverifiedDraft } from "../../server/alerts/upgrade-drafts";
 import { Expectations } from "../../server/alerts/expectations";
 import { backoffMs, sign } from "../../server/alerts/webhooks";
 

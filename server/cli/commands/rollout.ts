@@ -6,7 +6,7 @@
  * could not be planned (disconnected, or the release is not there), since
  * a rollout could not cover it.
  */
-import { z } from "zod";
+import { groupName } from "../../fleet/rollout-options";
 import { check, parse } from "../args";
 import { call } from "../client";
 import { CliError, EXIT, usage } from "../errors";
@@ -15,7 +15,6 @@ import type { Env } from "../../storage/database-url";
 import { errorFindingIds, killCount, type Plan } from "../../upgrades/plan";
 import { planFor, VERDICT_EXIT, vsnSchema } from "./upgrade";
 
-const groupName = z.string().min(1).max(100);
 /** Plans asked at once: each costs its node a process scan. */
 const CONCURRENCY = 4;
 const WORST_FIRST = [EXIT.blocked, EXIT.errorFindings, EXIT.wouldKill, EXIT.ok] as const;
@@ -83,5 +82,6 @@ async function plan(argv: string[], env: Env): Promise<number> {
 export async function rollout(argv: string[], env: Env): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "plan") return plan(rest, env);
-  throw usage(`rollout needs plan${sub ? `, not "${sub}"` : ""}`);
+  if (!sub) throw usage("rollout needs plan, start, status, halt, resume or abort");
+  return (await import("./rollout-run")).rolloutRun(sub, rest, env);
 }

@@ -39,6 +39,8 @@ const RULE_HELP: Record<string, string> = {
     "Processes stay on a module's old code (after a soft purge, or a load they did not follow) for longer than this: the next load of that module kills them or is blocked. Resolves when none are left.",
   upgrade_unverified:
     "An install, rollback or make_permanent succeeded, but the agent's check right after it found changed modules still on their old code (an appup that misses them), new permanent children that release_handler did not start, or a process the upgrade could not reach (a not_suspended finding) dead. Pages once per node and release.",
+  rollout_halted:
+    "A rollout stopped touching nodes: a node failed its health gate during the soak (an unpredicted death, a crash or supervisor report, a mailbox or leak alert, a lost connection, modules not on the new code) or a step failed. The alert says which node and why; resume or abort the rollout.",
   version_drift:
     "The connected nodes of one group (BEAMDECK_GROUP, by default the release name) run different releases for longer than this — a rollout left half done, or a node restarted on an old release. Resolves when they run one release again.",
 };
