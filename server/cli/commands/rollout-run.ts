@@ -12,6 +12,7 @@ import { CliError, EXIT, usage } from "../errors";
 import { json, table } from "../format";
 import type { Env } from "../../storage/database-url";
 import { groupName, MAX_SOAK_MS, rolloutId, type RolloutStatus } from "../../fleet/rollout-options";
+import { deathsOf, predictedKillCount } from "../../fleet/rollout-figures";
 import type { RolloutView } from "../../fleet/rollout-store";
 import { parseFallback } from "../../upgrades/fallback";
 import { findingId, planDigest } from "../../upgrades/gate";
@@ -81,20 +82,6 @@ async function start(argv: string[], env: Env): Promise<number> {
   return EXIT.ok;
 }
 
-function killsOf(x: unknown): number {
-  if (!x || typeof x !== "object") return 0;
-  return Object.values(x as Record<string, unknown>).reduce<number>((sum, v) => sum + (Array.isArray(v) ? v.length : 0), 0);
-}
-function diedOf(x: unknown): { died: number; unpredicted: number } {
-  let died = 0;
-  let unpredicted = 0;
-  for (const v of Object.values((x ?? {}) as Record<string, { died?: string[]; comparison?: { diedUnpredicted?: string[] } | null }>)) {
-    died += v?.died?.length ?? 0;
-    unpredicted += v?.comparison?.diedUnpredicted?.length ?? 0;
-  }
-  return { died, unpredicted };
-}
-
 function gateLine(g: Record<string, unknown> | null): string {
   if (!g) return "-";
   const f = g as { soakedMs?: number; connected?: boolean; unexpectedReports?: number; alerts?: string[] };
@@ -107,8 +94,8 @@ export function printRollout(r: RolloutView): void {
     table(
       ["#", "NODE", "STEP", "FROM", "PREDICTED", "DIED", "UNPREDICTED", "GATE", "ERROR"],
       r.nodes.map((n) => {
-        const d = diedOf(n.actual);
-        return [n.position + 1, n.node, n.step, n.fromVsn ?? "-", killsOf(n.predicted), d.died, d.unpredicted, gateLine(n.gate), n.error ?? "-"];
+        const d = deathsOf(n.actual);
+        return [n.position + 1, n.node, n.step, n.fromVsn ?? "-", predictedKillCount(n.predicted), d.died, d.unpredicted, gateLine(n.gate), n.error ?? "-"];
       }),
     ),
   );

@@ -13,21 +13,9 @@ import { RoleHint } from "../../../_components/RoleHint";
 import { useRole } from "../../../_lib/me";
 import { errorMessage, useTRPC } from "../../../_lib/trpc";
 import type { Rollout as RolloutView } from "../../../_lib/types";
+import { deathsOf, predictedKillCount } from "../../../../server/fleet/rollout-figures";
 
 const RUNNING = ["pending", "unpacking", "canary", "batches"];
-
-function killCount(x: unknown): number {
-  return Object.values((x ?? {}) as Record<string, unknown>).reduce<number>((s, v) => s + (Array.isArray(v) ? v.length : 0), 0);
-}
-function died(x: unknown): { died: number; unpredicted: number } {
-  let d = 0;
-  let u = 0;
-  for (const v of Object.values((x ?? {}) as Record<string, { died?: string[]; comparison?: { diedUnpredicted?: string[] } | null }>)) {
-    d += v?.died?.length ?? 0;
-    u += v?.comparison?.diedUnpredicted?.length ?? 0;
-  }
-  return { died: d, unpredicted: u };
-}
 
 function Gate({ g }: { g: Record<string, unknown> | null }) {
   if (!g) return <span>–</span>;
@@ -112,14 +100,14 @@ export default function RolloutPage({ params }: { params: Promise<{ id: string }
           </thead>
           <tbody>
             {r.nodes.map((n) => {
-              const d = died(n.actual);
+              const d = deathsOf(n.actual);
               return (
                 <tr key={n.node} data-testid="rollout-node" data-node={n.node} data-step={n.step}>
                   <td className="num">{n.position + 1}</td>
                   <td className="mono">{n.node}</td>
                   <td data-testid="rollout-node-step">{n.step}</td>
                   <td className="mono">{n.fromVsn ?? "–"}</td>
-                  <td className="num">{killCount(n.predicted)}</td>
+                  <td className="num">{predictedKillCount(n.predicted)}</td>
                   <td className="num">{d.died}</td>
                   <td className="num">{d.unpredicted}</td>
                   <td>
