@@ -22,6 +22,8 @@ export interface Context {
   /** Set a response header (HTTP only; null over WebSocket). */
   setHeader: ((name: string, value: string) => void) | null;
   secure: boolean;
+  /** Set when another instance forwarded this call to us, the node's owner (never forwarded again). */
+  forwardedFrom: string | null;
 }
 
 export async function authenticate(
@@ -59,6 +61,7 @@ export function contextFactory(services: Services) {
       userAgent: opts.req.headers["user-agent"] ?? null,
       setHeader: isHttp ? (name, value) => (res as ServerResponse).appendHeader(name, value) : null,
       secure: requestIsHttps(opts.req),
+      forwardedFrom: null,
     };
   };
 }

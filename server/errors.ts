@@ -18,6 +18,7 @@ export const ERRORS = {
   BD_NODE_UNKNOWN: { trpc: "NOT_FOUND", message: "no such node" },
   BD_NODE_OFFLINE: { trpc: "PRECONDITION_FAILED", message: "node is not connected" },
   BD_NODE_ELSEWHERE: { trpc: "PRECONDITION_FAILED", message: "node is connected to another server instance" },
+  BD_OWNER_UNREACHABLE: { trpc: "BAD_GATEWAY", message: "the server instance holding this node did not answer" },
   BD_AGENT_TIMEOUT: { trpc: "TIMEOUT", message: "the agent did not answer in time" },
   BD_AGENT_ERROR: { trpc: "BAD_REQUEST", message: "the agent refused the request" },
   BD_AGENT_BAD_REPLY: { trpc: "BAD_GATEWAY", message: "the agent's reply does not match the protocol" },

@@ -9,6 +9,7 @@ import { hasRole, type Role } from "./auth/roles";
 import { appendAudit } from "./audit/log";
 import type { Context } from "./context";
 import { BeamdeckError, ERRORS, errorDoc, toTrpcError } from "./errors";
+import { forwardToOwner } from "./gateway/forward-call";
 
 /** Procedure metadata: the least role, so tests can check every procedure's guard. */
 export interface Meta {
@@ -68,6 +69,22 @@ function requireRole(role: Role) {
   });
 }
 
-export const viewerProcedure = publicProcedure.use(requireRole("viewer")).meta({ role: "viewer" });
-export const operatorProcedure = publicProcedure.use(requireRole("operator")).meta({ role: "operator" });
-export const adminProcedure = publicProcedure.use(requireRole("admin")).meta({ role: "admin" });
+/**
+ * A node whose socket another instance holds (BD_NODE_ELSEWHERE, thrown by
+ * routers/node-input.ts before any side effect) is answered by that owner:
+ * the call is forwarded once, under the same principal. Subscriptions are not
+ * forwarded: live changes reach every instance through the Hub.
+ */
+const ownerAnswers = t.middleware(async ({ ctx, next, path, type, getRawInput }) => {
+  const result = await next();
+  if (result.ok || type === "subscription" || ctx.forwardedFrom !== null || !ctx.principal) return result;
+  const cause = result.error.cause;
+  const owner = cause instanceof BeamdeckError && cause.code === "BD_NODE_ELSEWHERE" ? cause.data?.owner : undefined;
+  if (typeof owner !== "string") return result;
+  const data = await forwardToOwner(ctx.services, owner, { path, type, input: await getRawInput(), principal: ctx.principal });
+  return { marker: result.marker, ok: true as const, data };
+});
+
+export const viewerProcedure = publicProcedure.use(requireRole("viewer")).use(ownerAnswers).meta({ role: "viewer" });
+export const operatorProcedure = publicProcedure.use(requireRole("operator")).use(ownerAnswers).meta({ role: "operator" });
+export const adminProcedure = publicProcedure.use(requireRole("admin")).use(ownerAnswers).meta({ role: "admin" });

@@ -21,6 +21,7 @@ const BEAMDECK: Record<string, string> = {
   BD_NODE_UNKNOWN: "No node of this name has connected to this server. Check the name, or start its agent.",
   BD_NODE_OFFLINE: "The node's agent is not connected right now. This works again once the agent reconnects.",
   BD_NODE_ELSEWHERE: "Another beamdeck instance holds this node's connection; open the node there.",
+  BD_OWNER_UNREACHABLE: "The beamdeck instance holding this node's connection did not answer. If it stopped, the agent moves to another instance within seconds; try again.",
   BD_AGENT_TIMEOUT: "The node's agent did not answer in time. The node may be busy; try again in a moment.",
   BD_CONFLICT: "The node changed since you looked: the preview was recomputed, review it and try again.",
   BD_GATE_REQUIRED: "This step kills processes or has error findings: it needs the reviewed plan accepted.",

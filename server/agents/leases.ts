@@ -40,9 +40,10 @@ export class InstanceLeases {
     return { instanceId: this.instanceId, leaseExpiresAt: new Date(now.getTime() + this.leaseMs) };
   }
 
-  async start(): Promise<void> {
+  /** `internalUrl`: where other instances forward calls about the nodes this one holds (gateway/forward-call.ts). */
+  async start(internalUrl: string | null = null): Promise<void> {
     const now = new Date();
-    await this.prisma.instance.upsert({ where: { id: this.instanceId }, create: { id: this.instanceId }, update: { heartbeatAt: now } });
+    await this.prisma.instance.upsert({ where: { id: this.instanceId }, create: { id: this.instanceId, internalUrl }, update: { heartbeatAt: now, internalUrl } });
     await this.releaseExpired();
     this.timer = setInterval(() => void this.beat(), Math.max(250, Math.floor(this.leaseMs / 3)));
     this.timer.unref();

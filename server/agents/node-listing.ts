@@ -26,7 +26,9 @@ export async function listNodes(services: Pick<Services, "prisma" | "registry" |
   const rows = await services.prisma.node.findMany({ orderBy: { name: "asc" }, take: MAX_LISTED_NODES });
   const now = Date.now();
   return rows.map((r) => {
-    const live = services.registry.live(r.name);
+    const heldElsewhere = r.connectedAt !== null && r.instanceId !== null && r.instanceId !== services.instanceId && (r.leaseExpiresAt?.getTime() ?? 0) > now;
+    // A node that moved to another instance: what is left here is older than its row.
+    const live = heldElsewhere ? undefined : services.registry.live(r.name);
     const s = live?.summary();
     const stored = readStoredHello(r.hello);
     const hello = live?.hello ?? stored;

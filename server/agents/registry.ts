@@ -8,6 +8,7 @@ import type { PrismaClient } from "../../generated/prisma/client";
 import { regressionBootId, regressionEvent, sequenceEvents } from "../events/sequence";
 import type { Hub } from "../live/hub";
 import type { InstanceLeases } from "./leases";
+import { instanceAnswers } from "../gateway/instance-probe";
 import { LiveNode } from "./live-node";
 import type { AgentFrame, EventFrame, HelloFrame } from "./protocol";
 import { parseReply, type AgentMethod, type ReplyOf } from "./replies";
@@ -106,14 +107,16 @@ export class AgentRegistry implements SessionHandlers {
 
   /**
    * Is a socket under this name live: open here and answering a ping, or
-   * held by another instance whose lease is current? (A fleet token never
-   * takes over such a name.)
+   * held by another instance whose lease is current and which is up (a
+   * killed instance's lease outlives it)? A fleet token never takes over
+   * such a name.
    */
   async answersKeepalive(node: string): Promise<boolean> {
     const s = this.session(node);
     if (s) return s.probe();
     const row = await this.prisma.node.findUnique({ where: { name: node }, select: { instanceId: true, leaseExpiresAt: true } });
-    return Boolean(row?.instanceId && row.instanceId !== this.instanceId && row.leaseExpiresAt && row.leaseExpiresAt.getTime() > Date.now());
+    const leased = Boolean(row?.instanceId && row.instanceId !== this.instanceId && row.leaseExpiresAt && row.leaseExpiresAt.getTime() > Date.now());
+    return leased && row?.instanceId ? instanceAnswers(this.prisma, row.instanceId) : false;
   }
 
   /** An admin rebound or released the name: a socket under another token goes. */

@@ -1,9 +1,20 @@
 /** Who is calling: a logged-in user or an API token, with the role that applies. */
-import type { Role } from "./roles";
+import { z } from "zod";
+import { roleSchema } from "./roles";
 
-export type Principal =
-  | { kind: "user"; userId: string; username: string; role: Role; sessionId: string }
-  | { kind: "token"; tokenId: string; label: string; role: Role; userId: string | null; username: string | null };
+/** Also the shape one instance hands another when it forwards a call (gateway/internal-call.ts). */
+export const principalSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("user"), userId: z.string().max(100), username: z.string().max(255), role: roleSchema, sessionId: z.string().max(100) }),
+  z.object({
+    kind: z.literal("token"),
+    tokenId: z.string().max(100),
+    label: z.string().max(255),
+    role: roleSchema,
+    userId: z.string().max(100).nullable(),
+    username: z.string().max(255).nullable(),
+  }),
+]);
+export type Principal = z.infer<typeof principalSchema>;
 
 /** The actor string written to the audit log. */
 export function actorOf(p: Principal | null): string {

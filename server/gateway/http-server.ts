@@ -12,6 +12,8 @@ import { appRouter } from "../routers/_app";
 import type { Services } from "../services";
 import { agentEndpoint } from "./agent-endpoint";
 import { auditExport } from "./audit-export";
+import { INTERNAL_CALL_PATH } from "./internal-call";
+import { internalEndpoint } from "./internal-endpoint";
 import { metricsEndpoint } from "./metrics";
 import { MAX_BATCH_CALLS, MAX_BODY_BYTES, MAX_WS_MESSAGE_CALLS } from "./limits";
 import { crossSiteReason, hasBearer, isSafeMethod } from "./same-origin";
@@ -105,10 +107,13 @@ export function createBeamdeckServer(services: Services, web: WebHandler | null,
   });
   const trpcWs = applyWSSHandler({ wss: trpcWss, router: appRouter, createContext, keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000 } });
   const agents = agentEndpoint(services.prisma, services.registry, maxFrame);
+  const internal = internalEndpoint(services, appRouter);
 
   const server: Server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     try {
+      // Instance to instance: authenticated by its own MAC, not by cookie or origin.
+      if (url.pathname === INTERNAL_CALL_PATH) return await internal(req, res);
       const refusal = refuseRequest(req, services.publicUrl);
       if (refusal) return reply(req, res, refusal.status, refusal.message);
       if (url.pathname.startsWith("/api/trpc/")) return trpcHttp(req, res);

@@ -146,6 +146,12 @@ export async function renderMetrics(services: Services, counters: MetricsCounter
   for (const e of counters.events.values()) stored.add({ node: e.node, kind: e.kind }, e.n);
 
   fam("beamdeck_agents_connected", "gauge", "Agents connected to this instance").add({}, registry.liveNodes().filter((n) => n.connected).length);
+  const fanout = services.hub.stats;
+  if (fanout) {
+    // Several instances on PostgreSQL: how busy the NOTIFY doorbell and the LiveChange rows are.
+    const f = fam("beamdeck_live_fanout_total", "counter", "Live changes fanned out through PostgreSQL since this instance started");
+    f.add({ what: "notifies" }, fanout.notifies).add({ what: "rows_written" }, fanout.rowsWritten).add({ what: "rows_read" }, fanout.rowsRead).add({ what: "listen_reconnects" }, fanout.reconnects);
+  }
   const frames = fam("beamdeck_agent_frames_received_total", "counter", "Agent frames received since this instance started, by type");
   for (const [type, n] of counters.frames) frames.add({ type }, n);
   const lag = fam("beamdeck_event_ingest_lag_seconds", "histogram", "From an event's time on the node to its storage here");

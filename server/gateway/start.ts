@@ -5,6 +5,7 @@
 import type { Env } from "../storage/database-url";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
@@ -17,7 +18,8 @@ import { listNodes } from "../agents/node-listing";
 import { groupNodes } from "../fleet/groups";
 import { MetricsCounters } from "./metrics";
 import { EventStore } from "../events/store";
-import { LocalHub } from "../live/hub";
+import { type Hub, LocalHub } from "../live/hub";
+import { PgHub } from "../live/pg-hub";
 import type { Services } from "../services";
 import { openDatabase } from "../storage/db";
 import { UpgradeWorkflow } from "../upgrades/workflow";
@@ -55,6 +57,15 @@ async function nextHandler(host: string, port: number, dev: boolean): Promise<We
   return { handle: (req, res) => handle(req, res), upgrade };
 }
 
+/**
+ * Where other instances reach this one (`BEAMDECK_INTERNAL_URL`); by default
+ * this host's name when listening on every address, else the listening address.
+ */
+function internalUrl(env: Env, host: string, port: number, url: string): string {
+  if (env.BEAMDECK_INTERNAL_URL) return env.BEAMDECK_INTERNAL_URL;
+  return host === "0.0.0.0" || host === "::" ? `http://${os.hostname()}:${port}` : url;
+}
+
 /** `BEAMDECK_MAX_PROCESS_RECORDS`: the per-node process-record cap sent in `welcome` (floor 1000). */
 function maxProcessRecords(env: Env): number {
   const v = Number(env.BEAMDECK_MAX_PROCESS_RECORDS);
@@ -68,8 +79,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   log(`database: ${db.description}${db.migrationsApplied.length ? ` (applied ${db.migrationsApplied.join(", ")})` : ""}`);
   const sealed = await sealPlaintextSecrets(db.prisma);
   if (sealed > 0) log(`sealed ${sealed} webhook secret(s) stored in clear by an older version`);
-  const hub = new LocalHub();
   const instanceId = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  // On PostgreSQL several instances may share the database: live changes fan out through it.
+  const pgHub = db.choice.kind === "postgres" ? new PgHub(db.choice.url, instanceId) : null;
+  await pgHub?.start();
+  const hub: Hub = pgHub ?? new LocalHub();
   const events = new EventStore(db.prisma, hub);
   const leases = new InstanceLeases(db.prisma, instanceId, leaseMs(env), (nodes) => registry.leasesReleased(nodes));
   const registry = new AgentRegistry(db.prisma, hub, instanceId, events, leases, maxProcessRecords(env));
@@ -93,7 +107,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const shownHost = opts.host === "0.0.0.0" || opts.host === "::" ? "localhost" : opts.host;
   const url = `http://${shownHost}:${port}`;
   services.publicUrl ??= url;
-  await leases.start();
+  await leases.start(internalUrl(env, opts.host, port, url));
   alerts.start();
   wsSessions.start();
   system.start();
@@ -122,6 +136,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         system.stop();
         oldCode.stop();
         await app.close();
+        await pgHub?.close();
         await db.close();
       })();
       return closing;

@@ -2,9 +2,9 @@
  * In-process publish/subscribe for live changes, by topic.
  *
  * Subscriptions (tRPC) listen here; agent sessions, the event ingest and the
- * upgrade workflow publish. This is the seam where several server instances
- * will later fan out through PostgreSQL LISTEN/NOTIFY: a second Hub
- * implementation, same interface.
+ * upgrade workflow publish. On PostgreSQL the server uses PgHub instead
+ * (pg-hub.ts, same interface), which also fans changes out to the other
+ * instances; the embedded database serves one instance, so this one.
  */
 import { EventEmitter } from "node:events";
 
@@ -24,6 +24,8 @@ export interface Hub {
    */
   subscribe(topic: Topic, signal?: AbortSignal, buffer?: number): AsyncIterable<unknown>;
   listen(topic: Topic, fn: (payload: unknown) => void): () => void;
+  /** Fan-out to other instances since start (PgHub only): NOTIFYs sent, rows written and read, LISTEN reconnects. */
+  readonly stats?: { notifies: number; rowsWritten: number; rowsRead: number; reconnects: number };
 }
 
 export class LocalHub implements Hub {

@@ -6,13 +6,22 @@ import type { LiveNode } from "../agents/live-node";
 
 export { nodeName, pidText } from "../agents/names";
 
-/** The live state of a node held by this instance, or a precise error. */
+/**
+ * The live state of a node held by this instance, or a precise error. A node
+ * another instance holds under a current lease is BD_NODE_ELSEWHERE naming
+ * the owner (trpc.ts forwards the call there); this state, if any, is older.
+ */
 export async function liveNode(ctx: Context, node: string): Promise<LiveNode> {
   const live = ctx.services.registry.live(node);
+  if (live?.connected) return live;
+  const row = await ctx.services.prisma.node.findUnique({ where: { name: node }, select: { instanceId: true, leaseExpiresAt: true, lastSeenAt: true } });
+  if (!row) {
+    if (live) return live;
+    fail("BD_NODE_UNKNOWN", `no node named ${node} has ever connected`);
+  }
+  const heldElsewhere = row.instanceId !== null && row.instanceId !== ctx.services.instanceId && (row.leaseExpiresAt?.getTime() ?? 0) > Date.now();
+  if (heldElsewhere) fail("BD_NODE_ELSEWHERE", `node ${node} is connected to server instance ${row.instanceId}`, { owner: row.instanceId });
   if (live) return live;
-  const row = await ctx.services.prisma.node.findUnique({ where: { name: node } });
-  if (!row) fail("BD_NODE_UNKNOWN", `no node named ${node} has ever connected`);
-  if (row.instanceId && row.instanceId !== ctx.services.instanceId) fail("BD_NODE_ELSEWHERE", `node ${node} is connected to server instance ${row.instanceId}`);
   return fail("BD_NODE_OFFLINE", `node ${node} is not connected (last seen ${row.lastSeenAt.toISOString()})`);
 }
 

@@ -10,10 +10,14 @@ export class DatabaseBusyError extends Error {
   constructor(
     readonly lockFile: string,
     readonly holder: { pid: number; role: string; since: string },
+    role: string,
   ) {
     super(
       `the embedded database is in use by a running beamdeck ${holder.role} (pid ${holder.pid}, since ${holder.since}); ` +
-        `stop it, or run this command through the server (set BEAMDECK_URL and BEAMDECK_API_TOKEN)`,
+        (role === "server"
+          ? // A second instance: the embedded database serves one process; several instances share PostgreSQL.
+            `the embedded database serves one server instance: stop that one, or run several instances on PostgreSQL (DATABASE_URL, docs/scale-out.md)`
+          : `stop it, or run this command through the server (set BEAMDECK_URL and BEAMDECK_API_TOKEN)`),
     );
     this.name = "DatabaseBusyError";
   }
@@ -61,7 +65,7 @@ export function acquireLock(dir: string, role: string): () => void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const holder = readLock(lockFile);
-      if (holder && holder.pid !== process.pid) throw new DatabaseBusyError(lockFile, holder);
+      if (holder && holder.pid !== process.pid) throw new DatabaseBusyError(lockFile, holder, role);
       fs.rmSync(lockFile, { force: true }); // stale: its process is gone
     }
   }

@@ -103,6 +103,16 @@ describe("the CLI", () => {
     expect(JSON.parse(viaServer.stdout).token).toMatch(/^bdagt_/);
   });
 
+  it("a second server on the same embedded database refuses, pointing at PostgreSQL for several instances", async () => {
+    const second = await run(["server"], { ...server.env, PORT: String(await freePort()), BEAMDECK_API_TOKEN: undefined });
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(
+      /^beamdeck: the embedded database is in use by a running beamdeck server \(pid \d+, since .*\); the embedded database serves one server instance: .*PostgreSQL \(DATABASE_URL/m,
+    );
+    // The first one still serves.
+    expect((await fetch(`${server.url}/healthz`)).ok).toBe(true);
+  });
+
   it("init a second time changes nothing and never reprints a password", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-init-"));
     const first = await run(["init"], { BEAMDECK_DATA_DIR: dir, DATABASE_URL: undefined });
