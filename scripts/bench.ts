@@ -2,7 +2,7 @@
  * Benchmarks report; they do not pass or fail. Each prints its own table;
  * the Erlang ones also print a `BENCH_JSON {...}` line that is collected into
  * a summary (tests/.out/bench.json). `npm run bench -- agent events` runs
- * only the named parts (agent, footprint, table, events); `footprint` takes
+ * only the named parts (agent, footprint, table, events, scale); `footprint` takes
  * `BEAMDECK_BENCH_SIZES` (default 10000,100000,1000000).
  */
 import { spawnSync } from "node:child_process";
@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { ingestBench, latencyBench } from "../tests/bench/events";
 import { footprintBench } from "../tests/bench/footprint";
+import { scaleBench } from "../tests/bench/scale";
 import { tableBench } from "../tests/bench/table";
 
 const summary: Record<string, unknown> = {};
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
     summary.ingest = ing;
     printTable("event ingest, one server on the embedded database (baseline = bare single-row inserts)", ing);
   }
+  if (want("scale")) summary.scale = await scaleBench();
   fs.mkdirSync("tests/.out", { recursive: true });
   fs.writeFileSync("tests/.out/bench.json", JSON.stringify(summary, null, 2));
   console.log("\n(summary written to tests/.out/bench.json)");

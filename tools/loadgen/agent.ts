@@ -150,7 +150,9 @@ export class SyntheticAgent {
   /** All records whose name, pid, initial call or current function contains `needle` (case-insensitive). */
   matching(needle: string): SyntheticRecord[] {
     const n = needle.toLowerCase();
-    return this.template.records.filter((p) => `${p.pid} ${p.name ?? ""} ${p.initialCall ?? ""} ${p.currentFunction ?? ""}`.toLowerCase().includes(n)).map((p) => this.recordAt(indexOf(p.pid, this.size)));
+    return this.template.records
+      .filter((p) => `${p.pid} ${p.name ?? ""} ${p.initialCall ?? ""} ${p.currentFunction ?? ""}`.toLowerCase().includes(n))
+      .map((p) => this.recordAt(indexOf(p.pid, this.size)));
   }
 
   /** Set one mailbox; it goes out with the next delta (or now, when `flush`). */

@@ -52,7 +52,11 @@ export const loadgenOptions = z
     interval: int(0, 60_000).default(1000),
     churn: int(0, 100_000).default(200),
     eventsPerSecond: z.coerce.number().min(0).max(MAX_EVENTS_PER_SECOND).default(1),
-    prefix: z.string().regex(/^[a-z][a-z0-9_]*$/, "lowercase letters, digits, _").max(40).default("loadgen"),
+    prefix: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]*$/, "lowercase letters, digits, _")
+      .max(40)
+      .default("loadgen"),
     /** Agents started at once (a thundering herd measures the herd, not the steady state). */
     concurrency: int(1, 500).default(20),
     group: z.string().max(100).optional(),
