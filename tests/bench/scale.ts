@@ -29,7 +29,7 @@ import { cpuPercent, type ProcSample, sample } from "./proc-stats";
 const TSX = path.join(ROOT, "node_modules/.bin/tsx");
 const LOADGEN = path.join(ROOT, "tools/loadgen/main.ts");
 /** Bounds of one phase. */
-const CONNECT_TIMEOUT_MS = 240_000;
+const CONNECT_TIMEOUT_MS = 120_000;
 const WARMUP_MS = 10_000;
 const WINDOW_MS = 30_000;
 const FAILOVER_TIMEOUT_MS = 60_000;
@@ -37,13 +37,15 @@ const LOADGEN_EXIT_MS = 60_000;
 /** A count "holds" when every agent connects and the p99 of event delivery stays under this. */
 const HOLD_P99_MS = 2000;
 /** The search for the largest count stops starting new steps after this much of the run. */
-const SEARCH_BUDGET_MS = 8 * 60_000;
+const SEARCH_BUDGET_MS = 7 * 60_000;
 
 export interface PhaseResult {
   instances: number;
   agents: number;
   procs: number;
   held: boolean;
+  /** Agents connected (the Node rows) at the end of the connect timeout. */
+  connected: number;
   connectS: number;
   cpuPctTotal: number;
   cpuPctMaxInstance: number;
@@ -80,11 +82,18 @@ async function until<T>(what: string, f: () => Promise<T | null | false>, timeou
   }
 }
 
+/** The instance's NOTIFY counter; NaN when an overloaded instance does not answer (the table shows it). */
 async function notifies(s: TestServer): Promise<number> {
-  const res = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.apiToken}` }, signal: AbortSignal.timeout(10_000) });
-  const m = /^beamdeck_live_fanout_total\{what="notifies"\} (\d+)$/m.exec(await res.text());
-  if (!m) throw new Error(`${s.url}/metrics has no notifies counter (is it on PostgreSQL?)`);
-  return Number(m[1]);
+  try {
+    const res = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.apiToken}` }, signal: AbortSignal.timeout(10_000) });
+    const m = /^beamdeck_live_fanout_total\{what="notifies"\} (\d+)$/m.exec(await res.text());
+    if (!m) throw new Error(`${s.url}/metrics has no notifies counter (is it on PostgreSQL?)`);
+    return Number(m[1]);
+  } catch (e) {
+    // An instance too busy to answer (timeout, or its HTTP server dropped the waiting request): shown as NaN.
+    if (!["TimeoutError", "TypeError"].includes((e as Error).name)) throw e;
+    return Number.NaN;
+  }
 }
 
 /** Instance id of each server, by the URL its heartbeat row advertises. */
@@ -193,6 +202,8 @@ async function phase(db: pg.Client, servers: TestServer[], token: string, agents
     console.log(`  (${agents} × ${procs} on ${servers.length}: ${(e as Error).message.split("\n")[0]})`);
     held = false;
   }
+  const connected = (await placement(db, prefix)).size;
+  console.log(`  ${servers.length} instance(s): ${connected}/${agents} agents × ${procs} connected${held ? ` in ${round(connectS)} s` : ""}`);
   await sleep(WARMUP_MS);
   owners = await placement(db, prefix);
   const n0 = await Promise.all(servers.map(notifies));
@@ -257,6 +268,7 @@ async function phase(db: pg.Client, servers: TestServer[], token: string, agents
     agents,
     procs,
     held: held && p99 <= HOLD_P99_MS && summary.eventsAcked === summary.eventsProduced,
+    connected,
     connectS: round(connectS),
     cpuPctTotal: round(cpuTotal),
     cpuPctMaxInstance: round(Math.max(...cpu)),
@@ -317,14 +329,17 @@ export async function scaleBench(): Promise<Record<string, unknown>> {
     // The largest count that holds on three instances: doubling or halving the agents, in the time left.
     await servers[0].restart();
     const search: PhaseResult[] = [];
-    let n = three.held ? agents * 2 : Math.floor(agents / 2);
+    // Downward, no further than what connected in the step that did not hold.
+    const down = (r: PhaseResult) => Math.max(10, Math.min(Math.floor(r.agents / 2), r.connected - (r.connected % 10)));
+    let n = three.held ? agents * 2 : down(three);
     const searching = process.env.BEAMDECK_BENCH_SCALE_SEARCH !== "0";
     while (searching && n >= 10 && n <= 2000 && Date.now() - started < SEARCH_BUDGET_MS) {
       const r = await phase(db, servers, token, n, procs, { failover: false, windowMs: 15_000 });
       search.push(r);
       console.log(`  search: ${n} agents × ${procs} on 3 instances: ${r.held ? "holds" : "does not hold"} (connect ${r.connectS} s, p99 ${r.p99} ms, CPU ${r.cpuPctTotal} %)`);
       if (r.held !== three.held) break;
-      n = three.held ? n * 2 : Math.floor(n / 2);
+      if (!three.held && n === 10) break;
+      n = three.held ? n * 2 : down(r);
     }
     const largest = [three, ...search].filter((r) => r.held).sort((a, b) => b.agents - a.agents)[0];
     console.log(
