@@ -78,6 +78,7 @@ export class SyntheticAgent {
   private stopping = false;
   private seq = 0;
   private timers: NodeJS.Timeout[] = [];
+  private eventTimer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private failures = 0;
   private dirty = new Map<number, number>();
@@ -187,6 +188,8 @@ export class SyntheticAgent {
     this.stopping = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.stopTimers();
+    if (this.eventTimer) clearInterval(this.eventTimer);
+    this.eventTimer = null;
     const ws = this.ws;
     this.ws = null;
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
@@ -268,18 +271,17 @@ export class SyntheticAgent {
     // Replay what the server has not stored, in order, before anything new.
     for (const e of this.unacked) this.send(e);
     if (this.opts.intervalMs > 0) this.timers.push(setInterval(() => this.tick(), this.opts.intervalMs));
+    // Events go on while disconnected (buffered for replay, as a node's reports do), so their timer outlives the socket.
     const eps = this.opts.eventsPerSecond;
-    if (eps > 0) {
+    if (eps > 0 && !this.eventTimer) {
       const period = Math.max(MIN_EVENT_PERIOD_MS, 1000 / eps);
       const perTick = (eps * period) / 1000;
       let owed = 0;
-      this.timers.push(
-        setInterval(() => {
-          if (this.eventsPaused) return;
-          owed += perTick;
-          for (; owed >= 1; owed -= 1) this.emitEvent();
-        }, period),
-      );
+      this.eventTimer = setInterval(() => {
+        if (this.eventsPaused) return;
+        owed += perTick;
+        for (; owed >= 1; owed -= 1) this.emitEvent();
+      }, period);
     }
   }
 
