@@ -32,6 +32,8 @@ export interface TestServer {
   adminPassword: string;
   env: Record<string, string>;
   log(): string;
+  /** The server process id (null while stopped), for /proc readings in benches. */
+  pid(): number | null;
   /**
    * Run the CLI against this server; resolves with exit code and output.
    * Bounded: a CLI still running after `timeoutMs` (default 120 s) is killed
@@ -126,6 +128,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     adminPassword,
     env,
     log: () => output,
+    pid: () => (child as ChildProcess | null)?.pid ?? null,
     cli(args, extraEnv = {}, o = {}) {
       return runCli(args, { ...env, ...extraEnv }, o);
     },
