@@ -13,7 +13,8 @@ export type Topic =
   | `node:${string}` // live data of one node changed
   | "events" // new events stored
   | "alerts" // alert created or changed
-  | `upgrade:${string}`; // upgrade progress of one node
+  | `upgrade:${string}` // upgrade progress of one node
+  | "agent-access"; // an agent token was revoked or a node name rebound (agents/access-changes.ts)
 
 export interface Hub {
   publish(topic: Topic, payload: unknown): void;

@@ -28,7 +28,7 @@ import { startAgentNode } from "../support/beam-node";
 import { freePort, waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { startServer, type TestServer } from "../support/server";
-import { wsClient } from "../support/trpc-clients";
+import { httpClient, wsClient } from "../support/trpc-clients";
 
 const REPLY_DELAY_MS = 6000;
 const SECRET = crypto.randomBytes(32).toString("base64url");
@@ -188,6 +188,56 @@ describe("three instances on one PostgreSQL", () => {
     // The fan-out is counted: A rang the doorbell, C read rows.
     expect(await fanout(A, "notifies")).toBeGreaterThan(0);
     expect(await fanout(C, "rows_read")).toBeGreaterThan(0);
+  });
+
+  it("a node subscription on B starts with the summary A holds, though the node changes nothing after it starts", async () => {
+    expect((await owner(node.name)).url).toBe(A.url);
+    // Hold the agent's sampler: no process frame reaches A, so A publishes no change while B's subscription starts.
+    await node.rpc(
+      `S = whereis(beamdeck_agent_sampler), Me = self(), H = spawn(fun() -> true = erlang:suspend_process(S), Me ! held, receive lift -> ok after 20000 -> ok end, erlang:resume_process(S) end), register(bd_sampler_holder, H), receive held -> ok after 5000 -> timeout end`,
+    );
+    const sub = wsClient(B.url, { token: B.apiToken });
+    try {
+      // Let a change published before the hold reach B first (coalesced 250 ms, fanned out within ~100 ms).
+      await new Promise((r) => setTimeout(r, 1500));
+      const got: { name: string; connected: boolean; processCount: number; bootId: string }[] = [];
+      sub.trpc.nodes.onNode.subscribe({ node: node.name }, { onData: (s) => got.push(s) });
+      const first = await waitFor("the first summary on B's subscription", async () => got[0] ?? null, 5000, 50);
+      // What A, which holds the socket, says now (unchanged while the sampler is held).
+      const onA = await httpClient(A.url, { token: A.apiToken }).nodes.get.query({ node: node.name });
+      expect(onA.processCount).toBeGreaterThan(0);
+      expect(first).toMatchObject({ name: node.name, connected: true, bootId: onA.bootId, processCount: onA.processCount });
+      // Nothing changed since: the snapshot came once, no change followed it.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(got).toHaveLength(1);
+    } finally {
+      sub.close();
+      await node.rpc(`bd_sampler_holder ! lift, ok`);
+    }
+  });
+
+  it("revoking an agent token or rebinding a node name through B closes the socket A holds, at once", async () => {
+    const admin = httpClient(B.url, { token: B.apiToken });
+    const [t1, t2, t3] = await Promise.all(["revoked", "rebound", "rebound to"].map((l) => admin.tokens.agentCreate.mutate({ label: `scale-out ${l}` })));
+    if (!t1 || !t2 || !t3) throw new Error("three agent tokens expected");
+    const [revoked, rebound] = (await Promise.all([t1, t2].map((t) => startAgentNode(A, { token: t.token, env: { BEAMDECK_URL: A.agentUrl } })))).map((s) => s.node);
+    if (!revoked || !rebound) throw new Error("two nodes expected");
+    try {
+      await waitFor("both nodes on A", async () => (await owner(revoked.name)).url === A.url && (await owner(rebound.name)).url === A.url, 60_000, 300);
+      const changedAt = Date.now();
+      await admin.tokens.agentRevoke.mutate({ id: t1.id });
+      await admin.tokens.nodeBind.mutate({ node: rebound.name, tokenId: t3.id });
+      // Well within A's own 15 s recheck: the changes reached A through PostgreSQL.
+      await waitFor("A closing both sockets", async () => (await owner(revoked.name)).url === null && (await owner(rebound.name)).url === null, 5000, 100);
+      console.log(`[scale-out] sockets on A closed ${Date.now() - changedAt} ms after the changes through B`);
+      // The agents say so themselves, and are not let back in.
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const n of [revoked, rebound]) expect(await n.rpc("maps:get(connected, beamdeck_agent_conn:stats())")).toBe("false");
+      expect((await owner(revoked.name)).url).toBeNull();
+      expect((await owner(rebound.name)).url).toBeNull();
+    } finally {
+      await Promise.all([revoked.stop(0), rebound.stop(0)]);
+    }
   });
 
   it("an upgrade step sent through B runs once, on the node A holds", async () => {
