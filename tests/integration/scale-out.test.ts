@@ -269,19 +269,36 @@ describe("three instances on one PostgreSQL", () => {
     await crashes("bd_scale_once", N, 50);
     // Mid-stream: some events stored by A, some waiting in the agent's buffer, some not yet made.
     await waitFor("A storing the first events", async () => (await storedEvents(node.name, "bd_scale_once")).rows >= 10, 20_000, 100);
-    const killedAt = Date.now();
-    await A.kill();
-    dead.add(A);
-    const moved = await waitFor(
-      "the node on B",
-      async () => {
-        const o = await owner(node.name);
-        return o.url === B.url ? o : null;
-      },
-      15_000,
-      100,
+    // The race behind a loss seen once in about twelve runs, made certain: A stops storing, so events sent to it stay
+    // unacknowledged; then the agent's events process is held across the takeover, so the events made meanwhile are
+    // handed out after the new socket is up but before the replay of the unacknowledged ones starts. They must not
+    // overtake it (B would record a gap and skip the replayed seqs): each event is stored once.
+    A.pause();
+    await new Promise((r) => setTimeout(r, 500));
+    await node.rpc(
+      `E = whereis(beamdeck_agent_events), Me = self(), H = spawn(fun() -> true = erlang:suspend_process(E), Me ! held, receive lift -> ok after 30000 -> ok end, erlang:resume_process(E) end), register(bd_events_holder, H), receive held -> ok after 5000 -> timeout end`,
     );
-    const failoverMs = Date.now() - killedAt;
+    const killedAt = Date.now();
+    let moved: Awaited<ReturnType<typeof owner>>;
+    let failoverMs: number;
+    try {
+      await A.kill();
+      dead.add(A);
+      moved = await waitFor(
+        "the node on B",
+        async () => {
+          const o = await owner(node.name);
+          return o.url === B.url ? o : null;
+        },
+        15_000,
+        100,
+      );
+      failoverMs = Date.now() - killedAt;
+    } finally {
+      // A few more events wait behind the new connection's `connected`.
+      await new Promise((r) => setTimeout(r, 300));
+      await node.rpc(`bd_events_holder ! lift, ok`);
+    }
     console.log(`[scale-out] failover after kill -9: ${failoverMs} ms`);
     expect(failoverMs).toBeLessThan(10_000);
     expect(moved.epoch).toBeGreaterThan(epochOnA);
