@@ -33,7 +33,7 @@
 
 -behaviour(gen_statem).
 
--export([start_link/0, start_link/1, send/1, connected/0, stats/0]).
+-export([start_link/0, start_link/1, send/1, send/2, connected/0, stats/0]).
 -export([callback_mode/0, init/1, handle_event/4, terminate/3]).
 
 -define(TAB, ?MODULE).
@@ -90,6 +90,19 @@ start_link(Opts) ->
 %% dropped and counted.
 -spec send(Frame) -> ok when Frame :: map().
 send(Frame) ->
+    cast_send({send, Frame}).
+
+%% @doc Like `send/1', for the connection numbered `Session' (the number
+%% `beamdeck_agent_events:connected/2' was given) only: on a later
+%% connection the frame is discarded, not counted as dropped. The events
+%% process replays in order from the server's `lastEventSeq' once told of
+%% the new connection; a frame it sent before that must not overtake the
+%% replay (the server would record a gap and skip the replayed seqs).
+-spec send(Frame, Session) -> ok when Frame :: map(), Session :: pos_integer().
+send(Frame, Session) when is_integer(Session) ->
+    cast_send({send, Frame, Session}).
+
+cast_send(Cast) ->
     try ets:lookup_element(?TAB, connected, 2) of
         true ->
             Max = ets:lookup_element(?TAB, max_inflight, 2),
@@ -99,7 +112,7 @@ send(Frame) ->
                     _ = ets:update_counter(?TAB, dropped, 1),
                     ok;
                 _ ->
-                    gen_statem:cast(?MODULE, {send, Frame})
+                    gen_statem:cast(?MODULE, Cast)
             end;
         false ->
             _ = ets:update_counter(?TAB, dropped, 1),
@@ -174,6 +187,13 @@ handle_event(cast, {send, Frame}, State, D) ->
     _ = ets:update_counter(?TAB, inflight, -1),
     case State of
         connected -> {keep_state, enqueue_item({frame, Frame}, D)};
+        _ -> count_dropped(1), keep_state_and_data
+    end;
+handle_event(cast, {send, Frame, Session}, State, #d{sessions = Sessions} = D) ->
+    _ = ets:update_counter(?TAB, inflight, -1),
+    case State of
+        connected when Session =:= Sessions -> {keep_state, enqueue_item({frame, Frame}, D)};
+        connected -> keep_state_and_data;  % for an earlier connection: replayed on this one
         _ -> count_dropped(1), keep_state_and_data
     end;
 handle_event(info, flush, connected, D) ->
@@ -353,7 +373,7 @@ welcomed(Frame, D) ->
     D1 = set_state(connected, D#d{phase = open, connected_at = beamdeck_agent_terms:monotonic_ms(), sessions = Sessions,
                                   recovered_logged = Recovered}),
     notify(beamdeck_agent_sampler, resync, []),
-    notify(beamdeck_agent_events, connected, [LastSeq]),
+    notify(beamdeck_agent_events, connected, [LastSeq, Sessions]),
     notify(beamdeck_agent_upgrade, connected, []),
     {next_state, connected, D1}.
 

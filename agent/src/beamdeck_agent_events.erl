@@ -31,7 +31,7 @@
 -module(beamdeck_agent_events).
 -behaviour(gen_server).
 
--export([start_link/0, last_seq/0, connected/1, ack/1, stats/0, notify/1,
+-export([start_link/0, last_seq/0, connected/1, connected/2, ack/1, stats/0, notify/1,
          submit/2, count_handler_error/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -82,6 +82,8 @@
     dropped_upto = 0 :: non_neg_integer(),
     reported = {0, 0} :: {non_neg_integer(), non_neg_integer()},
     connected = false :: boolean(),
+    %% The conn's connection number from `connected/2' (undefined: `connected/1').
+    session :: pos_integer() | undefined,
     budget = ?BATCH :: non_neg_integer(),
     high_water :: pos_integer(),
     resend_ms :: pos_integer(),
@@ -115,7 +117,16 @@ last_seq() ->
 %% send the rest, in order, paced.
 -spec connected(LastSeqSeenByServer) -> ok when LastSeqSeenByServer :: non_neg_integer().
 connected(LastSeq) when is_integer(LastSeq), LastSeq >= 0 ->
-    gen_server:cast(?SERVER, {connected, LastSeq}).
+    gen_server:cast(?SERVER, {connected, LastSeq, undefined}).
+
+%% @doc The conn's connection number `Session' got `welcome': as
+%% `connected/1', and every event is sent for that connection only
+%% (`beamdeck_agent_conn:send/2'), so none sent before this call reaches a
+%% newer connection ahead of the replay.
+-spec connected(LastSeqSeenByServer, Session) -> ok
+    when LastSeqSeenByServer :: non_neg_integer(), Session :: pos_integer().
+connected(LastSeq, Session) when is_integer(LastSeq), LastSeq >= 0, is_integer(Session), Session > 0 ->
+    gen_server:cast(?SERVER, {connected, LastSeq, Session}).
 
 %% @doc The server stored every event up to `Seq` (cumulative ack).
 -spec ack(Seq) -> ok when Seq :: non_neg_integer().
@@ -197,8 +208,8 @@ handle_call(_Request, _From, St) ->
 
 %% @doc gen_server callback.
 -spec handle_cast(term(), #st{}) -> {noreply, #st{}}.
-handle_cast({connected, LastSeq}, St0) ->
-    St1 = rewind(drop_upto(LastSeq, St0#st{connected = true, budget = ?BATCH})),
+handle_cast({connected, LastSeq, Session}, St0) ->
+    St1 = rewind(drop_upto(LastSeq, St0#st{connected = true, session = Session, budget = ?BATCH})),
     {noreply, pump(St1#st{last_progress = beamdeck_agent_terms:monotonic_ms()})};
 handle_cast({ack, Seq}, St) ->
     {noreply, drop_upto(Seq, St)};
@@ -341,7 +352,7 @@ push(Event, Size, #st{seq = SeqRef, boot_id = BootId} = St) ->
     St1 = St#st{len = St#st.len + 1, bytes = St#st.bytes + Size},
     case St1#st.connected andalso queue:is_empty(St1#st.pending) andalso St1#st.budget > 0 of
         true ->
-            ok = send(declare_drops(Frame, St1)),
+            ok = send(declare_drops(Frame, St1), St1#st.session),
             St2 = case queue:is_empty(St1#st.sent) of
                       true -> St1#st{last_progress = beamdeck_agent_terms:monotonic_ms()};
                       false -> St1
@@ -449,7 +460,7 @@ send_n(0, St) ->
 send_n(N, #st{sent = Sent, pending = Pending} = St) ->
     case queue:out(Pending) of
         {{value, {_, _, Frame} = Entry}, Pending1} ->
-            ok = send(declare_drops(Frame, St)),
+            ok = send(declare_drops(Frame, St), St#st.session),
             St1 = case queue:is_empty(Sent) of
                       true -> St#st{last_progress = beamdeck_agent_terms:monotonic_ms()};
                       false -> St
@@ -459,10 +470,16 @@ send_n(N, #st{sent = Sent, pending = Pending} = St) ->
             St
     end.
 
-%% beamdeck_agent_conn:send/1 is a cast; guard against the module missing.
-send(Frame) ->
+%% beamdeck_agent_conn:send/1,2 is a cast; guard against the module missing.
+send(Frame, undefined) ->
     try
         _ = beamdeck_agent_conn:send(Frame),
+        ok
+    catch _:_ -> ok
+    end;
+send(Frame, Session) ->
+    try
+        _ = beamdeck_agent_conn:send(Frame, Session),
         ok
     catch _:_ -> ok
     end.

@@ -545,9 +545,17 @@ restart() ->
             ?assertEqual(1, stat(reconnects)),
             #{<<"text">> := Hello} = ?SRV:await(S2, fun(#{<<"ev">> := E}) -> E =:= <<"message">> end),
             {ok, #{<<"type">> := <<"hello">>}} = beamdeck_agent_json:decode(Hello),
+            %% A frame sent for the first connection is discarded on the second,
+            %% not counted as dropped (the events process replays it in order).
+            Dropped = stat(dropped),
+            ok = ?CONN:send(#{type => procs, n => stale}, 1),
             ok = ?CONN:send(#{type => procs, n => back}),
             #{<<"text">> := Back} = ?SRV:await(S2, fun(#{<<"ev">> := E}) -> E =:= <<"message">> end),
-            ?assertMatch({ok, #{<<"n">> := <<"back">>}}, beamdeck_agent_json:decode(Back))
+            ?assertMatch({ok, #{<<"n">> := <<"back">>}}, beamdeck_agent_json:decode(Back)),
+            ok = ?CONN:send(#{type => procs, n => current}, 2),
+            #{<<"text">> := Current} = ?SRV:await(S2, fun(#{<<"ev">> := E}) -> E =:= <<"message">> end),
+            ?assertMatch({ok, #{<<"n">> := <<"current">>}}, beamdeck_agent_json:decode(Current)),
+            ?assertEqual(Dropped, stat(dropped))
         after
             stop(),
             ?SRV:stop(S2)

@@ -31,6 +31,8 @@ events_test_() ->
       {"concurrent loggers get consecutive seqs, replay is paced and ordered", fun concurrent/0},
       {"no sending while the conn queue is full", fun backpressure/0},
       {"a conn that says it is not connected makes the events buffer", fun disconnected/0},
+      {"after connected(N, Session) every event, new or replayed, is sent for that connection only",
+       fun session_bound/0},
       {"reports from an unnamed supervisor name its pid", fun unnamed_supervisor/0},
       {"notify/1 events get seqs too", fun notify/0},
       {"the handler is removed when the events process stops", fun handler_removed/0},
@@ -516,6 +518,29 @@ stop_proc(Pid) ->
     exit(Pid, shutdown),
     receive {'DOWN', Ref, process, Pid, _} -> ok after 5000 -> exit(Pid, kill) end.
 
+%% The conn discards a frame sent for an earlier connection (beamdeck_agent_conn:send/2):
+%% a new event made before the events process hears of the newer connection
+%% cannot overtake the replay there.
+session_bound() ->
+    set_conn(connected, true),
+    beamdeck_agent_events:connected(0, 3),
+    ok = beamdeck_agent_events:notify(#{kind => <<"agent">>, n => 1}),
+    [F1] = wait_frames(1),
+    ?assertMatch(#{seq := 1, conn_session := 3}, F1),
+    clear_frames(),
+    %% Connection 4, nothing acked: the event is replayed for it.
+    beamdeck_agent_events:connected(0, 4),
+    [F2] = wait_frames(1),
+    ?assertMatch(#{seq := 1, conn_session := 4}, F2),
+    clear_frames(),
+    ok = beamdeck_agent_events:notify(#{kind => <<"agent">>, n => 2}),
+    [F3] = wait_frames(1),
+    ?assertMatch(#{seq := 2, conn_session := 4}, F3).
+
+wait_frames(N) ->
+    wait_until(fun() -> length(frames()) >= N end),
+    frames().
+
 connect(LastSeq) ->
     set_conn(connected, true),
     beamdeck_agent_events:connected(LastSeq).
@@ -624,8 +649,9 @@ set_conn(K, V) -> ok = gen_server:call(beamdeck_agent_conn, {set, K, V}, 5000).
 stub_sources() ->
     [{beamdeck_agent_conn,
       "-module(beamdeck_agent_conn).\n"
-      "-export([send/1, connected/0, stats/0]).\n"
+      "-export([send/1, send/2, connected/0, stats/0]).\n"
       "send(F) -> gen_server:cast(beamdeck_agent_conn, {send, F}).\n"
+      "send(F, S) -> gen_server:cast(beamdeck_agent_conn, {send, F#{conn_session => S}}).\n"
       "connected() -> gen_server:call(beamdeck_agent_conn, connected, 1000).\n"
       "stats() -> gen_server:call(beamdeck_agent_conn, stats, 1000).\n"},
      {beamdeck_agent_config,

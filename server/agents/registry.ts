@@ -99,6 +99,11 @@ export class AgentRegistry implements SessionHandlers {
     return n;
   }
 
+  /** Names whose sockets this instance holds now. */
+  heldNodeNames(): string[] {
+    return Array.from(this.sessions.keys());
+  }
+
   connectedTokenIds(): Set<string> {
     return new Set(Array.from(this.sessions.values(), (s) => s.tokenId));
   }

@@ -11,6 +11,7 @@ import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
 import { sealPlaintextSecrets } from "../alerts/webhooks";
 import { InstanceLeases, leaseMs } from "../agents/leases";
+import { applyAccessChanges } from "../agents/access-changes";
 import { AgentRegistry, DEFAULT_MAX_PROCESS_RECORDS } from "../agents/registry";
 import { SystemWatch } from "../agents/system-views";
 import { OldCodeWatch } from "../upgrades/old-code-watch";
@@ -133,11 +134,16 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   oldCode.start();
   rollouts.start();
 
-  // Tokens revoked through another instance (or the database) take effect here too.
+  // Tokens revoked and names rebound through another instance reach this one through the Hub at once;
+  // changes written to the database directly (the CLI's `agent-token`) by the recheck below.
+  const stopAccessChanges = applyAccessChanges(hub, registry);
   const recheck = setInterval(async () => {
     for (const id of registry.connectedTokenIds()) {
       if (!(await agentTokenStillValid(db.prisma, id).catch(() => true))) registry.disconnectToken(id, "agent token revoked");
     }
+    const held = registry.heldNodeNames();
+    const bound = held.length === 0 ? [] : await db.prisma.node.findMany({ where: { name: { in: held } }, select: { name: true, boundTokenId: true } }).catch(() => []);
+    for (const n of bound) registry.bindingChanged(n.name, n.boundTokenId);
   }, 15_000);
   recheck.unref();
 
@@ -150,6 +156,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     close() {
       closing ??= (async () => {
         clearInterval(recheck);
+        stopAccessChanges();
         alerts.stop();
         await rollouts.stop();
         await leases.stop();

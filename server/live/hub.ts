@@ -15,7 +15,8 @@ export type Topic =
   | "alerts" // alert created or changed
   | `upgrade:${string}` // upgrade progress of one node
   | "rollouts" // a rollout started or changed status
-  | `rollout:${string}`; // one rollout's state changed
+  | `rollout:${string}` // one rollout's state changed
+  | "agent-access"; // an agent token was revoked or a node name rebound (agents/access-changes.ts)
 
 export interface Hub {
   publish(topic: Topic, payload: unknown): void;

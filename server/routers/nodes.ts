@@ -1,6 +1,7 @@
 /** Nodes: the list, one node's summary, and its live-change stream. */
 import { z } from "zod";
 import { listNodes } from "../agents/node-listing";
+import { type NodeSummary, nodeSnapshot, staleAfter } from "../gateway/owner-snapshot";
 import { router, viewerProcedure } from "../trpc";
 import { liveNode, nodeName } from "./node-input";
 
@@ -31,12 +32,23 @@ export const nodesRouter = router({
     for await (const change of ctx.services.hub.subscribe("nodes", signal)) yield change as { node: string; connected: boolean };
   }),
 
-  /** One node's live data changed (coalesced to ≤ 4/s): yields its summary. */
+  /** One node's summary: the live one here, or its owner's (forwarded), for the first item of `onNode` elsewhere. */
+  summary: viewerProcedure.input(z.object({ node: nodeName })).query(async ({ ctx, input }) => (await liveNode(ctx, input.node)).summary()),
+
+  /**
+   * One node's live data changed (coalesced to ≤ 4/s): yields its summary,
+   * first the current one, even when another instance holds the node.
+   */
   onNode: viewerProcedure.input(z.object({ node: nodeName })).subscription(async function* ({ ctx, input, signal }) {
+    // Subscribe before reading the snapshot: a change made meanwhile waits in the queue.
     const updates = ctx.services.hub.subscribe(`node:${input.node}`, signal, 4);
-    const live = ctx.services.registry.live(input.node);
-    if (live) yield live.summary();
-    // The hub's channels are untyped; `node:NAME` carries only LiveNode summaries (its one publisher).
-    for await (const s of updates) yield s as ReturnType<NonNullable<typeof live>["summary"]>;
+    let snapshot = await nodeSnapshot(ctx, input.node);
+    if (snapshot) yield snapshot;
+    // The hub's channels are untyped; `node:NAME` carries only LiveNode summaries (its publishers).
+    for await (const s of updates as AsyncIterable<NodeSummary>) {
+      if (snapshot && staleAfter(snapshot, s)) continue;
+      snapshot = null;
+      yield s;
+    }
   }),
 });

@@ -1,5 +1,6 @@
 /** API tokens and agent tokens (admin). Tokens are shown once, at creation. */
 import { z } from "zod";
+import { announceAccessChange } from "../agents/access-changes";
 import { appendAudit } from "../audit/log";
 import { createAgentToken, fleetGroup, fleetPattern, listAgentTokens, revokeAgentToken, setNodeBinding } from "../auth/agent-tokens";
 import { createApiToken, listApiTokens, revokeApiToken } from "../auth/api-tokens";
@@ -60,7 +61,8 @@ export const tokensRouter = router({
   /** Bind a node name to an agent token (a socket under another token goes), or release it (`tokenId: null`). */
   nodeBind: adminProcedure.input(z.object({ node: nodeName, tokenId: tokenIdInput.nullable() })).mutation(async ({ ctx, input }) => {
     const { previous } = await setNodeBinding(ctx.services.prisma, input.node, input.tokenId);
-    ctx.services.registry.bindingChanged(input.node, input.tokenId);
+    // The socket may be held by another instance: each one closes what it holds.
+    announceAccessChange(ctx.services.hub, { kind: "rebound", node: input.node, tokenId: input.tokenId });
     await appendAudit(ctx.services.prisma, {
       actor: actorOf(ctx.principal),
       action: input.tokenId ? "node.bind" : "node.release",
@@ -73,7 +75,9 @@ export const tokensRouter = router({
 
   agentRevoke: adminProcedure.input(z.object({ id: tokenIdInput })).mutation(async ({ ctx, input }) => {
     await revokeAgentToken(ctx.services.prisma, input.id);
+    // Counted here; sockets under it on other instances close when the change reaches them.
     const disconnected = ctx.services.registry.disconnectToken(input.id, "agent token revoked");
+    announceAccessChange(ctx.services.hub, { kind: "revoked", tokenId: input.id });
     await appendAudit(ctx.services.prisma, {
       actor: actorOf(ctx.principal),
       action: "agent_token.revoke",

@@ -28,7 +28,7 @@ import { startAgentNode } from "../support/beam-node";
 import { freePort, waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { startServer, type TestServer } from "../support/server";
-import { wsClient } from "../support/trpc-clients";
+import { httpClient, wsClient } from "../support/trpc-clients";
 
 const REPLY_DELAY_MS = 6000;
 const SECRET = crypto.randomBytes(32).toString("base64url");
@@ -67,6 +67,12 @@ async function cli<T>(server: TestServer, args: string[]): Promise<T> {
 async function storedEvents(name: string, tag: string): Promise<{ rows: number; distinct: number; seqs: number[] }> {
   const r = await db.query<{ seq: number; bootId: string }>(`SELECT seq, "bootId" FROM "Event" WHERE node = $1 AND reason LIKE $2 ORDER BY seq`, [name, `%${tag}%`]);
   return { rows: r.rowCount ?? 0, distinct: new Set(r.rows.map((x) => `${x.bootId}/${x.seq}`)).size, seqs: r.rows.map((x) => x.seq) };
+}
+
+/** The gaps in the node's event seqs the servers recorded (`event_gap` rows): their reasons. */
+async function eventGaps(name: string): Promise<string[]> {
+  const r = await db.query<{ reason: string | null }>(`SELECT reason FROM "Event" WHERE node = $1 AND kind = 'event_gap' ORDER BY id`, [name]);
+  return r.rows.map((x) => x.reason ?? "");
 }
 
 /** One sample of beamdeck_live_fanout_total from an instance's /metrics. */
@@ -205,6 +211,56 @@ describe("three instances on one PostgreSQL", () => {
     expect(await fanout(C, "rows_read")).toBeGreaterThan(0);
   });
 
+  it("a node subscription on B starts with the summary A holds, though the node changes nothing after it starts", async () => {
+    expect((await owner(node.name)).url).toBe(A.url);
+    // Hold the agent's sampler: no process frame reaches A, so A publishes no change while B's subscription starts.
+    await node.rpc(
+      `S = whereis(beamdeck_agent_sampler), Me = self(), H = spawn(fun() -> true = erlang:suspend_process(S), Me ! held, receive lift -> ok after 20000 -> ok end, erlang:resume_process(S) end), register(bd_sampler_holder, H), receive held -> ok after 5000 -> timeout end`,
+    );
+    const sub = wsClient(B.url, { token: B.apiToken });
+    try {
+      // Let a change published before the hold reach B first (coalesced 250 ms, fanned out within ~100 ms).
+      await new Promise((r) => setTimeout(r, 1500));
+      const got: { name: string; connected: boolean; processCount: number; bootId: string }[] = [];
+      sub.trpc.nodes.onNode.subscribe({ node: node.name }, { onData: (s) => got.push(s) });
+      const first = await waitFor("the first summary on B's subscription", async () => got[0] ?? null, 5000, 50);
+      // What A, which holds the socket, says now (unchanged while the sampler is held).
+      const onA = await httpClient(A.url, { token: A.apiToken }).nodes.get.query({ node: node.name });
+      expect(onA.processCount).toBeGreaterThan(0);
+      expect(first).toMatchObject({ name: node.name, connected: true, bootId: onA.bootId, processCount: onA.processCount });
+      // Nothing changed since: the snapshot came once, no change followed it.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(got).toHaveLength(1);
+    } finally {
+      sub.close();
+      await node.rpc(`bd_sampler_holder ! lift, ok`);
+    }
+  });
+
+  it("revoking an agent token or rebinding a node name through B closes the socket A holds, at once", async () => {
+    const admin = httpClient(B.url, { token: B.apiToken });
+    const [t1, t2, t3] = await Promise.all(["revoked", "rebound", "rebound to"].map((l) => admin.tokens.agentCreate.mutate({ label: `scale-out ${l}` })));
+    if (!t1 || !t2 || !t3) throw new Error("three agent tokens expected");
+    const [revoked, rebound] = (await Promise.all([t1, t2].map((t) => startAgentNode(A, { token: t.token, env: { BEAMDECK_URL: A.agentUrl } })))).map((s) => s.node);
+    if (!revoked || !rebound) throw new Error("two nodes expected");
+    try {
+      await waitFor("both nodes on A", async () => (await owner(revoked.name)).url === A.url && (await owner(rebound.name)).url === A.url, 60_000, 300);
+      const changedAt = Date.now();
+      await admin.tokens.agentRevoke.mutate({ id: t1.id });
+      await admin.tokens.nodeBind.mutate({ node: rebound.name, tokenId: t3.id });
+      // Well within A's own 15 s recheck: the changes reached A through PostgreSQL.
+      await waitFor("A closing both sockets", async () => (await owner(revoked.name)).url === null && (await owner(rebound.name)).url === null, 5000, 100);
+      console.log(`[scale-out] sockets on A closed ${Date.now() - changedAt} ms after the changes through B`);
+      // The agents say so themselves, and are not let back in.
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const n of [revoked, rebound]) expect(await n.rpc("maps:get(connected, beamdeck_agent_conn:stats())")).toBe("false");
+      expect((await owner(revoked.name)).url).toBeNull();
+      expect((await owner(rebound.name)).url).toBeNull();
+    } finally {
+      await Promise.all([revoked.stop(0), rebound.stop(0)]);
+    }
+  });
+
   it("an upgrade step sent through B runs once, on the node A holds", async () => {
     const r = await B.cli(["upgrade", "unpack", node.name, "0.1.1", "--json"], {}, { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
@@ -228,19 +284,36 @@ describe("three instances on one PostgreSQL", () => {
     await crashes("bd_scale_once", N, 50);
     // Mid-stream: some events stored by A, some waiting in the agent's buffer, some not yet made.
     await waitFor("A storing the first events", async () => (await storedEvents(node.name, "bd_scale_once")).rows >= 10, 20_000, 100);
-    const killedAt = Date.now();
-    await A.kill();
-    dead.add(A);
-    const moved = await waitFor(
-      "the node on B",
-      async () => {
-        const o = await owner(node.name);
-        return o.url === B.url ? o : null;
-      },
-      15_000,
-      100,
+    // The race behind a loss seen once in about twelve runs, made certain: A stops storing, so events sent to it stay
+    // unacknowledged; then the agent's events process is held across the takeover, so the events made meanwhile are
+    // handed out after the new socket is up but before the replay of the unacknowledged ones starts. They must not
+    // overtake it (B would record a gap and skip the replayed seqs): each event is stored once.
+    A.pause();
+    await new Promise((r) => setTimeout(r, 500));
+    await node.rpc(
+      `E = whereis(beamdeck_agent_events), Me = self(), H = spawn(fun() -> true = erlang:suspend_process(E), Me ! held, receive lift -> ok after 30000 -> ok end, erlang:resume_process(E) end), register(bd_events_holder, H), receive held -> ok after 5000 -> timeout end`,
     );
-    const failoverMs = Date.now() - killedAt;
+    const killedAt = Date.now();
+    let moved: Awaited<ReturnType<typeof owner>>;
+    let failoverMs: number;
+    try {
+      await A.kill();
+      dead.add(A);
+      moved = await waitFor(
+        "the node on B",
+        async () => {
+          const o = await owner(node.name);
+          return o.url === B.url ? o : null;
+        },
+        15_000,
+        100,
+      );
+      failoverMs = Date.now() - killedAt;
+    } finally {
+      // A few more events wait behind the new connection's `connected`.
+      await new Promise((r) => setTimeout(r, 300));
+      await node.rpc(`bd_events_holder ! lift, ok`);
+    }
     console.log(`[scale-out] failover after kill -9: ${failoverMs} ms`);
     expect(failoverMs).toBeLessThan(10_000);
     expect(moved.epoch).toBeGreaterThan(epochOnA);
@@ -254,10 +327,12 @@ describe("three instances on one PostgreSQL", () => {
       60_000,
       300,
     ).catch(async (e) => {
-      // Say what was stored and where the agent is, for a failure seen once in six runs under load.
+      // Say what was stored, which gaps the server recorded and where the agent is (a failure seen about once in twelve runs
+      // under load: an event sent on the new socket ahead of the replay made B record a gap and skip the replayed seqs).
       const s = await storedEvents(node.name, "bd_scale_once");
-      const agent = await node.rpc("beamdeck_agent_conn:stats()").catch((x) => String(x));
-      throw new Error(`${(e as Error).message}; stored seqs ${JSON.stringify(s.seqs)}; agent ${agent}; B's log:\n${B.log().slice(-3000)}`);
+      const gaps = await eventGaps(node.name);
+      const agent = await node.rpc("{beamdeck_agent_conn:stats(), beamdeck_agent_events:stats()}").catch((x) => String(x));
+      throw new Error(`${(e as Error).message}; stored seqs ${JSON.stringify(s.seqs)}; gaps ${JSON.stringify(gaps)}; agent ${agent}; B's log:\n${B.log().slice(-3000)}`);
     });
     // Wait a little longer: a duplicate would show up now.
     await new Promise((r) => setTimeout(r, 2000));
@@ -265,6 +340,8 @@ describe("three instances on one PostgreSQL", () => {
     expect(final.rows).toBe(N);
     expect(final.distinct).toBe(N);
     expect(stored.rows).toBe(N);
+    // Nor did any instance record a gap in the node's seqs: the replay after the takeover was in order.
+    expect(await eventGaps(node.name)).toEqual([]);
     // Not lost by the agent either: one report per exit the node made, each number once (as B's CLI shows them).
     const listed = await cli<{ reason: string | null }[]>(B, ["events", node.name, "--limit", "1000"]);
     const numbers = listed.flatMap((e) => /bd_scale_once,(\d+)/.exec(e.reason ?? "")?.[1] ?? []).map(Number);

@@ -45,6 +45,8 @@ export interface TestServer {
   stop(): Promise<void>;
   /** Kill -9 (no graceful shutdown), for crash tests. */
   kill(): Promise<void>;
+  /** SIGSTOP: the process stops answering, its sockets stay open (a hung instance; `kill` still ends it). */
+  pause(): void;
   restart(): Promise<void>;
 }
 
@@ -139,6 +141,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     },
     stop: () => stopWith("SIGTERM"),
     kill: () => stopWith("SIGKILL"),
+    pause: () => {
+      child?.kill("SIGSTOP");
+    },
     async restart() {
       await stopWith("SIGTERM");
       await launch();
