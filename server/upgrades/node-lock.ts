@@ -13,13 +13,12 @@ import type { PrismaClient } from "../../generated/prisma/client";
 import { BeamdeckError } from "../errors";
 
 /**
- * Times as the columns store them (UTC, no zone), from this instance's
- * clock, as the node leases do: the database's now() would compare in its
- * session's zone.
+ * Times come from the database's clock, as the columns store them (UTC, no
+ * zone, whatever the session's zone): two instances whose clocks are apart
+ * still agree on whether a lock has expired.
  */
-function utc(ms: number): string {
-  return new Date(ms).toISOString().slice(0, -1);
-}
+const DB_NOW = `(now() AT TIME ZONE 'UTC')::timestamp(3)`;
+const dbIn = (param: string) => `((now() AT TIME ZONE 'UTC') + (${param}::int * interval '1 millisecond'))::timestamp(3)`;
 
 export const rolloutHolder = (rolloutId: string) => `rollout:${rolloutId}`;
 export const stepHolder = (commandId: string) => `step:${commandId}`;
@@ -30,18 +29,16 @@ export const stepHolder = (commandId: string) => `step:${commandId}`;
  * `holder` holds it now.
  */
 export async function acquireNodeLock(prisma: PrismaClient, node: string, holder: string, ttlMs: number): Promise<boolean> {
-  const now = Date.now();
   const rows = await prisma.$queryRawUnsafe<{ holder: string }[]>(
     `INSERT INTO "NodeUpgradeLock" ("node", "holder", "expiresAt", "acquiredAt")
-     VALUES ($1, $2, $3::timestamp(3), $4::timestamp(3))
+     VALUES ($1, $2, ${dbIn("$3")}, ${DB_NOW})
      ON CONFLICT ("node") DO UPDATE SET "holder" = EXCLUDED."holder", "expiresAt" = EXCLUDED."expiresAt",
        "acquiredAt" = CASE WHEN "NodeUpgradeLock"."holder" = EXCLUDED."holder" THEN "NodeUpgradeLock"."acquiredAt" ELSE EXCLUDED."acquiredAt" END
-     WHERE "NodeUpgradeLock"."holder" = EXCLUDED."holder" OR "NodeUpgradeLock"."expiresAt" < $4::timestamp(3)
+     WHERE "NodeUpgradeLock"."holder" = EXCLUDED."holder" OR "NodeUpgradeLock"."expiresAt" < ${DB_NOW}
      RETURNING "holder"`,
     node,
     holder,
-    utc(now + ttlMs),
-    utc(now),
+    Math.round(ttlMs),
   );
   return rows.length === 1 && rows[0].holder === holder;
 }
@@ -55,7 +52,7 @@ export async function requireNodeLock(prisma: PrismaClient, node: string, holder
 
 /** Extend the lock if `holder` still has it (false: lost, e.g. it expired and someone else took it). */
 export async function renewNodeLock(prisma: PrismaClient, node: string, holder: string, ttlMs: number): Promise<boolean> {
-  const n = await prisma.$executeRawUnsafe(`UPDATE "NodeUpgradeLock" SET "expiresAt" = $3::timestamp(3) WHERE "node" = $1 AND "holder" = $2`, node, holder, utc(Date.now() + ttlMs));
+  const n = await prisma.$executeRawUnsafe(`UPDATE "NodeUpgradeLock" SET "expiresAt" = ${dbIn("$3")} WHERE "node" = $1 AND "holder" = $2`, node, holder, Math.round(ttlMs));
   return n === 1;
 }
 
