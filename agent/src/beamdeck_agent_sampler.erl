@@ -301,7 +301,7 @@ sample_partial(#s{reset = Reset} = S0) ->
                                false -> S#s.offset + ?PARTIAL_SLICE
                            end,
                   seq = Seq, reset = false, interval = Interval, hot = #{}, total = Total,
-                  scan_us = ScanUs}}.
+                  scan_us = ScanUs, reads_us = 0}}.
 
 %% @doc The `tree' frame if it is due and changed, or always when `Force' is
 %% true; `[]' otherwise. Due every 5 s, or later if its last walk cost more
