@@ -19,7 +19,7 @@
 %%% long-lived agent process (new_table/0); without it every call runs.
 -module(beamdeck_agent_budget).
 
--export([share/1, interval_ms/4, floor_interval_ms/2, new_table/0, memo/5, due/3]).
+-export([share/1, interval_ms/4, floor_interval_ms/2, reads/4, new_table/0, memo/5, due/3]).
 
 -define(TABLE, ?MODULE).
 %% Of the floor's cost a second, what the sampler's ticks may spend. Issue 17
@@ -56,6 +56,21 @@ interval_ms(CostUs, Share, MinMs, MaxMs) when Share > 0 ->
 floor_interval_ms(_TickUs, 0) -> 0;
 floor_interval_ms(TickUs, ScanUs) ->
     ceil(1000 * TickUs / (?FLOOR_RATIO * ScanUs)).
+
+%% @doc How many full records a tick may re-read so that it stays inside
+%% `?FLOOR_RATIO' of the floor at the interval `IntervalMs' (the longest
+%% the latency goal allows): what is left of `?FLOOR_RATIO * ScanUs' a
+%% second after the walk itself (`ScanUs') and the tick's other work
+%% (`OtherUs': tree, packing, sending), at `ReadUs' a record. `unknown'
+%% before the first tick has measured the walk and a read.
+-spec reads(ScanUs, OtherUs, ReadUs, IntervalMs) -> non_neg_integer() | unknown
+    when ScanUs :: non_neg_integer(), OtherUs :: non_neg_integer(),
+         ReadUs :: non_neg_integer(), IntervalMs :: pos_integer().
+reads(0, _OtherUs, _ReadUs, _IntervalMs) -> unknown;
+reads(_ScanUs, _OtherUs, 0, _IntervalMs) -> unknown;
+reads(ScanUs, OtherUs, ReadUs, IntervalMs) ->
+    Allowed = ?FLOOR_RATIO * ScanUs * IntervalMs / 1000,
+    max(0, floor((Allowed - ScanUs - OtherUs) / ReadUs)).
 
 %% @doc Create the memo table (call from a process that lives as long as
 %% the agent); `ok' if it exists already.

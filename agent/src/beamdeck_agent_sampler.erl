@@ -7,8 +7,11 @@
 %%%     scan) and finds processes the table does not know;</li>
 %%% <li>new processes get full records; processes gone since the last tick are
 %%%     removed;</li>
-%%% <li>a rolling slice of the table is re-read and sent only if changed, so
-%%%     the whole table is refreshed every few tens of ticks;</li>
+%%% <li>a rolling slice of the table is re-read and sent only if changed:
+%%%     as many records as the budget leaves after the walk and the rest of
+%%%     the tick (beamdeck_agent_budget:reads/4), so the whole table is
+%%%     refreshed every few tens of ticks on a small node and more slowly
+%%%     on a large one;</li>
 %%% <li>the top-N by mailbox and by memory are re-read and sent every tick.</li>
 %%% </ol>
 %%% Memory is not in the cheap scan (reading it costs ten times more), so the
@@ -36,7 +39,9 @@
 %%% mailbox and by memory and hot pids, sent with `partial: true'. Hot pids
 %%% come from beamdeck_agent_sysmon (OTP 27+, when the system monitor is
 %%% free) and are sent at once by hot/1. Between ticks the sampler
-%%% hibernates: a tick's records are garbage, and ticks are seconds apart. While the
+%%% hibernates only where that pays (ticks 10 s or more apart, partial mode,
+%%% or a table of 50k or more whose garbage copies would stay): else the
+%%% copy and the wake-up cost as much as the walk. While the
 %%% connection is down the sampler drops its table and only polls
 %%% `beamdeck_agent_conn:connected/0'; `resync/0' (sent by the connection on
 %%% `welcome', and by the `refresh' request) makes the next tick, at once, a
@@ -55,6 +60,11 @@
 
 -export_type([state/0]).
 
+%% Exported for the EUnit tests only.
+-ifdef(TEST).
+-export([slice_take/4]).
+-endif.
+
 -define(SERVER, ?MODULE).
 -define(TREE_EVERY_MS, 5000).
 -define(MAX_INTERVAL_MS, 60000).
@@ -69,10 +79,20 @@
 %% tick means the server (or the network) is not keeping up; the tick is
 %% skipped (its frames would only wait, or push older ones out).
 -define(BACKLOG_MAX, 16).
-%% Rolling refresh: the whole table every ~30 ticks, 100..2000 records a tick.
+%% Rolling refresh: at most the whole table every ~30 ticks (100..2000
+%% records a tick), fewer when the budget says so (slice_take/2), but at
+%% least ?SLICE_FLOOR a tick so that every record is re-read in the end.
 -define(SLICE_TICKS, 30).
 -define(SLICE_MIN, 100).
 -define(SLICE_MAX, 2000).
+-define(SLICE_FLOOR, 10).
+%% Hibernating between ticks compacts the heap to the state, but costs a
+%% full copy of the table and a heap regrown on wake-up: at 10k processes
+%% and ticks 2.5-4 s apart that cost as much as the walk. Only worth it when
+%% ticks are far apart, in partial mode (the walk's garbage, no table) or
+%% when the table's garbage copies are the memory goal's concern.
+-define(HIBERNATE_MIN_MS, 10000).
+-define(HIBERNATE_TABLE, 50000).
 %% Frame limits: the agent keeps frames under 512 KiB; sizes are estimated
 %% (UTF-8 text is sent unescaped) with a margin.
 -define(FRAME_BYTES, 384 * 1024).
@@ -125,6 +145,12 @@
             %% The last tick's walk alone (wall µs): the floor's pass, the
             %% unit of the budget relative to the floor (beamdeck_agent_budget).
             scan_us = 0 :: non_neg_integer(),
+            %% The last tick's full-record reads: their wall µs, and µs per
+            %% read (smoothed); and the rest of the tick beyond walk and
+            %% reads (tree, packing, sending). They size the next slice.
+            reads_us = 0 :: non_neg_integer(),
+            read_us = 0 :: non_neg_integer(),
+            other_us = 0 :: non_neg_integer(),
             %% Ticks skipped because the connection's queue was backed up.
             skipped = 0 :: non_neg_integer()}).
 -opaque state() :: #s{}.
@@ -183,7 +209,7 @@ sample_full(#s{reset = Reset} = S0) ->
             false -> S0
         end,
     #s{table = Table0, nonzero = PrevNZ, offset = Offset} = S,
-    Take = slice_size(map_size(Table0)),
+    Take = slice_take(S, map_size(Table0)),
     #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total,
       walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Table0, S#s.walked, Offset, Take),
     ScanUs = now_us() - T0,
@@ -192,10 +218,12 @@ sample_full(#s{reset = Reset} = S0) ->
     Table1 = maps:without(Dead, Table0),
     MailTop = top_map(fun(N) -> N end, NZ, TopN),
     Order = New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot),
+    T1 = now_us(),
     {Refreshed, Gone1, S1} = refresh(Order, #{}, [], S#s{table = Table1}),
     Wrapped = Reset orelse Offset + Take >= Total,
     MemTop = mem_top(Wrapped, Refreshed, S1#s.mem_top, S1#s.table, TopN),
     {Refreshed2, Gone2, S2} = refresh(MemTop, Refreshed, Gone1, S1),
+    ReadsUs = now_us() - T1,
     Table2 = maps:without(Gone2, S2#s.table),
     Hot = maps:from_keys(MailTop ++ MemTop, true),
     Upserts = [record(P, Refreshed2, NZ)
@@ -227,7 +255,8 @@ sample_full(#s{reset = Reset} = S0) ->
                            false -> Offset + Take
                        end,
               seq = Seq, reset = false, interval = Interval, hot = #{},
-              total = map_size(Table2), scan_us = ScanUs},
+              total = map_size(Table2), scan_us = ScanUs, reads_us = ReadsUs,
+              read_us = read_us(S#s.read_us, ReadsUs, map_size(Refreshed2) + length(Gone2))},
     {Frames, S3}.
 
 %% Partial mode: one walk (mailboxes, and memory over a rolling slice); full
@@ -272,7 +301,7 @@ sample_partial(#s{reset = Reset} = S0) ->
                                false -> S#s.offset + ?PARTIAL_SLICE
                            end,
                   seq = Seq, reset = false, interval = Interval, hot = #{}, total = Total,
-                  scan_us = ScanUs}}.
+                  scan_us = ScanUs, reads_us = 0}}.
 
 %% @doc The `tree' frame if it is due and changed, or always when `Force' is
 %% true; `[]' otherwise. Due every 5 s, or later if its last walk cost more
@@ -388,11 +417,11 @@ handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
                     %% table unchanged (the next tick's deltas cover the gap).
                     {noreply, schedule(S#s.interval, S#s{skipped = S#s.skipped + 1})};
                 false ->
-                    %% A tick leaves its records and frames as garbage, and
-                    %% ticks are seconds apart: hibernating compacts the heap
-                    %% to the table alone (at 10k processes 7.6 MB held
-                    %% between ticks).
-                    {noreply, tick(S), hibernate}
+                    S1 = tick(S),
+                    case hibernate(S1) of
+                        true -> {noreply, S1, hibernate};
+                        false -> {noreply, S1}
+                    end
             end
     end;
 handle_info(_Msg, S) ->
@@ -416,7 +445,8 @@ tick(S) ->
                        true -> S2#s.interval;
                        false -> stretch(S2#s.interval, BusyUs, WallUs, S2)
                    end,
-        schedule(Interval, S2#s{interval = Interval, failed = false})
+        Other = max(0, WallUs - S2#s.scan_us - S2#s.reads_us),
+        schedule(Interval, S2#s{interval = Interval, failed = false, other_us = Other})
     catch
         Class:Reason:Stack ->
             %% Log the first failure of a run only; start over with a reset.
@@ -517,6 +547,37 @@ read_hot(Pid, Apps) ->
 
 slice_size(N) ->
     min(?SLICE_MAX, max(?SLICE_MIN, (N + ?SLICE_TICKS - 1) div ?SLICE_TICKS)).
+
+%% The rolling slice from what the budget leaves after the walk and the
+%% rest of the tick (beamdeck_agent_budget:reads/4, at the longest interval
+%% the latency goal allows), the top-N re-reads counted first; at most
+%% slice_size/1, at least ?SLICE_FLOOR. Before anything is measured:
+%% slice_size/1.
+slice_take(#s{scan_us = ScanUs, other_us = OtherUs, read_us = ReadUs}, N) ->
+    case beamdeck_agent_budget:reads(ScanUs, OtherUs, ReadUs, ?LATENCY_FULL_MS) of
+        unknown -> slice_size(N);
+        Reads -> min(slice_size(N), max(?SLICE_FLOOR, Reads - 2 * setting(top_n)))
+    end.
+
+-ifdef(TEST).
+%% @doc slice_take/2 for given costs (µs) and table size.
+-spec slice_take(ScanUs, OtherUs, ReadUs, N) -> pos_integer()
+    when ScanUs :: non_neg_integer(), OtherUs :: non_neg_integer(),
+         ReadUs :: non_neg_integer(), N :: non_neg_integer().
+slice_take(ScanUs, OtherUs, ReadUs, N) ->
+    slice_take(#s{scan_us = ScanUs, other_us = OtherUs, read_us = ReadUs}, N).
+-endif.
+
+%% µs per full-record read, half the last tick's and half the history: one
+%% tick's reads are few and their cost varies (new processes cost more).
+read_us(Prev, _Us, 0) -> Prev;
+read_us(0, Us, Reads) -> max(1, Us div Reads);
+read_us(Prev, Us, Reads) -> max(1, (Prev + Us div Reads) div 2).
+
+%% Hibernate after a tick only where it pays (see ?HIBERNATE_MIN_MS).
+hibernate(#s{partial = true}) -> true;
+hibernate(#s{interval = I}) when I >= ?HIBERNATE_MIN_MS -> true;
+hibernate(#s{table = T}) -> map_size(T) >= ?HIBERNATE_TABLE.
 
 %% Known pids not seen alive by the scan. Only looked for when some are
 %% missing (most ticks, some did die: request workers come and go). The

@@ -30,6 +30,18 @@ floor_relative_interval_test() ->
     %% Unknown walk cost: no limit from this side.
     ?assertEqual(0, ?B:floor_interval_ms(80000, 0)).
 
+reads_fill_what_the_walk_leaves_test() ->
+    %% 0.4 of a 10 ms walk a second, at 4 s: 16 ms a tick; minus the walk
+    %% and 2 ms of other work: 4 ms, at 20 us a read: 200 reads.
+    ?assertEqual(200, ?B:reads(10000, 2000, 20, 4000)),
+    %% A longer interval leaves more; a dear tick leaves none (never negative).
+    ?assertEqual(400, ?B:reads(10000, 2000, 20, 5000)),
+    ?assertEqual(0, ?B:reads(10000, 20000, 20, 4000)),
+    ?assertEqual(0, ?B:reads(10000, 0, 20, 2500)),
+    %% Nothing measured yet.
+    ?assertEqual(unknown, ?B:reads(0, 0, 20, 4000)),
+    ?assertEqual(unknown, ?B:reads(10000, 0, 0, 4000)).
+
 due_test() ->
     ?assert(?B:due(undefined, 5000, 0)),
     ?assertNot(?B:due(1000, 5000, 5999)),

@@ -142,10 +142,33 @@ changed_record_is_resent_test() ->
         ?assertNot(lists:member(pid(P), upserted(F2))),
         P ! {name, bd_sampler_renamed},
         receive named -> ok end,
-        %% Fewer than 100 x 30 processes: the rolling slice covers the table.
-        {F3, _} = beamdeck_agent_sampler:sample(S2),
-        ?assertEqual(<<"bd_sampler_renamed">>, maps:get(name, record_of(P, F3))),
+        %% The rolling slice (at least 10 a tick) reaches it in the end.
+        Ticks = erlang:system_info(process_count) div 10 + 2,
+        ?assertEqual(<<"bd_sampler_renamed">>, maps:get(name, resent(P, S2, Ticks))),
         stop(P)
+    end).
+
+resent(P, _S, 0) -> error({not_resent, P});
+resent(P, S, Ticks) ->
+    {F, S1} = beamdeck_agent_sampler:sample(S),
+    case lists:member(pid(P), upserted(F)) of
+        true -> record_of(P, F);
+        false -> resent(P, S1, Ticks - 1)
+    end.
+
+slice_follows_the_budget_test() ->
+    beamdeck_test_util:with_env([{top_n, 20}], fun() ->
+        Take = fun beamdeck_agent_sampler:slice_take/4,
+        %% Nothing measured yet: a thirtieth of the table, 100..2000.
+        ?assertEqual(334, Take(0, 0, 0, 10000)),
+        %% A 10 ms walk allows 16 ms a tick at 4 s: 6 ms left, 1 ms of it
+        %% for the rest, 10 us a read: 500 reads, 40 for the top-N, but at
+        %% most the thirtieth.
+        ?assertEqual(334, Take(10000, 1000, 10, 10000)),
+        ?assertEqual(460, Take(10000, 1000, 10, 100000)),
+        %% Dear reads: fewer; none left: the floor of 10.
+        ?assertEqual(60, Take(10000, 1000, 50, 100000)),
+        ?assertEqual(10, Take(10000, 6000, 10, 100000))
     end).
 
 top_n_by_mailbox_sent_every_tick_test() ->
