@@ -32,8 +32,8 @@
 %%% and the dictionary's keys only.
 -module(beamdeck_agent_logger_h).
 
--export([adding_handler/1, changing_config/3, removing_handler/1, log/2, handler_config/2,
-         filter/2, filter_config/2]).
+-export([adding_handler/1, changing_config/3, removing_handler/1, log/2, filter_config/1,
+         handler_config/2, filter/2, filter_config/2]).
 
 %% Exported for the EUnit tests only.
 -ifdef(TEST).
@@ -56,6 +56,13 @@
     when Config :: logger:handler_config().
 adding_handler(#{config := #{sink := _}} = Config) -> {ok, Config};
 adding_handler(_Config) -> {error, no_sink}.
+
+%% @doc Logger callback: the config as `logger:get_handler_config/1' shows
+%% it, unchanged. Exported because logger calls it in a try without checking:
+%% a handler without it costs an `undef' exception on every read, and the
+%% events process reads this handler's config every tick.
+-spec filter_config(Config) -> Config when Config :: logger:handler_config().
+filter_config(Config) -> Config.
 
 %% @doc Logger callback: keep the old sink when a new config comes without one
 %% (someone updating levels or formatters for every handler).

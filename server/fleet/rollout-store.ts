@@ -7,6 +7,7 @@
 import type { Prisma, PrismaClient } from "../../generated/prisma/client";
 import { jsonSafe } from "../audit/log";
 import { BeamdeckError } from "../errors";
+import { DB_NOW, dbNowPlus } from "../storage/db-clock";
 import { type NodeStep, type RolloutOptions, rolloutOptions, type RolloutStatus } from "./rollout-options";
 
 export const MAX_LISTED_ROLLOUTS = 100;
@@ -96,11 +97,14 @@ export async function setNode(prisma: PrismaClient, id: string, node: string, da
  * ours. One conditional UPDATE, so two instances never both drive it.
  */
 export async function claimRollout(prisma: PrismaClient, id: string, instanceId: string, ttlMs: number): Promise<boolean> {
-  const now = new Date();
-  const { count } = await prisma.rollout.updateMany({
-    where: { id, OR: [{ ownerId: null }, { ownerId: instanceId }, { ownerExpiresAt: { lt: now } }] },
-    data: { ownerId: instanceId, ownerExpiresAt: new Date(now.getTime() + ttlMs) },
-  });
+  // Expiry by the database's clock: instances whose clocks are apart still agree whose claim has lapsed.
+  const count = await prisma.$executeRawUnsafe(
+    `UPDATE "Rollout" SET "ownerId" = $2, "ownerExpiresAt" = ${dbNowPlus("$3")}
+     WHERE "id" = $1 AND ("ownerId" IS NULL OR "ownerId" = $2 OR "ownerExpiresAt" < ${DB_NOW})`,
+    id,
+    instanceId,
+    Math.round(ttlMs),
+  );
   return count === 1;
 }
 

@@ -11,15 +11,9 @@
  */
 import type { PrismaClient } from "../../generated/prisma/client";
 import { BeamdeckError } from "../errors";
+import { DB_NOW, dbNowPlus as dbIn } from "../storage/db-clock";
 
-/**
- * Times come from the database's clock, as the columns store them (UTC, no
- * zone, whatever the session's zone): two instances whose clocks are apart
- * still agree on whether a lock has expired.
- */
-const DB_NOW = `(now() AT TIME ZONE 'UTC')::timestamp(3)`;
-const dbIn = (param: string) => `((now() AT TIME ZONE 'UTC') + (${param}::int * interval '1 millisecond'))::timestamp(3)`;
-
+// Expiry by the database's clock (storage/db-clock.ts), not this instance's.
 export const rolloutHolder = (rolloutId: string) => `rollout:${rolloutId}`;
 export const stepHolder = (commandId: string) => `step:${commandId}`;
 
