@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and build whatever is missing, idempotently: Debian packages
-# (Erlang/OTP, Elixir, rebar3, Chromium, PostgreSQL), npm packages, the
+# (Erlang/OTP, Elixir, rebar3, Chromium, PostgreSQL, HAProxy), npm packages, the
 # Prisma client, the compiled CLI, the agent, and (with --web) the Next.js build.
 # Usage: scripts/setup.sh [--web] [--test]
 set -euo pipefail
@@ -25,10 +25,12 @@ ls /usr/lib/erlang/usr/include/erl_nif.h >/dev/null 2>&1 || need+=(erlang-dev)
 ls /usr/lib/erlang/lib/stdlib-*/src/supervisor.erl >/dev/null 2>&1 || need+=(erlang-src)
 command -v elixir >/dev/null || need+=(elixir)
 command -v rebar3 >/dev/null || need+=(rebar3)
-# Chromium and PostgreSQL are for the tests (browser e2e, the PostgreSQL suite).
+# Chromium, PostgreSQL and HAProxy are for the tests (browser e2e, the
+# PostgreSQL suite, agents failing over behind a load balancer).
 if [ "$want_test" = 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v haproxy >/dev/null || need+=(haproxy)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"
