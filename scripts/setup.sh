@@ -42,9 +42,17 @@ fi
 command -v erl >/dev/null || die "Erlang/OTP is still missing"
 
 # ---- npm packages ----
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# Decided by the lock file's content, not its mtime: a git checkout or worktree gives
+# package-lock.json a new mtime, and `npm ci` would delete a node_modules that matches it.
+lock_hash=$(sha256sum package-lock.json | cut -c1-16)
+stamp=node_modules/.beamdeck-lock
+if [ -f node_modules/.package-lock.json ] && [ ! -f "$stamp" ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
+  echo "$lock_hash" >"$stamp" # installed before the stamp existed
+fi
+if [ ! -f node_modules/.package-lock.json ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
   say "installing npm packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error >/tmp/beamdeck-npm.log 2>&1 || { tail -20 /tmp/beamdeck-npm.log >&2; die "npm ci failed (full log: /tmp/beamdeck-npm.log)"; }
+  echo "$lock_hash" >"$stamp"
 fi
 
 # ---- Prisma client ----
