@@ -138,18 +138,24 @@ export function matchMaxRestartIntensity(e: EventFacts): AlertDraft | null {
   };
 }
 
+const GAP_TITLES: Record<"undeclared" | "regression" | "refused", string> = {
+  undeclared: "events missing from the sequence, not declared dropped by the agent",
+  regression: "event sequence regressed (events the agent never sent were stored)",
+  refused: "events refused by the server (they did not match the protocol's schema)",
+};
+
 /**
  * The server records `event_gap` events itself (events/sequence.ts): an
- * undeclared gap or a regression pages; a gap the agent declared (its buffer
+ * undeclared gap, a regression or a refused event (agents/refusal.ts) pages; a gap the agent declared (its buffer
  * overflowed) is only recorded.
  */
 export function matchEventGap(e: EventFacts): AlertDraft | null {
-  if (e.kind !== "event_gap" || (e.context !== "undeclared" && e.context !== "regression")) return null;
+  if (e.kind !== "event_gap" || (e.context !== "undeclared" && e.context !== "regression" && e.context !== "refused")) return null;
   return {
     kind: "event_gap",
     node: e.node,
     groupKey: `event_gap|${e.node}|${e.context}`,
-    title: `${e.node}: ${e.context === "regression" ? "event sequence regressed (events the agent never sent were stored)" : "events missing from the sequence, not declared dropped by the agent"}`,
+    title: `${e.node}: ${GAP_TITLES[e.context]}`,
     detail: { context: e.context, reason: e.reasonText },
   };
 }
