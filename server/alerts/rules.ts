@@ -4,6 +4,7 @@
  * touches the database, so every rule is unit-testable.
  */
 import { z } from "zod";
+import { reasonTag } from "../events/reason-tag";
 
 export const RULE_KINDS = [
   "child_terminated",
@@ -117,12 +118,14 @@ export function matchChildTerminated(e: EventFacts, p: RuleParams["child_termina
   if (e.kind !== "supervisor_report" || e.context !== "child_terminated" || e.expected) return null;
   const reason = e.reasonAtom ?? e.reasonText ?? "";
   if (!p.reasons.includes(reason) && !(p.anyAbnormal && !isNormalExit(e))) return null;
+  // Alerts reach every role and every webhook: they name the reason's tag, never its values (events/event-values.ts).
+  const shown = reasonTag(reason);
   return {
     kind: "child_terminated",
     node: e.node,
-    groupKey: `child_terminated|${e.node}|${e.supervisor}|${e.offenderId}|${reason}`,
-    title: `${e.supervisor ?? "a supervisor"}: child ${e.offenderId ?? e.offenderPid ?? "?"} terminated (${reason})`,
-    detail: { supervisor: e.supervisor, offenderId: e.offenderId, offenderPid: e.offenderPid, reason },
+    groupKey: `child_terminated|${e.node}|${e.supervisor}|${e.offenderId}|${shown}`,
+    title: `${e.supervisor ?? "a supervisor"}: child ${e.offenderId ?? e.offenderPid ?? "?"} terminated (${shown})`,
+    detail: { supervisor: e.supervisor, offenderId: e.offenderId, offenderPid: e.offenderPid, reason: shown },
   };
 }
 
