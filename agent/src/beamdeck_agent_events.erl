@@ -146,9 +146,11 @@ stats() ->
     gen_server:call(?SERVER, stats, ?CALL_TIMEOUT).
 
 %% @doc Add an event from agent code (e.g. an upgrade outcome). `Event` must
-%% have `kind` (binary) and may have `at`; `type`, `seq` and `bootId` are added.
+%% have `kind` (binary or atom) and may have `at`; `type`, `seq` and `bootId`
+%% are added. Other fields must match the protocol's event schema: the
+%% server stores an event it refuses as a refused `event_gap' (and pages).
 -spec notify(Event) -> ok when Event :: map().
-notify(#{kind := _} = Event) ->
+notify(#{kind := K} = Event) when is_binary(K); is_atom(K) ->
     gen_server:cast(?SERVER, {notify, Event}).
 
 %% @doc As `notify/1', for an event its caller keeps in a journal until the
@@ -157,7 +159,7 @@ notify(#{kind := _} = Event) ->
 %% absent or does not answer.
 -spec notify_watched(Event) -> {ok, Seq} | {error, not_running}
     when Event :: map(), Seq :: pos_integer().
-notify_watched(#{kind := _} = Event) ->
+notify_watched(#{kind := K} = Event) when is_binary(K); is_atom(K) ->
     try gen_server:call(?SERVER, {notify_watched, Event}, ?CALL_TIMEOUT)
     catch exit:_ -> {error, not_running}
     end.

@@ -229,7 +229,9 @@ notify() ->
     wait_until(fun() -> length(frames()) >= 2 end),
     [_, F] = frames(),
     ?assertMatch(#{seq := 2, kind := <<"upgrade">>, commandId := <<"c-1">>, type := <<"event">>}, F),
-    ?assert(abs(maps:get(at, F) - erlang:system_time(millisecond)) < 5000).
+    ?assert(abs(maps:get(at, F) - erlang:system_time(millisecond)) < 5000),
+    %% A kind the protocol cannot carry (a charlist is a JSON array) is refused at the caller.
+    ?assertError(function_clause, beamdeck_agent_events:notify(#{kind => "probe"})).
 
 watched_delivery() ->
     {ok, Seq} = beamdeck_agent_events:notify_watched(#{kind => <<"fallback">>}),
