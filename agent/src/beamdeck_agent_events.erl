@@ -32,7 +32,7 @@
 -behaviour(gen_server).
 
 -export([start_link/0, last_seq/0, connected/1, connected/2, ack/1, stats/0, notify/1,
-         submit/2, count_handler_error/1]).
+         notify_watched/1, delivery/1, submit/2, count_handler_error/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([sink/0]).
@@ -56,6 +56,8 @@
 -define(ALARM_RETRY_MS, 5000).
 %% Per-event overhead beyond the map's external size (queue cell, seq, bootId).
 -define(ENTRY_OVERHEAD, 64).
+%% Watched seqs (notify_watched/1): a few journaled outcomes at a time.
+-define(MAX_WATCHED, 64).
 
 -type sink() :: {pid(), atomics:atomics_ref(), pos_integer()}.
 %% Where handlers deliver: the events process, its in-flight/overload
@@ -92,7 +94,10 @@
     handler = false :: boolean(),
     handler_warned = false :: boolean(),
     alarm :: pid() | undefined,
-    alarm_retry_at = 0 :: integer()
+    alarm_retry_at = 0 :: integer(),
+    %% Seqs whose delivery someone asks about (notify_watched/1): `lost'
+    %% once the buffer dropped them; acked once `acked' reaches them.
+    watched = #{} :: #{pos_integer() => pending | lost}
 }).
 
 %%% API %%%
@@ -141,10 +146,32 @@ stats() ->
     gen_server:call(?SERVER, stats, ?CALL_TIMEOUT).
 
 %% @doc Add an event from agent code (e.g. an upgrade outcome). `Event` must
-%% have `kind` (binary) and may have `at`; `type`, `seq` and `bootId` are added.
+%% have `kind` (binary or atom) and may have `at`; `type`, `seq` and `bootId`
+%% are added. Other fields must match the protocol's event schema: the
+%% server stores an event it refuses as a refused `event_gap' (and pages).
 -spec notify(Event) -> ok when Event :: map().
-notify(#{kind := _} = Event) ->
+notify(#{kind := K} = Event) when is_binary(K); is_atom(K) ->
     gen_server:cast(?SERVER, {notify, Event}).
+
+%% @doc As `notify/1', for an event its caller keeps in a journal until the
+%% server stored it (the fallback outcome): returns the event's seq, to ask
+%% `delivery/1' about. `{error, not_running}' when the events process is
+%% absent or does not answer.
+-spec notify_watched(Event) -> {ok, Seq} | {error, not_running}
+    when Event :: map(), Seq :: pos_integer().
+notify_watched(#{kind := K} = Event) when is_binary(K); is_atom(K) ->
+    try gen_server:call(?SERVER, {notify_watched, Event}, ?CALL_TIMEOUT)
+    catch exit:_ -> {error, not_running}
+    end.
+
+%% @doc Where the watched event `Seq' is: `acked' (the server stored it),
+%% `pending', or `lost' (the buffer dropped it, or this events process never
+%% had it: it restarted since). A lost event is the caller's to send again.
+-spec delivery(Seq) -> acked | pending | lost when Seq :: pos_integer().
+delivery(Seq) when is_integer(Seq), Seq > 0 ->
+    try gen_server:call(?SERVER, {delivery, Seq}, ?CALL_TIMEOUT)
+    catch exit:_ -> pending
+    end.
 
 %% @doc Hand an event to the events process from a handler, without blocking:
 %% returns `dropped` (and counts it) when too many events are in flight,
@@ -203,6 +230,18 @@ handle_call(stats, _From, #st{sink = {_, Ref, _}} = St) ->
               pending => queue:len(St#st.pending), acked => St#st.acked,
               connected => St#st.connected, handler => St#st.handler,
               alarms => is_pid(St#st.alarm)}, St};
+handle_call({notify_watched, Event}, _From, St0) ->
+    St1 = add(stamp(Event), St0),
+    Seq = atomics:get(St1#st.seq, 1),
+    Watched = maps:put(Seq, pending, bound_watched(St1#st.watched)),
+    {reply, {ok, Seq}, St1#st{watched = Watched}};
+handle_call({delivery, Seq}, _From, #st{watched = Watched} = St) ->
+    case maps:find(Seq, Watched) of
+        {ok, pending} when Seq =< St#st.acked -> {reply, acked, St#st{watched = maps:remove(Seq, Watched)}};
+        {ok, pending} -> {reply, pending, St};
+        {ok, lost} -> {reply, lost, St#st{watched = maps:remove(Seq, Watched)}};
+        error -> {reply, lost, St}
+    end;
 handle_call(_Request, _From, St) ->
     {reply, {error, unknown_call}, St}.
 
@@ -214,7 +253,7 @@ handle_cast({connected, LastSeq, Session}, St0) ->
 handle_cast({ack, Seq}, St) ->
     {noreply, drop_upto(Seq, St)};
 handle_cast({notify, Event}, St) ->
-    {noreply, add(Event#{at => maps:get(at, Event, beamdeck_agent_terms:now_ms())}, St)};
+    {noreply, add(stamp(Event), St)};
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
@@ -339,6 +378,12 @@ report_drops(#st{sink = {_, Ref, _}, reported = Reported} = St0) ->
     end.
 
 
+stamp(Event) -> Event#{at => maps:get(at, Event, beamdeck_agent_terms:now_ms())}.
+
+%% The oldest watched seq goes first; its asker reads it as lost and sends again.
+bound_watched(W) when map_size(W) >= ?MAX_WATCHED -> maps:remove(lists:min(maps:keys(W)), W);
+bound_watched(W) -> W.
+
 add(Event, St) ->
     Size = erlang:external_size(Event) + ?ENTRY_OVERHEAD,
     push(Event, Size, make_room(Size, St)).
@@ -378,9 +423,10 @@ drop_oldest(#st{sent = Sent, pending = Pending} = St) ->
             count_drop(Seq, Size, St#st{pending = Pending1})
     end.
 
-count_drop(Seq, Size, St) ->
+count_drop(Seq, Size, #st{watched = W} = St) ->
     St#st{len = St#st.len - 1, bytes = St#st.bytes - Size, dropped = St#st.dropped + 1,
-          dropped_upto = max(Seq, St#st.dropped_upto)}.
+          dropped_upto = max(Seq, St#st.dropped_upto),
+          watched = case maps:is_key(Seq, W) of true -> W#{Seq := lost}; false -> W end}.
 
 %% Dropping takes the oldest first, so every seq after the last acked one
 %% up to `dropped_upto` is either dropped or was sent before; the frame

@@ -9,7 +9,9 @@
 %%% for a `rollback' to the `from' release (the same runner and steps as an
 %%% operator's rollback, gated by the armed plan: no more kills than it
 %%% predicted, no other error finding). The outcome goes out as a
-%%% `fallback' event, buffered like every event until the server acks it.
+%%% `fallback' event, journaled (beamdeck_agent_fallback_outcome) before the
+%%% record is deleted and kept there until the server acks it: a node
+%%% restart before the server is back sends it again at agent start.
 %%%
 %%% A make_permanent or a manual rollback clears the record (command_done/3).
 %%% At agent start the record is honoured by beamdeck_agent_fallback_record:
@@ -32,11 +34,14 @@
 -define(RETRY_MS, 1000).
 %% release_handler may start after the agent: how long to wait for it.
 -define(MAX_TRIES, 120).
+%% How often a journaled outcome's delivery is asked about.
+-define(ACK_CHECK_MS, 1000).
 
 -type fallback() :: beamdeck_agent_fallback_record:fallback().
 -type opts() :: #{state_dir => string(), releases => fun(() -> {ok, [map()]} | stale),
                   submit => fun((map()) -> {ok, map()} | {error, atom(), binary()}),
-                  notify => fun((map()) -> term())}.
+                  notify => fun((map()) -> {ok, pos_integer()} | {error, term()}),
+                  delivery => fun((pos_integer()) -> acked | pending | lost)}.
 
 -record(st, {dir :: string(),
              record = none :: fallback() | none,
@@ -45,7 +50,12 @@
              tries = 0 :: non_neg_integer(),
              releases :: fun(() -> {ok, [map()]} | stale),
              submit :: fun((map()) -> {ok, map()} | {error, atom(), binary()}),
-             notify :: fun((map()) -> term())}).
+             notify :: fun((map()) -> {ok, pos_integer()} | {error, term()}),
+             delivery :: fun((pos_integer()) -> acked | pending | lost),
+             %% Journaled outcomes not yet acked: install id, event, its seq
+             %% (none: the events process did not take it; sent again).
+             outbox = [] :: [{binary(), map(), pos_integer() | none}],
+             ack_timer :: reference() | undefined}).
 
 %%% API %%%
 
@@ -54,7 +64,8 @@
 start_link() -> start_link(#{}).
 
 %% @doc Start with options (tests): `state_dir', `releases' (the release
-%% statuses), `submit' (starts the rollback command), `notify' (events).
+%% statuses), `submit' (starts the rollback command), `notify' (events:
+%% returns the seq) and `delivery' (whether the server acked that seq).
 -spec start_link(Opts) -> {ok, pid()} | {error, term()} when Opts :: opts().
 start_link(Opts) ->
     gen_server:start_link({local, ?SERVER}, ?MODULE, Opts, []).
@@ -101,14 +112,23 @@ init(Opts) ->
     St = #st{dir = Dir,
              releases = maps:get(releases, Opts, fun releases/0),
              submit = maps:get(submit, Opts, fun beamdeck_agent_upgrade:internal_command/1),
-             notify = maps:get(notify, Opts, fun beamdeck_agent_events:notify/1)},
+             notify = maps:get(notify, Opts, fun beamdeck_agent_events:notify_watched/1),
+             delivery = maps:get(delivery, Opts, fun beamdeck_agent_events:delivery/1)},
     {ok, St, {continue, recover}}.
 
 %% @private
 -spec handle_continue(recover, #st{}) -> {noreply, #st{}}.
-handle_continue(recover, #st{dir = Dir} = St) ->
+handle_continue(recover, #st{dir = Dir} = St0) ->
+    %% Outcomes the server never acked (the node restarted meanwhile) go out again.
+    Outcomes = beamdeck_agent_fallback_outcome:read(Dir),
+    St = lists:foldl(fun({Key, Event}, S) -> deliver(Key, Event, S) end, St0, Outcomes),
     case beamdeck_agent_fallback_record:read(Dir) of
-        {ok, R} -> {noreply, check(St#st{record = R})};
+        {ok, #{commandId := Id} = R} ->
+            case lists:keymember(Id, 1, Outcomes) of
+                %% Decided before the restart, the record not yet deleted.
+                true -> delete_record(Dir), {noreply, St};
+                false -> {noreply, check(St#st{record = R})}
+            end;
         none -> {noreply, St}
     end.
 
@@ -159,6 +179,8 @@ handle_cast(_Msg, St) ->
 -spec handle_info(term(), #st{}) -> {noreply, #st{}}.
 handle_info({check, Ref}, #st{timer = Ref} = St) ->
     {noreply, check(St#st{timer = undefined})};
+handle_info({ack_check, Ref}, #st{ack_timer = Ref} = St) ->
+    {noreply, check_acks(St#st{ack_timer = undefined})};
 handle_info(_Msg, St) ->
     {noreply, St}.
 
@@ -220,25 +242,69 @@ handle_done(Id, Ok, St) ->
 command_id(InstallId) ->
     binary:part(<<"fallback-", InstallId/binary>>, 0, min(128, 9 + byte_size(InstallId))).
 
-%% Delete the record and say why (Outcome none: silently).
-clear(Outcome, Msg, #st{dir = Dir, record = R} = St) ->
+%% Delete the record and say why (Outcome none: silently). The event is
+%% journaled first, so no restart can lose both.
+clear(Outcome, Msg, #st{dir = Dir, record = R} = St0) ->
+    St = case {Outcome, R} of
+             {none, _} -> St0;
+             {_, none} -> St0;
+             {_, #{commandId := Key}} ->
+                 Event = #{kind => <<"fallback">>, context => Outcome, at => beamdeck_agent_terms:now_ms(),
+                           reason => #{text => Msg, truncated => false},
+                           fallback => beamdeck_agent_fallback_record:json(R),
+                           rollbackCommandId => case St0#st.firing of none -> null; F -> F end},
+                 case beamdeck_agent_fallback_outcome:add(Dir, Key, Event) of
+                     ok -> ok;
+                     {error, Why} -> logger:warning("beamdeck agent: fallback event not journaled: ~ts", [Why])
+                 end,
+                 logger:notice("beamdeck agent: ~ts", [Msg]),
+                 deliver(Key, Event, St0)
+         end,
+    delete_record(Dir),
+    cancel(St#st{record = none, firing = none}).
+
+delete_record(Dir) ->
     case beamdeck_agent_fallback_record:delete(Dir) of
         ok -> ok;
         {error, Why} -> logger:warning("beamdeck agent: fallback record not removed: ~ts", [Why])
-    end,
-    case {Outcome, R} of
-        {none, _} -> ok;
-        {_, none} -> ok;
-        _ ->
-            Event = #{kind => <<"fallback">>, context => Outcome, at => beamdeck_agent_terms:now_ms(),
-                      reason => #{text => Msg, truncated => false},
-                      fallback => beamdeck_agent_fallback_record:json(R),
-                      rollbackCommandId => case St#st.firing of none -> null; F -> F end},
-            Notify = St#st.notify,
-            try Notify(Event) catch _:_ -> ok end,
-            logger:notice("beamdeck agent: ~ts", [Msg])
-    end,
-    cancel(St#st{record = none, firing = none}).
+    end.
+
+%%% OUTCOME DELIVERY %%%
+
+%% Hand the event to the events process and watch its seq until acked.
+deliver(Key, Event, St) ->
+    Notify = St#st.notify,
+    Seq = try Notify(Event) of
+              {ok, S} when is_integer(S), S > 0 -> S;
+              _ -> none
+          catch _:_ -> none
+          end,
+    schedule_ack(St#st{outbox = lists:keystore(Key, 1, St#st.outbox, {Key, Event, Seq})}).
+
+%% Acked: out of the journal. Lost (dropped by the buffer, or the events
+%% process restarted) or never taken: sent again.
+check_acks(#st{outbox = Out, dir = Dir, delivery = Delivery} = St0) ->
+    Check = fun({Key, Event, none}, S) -> deliver(Key, Event, S);
+               ({Key, Event, Seq} = Entry, S) ->
+                    case Delivery(Seq) of
+                        acked ->
+                            case beamdeck_agent_fallback_outcome:remove(Dir, Key) of
+                                ok -> ok;
+                                {error, Why} -> logger:warning("beamdeck agent: fallback outcome not removed: ~ts", [Why])
+                            end,
+                            S;
+                        pending -> S#st{outbox = S#st.outbox ++ [Entry]};
+                        lost -> deliver(Key, Event, S)
+                    end
+            end,
+    schedule_ack(lists:foldl(Check, St0#st{outbox = []}, Out)).
+
+schedule_ack(#st{outbox = [_ | _], ack_timer = undefined} = St) ->
+    Ref = make_ref(),
+    _ = erlang:send_after(?ACK_CHECK_MS, self(), {ack_check, Ref}),
+    St#st{ack_timer = Ref};
+schedule_ack(St) ->
+    St.
 
 %%% TIMER %%%
 

@@ -87,7 +87,7 @@ capabilities() ->
             {fallback, beamdeck_agent_fallback}],
     Caps = [Cap || {Cap, M} <- Mods, code:ensure_loaded(M) =:= {module, M}],
     %% Optional protocol-1 fields this agent sends (docs/protocol.md).
-    Optional = [{events, dropped_seqs}, {detail, message_preview}, {procs, labels},
+    Optional = [{events, dropped_seqs}, {events, crash_frames}, {detail, message_preview}, {procs, labels},
                 {verification, verified_processes}],
     Caps ++ [Field || {Cap, Field} <- Optional, lists:member(Cap, Caps)]
         ++ [find_processes || code:ensure_loaded(beamdeck_agent_find) =:= {module, beamdeck_agent_find}]

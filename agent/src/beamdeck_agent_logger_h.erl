@@ -29,7 +29,8 @@
 %%% messages and the arguments of its frames: secrets, often. Unless
 %%% `beamdeck_agent_detail:values_visible/0' (the `get_state' setting) says
 %%% otherwise, it is sent as class, error tag, frames (module:function/arity)
-%%% and the dictionary's keys only.
+%%% and the dictionary's keys only. Either way the event carries `frames'
+%%% (`module:function/arity (file:line)', no arguments).
 -module(beamdeck_agent_logger_h).
 
 -export([adding_handler/1, changing_config/3, removing_handler/1, log/2, filter_config/1,
@@ -177,7 +178,10 @@ event(#{msg := {report, #{label := {proc_lib, crash}, report := R}}} = LogEvent,
         pid => beamdeck_agent_terms:maybe_pid(prop(pid, Info)),
         name => beamdeck_agent_terms:maybe_atom(prop(registered_name, Info)),
         initialCall => beamdeck_agent_terms:maybe_mfa(prop(initial_call, Info)),
-        class => beamdeck_agent_terms:maybe_atom(Class)}.
+        class => beamdeck_agent_terms:maybe_atom(Class),
+        %% Code locations only (capability `crash_frames'): what the server
+        %% still shows a viewer who may not see values.
+        frames => [unicode:characters_to_binary(frame_text(F)) || F <- lists:sublist(safe_list(Stack), 20)]}.
 
 %%% INTERNALS %%%
 

@@ -35,11 +35,17 @@ events_test_() ->
        fun session_bound/0},
       {"reports from an unnamed supervisor name its pid", fun unnamed_supervisor/0},
       {"notify/1 events get seqs too", fun notify/0},
+      {"notify_watched/1: the seq's delivery is pending, then acked; unknown seqs read as lost",
+       fun watched_delivery/0},
       {"the handler is removed when the events process stops", fun handler_removed/0},
       {"seqs continue across a restart of the events process", fun restart_keeps_seq/0},
       {"a handler removed by someone else is put back", fun handler_reinstalled/0},
       {"a translating primary filter in front (Elixir's Logger 1.15+): ours is put first, "
        "reports still arrive, each once", fun translated_reports/0}]}.
+
+watched_overflow_test_() ->
+    {setup, fun() -> setup([{event_buffer, 100}]) end, fun cleanup/1,
+     {"a watched event the buffer dropped reads as lost", timeout, 20, fun watched_dropped/0}}.
 
 overflow_test_() ->
     {setup, fun() -> setup([{event_buffer, 100}]) end, fun cleanup/1,
@@ -223,7 +229,24 @@ notify() ->
     wait_until(fun() -> length(frames()) >= 2 end),
     [_, F] = frames(),
     ?assertMatch(#{seq := 2, kind := <<"upgrade">>, commandId := <<"c-1">>, type := <<"event">>}, F),
-    ?assert(abs(maps:get(at, F) - erlang:system_time(millisecond)) < 5000).
+    ?assert(abs(maps:get(at, F) - erlang:system_time(millisecond)) < 5000),
+    %% A kind the protocol cannot carry (a charlist is a JSON array) is refused at the caller.
+    ?assertError(function_clause, beamdeck_agent_events:notify(#{kind => "probe"})).
+
+watched_delivery() ->
+    {ok, Seq} = beamdeck_agent_events:notify_watched(#{kind => <<"fallback">>}),
+    ?assertEqual(beamdeck_agent_events:last_seq(), Seq),
+    ?assertEqual(pending, beamdeck_agent_events:delivery(Seq)),
+    connect(0),
+    wait_until(fun() -> lists:member(Seq, seqs(frames())) end),
+    ?assertEqual(pending, beamdeck_agent_events:delivery(Seq)),
+    beamdeck_agent_events:ack(Seq - 1),
+    ?assertEqual(pending, beamdeck_agent_events:delivery(Seq)),
+    beamdeck_agent_events:ack(Seq),
+    ?assertEqual(acked, beamdeck_agent_events:delivery(Seq)),
+    %% Reported once; a seq this process never watched is the caller's to resend.
+    ?assertEqual(lost, beamdeck_agent_events:delivery(Seq)),
+    ?assertEqual(lost, beamdeck_agent_events:delivery(Seq + 100)).
 
 handler_removed() ->
     ?assert(lists:member(beamdeck_agent_logger_h, logger:get_handler_ids())),
@@ -312,6 +335,13 @@ overflow() ->
     [First | Rest] = frames(),
     ?assertEqual([1, 4], maps:get(droppedSeqs, First)),
     ?assertEqual([], [F || F <- Rest, maps:is_key(droppedSeqs, F)]).
+
+watched_dropped() ->
+    {ok, Seq} = beamdeck_agent_events:notify_watched(#{kind => <<"fallback">>}),
+    ?assertEqual(pending, beamdeck_agent_events:delivery(Seq)),
+    [log_report(I) || I <- lists:seq(1, 100)],
+    ?assertMatch(#{dropped := 1}, beamdeck_agent_events:stats()),
+    ?assertEqual(lost, beamdeck_agent_events:delivery(Seq)).
 
 overload() ->
     Pid = whereis(beamdeck_agent_events),

@@ -3,6 +3,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -define(REC, beamdeck_agent_fallback_record).
+-define(OUT, beamdeck_agent_fallback_outcome).
 
 tmp_dir() ->
     Dir = filename:join(["/tmp", "bd_fallback_tests_" ++ os:getpid(),
@@ -85,7 +86,8 @@ start(Dir, Rels) ->
                   #{state_dir => Dir,
                     releases => fun() -> {ok, persistent_term:get({?MODULE, rels})} end,
                     submit => fun(Cmd) -> Me ! {submitted, Cmd}, {ok, #{accepted => true}} end,
-                    notify => fun(E) -> Me ! {event, E} end}),
+                    notify => fun(E) -> Me ! {event, E}, {ok, erlang:unique_integer([positive])} end,
+                    delivery => fun(_Seq) -> persistent_term:get({?MODULE, delivery}, acked) end}),
     Pid.
 
 ets_rels(Rels) -> persistent_term:put({?MODULE, rels}, Rels).
@@ -102,13 +104,16 @@ wait_down(Pid) ->
 now_ms() -> os:system_time(millisecond).
 
 server_test_() ->
-    {foreach, fun tmp_dir/0, fun(Dir) -> persistent_term:erase({?MODULE, rels}), os:cmd("rm -rf " ++ Dir) end,
+    {foreach, fun tmp_dir/0, fun(Dir) -> persistent_term:erase({?MODULE, rels}), persistent_term:erase({?MODULE, delivery}),
+                                 os:cmd("rm -rf " ++ Dir) end,
      [fun(Dir) -> {"fires at the deadline with the armed gate", ?_test(fires(Dir))} end,
       fun(Dir) -> {"make_permanent cancels it", ?_test(permanent_cancels(Dir))} end,
       fun(Dir) -> {"a restart re-arms a future deadline", ?_test(rearms(Dir))} end,
       fun(Dir) -> {"a restart past the deadline rolls back at once", ?_test(expired_at_start(Dir))} end,
       fun(Dir) -> {"a node restarted into the permanent release clears it", ?_test(restarted(Dir))} end,
-      fun(Dir) -> {"a failed install clears it silently", ?_test(install_failed(Dir))} end]}.
+      fun(Dir) -> {"a failed install clears it silently", ?_test(install_failed(Dir))} end,
+      fun(Dir) -> {"the outcome stays journaled until acked, sent again when lost", ?_test(journaled_until_acked(Dir))} end,
+      fun(Dir) -> {"a restart sends a journaled outcome again, once", ?_test(replayed_at_start(Dir))} end]}.
 
 running() -> rels([{"0.1.1", current}, {"0.1.0", permanent}]).
 
@@ -191,3 +196,44 @@ install_failed(Dir) ->
     ?assertEqual(none, ?REC:read(Dir)),
     receive Msg -> error({unexpected, Msg}) after max(0, Deadline - now_ms()) + 300 -> ok end,
     stop(Pid).
+
+journaled_until_acked(Dir) ->
+    persistent_term:put({?MODULE, delivery}, pending),
+    ok = ?REC:write(Dir, record(now_ms() - 1000)),
+    Pid = start(Dir, rels([{"0.1.1", unpacked}, {"0.1.0", permanent}])),
+    Ev = receive {event, E} -> E after 3000 -> error(no_event) end,
+    %% The record is gone, the event is on disk until the server acks it.
+    ?assertEqual(none, ?REC:read(Dir)),
+    ?assertEqual([{<<"c-1">>, Ev}], ?OUT:read(Dir)),
+    receive {event, Again} -> error({resent_while_pending, Again}) after 1500 -> ok end,
+    %% The buffer dropped it: the same event (same `at') goes out again.
+    persistent_term:put({?MODULE, delivery}, lost),
+    ?assertEqual(Ev, receive {event, E2} -> E2 after 3000 -> error(not_resent) end),
+    persistent_term:put({?MODULE, delivery}, acked),
+    wait_until(fun() -> ?OUT:read(Dir) =:= [] end),
+    ?assertNot(filelib:is_regular(?OUT:file(Dir))),
+    stop(Pid).
+
+replayed_at_start(Dir) ->
+    %% A node restart after the rollback, before the server acked its event:
+    %% both the record (not yet deleted) and the outcome are on disk.
+    Ev = #{kind => <<"fallback">>, context => <<"rolled_back">>, at => 1234,
+           reason => #{text => <<"rolled back">>, truncated => false},
+           fallback => ?REC:json(record(1)), rollbackCommandId => <<"fallback-c-1">>},
+    ok = ?OUT:add(Dir, <<"c-1">>, Ev),
+    ok = ?REC:write(Dir, record(now_ms() - 1000)),
+    Pid = start(Dir, running()),
+    ?assertEqual(Ev, receive {event, E} -> E after 3000 -> error(no_event) end),
+    %% Decided already: no second outcome, no rollback, the record goes.
+    receive Msg -> error({unexpected, Msg}) after 1500 -> ok end,
+    ?assertEqual(none, ?REC:read(Dir)),
+    ?assertEqual([], ?OUT:read(Dir)),
+    stop(Pid).
+
+wait_until(F) -> wait_until(F, 50).
+wait_until(F, 0) -> ?assert(F());
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(100), wait_until(F, N - 1)
+    end.

@@ -96,7 +96,9 @@ crash_report() ->
     ?assertMatch(<<"beamdeck_agent_logger_h_tests:-crash_report/0-fun-", _/binary>>, maps:get(initialCall, E)),
     #{text := Text} = maps:get(report, E),
     ?assertMatch({_, _}, binary:match(Text, <<"crasher:">>)),
-    ?assertNot(maps:is_key(atom, maps:get(reason, E))).
+    ?assertNot(maps:is_key(atom, maps:get(reason, E))),
+    %% Frames go with get_state on too: the server shows them to viewers below the values role.
+    ?assert(is_list(maps:get(frames, E))).
 
 crash_report_redacted() ->
     Pid = proc_lib:spawn(fun() ->
@@ -116,7 +118,10 @@ crash_report_redacted() ->
     ?assertMatch({_, _}, binary:match(Text, <<"dictionary keys: ">>)),
     ?assertMatch({_, _}, binary:match(Text, <<"db_password">>)),
     ?assertMatch({_, _}, binary:match(Text, <<"beamdeck_agent_logger_h_tests:secret_arg_fun/1">>)),
-    ?assertMatch({_, _}, binary:match(Text, <<"message_queue_len: 1">>)).
+    ?assertMatch({_, _}, binary:match(Text, <<"message_queue_len: 1">>)),
+    %% The frames (capability crash_frames): code locations, no arguments.
+    [First | _] = maps:get(frames, E),
+    ?assertMatch(<<"beamdeck_agent_logger_h_tests:secret_arg_fun/1 (", _/binary>>, First).
 
 secret_arg_fun(Arg) ->
     %% A badmatch whose value (and the frame's argument) holds the secret.

@@ -230,7 +230,8 @@ export const commandResultFrame = z.object({
 export const agentFrame = z.discriminatedUnion("type", [helloFrame, procsFrame, treeFrame, replyFrame, eventFrame, progressFrame, commandResultFrame]);
 export type AgentFrame = z.infer<typeof agentFrame>;
 
-export type ParsedFrame = { ok: true; frame: AgentFrame } | { ok: false; reason: string };
+/** A refusal keeps the decoded JSON (when it was an object), so an event's seq can still be accounted for (refusal.ts). */
+export type ParsedFrame = { ok: true; frame: AgentFrame } | { ok: false; reason: string; type: string | null; json: Record<string, unknown> | null };
 
 /** Parse one text frame; the reason is short enough for a WebSocket close (≤ 123 bytes). */
 export function parseAgentFrame(data: string): ParsedFrame {
@@ -238,19 +239,20 @@ export function parseAgentFrame(data: string): ParsedFrame {
   try {
     json = JSON.parse(data);
   } catch {
-    return { ok: false, reason: "frame is not valid JSON" };
+    return { ok: false, reason: "frame is not valid JSON", type: null, json: null };
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    return { ok: false, reason: "frame is not a JSON object" };
+    return { ok: false, reason: "frame is not a JSON object", type: null, json: null };
   }
-  const type = (json as { type?: unknown }).type;
-  const parsed = agentFrame.safeParse(json);
+  const obj = json as Record<string, unknown>;
+  const parsed = agentFrame.safeParse(obj);
   if (parsed.success) return { ok: true, frame: parsed.data };
-  if (typeof type !== "string") return { ok: false, reason: "frame has no type" };
+  if (typeof obj.type !== "string") return { ok: false, reason: "frame has no type", type: null, json: obj };
+  const type = obj.type.slice(0, 20);
   const issue = parsed.error.issues[0];
   const where = issue?.path.length ? issue.path.join(".") : "frame";
-  const reason = `bad ${type.slice(0, 20)} frame: ${where}: ${issue?.message ?? "invalid"}`;
-  return { ok: false, reason: truncateUtf8(reason, 120) };
+  const reason = `bad ${type} frame: ${where}: ${issue?.message ?? "invalid"}`;
+  return { ok: false, reason: truncateUtf8(reason, 120), type, json: obj };
 }
 
 export function truncateUtf8(s: string, maxBytes: number): string {

@@ -32,11 +32,13 @@ export interface EventSink {
 }
 
 export type FrameListener = (node: string, frame: AgentFrame) => void;
+export type RefusalListener = (node: string, type: string | null) => void;
 
 export class AgentRegistry implements SessionHandlers {
   private readonly sessions = new Map<string, AgentSession>();
   private readonly nodes = new Map<string, LiveNode>();
   private readonly listeners: FrameListener[] = [];
+  private readonly refusalListeners: RefusalListener[] = [];
   private readonly publishTimers = new Map<string, NodeJS.Timeout>();
   private readonly pendingEvents = new Map<AgentSession, EventFrame[]>();
   private readonly flushing = new Set<AgentSession>();
@@ -59,6 +61,11 @@ export class AgentRegistry implements SessionHandlers {
   /** Frames other parts of the server care about (upgrade progress, command results). */
   onAgentFrame(fn: FrameListener): void {
     this.listeners.push(fn);
+  }
+
+  /** Frames the protocol's schema refused (counted by /metrics). */
+  onAgentRefusal(fn: RefusalListener): void {
+    this.refusalListeners.push(fn);
   }
 
   live(node: string): LiveNode | undefined {
@@ -219,6 +226,10 @@ export class AgentRegistry implements SessionHandlers {
         break;
     }
     for (const fn of this.listeners) fn(session.node, frame);
+  }
+
+  onRefused(session: AgentSession, type: string | null, _reason: string): void {
+    for (const fn of this.refusalListeners) fn(session.node, type);
   }
 
   onClose(session: AgentSession, _code: number, _reason: string): void {

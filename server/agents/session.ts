@@ -4,6 +4,7 @@
  */
 import type { WebSocket } from "ws";
 import { randomUUID } from "node:crypto";
+import { refusedEventRecord, shouldLogRefusal } from "./refusal";
 import { parseAgentFrame, PROTOCOL_VERSION, truncateUtf8, type AgentFrame, type HelloFrame, type ServerFrame } from "./protocol";
 
 export const CLOSE = {
@@ -39,6 +40,8 @@ export interface SessionHandlers {
   /** Decide on the hello; returns the welcome's lastEventSeq or a close reason. */
   onHello(session: AgentSession, hello: HelloFrame): Promise<{ ok: true; lastEventSeq: number; maxProcessRecords: number } | { ok: false; code: number; reason: string }>;
   onFrame(session: AgentSession, frame: Exclude<AgentFrame, HelloFrame>): void;
+  /** A frame the schema refused (counted; `type` null when it had none). */
+  onRefused(session: AgentSession, type: string | null, reason: string): void;
   onClose(session: AgentSession, code: number, reason: string): void;
 }
 
@@ -55,6 +58,8 @@ export class AgentSession {
   readonly openedAt = Date.now();
   framesIn = 0;
   bytesIn = 0;
+  /** Frames the schema refused on this socket (refusal.ts). */
+  refused = 0;
   /** The node's takeover count when this socket took it (set at hello). */
   epoch = 0;
   /** A fleet token's group: the hello must name it. */
@@ -99,7 +104,15 @@ export class AgentSession {
   private async receive(text: string, helloTimer: NodeJS.Timeout): Promise<void> {
     if (this.closed) return;
     const parsed = parseAgentFrame(text);
-    if (!parsed.ok) return this.close(CLOSE.badFrame, parsed.reason);
+    if (!parsed.ok) {
+      this.refused += 1;
+      if (shouldLogRefusal(this.refused)) console.warn(`[beamdeck] ${this.node}: refused a "${parsed.type ?? "untyped"}" frame (${this.refused} on this socket): ${parsed.reason}`);
+      this.handlers.onRefused(this, parsed.type, parsed.reason);
+      // An event is accounted for in its place, not closed on: the agent would replay it forever.
+      const record = this.hello ? refusedEventRecord(parsed.json, parsed.reason) : null;
+      if (record) return this.handlers.onFrame(this, record);
+      return this.close(CLOSE.badFrame, parsed.reason);
+    }
     const frame = parsed.frame;
     if (frame.type === "hello") {
       if (this.hello) return this.close(CLOSE.badFrame, "second hello on one connection");

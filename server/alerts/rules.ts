@@ -4,6 +4,7 @@
  * touches the database, so every rule is unit-testable.
  */
 import { z } from "zod";
+import { reasonTag } from "../events/reason-tag";
 
 export const RULE_KINDS = [
   "child_terminated",
@@ -117,12 +118,14 @@ export function matchChildTerminated(e: EventFacts, p: RuleParams["child_termina
   if (e.kind !== "supervisor_report" || e.context !== "child_terminated" || e.expected) return null;
   const reason = e.reasonAtom ?? e.reasonText ?? "";
   if (!p.reasons.includes(reason) && !(p.anyAbnormal && !isNormalExit(e))) return null;
+  // Alerts reach every role and every webhook: they name the reason's tag, never its values (events/event-values.ts).
+  const shown = reasonTag(reason);
   return {
     kind: "child_terminated",
     node: e.node,
-    groupKey: `child_terminated|${e.node}|${e.supervisor}|${e.offenderId}|${reason}`,
-    title: `${e.supervisor ?? "a supervisor"}: child ${e.offenderId ?? e.offenderPid ?? "?"} terminated (${reason})`,
-    detail: { supervisor: e.supervisor, offenderId: e.offenderId, offenderPid: e.offenderPid, reason },
+    groupKey: `child_terminated|${e.node}|${e.supervisor}|${e.offenderId}|${shown}`,
+    title: `${e.supervisor ?? "a supervisor"}: child ${e.offenderId ?? e.offenderPid ?? "?"} terminated (${shown})`,
+    detail: { supervisor: e.supervisor, offenderId: e.offenderId, offenderPid: e.offenderPid, reason: shown },
   };
 }
 
@@ -138,18 +141,24 @@ export function matchMaxRestartIntensity(e: EventFacts): AlertDraft | null {
   };
 }
 
+const GAP_TITLES: Record<"undeclared" | "regression" | "refused", string> = {
+  undeclared: "events missing from the sequence, not declared dropped by the agent",
+  regression: "event sequence regressed (events the agent never sent were stored)",
+  refused: "events refused by the server (they did not match the protocol's schema)",
+};
+
 /**
  * The server records `event_gap` events itself (events/sequence.ts): an
- * undeclared gap or a regression pages; a gap the agent declared (its buffer
+ * undeclared gap, a regression or a refused event (agents/refusal.ts) pages; a gap the agent declared (its buffer
  * overflowed) is only recorded.
  */
 export function matchEventGap(e: EventFacts): AlertDraft | null {
-  if (e.kind !== "event_gap" || (e.context !== "undeclared" && e.context !== "regression")) return null;
+  if (e.kind !== "event_gap" || (e.context !== "undeclared" && e.context !== "regression" && e.context !== "refused")) return null;
   return {
     kind: "event_gap",
     node: e.node,
     groupKey: `event_gap|${e.node}|${e.context}`,
-    title: `${e.node}: ${e.context === "regression" ? "event sequence regressed (events the agent never sent were stored)" : "events missing from the sequence, not declared dropped by the agent"}`,
+    title: `${e.node}: ${GAP_TITLES[e.context]}`,
     detail: { context: e.context, reason: e.reasonText },
   };
 }

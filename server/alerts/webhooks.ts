@@ -6,9 +6,16 @@
  * The signing secret is kept sealed (AES-GCM under the secret key) because
  * it must be read back to sign; the URL (a Slack URL is itself a credential)
  * enters the audit log only as its origin and a fingerprint.
+ *
+ * The body carries the alert's event (`event`): without its values
+ * (events/event-values.ts) unless the webhook's `eventValues` is on.
  */
 import crypto from "node:crypto";
 import type { PrismaClient } from "../../generated/prisma/client";
+import { eventFrame, type EventFrame } from "../agents/protocol";
+import { withoutValues } from "../events/event-values";
+import { readColumn } from "../storage/json-column";
+import { jsonSafe } from "../audit/log";
 import { getSetting } from "../storage/settings";
 import { activeSecretKey, isSealed, seal, unseal } from "../storage/secret-key";
 import type { AlertRow } from "./store";
@@ -57,7 +64,10 @@ export function slackEscape(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
-export function alertPayload(alert: AlertRow, publicUrl: string | null) {
+/** Why a webhook's event text has no values (the hidden text says it). */
+export const WEBHOOK_HIDDEN = "for this webhook (its eventValues setting is off)";
+
+export function alertPayload(alert: AlertRow, publicUrl: string | null, event: EventFrame | null = null) {
   const link = publicUrl ? `${publicUrl.replace(/\/$/, "")}/alerts?id=${alert.id}` : null;
   return {
     text: `[beamdeck] ${slackEscape(alert.title)} (node ${slackEscape(alert.node)})${link ? ` ${link}` : ""}`,
@@ -72,15 +82,26 @@ export function alertPayload(alert: AlertRow, publicUrl: string | null) {
       lastAt: alert.lastAt.toISOString(),
       detail: alert.detail,
     },
+    event,
     link,
   };
+}
+
+/** The event that raised the alert, as stored (null: none, or a row that no longer reads). */
+async function alertEvent(prisma: PrismaClient, alert: AlertRow): Promise<EventFrame | null> {
+  if (alert.eventId === null) return null;
+  const row = await prisma.event.findUnique({ where: { id: alert.eventId }, select: { data: true } });
+  return row ? readColumn(`event ${alert.eventId}`, eventFrame.nullable(), row.data, null) : null;
 }
 
 export async function enqueueDeliveries(prisma: PrismaClient, alert: AlertRow, publicUrl: string | null): Promise<number> {
   const hooks = await prisma.webhook.findMany({ where: { enabled: true } });
   if (hooks.length === 0) return 0;
-  const payload = alertPayload(alert, publicUrl);
-  await prisma.webhookDelivery.createMany({ data: hooks.map((h) => ({ webhookId: h.id, alertId: alert.id, status: "pending", payload })) });
+  const event = await alertEvent(prisma, alert);
+  const shown = (values: boolean) => (event === null || values ? event : withoutValues(event, WEBHOOK_HIDDEN));
+  await prisma.webhookDelivery.createMany({
+    data: hooks.map((h) => ({ webhookId: h.id, alertId: alert.id, status: "pending", payload: jsonSafe(alertPayload(alert, publicUrl, shown(h.eventValues))) as object })),
+  });
   return hooks.length;
 }
 

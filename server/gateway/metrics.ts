@@ -50,6 +50,8 @@ class Family {
 /** Counters fed by the server's own listeners from the moment it starts. */
 export class MetricsCounters {
   readonly frames = new Map<string, number>();
+  /** Refused frames by node and type (refusal.ts). */
+  readonly refused = new Map<string, { node: string; type: string; n: number }>();
   readonly events = new Map<string, { node: string; kind: string; n: number }>();
   readonly lagBuckets = LAG_BUCKETS.map(() => 0);
   lagCount = 0;
@@ -57,6 +59,12 @@ export class MetricsCounters {
 
   constructor(services: Pick<Services, "registry" | "events">) {
     services.registry.onAgentFrame((_node, frame) => this.frames.set(frame.type, (this.frames.get(frame.type) ?? 0) + 1));
+    services.registry.onAgentRefusal((node, type) => {
+      const key = `${node}\u0000${type ?? ""}`;
+      const r = this.refused.get(key) ?? { node, type: type ?? "", n: 0 };
+      r.n += 1;
+      this.refused.set(key, r);
+    });
     services.events.onStored(async (node, stored) => {
       const now = Date.now();
       for (const { frame } of stored) {
@@ -154,6 +162,8 @@ export async function renderMetrics(services: Services, counters: MetricsCounter
   }
   const frames = fam("beamdeck_agent_frames_received_total", "counter", "Agent frames received since this instance started, by type");
   for (const [type, n] of counters.frames) frames.add({ type }, n);
+  const refused = fam("beamdeck_agent_frames_refused_total", "counter", "Agent frames the protocol's schema refused since this instance started, by node and type");
+  for (const r of counters.refused.values()) refused.add({ node: r.node, type: r.type }, r.n);
   const lag = fam("beamdeck_event_ingest_lag_seconds", "histogram", "From an event's time on the node to its storage here");
   LAG_BUCKETS.forEach((b, i) => {
     lag.add({ le: String(b) }, counters.lagBuckets[i], "_bucket");

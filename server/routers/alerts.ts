@@ -91,7 +91,15 @@ export const alertsRouter = router({
   webhooks: adminProcedure.query(async ({ ctx }) => {
     const hooks = await ctx.services.prisma.webhook.findMany({ orderBy: { createdAt: "asc" } });
     const recent = await ctx.services.prisma.webhookDelivery.findMany({ orderBy: { createdAt: "desc" }, take: 100 });
-    return hooks.map((h) => ({ id: h.id, url: h.url, enabled: h.enabled, createdAt: h.createdAt, createdBy: h.createdBy, deliveries: recent.filter((d) => d.webhookId === h.id).slice(0, 20) }));
+    return hooks.map((h) => ({
+      id: h.id,
+      url: h.url,
+      enabled: h.enabled,
+      eventValues: h.eventValues,
+      createdAt: h.createdAt,
+      createdBy: h.createdBy,
+      deliveries: recent.filter((d) => d.webhookId === h.id).slice(0, 20),
+    }));
   }),
 
   webhookSettings: adminProcedure.query(async ({ ctx }) => ({ allowPrivateTargets: await getSetting(ctx.services.prisma, "webhooks.allowPrivateTargets") })),
@@ -112,6 +120,8 @@ export const alertsRouter = router({
           .max(2048)
           .refine((u) => /^https?:\/\//.test(u), "http(s) URL"),
         secret: z.string().min(16).max(256).optional(),
+        /** Deliver event text with its values (crash report state, reasons' data); default off (events/event-values.ts). */
+        eventValues: z.boolean().default(false),
       }),
     )
     .mutation(async ({ ctx, input }) => {
@@ -124,11 +134,27 @@ export const alertsRouter = router({
         }
       }
       const secret = input.secret ?? crypto.randomBytes(24).toString("base64url");
-      const hook = await ctx.services.prisma.webhook.create({ data: { url: input.url, secret: sealWebhookSecret(secret), createdBy: actor } });
+      const hook = await ctx.services.prisma.webhook.create({ data: { url: input.url, secret: sealWebhookSecret(secret), eventValues: input.eventValues, createdBy: actor } });
       // Neither the URL (a Slack URL is a credential) nor the secret enters the audit log.
-      await appendAudit(ctx.services.prisma, { actor, action: "webhook.add", target: `webhook:${hook.id}`, outcome: "ok", data: { url: urlForAudit(input.url) } });
-      return { id: hook.id, url: hook.url, secret };
+      await appendAudit(ctx.services.prisma, { actor, action: "webhook.add", target: `webhook:${hook.id}`, outcome: "ok", data: { url: urlForAudit(input.url), eventValues: input.eventValues } });
+      return { id: hook.id, url: hook.url, secret, eventValues: hook.eventValues };
     }),
+
+  /** Whether the webhook receives event text with its values (audited). */
+  setWebhookEventValues: adminProcedure.input(z.object({ id: z.string().max(64), eventValues: z.boolean() })).mutation(async ({ ctx, input }) => {
+    const actor = actorOf(ctx.principal);
+    const hook = await ctx.services.prisma.webhook.findUnique({ where: { id: input.id } });
+    if (!hook) fail("BD_NOT_FOUND", `no webhook ${input.id}`);
+    await ctx.services.prisma.webhook.update({ where: { id: input.id }, data: { eventValues: input.eventValues } });
+    await appendAudit(ctx.services.prisma, {
+      actor,
+      action: "webhook.update",
+      target: `webhook:${hook.id}`,
+      outcome: "ok",
+      data: { url: urlForAudit(hook.url), before: { eventValues: hook.eventValues }, after: { eventValues: input.eventValues } },
+    });
+    return { id: input.id, eventValues: input.eventValues };
+  }),
 
   removeWebhook: adminProcedure.input(z.object({ id: z.string().max(64) })).mutation(async ({ ctx, input }) => {
     const actor = actorOf(ctx.principal);

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { startAgentNode, waitConnected } from "../support/beam-node";
 import { launchChromium, login, screenshot, withScreenshotOnFailure } from "../support/browser";
+import { waitFor } from "../support/ports";
 import { startServer, type TestServer } from "../support/server";
 import { httpClient, loginCookie } from "../support/trpc-clients";
 import { ensureNextBuild } from "./next-build";
@@ -250,6 +251,37 @@ describe("the canonical kill, from the node to the browser", () => {
       expect(await viewer.getByTestId("audit-detail-actor").textContent()).toBe(`user:${OPERATOR.username}`);
       expect(await detail.textContent()).toContain(`alert:${alertId}`);
       await screenshot(viewer, "audit-alert-ack");
+    });
+  });
+});
+
+describe("crash report values by role, in the page", () => {
+  it("a viewer's event drawer shows the reason's tag and says the values are hidden; an operator's shows them", async () => {
+    // With get_state on the agent sends the crashed process's dictionary and reason data.
+    await node.rpc("application:set_env(beamdeck_agent, get_state, true)");
+    const pid = await node.rpc(`proc_lib:spawn(fun() -> put(bd_e2e_key, <<"e2e-s3cret">>), erlang:error({badmatch, <<"e2e-s3cret">>}) end)`);
+    const admin = httpClient(bd.url, { token: bd.apiToken });
+    const id = await waitFor(
+      "the crash report",
+      async () => (await admin.events.list.query({ node: node.name, kind: "crash_report" })).events.find((e) => (e.reason ?? "").includes("e2e-s3cret"))?.id ?? null,
+      15_000,
+      300,
+    );
+    await withScreenshotOnFailure(viewer, "event-values-viewer", async () => {
+      await viewer.goto(`/events?id=${id}`);
+      const detail = viewer.getByTestId("event-detail");
+      await detail.waitFor();
+      expect(await detail.getAttribute("data-reason")).toBe("{badmatch,...}");
+      expect(await viewer.getByTestId("event-values-hidden").textContent()).toContain("Values hidden below the operator role");
+      expect(await viewer.getByTestId("event-drawer").textContent()).not.toContain("e2e-s3cret");
+      expect(await viewer.getByTestId("event-drawer").textContent()).toContain(pid);
+      await screenshot(viewer, "event-values-hidden");
+    });
+    await withScreenshotOnFailure(op, "event-values-operator", async () => {
+      await op.goto(`/events?id=${id}`);
+      await op.getByTestId("event-detail").waitFor();
+      expect(await op.getByTestId("event-values-hidden").count()).toBe(0);
+      expect(await op.getByTestId("event-report").textContent()).toContain("e2e-s3cret");
     });
   });
 });

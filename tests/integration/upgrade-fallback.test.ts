@@ -42,6 +42,8 @@ afterAll(async () => {
 const cli = (args: string[]) => server.cli(args);
 const releases = async () => (await node.rpcJson<[string, string, string[], string][]>("release_handler:which_releases()")).map(([, v, , s]) => `${v}:${s}`).sort();
 const recordFile = () => path.join(dir, "releases", "beamdeck_agent_fallback.term");
+/** The agent's journal of fallback events the server has not acked yet. */
+const outcomeFile = () => path.join(dir, "releases", "beamdeck_agent_fallback_outcomes.term");
 
 /** Unpack 0.1.1 and install it with a fallback, accepting the reviewed plan. */
 async function installWithFallback(fallback: string) {
@@ -128,6 +130,56 @@ describe("the fallback timer", () => {
     );
     const fb = (await audit()).find((e) => e.action === "upgrade.fallback");
     expect(fb).toMatchObject({ actor: "agent", outcome: "ok", data: { outcome: "rolled_back", rollbackCommandId: expect.stringMatching(/^fallback-c-/) } });
+  }, 400_000);
+
+  it("rolled back with the server stopped, then the node restarted before the server is back: the event, its audit entry and the status arrive once", async () => {
+    const install = await installWithFallback("10s");
+    expect(install.code).toBe(0);
+    const armed = await armedFallback();
+    await server.stop();
+    expect(Date.now()).toBeLessThan(armed.deadline);
+    await waitFor(
+      "the node back on 0.1.0",
+      async () => {
+        const r = await releases();
+        return r.includes("0.1.0:permanent") && !r.includes("0.1.1:current");
+      },
+      armed.deadline - Date.now() + 60_000,
+      500,
+    );
+    // The outcome is on the node's disk (journaled before the record went), not only in the agent's memory.
+    const journaled = await waitFor("the outcome journaled", async () => (fs.existsSync(outcomeFile()) ? fs.readFileSync(outcomeFile(), "utf8") : null), 10_000, 200);
+    expect(journaled).toContain("rolled_back");
+    expect(fs.existsSync(recordFile())).toBe(false);
+
+    // The node restarts (killed) while the server is still down: the agent's memory is gone.
+    const sname = node.name.split("@")[0];
+    await node.stop(0);
+    node = await startNode({ release: "rel_test", dir, sname, env: { BEAMDECK_URL: server.agentUrl, BEAMDECK_TOKEN: token, REL_TEST_PORT: String(port) } });
+    expect(await releases()).toEqual(["0.1.0:permanent", "0.1.1:unpacked"]);
+
+    await server.restart();
+    await waitConnected(server, node.name, true, 60_000);
+    const ev = await fallbackEvent("rolled_back");
+    expect(ev.reason).toBe("fallback: 0.1.1 was not made permanent in time; rolled back to 0.1.0");
+    // Acked by the server: out of the journal.
+    await waitFor("the journal emptied", async () => !fs.existsSync(outcomeFile()), 20_000, 200);
+    await waitFor(
+      "the upgrade rolled back",
+      async () => {
+        const s = await cli(["upgrade", "status", node.name]);
+        return /rolled_back/.test(s.stdout) && /fallback rolled_back: fallback: 0\.1\.1 was not made permanent/.test(s.stdout) ? s : null;
+      },
+      20_000,
+      500,
+    );
+    // Once: one event (of this kind and context), one audit entry.
+    await sleep(2000);
+    const evs = JSON.parse((await cli(["events", node.name, "--json"])).stdout) as { kind: string; context: string }[];
+    expect(evs.filter((e) => e.kind === "fallback")).toHaveLength(1);
+    const fb = (await audit()).filter((e) => e.action === "upgrade.fallback");
+    expect(fb).toHaveLength(1);
+    expect(fb[0]).toMatchObject({ actor: "agent", outcome: "ok", data: { outcome: "rolled_back" } });
   }, 400_000);
 
   it("made permanent before the deadline: no rollback", async () => {

@@ -72,7 +72,8 @@ describe("webhook secrets (item 13) and delivery results (item 14)", () => {
     const viewer = httpClient(server.url, { token: (await admin.tokens.apiCreate.mutate({ label: "viewer2", role: "viewer" })).token });
     const seen = await viewer.audit.list.query({ action: "webhook.add" });
     expect(seen.entries).toHaveLength(1);
-    expect(seen.entries[0].data).toEqual({ url: { origin: new URL(hookUrl).origin, fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{16}$/) } });
+    // The audit records the webhook's eventValues choice (off by default) beside the redacted URL.
+    expect(seen.entries[0].data).toEqual({ url: { origin: new URL(hookUrl).origin, fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{16}$/) }, eventValues: false });
     expect(JSON.stringify(seen)).not.toContain("xoxbSecretPathToken");
     expect(JSON.stringify(seen)).not.toContain(SECRET);
     expect(await errorOf(() => viewer.alerts.webhooks.query())).toMatch(/^FORBIDDEN/);

@@ -28,6 +28,7 @@ function HookPanel({ h }: { h: Hook }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const remove = useMutation(trpc.alerts.removeWebhook.mutationOptions({ onSuccess: () => void queryClient.invalidateQueries({ queryKey: trpc.alerts.webhooks.queryKey() }) }));
+  const values = useMutation(trpc.alerts.setWebhookEventValues.mutationOptions({ onSuccess: () => void queryClient.invalidateQueries({ queryKey: trpc.alerts.webhooks.queryKey() }) }));
   const delivered = h.deliveries.filter((d) => d.status === "delivered").length;
   const failed = h.deliveries.filter((d) => d.status === "failed").length;
   return (
@@ -46,6 +47,11 @@ function HookPanel({ h }: { h: Hook }) {
         </ConfirmButton>
       </div>
       {remove.error ? <div className="alert alert-error">{errorMessage(remove.error)}</div> : null}
+      <label className="inline-field" data-testid="webhook-event-values" data-on={String(h.eventValues)}>
+        <input type="checkbox" checked={h.eventValues} disabled={values.isPending} onChange={(e) => values.mutate({ id: h.id, eventValues: e.target.checked })} />
+        <span>Send event values: crash report state, messages and exit reasons&apos; data (off: the body&apos;s event is reduced as for a viewer below the process values role)</span>
+        {values.error ? <span className="error-inline">{errorMessage(values.error)}</span> : null}
+      </label>
       <table className="grid compact">
         <thead>
           <tr>

@@ -27,6 +27,7 @@ export const KNOWN_ACTIONS = [
   "alert_rule.update",
   "webhook.add",
   "webhook.remove",
+  "webhook.update",
   "upgrade.",
   "upgrade.unpack",
   "upgrade.install",
@@ -77,6 +78,8 @@ export function summary(action: string, data: unknown): string {
     case "webhook.add":
     case "webhook.remove":
       return leafText(d.url);
+    case "webhook.update":
+      return `${leafText(d.url)}: event values ${(d.after as { eventValues?: unknown } | undefined)?.eventValues ? "on" : "off"}`;
     case "access.denied":
       return `${leafText(d.procedure)} needs ${leafText(d.needed)}; was ${leafText(d.role)}`;
     case "audit.export":

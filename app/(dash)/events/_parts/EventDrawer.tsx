@@ -140,6 +140,11 @@ export function EventDrawer({ id, onClose, onFilter }: { id: string; onClose: ()
       {q.isPending ? <p className="muted">Loading…</p> : null}
       {ev ? (
         <div data-testid="event-detail" data-id={ev.id} data-context={ev.context ?? ""} data-reason={ev.reason ?? ""} data-offender-pid={ev.offender?.pid ?? ""}>
+          {ev.valuesHidden ? (
+            <div className="alert" data-testid="event-values-hidden">
+              Values hidden {ev.valuesHidden}: the reason shows its atom or tag, the report and start arguments are not shown (the process values setting on the admin page decides who sees them).
+            </div>
+          ) : null}
           {ev.expected ? (
             <div className="alert expected-note" data-testid="event-expected">
               Expected — predicted by upgrade <span className="mono">{ev.upgradeId ?? "?"}</span> that an operator approved; it did not page.{" "}

@@ -1,0 +1,46 @@
+/**
+ * A frame the protocol's schema refused is never dropped silently: the
+ * session logs it (a bounded number of lines per socket) and counts it
+ * (`beamdeck_agent_frames_refused_total`). An event frame whose seq and boot
+ * can still be read is not a reason to close the socket: the agent would
+ * replay the same frame after every reconnect and no later event would ever
+ * be stored. It is stored in its place as an `event_gap` record with
+ * `context: "refused"` (which pages, like an undeclared gap), so the seq is
+ * accounted for and the ack moves past it.
+ */
+import { z } from "zod";
+import { type EventFrame, truncateUtf8 } from "./protocol";
+
+/** What must still be readable in a refused event for its seq to count. */
+const refusedEventEnvelope = z.object({
+  type: z.literal("event"),
+  seq: z.number().int().positive(),
+  bootId: z.string().min(8).max(64),
+});
+
+/** Lines logged per socket before the log goes quiet (the counter keeps counting). */
+export const REFUSAL_LOG_LINES = 5;
+
+export function shouldLogRefusal(refusedSoFar: number): boolean {
+  return refusedSoFar <= REFUSAL_LOG_LINES || refusedSoFar % 1000 === 0;
+}
+
+/** The record stored in place of a refused event, or null when the frame is not an event with a readable seq. */
+export function refusedEventRecord(json: Record<string, unknown> | null, reason: string): EventFrame | null {
+  const env = refusedEventEnvelope.safeParse(json);
+  if (!env.success) return null;
+  const { seq, bootId } = env.data;
+  const kind = typeof json?.kind === "string" ? ` (kind ${truncateUtf8(json.kind, 64)})` : "";
+  return {
+    type: "event",
+    seq,
+    bootId,
+    // The node's own time may be what was wrong with the frame.
+    at: Date.now(),
+    kind: "event_gap",
+    context: "refused",
+    reason: { text: `event seq ${seq}${kind} of boot ${bootId} refused by the server: ${reason}`, truncated: false },
+    from: seq,
+    to: seq,
+  };
+}
