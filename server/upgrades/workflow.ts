@@ -17,7 +17,7 @@ import type { Expectations } from "../alerts/expectations";
 import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log";
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
-import { gateParams, requireGate, type Gate } from "./gate";
+import { gateParams, requireGate } from "./gate";
 import { fallbackOfResult } from "./fallback";
 import { pendingFallback, pendingFallbackMessage, recordFallbacks } from "./fallback-store";
 import { upgradeHistory } from "./history";
