@@ -4,8 +4,11 @@
  * of one group split between them (each agent lists both instances, in an
  * order that lands it on the one the test chose). A rollout started through
  * B is driven by whichever instance claims it; the steps of the nodes the
- * other instance holds are sent to that owner and run there. Checked against
- * the nodes themselves (release_handler) and the database rows (commands,
+ * other instance holds are sent to that owner and run there; a halt works
+ * through either instance; the owner of a node is killed (`kill -9`) during
+ * the node's soak, and while its install is in flight (sent, not yet
+ * answered): the rollout finishes with every step sent and audited once.
+ * Checked against the nodes themselves (release_handler) and the database rows (commands,
  * audit intents and outcomes, node owners), not the servers' own claims.
  */
 import crypto from "node:crypto";
@@ -29,6 +32,8 @@ let db: pg.Client;
 let A: TestServer;
 let B: TestServer;
 let round = 0;
+/** What every instance shares: the database, the data directory (the admin's credentials), the secret. */
+let shared: { databaseUrl: string; dataDir: string; env: Record<string, string> };
 /** The finished rollout of the first test and its node B holds, for the internal route's refusals. */
 let finished: { id: string; nodeOnB: string } | null = null;
 
@@ -52,7 +57,7 @@ beforeAll(async () => {
   db = new pg.Client({ connectionString: url });
   await db.connect();
   // A 10 s lease: long enough for a loaded machine's heartbeats, short enough for a claim to move.
-  const shared = { databaseUrl: url, dataDir: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-xroll-")), env: { BEAMDECK_SECRET_KEY: SECRET, BEAMDECK_LEASE_MS: "10000" } };
+  shared = { databaseUrl: url, dataDir: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-xroll-")), env: { BEAMDECK_SECRET_KEY: SECRET, BEAMDECK_LEASE_MS: "10000" } };
   A = await startServer(shared);
   B = await startServer(shared);
 }, 600_000);
@@ -74,6 +79,12 @@ async function holder(name: string): Promise<TestServer | null> {
   );
   const u = r.rows[0]?.internalUrl;
   return [A, B].find((s) => s.url === u) ?? null;
+}
+
+/** The advertised URL of the instance named in the node's row (C is not among A and B). */
+async function ownerUrl(name: string): Promise<string | null> {
+  const r = await db.query<{ internalUrl: string | null }>(`SELECT i."internalUrl" FROM "Node" n JOIN "Instance" i ON i.id = n."instanceId" WHERE n.name = $1 AND n."connectedAt" IS NOT NULL`, [name]);
+  return r.rows[0]?.internalUrl ?? null;
 }
 
 /** The holders of several nodes, one query after another (one client). */
@@ -252,5 +263,39 @@ describe("a rollout over nodes held by two instances", () => {
     expect(r.nodes.find((n) => n.node === soaking.node)?.step).toBe("permanent");
     await upgradedOnce(nodes);
     await victim.restart();
+  }, 600_000);
+
+  it("kill -9 of a node's owner while that node's install is in flight: the step is not sent again, its outcome is recorded once", async () => {
+    // C holds a reply to a step 6 s after sending its command (test-only), so the kill lands while the forwarded step is in flight.
+    const C = await startServer({ ...shared, env: { ...shared.env, BEAMDECK_TEST_DELAY_MUTATION_REPLY_MS: "6000" } });
+    try {
+      round += 1;
+      const group = `xfleet${round}_${process.pid}`;
+      const nodes: BeamNode[] = [];
+      for (const [x, first] of [
+        ["a", A],
+        ["b", C],
+        ["c", A],
+      ] as const) {
+        const urls = first === C ? `${C.agentUrl},${A.agentUrl}` : `${A.agentUrl},${C.agentUrl}`;
+        const { node } = await startAgentNode(A, { sname: `xr${round}${x}_${process.pid}`, env: { BEAMDECK_GROUP: group, BEAMDECK_URL: urls, REL_TEST_PORT: String(await freePort()) } });
+        nodes.push(node);
+      }
+      await waitFor("the nodes on A, C, A", async () => (await holders(nodes)).every((h, i) => (i === 1 ? h === null || h === C : h === A)) && (await ownerUrl(nodes[1].name)) === C.url, 60_000, 300);
+      const id = await start(A, group, ["--soak", "2s", "--canary", "1", "--batch", "2"]);
+      // The moment C has sent b's install (its command row exists), C dies.
+      await waitFor("b's install sent", async () => (await commandsOf(nodes[1].name)).install === 1, 240_000, 50);
+      await C.kill();
+      // Within C's 6 s hold: the forwarded install had not been answered when C died.
+      const sent = await db.query<{ createdAt: Date }>(`SELECT "createdAt" FROM "UpgradeCommand" WHERE node = $1 AND action = 'install'`, [nodes[1].name]);
+      expect(Date.now() - (sent.rows[0]?.createdAt.getTime() ?? 0)).toBeLessThan(6000);
+      await waitFor("b on A", async () => (await holder(nodes[1].name)) === A, 30_000, 200);
+      const waited = await A.cli(["rollout", "status", id, "--wait"], {}, { timeoutMs: 300_000 });
+      expect(waited.code, waited.stdout + waited.stderr).toBe(0);
+      expect((await status(A, id)).status).toBe("done");
+      await upgradedOnce(nodes);
+    } finally {
+      await C.stop();
+    }
   }, 600_000);
 });
