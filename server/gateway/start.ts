@@ -105,10 +105,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const rollouts = new RolloutEngine(db.prisma, hub, steps, alerts, groups, instanceId, {
     ttlMs: leaseMs(env),
     stepTimeoutMs: rolloutStepTimeoutMs(env),
-    // Held here: the socket decides; held elsewhere: that instance's unexpired lease.
+    // Held here: the socket decides; held elsewhere: that instance's unexpired lease (also for a node whose socket here closed and that moved on).
     isConnected: async (node) => {
-      const live = registry.live(node);
-      if (live) return live.summary().connected;
+      if (registry.live(node)?.connected) return true;
       const row = await db.prisma.node.findUnique({ where: { name: node }, select: { connectedAt: true, instanceId: true, leaseExpiresAt: true } });
       return Boolean(row?.connectedAt && ownerElsewhere(row, instanceId));
     },
