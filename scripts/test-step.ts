@@ -51,12 +51,13 @@ export interface Step {
  */
 const WEIGHT_S: Record<string, number> = {
   "upgrade-checks": 310,
-  "upgrade-fallback": 290,
+  "upgrade-fallback": 310,
   "upgrade-server": 300,
   rollouts: 300,
   "upgrade-agent": 150,
   million: 120,
   "stripped-release": 120,
+  "rollout-scale-out": 130,
   "scale-out": 100,
   "daily-signals": 90,
   "daily-detail": 60,

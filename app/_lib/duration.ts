@@ -1,7 +1,8 @@
 /**
  * The fallback timer's duration (issue 15), one syntax and one pair of
  * bounds for the CLI's `--fallback DUR`, the server's input check and the
- * upgrade page's field: `20m`, `1200s`, `1h30m`.
+ * upgrade page's field: `20m`, `1200s`, `1h30m`. And a rollout's soak, for
+ * the CLI's `--soak` and the Rollouts page.
  */
 
 /** Shorter than this leaves no time to look at the node; longer is not a fallback. */
@@ -18,6 +19,18 @@ export function parseFallback(text: string): { ok: true; ms: number } | { ok: fa
   const ms = Number(m[1] ?? 0) * UNIT_MS.h + Number(m[2] ?? 0) * UNIT_MS.m + Number(m[3] ?? 0) * UNIT_MS.s;
   if (ms < FALLBACK_MIN_MS || ms > FALLBACK_MAX_MS) return { ok: false, message: `the fallback must be from 5s to 24h, not ${t}` };
   return { ok: true, ms };
+}
+
+/** A rollout's soak: at most a day (tests soak for seconds, production for minutes). */
+export const SOAK_MAX_MS = 24 * 3_600_000;
+const SOAK_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A rollout's soak (`rollout start --soak`, the Rollouts page's form): a number and a unit, 500ms, 30s, 5m, 1h. */
+export function parseSoak(text: string): { ok: true; ms: number } | { ok: false; message: string } {
+  const m = /^(\d{1,9})(ms|s|m|h)$/.exec(text.trim());
+  if (!m) return { ok: false, message: "a duration like 500ms, 30s, 5m or 1h" };
+  const ms = Number(m[1]) * SOAK_UNIT_MS[m[2]];
+  return ms > SOAK_MAX_MS ? { ok: false, message: "at most 24h" } : { ok: true, ms };
 }
 
 /** Time left, for the status line: `4m 12s`, `1h 0m 5s`. */

@@ -23,6 +23,17 @@ export function leaseMs(env: Env): number {
   return Number.isFinite(v) && v > 0 ? Math.max(1000, Math.floor(v)) : DEFAULT_LEASE_MS;
 }
 
+/**
+ * The instance holding a node under a current lease, when that is not `me`
+ * (null: held here, by nobody, or the lease ran out). The one test of "held
+ * elsewhere": tRPC forwarding (routers/node-input.ts), the rollout's
+ * connection check and where its steps run (fleet/rollout-steps.ts).
+ */
+export function ownerElsewhere(row: { instanceId: string | null; leaseExpiresAt: Date | null } | null, me: string, now = Date.now()): string | null {
+  if (!row?.instanceId || row.instanceId === me) return null;
+  return (row.leaseExpiresAt?.getTime() ?? 0) > now ? row.instanceId : null;
+}
+
 export class InstanceLeases {
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> | null = null;

@@ -5,7 +5,8 @@
  * in the database (rollout-store.ts): an instance claims a rollout before it
  * drives it and renews the claim and the per-node locks on every tick; after
  * a restart (or when the driving instance died and its claim expired) the
- * next tick picks the rollout up where its rows say it stood.
+ * next tick picks the rollout up where its rows say it stood. Nodes held by
+ * other instances are driven through their owners (rollout-steps.ts).
  */
 import { randomBytes } from "node:crypto";
 import type { PrismaClient } from "../../generated/prisma/client";
@@ -13,11 +14,12 @@ import type { AlertEngine } from "../alerts/engine";
 import { appendAudit, jsonSafe } from "../audit/log";
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
+import { pendingFallback, pendingFallbackMessage } from "../upgrades/fallback-store";
 import { acquireNodeLock, describeHolder, nodeLockHolder, releaseNodeLock, renewNodeLock, rolloutHolder } from "../upgrades/node-lock";
-import type { UpgradeWorkflow } from "../upgrades/workflow";
 import type { Group } from "./groups";
 import { NodeFailed, type NodeRunContext, rollBackNode, Stopped, unpackNode, upgradeNode } from "./rollout-node";
 import { ACTIVE_STATUSES, type NodeStep, type RolloutOptions, rolloutOptions, type RolloutStatus, type StartInput, startInput } from "./rollout-options";
+import type { RolloutSteps } from "./rollout-steps";
 import { activeRolloutIds, claimRollout, createRollout, disownRollout, moveRollout, mustReadRollout, type RolloutView, readRollout, setNode } from "./rollout-store";
 
 export interface RolloutEngineOptions {
@@ -43,7 +45,8 @@ export class RolloutEngine {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly hub: Hub,
-    private readonly upgrades: UpgradeWorkflow,
+    /** Where each node's steps run: here, or on the instance holding it (rollout-steps.ts). */
+    private readonly steps: RolloutSteps,
     private readonly alerts: AlertEngine | null,
     private readonly groups: () => Promise<Group[]>,
     private readonly instanceId: string,
@@ -117,6 +120,14 @@ export class RolloutEngine {
     }
   }
 
+  /** A node whose pending fallback timer is not this rollout's own install is not taken (attack finding 7); called holding the locks. */
+  private async refusePendingFallbacks(nodes: { node: string; upgradeId: string | null }[]): Promise<void> {
+    for (const n of nodes) {
+      const p = await pendingFallback(this.prisma, n.node);
+      if (p && p.upgradeId !== n.upgradeId) throw new BeamdeckError("BD_CONFLICT", `${pendingFallbackMessage(n.node, p)}; no node was touched`);
+    }
+  }
+
   private async unlockAll(r: RolloutView): Promise<void> {
     for (const n of r.nodes) await releaseNodeLock(this.prisma, n.node, rolloutHolder(r.id));
   }
@@ -133,6 +144,7 @@ export class RolloutEngine {
     const options: RolloutOptions = rolloutOptions.parse(rest);
     await this.lockAll(id, nodes);
     try {
+      await this.refusePendingFallbacks(nodes.map((node) => ({ node, upgradeId: null })));
       await createRollout(this.prisma, { id, group: input.group, toVsn: input.vsn, nodes, options, createdBy: actor });
     } catch (e) {
       for (const node of nodes) await releaseNodeLock(this.prisma, node, rolloutHolder(id));
@@ -166,6 +178,13 @@ export class RolloutEngine {
       id,
       r.nodes.map((n) => n.node),
     );
+    try {
+      // Halted, its nodes were free: a manual install with a fallback may have landed meanwhile.
+      await this.refusePendingFallbacks(r.nodes);
+    } catch (e) {
+      await this.unlockAll(r);
+      throw e;
+    }
     for (const n of r.nodes) {
       const back = await this.resumeStep(n.step, n.commandId);
       if (back) await setNode(this.prisma, id, n.node, { step: back, commandId: null, ...(back === "unpacked" ? { upgradeId: null } : {}) });
@@ -227,7 +246,7 @@ export class RolloutEngine {
     let r = await mustReadRollout(this.prisma, id);
     const ctx = (rollout: RolloutView): NodeRunContext => ({
       prisma: this.prisma,
-      upgrades: this.upgrades,
+      steps: this.steps.of(id),
       rollout,
       lockHolder: rolloutHolder(id),
       actor: rollout.createdBy,

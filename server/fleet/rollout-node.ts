@@ -9,9 +9,10 @@ import { randomUUID } from "node:crypto";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { jsonSafe } from "../audit/log";
 import type { Gate } from "../upgrades/gate";
-import type { Action, UpgradeWorkflow } from "../upgrades/workflow";
+import type { Action } from "../upgrades/workflow";
 import { checkHealth } from "./rollout-gate";
 import type { NodeStep, RolloutOptions } from "./rollout-options";
+import type { NodeSteps } from "./rollout-steps";
 import { setNode, type RolloutNodeView, type RolloutView } from "./rollout-store";
 
 /** A node failed (a step, or its gate): the rollout halts; `rolledBack` tells what auto-rollback did. */
@@ -29,7 +30,8 @@ export class Stopped extends Error {}
 
 export interface NodeRunContext {
   prisma: PrismaClient;
-  upgrades: UpgradeWorkflow;
+  /** Run here or on the node's owner (rollout-steps.ts). */
+  steps: NodeSteps;
   rollout: RolloutView;
   lockHolder: string;
   actor: string;
@@ -62,7 +64,7 @@ async function untilConnected(c: NodeRunContext, node: string): Promise<void> {
 async function gateFor(c: NodeRunContext, node: string, action: Action, o: RolloutOptions): Promise<Gate> {
   const gate: Gate = { maxKills: o.maxKills, acceptFindings: o.acceptFindings.length ? o.acceptFindings : undefined };
   if (action === "install" && o.acceptPlans.length > 0) {
-    const p = await c.upgrades.plan(node, c.rollout.toVsn, o.purge, o.prePurge);
+    const p = await c.steps.plan(node, c.rollout.toVsn, o.purge, o.prePurge);
     if (o.acceptPlans.includes(p.digest)) gate.acceptPlan = p.digest;
   }
   return gate;
@@ -101,7 +103,7 @@ async function step(
     await setNode(c.prisma, c.rollout.id, n.node, { step: stepName, commandId, error: null });
     c.changed();
   }
-  const reply = await c.upgrades
+  const reply = await c.steps
     .run({
       actor: c.actor,
       node: n.node,
@@ -125,7 +127,7 @@ async function step(
 
 export async function unpackNode(c: NodeRunContext, n: RolloutNodeView): Promise<void> {
   await untilConnected(c, n.node);
-  const rel = await c.upgrades.releases(n.node).catch((e: Error) => {
+  const rel = await c.steps.releases(n.node).catch((e: Error) => {
     throw new NodeFailed(n.node, `releases: ${e.message}`);
   });
   // Already unpacked (or running it): nothing to send.
@@ -204,7 +206,7 @@ export async function rollBackNode(c: NodeRunContext, node: string): Promise<str
   const o = c.rollout.options;
   const n = { node, step: row.step as NodeStep, commandId: row.commandId };
   try {
-    const plan = await c.upgrades.plan(node, up.fromVsn, { ...((up.purge ?? {}) as object), ...o.purge }, { ...((up.prePurge ?? {}) as object), ...o.prePurge });
+    const plan = await c.steps.plan(node, up.fromVsn, { ...((up.purge ?? {}) as object), ...o.purge }, { ...((up.prePurge ?? {}) as object), ...o.prePurge });
     await step(c, n, "rollback", "rolling_back", { upgradeId: up.id, gate: { acceptPlan: plan.digest } });
     await setNode(c.prisma, c.rollout.id, node, { step: "rolled_back" });
     c.changed();

@@ -4,6 +4,7 @@
  * rollout and its nodes go through.
  */
 import { z } from "zod";
+import { SOAK_MAX_MS } from "../../app/_lib/duration";
 import { fallbackMsInput } from "../upgrades/fallback";
 import { findingId, planDigest } from "../upgrades/gate";
 import { purgeChoices } from "../upgrades/plan";
@@ -16,8 +17,8 @@ export const rolloutVsn = z
   .regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 export const rolloutId = z.string().regex(/^r-[0-9a-f]{12}$/, "a rollout id like r-0123456789ab (printed by rollout start)");
 
-/** Soak floor and ceiling: tests soak for seconds, production for minutes. */
-export const MAX_SOAK_MS = 24 * 3_600_000;
+/** Soak ceiling: one place, shared with the CLI and the page (app/_lib/duration.ts). */
+export const MAX_SOAK_MS = SOAK_MAX_MS;
 
 export const rolloutOptions = z.object({
   purge: purgeChoices.default({}),

@@ -40,7 +40,7 @@ async function readBounded(res: Response): Promise<string> {
 export async function forwardToOwner(
   services: Pick<Services, "prisma" | "instanceId">,
   owner: string,
-  call: Pick<InternalCall, "path" | "type" | "input"> & { principal: Principal },
+  call: Pick<InternalCall, "path" | "type" | "input"> & { principal: Principal | null },
 ): Promise<unknown> {
   const row = await services.prisma.instance.findUnique({ where: { id: owner }, select: { internalUrl: true } });
   if (!row?.internalUrl) throw unreachable(owner, "it advertises no internal URL (stopped, or an older version)");

@@ -45,7 +45,8 @@ export const internalCallSchema = z.object({
     .regex(/^[A-Za-z]+(\.[A-Za-z]+)+$/, "a procedure path like procs.window"),
   type: z.enum(["query", "mutation"]),
   input: z.unknown(),
-  principal: principalSchema,
+  /** The caller the owner runs a tRPC call for; null only for a rollout engine's operation (fleet/rollout-remote.ts), which acts for the rollout. */
+  principal: principalSchema.nullable(),
 });
 export type InternalCall = z.infer<typeof internalCallSchema>;
 

@@ -4,13 +4,15 @@
  * not from a browser, body size and read time, MAC, schema, addressee,
  * freshness, a forwardable procedure, a nonce not seen before; then it runs
  * here under the forwarded principal, role checks and audit included, and is
- * never forwarded again (one hop).
+ * never forwarded again (one hop). A rollout engine's operation on a node
+ * held here (fleet/rollout-remote.ts) runs for its rollout instead.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { getTRPCErrorFromUnknown } from "@trpc/server";
 import type { Context } from "../context";
 import { BeamdeckError } from "../errors";
 import type { Services } from "../services";
+import { ROLLOUT_OP_PATH, serveRolloutOp } from "../fleet/rollout-remote";
 import { activeSecretKey } from "../storage/secret-key";
 import { createCallerFactory } from "../trpc";
 import { BODY_READ_TIMEOUT_MS, forwardable, type InternalReply, internalCallSchema, MAC_HEADER, MAX_SKEW_MS, macMatches, SeenNonces } from "./internal-call";
@@ -50,6 +52,13 @@ function readBody(req: IncomingMessage): Promise<string | null> {
   });
 }
 
+/** An error as the caller's instance rethrows it (forward-call.ts): the catalogued code kept. */
+function errorReply(e: unknown): InternalReply {
+  const err = getTRPCErrorFromUnknown(e);
+  const cause = err.cause instanceof BeamdeckError ? err.cause : e instanceof BeamdeckError ? e : null;
+  return { ok: false, trpcCode: err.code, beamdeckCode: cause?.code ?? null, message: err.message.slice(0, 10_000) };
+}
+
 export function internalEndpoint(services: Services, router: AnyRouter) {
   const createCaller = createCallerFactory(router);
   const procedures = (router as unknown as { _def: { procedures: Record<string, { _def: { type: string } }> } })._def.procedures;
@@ -82,7 +91,10 @@ export function internalEndpoint(services: Services, router: AnyRouter) {
     // Meant for an instance that had this address before (a restart reuses the port).
     if (call.to !== services.instanceId) return send(res, 409, { error: `this is instance ${services.instanceId}, not ${call.to}` });
     if (Math.abs(Date.now() - call.at) > MAX_SKEW_MS) return send(res, 401, { error: "stale internal call (are the instances' clocks apart?)" });
-    if (!forwardable(call.path) || procedures[call.path]?._def.type !== call.type) return send(res, 400, { error: `no forwardable ${call.type} ${call.path}` });
+    const rolloutOp = call.path === ROLLOUT_OP_PATH;
+    if (!rolloutOp && (!forwardable(call.path) || procedures[call.path]?._def.type !== call.type)) return send(res, 400, { error: `no forwardable ${call.type} ${call.path}` });
+    // A forwarded tRPC call runs for its caller; only a rollout's operation acts for the rollout (its row names the actor).
+    if ((call.principal === null) !== rolloutOp) return send(res, 400, { error: rolloutOp ? "a rollout operation carries no principal" : "a forwarded call needs its principal" });
     // Last, once the call is authentic and fresh: a replay inside the window is refused, not run twice.
     if (!nonces.first(call.nonce)) return send(res, 409, { error: "this call was already received (replayed)" });
     const ctx: Context = {
@@ -95,15 +107,20 @@ export function internalEndpoint(services: Services, router: AnyRouter) {
       secure: false,
       forwardedFrom: call.from,
     };
+    if (rolloutOp) {
+      const reply = await serveRolloutOp(services, call.input).then(
+        (data): InternalReply => ({ ok: true, data: data ?? null }),
+        (e: unknown): InternalReply => errorReply(e),
+      );
+      return send(res, 200, reply);
+    }
     try {
       let fn: unknown = createCaller(ctx);
       for (const part of call.path.split(".")) fn = (fn as Record<string, unknown>)[part];
       const data = await (fn as (input: unknown) => Promise<unknown>)(call.input);
       send(res, 200, { ok: true, data: data ?? null });
     } catch (e) {
-      const err = getTRPCErrorFromUnknown(e);
-      const cause = err.cause instanceof BeamdeckError ? err.cause : null;
-      send(res, 200, { ok: false, trpcCode: err.code, beamdeckCode: cause?.code ?? null, message: err.message.slice(0, 10_000) });
+      send(res, 200, errorReply(e));
     }
   };
 }

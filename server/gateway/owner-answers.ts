@@ -15,7 +15,7 @@ import { instanceAnswers } from "./instance-probe";
 /** How long a call waits for a dead owner's node to reappear elsewhere (agents retry within ~1 s). */
 export const NEW_OWNER_WAIT_MS = 10_000;
 
-type Call = { path: string; type: "query" | "mutation"; input: unknown; principal: Principal };
+type Call = { path: string; type: "query" | "mutation"; input: unknown; principal: Principal | null };
 
 function nodeOf(input: unknown): string | null {
   const node = (input as { node?: unknown } | null)?.node;

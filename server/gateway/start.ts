@@ -10,7 +10,7 @@ import path from "node:path";
 import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
 import { sealPlaintextSecrets } from "../alerts/webhooks";
-import { InstanceLeases, leaseMs } from "../agents/leases";
+import { InstanceLeases, leaseMs, ownerElsewhere } from "../agents/leases";
 import { applyAccessChanges } from "../agents/access-changes";
 import { AgentRegistry, DEFAULT_MAX_PROCESS_RECORDS } from "../agents/registry";
 import { SystemWatch } from "../agents/system-views";
@@ -18,6 +18,7 @@ import { OldCodeWatch } from "../upgrades/old-code-watch";
 import { listNodes } from "../agents/node-listing";
 import { groupNodes } from "../fleet/groups";
 import { RolloutEngine } from "../fleet/rollout-engine";
+import { RolloutSteps } from "../fleet/rollout-steps";
 import { MetricsCounters } from "./metrics";
 import { EventStore } from "../events/store";
 import { type Hub, LocalHub } from "../live/hub";
@@ -100,15 +101,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode, groups);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations, (node, step, vsn, v) => alerts.upgradeUnverified(node, step, vsn, v));
   events.onStored((node, stored) => upgrades.onStoredEvents(node, stored));
-  const rollouts = new RolloutEngine(db.prisma, hub, upgrades, alerts, groups, instanceId, {
+  const steps = new RolloutSteps(db.prisma, instanceId, upgrades, (node) => registry.live(node)?.connected ?? false);
+  const rollouts = new RolloutEngine(db.prisma, hub, steps, alerts, groups, instanceId, {
     ttlMs: leaseMs(env),
     stepTimeoutMs: rolloutStepTimeoutMs(env),
-    // Held here: the socket decides; held elsewhere: that instance's unexpired lease.
+    // Held here: the socket decides; held elsewhere: that instance's unexpired lease (also for a node whose socket here closed and that moved on).
     isConnected: async (node) => {
-      const live = registry.live(node);
-      if (live) return live.summary().connected;
+      if (registry.live(node)?.connected) return true;
       const row = await db.prisma.node.findUnique({ where: { name: node }, select: { connectedAt: true, instanceId: true, leaseExpiresAt: true } });
-      return Boolean(row?.connectedAt && row.instanceId && row.instanceId !== instanceId && (row.leaseExpiresAt?.getTime() ?? 0) > Date.now());
+      return Boolean(row?.connectedAt && ownerElsewhere(row, instanceId));
     },
   });
   const wsSessions = new WsSessions(db.prisma);

@@ -1,6 +1,7 @@
 /** Shared inputs and lookups for per-node procedures. */
 import type { Context } from "../context";
 import { fail } from "../errors";
+import { ownerElsewhere } from "../agents/leases";
 import type { LiveNode } from "../agents/live-node";
 
 export { nodeName, pidText } from "../agents/names";
@@ -10,7 +11,7 @@ export { nodeName, pidText } from "../agents/names";
  * another instance holds under a current lease is BD_NODE_ELSEWHERE naming
  * the owner (trpc.ts forwards the call there); this state, if any, is older.
  */
-export async function liveNode(ctx: Context, node: string): Promise<LiveNode> {
+export async function liveNode(ctx: Pick<Context, "services">, node: string): Promise<LiveNode> {
   const live = ctx.services.registry.live(node);
   if (live?.connected) return live;
   const row = await ctx.services.prisma.node.findUnique({ where: { name: node }, select: { instanceId: true, leaseExpiresAt: true, lastSeenAt: true } });
@@ -18,14 +19,14 @@ export async function liveNode(ctx: Context, node: string): Promise<LiveNode> {
     if (live) return live;
     fail("BD_NODE_UNKNOWN", `no node named ${node} has ever connected`);
   }
-  const heldElsewhere = row.instanceId !== null && row.instanceId !== ctx.services.instanceId && (row.leaseExpiresAt?.getTime() ?? 0) > Date.now();
-  if (heldElsewhere) fail("BD_NODE_ELSEWHERE", `node ${node} is connected to server instance ${row.instanceId}`, { owner: row.instanceId });
+  const owner = ownerElsewhere(row, ctx.services.instanceId);
+  if (owner) fail("BD_NODE_ELSEWHERE", `node ${node} is connected to server instance ${owner}`, { owner });
   if (live) return live;
   return fail("BD_NODE_OFFLINE", `node ${node} is not connected (last seen ${row.lastSeenAt.toISOString()})`);
 }
 
 /** Like liveNode, but the agent must be connected now (for requests). */
-export async function connectedNode(ctx: Context, node: string): Promise<LiveNode> {
+export async function connectedNode(ctx: Pick<Context, "services">, node: string): Promise<LiveNode> {
   const live = await liveNode(ctx, node);
   if (!live.connected) fail("BD_NODE_OFFLINE", `node ${node} is disconnected since ${new Date(live.disconnectedAt ?? 0).toISOString()}`);
   return live;

@@ -73,3 +73,31 @@ export function fallbackOf(status: string, commands: { id: string; action: strin
   const done = outcomes.get(install.id) ?? null;
   return { ...record, outcome: done?.context ?? null, message: done?.reason.text ?? null, line: done ? null : fallbackLine(status, record, now) };
 }
+
+/**
+ * The node's installed release whose fallback timer is still pending (not
+ * made permanent, rolled back or reported by the agent), with its status
+ * line; null when there is none. While one is pending the node is spoken
+ * for: its timer will roll it back, so no other install or rollout may take
+ * it (attack finding 7) — only make_permanent or rollback of that upgrade.
+ */
+export async function pendingFallback(prisma: PrismaClient, node: string, now = Date.now()): Promise<{ upgradeId: string; toVsn: string; line: string } | null> {
+  const installed = await prisma.upgrade.findMany({
+    where: { node, status: "installed" },
+    orderBy: { createdAt: "desc" },
+    take: 10,
+    select: { id: true, toVsn: true, status: true, commands: { where: { action: "install" }, select: { id: true, action: true, result: true }, take: 5 } },
+  });
+  if (installed.length === 0) return null;
+  const outcomes = await fallbackOutcomes(prisma, node);
+  for (const u of installed) {
+    const line = fallbackOf(u.status, u.commands, outcomes, now)?.line;
+    if (line) return { upgradeId: u.id, toVsn: u.toVsn, line };
+  }
+  return null;
+}
+
+/** The refusal naming a pending fallback: what the operator must do first. */
+export function pendingFallbackMessage(node: string, p: { upgradeId: string; toVsn: string; line: string }): string {
+  return `${node} has a pending fallback timer: ${p.toVsn} (upgrade ${p.upgradeId}) ${p.line}; make it permanent or roll it back first`;
+}

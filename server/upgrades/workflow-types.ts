@@ -4,6 +4,7 @@
  * upgrade topic. The workflow itself is workflow.ts.
  */
 import type { Gate } from "./gate";
+import { z } from "zod";
 import type { PurgeChoices } from "./plan";
 
 export const ACTIONS = ["unpack", "install", "make_permanent", "rollback"] as const;
@@ -31,15 +32,16 @@ export interface StepInput {
   fallbackMs?: number;
 }
 
-/** What a step request returns: the command to follow; `repeated` when it is an earlier request's (see `repeatOf`). */
-export interface StepReply {
-  commandId: string;
-  upgradeId: string | null;
-  predicted: number;
+/** What a step request returns: the command to follow; `repeated` when it is an earlier request's (see `repeatOf`). Also what an owner instance returns for a rollout's step (fleet/rollout-remote.ts). */
+export const stepReply = z.object({
+  commandId: z.string().max(128),
+  upgradeId: z.string().max(64).nullable(),
+  predicted: z.number().int().nonnegative(),
   /** The digest of the plan the step was gated on (null for a repeat or an ungated step). */
-  digest: string | null;
-  repeated: boolean;
-}
+  digest: z.string().max(64).nullable(),
+  repeated: z.boolean(),
+});
+export type StepReply = z.infer<typeof stepReply>;
 
 /** A command as the CLI follows it: its status and, once finished, its outcome. */
 export interface CommandState {

@@ -17,9 +17,9 @@ import type { Expectations } from "../alerts/expectations";
 import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log";
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
-import { gateParams, requireGate, type Gate } from "./gate";
+import { gateParams, requireGate } from "./gate";
 import { fallbackOfResult } from "./fallback";
-import { recordFallbacks } from "./fallback-store";
+import { pendingFallback, pendingFallbackMessage, recordFallbacks } from "./fallback-store";
 import { upgradeHistory } from "./history";
 import { releaseNodeLock, requireNodeLock, stepHolder } from "./node-lock";
 import type { OldCodeReply } from "./old-code-watch";
@@ -32,7 +32,7 @@ const PLAN_TIMEOUT_MS = 30_000;
 const EXPECT_WINDOW_MS = 15 * 60_000;
 const STALE_AFTER_MS = 30 * 60_000;
 
-export { ACTIONS, type Action, type CommandState, type ProgressEvent, type StepInput, type StepReply } from "./workflow-types";
+export { ACTIONS, type Action, type CommandState, type ProgressEvent, type StepInput, type StepReply, stepReply } from "./workflow-types";
 
 /**
  * Test-only: hold a step request's HTTP reply this long after the command was
@@ -112,6 +112,9 @@ export class UpgradeWorkflow {
 
   private async runLocked(input: StepInput, commandId: string): Promise<StepReply> {
     const { node, action } = input;
+    // Under the node's lock, so no install lands between this look and the step.
+    const pending = action === "install" ? await pendingFallback(this.prisma, node) : null;
+    if (pending) throw new BeamdeckError("BD_CONFLICT", pendingFallbackMessage(node, pending));
     const purge = input.purge ?? {};
     const prePurge = input.prePurge ?? {};
 

@@ -4,7 +4,9 @@
  * permanent, nobody died, as the nodes themselves say), and a rollout an
  * operator halts from the page during the canary's soak (the other node not
  * touched) and then aborts. A viewer sees the same page without the
- * buttons, with the role hint instead.
+ * buttons, with the role hint instead. An operator starts a rollout from
+ * the page's form after reviewing each node's plan (the digests the CLI
+ * computes), and it runs to the end.
  */
 import fs from "node:fs";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -127,5 +129,54 @@ describe("the Rollouts page", () => {
       await expect.poll(() => op.getByTestId("rollout-status").getAttribute("data-status"), { timeout: 30_000 }).toBe("aborted");
       expect(await op.getByTestId("rollout-resume").count()).toBe(0);
     });
+  }, 400_000);
+
+  it("an operator starts a rollout from the page after reviewing every node's plan; a viewer gets no form", async () => {
+    const nodes = await pair("formfleet");
+    // The digests the page shows are the plans the CLI computes for the same choices.
+    const digests: string[] = [];
+    for (const n of nodes) {
+      const r = await bd.cli(["upgrade", "plan", n.name, "0.1.1", "--purge", "TestListener=soft", "--json"]);
+      digests.push((JSON.parse(r.stdout) as { digest: string }).digest);
+    }
+    await withScreenshotOnFailure(op, "rollout-start", async () => {
+      await viewer.goto("/rollouts");
+      await viewer.getByTestId("rollout-start-hint").waitFor();
+      expect(await viewer.getByTestId("rollout-start").count()).toBe(0);
+
+      await op.goto("/rollouts");
+      await op.getByTestId("rollout-start-group").selectOption("formfleet");
+      await op.getByTestId("rollout-start-vsn").fill("0.1.1");
+      await op.getByTestId("rollout-start-purge").fill("TestListener=soft");
+      await op.getByTestId("rollout-start-soak").fill("2 seconds");
+      // A bad duration is said at once, and nothing can be reviewed.
+      expect(await op.getByTestId("rollout-start-problem").textContent()).toBe("soak: a duration like 500ms, 30s, 5m or 1h");
+      expect(await op.getByTestId("rollout-start-review").isDisabled()).toBe(true);
+      await op.getByTestId("rollout-start-soak").fill("2s");
+      await op.getByTestId("rollout-start-batch").fill("1");
+      await op.getByTestId("rollout-start-review").click();
+      await op.getByTestId("rollout-start-plans").waitFor({ timeout: 120_000 });
+      const shown = await op.getByTestId("rollout-start-plan").evaluateAll((rows) => rows.map((r) => `${r.getAttribute("data-node")}=${r.getAttribute("data-digest")}`));
+      expect(shown).toEqual(nodes.map((n, i) => `${n.name}=${digests[i]}`));
+      op.once("dialog", (d) => void d.accept());
+      await op.getByTestId("rollout-start-submit").click();
+      await op.waitForURL((u) => /^\/rollouts\/r-[0-9a-f]{12}$/.test(u.pathname), { timeout: 30_000 });
+      await expect.poll(() => op.getByTestId("rollout-status").getAttribute("data-status"), { timeout: 240_000 }).toBe("done");
+      expect(await steps(op)).toEqual(nodes.map((n) => `${n.name}=permanent`));
+    });
+    const id = new URL(op.url()).pathname.split("/").pop() as string;
+    const r = JSON.parse((await bd.cli(["rollout", "status", id, "--json"])).stdout) as { nodes: { gate: { soakedMs: number } | null }[] };
+    for (const n of r.nodes) expect(n.gate?.soakedMs).toBeGreaterThanOrEqual(2000);
+    // Started by the operator, with the reviewed plans accepted (audited).
+    const audit = JSON.parse((await bd.cli(["audit", "--action", "rollout.start", "--json"])).stdout) as {
+      actor: string;
+      target: string;
+      data: { options: { acceptPlans: string[]; soakMs: number } };
+    }[];
+    const started = audit.find((e) => e.target === `rollout:${id}`);
+    expect(started?.actor).toBe(`user:${OPERATOR.username}`);
+    expect(started?.data.options.acceptPlans).toEqual(digests);
+    expect(started?.data.options.soakMs).toBe(2000);
+    for (const n of nodes) expect(await releasesOf(n)).toBe(`[{"0.1.0",old},{"0.1.1",permanent}]`);
   }, 400_000);
 });

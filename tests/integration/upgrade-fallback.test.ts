@@ -234,4 +234,34 @@ describe("the fallback timer", () => {
     expect(s).toMatch(/rolled_back/);
     expect(s).not.toMatch(/falls back to/);
   }, 400_000);
+
+  it("a pending fallback keeps the node from another install and from a rollout, once the install's lock is released (attack finding 7)", async () => {
+    await installWithFallback("10m");
+    expect((await cli(["upgrade", "unpack", node.name, "0.1.2"])).code).toBe(0);
+    const sent = async () => (await audit()).filter((e) => e.outcome === null && e.action !== "upgrade.unpack").length;
+    const before = await sent();
+    const pending = new RegExp(
+      `${node.name} has a pending fallback timer: 0\\.1\\.1 \\(upgrade \\S+\\) falls back to 0\\.1\\.0 at \\S+ unless made permanent \\(\\d+m \\d+s left\\); make it permanent or roll it back first`,
+    );
+    // The install's result is recorded, so its step lock is free: the refusal names the fallback, not a lock.
+    const install = await cli(["upgrade", "install", node.name, "0.1.2", "--max-kills", "1000", "--yes"]);
+    expect(install.code, install.stdout).toBe(1);
+    expect(install.stderr).toMatch(pending);
+    const groups = JSON.parse((await cli(["groups", "--json"])).stdout) as { name: string; nodes: { name: string }[] }[];
+    const group = groups.find((g) => g.nodes.some((n) => n.name === node.name))?.name as string;
+    const rollout = await cli(["rollout", "start", group, "0.1.2", "--max-kills", "1000", "--yes"]);
+    expect(rollout.code, rollout.stdout).toBe(1);
+    expect(rollout.stderr).toMatch(pending);
+    expect(rollout.stderr).toContain("no node was touched");
+    expect(JSON.parse((await cli(["audit", "--json", "--action", "rollout."])).stdout)).toEqual([]);
+    // Nothing was sent: the node still runs 0.1.1 installed, 0.1.2 only unpacked; no new step intent.
+    expect(await releases()).toEqual(["0.1.0:permanent", "0.1.1:current", "0.1.2:unpacked"]);
+    expect(await sent()).toBe(before);
+    // Resolved (made permanent), the fallback no longer speaks for the node: the install is no longer refused for it.
+    const permPlan = JSON.parse((await cli(["upgrade", "plan", node.name, "0.1.1", "--json"])).stdout) as { digest: string };
+    expect((await cli(["upgrade", "permanent", node.name, "0.1.1", "--accept-plan", permPlan.digest, "--yes"])).code).toBe(0);
+    const after = await cli(["upgrade", "install", node.name, "0.1.2", "--max-kills", "1000", "--yes"]);
+    expect(after.stderr).not.toMatch(/pending fallback/);
+    expect(after.code, after.stderr).toBe(0);
+  }, 400_000);
 });

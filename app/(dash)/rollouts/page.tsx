@@ -4,6 +4,7 @@ import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { dateTime } from "../../_lib/format";
 import { errorMessage, useTRPC } from "../../_lib/trpc";
+import { StartRollout } from "./StartRollout";
 
 export default function RolloutsPage() {
   const trpc = useTRPC();
@@ -13,8 +14,9 @@ export default function RolloutsPage() {
     <div className="page">
       <div className="page-head">
         <h1>Rollouts</h1>
-        <span className="page-meta">start one with: beamdeck rollout start &lt;group&gt; &lt;vsn&gt; --yes</span>
+        <span className="page-meta">or from the CLI: beamdeck rollout start &lt;group&gt; &lt;vsn&gt; --yes</span>
       </div>
+      <StartRollout />
       {list.error ? <div className="alert alert-error">{errorMessage(list.error)}</div> : null}
       <table className="grid">
         <thead>

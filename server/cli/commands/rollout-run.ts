@@ -11,23 +11,21 @@ import { call } from "../client";
 import { CliError, EXIT, usage } from "../errors";
 import { json, table } from "../format";
 import type { Env } from "../../storage/database-url";
-import { groupName, MAX_SOAK_MS, rolloutId, type RolloutStatus } from "../../fleet/rollout-options";
+import { groupName, rolloutId, type RolloutStatus } from "../../fleet/rollout-options";
 import { deathsOf, predictedKillCount } from "../../fleet/rollout-figures";
 import type { RolloutView } from "../../fleet/rollout-store";
+import { parseSoak } from "../../../app/_lib/duration";
 import { parseFallback } from "../../upgrades/fallback";
 import { findingId, planDigest } from "../../upgrades/gate";
 import { planFor, vsnSchema } from "./upgrade";
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-/** `--soak 90s`: a number and a unit (ms, s, m, h). */
-export const durationArg = z
-  .string()
-  .regex(/^\d+(ms|s|m|h)$/, "a duration like 500ms, 30s, 5m or 1h")
-  .transform((v) => {
-    const [, n, unit] = /^(\d+)(ms|s|m|h)$/.exec(v) as RegExpExecArray;
-    return Number(n) * UNIT_MS[unit];
-  })
-  .pipe(z.number().max(MAX_SOAK_MS, "at most 24h"));
+/** `--soak 90s`: a number and a unit (ms, s, m, h); the syntax is the page's too (app/_lib/duration.ts). */
+export const durationArg = z.string().transform((v, ctx) => {
+  const p = parseSoak(v);
+  if (p.ok) return p.ms;
+  ctx.addIssue({ code: "custom", message: p.message });
+  return z.NEVER;
+});
 
 /** Exit code of a rollout's state: 8 halted (decisions' table), 1 aborted, else 0. */
 export function statusExit(s: RolloutStatus): number {
