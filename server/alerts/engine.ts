@@ -71,6 +71,8 @@ export class AlertEngine {
       const { node, connected } = p as { node: string; connected: boolean };
       if (connected) void this.resolve(`node_down|${node}`);
     });
+    // A rule changed through any instance (PgHub carries it to the others).
+    hub.listen("alert-rules", () => this.reloadRules());
   }
 
   start(): void {
@@ -92,7 +94,7 @@ export class AlertEngine {
     return this.rules;
   }
 
-  /** Call after a rule changes. */
+  /** After a rule changes (the "alert-rules" topic). */
   reloadRules(): void {
     this.rules = null;
   }

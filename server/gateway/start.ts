@@ -108,7 +108,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       const live = registry.live(node);
       if (live) return live.summary().connected;
       const row = await db.prisma.node.findUnique({ where: { name: node }, select: { connectedAt: true, instanceId: true, leaseExpiresAt: true } });
-      return Boolean(row?.connectedAt && row.instanceId && row.instanceId !== instanceId && (row.leaseExpiresAt?.getTime() ?? 0) > Date.now());
+      return Boolean(row?.connectedAt && leases.heldElsewhere(row));
     },
   });
   const wsSessions = new WsSessions(db.prisma);

@@ -18,8 +18,7 @@ export async function liveNode(ctx: Context, node: string): Promise<LiveNode> {
     if (live) return live;
     fail("BD_NODE_UNKNOWN", `no node named ${node} has ever connected`);
   }
-  const heldElsewhere = row.instanceId !== null && row.instanceId !== ctx.services.instanceId && (row.leaseExpiresAt?.getTime() ?? 0) > Date.now();
-  if (heldElsewhere) fail("BD_NODE_ELSEWHERE", `node ${node} is connected to server instance ${row.instanceId}`, { owner: row.instanceId });
+  if (ctx.services.registry.leases.heldElsewhere(row)) fail("BD_NODE_ELSEWHERE", `node ${node} is connected to server instance ${row.instanceId}`, { owner: row.instanceId });
   if (live) return live;
   return fail("BD_NODE_OFFLINE", `node ${node} is not connected (last seen ${row.lastSeenAt.toISOString()})`);
 }
