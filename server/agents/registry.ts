@@ -230,7 +230,8 @@ export class AgentRegistry implements SessionHandlers {
     this.sessions.delete(session.node);
     const live = this.nodes.get(session.node);
     if (live) live.disconnectedAt = Date.now();
-    const now = new Date();
+    // On the database's clock: node_down on every instance compares against it.
+    const now = new Date(this.leases.dbNow());
     void this.prisma.node
       .updateMany({
         where: { name: session.node, instanceId: this.instanceId, epoch: session.epoch },
@@ -324,6 +325,8 @@ export class AgentRegistry implements SessionHandlers {
     clearInterval(this.sweeper);
     for (const t of this.publishTimers.values()) clearTimeout(t);
     for (const s of this.sessions.values()) s.close(CLOSE.goingAway, "server shutting down");
-    await this.prisma.node.updateMany({ where: { instanceId: this.instanceId }, data: { connectedAt: null, instanceId: null, leaseExpiresAt: null, lastSeenAt: new Date() } }).catch(() => {});
+    await this.prisma.node
+      .updateMany({ where: { instanceId: this.instanceId }, data: { connectedAt: null, instanceId: null, leaseExpiresAt: null, lastSeenAt: new Date(this.leases.dbNow()) } })
+      .catch(() => {});
   }
 }
