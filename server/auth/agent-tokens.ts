@@ -127,11 +127,16 @@ export async function checkAgentToken(
   return { ok: true, tokenId: row.id, label: row.label, fleet: row.fleet, fleetGroup: row.fleetGroup };
 }
 
-/** Bind an unbound name to a token; returns the token the name is bound to afterwards (race-safe). */
+/** Bind an unbound name to a token; returns the token the name is bound to afterwards (race-safe: one statement). */
 async function claimNodeName(prisma: PrismaClient, node: string, id: string): Promise<string | null> {
-  await prisma.node.createMany({ data: [{ name: node, boundTokenId: id }], skipDuplicates: true });
-  await prisma.node.updateMany({ where: { name: node, boundTokenId: null }, data: { boundTokenId: id } });
-  return (await prisma.node.findUnique({ where: { name: node }, select: { boundTokenId: true } }))?.boundTokenId ?? null;
+  const [row] = await prisma.$queryRawUnsafe<{ boundTokenId: string | null }[]>(
+    `INSERT INTO "Node" ("name", "boundTokenId") VALUES ($1, $2)
+     ON CONFLICT ("name") DO UPDATE SET "boundTokenId" = COALESCE("Node"."boundTokenId", EXCLUDED."boundTokenId")
+     RETURNING "boundTokenId"`,
+    node,
+    id,
+  );
+  return row?.boundTokenId ?? null;
 }
 
 /** Admin: release a node name (the next token to use it claims it) or rebind it to a token. */

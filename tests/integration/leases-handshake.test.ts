@@ -26,6 +26,7 @@ import { checkAgentToken, createAgentToken } from "../../server/auth/agent-token
 import { EventStore } from "../../server/events/store";
 import { LocalHub } from "../../server/live/hub";
 import { openDatabase } from "../../server/storage/db";
+import { waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 
 const TEN_MINUTES = 10 * 60_000;
@@ -170,12 +171,14 @@ describe("the agent handshake's database round trips", () => {
     const node = "handshake@host";
     const session = (epoch: number) => ({ node, tokenId: "", fleetGroup: null, epoch, isOpen: true, close() {} }) as unknown as AgentSession;
     try {
-      // The first use binds the token and the name (a few writes, once).
+      // The first use also binds the token to the name and the name to the token (one statement each), and notes the use.
       const first = await checkAgentToken(counted, token, node);
       expect(first.ok).toBe(true);
       const s1 = session(0);
       expect(await registry.onHello(s1, hello(node, "boot-0001"))).toMatchObject({ ok: true, lastEventSeq: 0 });
       expect(s1.epoch).toBe(1);
+      await waitFor("the last use written", async () => sent.includes("AgentToken.update"), 5000, 20);
+      expect(sent.sort()).toEqual(["AgentToken.update", "AgentToken.updateMany", "raw.$queryRawUnsafe", "raw.$queryRawUnsafe", "raw.$queryRawUnsafe"]);
       await prisma.event.create({ data: { node, bootId: "boot-0001", seq: 7, kind: "supervisor_report", at: new Date(), data: {} } });
 
       // The agent comes back (same boot): counted from here.
