@@ -138,12 +138,22 @@ export async function deliverDue(prisma: PrismaClient): Promise<number> {
     } catch (e) {
       error = (e as Error).name === "TimeoutError" ? `no answer within ${TIMEOUT_MS} ms` : ((e as NodeJS.ErrnoException).code ?? (e as Error).message);
     }
+    // Recorded only while this attempt is the latest: an attempt that outlived its claim (another instance sent it
+    // again meanwhile) must not overwrite that one's outcome.
+    const mine = { id: d.id, status: "pending", attempts: attempt };
     if (!error) {
-      await prisma.webhookDelivery.update({ where: { id: d.id }, data: { status: "delivered", deliveredAt: new Date(), lastStatus: status, lastError: null } });
+      await prisma.webhookDelivery.updateMany({ where: mine, data: { status: "delivered", deliveredAt: new Date(), lastStatus: status, lastError: null } });
     } else if (attempt >= MAX_ATTEMPTS) {
-      await prisma.webhookDelivery.update({ where: { id: d.id }, data: { status: "failed", lastStatus: status, lastError: `${error} (gave up after ${attempt} attempts)` } });
+      await prisma.webhookDelivery.updateMany({ where: mine, data: { status: "failed", lastStatus: status, lastError: `${error} (gave up after ${attempt} attempts)` } });
     } else {
-      await prisma.$executeRawUnsafe(`UPDATE "WebhookDelivery" SET "lastStatus" = $2, "lastError" = $3, "nextAttemptAt" = ${dbNowPlus("$4")} WHERE "id" = $1`, d.id, status, error, backoffMs(attempt));
+      await prisma.$executeRawUnsafe(
+        `UPDATE "WebhookDelivery" SET "lastStatus" = $2, "lastError" = $3, "nextAttemptAt" = ${dbNowPlus("$4")} WHERE "id" = $1 AND "status" = 'pending' AND "attempts" = $5`,
+        d.id,
+        status,
+        error,
+        backoffMs(attempt),
+        attempt,
+      );
     }
   }
   return attempted;
