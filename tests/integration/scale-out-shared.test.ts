@@ -10,7 +10,9 @@
  *   webhook delivery, POSTed once.
  * - The instance sending a delivery is killed (SIGKILL) while the receiver
  *   holds its POST: another instance sends it again once the claim runs out,
- *   with the same delivery id, and the row records it delivered.
+ *   with the same delivery id, and the row records it delivered. Paused
+ *   (SIGSTOP) instead, then resumed after the resend: its stale attempt's
+ *   outcome is not recorded over the resend's.
  * - Audited actions sent through the three instances at once make one chain
  *   that verifies on every instance, with no fork (no two entries after the
  *   same one).
@@ -237,6 +239,40 @@ describe("durable facts shared by three instances", () => {
       expect(serverOwningPort(forAlert[1]?.remotePort ?? 0)).not.toBe(owner);
     } finally {
       await owner.restart();
+    }
+  });
+
+  it("an instance paused mid-POST (not killed) comes back after the resend: its stale attempt does not overwrite the outcome", async () => {
+    const token = await A.agentToken("pause", "pause_*");
+    const sender = new Promise<number>((r) => (holdNext = r));
+    await agentOn(B, { token, node: "pause_b@h", group: "g-pause", releaseVsn: "3.0.0" });
+    await agentOn(C, { token, node: "pause_c@h", group: "g-pause", releaseVsn: "3.0.1" });
+    const port = await Promise.race([sender, new Promise<number>((_, no) => setTimeout(() => no(new Error("no webhook POST within 60 s")), 60_000))]);
+    const paused = serverOwningPort(port);
+    const pid = paused?.pid();
+    if (!paused || !pid) throw new Error(`no server owns the client port ${port}`);
+    // A stop-the-world pause (GC, a starved VM): the process keeps its sockets and resumes later.
+    process.kill(pid, "SIGSTOP");
+    const first = received.at(-1);
+    let resumed = false;
+    try {
+      if (!first) throw new Error("the held POST was not recorded");
+      await waitFor("the same delivery sent again", async () => received.filter((r) => r.delivery === first.delivery).length >= 2, 30_000, 200);
+      await waitFor(
+        "the resend recorded",
+        async () => (await db.query<{ status: string }>(`SELECT status FROM "WebhookDelivery" WHERE id = $1`, [first.delivery])).rows[0]?.status === "delivered",
+        10_000,
+        200,
+      );
+      process.kill(pid, "SIGCONT");
+      resumed = true;
+      // Its own attempt now times out (5 s passed while it was stopped) and reports an error: not recorded.
+      await new Promise((r) => setTimeout(r, 4000));
+      const row = await db.query<{ status: string; attempts: number; lastError: string | null }>(`SELECT status, attempts, "lastError" FROM "WebhookDelivery" WHERE id = $1`, [first.delivery]);
+      expect(row.rows).toEqual([{ status: "delivered", attempts: 2, lastError: null }]);
+      expect(received.filter((r) => r.delivery === first.delivery)).toHaveLength(2);
+    } finally {
+      if (!resumed) process.kill(pid, "SIGCONT");
     }
   });
 
