@@ -2,7 +2,7 @@
  * Benchmarks report; they do not pass or fail. Each prints its own table;
  * the Erlang ones also print a `BENCH_JSON {...}` line that is collected into
  * a summary (tests/.out/bench.json). `npm run bench -- agent events` runs
- * only the named parts (agent, footprint, table, events, cli, scale); `agent` also runs
+ * only the named parts (agent, footprint, table, events, cli, scale, handshake); `agent` also runs
  * the lint and preview benchmarks inside each OTP chroot present, with that
  * OTP's own compile of the agent, one table row per OTP
  * (tests/bench/agent-otp.ts); `footprint` takes
@@ -16,6 +16,7 @@ import { agentOtpBench } from "../tests/bench/agent-otp";
 import { cliBench, printCliTable } from "../tests/bench/cli";
 import { ingestBench, latencyBench } from "../tests/bench/events";
 import { footprintBench } from "../tests/bench/footprint";
+import { handshakeBench } from "../tests/bench/handshake";
 import { scaleBench } from "../tests/bench/scale";
 import { tableBench } from "../tests/bench/table";
 
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
     printCliTable(rows);
   }
   if (want("scale")) summary.scale = await scaleBench();
+  if (want("handshake")) summary.handshake = await handshakeBench();
   fs.mkdirSync("tests/.out", { recursive: true });
   fs.writeFileSync("tests/.out/bench.json", JSON.stringify(summary, null, 2));
   console.log("\n(summary written to tests/.out/bench.json)");

@@ -26,7 +26,7 @@ export async function listNodes(services: Pick<Services, "prisma" | "registry" |
   const rows = await services.prisma.node.findMany({ orderBy: { name: "asc" }, take: MAX_LISTED_NODES });
   const now = Date.now();
   return rows.map((r) => {
-    const heldElsewhere = r.connectedAt !== null && r.instanceId !== null && r.instanceId !== services.instanceId && (r.leaseExpiresAt?.getTime() ?? 0) > now;
+    const heldElsewhere = r.connectedAt !== null && services.registry.leases.heldElsewhere(r);
     // A node that moved to another instance: what is left here is older than its row.
     const live = heldElsewhere ? undefined : services.registry.live(r.name);
     const s = live?.summary();
@@ -37,7 +37,7 @@ export async function listNodes(services: Pick<Services, "prisma" | "registry" |
     return {
       name: r.name,
       // Elsewhere: only while that instance's lease is unexpired (a killed instance's nodes are not connected).
-      connected: s?.connected ?? (r.connectedAt !== null && r.instanceId !== null && (r.leaseExpiresAt?.getTime() ?? 0) > now),
+      connected: s?.connected ?? (r.connectedAt !== null && r.instanceId !== null && services.registry.leases.current(r.leaseExpiresAt)),
       connectedHere: Boolean(s?.connected),
       instance: r.instanceId && r.instanceId !== services.instanceId ? r.instanceId : null,
       lastSeenAt: s && s.connected ? now : (s?.disconnectedAt ?? r.lastSeenAt.getTime()),

@@ -7,6 +7,7 @@
 import type { PrismaClient } from "../../generated/prisma/client";
 import { regressionBootId, regressionEvent, sequenceEvents } from "../events/sequence";
 import type { Hub } from "../live/hub";
+import { DB_NOW, dbNowPlus } from "../storage/db-clock";
 import type { InstanceLeases } from "./leases";
 import { instanceAnswers } from "../gateway/instance-probe";
 import { LiveNode } from "./live-node";
@@ -51,7 +52,8 @@ export class AgentRegistry implements SessionHandlers {
     private readonly hub: Hub,
     readonly instanceId: string,
     private readonly events: EventSink,
-    private readonly leases: InstanceLeases,
+    /** Which lease is current (on the database's clock): for whoever reads node rows. */
+    readonly leases: InstanceLeases,
     readonly maxProcessRecords = DEFAULT_MAX_PROCESS_RECORDS,
   ) {
     this.sweeper = setInterval(() => this.sweep(), 60_000);
@@ -125,8 +127,7 @@ export class AgentRegistry implements SessionHandlers {
     const s = this.session(node);
     if (s) return s.probe();
     const row = await this.prisma.node.findUnique({ where: { name: node }, select: { instanceId: true, leaseExpiresAt: true } });
-    const leased = Boolean(row?.instanceId && row.instanceId !== this.instanceId && row.leaseExpiresAt && row.leaseExpiresAt.getTime() > Date.now());
-    return leased && row?.instanceId ? instanceAnswers(this.prisma, row.instanceId) : false;
+    return row?.instanceId && this.leases.heldElsewhere(row) ? instanceAnswers(this.prisma, row.instanceId) : false;
   }
 
   /** An admin rebound or released the name: a socket under another token goes. */
@@ -157,25 +158,27 @@ export class AgentRegistry implements SessionHandlers {
     const existing = this.nodes.get(hello.node);
     if (existing) existing.reconnected(hello);
     else this.nodes.set(hello.node, new LiveNode(hello.node, hello));
-    const now = new Date();
-    const row = {
-      lastSeenAt: now,
-      connectedAt: now,
-      ...this.leases.acquire(now),
-      bootId: hello.bootId,
-      otpRelease: hello.otpRelease,
-      agentVersion: hello.agentVersion,
-      hello: JSON.parse(JSON.stringify(hello)),
-    };
-    // Every takeover is a new epoch: only the newest socket's events count.
-    const { epoch } = await this.prisma.node.upsert({
-      where: { name: hello.node },
-      create: { name: hello.node, ...row, epoch: 1 },
-      update: { ...row, epoch: { increment: 1 } },
-      select: { epoch: true },
-    });
+    // One statement (the handshake's last round trip): the row with this instance's lease on the database's clock, a new
+    // epoch (every takeover is one: only the newest socket's events count), and the boot's highest stored seq.
+    const [taken] = await this.prisma.$queryRawUnsafe<{ epoch: number; lastSeq: number }[]>(
+      `INSERT INTO "Node" ("name", "lastSeenAt", "connectedAt", "instanceId", "leaseExpiresAt", "bootId", "otpRelease", "agentVersion", "hello", "epoch")
+       VALUES ($1, ${DB_NOW}, ${DB_NOW}, $2, ${dbNowPlus("$3")}, $4, $5, $6, $7::jsonb, 1)
+       ON CONFLICT ("name") DO UPDATE SET "lastSeenAt" = EXCLUDED."lastSeenAt", "connectedAt" = EXCLUDED."connectedAt",
+         "instanceId" = EXCLUDED."instanceId", "leaseExpiresAt" = EXCLUDED."leaseExpiresAt", "bootId" = EXCLUDED."bootId",
+         "otpRelease" = EXCLUDED."otpRelease", "agentVersion" = EXCLUDED."agentVersion", "hello" = EXCLUDED."hello", "epoch" = "Node"."epoch" + 1
+       RETURNING "epoch", (SELECT COALESCE(MAX("seq"), 0)::int FROM "Event" WHERE "node" = $1 AND "bootId" = $4) AS "lastSeq"`,
+      hello.node,
+      this.instanceId,
+      this.leases.leaseMs,
+      hello.bootId,
+      hello.otpRelease,
+      hello.agentVersion,
+      JSON.stringify(hello),
+    );
+    if (!taken) throw new Error(`node ${hello.node}: the node row was not written`);
+    const { epoch } = taken;
     session.epoch = epoch;
-    const lastEventSeq = await this.checkRegression(hello, epoch);
+    const lastEventSeq = await this.checkRegression(hello, epoch, taken.lastSeq);
     this.acked.set(session, lastEventSeq);
     this.hub.publish("nodes", { node: hello.node, connected: true });
     this.publishSoon(hello.node);
@@ -188,8 +191,7 @@ export class AgentRegistry implements SessionHandlers {
    * set aside, recorded as a regression (which pages), and the agent's own
    * events are stored in their place.
    */
-  private async checkRegression(hello: HelloFrame, epoch: number): Promise<number> {
-    const stored = await this.events.lastSeq(hello.node, hello.bootId);
+  private async checkRegression(hello: HelloFrame, epoch: number, stored: number): Promise<number> {
     if (stored <= hello.lastEventSeq) return stored;
     const moved = await this.events.displace(hello.node, hello.bootId, hello.lastEventSeq, `${regressionBootId(hello.bootId)}:e${epoch}`);
     console.warn(`[beamdeck] ${hello.node}: stored seqs up to ${stored} but its agent is at ${hello.lastEventSeq}; set aside ${moved} event(s)`);
@@ -239,7 +241,8 @@ export class AgentRegistry implements SessionHandlers {
     this.sessions.delete(session.node);
     const live = this.nodes.get(session.node);
     if (live) live.disconnectedAt = Date.now();
-    const now = new Date();
+    // On the database's clock: node_down on every instance compares against it.
+    const now = new Date(this.leases.dbNow());
     void this.prisma.node
       .updateMany({
         where: { name: session.node, instanceId: this.instanceId, epoch: session.epoch },
@@ -333,6 +336,8 @@ export class AgentRegistry implements SessionHandlers {
     clearInterval(this.sweeper);
     for (const t of this.publishTimers.values()) clearTimeout(t);
     for (const s of this.sessions.values()) s.close(CLOSE.goingAway, "server shutting down");
-    await this.prisma.node.updateMany({ where: { instanceId: this.instanceId }, data: { connectedAt: null, instanceId: null, leaseExpiresAt: null, lastSeenAt: new Date() } }).catch(() => {});
+    await this.prisma.node
+      .updateMany({ where: { instanceId: this.instanceId }, data: { connectedAt: null, instanceId: null, leaseExpiresAt: null, lastSeenAt: new Date(this.leases.dbNow()) } })
+      .catch(() => {});
   }
 }

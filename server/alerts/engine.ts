@@ -71,6 +71,8 @@ export class AlertEngine {
       const { node, connected } = p as { node: string; connected: boolean };
       if (connected) void this.resolve(`node_down|${node}`);
     });
+    // A rule changed through any instance (PgHub carries it to the others).
+    hub.listen("alert-rules", () => this.reloadRules());
   }
 
   start(): void {
@@ -92,7 +94,7 @@ export class AlertEngine {
     return this.rules;
   }
 
-  /** Call after a rule changes. */
+  /** After a rule changes (the "alert-rules" topic). */
   reloadRules(): void {
     this.rules = null;
   }
@@ -237,8 +239,10 @@ export class AlertEngine {
     const rules = await this.currentRules().catch(() => null);
     const rule = rules?.node_down;
     if (!rule?.enabled) return;
-    const cutoff = new Date(Date.now() - rule.params.forSeconds * 1000);
-    const down = await this.prisma.node.findMany({ where: { connectedAt: null, lastSeenAt: { lte: cutoff, gte: new Date(Date.now() - 7 * 86400_000) } }, take: 1000 });
+    // lastSeenAt is written on the database's clock (leases.ts): compare on it, whatever this instance's clock says.
+    const now = this.registry.leases.dbNow();
+    const cutoff = new Date(now - rule.params.forSeconds * 1000);
+    const down = await this.prisma.node.findMany({ where: { connectedAt: null, lastSeenAt: { lte: cutoff, gte: new Date(now - 7 * 86400_000) } }, take: 1000 });
     for (const n of down) {
       const open = await this.prisma.alert.findFirst({ where: { groupKey: `node_down|${n.name}`, status: { in: ["open", "acked"] } }, select: { id: true } });
       // Only the first crossing pages; a node that stays down is one alert.

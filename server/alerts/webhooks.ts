@@ -16,6 +16,7 @@ import { eventFrame, type EventFrame } from "../agents/protocol";
 import { withoutValues } from "../events/event-values";
 import { readColumn } from "../storage/json-column";
 import { jsonSafe } from "../audit/log";
+import { DB_NOW, dbNowPlus } from "../storage/db-clock";
 import { getSetting } from "../storage/settings";
 import { activeSecretKey, isSealed, seal, unseal } from "../storage/secret-key";
 import type { AlertRow } from "./store";
@@ -25,10 +26,14 @@ export { urlForAudit } from "../audit/redact";
 
 export const SIGNATURE_HEADER = "x-beamdeck-signature";
 export const TIMESTAMP_HEADER = "x-beamdeck-timestamp";
+/** The delivery's id, the same on every attempt: a receiver drops a repeat it already handled. */
+export const DELIVERY_HEADER = "x-beamdeck-delivery";
 export const MAX_ATTEMPTS = 6;
 // Overridable so tests can watch a whole retry sequence without waiting a minute.
 const BASE_DELAY_MS = Number(process.env.BEAMDECK_WEBHOOK_BASE_DELAY_MS ?? 1000);
 const TIMEOUT_MS = 5000;
+/** How long a claimed attempt is the claimer's: its timeout and a second. */
+const CLAIM_MS = TIMEOUT_MS + 1000;
 
 /** `sha256=<hex>` of `<timestamp>.<body>`: the timestamp guards against replays. */
 export function sign(secret: string, timestamp: string, body: string): string {
@@ -109,23 +114,31 @@ export function backoffMs(attempt: number): number {
   return BASE_DELAY_MS * 2 ** Math.max(0, attempt - 1);
 }
 
-/** Send what is due; returns how many were attempted. Safe to run on several instances. */
-export async function deliverDue(prisma: PrismaClient, now = new Date()): Promise<number> {
-  const due = await prisma.webhookDelivery.findMany({
-    where: { status: "pending", nextAttemptAt: { lte: now } },
-    include: { webhook: true },
-    orderBy: { nextAttemptAt: "asc" },
-    take: 20,
-  });
+/**
+ * Send what is due; returns how many were attempted. Safe to run on several
+ * instances: "due" and the claim's expiry are read on the database's clock
+ * (instances whose clocks are apart agree), and a claim is one conditional
+ * UPDATE, so only one instance sends an attempt. An instance killed while
+ * its POST is in flight leaves the outcome unknown: the claim runs out and
+ * another instance sends it again with the same `x-beamdeck-delivery` id,
+ * so the receiver can drop the repeat.
+ */
+export async function deliverDue(prisma: PrismaClient): Promise<number> {
+  const dueIds = await prisma.$queryRawUnsafe<{ id: string }[]>(`SELECT "id" FROM "WebhookDelivery" WHERE "status" = 'pending' AND "nextAttemptAt" <= ${DB_NOW} ORDER BY "nextAttemptAt" LIMIT 20`);
+  if (dueIds.length === 0) return 0;
+  const due = await prisma.webhookDelivery.findMany({ where: { id: { in: dueIds.map((d) => d.id) } }, include: { webhook: true }, orderBy: { nextAttemptAt: "asc" } });
   let attempted = 0;
   const allowPrivate = due.length > 0 && (await getSetting(prisma, "webhooks.allowPrivateTargets"));
   for (const d of due) {
-    // Claim it: only the instance whose update matched sends.
-    const claim = await prisma.webhookDelivery.updateMany({
-      where: { id: d.id, status: "pending", attempts: d.attempts },
-      data: { attempts: d.attempts + 1, nextAttemptAt: new Date(Date.now() + TIMEOUT_MS + 1000) },
-    });
-    if (claim.count === 0) continue;
+    // Claim it: only the instance whose update matched sends; the claim outlives one attempt's timeout.
+    const claimed = await prisma.$executeRawUnsafe(
+      `UPDATE "WebhookDelivery" SET "attempts" = "attempts" + 1, "nextAttemptAt" = ${dbNowPlus("$3")}
+       WHERE "id" = $1 AND "status" = 'pending' AND "attempts" = $2 AND "nextAttemptAt" <= ${DB_NOW}`,
+      d.id,
+      d.attempts,
+      CLAIM_MS,
+    );
+    if (claimed === 0) continue;
     attempted += 1;
     const attempt = d.attempts + 1;
     const body = JSON.stringify(d.payload);
@@ -133,19 +146,35 @@ export async function deliverDue(prisma: PrismaClient, now = new Date()): Promis
     let status: number | null = null;
     let error: string | null = null;
     try {
-      const headers = { "content-type": "application/json", [SIGNATURE_HEADER]: sign(webhookSecret(d.webhook.secret), ts, body), [TIMESTAMP_HEADER]: ts, "user-agent": "beamdeck-webhook/1" };
+      const headers = {
+        "content-type": "application/json",
+        [DELIVERY_HEADER]: d.id,
+        [SIGNATURE_HEADER]: sign(webhookSecret(d.webhook.secret), ts, body),
+        [TIMESTAMP_HEADER]: ts,
+        "user-agent": "beamdeck-webhook/1",
+      };
       const res = await postJson(d.webhook.url, headers, body, { timeoutMs: TIMEOUT_MS, allowPrivate });
       status = res.status;
       if (status < 200 || status > 299) error = `HTTP ${status}`;
     } catch (e) {
       error = (e as Error).name === "TimeoutError" ? `no answer within ${TIMEOUT_MS} ms` : ((e as NodeJS.ErrnoException).code ?? (e as Error).message);
     }
+    // Recorded only while this attempt is the latest: an attempt that outlived its claim (another instance sent it
+    // again meanwhile) must not overwrite that one's outcome.
+    const mine = { id: d.id, status: "pending", attempts: attempt };
     if (!error) {
-      await prisma.webhookDelivery.update({ where: { id: d.id }, data: { status: "delivered", deliveredAt: new Date(), lastStatus: status, lastError: null } });
+      await prisma.webhookDelivery.updateMany({ where: mine, data: { status: "delivered", deliveredAt: new Date(), lastStatus: status, lastError: null } });
     } else if (attempt >= MAX_ATTEMPTS) {
-      await prisma.webhookDelivery.update({ where: { id: d.id }, data: { status: "failed", lastStatus: status, lastError: `${error} (gave up after ${attempt} attempts)` } });
+      await prisma.webhookDelivery.updateMany({ where: mine, data: { status: "failed", lastStatus: status, lastError: `${error} (gave up after ${attempt} attempts)` } });
     } else {
-      await prisma.webhookDelivery.update({ where: { id: d.id }, data: { lastStatus: status, lastError: error, nextAttemptAt: new Date(Date.now() + backoffMs(attempt)) } });
+      await prisma.$executeRawUnsafe(
+        `UPDATE "WebhookDelivery" SET "lastStatus" = $2, "lastError" = $3, "nextAttemptAt" = ${dbNowPlus("$4")} WHERE "id" = $1 AND "status" = 'pending' AND "attempts" = $5`,
+        d.id,
+        status,
+        error,
+        backoffMs(attempt),
+        attempt,
+      );
     }
   }
   return attempted;

@@ -24,6 +24,10 @@ export const fleetPattern = z
 
 export const fleetGroup = z.string().min(1).max(100);
 
+type AgentTokenRow = Awaited<ReturnType<PrismaClient["agentToken"]["findUniqueOrThrow"]>>;
+/** `lastUsedAt` is a hint for admins: written at most this often per token. */
+const LAST_USED_EVERY_MS = 60_000;
+
 export function fleetPatternMatches(pattern: string, node: string): boolean {
   const re = pattern
     .split("*")
@@ -73,12 +77,19 @@ export async function checkAgentToken(
 ): Promise<AgentAuth> {
   if (!token) return { ok: false, status: 401, reason: "missing agent token (Authorization: Bearer <token>)" };
   const id = tokenId("agent", token);
-  const row = id ? await prisma.agentToken.findUnique({ where: { id } }) : null;
+  // The token and the name's binding in one round trip (the handshake runs under the agent's 15 s timeout).
+  const [row] = id
+    ? await prisma.$queryRawUnsafe<(AgentTokenRow & { nodeBoundTo: string | null })[]>(
+        `SELECT t.*, (SELECT n."boundTokenId" FROM "Node" n WHERE n."name" = $2) AS "nodeBoundTo" FROM "AgentToken" t WHERE t."id" = $1`,
+        id,
+        node,
+      )
+    : [];
   if (!row || !tokenMatches(token, row.hash)) return { ok: false, status: 401, reason: "agent token not recognised" };
   if (row.revokedAt) return { ok: false, status: 401, reason: `agent token ${row.id} was revoked` };
   if (!node) return { ok: false, status: 401, reason: "missing X-Beamdeck-Node header" };
 
-  const boundTo = (await prisma.node.findUnique({ where: { name: node }, select: { boundTokenId: true } }))?.boundTokenId ?? null;
+  const boundTo = row.nodeBoundTo;
   if (boundTo && boundTo !== row.id) return { ok: false, status: 403, reason: `node ${node} is bound to another agent token (${boundTo})` };
 
   if (row.fleet) {
@@ -107,15 +118,25 @@ export async function checkAgentToken(
     const claimed = await claimNodeName(prisma, node, row.id);
     if (claimed !== row.id) return { ok: false, status: 403, reason: `node ${node} is bound to another agent token (${claimed})` };
   }
-  await prisma.agentToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
+  // Off the handshake's path, and at most once a minute per token (a fleet reconnecting at once writes it once).
+  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_EVERY_MS) {
+    void prisma.agentToken
+      .update({ where: { id: row.id }, data: { lastUsedAt: new Date() } })
+      .catch((e) => console.warn(`[beamdeck] agent token ${row.id}: last use not recorded: ${(e as Error).message}`));
+  }
   return { ok: true, tokenId: row.id, label: row.label, fleet: row.fleet, fleetGroup: row.fleetGroup };
 }
 
-/** Bind an unbound name to a token; returns the token the name is bound to afterwards (race-safe). */
+/** Bind an unbound name to a token; returns the token the name is bound to afterwards (race-safe: one statement). */
 async function claimNodeName(prisma: PrismaClient, node: string, id: string): Promise<string | null> {
-  await prisma.node.createMany({ data: [{ name: node, boundTokenId: id }], skipDuplicates: true });
-  await prisma.node.updateMany({ where: { name: node, boundTokenId: null }, data: { boundTokenId: id } });
-  return (await prisma.node.findUnique({ where: { name: node }, select: { boundTokenId: true } }))?.boundTokenId ?? null;
+  const [row] = await prisma.$queryRawUnsafe<{ boundTokenId: string | null }[]>(
+    `INSERT INTO "Node" ("name", "boundTokenId") VALUES ($1, $2)
+     ON CONFLICT ("name") DO UPDATE SET "boundTokenId" = COALESCE("Node"."boundTokenId", EXCLUDED."boundTokenId")
+     RETURNING "boundTokenId"`,
+    node,
+    id,
+  );
+  return row?.boundTokenId ?? null;
 }
 
 /** Admin: release a node name (the next token to use it claims it) or rebind it to a token. */

@@ -9,7 +9,7 @@
  */
 import type { z } from "zod";
 import type { PrismaClient } from "../../generated/prisma/client";
-import { ownerElsewhere } from "../agents/leases";
+import type { InstanceLeases } from "../agents/leases";
 import { type ReleasesReply, releasesReply } from "../agents/replies";
 import { BeamdeckError } from "../errors";
 import { answerFromOwner } from "../gateway/owner-answers";
@@ -35,6 +35,7 @@ export class RolloutSteps {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly instanceId: string,
+    private readonly leases: Pick<InstanceLeases, "ownerElsewhere">,
     private readonly upgrades: UpgradeWorkflow,
     /** Does this instance hold the node's socket now (the registry). */
     private readonly holdsHere: (node: string) => boolean,
@@ -56,7 +57,7 @@ export class RolloutSteps {
   private async ownerOf(node: string): Promise<string | null> {
     if (this.holdsHere(node)) return null;
     const row = await this.prisma.node.findUnique({ where: { name: node }, select: { instanceId: true, leaseExpiresAt: true } });
-    return ownerElsewhere(row, this.instanceId);
+    return this.leases.ownerElsewhere(row);
   }
 
   private async send<T>(op: RolloutOp, schema: z.ZodType<T>, here: () => Promise<T>): Promise<T> {

@@ -120,7 +120,7 @@ export function createBeamdeckServer(services: Services, web: WebHandler | null,
       if (url.pathname === "/api/audit/export") return await auditExport(services, req, res, url);
       if (url.pathname === "/metrics") return await metricsEndpoint(services, services.metrics, req, res);
       if (url.pathname === "/healthz") {
-        // For load balancers: says the process is up, and nothing else.
+        // For load balancers: says the process is up, and nothing else; no database call, so a slow database does not fail it.
         res.writeHead(200, { "content-type": "application/json" });
         return res.end('{"ok":true}');
       }

@@ -10,7 +10,7 @@ import path from "node:path";
 import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
 import { sealPlaintextSecrets } from "../alerts/webhooks";
-import { InstanceLeases, leaseMs, ownerElsewhere } from "../agents/leases";
+import { InstanceLeases, leaseMs } from "../agents/leases";
 import { applyAccessChanges } from "../agents/access-changes";
 import { AgentRegistry, DEFAULT_MAX_PROCESS_RECORDS } from "../agents/registry";
 import { SystemWatch } from "../agents/system-views";
@@ -101,7 +101,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const alerts = new AlertEngine(db.prisma, hub, registry, events, () => services.publicUrl, oldCode, groups);
   const upgrades = new UpgradeWorkflow(db.prisma, hub, registry, alerts.expectations, (node, step, vsn, v) => alerts.upgradeUnverified(node, step, vsn, v));
   events.onStored((node, stored) => upgrades.onStoredEvents(node, stored));
-  const steps = new RolloutSteps(db.prisma, instanceId, upgrades, (node) => registry.live(node)?.connected ?? false);
+  const steps = new RolloutSteps(db.prisma, instanceId, leases, upgrades, (node) => registry.live(node)?.connected ?? false);
   const rollouts = new RolloutEngine(db.prisma, hub, steps, alerts, groups, instanceId, {
     ttlMs: leaseMs(env),
     stepTimeoutMs: rolloutStepTimeoutMs(env),
@@ -109,7 +109,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     isConnected: async (node) => {
       if (registry.live(node)?.connected) return true;
       const row = await db.prisma.node.findUnique({ where: { name: node }, select: { connectedAt: true, instanceId: true, leaseExpiresAt: true } });
-      return Boolean(row?.connectedAt && ownerElsewhere(row, instanceId));
+      return Boolean(row?.connectedAt && leases.heldElsewhere(row));
     },
   });
   const wsSessions = new WsSessions(db.prisma);

@@ -16,7 +16,8 @@ export type Topic =
   | `upgrade:${string}` // upgrade progress of one node
   | "rollouts" // a rollout started or changed status
   | `rollout:${string}` // one rollout's state changed
-  | "agent-access"; // an agent token was revoked or a node name rebound (agents/access-changes.ts)
+  | "agent-access" // an agent token was revoked or a node name rebound (agents/access-changes.ts)
+  | "alert-rules"; // an alert rule changed: every instance's engine reloads its rules
 
 export interface Hub {
   publish(topic: Topic, payload: unknown): void;

@@ -76,7 +76,8 @@ export const alertsRouter = router({
     const actor = actorOf(ctx.principal);
     const before = (await loadRules(ctx.services.prisma))[input.kind];
     await saveRule(ctx.services.prisma, input.kind, input.enabled, input.params, actor);
-    ctx.services.alerts.reloadRules();
+    // Every instance's engine caches the rules: each reloads (alerts/engine.ts).
+    ctx.services.hub.publish("alert-rules", { kind: input.kind });
     const after = (await loadRules(ctx.services.prisma))[input.kind];
     await appendAudit(ctx.services.prisma, {
       actor,

@@ -1,7 +1,6 @@
 /** Shared inputs and lookups for per-node procedures. */
 import type { Context } from "../context";
 import { fail } from "../errors";
-import { ownerElsewhere } from "../agents/leases";
 import type { LiveNode } from "../agents/live-node";
 
 export { nodeName, pidText } from "../agents/names";
@@ -19,7 +18,7 @@ export async function liveNode(ctx: Pick<Context, "services">, node: string): Pr
     if (live) return live;
     fail("BD_NODE_UNKNOWN", `no node named ${node} has ever connected`);
   }
-  const owner = ownerElsewhere(row, ctx.services.instanceId);
+  const owner = ctx.services.registry.leases.ownerElsewhere(row);
   if (owner) fail("BD_NODE_ELSEWHERE", `node ${node} is connected to server instance ${owner}`, { owner });
   if (live) return live;
   return fail("BD_NODE_OFFLINE", `node ${node} is not connected (last seen ${row.lastSeenAt.toISOString()})`);

@@ -74,17 +74,23 @@ export const tokensRouter = router({
   }),
 
   agentRevoke: adminProcedure.input(z.object({ id: tokenIdInput })).mutation(async ({ ctx, input }) => {
+    // Sockets under the token held by other instances (under a current lease): a connected name is bound to the token
+    // its socket used (agent-tokens.ts); read before the revocation, as they close when the change reaches their instance.
+    const elsewhere = await ctx.services.prisma.node.count({
+      where: { boundTokenId: input.id, connectedAt: { not: null }, instanceId: { not: ctx.services.instanceId }, leaseExpiresAt: { gt: new Date(ctx.services.registry.leases.dbNow()) } },
+    });
     await revokeAgentToken(ctx.services.prisma, input.id);
-    // Counted here; sockets under it on other instances close when the change reaches them.
-    const disconnected = ctx.services.registry.disconnectToken(input.id, "agent token revoked");
+    const here = ctx.services.registry.disconnectToken(input.id, "agent token revoked");
     announceAccessChange(ctx.services.hub, { kind: "revoked", tokenId: input.id });
+    const disconnected = here + elsewhere;
     await appendAudit(ctx.services.prisma, {
       actor: actorOf(ctx.principal),
       action: "agent_token.revoke",
       target: `agent:${input.id}`,
       outcome: "ok",
-      data: { disconnected },
+      data: { disconnected, here },
     });
-    return { id: input.id, revoked: true, disconnected };
+    // `disconnected`: across instances; `here`: those the handling instance held.
+    return { id: input.id, revoked: true, disconnected, here };
   }),
 });

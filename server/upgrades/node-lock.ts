@@ -57,8 +57,9 @@ export async function releaseNodeLock(prisma: PrismaClient, node: string, holder
 
 /** The current, unexpired holder, or null. */
 export async function nodeLockHolder(prisma: PrismaClient, node: string): Promise<string | null> {
-  const row = await prisma.nodeUpgradeLock.findUnique({ where: { node } });
-  return row && row.expiresAt.getTime() > Date.now() ? row.holder : null;
+  // Expired on the database's clock, as acquire and renew judge it.
+  const rows = await prisma.$queryRawUnsafe<{ holder: string }[]>(`SELECT "holder" FROM "NodeUpgradeLock" WHERE "node" = $1 AND "expiresAt" > ${DB_NOW}`, node);
+  return rows[0]?.holder ?? null;
 }
 
 export function describeHolder(holder: string): string {

@@ -83,7 +83,8 @@ export class UpgradeWorkflow {
   /** Is a step of this node still waiting for its result? */
   private async running(node: string) {
     const cmd = await this.prisma.upgradeCommand.findFirst({ where: { node, status: { in: ["sent", "running"] } }, orderBy: { createdAt: "desc" } });
-    if (cmd && cmd.createdAt.getTime() < Date.now() - STALE_AFTER_MS) {
+    // createdAt is the database's clock: compare on it (leases.ts keeps this instance's offset to it).
+    if (cmd && cmd.createdAt.getTime() < this.registry.leases.dbNow() - STALE_AFTER_MS) {
       // Its result never came (the node was lost): stop blocking, and say so.
       await this.prisma.upgradeCommand.update({ where: { id: cmd.id }, data: { status: "no_outcome" } });
       return null;

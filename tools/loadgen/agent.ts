@@ -57,6 +57,8 @@ export interface SyntheticAgentOptions {
   firstEndpoint?: number;
   /** `hello.group` (fleet tokens created with `--group`). */
   group?: string;
+  /** The version of the release `synth` the node says it runs (nodes of a group on different versions drift). Default "2.4.1". */
+  releaseVsn?: string;
 }
 
 interface EventOut {
@@ -69,7 +71,7 @@ interface EventOut {
 export class SyntheticAgent {
   readonly node: string;
   readonly bootId = randomUUID().replace(/-/g, "");
-  private readonly opts: Required<Omit<SyntheticAgentOptions, "group" | "url">> & { group?: string };
+  private readonly opts: Required<Omit<SyntheticAgentOptions, "group" | "url" | "releaseVsn">> & { group?: string; releaseVsn?: string };
   private readonly urls: string[];
   private urlIndex: number;
   private readonly random: () => number;
@@ -323,7 +325,7 @@ export class SyntheticAgent {
         { name: "kernel", vsn: "8.5.3", description: "ERTS  CXC 138 10" },
         { name: "stdlib", vsn: "4.2", description: "ERTS  CXC 138 10" },
       ],
-      releases: [{ name: "synth", vsn: "2.4.1", status: "permanent", apps: ["kernel-8.5.3", "stdlib-4.2", "synth-2.4.1"] }],
+      releases: [{ name: "synth", vsn: this.opts.releaseVsn ?? "2.4.1", status: "permanent", apps: ["kernel-8.5.3", "stdlib-4.2", "synth-2.4.1"] }],
       capabilities: ["procs", "tree", "detail", "events", "dropped_seqs"],
       config: { getState: false },
       lastEventSeq: this.eventSeq,
