@@ -38,10 +38,13 @@
 %%% (beamdeck_agent_hotspots): no table of every process, only the top-N by
 %%% mailbox and by memory and hot pids, sent with `partial: true'. Hot pids
 %%% come from beamdeck_agent_sysmon (OTP 27+, when the system monitor is
-%%% free) and are sent at once by hot/1. Between ticks the sampler
-%%% hibernates only where that pays (ticks 10 s or more apart, partial mode,
-%%% or a table of 50k or more whose garbage copies would stay): else the
-%%% copy and the wake-up cost as much as the walk. While the
+%%% free) and are sent at once by hot/1. The table of known processes is
+%%% kept in compact ETS rows (beamdeck_agent_rows), not in the sampler's
+%%% heap: a garbage collection never copies it, so the heap stays the size
+%%% of one tick's work. Between ticks the sampler hibernates only where
+%%% that pays (ticks 10 s or more apart, or partial mode, where the walk's
+%%% garbage is all the heap holds): else the wake-up costs as much as the
+%%% walk. While the
 %%% connection is down the sampler drops its table and only polls
 %%% `beamdeck_agent_conn:connected/0'; `resync/0' (sent by the connection on
 %%% `welcome', and by the `refresh' request) makes the next tick, at once, a
@@ -92,7 +95,6 @@
 %% ticks are far apart, in partial mode (the walk's garbage, no table) or
 %% when the table's garbage copies are the memory goal's concern.
 -define(HIBERNATE_MIN_MS, 10000).
--define(HIBERNATE_TABLE, 50000).
 %% Frame limits: the agent keeps frames under 512 KiB; sizes are estimated
 %% (UTF-8 text is sent unescaped) with a margin.
 -define(FRAME_BYTES, 384 * 1024).
@@ -102,7 +104,6 @@
 -define(RECORD_BYTES, 220).
 -define(PAIR_BYTES, 16).
 -define(REMOVE_BYTES, 4).
--define(MAX_INTERNED, 10000).
 %% Partial mode: the memory of this many processes is read per tick (a
 %% rolling slice), and at most this many hot pids wait for the next tick.
 -define(PARTIAL_SLICE, 10000).
@@ -113,10 +114,10 @@
 %% reductions grew this much since they were last sent.
 -define(REDS_CHANGED, 100).
 
-%% Hash and reductions as last sent, memory as last read, static fields.
--type entry() :: {Hash :: non_neg_integer(), Reductions :: non_neg_integer(),
-                  Memory :: non_neg_integer(), beamdeck_agent_procinfo:static()}.
--record(s, {table = #{} :: #{pid() => entry()},
+%% `table': the processes the server was sent, with hash and reductions as
+%% last sent and memory as last read (ETS, owned by the sampler: sample/1
+%% must run in the process that called new/0).
+-record(s, {table :: beamdeck_agent_rows:rows(),
             %% Non-zero mailbox lengths as the server last saw them.
             nonzero = #{} :: #{pid() => pos_integer()},
             mem_top = [] :: [pid()],
@@ -124,9 +125,6 @@
             walked = [] :: [pid()],
             offset = 0 :: non_neg_integer(),
             apps = #{} :: beamdeck_agent_procinfo:app_cache(),
-            %% Shared copies of the static fields (most processes have
-            %% few distinct ancestors lists), to keep the table small.
-            interned = #{} :: #{beamdeck_agent_procinfo:static() => beamdeck_agent_procinfo:static()},
             seq = 0 :: non_neg_integer(),
             reset = true :: boolean(),
             tree_hash :: non_neg_integer() | undefined,
@@ -183,9 +181,10 @@ capabilities() ->
 
 %%% SAMPLING (pure apart from reading processes; used by the tick, tests and bench) %%%
 
-%% @doc A fresh sampler state: its first sample/1 is a reset.
+%% @doc A fresh sampler state: its first sample/1 is a reset. Its rows are
+%% ETS tables owned by the caller, who alone may sample with it.
 -spec new() -> state().
-new() -> #s{interval = setting(min_interval_ms)}.
+new() -> #s{table = beamdeck_agent_rows:new(), interval = setting(min_interval_ms)}.
 
 %% @doc One sampling pass: the `procs' frames to send and the next state.
 %% A state that needs a reset (new/0, resync/0) yields the whole table.
@@ -202,72 +201,80 @@ sample(#s{partial = Was} = S0) ->
         false -> sample_full(S)
     end.
 
-sample_full(#s{reset = Reset} = S0) ->
+sample_full(#s{reset = Reset, table = Rows} = S0) ->
     T0 = now_us(),
     S = case Reset of
-            true -> S0#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0, walked = []};
+            true ->
+                ok = beamdeck_agent_rows:clear(Rows),
+                S0#s{nonzero = #{}, mem_top = [], offset = 0, walked = []};
             false -> S0
         end,
-    #s{table = Table0, nonzero = PrevNZ, offset = Offset} = S,
-    Take = slice_take(S, map_size(Table0)),
+    #s{nonzero = PrevNZ, offset = Offset} = S,
+    Known = beamdeck_agent_rows:size(Rows),
+    Take = slice_take(S, Known),
+    Member = fun(P) -> beamdeck_agent_rows:member(Rows, P) end,
     #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total,
-      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Table0, S#s.walked, Offset, Take),
+      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Member, S#s.walked, Offset, Take),
     ScanUs = now_us() - T0,
     TopN = setting(top_n),
-    Dead = dead(Table0, Hits, Gone, Walked),
-    Table1 = maps:without(Dead, Table0),
+    Dead = dead(Rows, Known, Hits, Gone),
+    ok = beamdeck_agent_rows:remove(Rows, Dead),
     MailTop = top_map(fun(N) -> N end, NZ, TopN),
     Order = New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot),
     T1 = now_us(),
-    {Refreshed, Gone1, S1} = refresh(Order, #{}, [], S#s{table = Table1}),
+    {Refreshed, Gone1, S1} = refresh(Order, #{}, [], S),
     Wrapped = Reset orelse Offset + Take >= Total,
-    MemTop = mem_top(Wrapped, Refreshed, S1#s.mem_top, S1#s.table, TopN),
+    MemTop = mem_top(Wrapped, Refreshed, S1#s.mem_top, Rows, TopN),
+    %% Gone2: processes that had a row and died before their re-read (removed).
     {Refreshed2, Gone2, S2} = refresh(MemTop, Refreshed, Gone1, S1),
     ReadsUs = now_us() - T1,
-    Table2 = maps:without(Gone2, S2#s.table),
     Hot = maps:from_keys(MailTop ++ MemTop, true),
     Upserts = [record(P, Refreshed2, NZ)
                || P <- unique(Order ++ MemTop),
-                  is_map_key(P, Table2),
+                  Member(P),
                   sent(P, Refreshed2, Hot)],
     Upserted = maps:from_keys([P || {P, _} <- Upserts], true),
-    Removed = [P || P <- Dead ++ Gone2, is_map_key(P, Table0)],
-    Pairs = mailbox_pairs(NZ, PrevNZ, Table2, Upserted),
+    Removed = Dead ++ Gone2,
+    Pairs = mailbox_pairs(NZ, PrevNZ, Member, Upserted),
     Chunks = pack([R || {_, R} <- Upserts], Pairs,
                   [beamdeck_agent_terms:pid(P) || P <- unique(Removed)]),
     CostUs = now_us() - T0,
+    Size = beamdeck_agent_rows:size(Rows),
     %% A reset is a one-off (a connect, or a refresh at most every
     %% min_reset_interval_ms): it does not stretch the steady-state interval, or the
     %% first deltas after a connect would wait ~20 s at 100k processes.
     Interval = case Reset of
                    true -> setting(min_interval_ms);
                    false -> max(setting(min_interval_ms),
-                                min(?LATENCY_FULL_MS, interval_ms(CostUs, map_size(Table2))))
+                                min(?LATENCY_FULL_MS, interval_ms(CostUs, Size)))
                end,
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
               treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
-    {Frames, Seq} = frames(Chunks, Reset, false, map_size(Table2), Stats, S2#s.seq),
-    S3 = S2#s{table = Table2,
-              nonzero = maps:filter(fun(P, _) -> is_map_key(P, Table2) end, NZ),
+    {Frames, Seq} = frames(Chunks, Reset, false, Size, Stats, S2#s.seq),
+    S3 = S2#s{nonzero = maps:filter(fun(P, _) -> Member(P) end, NZ),
               mem_top = MemTop, walked = Walked,
               offset = case Wrapped of
                            true -> 0;
                            false -> Offset + Take
                        end,
               seq = Seq, reset = false, interval = Interval, hot = #{},
-              total = map_size(Table2), scan_us = ScanUs, reads_us = ReadsUs,
+              total = Size, scan_us = ScanUs, reads_us = ReadsUs,
               read_us = read_us(S#s.read_us, ReadsUs, map_size(Refreshed2) + length(Gone2))},
     {Frames, S3}.
 
 %% Partial mode: one walk (mailboxes, and memory over a rolling slice); full
 %% records only for the top-N by mailbox and by memory and for hot pids;
 %% `remove' for what left that set. Nothing per process is kept but the set.
-sample_partial(#s{reset = Reset} = S0) ->
+sample_partial(#s{reset = Reset, table = Rows} = S0) ->
     T0 = now_us(),
     S = case Reset of
-            true -> S0#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0, walked = []};
+            true ->
+                ok = beamdeck_agent_rows:clear(Rows),
+                S0#s{nonzero = #{}, mem_top = [], offset = 0, walked = []};
             false -> S0
         end,
+    %% What the server was sent: a few hundred rows at most in this mode.
+    Sent = beamdeck_agent_rows:keys(Rows),
     TopN = setting(top_n),
     #{nonzero := NZ, total := Total, mem := SliceMem} =
         beamdeck_agent_hotspots:scan(S#s.offset, ?PARTIAL_SLICE, TopN),
@@ -281,12 +288,14 @@ sample_partial(#s{reset = Reset} = S0) ->
                [{beamdeck_agent_procinfo:memory(Dyn), P}
                 || P <- MemCandidates, {Dyn, _, _} <- [maps:get(P, Refreshed, none)]], TopN),
     Keep = [P || P <- unique(MailTop ++ Hot ++ MemTop), is_map_key(P, Refreshed)],
-    Table = maps:with(Keep, S1#s.table),
     HotSet = maps:from_keys(Keep, true),
+    ok = beamdeck_agent_rows:remove(Rows, [P || P <- beamdeck_agent_rows:keys(Rows),
+                                                not is_map_key(P, HotSet)]),
     Upserts = [record(P, Refreshed, NZ) || P <- Keep, sent(P, Refreshed, HotSet)],
     Upserted = maps:from_keys([P || {P, _} <- Upserts], true),
-    Removed = [P || P <- maps:keys(S#s.table), not is_map_key(P, Table)],
-    Pairs = mailbox_pairs(maps:with(Keep, NZ), S#s.nonzero, Table, Upserted),
+    Removed = [P || P <- Sent, not is_map_key(P, HotSet)],
+    Pairs = mailbox_pairs(maps:with(Keep, NZ), S#s.nonzero, fun(P) -> is_map_key(P, HotSet) end,
+                          Upserted),
     Chunks = pack([R || {_, R} <- Upserts], Pairs, [beamdeck_agent_terms:pid(P) || P <- Removed]),
     CostUs = now_us() - T0,
     Interval = max(setting(min_interval_ms),
@@ -295,7 +304,7 @@ sample_partial(#s{reset = Reset} = S0) ->
               treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
     {Frames, Seq} = frames(Chunks, Reset, true, Total, Stats, S1#s.seq),
     Wrapped = S#s.offset + ?PARTIAL_SLICE >= Total,
-    {Frames, S1#s{table = Table, nonzero = maps:with(Keep, NZ), mem_top = MemTop,
+    {Frames, S1#s{nonzero = maps:with(Keep, NZ), mem_top = MemTop,
                   offset = case Wrapped of
                                true -> 0;
                                false -> S#s.offset + ?PARTIAL_SLICE
@@ -459,7 +468,8 @@ tick(S) ->
 
 %% Keep nothing but the counters; the next tick is a reset with a tree.
 idle(S) ->
-    S#s{table = #{}, nonzero = #{}, mem_top = [], walked = [], offset = 0, apps = #{}, interned = #{},
+    ok = beamdeck_agent_rows:clear(S#s.table),
+    S#s{nonzero = #{}, mem_top = [], walked = [], offset = 0, apps = #{},
         reset = true, tree_hash = undefined, tree_at = undefined}.
 
 schedule(Ms, #s{timer = Old} = S) ->
@@ -524,9 +534,11 @@ hot_now(Pid, S) ->
             {Frames, Seq} = frames([{[Record], [], []}], false, S#s.partial, S#s.total,
                                    #{dropped => dropped()}, S#s.seq),
             lists:foreach(fun beamdeck_agent_conn:send/1, Frames),
-            Entry = {beamdeck_agent_procinfo:hash(Dyn), beamdeck_agent_procinfo:reductions(Dyn),
-                     beamdeck_agent_procinfo:memory(Dyn), Static},
-            S#s{seq = Seq, apps = Apps, table = (S#s.table)#{Pid => Entry},
+            ok = beamdeck_agent_rows:put(S#s.table, Pid,
+                                         {beamdeck_agent_procinfo:hash(Dyn),
+                                          beamdeck_agent_procinfo:reductions(Dyn),
+                                          beamdeck_agent_procinfo:memory(Dyn), Static}),
+            S#s{seq = Seq, apps = Apps,
                 nonzero = nonzero(Pid, Len, S#s.nonzero), hot = (S#s.hot)#{Pid => true}};
         _ ->
             S
@@ -576,82 +588,74 @@ read_us(Prev, Us, Reads) -> max(1, (Prev + Us div Reads) div 2).
 
 %% Hibernate after a tick only where it pays (see ?HIBERNATE_MIN_MS).
 hibernate(#s{partial = true}) -> true;
-hibernate(#s{interval = I}) when I >= ?HIBERNATE_MIN_MS -> true;
-hibernate(#s{table = T}) -> map_size(T) >= ?HIBERNATE_TABLE.
+hibernate(#s{interval = I}) -> I >= ?HIBERNATE_MIN_MS.
 
 %% Known pids not seen alive by the scan. Only looked for when some are
 %% missing (most ticks, some did die: request workers come and go). The
 %% scan found most on its way (`Gone'); when they are as many as are
-%% missing, that is all of them. Else a second pass: with the walk's list
-%% (before OTP 28) the table without it, else every known pid is asked (at
-%% 10k processes that pass was a tenth of the sampler's time, eprof).
-dead(Table, Hits, _Gone, _Walked) when map_size(Table) =< Hits -> [];
-dead(Table, Hits, Gone, Walked) ->
-    Found = unique([P || P <- Gone, is_map_key(P, Table)]),
-    case length(Found) =:= map_size(Table) - Hits of
+%% missing, that is all of them. Else every row is asked (at 10k processes
+%% that pass was a tenth of the sampler's time, eprof).
+dead(_Rows, Known, Hits, _Gone) when Known =< Hits -> [];
+dead(Rows, Known, Hits, Gone) ->
+    Found = unique([P || P <- Gone, beamdeck_agent_rows:member(Rows, P)]),
+    case length(Found) =:= Known - Hits of
         true -> Found;
-        false -> dead(Table, Walked)
+        false -> beamdeck_agent_rows:dead(Rows)
     end.
 
-dead(Table, [_ | _] = Walked) -> maps:keys(maps:without(Walked, Table));
-dead(Table, []) ->
-    maps:fold(fun(P, _, Acc) ->
-                      case erlang:is_process_alive(P) of
-                          true -> Acc;
-                          false -> [P | Acc]
-                      end
-              end, [], Table).
-
 %% Re-read full records of `Pids' not yet in `Done' (pid => {Dyn, Static, Changed}).
-%% A process seen for the first time is read with its static fields.
+%% A process seen for the first time is read with its static fields. `Gone':
+%% processes that had a row and are dead (their rows removed).
 refresh([], Done, Gone, S) -> {Done, Gone, S};
 refresh([P | Ps], Done, Gone, S) when is_map_key(P, Done) -> refresh(Ps, Done, Gone, S);
-refresh([P | Ps], Done, Gone, #s{table = Table} = S) ->
-    Known = maps:get(P, Table, undefined),
+refresh([P | Ps], Done, Gone, #s{table = Rows} = S) ->
+    Known = beamdeck_agent_rows:get(Rows, P),
     case read(P, Known, S) of
+        undefined when Known =:= undefined ->
+            refresh(Ps, Done, Gone, S);
         undefined ->
-            refresh(Ps, Done, [P | Gone], S#s{table = maps:remove(P, Table)});
+            ok = beamdeck_agent_rows:remove(Rows, [P]),
+            refresh(Ps, Done, [P | Gone], S);
         {Dyn, Static, S1} ->
             Hash = beamdeck_agent_procinfo:hash(Dyn),
             Reds = beamdeck_agent_procinfo:reductions(Dyn),
             Mem = beamdeck_agent_procinfo:memory(Dyn),
-            {Changed, Entry} =
+            Changed =
                 case Known of
                     {Hash, SentReds, _, _} when Reds - SentReds < ?REDS_CHANGED ->
-                        {false, {Hash, SentReds, Mem, Static}};
-                    _ ->
-                        {true, {Hash, Reds, Mem, Static}}
+                        true = beamdeck_agent_rows:update(Rows, P, Hash, SentReds, Mem),
+                        false;
+                    {_, _, _, _} ->
+                        true = beamdeck_agent_rows:update(Rows, P, Hash, Reds, Mem),
+                        true;
+                    undefined ->
+                        ok = beamdeck_agent_rows:put(Rows, P, {Hash, Reds, Mem, Static}),
+                        true
                 end,
-            refresh(Ps, Done#{P => {Dyn, Static, Changed}}, Gone,
-                    S1#s{table = Table#{P => Entry}})
+            refresh(Ps, Done#{P => {Dyn, Static, Changed}}, Gone, S1)
     end.
 
-%% Known: the dynamic items only. New: also the static fields, interned.
+%% Known: the dynamic items only. New: also the static fields.
 read(P, {_, _, _, Static}, S) ->
     case beamdeck_agent_procinfo:read(P) of
         undefined -> undefined;
         Dyn -> {Dyn, Static, S}
     end;
-read(P, undefined, #s{apps = Apps, interned = In} = S) ->
+read(P, undefined, #s{apps = Apps} = S) ->
     case beamdeck_agent_procinfo:read_new(P, Apps) of
         undefined -> undefined;
-        {Dyn, Static, Apps1} ->
-            case In of
-                #{Static := Shared} -> {Dyn, Shared, S#s{apps = Apps1}};
-                _ when map_size(In) >= ?MAX_INTERNED ->
-                    {Dyn, Static, S#s{apps = Apps1, interned = #{}}};
-                _ -> {Dyn, Static, S#s{apps = Apps1, interned = In#{Static => Static}}}
-            end
+        {Dyn, Static, Apps1} -> {Dyn, Static, S#s{apps = Apps1}}
     end.
 
 %% Top-N by memory: exact over the table once per rolling cycle, else from
 %% the previous top-N and what this tick re-read.
-mem_top(true, _Refreshed, _Prev, Table, N) ->
-    top_map(fun({_, _, Mem, _}) -> Mem end, Table, N);
-mem_top(false, Refreshed, Prev, Table, N) ->
+mem_top(true, _Refreshed, _Prev, Rows, N) ->
+    beamdeck_agent_rows:top_memory(Rows, N);
+mem_top(false, Refreshed, Prev, Rows, N) ->
     Candidates = unique(Prev ++ maps:keys(Refreshed)),
     beamdeck_agent_hotspots:top([{Mem, P} || P <- Candidates,
-                                             {_, _, Mem, _} <- [maps:get(P, Table, none)]], N).
+                                             Mem <- [beamdeck_agent_rows:memory(Rows, P)],
+                                             Mem =/= undefined], N).
 
 top_map(Value, Map, N) -> beamdeck_agent_hotspots:top_map(Value, Map, N).
 
@@ -667,9 +671,9 @@ record(P, Refreshed, NZ) ->
     {P, beamdeck_agent_procinfo:record(P, Dyn, Static, maps:get(P, NZ, 0))}.
 
 %% `[Pid, Len]' for every mailbox the server does not know yet, leaving out
-%% processes sent in full this tick and processes removed.
-mailbox_pairs(NZ, PrevNZ, Table, Upserted) ->
-    Keep = fun(P) -> is_map_key(P, Table) andalso not is_map_key(P, Upserted) end,
+%% processes sent in full this tick and processes removed (`Member' false).
+mailbox_pairs(NZ, PrevNZ, Member, Upserted) ->
+    Keep = fun(P) -> Member(P) andalso not is_map_key(P, Upserted) end,
     Grown = maps:fold(fun(P, N, Acc) ->
                               case PrevNZ of
                                   #{P := N} -> Acc;
