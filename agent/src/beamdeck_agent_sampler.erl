@@ -42,9 +42,9 @@
 %%% kept in compact ETS rows (beamdeck_agent_rows), not in the sampler's
 %%% heap: a garbage collection never copies it, so the heap stays the size
 %%% of one tick's work. Between ticks the sampler hibernates only where
-%%% that pays (ticks 10 s or more apart, or partial mode, where the walk's
-%%% garbage is all the heap holds): else the wake-up costs as much as the
-%%% walk. While the
+%%% that pays (ticks 10 s or more apart, partial mode, where the walk's
+%%% garbage is all the heap holds, or after a reset): else the wake-up
+%%% costs as much as the walk. While the
 %%% connection is down the sampler drops its table and only polls
 %%% `beamdeck_agent_conn:connected/0'; `resync/0' (sent by the connection on
 %%% `welcome', and by the `refresh' request) makes the next tick, at once, a
@@ -58,7 +58,7 @@
 -behaviour(gen_server).
 
 -export([start_link/0, resync/0, hot/1, capabilities/0]).
--export([new/0, sample/1, tree/2, interval_ms/2, budget/1, pack/3]).
+-export([new/0, sample/1, sample/3, tree/2, interval_ms/2, budget/1, pack/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -export_type([state/0]).
@@ -189,19 +189,31 @@ new() -> #s{table = beamdeck_agent_rows:new(), interval = setting(min_interval_m
 %% @doc One sampling pass: the `procs' frames to send and the next state.
 %% A state that needs a reset (new/0, resync/0) yields the whole table.
 -spec sample(State) -> {Frames, State} when State :: state(), Frames :: [map()].
-sample(#s{partial = Was} = S0) ->
+sample(S) ->
+    {Rev, S1} = sample(S, fun(F, Acc) -> [F | Acc] end, []),
+    {lists:reverse(Rev), S1}.
+
+%% @doc sample/1 with each frame handed to `Emit' as soon as it is made
+%% (`Emit(Frame, Acc)' returns the next `Acc'): a reset's records go out a
+%% frame at a time instead of all being held until the end (at 100k
+%% processes that was 125 MB of records in the sampler's heap).
+-spec sample(State, Emit, Acc) -> {Acc, State}
+    when State :: state(), Emit :: fun((map(), Acc) -> Acc), Acc :: term().
+sample(#s{partial = Was} = S0, Emit, Acc) ->
     Partial = erlang:system_info(process_count) > setting(full_table_max),
     %% Crossing the limit either way starts the server's table over.
     S = case Partial =:= Was of
             true -> S0;
             false -> S0#s{partial = Partial, reset = true}
         end,
-    case Partial of
-        true -> sample_partial(S);
-        false -> sample_full(S)
-    end.
+    Out = {Emit, Acc, S#s.seq, S#s.reset},
+    {{_, Acc1, Seq, _}, S1} = case Partial of
+                                  true -> sample_partial(S, Out);
+                                  false -> sample_full(S, Out)
+                              end,
+    {Acc1, S1#s{seq = Seq}}.
 
-sample_full(#s{reset = Reset, table = Rows} = S0) ->
+sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
     T0 = now_us(),
     S = case Reset of
             true ->
@@ -220,24 +232,20 @@ sample_full(#s{reset = Reset, table = Rows} = S0) ->
     Dead = dead(Rows, Known, Hits, Gone),
     ok = beamdeck_agent_rows:remove(Rows, Dead),
     MailTop = top_map(fun(N) -> N end, NZ, TopN),
-    Order = New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot),
+    Order = unique(New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot)),
     T1 = now_us(),
-    {Refreshed, Gone1, S1} = refresh(Order, #{}, [], S),
+    {Seen, Gone1, S1, Out1} = stream(Order, maps:from_keys(MailTop, true), NZ, #{}, [], S, Out0),
     Wrapped = Reset orelse Offset + Take >= Total,
-    MemTop = mem_top(Wrapped, Refreshed, S1#s.mem_top, Rows, TopN),
+    MemTop = mem_top(Wrapped, Seen, S1#s.mem_top, Rows, TopN),
+    %% The top-N by memory go out every tick, changed or not: those not sent
+    %% yet are re-read now (a few; the others' records are gone already).
+    Unsent = [P || P <- MemTop, maps:get(P, Seen, false) =:= false],
     %% Gone2: processes that had a row and died before their re-read (removed).
-    {Refreshed2, Gone2, S2} = refresh(MemTop, Refreshed, Gone1, S1),
+    {Seen2, Gone2, S2, Out2} = stream(Unsent, maps:from_keys(Unsent, true), NZ, Seen, Gone1, S1, Out1),
     ReadsUs = now_us() - T1,
-    Hot = maps:from_keys(MailTop ++ MemTop, true),
-    Upserts = [record(P, Refreshed2, NZ)
-               || P <- unique(Order ++ MemTop),
-                  Member(P),
-                  sent(P, Refreshed2, Hot)],
-    Upserted = maps:from_keys([P || {P, _} <- Upserts], true),
-    Removed = Dead ++ Gone2,
+    Upserted = maps:filter(fun(_, Sent) -> Sent end, Seen2),
     Pairs = mailbox_pairs(NZ, PrevNZ, Member, Upserted),
-    Chunks = pack([R || {_, R} <- Upserts], Pairs,
-                  [beamdeck_agent_terms:pid(P) || P <- unique(Removed)]),
+    Chunks = pack([], Pairs, [beamdeck_agent_terms:pid(P) || P <- unique(Dead ++ Gone2)]),
     CostUs = now_us() - T0,
     Size = beamdeck_agent_rows:size(Rows),
     %% A reset is a one-off (a connect, or a refresh at most every
@@ -250,22 +258,45 @@ sample_full(#s{reset = Reset, table = Rows} = S0) ->
                end,
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
               treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
-    {Frames, Seq} = frames(Chunks, Reset, false, Size, Stats, S2#s.seq),
+    Out3 = emit(Chunks, false, Size, Stats, Out2),
     S3 = S2#s{nonzero = maps:filter(fun(P, _) -> Member(P) end, NZ),
               mem_top = MemTop, walked = Walked,
               offset = case Wrapped of
                            true -> 0;
                            false -> Offset + Take
                        end,
-              seq = Seq, reset = false, interval = Interval, hot = #{},
+              reset = false, interval = Interval, hot = #{},
               total = Size, scan_us = ScanUs, reads_us = ReadsUs,
-              read_us = read_us(S#s.read_us, ReadsUs, map_size(Refreshed2) + length(Gone2))},
-    {Frames, S3}.
+              read_us = read_us(S#s.read_us, ReadsUs, map_size(Seen2) + length(Gone2))},
+    {Out3, S3}.
+
+%% Re-read `Pids' (unique) ?MAX_UPSERT at a time and emit each batch's
+%% changed records, and those in `Force' changed or not, at once. `Seen':
+%% pid => whether its record was sent this tick.
+stream([], _Force, _NZ, Seen, Gone, S, Out) -> {Seen, Gone, S, Out};
+stream(Pids, Force, NZ, Seen, Gone, S, Out) ->
+    {Batch, Rest} = split(?MAX_UPSERT, Pids),
+    {Done, Gone1, S1} = refresh(Batch, #{}, Gone, S),
+    Upserts = [R || P <- Batch, sent(P, Done, Force), {_, R} <- [record(P, Done, NZ)]],
+    Seen1 = maps:fold(fun(P, _, Acc) -> Acc#{P => sent(P, Done, Force)} end, Seen, Done),
+    Out1 = case Upserts of
+               [] -> Out;
+               _ -> emit(pack(Upserts, [], []), false, beamdeck_agent_rows:size(S1#s.table), #{}, Out)
+           end,
+    stream(Rest, Force, NZ, Seen1, Gone1, S1, Out1).
+
+split(N, L) when length(L) =< N -> {L, []};
+split(N, L) -> lists:split(N, L).
+
+%% Hand `Chunks' as frames to the emitter; the first frame of a reset says so.
+emit(Chunks, Partial, Total, Stats, {Emit, Acc, Seq, First}) ->
+    {Frames, Seq1} = frames(Chunks, First, Partial, Total, Stats, Seq),
+    {Emit, lists:foldl(Emit, Acc, Frames), Seq1, false}.
 
 %% Partial mode: one walk (mailboxes, and memory over a rolling slice); full
 %% records only for the top-N by mailbox and by memory and for hot pids;
 %% `remove' for what left that set. Nothing per process is kept but the set.
-sample_partial(#s{reset = Reset, table = Rows} = S0) ->
+sample_partial(#s{reset = Reset, table = Rows} = S0, Out) ->
     T0 = now_us(),
     S = case Reset of
             true ->
@@ -302,14 +333,14 @@ sample_partial(#s{reset = Reset, table = Rows} = S0) ->
                    min(latency_cap(true), interval_ms(CostUs, Total))),
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
               treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
-    {Frames, Seq} = frames(Chunks, Reset, true, Total, Stats, S1#s.seq),
+    Out1 = emit(Chunks, true, Total, Stats, Out),
     Wrapped = S#s.offset + ?PARTIAL_SLICE >= Total,
-    {Frames, S1#s{nonzero = maps:with(Keep, NZ), mem_top = MemTop,
+    {Out1, S1#s{nonzero = maps:with(Keep, NZ), mem_top = MemTop,
                   offset = case Wrapped of
                                true -> 0;
                                false -> S#s.offset + ?PARTIAL_SLICE
                            end,
-                  seq = Seq, reset = false, interval = Interval, hot = #{}, total = Total,
+                  reset = false, interval = Interval, hot = #{}, total = Total,
                   scan_us = ScanUs, reads_us = 0}}.
 
 %% @doc The `tree' frame if it is due and changed, or always when `Force' is
@@ -427,7 +458,9 @@ handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
                     {noreply, schedule(S#s.interval, S#s{skipped = S#s.skipped + 1})};
                 false ->
                     S1 = tick(S),
-                    case hibernate(S1) of
+                    %% After a reset (every record read and sent) the heap
+                    %% grew for it: compact it once rather than keep it.
+                    case S#s.reset orelse hibernate(S1) of
                         true -> {noreply, S1, hibernate};
                         false -> {noreply, S1}
                     end
@@ -446,8 +479,8 @@ tick(S) ->
         Busy0 = beamdeck_agent_busy:sample(),
         T0 = now_us(),
         {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
-        {Frames, S2} = sample(S1),
-        lists:foreach(fun beamdeck_agent_conn:send/1, Frames ++ TreeFrames),
+        {ok, S2} = sample(S1, fun(F, ok) -> beamdeck_agent_conn:send(F) end, ok),
+        lists:foreach(fun beamdeck_agent_conn:send/1, TreeFrames),
         WallUs = now_us() - T0,
         BusyUs = beamdeck_agent_busy:busy_us(Busy0, WallUs),
         Interval = case Reset of
@@ -697,12 +730,18 @@ frames(Chunks, Reset, Partial, Total, Stats, Seq0) ->
         lists:mapfoldl(fun({U, M, R}, {Seq1, First}) ->
                                F = #{type => procs, seq => Seq1 + 1, at => At,
                                      reset => Reset andalso First, total => Total,
-                                     upsert => U, mailbox => M, remove => R, stats => Stats},
-                               F1 = case Partial of
-                                        true -> F#{partial => true};
-                                        false -> F
+                                     upsert => U, mailbox => M, remove => R},
+                               %% A tick's records streamed before its end carry no
+                               %% stats; its last frames do.
+                               F1 = case map_size(Stats) of
+                                        0 -> F;
+                                        _ -> F#{stats => Stats}
                                     end,
-                               {F1, {Seq1 + 1, false}}
+                               F2 = case Partial of
+                                        true -> F1#{partial => true};
+                                        false -> F1
+                                    end,
+                               {F2, {Seq1 + 1, false}}
                        end, {Seq0, true}, Chunks),
     {Frames, Seq}.
 
