@@ -115,7 +115,9 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     );
     // Steady state: the connect's reset, first tree and first polls are a one-off.
     await sleep(15_000);
+    await node.rpc(`bd_footprint:mem_watch_pause(true)`, LONG);
     const [withAgent, cpuWith] = await busyAndCpu();
+    await node.rpc(`bd_footprint:mem_watch_pause(false)`, LONG);
     const mem = await node.rpcJson<{ total: number }>(`bd_footprint:agent_memory()`, LONG);
     // Where the time goes (eprof over the agent's processes), after the windows it would disturb.
     if (process.env.BEAMDECK_BENCH_PROFILE) {

@@ -4,6 +4,7 @@
 %%% agent; nothing here calls the agent's own code.
 -module(bd_footprint).
 
+-export([mem_watch_pause/1]).
 -export([spawn_idle/1, kill_idle/0, idle/0, window/1, windows/1, floor_start/0, floor_stop/0,
          agent_memory/0, hot/1, hot_stop/0, etop_us/1, ring_start/2, ring_count/0,
          ring_stop/0, agent_stop/0, agent_start/0, profile/2, mem_watch_start/1,
@@ -142,9 +143,20 @@ mem_watch(Ms, Master, Procs0, Max, N) ->
                false -> Max
            end,
     receive
-        {stop, From} -> From ! {?MEM_WATCH, #{peak => Max1, last => Mem, samples => N + 1}}
+        {stop, From} -> From ! {?MEM_WATCH, #{peak => Max1, last => Mem, samples => N + 1}};
+        {pause, From} ->
+            From ! {?MEM_WATCH, paused},
+            receive {resume, From2} -> From2 ! {?MEM_WATCH, resumed} end,
+            mem_watch(Ms, Master, Procs, Max1, N + 1)
     after Ms -> mem_watch(Ms, Master, Procs, Max1, N + 1)
     end.
+
+%% @doc Pause (`true') or resume (`false') the watcher: its samples cost
+%% about as much as the agent at 10k, so none are taken inside a CPU window.
+-spec mem_watch_pause(boolean()) -> ok.
+mem_watch_pause(Pause) ->
+    ?MEM_WATCH ! {case Pause of true -> pause; false -> resume end, self()},
+    receive {?MEM_WATCH, _} -> ok after 60000 -> error(mem_watch_timeout) end.
 
 %% The known agent processes still alive, and those linked to them that
 %% share their group leader.
