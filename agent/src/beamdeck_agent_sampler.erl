@@ -232,19 +232,32 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
     Dead = dead(Rows, Known, Hits, Gone),
     ok = beamdeck_agent_rows:remove(Rows, Dead),
     MailTop = top_map(fun(N) -> N end, NZ, TopN),
-    Order = unique(New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot)),
     T1 = now_us(),
-    {Seen, Gone1, S1, Out1} = stream(Order, maps:from_keys(MailTop, true), NZ, #{}, [], S, Out0),
+    %% A reset reads and sends every process it walked (all of them are new,
+    %% the top-N among them), so it needs no dedup and no record of what was
+    %% sent: at 100k processes those two maps were most of its heap.
+    {Order, Seen0} = case Reset of
+                         true -> {New, none};
+                         false -> {unique(New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot)),
+                                   #{}}
+                     end,
+    {Seen, Gone1, S1, Out1} = stream(Order, maps:from_keys(MailTop, true), NZ, Seen0, [], S, Out0),
     Wrapped = Reset orelse Offset + Take >= Total,
     MemTop = mem_top(Wrapped, Seen, S1#s.mem_top, Rows, TopN),
     %% The top-N by memory go out every tick, changed or not: those not sent
     %% yet are re-read now (a few; the others' records are gone already).
-    Unsent = [P || P <- MemTop, maps:get(P, Seen, false) =:= false],
+    Unsent = case Seen of
+                 none -> [];
+                 _ -> [P || P <- MemTop, maps:get(P, Seen, false) =:= false]
+             end,
     %% Gone2: processes that had a row and died before their re-read (removed).
     {Seen2, Gone2, S2, Out2} = stream(Unsent, maps:from_keys(Unsent, true), NZ, Seen, Gone1, S1, Out1),
     ReadsUs = now_us() - T1,
-    Upserted = maps:filter(fun(_, Sent) -> Sent end, Seen2),
-    Pairs = mailbox_pairs(NZ, PrevNZ, Member, Upserted),
+    %% After a reset the server has every row's mailbox in its record.
+    Pairs = case Seen2 of
+                none -> [];
+                _ -> mailbox_pairs(NZ, PrevNZ, Member, maps:filter(fun(_, Sent) -> Sent end, Seen2))
+            end,
     Chunks = pack([], Pairs, [beamdeck_agent_terms:pid(P) || P <- unique(Dead ++ Gone2)]),
     CostUs = now_us() - T0,
     Size = beamdeck_agent_rows:size(Rows),
@@ -267,18 +280,25 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
                        end,
               reset = false, interval = Interval, hot = #{},
               total = Size, scan_us = ScanUs, reads_us = ReadsUs,
-              read_us = read_us(S#s.read_us, ReadsUs, map_size(Seen2) + length(Gone2))},
+              read_us = read_us(S#s.read_us, ReadsUs, reads(Seen2, Size) + length(Gone2))},
     {Out3, S3}.
+
+%% How many records a tick read: after a reset, every row.
+reads(none, Size) -> Size;
+reads(Seen, _Size) -> map_size(Seen).
 
 %% Re-read `Pids' (unique) ?MAX_UPSERT at a time and emit each batch's
 %% changed records, and those in `Force' changed or not, at once. `Seen':
-%% pid => whether its record was sent this tick.
+%% pid => whether its record was sent this tick (`none': not kept, a reset).
 stream([], _Force, _NZ, Seen, Gone, S, Out) -> {Seen, Gone, S, Out};
 stream(Pids, Force, NZ, Seen, Gone, S, Out) ->
     {Batch, Rest} = split(?MAX_UPSERT, Pids),
     {Done, Gone1, S1} = refresh(Batch, #{}, Gone, S),
     Upserts = [R || P <- Batch, sent(P, Done, Force), {_, R} <- [record(P, Done, NZ)]],
-    Seen1 = maps:fold(fun(P, _, Acc) -> Acc#{P => sent(P, Done, Force)} end, Seen, Done),
+    Seen1 = case Seen of
+                none -> none;
+                _ -> maps:fold(fun(P, _, Acc) -> Acc#{P => sent(P, Done, Force)} end, Seen, Done)
+            end,
     Out1 = case Upserts of
                [] -> Out;
                _ -> emit(pack(Upserts, [], []), false, beamdeck_agent_rows:size(S1#s.table), #{}, Out)
