@@ -95,6 +95,17 @@
 %% ticks are far apart, in partial mode (the walk's garbage, no table) or
 %% when the table's garbage copies are the memory goal's concern.
 -define(HIBERNATE_MIN_MS, 10000).
+%% From this many rows a tick's garbage (the walk's list, its maps) is
+%% megabytes, and the heap, once grown for it, would stay that size: a
+%% collection after the tick gives it back (the live state is small, the
+%% rows are in ETS), at the cost of copying that small state once.
+-define(SHRINK_ROWS, 50000).
+%% A tick's frames go to the connection as they are made; past this many
+%% waiting there (its queue and its mailbox) the sampler waits for it, up
+%% to ?PACE_WAIT_MS a frame, or a reset at 100k processes would only move
+%% its records from the sampler's heap to the connection's (24 MB).
+-define(PACE_FRAMES, 4).
+-define(PACE_WAIT_MS, 1000).
 %% Frame limits: the agent keeps frames under 512 KiB; sizes are estimated
 %% (UTF-8 text is sent unescaped) with a margin.
 -define(FRAME_BYTES, 384 * 1024).
@@ -482,7 +493,9 @@ handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
                     %% grew for it: compact it once rather than keep it.
                     case S#s.reset orelse hibernate(S1) of
                         true -> {noreply, S1, hibernate};
-                        false -> {noreply, S1}
+                        false ->
+                            shrink(S1),
+                            {noreply, S1}
                     end
             end
     end;
@@ -499,7 +512,7 @@ tick(S) ->
         Busy0 = beamdeck_agent_busy:sample(),
         T0 = now_us(),
         {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
-        {ok, S2} = sample(S1, fun(F, ok) -> beamdeck_agent_conn:send(F) end, ok),
+        {ok, S2} = sample(S1, fun(F, ok) -> send_paced(F) end, ok),
         lists:foreach(fun beamdeck_agent_conn:send/1, TreeFrames),
         WallUs = now_us() - T0,
         BusyUs = beamdeck_agent_busy:busy_us(Busy0, WallUs),
@@ -638,6 +651,33 @@ slice_take(ScanUs, OtherUs, ReadUs, N) ->
 read_us(Prev, _Us, 0) -> Prev;
 read_us(0, Us, Reads) -> max(1, Us div Reads);
 read_us(Prev, Us, Reads) -> max(1, (Prev + Us div Reads) div 2).
+
+%% Send a frame, then wait while the connection holds more than
+%% ?PACE_FRAMES (see there); not at all while it is disconnected (send/1
+%% drops then).
+send_paced(Frame) ->
+    ok = beamdeck_agent_conn:send(Frame),
+    pace(erlang:monotonic_time(millisecond) + ?PACE_WAIT_MS).
+
+pace(Deadline) ->
+    case conn_pending() > ?PACE_FRAMES andalso erlang:monotonic_time(millisecond) < Deadline of
+        true -> receive after 5 -> pace(Deadline) end;
+        false -> ok
+    end.
+
+%% Frames in the connection's queue and casts not yet taken from its mailbox.
+conn_pending() ->
+    case whereis(beamdeck_agent_conn) of
+        undefined -> 0;
+        Pid ->
+            case erlang:process_info(Pid, message_queue_len) of
+                {message_queue_len, N} -> N + backlog();
+                undefined -> 0
+            end
+    end.
+
+shrink(#s{total = N}) when N >= ?SHRINK_ROWS -> _ = erlang:garbage_collect(), ok;
+shrink(_S) -> ok.
 
 %% Hibernate after a tick only where it pays (see ?HIBERNATE_MIN_MS).
 hibernate(#s{partial = true}) -> true;
