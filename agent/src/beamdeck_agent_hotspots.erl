@@ -9,7 +9,7 @@
 %%% (`processes_iterator') and only `erlang:processes/0''s list before.
 -module(beamdeck_agent_hotspots).
 
--export([scan/3, top/2, top_map/3]).
+-export([scan/3, top/2, top_map/3, top_fold/2]).
 
 -export_type([scan/0]).
 
@@ -67,8 +67,16 @@ top_add(_Pair, Acc, _N) -> Acc.
 %% building a list of every pair: at 1M processes that list alone is 40 MB.
 -spec top_map(Value, Map, N) -> [pid()]
     when Value :: fun((term()) -> non_neg_integer()), Map :: #{pid() => term()}, N :: integer().
-top_map(_Value, _Map, N) when N =< 0 -> [];
 top_map(Value, Map, N) ->
-    {Set, _, _} = maps:fold(fun(P, V, Acc) -> top_add({Value(V), P}, Acc, N) end,
-                            {gb_sets:empty(), 0, undefined}, Map),
+    top_fold(fun(Add, Acc0) -> maps:fold(fun(P, V, Acc) -> Add({Value(V), P}, Acc) end, Acc0, Map) end,
+             N).
+
+%% @doc top/2 over any collection that `Fold' walks: `Fold(Add, Acc0)' calls
+%% `Add({Value, Pid}, Acc)' for each item and returns the last `Acc'.
+-spec top_fold(Fold, N) -> [pid()]
+    when Fold :: fun((fun(({non_neg_integer(), pid()}, Acc) -> Acc), Acc) -> Acc),
+         Acc :: term(), N :: integer().
+top_fold(_Fold, N) when N =< 0 -> [];
+top_fold(Fold, N) ->
+    {Set, _, _} = Fold(fun(Pair, Acc) -> top_add(Pair, Acc, N) end, {gb_sets:empty(), 0, undefined}),
     [P || {_, P} <- lists:reverse(gb_sets:to_list(Set))].

@@ -130,7 +130,8 @@ mailbox_changes(NonZero, Prev) ->
 
 %% @doc The sampler's scan: the cheap mailbox scan fused with the membership
 %% check and the choice of the rolling-refresh slice, in one walk.
-%% `Known' is the sampler's table. `Prev' is the `walked' list of the
+%% `Known' is the sampler's table: a map, or a membership test (its ETS
+%% rows, beamdeck_agent_rows). `Prev' is the `walked' list of the
 %% previous scan: `erlang:processes/0' lists processes in process-table
 %% order, so walking `Prev' alongside makes "known?" one comparison for
 %% almost every process; a map lookup is the fallback for the rest (new,
@@ -142,7 +143,7 @@ mailbox_changes(NonZero, Prev) ->
 %% previous walk found dead (`gone'; not always all of them: see
 %% beamdeck_agent_sampler's dead/4).
 -spec scan(Known, Prev, Skip, Take) -> scan()
-    when Known :: #{pid() => term()}, Prev :: [pid()],
+    when Known :: #{pid() => term()} | fun((pid()) -> boolean()), Prev :: [pid()],
          Skip :: non_neg_integer(), Take :: non_neg_integer().
 scan(Known, Prev, Skip, Take) ->
     Cursor = cursor(),
@@ -191,10 +192,13 @@ scan_loop(C, Prev, Known, Skip, Take, NZ, New, Hits, Slice, Total, Gone) ->
 %% walk found dead on the way (`Gone'). Not known: `false'.
 known(P, [P | Prev], _Known, Gone) -> {Prev, Gone};
 known(P, Prev, Known, Gone) ->
-    case is_map_key(P, Known) of
+    case is_known(P, Known) of
         true -> resync(Prev, P, Gone);
         false -> false
     end.
+
+is_known(P, Known) when is_map(Known) -> is_map_key(P, Known);
+is_known(P, Member) -> Member(P).
 
 %% `P' is known but not next in the previous walk: drop the dead pids before
 %% it (each is dropped once, and kept in `Gone'), or look a little further;

@@ -38,10 +38,13 @@
 %%% (beamdeck_agent_hotspots): no table of every process, only the top-N by
 %%% mailbox and by memory and hot pids, sent with `partial: true'. Hot pids
 %%% come from beamdeck_agent_sysmon (OTP 27+, when the system monitor is
-%%% free) and are sent at once by hot/1. Between ticks the sampler
-%%% hibernates only where that pays (ticks 10 s or more apart, partial mode,
-%%% or a table of 50k or more whose garbage copies would stay): else the
-%%% copy and the wake-up cost as much as the walk. While the
+%%% free) and are sent at once by hot/1. The table of known processes is
+%%% kept in compact ETS rows (beamdeck_agent_rows), not in the sampler's
+%%% heap: a garbage collection never copies it, so the heap stays the size
+%%% of one tick's work. Between ticks the sampler hibernates only where
+%%% that pays (ticks 10 s or more apart, partial mode, where the walk's
+%%% garbage is all the heap holds, or after a reset): else the wake-up
+%%% costs as much as the walk. While the
 %%% connection is down the sampler drops its table and only polls
 %%% `beamdeck_agent_conn:connected/0'; `resync/0' (sent by the connection on
 %%% `welcome', and by the `refresh' request) makes the next tick, at once, a
@@ -55,7 +58,7 @@
 -behaviour(gen_server).
 
 -export([start_link/0, resync/0, hot/1, capabilities/0]).
--export([new/0, sample/1, tree/2, interval_ms/2, budget/1, pack/3]).
+-export([new/0, sample/1, sample/3, tree/2, interval_ms/2, budget/1, pack/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -export_type([state/0]).
@@ -92,7 +95,17 @@
 %% ticks are far apart, in partial mode (the walk's garbage, no table) or
 %% when the table's garbage copies are the memory goal's concern.
 -define(HIBERNATE_MIN_MS, 10000).
--define(HIBERNATE_TABLE, 50000).
+%% From this many rows a tick's garbage (the walk's list, its maps) is
+%% megabytes, and the heap, once grown for it, would stay that size: a
+%% collection after the tick gives it back (the live state is small, the
+%% rows are in ETS), at the cost of copying that small state once.
+-define(SHRINK_ROWS, 50000).
+%% A tick's frames go to the connection as they are made; past this many
+%% waiting there (its queue and its mailbox) the sampler waits for it, up
+%% to ?PACE_WAIT_MS a frame, or a reset at 100k processes would only move
+%% its records from the sampler's heap to the connection's (24 MB).
+-define(PACE_FRAMES, 4).
+-define(PACE_WAIT_MS, 1000).
 %% Frame limits: the agent keeps frames under 512 KiB; sizes are estimated
 %% (UTF-8 text is sent unescaped) with a margin.
 -define(FRAME_BYTES, 384 * 1024).
@@ -102,7 +115,6 @@
 -define(RECORD_BYTES, 220).
 -define(PAIR_BYTES, 16).
 -define(REMOVE_BYTES, 4).
--define(MAX_INTERNED, 10000).
 %% Partial mode: the memory of this many processes is read per tick (a
 %% rolling slice), and at most this many hot pids wait for the next tick.
 -define(PARTIAL_SLICE, 10000).
@@ -113,10 +125,10 @@
 %% reductions grew this much since they were last sent.
 -define(REDS_CHANGED, 100).
 
-%% Hash and reductions as last sent, memory as last read, static fields.
--type entry() :: {Hash :: non_neg_integer(), Reductions :: non_neg_integer(),
-                  Memory :: non_neg_integer(), beamdeck_agent_procinfo:static()}.
--record(s, {table = #{} :: #{pid() => entry()},
+%% `table': the processes the server was sent, with hash and reductions as
+%% last sent and memory as last read (ETS, owned by the sampler: sample/1
+%% must run in the process that called new/0).
+-record(s, {table :: beamdeck_agent_rows:rows(),
             %% Non-zero mailbox lengths as the server last saw them.
             nonzero = #{} :: #{pid() => pos_integer()},
             mem_top = [] :: [pid()],
@@ -124,9 +136,6 @@
             walked = [] :: [pid()],
             offset = 0 :: non_neg_integer(),
             apps = #{} :: beamdeck_agent_procinfo:app_cache(),
-            %% Shared copies of the static fields (most processes have
-            %% few distinct ancestors lists), to keep the table small.
-            interned = #{} :: #{beamdeck_agent_procinfo:static() => beamdeck_agent_procinfo:static()},
             seq = 0 :: non_neg_integer(),
             reset = true :: boolean(),
             tree_hash :: non_neg_integer() | undefined,
@@ -183,91 +192,151 @@ capabilities() ->
 
 %%% SAMPLING (pure apart from reading processes; used by the tick, tests and bench) %%%
 
-%% @doc A fresh sampler state: its first sample/1 is a reset.
+%% @doc A fresh sampler state: its first sample/1 is a reset. Its rows are
+%% ETS tables owned by the caller, who alone may sample with it.
 -spec new() -> state().
-new() -> #s{interval = setting(min_interval_ms)}.
+new() -> #s{table = beamdeck_agent_rows:new(), interval = setting(min_interval_ms)}.
 
 %% @doc One sampling pass: the `procs' frames to send and the next state.
 %% A state that needs a reset (new/0, resync/0) yields the whole table.
 -spec sample(State) -> {Frames, State} when State :: state(), Frames :: [map()].
-sample(#s{partial = Was} = S0) ->
+sample(S) ->
+    {Rev, S1} = sample(S, fun(F, Acc) -> [F | Acc] end, []),
+    {lists:reverse(Rev), S1}.
+
+%% @doc sample/1 with each frame handed to `Emit' as soon as it is made
+%% (`Emit(Frame, Acc)' returns the next `Acc'): a reset's records go out a
+%% frame at a time instead of all being held until the end (at 100k
+%% processes that was 125 MB of records in the sampler's heap).
+-spec sample(State, Emit, Acc) -> {Acc, State}
+    when State :: state(), Emit :: fun((map(), Acc) -> Acc), Acc :: term().
+sample(#s{partial = Was} = S0, Emit, Acc) ->
     Partial = erlang:system_info(process_count) > setting(full_table_max),
     %% Crossing the limit either way starts the server's table over.
     S = case Partial =:= Was of
             true -> S0;
             false -> S0#s{partial = Partial, reset = true}
         end,
-    case Partial of
-        true -> sample_partial(S);
-        false -> sample_full(S)
-    end.
+    Out = {Emit, Acc, S#s.seq, S#s.reset},
+    {{_, Acc1, Seq, _}, S1} = case Partial of
+                                  true -> sample_partial(S, Out);
+                                  false -> sample_full(S, Out)
+                              end,
+    {Acc1, S1#s{seq = Seq}}.
 
-sample_full(#s{reset = Reset} = S0) ->
+sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
     T0 = now_us(),
     S = case Reset of
-            true -> S0#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0, walked = []};
+            true ->
+                ok = beamdeck_agent_rows:clear(Rows),
+                S0#s{nonzero = #{}, mem_top = [], offset = 0, walked = []};
             false -> S0
         end,
-    #s{table = Table0, nonzero = PrevNZ, offset = Offset} = S,
-    Take = slice_take(S, map_size(Table0)),
+    #s{nonzero = PrevNZ, offset = Offset} = S,
+    Known = beamdeck_agent_rows:size(Rows),
+    Take = slice_take(S, Known),
+    Member = fun(P) -> beamdeck_agent_rows:member(Rows, P) end,
     #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total,
-      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Table0, S#s.walked, Offset, Take),
+      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Member, S#s.walked, Offset, Take),
     ScanUs = now_us() - T0,
     TopN = setting(top_n),
-    Dead = dead(Table0, Hits, Gone, Walked),
-    Table1 = maps:without(Dead, Table0),
+    Dead = dead(Rows, Known, Hits, Gone),
+    ok = beamdeck_agent_rows:remove(Rows, Dead),
     MailTop = top_map(fun(N) -> N end, NZ, TopN),
-    Order = New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot),
     T1 = now_us(),
-    {Refreshed, Gone1, S1} = refresh(Order, #{}, [], S#s{table = Table1}),
+    %% A reset reads and sends every process it walked (all of them are new,
+    %% the top-N among them), so it needs no dedup and no record of what was
+    %% sent: at 100k processes those two maps were most of its heap.
+    {Order, Seen0} = case Reset of
+                         true -> {New, none};
+                         false -> {unique(New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot)),
+                                   #{}}
+                     end,
+    {Seen, Gone1, S1, Out1} = stream(Order, maps:from_keys(MailTop, true), NZ, Seen0, [], S, Out0),
     Wrapped = Reset orelse Offset + Take >= Total,
-    MemTop = mem_top(Wrapped, Refreshed, S1#s.mem_top, S1#s.table, TopN),
-    {Refreshed2, Gone2, S2} = refresh(MemTop, Refreshed, Gone1, S1),
+    MemTop = mem_top(Wrapped, Seen, S1#s.mem_top, Rows, TopN),
+    %% The top-N by memory go out every tick, changed or not: those not sent
+    %% yet are re-read now (a few; the others' records are gone already).
+    Unsent = case Seen of
+                 none -> [];
+                 _ -> [P || P <- MemTop, maps:get(P, Seen, false) =:= false]
+             end,
+    %% Gone2: processes that had a row and died before their re-read (removed).
+    {Seen2, Gone2, S2, Out2} = stream(Unsent, maps:from_keys(Unsent, true), NZ, Seen, Gone1, S1, Out1),
     ReadsUs = now_us() - T1,
-    Table2 = maps:without(Gone2, S2#s.table),
-    Hot = maps:from_keys(MailTop ++ MemTop, true),
-    Upserts = [record(P, Refreshed2, NZ)
-               || P <- unique(Order ++ MemTop),
-                  is_map_key(P, Table2),
-                  sent(P, Refreshed2, Hot)],
-    Upserted = maps:from_keys([P || {P, _} <- Upserts], true),
-    Removed = [P || P <- Dead ++ Gone2, is_map_key(P, Table0)],
-    Pairs = mailbox_pairs(NZ, PrevNZ, Table2, Upserted),
-    Chunks = pack([R || {_, R} <- Upserts], Pairs,
-                  [beamdeck_agent_terms:pid(P) || P <- unique(Removed)]),
+    %% After a reset the server has every row's mailbox in its record.
+    Pairs = case Seen2 of
+                none -> [];
+                _ -> mailbox_pairs(NZ, PrevNZ, Member, maps:filter(fun(_, Sent) -> Sent end, Seen2))
+            end,
+    Chunks = pack([], Pairs, [beamdeck_agent_terms:pid(P) || P <- unique(Dead ++ Gone2)]),
     CostUs = now_us() - T0,
+    Size = beamdeck_agent_rows:size(Rows),
     %% A reset is a one-off (a connect, or a refresh at most every
     %% min_reset_interval_ms): it does not stretch the steady-state interval, or the
     %% first deltas after a connect would wait ~20 s at 100k processes.
     Interval = case Reset of
                    true -> setting(min_interval_ms);
                    false -> max(setting(min_interval_ms),
-                                min(?LATENCY_FULL_MS, interval_ms(CostUs, map_size(Table2))))
+                                min(?LATENCY_FULL_MS, interval_ms(CostUs, Size)))
                end,
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
               treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
-    {Frames, Seq} = frames(Chunks, Reset, false, map_size(Table2), Stats, S2#s.seq),
-    S3 = S2#s{table = Table2,
-              nonzero = maps:filter(fun(P, _) -> is_map_key(P, Table2) end, NZ),
+    Out3 = emit(Chunks, false, Size, Stats, Out2),
+    S3 = S2#s{nonzero = maps:filter(fun(P, _) -> Member(P) end, NZ),
               mem_top = MemTop, walked = Walked,
               offset = case Wrapped of
                            true -> 0;
                            false -> Offset + Take
                        end,
-              seq = Seq, reset = false, interval = Interval, hot = #{},
-              total = map_size(Table2), scan_us = ScanUs, reads_us = ReadsUs,
-              read_us = read_us(S#s.read_us, ReadsUs, map_size(Refreshed2) + length(Gone2))},
-    {Frames, S3}.
+              reset = false, interval = Interval, hot = #{},
+              total = Size, scan_us = ScanUs, reads_us = ReadsUs,
+              read_us = read_us(S#s.read_us, ReadsUs, reads(Seen2, Size) + length(Gone2))},
+    {Out3, S3}.
+
+%% How many records a tick read: after a reset, every row.
+reads(none, Size) -> Size;
+reads(Seen, _Size) -> map_size(Seen).
+
+%% Re-read `Pids' (unique) ?MAX_UPSERT at a time and emit each batch's
+%% changed records, and those in `Force' changed or not, at once. `Seen':
+%% pid => whether its record was sent this tick (`none': not kept, a reset).
+stream([], _Force, _NZ, Seen, Gone, S, Out) -> {Seen, Gone, S, Out};
+stream(Pids, Force, NZ, Seen, Gone, S, Out) ->
+    {Batch, Rest} = split(?MAX_UPSERT, Pids),
+    {Done, Gone1, S1} = refresh(Batch, #{}, Gone, S),
+    Upserts = [R || P <- Batch, sent(P, Done, Force), {_, R} <- [record(P, Done, NZ)]],
+    Seen1 = case Seen of
+                none -> none;
+                _ -> maps:fold(fun(P, _, Acc) -> Acc#{P => sent(P, Done, Force)} end, Seen, Done)
+            end,
+    Out1 = case Upserts of
+               [] -> Out;
+               _ -> emit(pack(Upserts, [], []), false, beamdeck_agent_rows:size(S1#s.table), #{}, Out)
+           end,
+    stream(Rest, Force, NZ, Seen1, Gone1, S1, Out1).
+
+split(N, L) when length(L) =< N -> {L, []};
+split(N, L) -> lists:split(N, L).
+
+%% Hand `Chunks' as frames to the emitter; the first frame of a reset says so.
+emit(Chunks, Partial, Total, Stats, {Emit, Acc, Seq, First}) ->
+    {Frames, Seq1} = frames(Chunks, First, Partial, Total, Stats, Seq),
+    {Emit, lists:foldl(Emit, Acc, Frames), Seq1, false}.
 
 %% Partial mode: one walk (mailboxes, and memory over a rolling slice); full
 %% records only for the top-N by mailbox and by memory and for hot pids;
 %% `remove' for what left that set. Nothing per process is kept but the set.
-sample_partial(#s{reset = Reset} = S0) ->
+sample_partial(#s{reset = Reset, table = Rows} = S0, Out) ->
     T0 = now_us(),
     S = case Reset of
-            true -> S0#s{table = #{}, nonzero = #{}, mem_top = [], offset = 0, walked = []};
+            true ->
+                ok = beamdeck_agent_rows:clear(Rows),
+                S0#s{nonzero = #{}, mem_top = [], offset = 0, walked = []};
             false -> S0
         end,
+    %% What the server was sent: a few hundred rows at most in this mode.
+    Sent = beamdeck_agent_rows:keys(Rows),
     TopN = setting(top_n),
     #{nonzero := NZ, total := Total, mem := SliceMem} =
         beamdeck_agent_hotspots:scan(S#s.offset, ?PARTIAL_SLICE, TopN),
@@ -281,26 +350,28 @@ sample_partial(#s{reset = Reset} = S0) ->
                [{beamdeck_agent_procinfo:memory(Dyn), P}
                 || P <- MemCandidates, {Dyn, _, _} <- [maps:get(P, Refreshed, none)]], TopN),
     Keep = [P || P <- unique(MailTop ++ Hot ++ MemTop), is_map_key(P, Refreshed)],
-    Table = maps:with(Keep, S1#s.table),
     HotSet = maps:from_keys(Keep, true),
+    ok = beamdeck_agent_rows:remove(Rows, [P || P <- beamdeck_agent_rows:keys(Rows),
+                                                not is_map_key(P, HotSet)]),
     Upserts = [record(P, Refreshed, NZ) || P <- Keep, sent(P, Refreshed, HotSet)],
     Upserted = maps:from_keys([P || {P, _} <- Upserts], true),
-    Removed = [P || P <- maps:keys(S#s.table), not is_map_key(P, Table)],
-    Pairs = mailbox_pairs(maps:with(Keep, NZ), S#s.nonzero, Table, Upserted),
+    Removed = [P || P <- Sent, not is_map_key(P, HotSet)],
+    Pairs = mailbox_pairs(maps:with(Keep, NZ), S#s.nonzero, fun(P) -> is_map_key(P, HotSet) end,
+                          Upserted),
     Chunks = pack([R || {_, R} <- Upserts], Pairs, [beamdeck_agent_terms:pid(P) || P <- Removed]),
     CostUs = now_us() - T0,
     Interval = max(setting(min_interval_ms),
                    min(latency_cap(true), interval_ms(CostUs, Total))),
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
               treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
-    {Frames, Seq} = frames(Chunks, Reset, true, Total, Stats, S1#s.seq),
+    Out1 = emit(Chunks, true, Total, Stats, Out),
     Wrapped = S#s.offset + ?PARTIAL_SLICE >= Total,
-    {Frames, S1#s{table = Table, nonzero = maps:with(Keep, NZ), mem_top = MemTop,
+    {Out1, S1#s{nonzero = maps:with(Keep, NZ), mem_top = MemTop,
                   offset = case Wrapped of
                                true -> 0;
                                false -> S#s.offset + ?PARTIAL_SLICE
                            end,
-                  seq = Seq, reset = false, interval = Interval, hot = #{}, total = Total,
+                  reset = false, interval = Interval, hot = #{}, total = Total,
                   scan_us = ScanUs, reads_us = 0}}.
 
 %% @doc The `tree' frame if it is due and changed, or always when `Force' is
@@ -418,9 +489,13 @@ handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
                     {noreply, schedule(S#s.interval, S#s{skipped = S#s.skipped + 1})};
                 false ->
                     S1 = tick(S),
-                    case hibernate(S1) of
+                    %% After a reset (every record read and sent) the heap
+                    %% grew for it: compact it once rather than keep it.
+                    case S#s.reset orelse hibernate(S1) of
                         true -> {noreply, S1, hibernate};
-                        false -> {noreply, S1}
+                        false ->
+                            shrink(S1),
+                            {noreply, S1}
                     end
             end
     end;
@@ -437,8 +512,8 @@ tick(S) ->
         Busy0 = beamdeck_agent_busy:sample(),
         T0 = now_us(),
         {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
-        {Frames, S2} = sample(S1),
-        lists:foreach(fun beamdeck_agent_conn:send/1, Frames ++ TreeFrames),
+        {ok, S2} = sample(S1, fun(F, ok) -> send_paced(F) end, ok),
+        lists:foreach(fun beamdeck_agent_conn:send/1, TreeFrames),
         WallUs = now_us() - T0,
         BusyUs = beamdeck_agent_busy:busy_us(Busy0, WallUs),
         Interval = case Reset of
@@ -459,7 +534,8 @@ tick(S) ->
 
 %% Keep nothing but the counters; the next tick is a reset with a tree.
 idle(S) ->
-    S#s{table = #{}, nonzero = #{}, mem_top = [], walked = [], offset = 0, apps = #{}, interned = #{},
+    ok = beamdeck_agent_rows:clear(S#s.table),
+    S#s{nonzero = #{}, mem_top = [], walked = [], offset = 0, apps = #{},
         reset = true, tree_hash = undefined, tree_at = undefined}.
 
 schedule(Ms, #s{timer = Old} = S) ->
@@ -524,9 +600,11 @@ hot_now(Pid, S) ->
             {Frames, Seq} = frames([{[Record], [], []}], false, S#s.partial, S#s.total,
                                    #{dropped => dropped()}, S#s.seq),
             lists:foreach(fun beamdeck_agent_conn:send/1, Frames),
-            Entry = {beamdeck_agent_procinfo:hash(Dyn), beamdeck_agent_procinfo:reductions(Dyn),
-                     beamdeck_agent_procinfo:memory(Dyn), Static},
-            S#s{seq = Seq, apps = Apps, table = (S#s.table)#{Pid => Entry},
+            ok = beamdeck_agent_rows:put(S#s.table, Pid,
+                                         {beamdeck_agent_procinfo:hash(Dyn),
+                                          beamdeck_agent_procinfo:reductions(Dyn),
+                                          beamdeck_agent_procinfo:memory(Dyn), Static}),
+            S#s{seq = Seq, apps = Apps,
                 nonzero = nonzero(Pid, Len, S#s.nonzero), hot = (S#s.hot)#{Pid => true}};
         _ ->
             S
@@ -574,84 +652,103 @@ read_us(Prev, _Us, 0) -> Prev;
 read_us(0, Us, Reads) -> max(1, Us div Reads);
 read_us(Prev, Us, Reads) -> max(1, (Prev + Us div Reads) div 2).
 
+%% Send a frame, then wait while the connection holds more than
+%% ?PACE_FRAMES (see there); not at all while it is disconnected (send/1
+%% drops then).
+send_paced(Frame) ->
+    ok = beamdeck_agent_conn:send(Frame),
+    pace(erlang:monotonic_time(millisecond) + ?PACE_WAIT_MS).
+
+pace(Deadline) ->
+    case conn_pending() > ?PACE_FRAMES andalso erlang:monotonic_time(millisecond) < Deadline of
+        true -> receive after 5 -> pace(Deadline) end;
+        false -> ok
+    end.
+
+%% Frames in the connection's queue and casts not yet taken from its mailbox.
+conn_pending() ->
+    case whereis(beamdeck_agent_conn) of
+        undefined -> 0;
+        Pid ->
+            case erlang:process_info(Pid, message_queue_len) of
+                {message_queue_len, N} -> N + backlog();
+                undefined -> 0
+            end
+    end.
+
+shrink(#s{total = N}) when N >= ?SHRINK_ROWS -> _ = erlang:garbage_collect(), ok;
+shrink(_S) -> ok.
+
 %% Hibernate after a tick only where it pays (see ?HIBERNATE_MIN_MS).
 hibernate(#s{partial = true}) -> true;
-hibernate(#s{interval = I}) when I >= ?HIBERNATE_MIN_MS -> true;
-hibernate(#s{table = T}) -> map_size(T) >= ?HIBERNATE_TABLE.
+hibernate(#s{interval = I}) -> I >= ?HIBERNATE_MIN_MS.
 
 %% Known pids not seen alive by the scan. Only looked for when some are
 %% missing (most ticks, some did die: request workers come and go). The
 %% scan found most on its way (`Gone'); when they are as many as are
-%% missing, that is all of them. Else a second pass: with the walk's list
-%% (before OTP 28) the table without it, else every known pid is asked (at
-%% 10k processes that pass was a tenth of the sampler's time, eprof).
-dead(Table, Hits, _Gone, _Walked) when map_size(Table) =< Hits -> [];
-dead(Table, Hits, Gone, Walked) ->
-    Found = unique([P || P <- Gone, is_map_key(P, Table)]),
-    case length(Found) =:= map_size(Table) - Hits of
+%% missing, that is all of them. Else every row is asked (at 10k processes
+%% that pass was a tenth of the sampler's time, eprof).
+dead(_Rows, Known, Hits, _Gone) when Known =< Hits -> [];
+dead(Rows, Known, Hits, Gone) ->
+    Found = unique([P || P <- Gone, beamdeck_agent_rows:member(Rows, P)]),
+    case length(Found) =:= Known - Hits of
         true -> Found;
-        false -> dead(Table, Walked)
+        false -> beamdeck_agent_rows:dead(Rows)
     end.
 
-dead(Table, [_ | _] = Walked) -> maps:keys(maps:without(Walked, Table));
-dead(Table, []) ->
-    maps:fold(fun(P, _, Acc) ->
-                      case erlang:is_process_alive(P) of
-                          true -> Acc;
-                          false -> [P | Acc]
-                      end
-              end, [], Table).
-
 %% Re-read full records of `Pids' not yet in `Done' (pid => {Dyn, Static, Changed}).
-%% A process seen for the first time is read with its static fields.
+%% A process seen for the first time is read with its static fields. `Gone':
+%% processes that had a row and are dead (their rows removed).
 refresh([], Done, Gone, S) -> {Done, Gone, S};
 refresh([P | Ps], Done, Gone, S) when is_map_key(P, Done) -> refresh(Ps, Done, Gone, S);
-refresh([P | Ps], Done, Gone, #s{table = Table} = S) ->
-    Known = maps:get(P, Table, undefined),
+refresh([P | Ps], Done, Gone, #s{table = Rows} = S) ->
+    Known = beamdeck_agent_rows:get(Rows, P),
     case read(P, Known, S) of
+        undefined when Known =:= undefined ->
+            refresh(Ps, Done, Gone, S);
         undefined ->
-            refresh(Ps, Done, [P | Gone], S#s{table = maps:remove(P, Table)});
+            ok = beamdeck_agent_rows:remove(Rows, [P]),
+            refresh(Ps, Done, [P | Gone], S);
         {Dyn, Static, S1} ->
             Hash = beamdeck_agent_procinfo:hash(Dyn),
             Reds = beamdeck_agent_procinfo:reductions(Dyn),
             Mem = beamdeck_agent_procinfo:memory(Dyn),
-            {Changed, Entry} =
+            Changed =
                 case Known of
                     {Hash, SentReds, _, _} when Reds - SentReds < ?REDS_CHANGED ->
-                        {false, {Hash, SentReds, Mem, Static}};
-                    _ ->
-                        {true, {Hash, Reds, Mem, Static}}
+                        true = beamdeck_agent_rows:update(Rows, P, Hash, SentReds, Mem),
+                        false;
+                    {_, _, _, _} ->
+                        true = beamdeck_agent_rows:update(Rows, P, Hash, Reds, Mem),
+                        true;
+                    undefined ->
+                        ok = beamdeck_agent_rows:put(Rows, P, {Hash, Reds, Mem, Static}),
+                        true
                 end,
-            refresh(Ps, Done#{P => {Dyn, Static, Changed}}, Gone,
-                    S1#s{table = Table#{P => Entry}})
+            refresh(Ps, Done#{P => {Dyn, Static, Changed}}, Gone, S1)
     end.
 
-%% Known: the dynamic items only. New: also the static fields, interned.
+%% Known: the dynamic items only. New: also the static fields.
 read(P, {_, _, _, Static}, S) ->
     case beamdeck_agent_procinfo:read(P) of
         undefined -> undefined;
         Dyn -> {Dyn, Static, S}
     end;
-read(P, undefined, #s{apps = Apps, interned = In} = S) ->
+read(P, undefined, #s{apps = Apps} = S) ->
     case beamdeck_agent_procinfo:read_new(P, Apps) of
         undefined -> undefined;
-        {Dyn, Static, Apps1} ->
-            case In of
-                #{Static := Shared} -> {Dyn, Shared, S#s{apps = Apps1}};
-                _ when map_size(In) >= ?MAX_INTERNED ->
-                    {Dyn, Static, S#s{apps = Apps1, interned = #{}}};
-                _ -> {Dyn, Static, S#s{apps = Apps1, interned = In#{Static => Static}}}
-            end
+        {Dyn, Static, Apps1} -> {Dyn, Static, S#s{apps = Apps1}}
     end.
 
 %% Top-N by memory: exact over the table once per rolling cycle, else from
 %% the previous top-N and what this tick re-read.
-mem_top(true, _Refreshed, _Prev, Table, N) ->
-    top_map(fun({_, _, Mem, _}) -> Mem end, Table, N);
-mem_top(false, Refreshed, Prev, Table, N) ->
+mem_top(true, _Refreshed, _Prev, Rows, N) ->
+    beamdeck_agent_rows:top_memory(Rows, N);
+mem_top(false, Refreshed, Prev, Rows, N) ->
     Candidates = unique(Prev ++ maps:keys(Refreshed)),
     beamdeck_agent_hotspots:top([{Mem, P} || P <- Candidates,
-                                             {_, _, Mem, _} <- [maps:get(P, Table, none)]], N).
+                                             Mem <- [beamdeck_agent_rows:memory(Rows, P)],
+                                             Mem =/= undefined], N).
 
 top_map(Value, Map, N) -> beamdeck_agent_hotspots:top_map(Value, Map, N).
 
@@ -667,9 +764,9 @@ record(P, Refreshed, NZ) ->
     {P, beamdeck_agent_procinfo:record(P, Dyn, Static, maps:get(P, NZ, 0))}.
 
 %% `[Pid, Len]' for every mailbox the server does not know yet, leaving out
-%% processes sent in full this tick and processes removed.
-mailbox_pairs(NZ, PrevNZ, Table, Upserted) ->
-    Keep = fun(P) -> is_map_key(P, Table) andalso not is_map_key(P, Upserted) end,
+%% processes sent in full this tick and processes removed (`Member' false).
+mailbox_pairs(NZ, PrevNZ, Member, Upserted) ->
+    Keep = fun(P) -> Member(P) andalso not is_map_key(P, Upserted) end,
     Grown = maps:fold(fun(P, N, Acc) ->
                               case PrevNZ of
                                   #{P := N} -> Acc;
@@ -693,12 +790,18 @@ frames(Chunks, Reset, Partial, Total, Stats, Seq0) ->
         lists:mapfoldl(fun({U, M, R}, {Seq1, First}) ->
                                F = #{type => procs, seq => Seq1 + 1, at => At,
                                      reset => Reset andalso First, total => Total,
-                                     upsert => U, mailbox => M, remove => R, stats => Stats},
-                               F1 = case Partial of
-                                        true -> F#{partial => true};
-                                        false -> F
+                                     upsert => U, mailbox => M, remove => R},
+                               %% A tick's records streamed before its end carry no
+                               %% stats; its last frames do.
+                               F1 = case map_size(Stats) of
+                                        0 -> F;
+                                        _ -> F#{stats => Stats}
                                     end,
-                               {F1, {Seq1 + 1, false}}
+                               F2 = case Partial of
+                                        true -> F1#{partial => true};
+                                        false -> F1
+                                    end,
+                               {F2, {Seq1 + 1, false}}
                        end, {Seq0, true}, Chunks),
     {Frames, Seq}.
 

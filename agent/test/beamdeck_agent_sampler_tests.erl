@@ -51,13 +51,43 @@ first_sample_is_a_reset_of_every_process_test() ->
     ?assert(lists:all(fun(F) -> maps:get(reset, F) =:= false end, Rest)),
     Pids = upserted(Frames),
     ?assertEqual(length(Pids), length(lists:usort(Pids))),
-    ?assertEqual(maps:get(total, First), length(Pids)),
+    %% The tick's last frame carries its total and stats (records stream before).
+    Last = lists:last(Frames),
+    ?assertEqual(maps:get(total, Last), length(Pids)),
     Alive = [pid(P) || P <- erlang:processes()],
     ?assert(length(Alive -- Pids) =< 1),  % at most a process born since
     ?assertEqual(lists:seq(1, length(Frames)), [maps:get(seq, F) || F <- Frames]),
-    Stats = maps:get(stats, First),
+    Stats = maps:get(stats, Last),
     [?assert(is_integer(maps:get(K, Stats))) || K <- [scanUs, sampleUs, intervalMs, dropped]],
     ?assert(maps:get(intervalMs, Stats) >= 1000).
+
+%% A reset's records are handed out a frame at a time while it reads (the
+%% sampler never holds them all): with 2500 more processes the emitter sees
+%% three or more frames of records, then the tick's last frame with stats.
+reset_streams_frames_as_it_reads_test_() ->
+    {timeout, 60, fun() ->
+        Ps = [holder() || _ <- lists:seq(1, 2500)],
+        try
+            Emit = fun(F, Acc) -> [F | Acc] end,
+            {Rev, _} = beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new(), Emit, []),
+            Frames = lists:reverse(Rev),
+            {Streamed, [Last]} = lists:split(length(Frames) - 1, Frames),
+            ?assert(length(Streamed) >= 3),
+            ?assertEqual([true], lists:usort([maps:get(reset, hd(Frames))])),
+            ?assertEqual([false], lists:usort([maps:get(reset, F) || F <- tl(Frames)])),
+            ?assertEqual([false], lists:usort([is_map_key(stats, F) || F <- Streamed])),
+            ?assert(is_map_key(stats, Last)),
+            %% Rows are written as records are read: totals grow, the last is all.
+            Totals = [maps:get(total, F) || F <- Frames],
+            ?assertEqual(Totals, lists:sort(Totals)),
+            ?assert(hd(Totals) < maps:get(total, Last)),
+            ?assertEqual(length(upserted(Frames)), maps:get(total, Last)),
+            Sent = maps:from_keys(upserted(Frames), true),
+            ?assertEqual([], [P || P <- Ps, not is_map_key(pid(P), Sent)])
+        after
+            [stop(P) || P <- Ps]
+        end
+    end}.
 
 deltas_new_removed_changed_test() ->
     beamdeck_test_util:with_env([{top_n, 0}, {min_interval_ms, 1000}], fun() ->
@@ -351,7 +381,8 @@ server_flow() ->
         ?assertMatch(#{type := procs, reset := true}, First),
         Procs1 = [F || #{type := procs} = F <- Frames1],
         ?assertEqual(1, length([F || #{type := tree} = F <- Frames1])),
-        ?assertEqual(7, maps:get(dropped, maps:get(stats, First))),
+        [Stats1 | _] = [St || #{type := procs, stats := St} <- Frames1],
+        ?assertEqual(7, maps:get(dropped, Stats1)),
         %% Later ticks are deltas; the tree is not resent while unchanged.
         ?assert(length(Procs1) >= 2),
         ?assertEqual([false], lists:usort([maps:get(reset, F) || F <- tl(Procs1)])),

@@ -4,15 +4,18 @@
 %%% agent; nothing here calls the agent's own code.
 -module(bd_footprint).
 
+-export([mem_watch_pause/1]).
 -export([spawn_idle/1, kill_idle/0, idle/0, window/1, windows/1, floor_start/0, floor_stop/0,
          agent_memory/0, hot/1, hot_stop/0, etop_us/1, ring_start/2, ring_count/0,
-         ring_stop/0, agent_stop/0, agent_start/0, profile/2]).
+         ring_stop/0, agent_stop/0, agent_start/0, profile/2, mem_watch_start/1,
+         mem_watch_stop/0]).
 
 -define(HOLDER, bd_fp_holder).
 -define(FLOOR, bd_fp_floor).
 -define(RING, bd_fp_ring).
 -define(PEERS, bd_fp_peers).
 -define(HOT, bd_fp_hot).
+-define(MEM_WATCH, bd_fp_mem_watch).
 
 %% @doc Spawn `N' idle, hibernated processes (one in 100 holds 1..20
 %% messages), kept by a registered holder so they outlive the rpc.
@@ -102,7 +105,9 @@ floor_stop() ->
 %% binaries they reference (each counted once).
 -spec agent_memory() -> #{atom() => non_neg_integer()}.
 agent_memory() ->
-    Procs = agent_procs(),
+    memory_of(agent_procs()).
+
+memory_of(Procs) ->
     ProcMem = lists:sum([M || P <- Procs, {memory, M} <- [process_info(P, memory)]]),
     Owned = maps:from_keys(Procs, true),
     Ets = lists:sum([ets:info(T, memory) * erlang:system_info(wordsize)
@@ -116,6 +121,58 @@ agent_memory() ->
     #{processes => length(Procs), procBytes => ProcMem, etsBytes => Ets, binBytes => BinMem,
       total => ProcMem + Ets + BinMem,
       largest => [#{name => N, bytes => M} || {M, N} <- ByProc]}.
+
+%% @doc Sample the agent's memory every `Ms' until mem_watch_stop/0: its
+%% peak, not a snapshot that may land between two ticks' garbage or just
+%% after a hibernation. The agent's processes are found by group leader
+%% once (a walk over every process: at 1M it would weigh on the CPU
+%% windows every `Ms'); afterwards each sample adds the processes linked to
+%% them with the same group leader (workers the agent spawns and links).
+-spec mem_watch_start(pos_integer()) -> ok.
+mem_watch_start(Ms) ->
+    Master = application_controller:get_master(beamdeck_agent),
+    P = spawn(fun() -> mem_watch(Ms, Master, agent_procs(), #{total => 0}, 0) end),
+    register(?MEM_WATCH, P),
+    ok.
+
+mem_watch(Ms, Master, Procs0, Max, N) ->
+    Procs = agent_linked(Master, Procs0),
+    #{total := T} = Mem = memory_of(Procs),
+    Max1 = case T > maps:get(total, Max) of
+               true -> Mem;
+               false -> Max
+           end,
+    receive
+        {stop, From} -> From ! {?MEM_WATCH, #{peak => Max1, last => Mem, samples => N + 1}};
+        {pause, From} ->
+            From ! {?MEM_WATCH, paused},
+            receive {resume, From2} -> From2 ! {?MEM_WATCH, resumed} end,
+            mem_watch(Ms, Master, Procs, Max1, N + 1)
+    after Ms -> mem_watch(Ms, Master, Procs, Max1, N + 1)
+    end.
+
+%% @doc Pause (`true') or resume (`false') the watcher: its samples cost
+%% about as much as the agent at 10k, so none are taken inside a CPU window.
+-spec mem_watch_pause(boolean()) -> ok.
+mem_watch_pause(Pause) ->
+    ?MEM_WATCH ! {case Pause of true -> pause; false -> resume end, self()},
+    receive {?MEM_WATCH, _} -> ok after 60000 -> error(mem_watch_timeout) end.
+
+%% The known agent processes still alive, and those linked to them that
+%% share their group leader.
+agent_linked(Master, Procs) ->
+    Alive = [P || P <- Procs, is_process_alive(P)],
+    Known = maps:from_keys(Alive, true),
+    Linked = lists:usort([L || P <- Alive, {links, Ls} <- [process_info(P, links)], L <- Ls,
+                               is_pid(L), node(L) =:= node(), not is_map_key(L, Known),
+                               process_info(L, group_leader) =:= {group_leader, Master}]),
+    Alive ++ Linked.
+
+%% @doc Stop the watcher: `#{peak, last, samples}', each memory as agent_memory/0.
+-spec mem_watch_stop() -> #{atom() => term()}.
+mem_watch_stop() ->
+    ?MEM_WATCH ! {stop, self()},
+    receive {?MEM_WATCH, R} -> R after 60000 -> error(mem_watch_timeout) end.
 
 name(P) ->
     case process_info(P, registered_name) of
