@@ -9,7 +9,7 @@
  * accounted for and the ack moves past it.
  */
 import { z } from "zod";
-import { type EventFrame, truncateUtf8 } from "./protocol";
+import { agentFrame, type EventFrame, truncateUtf8 } from "./protocol";
 
 /** What must still be readable in a refused event for its seq to count. */
 const refusedEventEnvelope = z.object({
@@ -17,6 +17,19 @@ const refusedEventEnvelope = z.object({
   seq: z.number().int().positive(),
   bootId: z.string().min(8).max(64),
 });
+
+/** The protocol's frame types: a refused frame is counted and logged under one of these or "other". */
+const FRAME_TYPES = new Set<string>(agentFrame.options.map((o) => o.shape.type.value));
+
+/**
+ * The type a refused frame is counted and logged under. The agent chooses
+ * the text: taken as it is, each reconnect could add a label to /metrics and
+ * an entry to the counters for good, or a line break to the log.
+ */
+export function refusedType(type: string | null): string {
+  if (type === null) return "untyped";
+  return FRAME_TYPES.has(type) ? type : "other";
+}
 
 /** Lines logged per socket before the log goes quiet (the counter keeps counting). */
 export const REFUSAL_LOG_LINES = 5;

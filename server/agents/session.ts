@@ -4,7 +4,7 @@
  */
 import type { WebSocket } from "ws";
 import { randomUUID } from "node:crypto";
-import { refusedEventRecord, shouldLogRefusal } from "./refusal";
+import { refusedEventRecord, refusedType, shouldLogRefusal } from "./refusal";
 import { parseAgentFrame, PROTOCOL_VERSION, truncateUtf8, type AgentFrame, type HelloFrame, type ServerFrame } from "./protocol";
 
 export const CLOSE = {
@@ -106,8 +106,9 @@ export class AgentSession {
     const parsed = parseAgentFrame(text);
     if (!parsed.ok) {
       this.refused += 1;
-      if (shouldLogRefusal(this.refused)) console.warn(`[beamdeck] ${this.node}: refused a "${parsed.type ?? "untyped"}" frame (${this.refused} on this socket): ${parsed.reason}`);
-      this.handlers.onRefused(this, parsed.type, parsed.reason);
+      const type = refusedType(parsed.type);
+      if (shouldLogRefusal(this.refused)) console.warn(`[beamdeck] ${this.node}: refused a "${type}" frame (${this.refused} on this socket): ${JSON.stringify(parsed.reason)}`);
+      this.handlers.onRefused(this, type, parsed.reason);
       // An event is accounted for in its place, not closed on: the agent would replay it forever.
       const record = this.hello ? refusedEventRecord(parsed.json, parsed.reason) : null;
       if (record) return this.handlers.onFrame(this, record);

@@ -8,6 +8,7 @@
  * the same way.
  */
 import type { PrismaClient } from "../../generated/prisma/client";
+import { reasonTag } from "../events/reason-tag";
 import { verification as verificationSchema } from "../upgrades/plan";
 
 /** Reports the alert engine has not classified yet (expected or not) are left for the next look. */
@@ -65,12 +66,22 @@ export async function checkHealth(prisma: PrismaClient, isConnected: (node: stri
     connected,
     unpredictedDeaths: unpredictedDeaths.slice(0, MAX_NAMED),
     unexpectedReports: reports.length,
-    reportSamples: reports.slice(0, 5).map((e) => `${e.kind}${e.context ? ` ${e.context}` : ""} ${e.offenderId ?? e.offenderPid ?? ""}${e.reason ? ` (${e.reason.slice(0, 80)})` : ""}`.trim()),
+    reportSamples: reports.slice(0, 5).map(reportSample),
     alerts: alerts.map((a) => a.title),
     verification,
     checkedAt: new Date(now).toISOString(),
   };
   return { figures, failure: failureOf(figures) };
+}
+
+/**
+ * One report as the gate names it. The figures and the halt reason are read
+ * by viewers (rollouts.get, the CLI), so the reason is its tag only, as in
+ * alert titles (events/event-values.ts): a crash reason's data is a value.
+ */
+export function reportSample(e: { kind: string; context: string | null; offenderId: string | null; offenderPid: string | null; reason: string | null }): string {
+  const tag = reasonTag(e.reason);
+  return `${e.kind}${e.context ? ` ${e.context}` : ""} ${e.offenderId ?? e.offenderPid ?? ""}${tag ? ` (${tag.slice(0, 80)})` : ""}`.trim();
 }
 
 /** The first reason the gate fails, in the order an operator would look. */

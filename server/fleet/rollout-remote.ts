@@ -5,7 +5,9 @@
  * bounded by FORWARD_TIMEOUT_MS). The owner runs each one here, for the
  * rollout and under its node lock: the actor is the rollout's starter as
  * recorded in its row and the lock holder is the rollout, never what the
- * caller says, and only while the rollout is active and covers the node.
+ * caller says, and only while the rollout is active and covers the node;
+ * the step itself is the one the rollout's row says comes next
+ * (rollout-op-bounds.ts), never the release or gate the caller names.
  * These operations are not tRPC procedures: no browser, CLI or token can
  * reach them, only an instance with the shared key.
  */
@@ -19,6 +21,7 @@ import { nodeLockHolder, rolloutHolder } from "../upgrades/node-lock";
 import { purgeChoices } from "../upgrades/plan";
 import { ACTIONS } from "../upgrades/workflow-types";
 import { ACTIVE_STATUSES, rolloutId } from "./rollout-options";
+import { boundStep, checkPlanVsn } from "./rollout-op-bounds";
 import { readRollout } from "./rollout-store";
 
 /** The internal call's path for these operations (never a tRPC procedure's). */
@@ -61,12 +64,16 @@ export async function serveRolloutOp(services: Services, raw: unknown): Promise<
   if (!r) throw new BeamdeckError("BD_NOT_FOUND", `no rollout ${op.rolloutId}`);
   if (!ACTIVE_STATUSES.includes(r.status)) throw new BeamdeckError("BD_CONFLICT", `rollout ${r.id} is ${r.status}; its nodes are not touched`);
   if (!r.nodes.some((n) => n.node === op.node)) throw new BeamdeckError("BD_CONFLICT", `rollout ${r.id} does not cover ${op.node}`);
+  // Before the node is touched: only what this rollout's engine would send next (rollout-op-bounds.ts).
+  if (op.op !== "step") {
+    if (op.vsn !== undefined) checkPlanVsn(r, op.node, op.vsn);
+    await connectedNode({ services }, op.node);
+    return op.op === "releases" ? services.upgrades.releases(op.node, op.vsn) : services.upgrades.plan(op.node, op.vsn, op.purge, op.prePurge);
+  }
+  const step = boundStep(r, op);
   await connectedNode({ services }, op.node);
-  if (op.op === "releases") return services.upgrades.releases(op.node, op.vsn);
-  if (op.op === "plan") return services.upgrades.plan(op.node, op.vsn, op.purge, op.prePurge);
   const holder = rolloutHolder(r.id);
   const held = await nodeLockHolder(services.prisma, op.node);
   if (held !== holder) throw new BeamdeckError("BD_CONFLICT", `rollout ${r.id} does not hold the upgrade lock of ${op.node} (${held ?? "nobody"} does); the step was not sent`);
-  const { op: _op, rolloutId: _id, ...step } = op;
   return services.upgrades.run({ ...step, actor: r.createdBy, lockHolder: holder });
 }

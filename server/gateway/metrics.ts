@@ -47,15 +47,34 @@ class Family {
   }
 }
 
+/** Event kinds counted by name per node; the rest count as "other" (the agent names them). */
+export const MAX_EVENT_KINDS_PER_NODE = 32;
+
 /** Counters fed by the server's own listeners from the moment it starts. */
 export class MetricsCounters {
   readonly frames = new Map<string, number>();
   /** Refused frames by node and type (refusal.ts). */
   readonly refused = new Map<string, { node: string; type: string; n: number }>();
   readonly events = new Map<string, { node: string; kind: string; n: number }>();
+  /** Distinct event kinds labelled per node (eventKindLabel). */
+  private readonly kindsOf = new Map<string, Set<string>>();
   readonly lagBuckets = LAG_BUCKETS.map(() => 0);
   lagCount = 0;
   lagSum = 0;
+
+  /**
+   * An event's kind is the agent's text (notify/1 takes any): the first
+   * MAX_EVENT_KINDS_PER_NODE kinds of a node are labels, any later one is
+   * "other", so one socket cannot grow /metrics and these counters for good.
+   */
+  private eventKindLabel(node: string, kind: string): string {
+    const kinds = this.kindsOf.get(node) ?? new Set<string>();
+    this.kindsOf.set(node, kinds);
+    if (kinds.has(kind)) return kind;
+    if (kinds.size >= MAX_EVENT_KINDS_PER_NODE) return "other";
+    kinds.add(kind);
+    return kind;
+  }
 
   constructor(services: Pick<Services, "registry" | "events">) {
     services.registry.onAgentFrame((_node, frame) => this.frames.set(frame.type, (this.frames.get(frame.type) ?? 0) + 1));
@@ -68,8 +87,9 @@ export class MetricsCounters {
     services.events.onStored(async (node, stored) => {
       const now = Date.now();
       for (const { frame } of stored) {
-        const key = `${node}\u0000${frame.kind}`;
-        const e = this.events.get(key) ?? { node, kind: frame.kind, n: 0 };
+        const kind = this.eventKindLabel(node, frame.kind);
+        const key = `${node}\u0000${kind}`;
+        const e = this.events.get(key) ?? { node, kind, n: 0 };
         e.n += 1;
         this.events.set(key, e);
         const lag = Math.max(0, (now - frame.at) / 1000);

@@ -5,6 +5,7 @@
  * the agent's; the history shows each install's fallback and what became of
  * it. The schemas and the status line are fallback.ts.
  */
+import { z } from "zod";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { appendAudit } from "../audit/log";
 import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult, fallbackRefusal } from "./fallback";
@@ -54,24 +55,34 @@ async function recordFallback(prisma: PrismaClient, node: string, e: FallbackEve
   return { node, commandId: e.rollbackCommandId ?? e.fallback.commandId, kind: "result" as const, step: "fallback", ok: e.context !== "failed", message: e.reason.text, at: Date.now() };
 }
 
-/** The node's recent fallback events, by the install command they belong to: the first one counts (as in recordFallback; a replay does not rewrite it). */
-export async function fallbackOutcomes(prisma: PrismaClient, node: string): Promise<Map<string, FallbackEvent>> {
-  const rows = await prisma.event.findMany({ where: { node, kind: "fallback" }, orderBy: { id: "desc" }, take: 100, select: { data: true } });
-  const out = new Map<string, FallbackEvent>();
+/** What became of an install's fallback, as recordFallback audited it. */
+const recordedOutcome = z.object({ outcome: z.string().max(64), message: z.string(), fallback: z.object({ commandId: z.string() }) });
+export type FallbackOutcome = Omit<z.infer<typeof recordedOutcome>, "fallback">;
+
+/**
+ * The node's recorded fallback outcomes, by the install command they belong
+ * to: the audit entries recordFallback wrote (one per install, the first
+ * event that passed its checks), never the raw `fallback` events. Those a
+ * node can send again, or forge for commands it never had, until the first
+ * real one falls out of any window read here (a replay would rewrite history).
+ */
+export async function fallbackOutcomes(prisma: PrismaClient, node: string): Promise<Map<string, FallbackOutcome>> {
+  const rows = await prisma.auditEntry.findMany({ where: { node, action: "upgrade.fallback" }, orderBy: { id: "desc" }, take: 1000, select: { data: true } });
+  const out = new Map<string, FallbackOutcome>();
   for (const r of rows.reverse()) {
-    const e = fallbackEvent.safeParse(r.data);
-    if (e.success && !out.has(e.data.fallback.commandId)) out.set(e.data.fallback.commandId, e.data);
+    const d = recordedOutcome.safeParse(r.data);
+    if (d.success && !out.has(d.data.fallback.commandId)) out.set(d.data.fallback.commandId, { outcome: d.data.outcome, message: d.data.message });
   }
   return out;
 }
 
 /** An upgrade's fallback: the agent's record from its install result, what became of it, and the status line while it is pending. */
-export function fallbackOf(status: string, commands: { id: string; action: string; result: unknown }[], outcomes: Map<string, FallbackEvent>, now: number) {
+export function fallbackOf(status: string, commands: { id: string; action: string; result: unknown }[], outcomes: Map<string, FallbackOutcome>, now: number) {
   const install = commands.find((c) => c.action === "install");
   const record = install ? fallbackOfResult(install.result) : null;
   if (!install || !record) return null;
   const done = outcomes.get(install.id) ?? null;
-  return { ...record, outcome: done?.context ?? null, message: done?.reason.text ?? null, line: done ? null : fallbackLine(status, record, now) };
+  return { ...record, outcome: done?.outcome ?? null, message: done?.message ?? null, line: done ? null : fallbackLine(status, record, now) };
 }
 
 /**

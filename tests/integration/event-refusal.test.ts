@@ -10,6 +10,7 @@ import type { BeamNode } from "../../tools/beam/nodes";
 import { startAgentNode, stopServerAndNodes, waitConnected } from "../support/beam-node";
 import { waitFor } from "../support/ports";
 import { parseExposition } from "../support/prometheus-text";
+import { connectRaw, isRefusal } from "../support/raw-agent";
 import { startServer, type TestServer } from "../support/server";
 import { httpClient } from "../support/trpc-clients";
 
@@ -72,7 +73,7 @@ describe("a refused event", () => {
     expect(bad?.reason).toContain("reason");
     expect(rows.find((e) => e.seq === badSeq + 1)?.kind).toBe("probe_good");
 
-    expect(server.log()).toMatch(new RegExp(`${node.name}: refused a "event" frame \\(1 on this socket\\): bad event frame: reason`));
+    expect(server.log()).toMatch(new RegExp(`${node.name}: refused a "event" frame \\(1 on this socket\\): "bad event frame: reason`));
     const m = parseExposition(await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiToken}` }, signal: AbortSignal.timeout(20_000) })).text());
     expect(m.value("beamdeck_agent_frames_refused_total", { node: node.name, type: "event" })).toBe(1);
 
@@ -86,7 +87,24 @@ describe("a refused event", () => {
     // A procs frame the schema refuses, sent through the conn as the sampler would.
     await node.rpc(`beamdeck_agent_conn:send(#{type => <<"procs">>, seq => 1, at => <<"not a time">>, total => 0})`);
     await waitFor("reconnected", async () => (await eventsStats()).reconnects > before.reconnects, 20_000, 300);
-    expect(server.log()).toMatch(new RegExp(`${node.name}: refused a "procs" frame \\(\\d+ on this socket\\): bad procs frame: at`));
+    expect(server.log()).toMatch(new RegExp(`${node.name}: refused a "procs" frame \\(\\d+ on this socket\\): "bad procs frame: at`));
     await waitConnected(server, node.name);
+  });
+
+  it("an agent token choosing the refused frames' type adds no /metrics label and no log line of its own", async () => {
+    // A protocol-level client (no BEAM behaviour is tested here): each refused non-event frame closes the socket, so each type is a reconnect.
+    const token = await server.agentToken("refusal-forger");
+    const forged = "forged@host";
+    for (let i = 0; i < 5; i++) {
+      const a = await connectRaw(server.agentUrl, token, forged);
+      if (isRefusal(a)) throw new Error(`connection ${i} refused: ${a.status} ${a.body}`);
+      a.send({ type: `x${i}\n[beamdeck] admin` });
+      expect((await a.closed).code).toBe(4400);
+    }
+    const m = parseExposition(await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiToken}` }, signal: AbortSignal.timeout(20_000) })).text());
+    expect(m.value("beamdeck_agent_frames_refused_total", { node: forged, type: "other" })).toBe(5);
+    expect(m.find("beamdeck_agent_frames_refused_total", { node: forged }).map((x) => x.labels.type)).toEqual(["other"]);
+    expect(server.log()).not.toMatch(/^\[beamdeck\] admin/m);
+    expect(server.log()).toMatch(new RegExp(`${forged}: refused a "other" frame \\(1 on this socket\\)`));
   });
 });

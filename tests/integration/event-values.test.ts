@@ -113,6 +113,16 @@ describe("crash report values by role", () => {
     expect((await api(operator).events.list.query({ node: node.name, reason: "s3cret" })).events.length).toBeGreaterThanOrEqual(2);
   });
 
+  it("a viewer's reason filter is no oracle: its paging says the same whether the guess is in a hidden value or not", async () => {
+    // Two events hold the marker (the crash and the supervisor report): a filter run in the database would page on to the second.
+    const probe = (reason: string) => api(viewer).events.list.query({ node: node.name, reason, limit: 1 });
+    const [hit, miss] = await Promise.all([probe(REASON_SECRET), probe("no-such-text-in-any-event")]);
+    expect(hit.events).toEqual([]);
+    expect(hit.nextBefore).toBe(miss.nextBefore);
+    const unfiltered = await api(viewer).events.list.query({ node: node.name, limit: 1 });
+    expect(hit.nextBefore).toBe(unfiltered.nextBefore);
+  });
+
   it("the CLI follows the caller's role", async () => {
     const asViewer = await server.cli(["events", node.name, "--json"], { BEAMDECK_API_TOKEN: viewer });
     expect(asViewer.code, asViewer.stderr).toBe(0);

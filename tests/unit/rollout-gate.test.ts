@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { durationArg, statusExit } from "../../server/cli/commands/rollout-run";
 import { EXIT } from "../../server/cli/errors";
-import { failureOf, type GateFigures } from "../../server/fleet/rollout-gate";
+import { failureOf, type GateFigures, reportSample } from "../../server/fleet/rollout-gate";
 import { rolloutOptions, startInput } from "../../server/fleet/rollout-options";
 
 const healthy: GateFigures = {
@@ -56,5 +56,15 @@ describe("the CLI's rollout arguments", () => {
     expect(statusExit("aborted")).toBe(EXIT.error);
     expect(statusExit("done")).toBe(EXIT.ok);
     expect(statusExit("canary")).toBe(EXIT.ok);
+  });
+});
+
+describe("a report as the gate names it (read by viewers: rollouts.get, the halt reason)", () => {
+  it("carries the reason's tag, never its values", () => {
+    const crash = { kind: "crash_report", context: null, offenderId: null, offenderPid: "<0.9.0>", reason: '{{badmatch,<<"s3cret-token">>},[{m,f,1}]}' };
+    expect(reportSample(crash)).toBe("crash_report <0.9.0> ({{badmatch,...},...})");
+    expect(reportSample({ ...crash, kind: "supervisor_report", context: "child_terminated", offenderId: "acceptor", reason: "killed" })).toBe("supervisor_report child_terminated acceptor (killed)");
+    expect(reportSample({ ...crash, reason: '"a string with s3cret"' })).not.toContain("s3cret");
+    expect(reportSample({ ...crash, reason: null })).toBe("crash_report <0.9.0>");
   });
 });
