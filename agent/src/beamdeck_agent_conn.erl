@@ -39,9 +39,6 @@
 -define(TAB, ?MODULE).
 -define(MAX_LOGGED_KEYS, 32).
 -define(FLUSH_BATCH, 32).
-%% One write carries the frames queued meanwhile up to about this many
-%% bytes: fewer system calls, and the masked copies stay bounded.
--define(WRITE_BYTES, 512 * 1024).
 
 -record(d, {opts :: map(),
             endpoint :: undefined | beamdeck_agent_config:endpoint(),
@@ -466,30 +463,21 @@ flush(#d{qlen = 0} = D, _N) ->
     true = ets:insert(?TAB, {queued, 0}),
     {keep_state, D};
 flush(#d{ws = Ws} = D, N) ->
-    {Bins, Taken, D1} = take_batch(D, N, 0, 0, []),
-    case beamdeck_agent_ws:send_many(Ws, text, Bins) of
-        ok ->
-            _ = ets:update_counter(?TAB, sent, length(Bins)),
-            flush(D1, N - Taken);
-        {error, R} ->
-            count_dropped(length(Bins)),
-            disconnect({send_failed, R}, connected, D1)
-    end.
-
-%% The encoded frames of one write, from the head of the queue: at most `N'
-%% items and about ?WRITE_BYTES (at least one item); `Taken' counts the
-%% unencodable ones dropped on the way too.
-take_batch(#d{qlen = 0} = D, _N, Taken, _Bytes, Acc) -> {lists:reverse(Acc), Taken, D};
-take_batch(D, N, Taken, Bytes, Acc) when Taken >= N; Bytes >= ?WRITE_BYTES ->
-    {lists:reverse(Acc), Taken, D};
-take_batch(D, N, Taken, Bytes, Acc) ->
     {{value, Item}, Q} = queue:out(D#d.queue),
     D1 = D#d{queue = Q, qlen = D#d.qlen - 1},
     case encode_item(Item, D1) of
-        {ok, Bin, D2} -> take_batch(D2, N, Taken + 1, Bytes + byte_size(Bin), [Bin | Acc]);
+        {ok, Bin, D2} ->
+            case beamdeck_agent_ws:send(Ws, text, Bin) of
+                ok ->
+                    _ = ets:update_counter(?TAB, sent, 1),
+                    flush(D2, N - 1);
+                {error, R} ->
+                    count_dropped(1),
+                    disconnect({send_failed, R}, connected, D2)
+            end;
         {drop, D2} ->
             count_dropped(1),
-            take_batch(D2, N, Taken + 1, Bytes, Acc)
+            flush(D2, N - 1)
     end.
 
 encode_item({raw, Bin}, D) -> {ok, Bin, D};

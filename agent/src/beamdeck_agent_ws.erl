@@ -20,7 +20,7 @@
 
 %% Socket side.
 -export([connect/1, controlling_process/2, activate/1, socket_message/2,
-         handle_data/2, send/3, send_many/3, ping/2, close/3, abort/1]).
+         handle_data/2, send/3, ping/2, close/3, abort/1]).
 
 -define(CLOSE_WAIT_MS, 1000).
 
@@ -289,21 +289,9 @@ fail(Ws, Why) ->
 %% The socket's send timeout bounds how long a stuck peer can block this.
 -spec send(Ws, Type, Data) -> ok | {error, term()}
     when Ws :: ws(), Type :: text | binary, Data :: iodata().
-send(Ws, Type, Data) ->
-    send_many(Ws, Type, [Data]).
-
-%% @doc Several messages in one write: one system call for what a tick
-%% queued instead of one a message (on loopback a write also runs the
-%% receiver's TCP stack; it was most of the connection's CPU time).
-%% Nothing is written for `[]'.
--spec send_many(Ws, Type, [Data]) -> ok | {error, term()}
-    when Ws :: ws(), Type :: text | binary, Data :: iodata().
-send_many(_Ws, _Type, []) ->
-    ok;
-send_many(#ws{transport = T, socket = S, frag_size = FragSize}, Type, Messages) ->
+send(#ws{transport = T, socket = S, frag_size = FragSize}, Type, Data) ->
     Frames = [beamdeck_agent_ws_frame:encode_frame(Op, Chunk, Fin, mask_key())
-              || Data <- Messages,
-                 {Op, Fin, Chunk} <- beamdeck_agent_ws_frame:fragment(Type, iolist_to_binary(Data), FragSize)],
+              || {Op, Fin, Chunk} <- beamdeck_agent_ws_frame:fragment(Type, iolist_to_binary(Data), FragSize)],
     T:send(S, Frames).
 
 %% @doc Send a ping (payload at most 125 bytes).
