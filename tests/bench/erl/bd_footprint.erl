@@ -237,14 +237,29 @@ breakdown(Ms) ->
     Tracer = spawn(fun() -> tracer(Self, #{}) end),
     Reds0 = [{P, reds(P)} || P <- Procs],
     {R0, _} = erlang:statistics(runtime),
-    _ = [trace(P, true, [running, monotonic_timestamp, {tracer, Tracer}]) || P <- Procs],
+    %% set_on_spawn: request workers the connection starts are counted too
+    %% (as "workers": they are gone before their reductions can be read).
+    _ = [trace(P, true, [running, procs, set_on_spawn, monotonic_timestamp, {tracer, Tracer}]) || P <- Procs],
     timer:sleep(Ms),
-    _ = [trace(P, false, [running]) || P <- Procs],
+    _ = [trace(P, false, [running, procs, set_on_spawn]) || P <- Procs],
     {R1, _} = erlang:statistics(runtime),
     Tracer ! {done, self()},
     OnCpu = receive {on_cpu, Map} -> Map after 5000 -> #{} end,
+    Known = maps:from_list(Reds0),
+    %% Workers by what they were spawned to run.
+    Workers = lists:foldl(fun({P, U}, Acc) when is_pid(P) ->
+                                  case is_map_key(P, Known) of
+                                      true -> Acc;
+                                      false ->
+                                          K = maps:get({mfa, P}, OnCpu, unknown),
+                                          maps:update_with(K, fun(X) -> X + U end, U, Acc)
+                                  end;
+                             (_, Acc) -> Acc
+                          end, #{}, maps:to_list(OnCpu)),
     Rows = lists:reverse(lists:sort(
-             [{maps:get(P, OnCpu, 0) div 1000, reds(P) - R, name(P, initial(P))} || {P, R} <- Reds0])),
+             [{maps:get(P, OnCpu, 0) div 1000, reds(P) - R, name(P, initial(P))} || {P, R} <- Reds0]
+             ++ [{U div 1000, 0, iolist_to_binary(io_lib:format("workers ~0p", [K]))}
+                 || {K, U} <- maps:to_list(Workers)])),
     #{runtimeMs => R1 - R0, windowMs => Ms,
       procs => [#{name => N, onCpuUs => U, reductions => Rd} || {U, Rd, N} <- Rows, U > 0 orelse Rd > 0]}.
 
@@ -285,7 +300,13 @@ tracer(Parent, Acc) ->
                     tracer(Parent, maps:update_with(P, fun(X) -> X + Ns end, Ns, Acc1));
                 error -> tracer(Parent, Acc)
             end;
+        {trace_ts, _Parent, spawn, P, {erlang, apply, [Fun | _]}, _T} when is_function(Fun) ->
+            {module, M} = erlang:fun_info(Fun, module),
+            {name, F} = erlang:fun_info(Fun, name),
+            tracer(Parent, Acc#{{mfa, P} => {M, F}});
+        {trace_ts, _Parent, spawn, P, {M, F, Args}, _T} ->
+            tracer(Parent, Acc#{{mfa, P} => {M, F, length(Args)}});
         {done, From} ->
-            From ! {on_cpu, maps:filter(fun(K, _) -> is_pid(K) end, Acc)};
+            From ! {on_cpu, maps:filter(fun(K, _) -> not is_tuple(K) orelse element(1, K) =:= mfa end, Acc)};
         _ -> tracer(Parent, Acc)
     end.
