@@ -23,7 +23,8 @@
 %%% (beamdeck_agent_budget): `max(min_interval_ms, cost / budget(N))', the
 %%% budget a share of one scheduler, `budget_10k' at 10k processes or fewer,
 %%% `budget_100k' at 100k or more, interpolated in between. The tick also
-%%% measures the schedulers' busy time while it runs (beamdeck_agent_busy)
+%%% measures the schedulers' busy time while it runs (beamdeck_agent_busy,
+%%% read every few ticks, scaled in between)
 %%% and stretches the interval to keep that inside the same budget: reading
 %%% mailboxes makes the read processes work on other schedulers too, which
 %%% the tick's own wall time leaves out; and it keeps the whole tick under a
@@ -161,7 +162,9 @@
             read_us = 0 :: non_neg_integer(),
             other_us = 0 :: non_neg_integer(),
             %% Ticks skipped because the connection's queue was backed up.
-            skipped = 0 :: non_neg_integer()}).
+            skipped = 0 :: non_neg_integer(),
+            %% When the schedulers' busy time is next read (beamdeck_agent_busy).
+            busy = beamdeck_agent_busy:new() :: beamdeck_agent_busy:memo()}).
 -opaque state() :: #s{}.
 
 %%% API %%%
@@ -509,19 +512,20 @@ tick(S) ->
                         true -> erlang:monotonic_time(millisecond);
                         false -> S#s.last_reset
                     end,
-        Busy0 = beamdeck_agent_busy:sample(),
+        {Busy0, BusyMemo} = beamdeck_agent_busy:start(S#s.busy),
         T0 = now_us(),
         {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
         {ok, S2} = sample(S1, fun(F, ok) -> send_paced(F) end, ok),
         lists:foreach(fun beamdeck_agent_conn:send/1, TreeFrames),
         WallUs = now_us() - T0,
-        BusyUs = beamdeck_agent_busy:busy_us(Busy0, WallUs),
+        {BusyUs, BusyMemo1} = beamdeck_agent_busy:finish(Busy0, WallUs, BusyMemo),
         Interval = case Reset of
                        true -> S2#s.interval;
                        false -> stretch(S2#s.interval, BusyUs, WallUs, S2)
                    end,
         Other = max(0, WallUs - S2#s.scan_us - S2#s.reads_us),
-        schedule(Interval, S2#s{interval = Interval, failed = false, other_us = Other})
+        schedule(Interval, S2#s{interval = Interval, failed = false, other_us = Other,
+                                busy = BusyMemo1})
     catch
         Class:Reason:Stack ->
             %% Log the first failure of a run only; start over with a reset.

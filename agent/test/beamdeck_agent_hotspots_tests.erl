@@ -189,6 +189,33 @@ busy_time_counts_work_on_any_scheduler_test() ->
 busy_time_unknown_without_the_flag_test() ->
     ?assertEqual(0, beamdeck_agent_busy:busy_us(undefined, 1000000)).
 
+%% The schedulers are read on the first stretch and every 5th after; in
+%% between, the last measured busy/wall ratio scales the stretch's wall time.
+busy_time_read_every_fifth_stretch_test() ->
+    Old = erlang:system_flag(scheduler_wall_time, true),
+    try
+        {Started, M0} = beamdeck_agent_busy:start(beamdeck_agent_busy:new()),
+        ?assertMatch({sample, [_ | _]}, Started),
+        T0 = erlang:monotonic_time(microsecond),
+        spin(erlang:monotonic_time(millisecond) + 50),
+        Wall = erlang:monotonic_time(microsecond) - T0,
+        {Busy, M1} = beamdeck_agent_busy:finish(Started, Wall, M0),
+        ?assert(Busy >= 10000),
+        %% The next four are estimates: the measured ratio, twice the wall
+        %% time, twice the busy time (within rounding).
+        M5 = lists:foldl(
+               fun(_, M) ->
+                       {S, Mx} = beamdeck_agent_busy:start(M),
+                       ?assertEqual(estimate, S),
+                       {B, My} = beamdeck_agent_busy:finish(S, 2 * Wall, Mx),
+                       ?assert(abs(B - 2 * Busy) =< 2),
+                       My
+               end, M1, lists:seq(1, 4)),
+        ?assertMatch({{sample, [_ | _]}, _}, beamdeck_agent_busy:start(M5))
+    after
+        erlang:system_flag(scheduler_wall_time, Old)
+    end.
+
 spin(Until) ->
     case erlang:monotonic_time(millisecond) >= Until of
         true -> ok;

@@ -81,7 +81,10 @@ async function agentConnected(node: BeamNode): Promise<void> {
 }
 
 async function measureSize(server: TestServer, client: Client, n: number, probeDir: string, ring: boolean): Promise<FootprintRow> {
-  const windowMs = n >= 1_000_000 ? 20_000 : 10_000;
+  // 20 s: a whole number of the floor's 1 s passes and of the sampler's
+  // ticks at its 4 s latency cap (and 5 s tree walks). A 10 s window held 2
+  // or 3 of those ticks depending on phase: a ±20 % swing in the agent's figure.
+  const windowMs = 20_000;
   const { node } = await startAgentNode(server, { env: { ERL_FLAGS: "+P 2000000" } });
   try {
     await waitConnected(server, node.name, true, 60_000);
@@ -119,6 +122,11 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     const [withAgent, cpuWith] = await busyAndCpu();
     await node.rpc(`bd_footprint:mem_watch_pause(false)`, LONG);
     const mem = await node.rpcJson<{ total: number }>(`bd_footprint:agent_memory()`, LONG);
+    // Per agent process: time scheduled in and reductions (running trace), after the windows.
+    if (process.env.BEAMDECK_BENCH_BREAKDOWN) {
+      const b = await node.rpcJson<unknown>(`bd_footprint:breakdown(${windowMs * 2})`, LONG);
+      console.log(`  breakdown: ${JSON.stringify(b)}`);
+    }
     // Where the time goes (eprof over the agent's processes), after the windows it would disturb.
     if (process.env.BEAMDECK_BENCH_PROFILE) {
       const file = path.join(os.tmpdir(), `beamdeck-footprint-eprof-${n}.txt`);

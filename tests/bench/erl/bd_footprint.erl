@@ -8,7 +8,7 @@
 -export([spawn_idle/1, kill_idle/0, idle/0, window/1, windows/1, floor_start/0, floor_stop/0,
          agent_memory/0, hot/1, hot_stop/0, etop_us/1, ring_start/2, ring_count/0,
          ring_stop/0, agent_stop/0, agent_start/0, profile/2, mem_watch_start/1,
-         mem_watch_stop/0]).
+         mem_watch_stop/0, breakdown/1]).
 
 -define(HOLDER, bd_fp_holder).
 -define(FLOOR, bd_fp_floor).
@@ -279,4 +279,91 @@ profile(Ms, File) ->
         ok
     after
         eprof:stop()
+    end.
+
+%% @doc Where the agent's time goes, per process, over `Ms': the time each
+%% agent process was scheduled in (`running' trace, in/out timestamps),
+%% its reductions, and the node's CPU time (`statistics(runtime)') over the
+%% same window. Names are registered names, else the initial call. The trace
+%% costs a message per schedule; the agent's processes are scheduled in a
+%% few times a second, so it disturbs little (unlike eprof).
+-spec breakdown(pos_integer()) -> #{atom() => term()}.
+breakdown(Ms) ->
+    Procs = agent_procs(),
+    Self = self(),
+    Tracer = spawn(fun() -> tracer(Self, #{}) end),
+    Reds0 = [{P, reds(P)} || P <- Procs],
+    {R0, _} = erlang:statistics(runtime),
+    %% set_on_spawn: request workers the connection starts are counted too
+    %% (as "workers": they are gone before their reductions can be read).
+    _ = [trace(P, true, [running, procs, set_on_spawn, monotonic_timestamp, {tracer, Tracer}]) || P <- Procs],
+    timer:sleep(Ms),
+    _ = [trace(P, false, [running, procs, set_on_spawn]) || P <- Procs],
+    {R1, _} = erlang:statistics(runtime),
+    Tracer ! {done, self()},
+    OnCpu = receive {on_cpu, Map} -> Map after 5000 -> #{} end,
+    Known = maps:from_list(Reds0),
+    %% Workers by what they were spawned to run.
+    Workers = lists:foldl(fun({P, U}, Acc) when is_pid(P) ->
+                                  case is_map_key(P, Known) of
+                                      true -> Acc;
+                                      false ->
+                                          K = maps:get({mfa, P}, OnCpu, unknown),
+                                          maps:update_with(K, fun(X) -> X + U end, U, Acc)
+                                  end;
+                             (_, Acc) -> Acc
+                          end, #{}, maps:to_list(OnCpu)),
+    Rows = lists:reverse(lists:sort(
+             [{maps:get(P, OnCpu, 0) div 1000, reds(P) - R, name(P, initial(P))} || {P, R} <- Reds0]
+             ++ [{U div 1000, 0, iolist_to_binary(io_lib:format("workers ~0p", [K]))}
+                 || {K, U} <- maps:to_list(Workers)])),
+    #{runtimeMs => R1 - R0, windowMs => Ms,
+      procs => [#{name => N, onCpuUs => U, reductions => Rd} || {U, Rd, N} <- Rows, U > 0 orelse Rd > 0]}.
+
+%% A process may have exited since the list was made.
+trace(P, On, Flags) ->
+    try erlang:trace(P, On, Flags) catch error:badarg -> 0 end.
+
+reds(P) ->
+    case process_info(P, reductions) of
+        {reductions, R} -> R;
+        undefined -> 0
+    end.
+
+initial(P) ->
+    case process_info(P, dictionary) of
+        {dictionary, D} ->
+            case proplists:get_value('$initial_call', D) of
+                {M, F, A} -> iolist_to_binary(io_lib:format("~p:~p/~p", [M, F, A]));
+                _ -> list_to_binary(pid_to_list(P))
+            end;
+        _ -> list_to_binary(pid_to_list(P))
+    end.
+
+name(P, Default) ->
+    case process_info(P, registered_name) of
+        {registered_name, N} when is_atom(N) -> N;
+        _ -> Default
+    end.
+
+%% Sum of in->out stretches per pid, in nanoseconds (monotonic native is ns on Linux).
+tracer(Parent, Acc) ->
+    receive
+        {trace_ts, P, in, _, T} -> tracer(Parent, Acc#{{in, P} => T});
+        {trace_ts, P, out, _, T} ->
+            case maps:take({in, P}, Acc) of
+                {T0, Acc1} ->
+                    Ns = erlang:convert_time_unit(T - T0, native, nanosecond),
+                    tracer(Parent, maps:update_with(P, fun(X) -> X + Ns end, Ns, Acc1));
+                error -> tracer(Parent, Acc)
+            end;
+        {trace_ts, _Parent, spawn, P, {erlang, apply, [Fun | _]}, _T} when is_function(Fun) ->
+            {module, M} = erlang:fun_info(Fun, module),
+            {name, F} = erlang:fun_info(Fun, name),
+            tracer(Parent, Acc#{{mfa, P} => {M, F}});
+        {trace_ts, _Parent, spawn, P, {M, F, Args}, _T} ->
+            tracer(Parent, Acc#{{mfa, P} => {M, F, length(Args)}});
+        {done, From} ->
+            From ! {on_cpu, maps:filter(fun(K, _) -> not is_tuple(K) orelse element(1, K) =:= mfa end, Acc)};
+        _ -> tracer(Parent, Acc)
     end.
