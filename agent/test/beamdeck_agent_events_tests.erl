@@ -24,24 +24,29 @@
 
 %%% FIXTURES %%%
 
+%% Each case gets 60 s, not EUnit's 5 s: their waits alone (concurrent's replay
+%% is paced over 10 s at worst) pass 5 s at load 30; each wait has its own deadline.
 events_test_() ->
     {foreach, fun() -> setup([]) end, fun cleanup/1,
-     [{"exit(Pid, kill) gives exactly one child_terminated event", fun kill_child/0},
-      {"seqs are consecutive, ack drops, connected(N) replays after N in order", fun replay/0},
-      {"concurrent loggers get consecutive seqs, replay is paced and ordered", fun concurrent/0},
-      {"no sending while the conn queue is full", fun backpressure/0},
-      {"a conn that says it is not connected makes the events buffer", fun disconnected/0},
-      {"after connected(N, Session) every event, new or replayed, is sent for that connection only",
-       fun session_bound/0},
-      {"reports from an unnamed supervisor name its pid", fun unnamed_supervisor/0},
-      {"notify/1 events get seqs too", fun notify/0},
-      {"notify_watched/1: the seq's delivery is pending, then acked; unknown seqs read as lost",
-       fun watched_delivery/0},
-      {"the handler is removed when the events process stops", fun handler_removed/0},
-      {"seqs continue across a restart of the events process", fun restart_keeps_seq/0},
-      {"a handler removed by someone else is put back", fun handler_reinstalled/0},
-      {"a translating primary filter in front (Elixir's Logger 1.15+): ours is put first, "
-       "reports still arrive, each once", fun translated_reports/0}]}.
+     [{timeout, 60, T} || T <- events_cases()]}.
+
+events_cases() ->
+    [{"exit(Pid, kill) gives exactly one child_terminated event", fun kill_child/0},
+     {"seqs are consecutive, ack drops, connected(N) replays after N in order", fun replay/0},
+     {"concurrent loggers get consecutive seqs, replay is paced and ordered", fun concurrent/0},
+     {"no sending while the conn queue is full", fun backpressure/0},
+     {"a conn that says it is not connected makes the events buffer", fun disconnected/0},
+     {"after connected(N, Session) every event, new or replayed, is sent for that connection only",
+      fun session_bound/0},
+     {"reports from an unnamed supervisor name its pid", fun unnamed_supervisor/0},
+     {"notify/1 events get seqs too", fun notify/0},
+     {"notify_watched/1: the seq's delivery is pending, then acked; unknown seqs read as lost",
+      fun watched_delivery/0},
+     {"the handler is removed when the events process stops", fun handler_removed/0},
+     {"seqs continue across a restart of the events process", fun restart_keeps_seq/0},
+     {"a handler removed by someone else is put back", fun handler_reinstalled/0},
+     {"a translating primary filter in front (Elixir's Logger 1.15+): ours is put first, "
+      "reports still arrive, each once", fun translated_reports/0}].
 
 watched_overflow_test_() ->
     {setup, fun() -> setup([{event_buffer, 100}]) end, fun cleanup/1,
@@ -53,7 +58,7 @@ overflow_test_() ->
 
 overload_test_() ->
     {setup, fun() -> setup([{event_inflight_max, 100}]) end, fun cleanup/1,
-     {"handlers drop and count when the events process is behind", fun overload/0}}.
+     {"handlers drop and count when the events process is behind", timeout, 30, fun overload/0}}.
 
 resend_test_() ->
     {setup, fun() -> setup([{event_resend_ms, 1000}]) end, fun cleanup/1,
@@ -324,7 +329,7 @@ overflow() ->
     ?assertMatch(#{lastSeq := 103, buffered := 100, dropped := 3}, beamdeck_agent_events:stats()),
     %% The next tick (1 s) adds one `agent` event; it makes room first, so its
     %% count includes the drop its own insertion causes (seq 4).
-    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 104 end, 3000),
+    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 104 end, 10000),
     ?assertMatch(#{lastSeq := 104, buffered := 100, dropped := 4}, beamdeck_agent_events:stats()),
     timer:sleep(2200), %% two more ticks: no change, no new agent event
     ?assertEqual(104, beamdeck_agent_events:last_seq()),
@@ -358,7 +363,7 @@ overload() ->
     ?assert(Us < 2000000),
     ?assertMatch(#{overloadDrops := 50, inflight := 0}, beamdeck_agent_events:stats()),
     %% The next tick reports the handler drops, once.
-    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 101 end, 3000),
+    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 101 end, 10000),
     timer:sleep(1200),
     ?assertMatch(#{lastSeq := 101, buffered := 101, dropped := 0}, beamdeck_agent_events:stats()),
     connect(0),
