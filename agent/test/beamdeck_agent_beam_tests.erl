@@ -58,9 +58,12 @@ named(L) -> [FA || {F, _} = FA <- L, hd(atom_to_list(F)) =/= $-].
 
 shapes_test_() ->
     {setup, fun tmp_dir/0, fun(Dir) -> os:cmd("rm -rf " ++ Dir) end,
-     [{"loop shapes: the decoder finds what debug_info shows", fun same_loops/0},
-      {"fun bodies and non-tail waits: what only the beam shows", fun beam_only/0},
-      {"an unknown opcode: lint_unavailable, the safe side, no crash", fun unknown_opcode/0}]}.
+     %% Each compiles the shapes module (twice, some): seconds at load 30,
+     %% against EUnit's 5 s default.
+     [{"loop shapes: the decoder finds what debug_info shows", timeout, 60, fun same_loops/0},
+      {"fun bodies and non-tail waits: what only the beam shows", timeout, 60, fun beam_only/0},
+      {"an unknown opcode: lint_unavailable, the safe side, no crash", timeout, 60,
+       fun unknown_opcode/0}]}.
 
 same_loops() ->
     {M, WithDebug} = beamdeck_test_util:compile(?SHAPES, [debug_info]),
@@ -145,7 +148,9 @@ unknown_opcode() ->
     {module, M} = code:load_binary(M, "bd_beam_shapes.beam", Plain),
     P = spawn(M, tail, [x]),
     try
-        timer:sleep(20),
+        %% The preview reads where P waits: until P runs, that is erlang:apply/2.
+        beamdeck_test_util:wait_until(
+          fun() -> erlang:process_info(P, current_function) =:= {current_function, {M, tail, 1}} end),
         Preview = beamdeck_agent_preview:preview([{load, {M, brutal_purge, brutal_purge}}],
                                                  #{loops => #{M => {unknown, Msg}}}),
         #{modules := [#{entries := Es}]} = Preview,

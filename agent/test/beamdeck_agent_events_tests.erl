@@ -24,24 +24,29 @@
 
 %%% FIXTURES %%%
 
+%% Each case gets 60 s, not EUnit's 5 s: their waits alone (concurrent's replay
+%% is paced over 10 s at worst) pass 5 s at load 30; each wait has its own deadline.
 events_test_() ->
     {foreach, fun() -> setup([]) end, fun cleanup/1,
-     [{"exit(Pid, kill) gives exactly one child_terminated event", fun kill_child/0},
-      {"seqs are consecutive, ack drops, connected(N) replays after N in order", fun replay/0},
-      {"concurrent loggers get consecutive seqs, replay is paced and ordered", fun concurrent/0},
-      {"no sending while the conn queue is full", fun backpressure/0},
-      {"a conn that says it is not connected makes the events buffer", fun disconnected/0},
-      {"after connected(N, Session) every event, new or replayed, is sent for that connection only",
-       fun session_bound/0},
-      {"reports from an unnamed supervisor name its pid", fun unnamed_supervisor/0},
-      {"notify/1 events get seqs too", fun notify/0},
-      {"notify_watched/1: the seq's delivery is pending, then acked; unknown seqs read as lost",
-       fun watched_delivery/0},
-      {"the handler is removed when the events process stops", fun handler_removed/0},
-      {"seqs continue across a restart of the events process", fun restart_keeps_seq/0},
-      {"a handler removed by someone else is put back", fun handler_reinstalled/0},
-      {"a translating primary filter in front (Elixir's Logger 1.15+): ours is put first, "
-       "reports still arrive, each once", fun translated_reports/0}]}.
+     [{timeout, 60, T} || T <- events_cases()]}.
+
+events_cases() ->
+    [{"exit(Pid, kill) gives exactly one child_terminated event", fun kill_child/0},
+     {"seqs are consecutive, ack drops, connected(N) replays after N in order", fun replay/0},
+     {"concurrent loggers get consecutive seqs, replay is paced and ordered", fun concurrent/0},
+     {"no sending while the conn queue is full", fun backpressure/0},
+     {"a conn that says it is not connected makes the events buffer", fun disconnected/0},
+     {"after connected(N, Session) every event, new or replayed, is sent for that connection only",
+      fun session_bound/0},
+     {"reports from an unnamed supervisor name its pid", fun unnamed_supervisor/0},
+     {"notify/1 events get seqs too", fun notify/0},
+     {"notify_watched/1: the seq's delivery is pending, then acked; unknown seqs read as lost",
+      fun watched_delivery/0},
+     {"the handler is removed when the events process stops", fun handler_removed/0},
+     {"seqs continue across a restart of the events process", fun restart_keeps_seq/0},
+     {"a handler removed by someone else is put back", fun handler_reinstalled/0},
+     {"a translating primary filter in front (Elixir's Logger 1.15+): ours is put first, "
+      "reports still arrive, each once", fun translated_reports/0}].
 
 watched_overflow_test_() ->
     {setup, fun() -> setup([{event_buffer, 100}]) end, fun cleanup/1,
@@ -53,7 +58,7 @@ overflow_test_() ->
 
 overload_test_() ->
     {setup, fun() -> setup([{event_inflight_max, 100}]) end, fun cleanup/1,
-     {"handlers drop and count when the events process is behind", fun overload/0}}.
+     {"handlers drop and count when the events process is behind", timeout, 30, fun overload/0}}.
 
 resend_test_() ->
     {setup, fun() -> setup([{event_resend_ms, 1000}]) end, fun cleanup/1,
@@ -63,10 +68,12 @@ progress_test_() ->
     {setup, fun() -> setup([{progress_reports, true}]) end, fun cleanup/1,
      {"progress reports when enabled", fun progress/0}}.
 
+%% Started without the events process: the same flood is first run without
+%% our handlers, as this run's reference for the host's own cost.
 flood_test_() ->
-    {setup, fun() -> setup([{event_buffer, 1000}]) end, fun cleanup/1,
+    {setup, fun() -> setup([{event_buffer, 1000}], false) end, fun cleanup/1,
      {"10,000 supervisor reports: host responsive, memory bounded, overflow counted",
-      timeout, 120, fun flood/0}}.
+      timeout, 240, fun flood/0}}.
 
 alarm_test_() ->
     {setup, fun() -> setup([], false) end, fun alarm_cleanup/1,
@@ -322,7 +329,7 @@ overflow() ->
     ?assertMatch(#{lastSeq := 103, buffered := 100, dropped := 3}, beamdeck_agent_events:stats()),
     %% The next tick (1 s) adds one `agent` event; it makes room first, so its
     %% count includes the drop its own insertion causes (seq 4).
-    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 104 end, 3000),
+    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 104 end, 10000),
     ?assertMatch(#{lastSeq := 104, buffered := 100, dropped := 4}, beamdeck_agent_events:stats()),
     timer:sleep(2200), %% two more ticks: no change, no new agent event
     ?assertEqual(104, beamdeck_agent_events:last_seq()),
@@ -356,7 +363,7 @@ overload() ->
     ?assert(Us < 2000000),
     ?assertMatch(#{overloadDrops := 50, inflight := 0}, beamdeck_agent_events:stats()),
     %% The next tick reports the handler drops, once.
-    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 101 end, 3000),
+    wait_until(fun() -> beamdeck_agent_events:last_seq() >= 101 end, 10000),
     timer:sleep(1200),
     ?assertMatch(#{lastSeq := 101, buffered := 101, dropped := 0}, beamdeck_agent_events:stats()),
     connect(0),
@@ -394,36 +401,23 @@ progress() ->
     end.
 
 flood() ->
-    EventsPid = whereis(beamdeck_agent_events),
-    Ticker = start_ticker(EventsPid),
-    Crashes = 5000,
-    Direct = 5000,
-    T0 = erlang:monotonic_time(millisecond),
-    %% A real supervisor whose child crashes `Crashes` times in a row.
-    Counter = counters:new(1, []),
-    {ok, Sup} = supervisor:start_link({local, ?SUP}, ?MODULE, {crasher, Counter, Crashes}),
-    %% And supervisor-report-shaped logger calls from four processes.
-    Self = self(),
-    %% Each times its logger:log calls (the handler runs inside them).
-    Loggers = [spawn_link(fun() -> Self ! {done, self(), timed_logs(Direct div 4)} end)
-               || _ <- lists:seq(1, 4)],
-    LogUs = lists:append([receive {done, P, Us} -> Us end || P <- Loggers]),
-    wait_until(fun() -> counters:get(Counter, 1) > Crashes end, 60000),
-    wait_until(fun() -> element(2, erlang:process_info(EventsPid, message_queue_len)) =:= 0 end),
-    Elapsed = erlang:monotonic_time(millisecond) - T0,
-    #{lags := Lags, max_qlen := MaxQ} = stop_ticker(Ticker),
+    Base = flood_run(self()),
+    {ok, EventsPid} = start_events(),
+    Run = flood_run(EventsPid),
+    #{elapsed := Elapsed, lags := Lags, log_us := LogUs, max_qlen := MaxQ} = Run,
     {P95Lag, MaxLag} = {percentile(95, Lags), lists:max(Lags)},
     {P95Log, MaxLog} = {percentile(95, LogUs), lists:max(LogUs)},
     Stats = beamdeck_agent_events:stats(),
     {memory, Mem} = erlang:process_info(EventsPid, memory),
     ?debugFmt("flood: ~b ms, ~b ticks, tick lag p95 ~b ms max ~b ms, logger:log p95 ~b us "
-              "max ~b us, max events qlen ~b, memory ~b, stats ~0p",
-              [Elapsed, length(Lags), P95Lag, MaxLag, P95Log, MaxLog, MaxQ, Mem, Stats]),
+              "max ~b us, max events qlen ~b, memory ~b, stats ~0p; without our handlers ~0p",
+              [Elapsed, length(Lags), P95Lag, MaxLag, P95Log, MaxLog, MaxQ, Mem, Stats,
+               summary(Base)]),
     #{lastSeq := LastSeq, buffered := Buffered, dropped := Dropped,
       overloadDrops := Overload, bufferedBytes := Bytes} = Stats,
     %% Every report is either an event or counted as an overload drop; the
     %% rest of the seqs are `agent` events (at most one per second).
-    Accepted = Crashes + Direct - Overload,
+    Accepted = 10000 - Overload,
     ?assert(LastSeq >= Accepted),
     ?assert(LastSeq =< Accepted + Elapsed div 1000 + 2),
     ?assertEqual(1000, Buffered),
@@ -432,15 +426,17 @@ flood() ->
     ?assert(Bytes =< 16 * 1024 * 1024),
     ?assert(Mem < 16 * 1024 * 1024),
     ?assert(MaxQ =< 1000 + 10),
-    %% Percentiles, and loose maxima: other work on a shared machine stalls
-    %% the whole VM now and then (a blocking handler would show as seconds).
-    ?assert(P95Lag < 100),
-    ?assert(MaxLag < 2000),
-    ?assert(P95Log < 20000),
-    ?assert(MaxLog < 2000000),
-    ?assert(Elapsed < 30000),
+    %% Judged against the same flood without our handlers, in this run: a
+    %% loaded machine slows both alike, a handler that blocks or an events
+    %% process that hogs the schedulers slows only ours. Each bound is a
+    %% multiple of the reference plus a floor for the jitter of an idle one.
+    #{elapsed := BaseElapsed, lags := BaseLags, log_us := BaseLogUs} = Base,
+    ?assert(P95Lag < 4 * percentile(95, BaseLags) + 100),
+    ?assert(MaxLag < 4 * lists:max(BaseLags) + 2000),
+    ?assert(P95Log < 10 * percentile(95, BaseLogUs) + 20000),
+    ?assert(MaxLog < 10 * lists:max(BaseLogUs) + 2000000),
+    ?assert(Elapsed < 4 * BaseElapsed + 3000),
     %% The newest events are kept, in order.
-    stop_sup(Sup),
     connect(LastSeq - 10),
     wait_until(fun() -> length(frames()) >= 10 end),
     {Replayed, Later} = lists:split(10, frames()),
@@ -601,6 +597,33 @@ timed_logs(N) ->
                    log_report(I),
                    erlang:monotonic_time(microsecond) - T0
                end || I <- lists:seq(1, N)].
+
+%% One flood: a real supervisor whose child crashes 5,000 times in a row,
+%% and 5,000 supervisor-report-shaped logger calls from four processes, each
+%% call timed (our handler runs inside it); done when every crash is seen and
+%% `Watched` has emptied its mailbox. The ticker's lags are the host's
+%% responsiveness meanwhile.
+flood_run(Watched) ->
+    Ticker = start_ticker(Watched),
+    Crashes = 5000,
+    T0 = erlang:monotonic_time(millisecond),
+    Counter = counters:new(1, []),
+    {ok, Sup} = supervisor:start_link({local, ?SUP}, ?MODULE, {crasher, Counter, Crashes}),
+    Self = self(),
+    Loggers = [spawn_link(fun() -> Self ! {done, self(), timed_logs(1250)} end)
+               || _ <- lists:seq(1, 4)],
+    LogUs = lists:append([receive {done, P, Us} -> Us end || P <- Loggers]),
+    wait_until(fun() -> counters:get(Counter, 1) > Crashes end, 60000),
+    wait_until(fun() -> element(2, erlang:process_info(Watched, message_queue_len)) =:= 0 end,
+               30000),
+    Elapsed = erlang:monotonic_time(millisecond) - T0,
+    Ticks = stop_ticker(Ticker),
+    stop_sup(Sup),
+    Ticks#{elapsed => Elapsed, log_us => LogUs}.
+
+summary(#{elapsed := Elapsed, lags := Lags, log_us := LogUs}) ->
+    #{ms => Elapsed, lag_p95 => percentile(95, Lags), lag_max => lists:max(Lags),
+      log_us_p95 => percentile(95, LogUs), log_us_max => lists:max(LogUs)}.
 
 percentile(P, Xs) ->
     Sorted = lists:sort(Xs),

@@ -103,31 +103,56 @@ wait_down(Pid) ->
 
 now_ms() -> os:system_time(millisecond).
 
+%% The rollback the fallback submits, not before `Deadline': judged by the
+%% clock when it comes, so a slow start on a loaded machine cannot make a
+%% right one look early (a window after the start did).
+await_fired(Deadline) ->
+    receive
+        {submitted, C} ->
+            ?assert(now_ms() >= Deadline),
+            C
+    after max(0, Deadline - now_ms()) + 3000 -> error(not_fired)
+    end.
+
+%% A case that failed leaves its fallback process running: the next must not find it.
+cleanup(Dir) ->
+    case whereis(beamdeck_agent_fallback) of
+        undefined -> ok;
+        Pid -> stop(Pid)
+    end,
+    persistent_term:erase({?MODULE, rels}),
+    persistent_term:erase({?MODULE, delivery}),
+    os:cmd("rm -rf " ++ Dir).
+
 server_test_() ->
-    {foreach, fun tmp_dir/0, fun(Dir) -> persistent_term:erase({?MODULE, rels}), persistent_term:erase({?MODULE, delivery}),
-                                 os:cmd("rm -rf " ++ Dir) end,
-     [fun(Dir) -> {"fires at the deadline with the armed gate", ?_test(fires(Dir))} end,
-      fun(Dir) -> {"make_permanent cancels it", ?_test(permanent_cancels(Dir))} end,
-      fun(Dir) -> {"a restart re-arms a future deadline", ?_test(rearms(Dir))} end,
-      fun(Dir) -> {"a restart past the deadline rolls back at once", ?_test(expired_at_start(Dir))} end,
-      fun(Dir) -> {"a node restarted into the permanent release clears it", ?_test(restarted(Dir))} end,
-      fun(Dir) -> {"a failed install clears it silently", ?_test(install_failed(Dir))} end,
-      fun(Dir) -> {"the outcome stays journaled until acked, sent again when lost", ?_test(journaled_until_acked(Dir))} end,
-      fun(Dir) -> {"a restart sends a journaled outcome again, once", ?_test(replayed_at_start(Dir))} end]}.
+    {foreach, fun tmp_dir/0, fun cleanup/1,
+     [fun(Dir) -> {timeout, 30, I(Dir)} end || I <- server_cases()]}.
+
+%% 30 s each, not EUnit's 5 s: their deadlines and waits add up to seconds,
+%% more at load 30; each wait has its own bound.
+server_cases() ->
+    [fun(Dir) -> {"fires at the deadline with the armed gate", ?_test(fires(Dir))} end,
+     fun(Dir) -> {"make_permanent cancels it", ?_test(permanent_cancels(Dir))} end,
+     fun(Dir) -> {"a restart re-arms a future deadline", ?_test(rearms(Dir))} end,
+     fun(Dir) -> {"a restart past the deadline rolls back at once", ?_test(expired_at_start(Dir))} end,
+     fun(Dir) -> {"a node restarted into the permanent release clears it", ?_test(restarted(Dir))} end,
+     fun(Dir) -> {"a failed install clears it silently", ?_test(install_failed(Dir))} end,
+     fun(Dir) -> {"the outcome stays journaled until acked, sent again when lost", ?_test(journaled_until_acked(Dir))} end,
+     fun(Dir) -> {"a restart sends a journaled outcome again, once", ?_test(replayed_at_start(Dir))} end].
 
 running() -> rels([{"0.1.1", current}, {"0.1.0", permanent}]).
 
 fires(Dir) ->
     Pid = start(Dir, running()),
-    R = record(now_ms() + 300),
+    %% Far enough for the steps before it to be done first, even at load.
+    Deadline = now_ms() + 2000,
+    R = record(Deadline),
     ok = beamdeck_agent_fallback:prepare(R),
     ?assertEqual({ok, R}, ?REC:read(Dir)),
     Json = beamdeck_agent_fallback:armed(<<"c-1">>, #{rollbackDigest => <<"d1">>, maxKills => 2,
                                                      acceptFindings => [<<"f1">>]}),
     ?assertMatch(#{rollbackDigest := <<"d1">>, maxKills := 2, from := <<"0.1.0">>}, Json),
-    %% Nothing before the deadline.
-    receive {submitted, Early} -> error({early, Early}) after 150 -> ok end,
-    Cmd = receive {submitted, C} -> C after 3000 -> error(not_fired) end,
+    Cmd = await_fired(Deadline),
     ?assertMatch(#{id := <<"fallback-c-1">>, action := rollback, vsn := <<"0.1.0">>,
                    gate := #{plan := null, max_kills := 2, findings := [<<"f1">>]}}, Cmd),
     %% The record stays until the rollback's outcome is known.
@@ -145,7 +170,7 @@ fires(Dir) ->
 permanent_cancels(Dir) ->
     Pid = start(Dir, running()),
     %% Far enough that the cancel surely arrives first, even on a loaded machine.
-    Deadline = now_ms() + 1500,
+    Deadline = now_ms() + 3000,
     ok = beamdeck_agent_fallback:prepare(record(Deadline)),
     ?assertMatch(#{vsn := <<"0.1.1">>}, beamdeck_agent_fallback:status()),
     beamdeck_agent_fallback:command_done(<<"c-2">>, make_permanent, true),
@@ -157,11 +182,11 @@ permanent_cancels(Dir) ->
     stop(Pid).
 
 rearms(Dir) ->
-    ok = ?REC:write(Dir, record(now_ms() + 400)),
+    Deadline = now_ms() + 1000,
+    ok = ?REC:write(Dir, record(Deadline)),
     Pid = start(Dir, running()),
     ?assertMatch(#{vsn := <<"0.1.1">>}, beamdeck_agent_fallback:status()),
-    receive {submitted, Early} -> error({early, Early}) after 200 -> ok end,
-    receive {submitted, _} -> ok after 3000 -> error(not_fired) end,
+    _ = await_fired(Deadline),
     stop(Pid).
 
 expired_at_start(Dir) ->
@@ -189,7 +214,7 @@ restarted(Dir) ->
 
 install_failed(Dir) ->
     Pid = start(Dir, running()),
-    Deadline = now_ms() + 1500,
+    Deadline = now_ms() + 3000,
     ok = beamdeck_agent_fallback:prepare(record(Deadline)),
     beamdeck_agent_fallback:command_done(<<"c-1">>, install, false),
     ?assertEqual(null, beamdeck_agent_fallback:status()),

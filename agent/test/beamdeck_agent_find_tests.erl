@@ -20,7 +20,7 @@ split([T | Rest], Cur, Acc) -> split(Rest, [T | Cur], Acc).
 find_by_stack_module_test() ->
     load(),
     P = spawn(fun() -> bd_find_mod:wait() end),
-    timer:sleep(20),
+    beamdeck_test_util:wait_waiting([P]),   % bd_find_mod on its stack only once it runs
     {ok, R} = beamdeck_agent_find:find(#{<<"module">> => <<"BD_FIND">>}),
     Pid = beamdeck_agent_terms:pid(P),
     ?assertMatch([#{pid := Pid, modules := [<<"bd_find_mod">>]}], maps:get(matches, R)),
@@ -33,7 +33,7 @@ find_by_stack_module_test() ->
     P ! stop,
     %% proc_lib records the fun's own name, as Elixir's Task does.
     Q = proc_lib:spawn(fun() -> bd_find_mod:wait() end),
-    timer:sleep(20),
+    beamdeck_test_util:wait_waiting([Q]),
     {M, F, 0} = beamdeck_agent_procinfo:initial_call(Q),
     ?assertMatch(<<"-", _/binary>>, atom_to_binary(F)),
     ?assertEqual(<<"bd_find_mod">>, beamdeck_agent_find:label(Q, {M, F, 0})),

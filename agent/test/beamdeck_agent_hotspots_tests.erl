@@ -74,8 +74,7 @@ partial_mode() ->
             [Rec] = [R || F <- Frames, R <- maps:get(upsert, F), maps:get(pid, R) =:= pid(Stuffed)],
             ?assertEqual(600, maps:get(mailbox, Rec)),
             %% The stuffed process dies: the server is told to drop it.
-            exit(Stuffed, kill),
-            timer:sleep(10),
+            beamdeck_test_util:kill_wait([Stuffed]),
             {Frames2, _} = beamdeck_agent_sampler:sample(S1),
             ?assertEqual(false, maps:get(reset, hd(Frames2))),
             ?assert(lists:member(pid(Stuffed), [P || F <- Frames2, P <- maps:get(remove, F)]))
@@ -90,8 +89,7 @@ leaving_partial_mode_resets_the_full_table_test_() ->
         {_, S1} = beamdeck_test_util:with_env([{full_table_max, 1000}], fun() ->
                       beamdeck_agent_sampler:sample(beamdeck_agent_sampler:new())
                   end),
-        stop_all(Ps),
-        timer:sleep(50),
+        beamdeck_test_util:kill_wait(Ps),   % all gone: 50 ms did not do at load
         {Frames, _} = beamdeck_test_util:with_env([{full_table_max, 1000}], fun() -> beamdeck_agent_sampler:sample(S1) end),
         [First | _] = Frames,
         ?assertEqual(true, maps:get(reset, First)),

@@ -11,10 +11,12 @@ journal_test_() ->
              Dir
      end,
      fun(Dir) -> os:cmd("rm -rf " ++ filename:dirname(Dir)) end,
-     [fun(Dir) -> ?_test(persists(Dir)) end,
-      fun(Dir) -> ?_test(bounded(Dir)) end,
-      fun(Dir) -> ?_test(corrupt(Dir)) end,
-      fun(Dir) -> ?_test(unwritable(Dir)) end]}.
+     %% Each put syncs the file to disk: on a disk shared with other work a
+     %% sync can take 100 ms and more, 60 of them far past EUnit's 5 s default.
+     [fun(Dir) -> {timeout, 60, ?_test(persists(Dir))} end,
+      fun(Dir) -> {timeout, 60, ?_test(bounded(Dir))} end,
+      fun(Dir) -> {timeout, 60, ?_test(corrupt(Dir))} end,
+      fun(Dir) -> {timeout, 60, ?_test(unwritable(Dir))} end]}.
 
 entry(Id, Status) ->
     #{id => Id, action => install, vsn => <<"0.1.1">>, status => Status, step => <<"install_release">>,

@@ -125,7 +125,7 @@ spawn_all() ->
     Holder = spawn(bd_pv_nest, hold, [bd_pv_a:mkfun()]),
     Outer = spawn(bd_pv_a, outer, []),
     Other = spawn(fun() -> receive stop -> ok end end),
-    timer:sleep(50),
+    beamdeck_test_util:wait_waiting([Loop, Ext, Holder, Outer, Other]),
     #{loop => Loop, ext => Ext, holder => Holder, outer => Outer, other => Other}.
 
 kill_all(Ps) -> [exit(P, kill) || P <- maps:values(Ps)].
@@ -168,7 +168,7 @@ first_load(Dir) ->
     ?assertNot(erlang:check_process_code(Holder, bd_pv_a)),  % funs are ignored
     Ext ! {get, self()},
     ?assertEqual({v, 1}, receive {v, _} = V -> V after 1000 -> timeout end),
-    timer:sleep(20),
+    beamdeck_test_util:wait_waiting([Ext]),                  % back in its receive
     ?assertNot(erlang:check_process_code(Ext, bd_pv_a)),     % it migrated
     Loop ! {get, self()},
     ?assertEqual({v, 1}, receive {v, _} = V2 -> V2 after 1000 -> timeout end),
@@ -194,10 +194,10 @@ down(P, Mon) ->
 lingering(Dir) ->
     load(Dir, "v1", bd_pv_a),
     Loop = spawn(bd_pv_a, loop, [x]),
-    timer:sleep(20),
+    beamdeck_test_util:wait_waiting([Loop]),
     load(Dir, "v2", bd_pv_a),            % Loop now on old code (as after a soft post-purge)
     Fresh = spawn(bd_pv_a, loop, [y]),   % on the current code
-    timer:sleep(20),
+    beamdeck_test_util:wait_waiting([Fresh]),
     Loops = loops(bd_pv_a),
     Brutal = beamdeck_agent_preview:preview(script(bd_pv_a, brutal_purge, brutal_purge),
                                             #{loops => Loops}),
@@ -216,18 +216,17 @@ lingering(Dir) ->
     load(Dir, "v3", bd_pv_a),
     ?assertEqual(killed, receive {'DOWN', Ref, process, Loop, R} -> R after 2000 -> alive end),
     ?assert(is_process_alive(Fresh)),
-    exit(Fresh, kill),
-    timer:sleep(20),
+    beamdeck_test_util:kill_wait([Fresh]),
     code:purge(bd_pv_a),
     load(Dir, "v1", bd_pv_a).
 
 after_install(Dir) ->
     Loop = spawn(bd_pv_a, loop, [x]),
     Holder = spawn(bd_pv_nest, hold, [bd_pv_a:mkfun()]),
-    timer:sleep(20),
+    beamdeck_test_util:wait_waiting([Loop, Holder]),
     load(Dir, "v2", bd_pv_a),
     New = spawn(bd_pv_a, loop, [y]),
-    timer:sleep(20),
+    beamdeck_test_util:wait_waiting([New]),
     P = beamdeck_agent_preview:preview(script(bd_pv_a, brutal_purge, brutal_purge),
                                        #{stage => make_permanent}),
     F = fates(P),
@@ -237,8 +236,7 @@ after_install(Dir) ->
     S = fates(beamdeck_agent_preview:preview(script(bd_pv_a, brutal_purge, soft_purge),
                                              #{stage => make_permanent})),
     ?assertEqual({stays_on_old_code, null}, maps:get(Loop, S)),
-    [exit(X, kill) || X <- [Loop, Holder, New]],
-    timer:sleep(20),
+    beamdeck_test_util:kill_wait([Loop, Holder, New]),
     code:purge(bd_pv_a),
     load(Dir, "v1", bd_pv_a).
 
@@ -271,7 +269,7 @@ suspended(_Dir) ->
 
 purge_and_restart(_Dir) ->
     Loop = spawn(bd_pv_a, loop, [x]),
-    timer:sleep(20),
+    beamdeck_test_util:wait_waiting([Loop]),
     Delete = [{remove, {bd_pv_a, brutal_purge, brutal_purge}}, {purge, [bd_pv_a]}],
     P = beamdeck_agent_preview:preview(Delete, #{loops => loops(bd_pv_a)}),
     ?assertEqual({killed, install}, maps:get(Loop, fates(P))),
@@ -296,7 +294,7 @@ scan_self(_Dir) ->
 old_code(Dir) ->
     Loop = spawn(bd_pv_a, loop, [x]),
     Loop2 = spawn(bd_pv_a, loop, [y]),
-    timer:sleep(20),
+    beamdeck_test_util:wait_waiting([Loop, Loop2]),
     load(Dir, "v2", bd_pv_a),
     R = beamdeck_agent_scan:old_code([bd_pv_a]),
     [M] = [M || #{module := <<"bd_pv_a">>} = M <- maps:get(modules, R)],
@@ -306,8 +304,7 @@ old_code(Dir) ->
     ?assertEqual(2, maps:get(count, M)),
     ?assert(maps:get(hasOldCode, M)),
     _ = iolist_to_binary(beamdeck_agent_json:encode(R)),
-    [exit(X, kill) || X <- [Loop, Loop2]],
-    timer:sleep(20),
+    beamdeck_test_util:kill_wait([Loop, Loop2]),
     code:purge(bd_pv_a),
     R2 = beamdeck_agent_scan:old_code([bd_pv_a]),
     ?assertMatch([#{count := 0, hasOldCode := false}],

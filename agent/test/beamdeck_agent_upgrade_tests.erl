@@ -135,7 +135,8 @@ repeated({Dir, Runs}) ->
 busy({Dir, Runs}) ->
     start(Dir, Runs, #{}),
     {ok, #{duplicate := false}} = cmd(<<"c-1">>, <<"unpack">>),
-    timer:sleep(50),
+    %% The runner registers itself once it runs: `go' below needs its name.
+    beamdeck_test_util:wait_until(fun() -> is_pid(whereis(beamdeck_agent_upgrade_runner)) end),
     {error, busy, Msg} = cmd(<<"c-2">>, <<"install">>),
     ?assertMatch({_, _}, binary:match(Msg, <<"c-1 (unpack 0.1.1) is running">>)),
     ?assertEqual([], runs(Runs, <<"c-2">>)),

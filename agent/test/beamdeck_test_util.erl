@@ -3,7 +3,8 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
--export([wait_until/1, wait_until/2, with_env/2, with_env/3, compile/2]).
+-export([wait_until/1, wait_until/2, wait_waiting/1, kill_wait/1, with_env/2, with_env/3,
+         compile/2]).
 
 %% @doc Poll `Fun' until it returns true, for up to 5 s; then assert it.
 -spec wait_until(fun(() -> boolean())) -> ok.
@@ -25,6 +26,22 @@ poll(Fun, Deadline) ->
                 false -> timer:sleep(10), poll(Fun, Deadline)
             end
     end.
+
+%% @doc Wait (up to 5 s) until every one of `Pids' waits in a receive: a
+%% process just spawned, or just sent a message, may not have run yet on a
+%% loaded machine, so a fixed sleep does not say where it is.
+-spec wait_waiting([pid()]) -> ok.
+wait_waiting(Pids) ->
+    wait_until(fun() -> lists:all(fun(P) -> process_info(P, status) =:= {status, waiting} end, Pids) end).
+
+%% @doc Kill each of `Pids' and wait (up to 5 s each) until it is gone.
+-spec kill_wait([pid()]) -> ok.
+kill_wait(Pids) ->
+    Mons = [{P, monitor(process, P)} || P <- Pids],
+    [exit(P, kill) || P <- Pids],
+    [receive {'DOWN', Ref, process, P, _} -> ok after 5000 -> error({still_alive, P}) end
+     || {P, Ref} <- Mons],
+    ok.
 
 %% @doc Run `Fun' with the agent's application env `Key' set to `Value',
 %% then put back what was there (or unset it).

@@ -38,18 +38,33 @@ async function stopLagProbe(): Promise<number[]> {
   return lags.sort((a, b) => a - b);
 }
 
+/** The node's rpc and the server's process window, answered one after the other: how long that took (ms). */
+async function answerMs(admin: ReturnType<typeof httpClient>): Promise<number> {
+  const t0 = Date.now();
+  expect(await node.rpc(`1 + 1`, { timeoutMs: 5000 })).toBe("2");
+  const answered = await admin.procs.window.query({ node: node.name, sort: "mailbox", limit: 10 });
+  expect(answered.rows.length).toBeGreaterThan(0);
+  return Date.now() - t0;
+}
+
+const p95 = (sorted: number[]) => sorted[Math.floor(sorted.length * 0.95)];
+
 describe("a flood of reports", () => {
   it("10,000 crash reports: node responsive, agent bounded, each report stored or counted", async () => {
     const admin = httpClient(server.url, { token: server.apiToken });
     const before = await stats();
+    // This run's reference, before the flood: the same answers, and the lag
+    // of the same ticker over 2 s. A loaded machine slows both runs alike;
+    // only a flood that holds the node or the server slows the second.
+    const quietAnswerMs = await answerMs(admin);
+    await startLagProbe();
+    await new Promise((r) => setTimeout(r, 2000));
+    const quietLags = await stopLagProbe();
+    expect(quietLags.length).toBeGreaterThan(5);
     await startLagProbe();
     await node.rpc(`spawn(fun() -> [proc_lib:spawn(fun() -> exit({bd_flood, I}) end) || I <- lists:seq(1, 10000)] end), ok`);
     // While it floods: the node answers, and so does the server.
-    const t0 = Date.now();
-    expect(await node.rpc(`1 + 1`, { timeoutMs: 5000 })).toBe("2");
-    const answered = await admin.procs.window.query({ node: node.name, sort: "mailbox", limit: 10 });
-    expect(answered.rows.length).toBeGreaterThan(0);
-    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(await answerMs(admin)).toBeLessThan(4 * quietAnswerMs + 10_000);
     const mem = await node.rpcJson<number>(`element(2, process_info(whereis(beamdeck_agent_events), memory))`);
     expect(mem).toBeLessThan(64 * 1024 * 1024);
 
@@ -67,15 +82,19 @@ describe("a flood of reports", () => {
     );
     const lags = await stopLagProbe();
     expect(lags.length).toBeGreaterThan(10);
-    // The node stayed responsive: timers fired, late by at most a fraction of a second.
-    expect(lags[Math.floor(lags.length * 0.95)]).toBeLessThan(500);
+    // The node stayed responsive: timers fired, late by at most a fraction of a second more than when quiet.
+    expect(p95(lags)).toBeLessThan(4 * p95(quietLags) + 500);
     expect(settled.n + (settled.s.dropped - before.dropped) + (settled.s.overloadDrops - before.overloadDrops)).toBe(10_000);
     expect(settled.n).toBeGreaterThan(0);
   }, 180_000);
 
   it("with the server down and a small buffer, overflow is counted and reported after reconnect", async () => {
-    await node.rpc(`application:set_env(beamdeck_agent, event_buffer, 500), exit(whereis(beamdeck_agent_events), kill), timer:sleep(300), ok`);
-    await waitFor("events process back", async () => (await node.rpc(`is_pid(whereis(beamdeck_agent_events))`)) === "true");
+    // Restarted by its supervisor with the new buffer: wait for a new pid (the killed one stays registered until it is gone).
+    const old = await node.rpc(`Old = whereis(beamdeck_agent_events), application:set_env(beamdeck_agent, event_buffer, 500), exit(Old, kill), pid_to_list(Old)`);
+    await waitFor("events process back", async () => {
+      const now = await node.rpc(`case whereis(beamdeck_agent_events) of undefined -> none; P -> pid_to_list(P) end`);
+      return now !== old && now !== '"none"' && now !== "none";
+    });
     await server.stop();
     const before = await stats();
     await node.rpc(`[proc_lib:spawn(fun() -> exit({bd_offline, I}) end) || I <- lists:seq(1, 3000)], ok`);
