@@ -9,6 +9,7 @@ import type { EventFrame } from "../agents/protocol";
 import type { EventStore } from "../events/store";
 import type { Hub } from "../live/hub";
 import { Expectations } from "./expectations";
+import { storedExpectation } from "./stored-expectations";
 import type { OldCodeWatch } from "../upgrades/old-code-watch";
 import type { Group } from "../fleet/groups";
 import { ACTIVE_STATUSES } from "../fleet/rollout-options";
@@ -105,9 +106,17 @@ export class AlertEngine {
     // one alert with a count, not thousands of transactions.
     const groups = new Map<string, { draft: AlertDraft; eventId: bigint; times: number }>();
     const expected: { id: bigint; upgradeId: string; verdict: "expected" | "miss" }[] = [];
+    const isKill = (frame: EventFrame) => frame.kind === "supervisor_report" && frame.context === "child_terminated";
+    // The step may have been sent by another instance (a failover): the database says what it predicted.
+    if (stored.some((s) => isKill(s.frame))) {
+      const e = await storedExpectation(this.prisma, node).catch((err) => {
+        console.error(`[beamdeck] ${node}: stored expected kills: ${(err as Error).message}`);
+        return null;
+      });
+      if (e) this.expectations.adopt(node, e);
+    }
     for (const { id, frame } of stored) {
-      const isKill = frame.kind === "supervisor_report" && frame.context === "child_terminated";
-      const verdict = isKill ? this.expectations.classify(node, frame.offender?.pid ?? null, frame.at) : null;
+      const verdict = isKill(frame) ? this.expectations.classify(node, frame.offender?.pid ?? null, frame.at) : null;
       if (verdict) expected.push({ id, ...verdict });
       const facts = factsOf(node, frame, verdict?.verdict === "expected");
       const drafts: AlertDraft[] = [];

@@ -2,8 +2,13 @@
  * Kills an approved upgrade predicted. While an upgrade step runs on a node,
  * a child_terminated for a predicted pid is expected (recorded, no page);
  * any other kill in that window is a prediction miss (pages, and says so).
- * Held by the instance that holds the node's socket, like the step itself.
+ * Held in memory by the instance that sends the step, and adopted from the
+ * stored step (alerts/stored-expectations.ts) by whichever instance receives
+ * the deaths: after a failover that is another one.
  */
+/** How long after a step is sent its deaths count as the upgrade's. */
+export const EXPECT_WINDOW_MS = 15 * 60_000;
+
 export interface Expectation {
   upgradeId: string;
   pids: Set<string>;
@@ -23,6 +28,16 @@ export class Expectations {
   extend(node: string, ms: number): void {
     const e = this.byNode.get(node);
     if (e) e.until = Math.max(e.until, Date.now() + ms);
+  }
+
+  /**
+   * An expectation read from the database: the same upgrade's pids join the
+   * ones held; a later step (a later expiry) replaces an older one.
+   */
+  adopt(node: string, e: Expectation): void {
+    const prev = this.byNode.get(node);
+    if (prev?.upgradeId === e.upgradeId) this.byNode.set(node, { upgradeId: e.upgradeId, pids: new Set([...prev.pids, ...e.pids]), until: Math.max(prev.until, e.until) });
+    else if (!prev || prev.until < e.until) this.byNode.set(node, e);
   }
 
   clear(node: string): void {

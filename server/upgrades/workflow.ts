@@ -13,7 +13,7 @@ import type { AgentRegistry } from "../agents/registry";
 import type { AgentFrame } from "../agents/protocol";
 import { agentFailure } from "../agents/agent-failure";
 import { stepResult, type AgentMethod, type ReleasesReply, type ReplyOf, type StepResult } from "../agents/replies";
-import type { Expectations } from "../alerts/expectations";
+import { EXPECT_WINDOW_MS, type Expectations } from "../alerts/expectations";
 import { appendAudit, jsonSafe, recordIntent, recordOutcome } from "../audit/log";
 import { BeamdeckError } from "../errors";
 import type { Hub } from "../live/hub";
@@ -29,7 +29,6 @@ import type { Action, CommandState, ProgressEvent, StepInput, StepReply } from "
 import { errorFindingIds, findingsAccepted, killCount, onOldCode, predictedKills, type Plan, type PurgeChoices, type Verification, verificationOf } from "./plan";
 
 const PLAN_TIMEOUT_MS = 30_000;
-const EXPECT_WINDOW_MS = 15 * 60_000;
 const STALE_AFTER_MS = 30 * 60_000;
 
 export { ACTIONS, type Action, type CommandState, type ProgressEvent, type StepInput, type StepReply, stepReply } from "./workflow-types";

@@ -72,6 +72,20 @@ describe("upgrade expectations", () => {
     expect(e.classify("other", "<0.1.0>")).toBeNull();
     expect(e.classify("n", "<0.1.0>", Date.now() + 120_000)).toBeNull();
   });
+  it("adopts a stored expectation: the same upgrade's pids join, a later step replaces, an earlier one does not", () => {
+    const e = new Expectations();
+    const now = Date.now();
+    e.adopt("n", { upgradeId: "up1", pids: new Set(["<0.1.0>"]), until: now + 60_000 });
+    expect(e.classify("n", "<0.1.0>")).toEqual({ verdict: "expected", upgradeId: "up1" });
+    e.adopt("n", { upgradeId: "up1", pids: new Set(["<0.2.0>"]), until: now + 30_000 });
+    expect(e.classify("n", "<0.1.0>")).toEqual({ verdict: "expected", upgradeId: "up1" });
+    expect(e.classify("n", "<0.2.0>", now + 50_000)).toEqual({ verdict: "expected", upgradeId: "up1" });
+    e.adopt("n", { upgradeId: "up0", pids: new Set(["<0.3.0>"]), until: now + 10_000 });
+    expect(e.classify("n", "<0.3.0>")).toEqual({ verdict: "miss", upgradeId: "up1" });
+    e.adopt("n", { upgradeId: "up2", pids: new Set(["<0.3.0>"]), until: now + 90_000 });
+    expect(e.classify("n", "<0.3.0>")).toEqual({ verdict: "expected", upgradeId: "up2" });
+    expect(e.classify("n", "<0.1.0>")).toEqual({ verdict: "miss", upgradeId: "up2" });
+  });
 });
 
 describe("webhooks", () => {
