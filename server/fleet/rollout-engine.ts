@@ -188,6 +188,8 @@ export class RolloutEngine {
     for (const n of r.nodes) {
       const back = await this.resumeStep(n.step, n.commandId);
       if (back) await setNode(this.prisma, id, n.node, { step: back, commandId: null, ...(back === "unpacked" ? { upgradeId: null } : {}) });
+      // An operator's resume starts a node's soak afresh: its gate judges from the new start, not the halted one's.
+      if ((back ?? n.step) === "soaking") await setNode(this.prisma, id, n.node, { soakStartedAt: null });
     }
     if (!(await moveRollout(this.prisma, id, ["halted"], r.phase, { haltReason: null }))) throw new BeamdeckError("BD_CONFLICT", `rollout ${id} changed meanwhile; try again`);
     await appendAudit(this.prisma, { actor, action: "rollout.resume", target: `rollout:${id}`, outcome: "ok", data: { phase: r.phase } });

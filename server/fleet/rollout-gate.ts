@@ -44,18 +44,26 @@ interface InstallRecord {
   verification?: unknown;
 }
 
-export async function checkHealth(prisma: PrismaClient, isConnected: (node: string) => Promise<boolean>, node: string, upgradeId: string | null, soakStartedAt: Date): Promise<GateVerdict> {
+/** `reportsSince`: reports and alerts from then on count (a soak taken over after a restart or a failover: when the first one began). */
+export async function checkHealth(
+  prisma: PrismaClient,
+  isConnected: (node: string) => Promise<boolean>,
+  node: string,
+  upgradeId: string | null,
+  soakStartedAt: Date,
+  reportsSince: Date = soakStartedAt,
+): Promise<GateVerdict> {
   const now = Date.now();
   const [connected, upgrade, reports, alerts] = await Promise.all([
     isConnected(node),
     upgradeId ? prisma.upgrade.findUnique({ where: { id: upgradeId }, select: { actualKills: true } }) : null,
     prisma.event.findMany({
-      where: { node, kind: { in: REPORT_KINDS }, expected: false, receivedAt: { gte: soakStartedAt, lt: new Date(now - CLASSIFY_GRACE_MS) } },
+      where: { node, kind: { in: REPORT_KINDS }, expected: false, receivedAt: { gte: reportsSince, lt: new Date(now - CLASSIFY_GRACE_MS) } },
       select: { kind: true, context: true, offenderId: true, offenderPid: true, reason: true },
       orderBy: { id: "asc" },
       take: 1000,
     }),
-    prisma.alert.findMany({ where: { node, kind: { in: ALERT_KINDS }, firstAt: { gte: soakStartedAt } }, select: { title: true }, take: MAX_NAMED }),
+    prisma.alert.findMany({ where: { node, kind: { in: ALERT_KINDS }, firstAt: { gte: reportsSince } }, select: { title: true }, take: MAX_NAMED }),
   ]);
   const install = ((upgrade?.actualKills ?? {}) as { install?: InstallRecord }).install ?? {};
   const unpredictedDeaths = install.comparison?.diedUnpredicted ?? [];

@@ -163,7 +163,7 @@ export async function upgradeNode(c: NodeRunContext, start: RolloutNodeView): Pr
     n = { ...n, step: "soaking", upgradeId: upgradeId ?? null };
     c.changed();
   }
-  if (n.step === "soaking" || n.step === "gate_failed") await soak(c, n);
+  if (n.step === "soaking" || n.step === "gate_failed") await soak(c, n, start.step === "soaking" ? start.soakStartedAt : null);
   if (n.step !== "permanent") {
     await c.check();
     const gate: Gate = { maxKills: o.maxKills, acceptFindings: o.acceptFindings.length ? o.acceptFindings : undefined };
@@ -174,18 +174,25 @@ export async function upgradeNode(c: NodeRunContext, start: RolloutNodeView): Pr
   }
 }
 
-/** The soak: the gate is looked at every poll; it starts over whenever it is entered (also after a restart). */
-async function soak(c: NodeRunContext, n: RolloutNodeView): Promise<void> {
+/**
+ * The soak: the gate is looked at every poll; its clock starts over whenever
+ * it is entered (also after a restart). `interrupted`: when the soak this
+ * one takes over began (a restart, or another instance's claim that ran
+ * out): its gate also judges the reports made since then, while no
+ * instance was looking.
+ */
+async function soak(c: NodeRunContext, n: RolloutNodeView, interrupted: string | null): Promise<void> {
   // The clock starts with the node connected: a soak resumed after a restart waits for the agent to come back.
   await untilConnected(c, n.node);
   const started = new Date();
+  const since = interrupted ? new Date(Math.min(Date.parse(interrupted), started.getTime())) : started;
   await setNode(c.prisma, c.rollout.id, n.node, { step: "soaking", soakStartedAt: started, error: null });
   c.changed();
   const end = started.getTime() + c.rollout.options.soakMs;
   for (;;) {
     await c.check();
     const done = Date.now() >= end + 1000; // one more look once the last reports are classified
-    const v = await checkHealth(c.prisma, c.isConnected, n.node, n.upgradeId, started);
+    const v = await checkHealth(c.prisma, c.isConnected, n.node, n.upgradeId, started, since);
     await setNode(c.prisma, c.rollout.id, n.node, { gate: jsonSafe(v.figures) as object });
     c.changed();
     if (v.failure) {
