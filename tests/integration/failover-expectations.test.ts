@@ -1,0 +1,185 @@
+/**
+ * Failover keeps an upgrade's expectations and a rollout's driver (issues
+ * 15 and 16): two real `beamdeck server` instances (A, B) on one real
+ * PostgreSQL, real rel_test nodes.
+ * - A node held by A whose make_permanent kills the processes its plan
+ *   predicted: A is killed (`kill -9`) once the step has reached the node's
+ *   release_handler (held there, so the deaths come after), the agent moves to B,
+ *   which receives the deaths: recorded as expected, no alert, the
+ *   prediction against the deaths recorded once.
+ * - The instance driving a rollout is killed during a soak: the other one
+ *   takes the rollout over when the claim runs out (BEAMDECK_LEASE_MS) and
+ *   finishes it, each step sent once; and an unpredicted kill made while no
+ *   instance drove it still fails the soak's gate.
+ * Facts come from the nodes (release_handler, processes) and the database
+ * rows, not the servers' own claims.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type BeamNode, stopAll } from "../../tools/beam/nodes";
+import { freePort } from "../../tools/beam/tcp";
+import { startAgentNode } from "../support/beam-node";
+import { waitFor } from "../support/ports";
+import { startPostgres, type TestPostgres } from "../support/postgres";
+import { startServer, type TestServer } from "../support/server";
+
+const SUP = "'Elixir.RelTest.Supervisor'";
+const LEASE_MS = 6000;
+const SECRET = crypto.randomBytes(32).toString("base64url");
+let pgServer: TestPostgres;
+let db: pg.Client;
+let A: TestServer;
+let B: TestServer;
+let round = 0;
+
+interface NodeJson {
+  node: string;
+  step: string;
+  soakStartedAt: string | null;
+  gate: { soakedMs: number } | null;
+}
+interface RolloutJson {
+  id: string;
+  status: string;
+  haltReason: string | null;
+  nodes: NodeJson[];
+}
+
+beforeAll(async () => {
+  pgServer = await startPostgres();
+  const url = await pgServer.createDatabase(`xfail_${Date.now()}`);
+  db = new pg.Client({ connectionString: url });
+  await db.connect();
+  // A short lease: a dead driver's claim on a rollout runs out within seconds.
+  const shared = { databaseUrl: url, dataDir: fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-xfail-")), env: { BEAMDECK_SECRET_KEY: SECRET, BEAMDECK_LEASE_MS: String(LEASE_MS) } };
+  A = await startServer(shared);
+  B = await startServer(shared);
+}, 600_000);
+afterEach(async () => {
+  await stopAll();
+  // A test kills one instance: bring it back for the next.
+  for (const s of [A, B]) if (!(await answers(s))) await s.restart();
+});
+afterAll(async () => {
+  await stopAll();
+  for (const s of [A, B]) await s?.stop();
+  await db?.end();
+  await pgServer?.stop();
+});
+
+async function answers(s: TestServer): Promise<boolean> {
+  return fetch(`${s.url}/healthz`, { signal: AbortSignal.timeout(2000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
+}
+
+/** The test server whose instance holds the node now (by the Node row and the advertised URL), or null. */
+async function holder(name: string): Promise<TestServer | null> {
+  const r = await db.query<{ internalUrl: string | null }>(
+    `SELECT i."internalUrl" FROM "Node" n JOIN "Instance" i ON i.id = n."instanceId" WHERE n.name = $1 AND n."connectedAt" IS NOT NULL AND n."leaseExpiresAt" > now()`,
+    [name],
+  );
+  const u = r.rows[0]?.internalUrl;
+  return [A, B].find((s) => s.url === u) ?? null;
+}
+
+/** The test server driving the rollout now (Rollout.ownerId), or null. */
+async function driver(id: string): Promise<TestServer | null> {
+  const r = await db.query<{ internalUrl: string | null }>(`SELECT i."internalUrl" FROM "Rollout" r JOIN "Instance" i ON i.id = r."ownerId" WHERE r.id = $1`, [id]);
+  const u = r.rows[0]?.internalUrl;
+  return [A, B].find((s) => s.url === u) ?? null;
+}
+
+/** A fresh rel_test 0.1.0 node whose agent lists `first` then `second` (so it lands on `first`). */
+async function nodeOn(first: TestServer, second: TestServer, sname: string, group?: string): Promise<BeamNode> {
+  const env = { BEAMDECK_URL: `${first.agentUrl},${second.agentUrl}`, REL_TEST_PORT: String(await freePort()), ...(group ? { BEAMDECK_GROUP: group } : {}) };
+  const { node } = await startAgentNode(A, { sname: `${sname}_${process.pid}`, env });
+  await waitFor(`${node.name} on ${first.url}`, async () => (await holder(node.name)) === first, 60_000, 300);
+  return node;
+}
+
+const releasesOf = (n: BeamNode) => n.rpc(`lists:sort([{V, S} || {_, V, _, S} <- release_handler:which_releases()])`);
+const acceptor = (n: BeamNode) => n.rpc(`[P] = [P || {'Elixir.Task', P, worker, _} <- supervisor:which_children(${SUP})], P`);
+const alive = async (n: BeamNode, pid: string) => (await n.rpc(`is_process_alive(list_to_pid("${pid}"))`)) === "true";
+
+/** Commands the servers sent to a node, by action (every instance's, from the database). */
+async function commandsOf(node: string): Promise<Record<string, number>> {
+  const r = await db.query<{ action: string; n: string }>(`SELECT action, count(*) AS n FROM "UpgradeCommand" WHERE node = $1 GROUP BY action`, [node]);
+  return Object.fromEntries(r.rows.map((x) => [x.action, Number(x.n)]));
+}
+
+/** Audit entries of one step on a node: intents (no outcome) and outcomes by kind. */
+async function audited(node: string, action: string): Promise<Record<string, number>> {
+  const r = await db.query<{ outcome: string | null; n: string }>(`SELECT outcome, count(*) AS n FROM "AuditEntry" WHERE node = $1 AND action = $2 GROUP BY outcome`, [node, action]);
+  return Object.fromEntries(r.rows.map((x) => [x.outcome ?? "intent", Number(x.n)]));
+}
+
+async function status(server: TestServer, id: string): Promise<RolloutJson> {
+  const r = await server.cli(["rollout", "status", id, "--json"]);
+  if (r.code !== 0 && r.code !== 8) throw new Error(`rollout status: exit ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as RolloutJson;
+}
+
+describe("a failover in the middle of an upgrade step keeps its expected kills", () => {
+  it("the owner killed right after make_permanent reached the node: the new owner records the predicted deaths as expected, pages nobody, records the comparison once", async () => {
+    const node = await nodeOn(A, B, "xfx");
+    // Every step goes through B; A, the owner, runs it (forwarded).
+    const unpack = await B.cli(["upgrade", "unpack", node.name, "0.1.1"]);
+    expect(unpack.code, unpack.stderr).toBe(0);
+    const plan = async () => JSON.parse((await B.cli(["upgrade", "plan", node.name, "0.1.1", "--json"])).stdout) as { step: string; digest: string; killed: { make_permanent: string[] } };
+    const installPlan = await plan();
+    const install = await B.cli(["upgrade", "install", node.name, "0.1.1", "--accept-plan", installPlan.digest, "--yes"]);
+    expect(install.code, install.stderr).toBe(0);
+    const acc = await acceptor(node);
+    const permPlan = await plan();
+    // The default appup kills the acceptor (on old code) at make_permanent, and the plan says so.
+    expect(permPlan.step).toBe("make_permanent");
+    expect(permPlan.killed.make_permanent).toEqual([acc]);
+
+    // release_handler stops at the make_permanent request (a sys debug fun, run inside it before it handles a message) until the test lifts it, so the deaths come after A is gone.
+    await node.rpc(
+      `sys:install(release_handler, {fun(_, {in, {'$gen_call', _, {make_permanent, _}}}, _) -> persistent_term:put(bd_rh_reached, true), receive bd_lift -> done end; (S, _, _) -> S end, go})`,
+    );
+    const perm = B.cli(["upgrade", "permanent", node.name, "0.1.1", "--accept-plan", permPlan.digest, "--yes"], {}, { timeoutMs: 120_000 });
+    await waitFor("make_permanent reaching release_handler", async () => (await node.rpc(`persistent_term:get(bd_rh_reached, false)`)) === "true", 60_000, 50);
+    expect(await commandsOf(node.name)).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
+    await A.kill();
+    await node.rpc(`release_handler ! bd_lift, ok`);
+    await waitFor(`${node.name} on B`, async () => (await holder(node.name)) === B, 30_000, 200);
+
+    const done = await perm;
+    expect(done.code, done.stdout + done.stderr).toBe(0);
+    expect(await alive(node, acc)).toBe(false);
+    expect(await releasesOf(node)).toBe(`[{"0.1.0",old},{"0.1.1",permanent}]`);
+    // The acceptor's death, stored by B, is the upgrade's and expected.
+    const up = (
+      await db.query<{ id: string; actualKills: { make_permanent?: { comparison: { predictedAndDied: string[]; diedUnpredicted: string[] } } } }>(
+        `SELECT id, "actualKills" FROM "Upgrade" WHERE node = $1`,
+        [node.name],
+      )
+    ).rows;
+    expect(up).toHaveLength(1);
+    const deathOf = async () =>
+      (
+        await db.query<{ expected: boolean; upgradeId: string | null }>(`SELECT expected, "upgradeId" FROM "Event" WHERE node = $1 AND context = 'child_terminated' AND "offenderPid" = $2`, [
+          node.name,
+          acc,
+        ])
+      ).rows;
+    await waitFor("the acceptor's child_terminated stored", async () => (await deathOf()).length > 0, 30_000, 200);
+    // Give the classification and a late raise time to land.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await deathOf()).toEqual([{ expected: true, upgradeId: up[0].id }]);
+    const alerts = await db.query<{ kind: string; title: string }>(`SELECT kind, title FROM "Alert" WHERE node = $1`, [node.name]);
+    expect(alerts.rows.filter((a) => a.kind === "child_terminated")).toEqual([]);
+    // Prediction against deaths, recorded once: one outcome, one comparison.
+    expect(up[0].actualKills.make_permanent?.comparison).toEqual({ predictedAndDied: [acc], predictedButAlive: [], diedUnpredicted: [] });
+    expect(await commandsOf(node.name)).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
+    expect(await audited(node.name, "upgrade.make_permanent")).toEqual({ intent: 1, ok: 1 });
+  }, 400_000);
+});
