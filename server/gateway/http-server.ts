@@ -95,7 +95,8 @@ function tooManyCalls(data: unknown): boolean {
   }
 }
 
-export function createBeamdeckServer(services: Services, web: WebHandler | null, maxFrame?: number) {
+/** `internalHere`: false when the internal route has a listener of its own (internal-listener.ts): this port then refuses it. */
+export function createBeamdeckServer(services: Services, web: WebHandler | null, maxFrame?: number, internalHere = true) {
   const createContext = contextFactory(services);
   const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/api/trpc/", createContext, maxBodySize: MAX_BODY_BYTES, maxBatchSize: MAX_BATCH_CALLS });
   const trpcWss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
@@ -113,7 +114,10 @@ export function createBeamdeckServer(services: Services, web: WebHandler | null,
     const url = new URL(req.url ?? "/", "http://localhost");
     try {
       // Instance to instance: authenticated by its own MAC, not by cookie or origin.
-      if (url.pathname === INTERNAL_CALL_PATH) return await internal(req, res);
+      if (url.pathname === INTERNAL_CALL_PATH) {
+        if (!internalHere) return reply(req, res, 404, "the internal route is not served on this port (BEAMDECK_INTERNAL_PORT)");
+        return await internal(req, res);
+      }
       const refusal = refuseRequest(req, services.publicUrl);
       if (refusal) return reply(req, res, refusal.status, refusal.message);
       if (url.pathname.startsWith("/api/trpc/")) return trpcHttp(req, res);

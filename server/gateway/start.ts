@@ -5,7 +5,6 @@
 import type { Env } from "../storage/database-url";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { AlertEngine } from "../alerts/engine";
 import { agentTokenStillValid } from "../auth/agent-tokens";
@@ -28,6 +27,7 @@ import { openDatabase } from "../storage/db";
 import { UpgradeWorkflow } from "../upgrades/workflow";
 import { WsSessions } from "../live/ws-sessions";
 import { createBeamdeckServer, type WebHandler } from "./http-server";
+import { internalListenerOptions, listenerUrl, startInternalListener } from "./internal-listener";
 
 export interface StartOptions {
   port: number;
@@ -62,11 +62,13 @@ async function nextHandler(host: string, port: number, dev: boolean): Promise<We
 
 /**
  * Where other instances reach this one (`BEAMDECK_INTERNAL_URL`); by default
- * this host's name when listening on every address, else the listening address.
+ * the internal listener's address when it has one, else this host's name
+ * when listening on every address, else the listening address.
  */
-function internalUrl(env: Env, host: string, port: number, url: string): string {
+function internalUrl(env: Env, host: string, port: number, url: string, listener: string | null): string {
   if (env.BEAMDECK_INTERNAL_URL) return env.BEAMDECK_INTERNAL_URL;
-  return host === "0.0.0.0" || host === "::" ? `http://${os.hostname()}:${port}` : url;
+  if (listener) return listener;
+  return host === "0.0.0.0" || host === "::" ? listenerUrl(host, port) : url;
 }
 
 /** `BEAMDECK_MAX_PROCESS_RECORDS`: the per-node process-record cap sent in `welcome` (floor 1000). */
@@ -84,6 +86,8 @@ function rolloutStepTimeoutMs(env: Env): number {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const log = opts.quiet ? () => {} : (msg: string) => console.log(`[beamdeck] ${msg}`);
+  // A bad setting stops the start before anything is opened.
+  const internalOwn = internalListenerOptions(env, opts.host);
   const db = await openDatabase("server", env);
   log(`database: ${db.description}${db.migrationsApplied.length ? ` (applied ${db.migrationsApplied.join(", ")})` : ""}`);
   const sealed = await sealPlaintextSecrets(db.prisma);
@@ -119,7 +123,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   let web: WebHandler | null = null;
   if (opts.web) web = await nextHandler(opts.host, opts.port, opts.dev ?? false);
-  const app = createBeamdeckServer(services, web, opts.maxFrame);
+  const app = createBeamdeckServer(services, web, opts.maxFrame, internalOwn === null);
   await new Promise<void>((resolve, reject) => {
     app.server.once("error", reject);
     app.server.listen(opts.port, opts.host, () => resolve());
@@ -128,7 +132,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const shownHost = opts.host === "0.0.0.0" || opts.host === "::" ? "localhost" : opts.host;
   const url = `http://${shownHost}:${port}`;
   services.publicUrl ??= url;
-  await leases.start(internalUrl(env, opts.host, port, url));
+  const internalListener = internalOwn ? await startInternalListener(services, internalOwn) : null;
+  await leases.start(internalUrl(env, opts.host, port, url, internalListener?.url ?? null));
   alerts.start();
   wsSessions.start();
   system.start();
@@ -165,6 +170,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         system.stop();
         oldCode.stop();
         await app.close();
+        await internalListener?.close();
         await pgHub?.close();
         await db.close();
       })();
