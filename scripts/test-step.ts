@@ -58,6 +58,8 @@ const WEIGHT_S: Record<string, number> = {
   million: 120,
   "stripped-release": 120,
   "rollout-scale-out": 130,
+  "failover-expectations": 120,
+  "scale-out-shared": 60,
   "scale-out": 100,
   "daily-signals": 90,
   "daily-detail": 60,
