@@ -13,23 +13,24 @@ import { type FormEvent, useState } from "react";
 import { ConfirmButton } from "../../_components/ConfirmButton";
 import { RoleHint } from "../../_components/RoleHint";
 import { parseFallback, parseSoak } from "../../_lib/duration";
+import { parsePurgeEntry, purgeEntryError } from "../../_lib/purge";
 import { useRole } from "../../_lib/me";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
 import type { RouterOutputs } from "../../_lib/types";
+import type { PurgeChoices } from "../../../server/upgrades/plan-schema";
 
 type NodePlan = { node: string; plan: RouterOutputs["upgrades"]["plan"] | null; error: string | null };
-type Purge = Record<string, "soft" | "brutal">;
 
-/** `TestListener=soft, Other=brutal` → choices, or the first entry that is not one. */
-export function parsePurge(text: string): { ok: true; purge: Purge } | { ok: false; message: string } {
-  const purge: Purge = {};
+/** `TestListener=soft, Other=brutal` → choices, or the first entry that is not one (the CLI's syntax, app/_lib/purge.ts). */
+export function parsePurge(text: string): { ok: true; purge: PurgeChoices } | { ok: false; message: string } {
+  const purge: PurgeChoices = {};
   for (const part of text
     .split(",")
     .map((p) => p.trim())
     .filter(Boolean)) {
-    const m = /^([\w.@$-]+)=(soft|brutal)$/.exec(part);
-    if (!m) return { ok: false, message: `"${part}" is not Module=soft or Module=brutal` };
-    purge[m[1]] = m[2] as "soft" | "brutal";
+    const e = parsePurgeEntry(part);
+    if (!e) return { ok: false, message: purgeEntryError(part) };
+    purge[e.module] = e.purge;
   }
   return { ok: true, purge };
 }
