@@ -69,6 +69,19 @@ async function fallbackEvent(context: string) {
 type AuditRow = { action: string; actor: string; outcome: string | null; intentId: string | null; data: Record<string, unknown> };
 const audit = async () => JSON.parse((await cli(["audit", "--json", "--action", "upgrade."])).stdout) as AuditRow[];
 type Armed = { rollbackDigest: string; deadline: number; from: string; maxKills: number };
+/** The agent's rollback done: 0.1.0 permanent and current again (up to a minute past the armed deadline). */
+async function backOnFrom(armed: Armed): Promise<void> {
+  await waitFor(
+    "the node back on 0.1.0",
+    async () => {
+      const r = await releases();
+      return r.includes("0.1.0:permanent") && !r.includes("0.1.1:current");
+    },
+    armed.deadline - Date.now() + 60_000,
+    500,
+  );
+}
+
 /** The fallback the install's audited outcome records (the agent's record). */
 async function armedFallback(rows?: AuditRow[]): Promise<Armed> {
   const outcome = (rows ?? (await audit())).find((e) => e.action === "upgrade.install" && e.outcome === "ok");
@@ -99,15 +112,7 @@ describe("the fallback timer", () => {
     expect(await releases()).toEqual(["0.1.0:permanent", "0.1.1:current"]);
     expect(Date.now()).toBeLessThan(armed.deadline);
 
-    await waitFor(
-      "the node back on 0.1.0",
-      async () => {
-        const r = await releases();
-        return r.includes("0.1.0:permanent") && !r.includes("0.1.1:current");
-      },
-      armed.deadline - Date.now() + 60_000,
-      500,
-    );
+    await backOnFrom(armed);
     expect(Date.now()).toBeGreaterThanOrEqual(armed.deadline);
     // The current code of the changed module is 0.1.0's again (a fresh client
     // may still meet the outgoing code: the supervisor can restart the killed
@@ -138,15 +143,7 @@ describe("the fallback timer", () => {
     const armed = await armedFallback();
     await server.stop();
     expect(Date.now()).toBeLessThan(armed.deadline);
-    await waitFor(
-      "the node back on 0.1.0",
-      async () => {
-        const r = await releases();
-        return r.includes("0.1.0:permanent") && !r.includes("0.1.1:current");
-      },
-      armed.deadline - Date.now() + 60_000,
-      500,
-    );
+    await backOnFrom(armed);
     // The outcome is on the node's disk (journaled before the record went), not only in the agent's memory.
     const journaled = await waitFor("the outcome journaled", async () => (fs.existsSync(outcomeFile()) ? fs.readFileSync(outcomeFile(), "utf8") : null), 10_000, 200);
     expect(journaled).toContain("rolled_back");
