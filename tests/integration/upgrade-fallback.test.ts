@@ -82,6 +82,19 @@ async function backOnFrom(armed: Armed): Promise<void> {
   );
 }
 
+/** `upgrade status` says the upgrade rolled back, by the fallback (the server stored the agent's outcome). */
+async function statusRolledBack(): Promise<void> {
+  await waitFor(
+    "the upgrade rolled back",
+    async () => {
+      const s = await cli(["upgrade", "status", node.name]);
+      return /rolled_back/.test(s.stdout) && /fallback rolled_back: fallback: 0\.1\.1 was not made permanent/.test(s.stdout) ? s : null;
+    },
+    20_000,
+    500,
+  );
+}
+
 /** The fallback the install's audited outcome records (the agent's record). */
 async function armedFallback(rows?: AuditRow[]): Promise<Armed> {
   const outcome = (rows ?? (await audit())).find((e) => e.action === "upgrade.install" && e.outcome === "ok");
@@ -124,15 +137,7 @@ describe("the fallback timer", () => {
     await waitConnected(server, node.name, true, 60_000);
     const ev = await fallbackEvent("rolled_back");
     expect(ev.reason).toBe("fallback: 0.1.1 was not made permanent in time; rolled back to 0.1.0");
-    await waitFor(
-      "the upgrade rolled back",
-      async () => {
-        const s = await cli(["upgrade", "status", node.name]);
-        return /rolled_back/.test(s.stdout) && /fallback rolled_back: fallback: 0\.1\.1 was not made permanent/.test(s.stdout) ? s : null;
-      },
-      20_000,
-      500,
-    );
+    await statusRolledBack();
     const fb = (await audit()).find((e) => e.action === "upgrade.fallback");
     expect(fb).toMatchObject({ actor: "agent", outcome: "ok", data: { outcome: "rolled_back", rollbackCommandId: expect.stringMatching(/^fallback-c-/) } });
   }, 400_000);
@@ -161,15 +166,7 @@ describe("the fallback timer", () => {
     expect(ev.reason).toBe("fallback: 0.1.1 was not made permanent in time; rolled back to 0.1.0");
     // Acked by the server: out of the journal.
     await waitFor("the journal emptied", async () => !fs.existsSync(outcomeFile()), 20_000, 200);
-    await waitFor(
-      "the upgrade rolled back",
-      async () => {
-        const s = await cli(["upgrade", "status", node.name]);
-        return /rolled_back/.test(s.stdout) && /fallback rolled_back: fallback: 0\.1\.1 was not made permanent/.test(s.stdout) ? s : null;
-      },
-      20_000,
-      500,
-    );
+    await statusRolledBack();
     // Once: one event (of this kind and context), one audit entry.
     await sleep(2000);
     const evs = JSON.parse((await cli(["events", node.name, "--json"])).stdout) as { kind: string; context: string }[];
