@@ -36,9 +36,7 @@ read(Dir) ->
             [{K, E} || {K, E} <- Entries, is_binary(K), is_map(E)];
         {error, enoent} -> [];
         Other ->
-            logger:warning("beamdeck agent: unreadable fallback outcome journal ~ts (~0tp); kept as ~ts.bad",
-                           [File, Other, File]),
-            _ = file:rename(File, File ++ ".bad"),
+            ok = beamdeck_agent_file:set_aside(File, "fallback outcome journal", Other),
             []
     end.
 
@@ -61,19 +59,7 @@ remove(Dir, Key) ->
         false -> ok
     end.
 
-write(Dir, []) ->
-    case file:delete(file(Dir)) of
-        ok -> ok;
-        {error, enoent} -> ok;
-        {error, R} -> {error, reason(Dir, R)}
-    end;
+write(Dir, []) -> beamdeck_agent_file:delete(file(Dir));
 write(Dir, Entries) ->
-    Text = io_lib:format("%% beamdeck agent: fallback events not yet stored by the server.~n"
-                         "%% Written by the agent; do not edit.~n~tp.~n", [{?TAG, ?VERSION, Entries}]),
-    case beamdeck_agent_file:atomic_write(file(Dir), unicode:characters_to_binary(Text)) of
-        ok -> ok;
-        {error, R} -> {error, reason(Dir, R)}
-    end.
-
-reason(Dir, R) ->
-    unicode:characters_to_binary(io_lib:format("~ts: ~ts", [file(Dir), file:format_error(R)])).
+    beamdeck_agent_file:write_term(file(Dir), "beamdeck agent: fallback events not yet stored by the server.",
+                                   {?TAG, ?VERSION, Entries}).

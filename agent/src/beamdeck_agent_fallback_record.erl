@@ -43,34 +43,19 @@ read(Dir) ->
             {ok, R};
         {error, enoent} -> none;
         Other ->
-            logger:warning("beamdeck agent: unreadable fallback record ~ts (~0tp); kept as ~ts.bad",
-                           [File, Other, File]),
-            _ = file:rename(File, File ++ ".bad"),
+            ok = beamdeck_agent_file:set_aside(File, "fallback record", Other),
             none
     end.
 
 %% @doc Write the record durably before returning.
 -spec write(Dir, Record) -> ok | {error, binary()} when Dir :: string(), Record :: fallback().
 write(Dir, Record) ->
-    File = file(Dir),
-    Text = io_lib:format("%% beamdeck agent: fallback timer of an install not yet permanent.~n"
-                         "%% Written by the agent; do not edit.~n~tp.~n", [{?TAG, ?VERSION, Record}]),
-    case beamdeck_agent_file:atomic_write(File, unicode:characters_to_binary(Text)) of
-        ok -> ok;
-        {error, R} ->
-            {error, unicode:characters_to_binary(io_lib:format("~ts: ~ts", [File, file:format_error(R)]))}
-    end.
+    beamdeck_agent_file:write_term(file(Dir), "beamdeck agent: fallback timer of an install not yet permanent.",
+                                   {?TAG, ?VERSION, Record}).
 
 %% @doc Remove the record (absent is fine).
 -spec delete(Dir) -> ok | {error, binary()} when Dir :: string().
-delete(Dir) ->
-    File = file(Dir),
-    case file:delete(File) of
-        ok -> ok;
-        {error, enoent} -> ok;
-        {error, R} ->
-            {error, unicode:characters_to_binary(io_lib:format("~ts: ~ts", [File, file:format_error(R)]))}
-    end.
+delete(Dir) -> beamdeck_agent_file:delete(file(Dir)).
 
 %% @doc What to do with a record, given the releases release_handler
 %% reports now (beamdeck_agent_release:rel() maps) and the wall clock:

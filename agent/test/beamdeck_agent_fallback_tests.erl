@@ -42,6 +42,17 @@ record_file_test_() ->
                          ?assertNot(filelib:is_regular(?REC:file(Dir)))
                      end),
               ?_test(begin
+                         %% The outcome journal likewise: set aside, read as empty;
+                         %% its last entry removed, the file goes.
+                         ok = file:write_file(?OUT:file(Dir), <<"not a term">>),
+                         ?assertEqual([], ?OUT:read(Dir)),
+                         ?assert(filelib:is_regular(?OUT:file(Dir) ++ ".bad")),
+                         ok = ?OUT:add(Dir, <<"c-1">>, #{kind => <<"fallback">>}),
+                         ?assertEqual([{<<"c-1">>, #{kind => <<"fallback">>}}], ?OUT:read(Dir)),
+                         ok = ?OUT:remove(Dir, <<"c-1">>),
+                         ?assertNot(filelib:is_regular(?OUT:file(Dir)))
+                     end),
+              ?_test(begin
                          %% A directory where the file should be: the write
                          %% fails and names the file (the install is refused).
                          Sub = filename:join(Dir, "blocked"),

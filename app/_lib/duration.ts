@@ -9,7 +9,8 @@
 export const FALLBACK_MIN_MS = 5_000;
 export const FALLBACK_MAX_MS = 24 * 3_600_000;
 
-const UNIT_MS = { h: 3_600_000, m: 60_000, s: 1_000 } as const;
+/** Both syntaxes' units (a fallback takes h, m and s; a soak ms too). */
+const UNIT_MS = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 } as const;
 
 /** The duration in ms, or an error sentence. */
 export function parseFallback(text: string): { ok: true; ms: number } | { ok: false; message: string } {
@@ -23,13 +24,12 @@ export function parseFallback(text: string): { ok: true; ms: number } | { ok: fa
 
 /** A rollout's soak: at most a day (tests soak for seconds, production for minutes). */
 export const SOAK_MAX_MS = 24 * 3_600_000;
-const SOAK_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** A rollout's soak (`rollout start --soak`, the Rollouts page's form): a number and a unit, 500ms, 30s, 5m, 1h. */
 export function parseSoak(text: string): { ok: true; ms: number } | { ok: false; message: string } {
   const m = /^(\d{1,9})(ms|s|m|h)$/.exec(text.trim());
   if (!m) return { ok: false, message: "a duration like 500ms, 30s, 5m or 1h" };
-  const ms = Number(m[1]) * SOAK_UNIT_MS[m[2]];
+  const ms = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
   return ms > SOAK_MAX_MS ? { ok: false, message: "at most 24h" } : { ok: true, ms };
 }
 

@@ -27,13 +27,13 @@ export function leaseMs(env: Env): number {
 }
 
 /**
-
  * The instance holding a node under a current lease, when that is not `me`
  * (null: held here, by nobody, or the lease ran out at `now`, a time on the
  * database's clock). The one test of "held elsewhere": tRPC forwarding
  * (routers/node-input.ts), node listings, the rollout's connection check and
  * where its steps run (fleet/rollout-steps.ts) — all through
- * InstanceLeases.ownerElsewhere, which supplies `me` and `now`.
+ * InstanceLeases.ownerElsewhere, which supplies `me` and `now` — and, as a
+ * database filter, a revocation's count of sockets (heldElsewhereWhere).
  */
 export function ownerElsewhere(row: { instanceId: string | null; leaseExpiresAt: Date | null } | null, me: string, now: number): string | null {
   if (!row?.instanceId || row.instanceId === me) return null;
@@ -71,12 +71,17 @@ export class InstanceLeases {
     return (expiresAt?.getTime() ?? 0) > this.dbNow();
   }
 
-  /** Is the node row held by another instance under a current lease? */
   /** The other instance holding the node under a current lease, or null (see ownerElsewhere). */
   ownerElsewhere(row: { instanceId: string | null; leaseExpiresAt: Date | null } | null): string | null {
     return ownerElsewhere(row, this.instanceId, this.dbNow());
   }
 
+  /** The same test as a filter on node rows, for counting them in the database (routers/tokens.ts). */
+  heldElsewhereWhere() {
+    return { instanceId: { not: this.instanceId }, leaseExpiresAt: { gt: new Date(this.dbNow()) } };
+  }
+
+  /** Is the node row held by another instance under a current lease? */
   heldElsewhere(row: { instanceId: string | null; leaseExpiresAt: Date | null }): boolean {
     return this.ownerElsewhere(row) !== null;
   }

@@ -8,15 +8,10 @@
  * `context: "refused"` (which pages, like an undeclared gap), so the seq is
  * accounted for and the ack moves past it.
  */
-import { z } from "zod";
-import { agentFrame, type EventFrame, truncateUtf8 } from "./protocol";
+import { agentFrame, type EventFrame, eventFrame, truncateUtf8 } from "./protocol";
 
-/** What must still be readable in a refused event for its seq to count. */
-const refusedEventEnvelope = z.object({
-  type: z.literal("event"),
-  seq: z.number().int().positive(),
-  bootId: z.string().min(8).max(64),
-});
+/** What must still be readable in a refused event for its seq to count: the event schema's own fields. */
+const refusedEventEnvelope = eventFrame.pick({ type: true, seq: true, bootId: true });
 
 /** The protocol's frame types: a refused frame is counted and logged under one of these or "other". */
 const FRAME_TYPES = new Set<string>(agentFrame.options.map((o) => o.shape.type.value));

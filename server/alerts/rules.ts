@@ -141,7 +141,8 @@ export function matchMaxRestartIntensity(e: EventFacts): AlertDraft | null {
   };
 }
 
-const GAP_TITLES: Record<"undeclared" | "regression" | "refused", string> = {
+/** The gap contexts that page, and how their alerts read (the one list: a context not here is only recorded). */
+const GAP_TITLES: Record<string, string> = {
   undeclared: "events missing from the sequence, not declared dropped by the agent",
   regression: "event sequence regressed (events the agent never sent were stored)",
   refused: "events refused by the server (they did not match the protocol's schema)",
@@ -149,16 +150,17 @@ const GAP_TITLES: Record<"undeclared" | "regression" | "refused", string> = {
 
 /**
  * The server records `event_gap` events itself (events/sequence.ts): an
- * undeclared gap, a regression or a refused event (agents/refusal.ts) pages; a gap the agent declared (its buffer
- * overflowed) is only recorded.
+ * undeclared gap, a regression or a refused event (agents/refusal.ts) pages;
+ * a gap the agent declared (its buffer overflowed) is only recorded.
  */
 export function matchEventGap(e: EventFacts): AlertDraft | null {
-  if (e.kind !== "event_gap" || (e.context !== "undeclared" && e.context !== "regression" && e.context !== "refused")) return null;
+  const title = e.kind === "event_gap" && e.context !== null && Object.hasOwn(GAP_TITLES, e.context) ? GAP_TITLES[e.context] : null;
+  if (title === null) return null;
   return {
     kind: "event_gap",
     node: e.node,
     groupKey: `event_gap|${e.node}|${e.context}`,
-    title: `${e.node}: ${GAP_TITLES[e.context]}`,
+    title: `${e.node}: ${title}`,
     detail: { context: e.context, reason: e.reasonText },
   };
 }

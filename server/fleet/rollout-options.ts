@@ -17,9 +17,6 @@ export const rolloutVsn = z
   .regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 export const rolloutId = z.string().regex(/^r-[0-9a-f]{12}$/, "a rollout id like r-0123456789ab (printed by rollout start)");
 
-/** Soak ceiling: one place, shared with the CLI and the page (app/_lib/duration.ts). */
-export const MAX_SOAK_MS = SOAK_MAX_MS;
-
 export const rolloutOptions = z.object({
   purge: purgeChoices.default({}),
   prePurge: purgeChoices.default({}),
@@ -28,7 +25,7 @@ export const rolloutOptions = z.object({
   /** Nodes upgraded at once after the canary. */
   batch: z.number().int().min(1).max(100).default(1),
   /** How long each node runs its new code under the health gate before make_permanent. */
-  soakMs: z.number().int().min(0).max(MAX_SOAK_MS).default(60_000),
+  soakMs: z.number().int().min(0).max(SOAK_MAX_MS).default(60_000),
   /** The gates of every step (docs/upgrades.md, "Gates"): install plans' digests as `rollout plan` printed them (one per node), a kill bound, accepted findings. */
   acceptPlans: z.array(planDigest).max(1000).default([]),
   maxKills: z.number().int().min(0).max(10_000_000).optional(),

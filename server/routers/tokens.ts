@@ -77,7 +77,7 @@ export const tokensRouter = router({
     // Sockets under the token held by other instances (under a current lease): a connected name is bound to the token
     // its socket used (agent-tokens.ts); read before the revocation, as they close when the change reaches their instance.
     const elsewhere = await ctx.services.prisma.node.count({
-      where: { boundTokenId: input.id, connectedAt: { not: null }, instanceId: { not: ctx.services.instanceId }, leaseExpiresAt: { gt: new Date(ctx.services.registry.leases.dbNow()) } },
+      where: { boundTokenId: input.id, connectedAt: { not: null }, ...ctx.services.registry.leases.heldElsewhereWhere() },
     });
     await revokeAgentToken(ctx.services.prisma, input.id);
     const here = ctx.services.registry.disconnectToken(input.id, "agent token revoked");

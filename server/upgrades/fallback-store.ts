@@ -8,7 +8,7 @@
 import { z } from "zod";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { appendAudit } from "../audit/log";
-import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult, fallbackRefusal } from "./fallback";
+import { type FallbackEvent, fallbackEvent, fallbackLine, fallbackOfResult, fallbackRecord, fallbackRefusal } from "./fallback";
 
 /** Apply the `fallback` events among freshly stored ones (EventStore.onStored); returns the progress lines to publish. */
 export async function recordFallbacks(prisma: PrismaClient, node: string, stored: { frame: { kind: string } }[]) {
@@ -55,8 +55,8 @@ async function recordFallback(prisma: PrismaClient, node: string, e: FallbackEve
   return { node, commandId: e.rollbackCommandId ?? e.fallback.commandId, kind: "result" as const, step: "fallback", ok: e.context !== "failed", message: e.reason.text, at: Date.now() };
 }
 
-/** What became of an install's fallback, as recordFallback audited it. */
-const recordedOutcome = z.object({ outcome: z.string().max(64), message: z.string(), fallback: z.object({ commandId: z.string() }) });
+/** What became of an install's fallback, as recordFallback audited it (the event's own fields). */
+const recordedOutcome = z.object({ outcome: fallbackEvent.shape.context, message: fallbackEvent.shape.reason.shape.text, fallback: fallbackRecord.pick({ commandId: true }) });
 export type FallbackOutcome = Omit<z.infer<typeof recordedOutcome>, "fallback">;
 
 /**

@@ -85,6 +85,8 @@ describe("node leases compare expiries on the database's clock", () => {
       expect(row?.instanceId).toBe("instance-a");
       // Its reading of a fetched lease is corrected by the offset it measured: held by A, current.
       expect(row && fast.heldElsewhere(row)).toBe(true);
+      // The same rule as a database filter (agentRevoke counts sockets elsewhere by it).
+      expect(await prisma.node.count({ where: { name: "live@host", ...fast.heldElsewhereWhere() } })).toBe(1);
       // Its own clock alone would say the lease ran out 9.5 min ago.
       expect((row?.leaseExpiresAt?.getTime() ?? 0) < Date.now()).toBe(true);
     } finally {

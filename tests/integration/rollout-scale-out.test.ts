@@ -23,6 +23,7 @@ import { type BeamNode, stopAll } from "../../tools/beam/nodes";
 import { freePort } from "../../tools/beam/tcp";
 import { startAgentNode } from "../support/beam-node";
 import { waitFor } from "../support/ports";
+import { rolloutStatus } from "../support/rollout-status";
 import { startPostgres, type TestPostgres } from "../support/postgres";
 import { startServer, type TestServer } from "../support/server";
 
@@ -36,20 +37,6 @@ let round = 0;
 let shared: { databaseUrl: string; dataDir: string; env: Record<string, string> };
 /** The finished rollout of the first test and its node B holds, for the internal route's refusals. */
 let finished: { id: string; nodeOnB: string } | null = null;
-
-interface NodeJson {
-  node: string;
-  step: string;
-  error: string | null;
-  soakStartedAt: string | null;
-  gate: { soakedMs: number; connected: boolean } | null;
-}
-interface RolloutJson {
-  id: string;
-  status: string;
-  haltReason: string | null;
-  nodes: NodeJson[];
-}
 
 beforeAll(async () => {
   pgServer = await startPostgres();
@@ -134,11 +121,7 @@ async function audited(node: string, action: string): Promise<Record<string, num
   return Object.fromEntries(r.rows.map((x) => [x.outcome ?? "intent", Number(x.n)]));
 }
 
-async function status(server: TestServer, id: string): Promise<RolloutJson> {
-  const r = await server.cli(["rollout", "status", id, "--json"]);
-  if (r.code !== 0 && r.code !== 8) throw new Error(`rollout status: exit ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as RolloutJson;
-}
+const status = rolloutStatus;
 
 async function start(server: TestServer, group: string, extra: string[]): Promise<string> {
   const r = await server.cli(["rollout", "start", group, "0.1.1", "--purge", "TestListener=soft", "--yes", ...extra]);

@@ -11,29 +11,13 @@ import { stopAll, type BeamNode } from "../../tools/beam/nodes";
 import { freePort } from "../../tools/beam/tcp";
 import { startAgentNode, waitConnected } from "../support/beam-node";
 import { waitFor } from "../support/ports";
+import { type RolloutNodeJson, rolloutStatus } from "../support/rollout-status";
 import { startServer, type TestServer } from "../support/server";
 import { httpClient } from "../support/trpc-clients";
 
 const SUP = "'Elixir.RelTest.Supervisor'";
 let server: TestServer;
 let round = 0;
-
-interface NodeJson {
-  node: string;
-  step: string;
-  fromVsn: string | null;
-  predicted: Record<string, string[]> | null;
-  actual: Record<string, { died: string[]; comparison: { diedUnpredicted: string[]; predictedAndDied: string[] } | null }> | null;
-  gate: { soakedMs: number; unexpectedReports: number; connected: boolean } | null;
-  error: string | null;
-  soakStartedAt: string | null;
-}
-interface RolloutJson {
-  id: string;
-  status: string;
-  haltReason: string | null;
-  nodes: NodeJson[];
-}
 
 beforeAll(async () => {
   // Short leases: a killed server's claim on a rollout expires in seconds.
@@ -66,11 +50,7 @@ const acceptor = (n: BeamNode) => n.rpc(`[P] = [P || {'Elixir.Task', P, worker, 
 const alive = async (n: BeamNode, pid: string) => (await n.rpc(`is_process_alive(list_to_pid("${pid}"))`)) === "true";
 const kill = async (n: BeamNode, pid: string) => n.rpc(`exit(list_to_pid("${pid}"), kill), ok`);
 
-async function status(id: string): Promise<RolloutJson> {
-  const r = await server.cli(["rollout", "status", id, "--json"]);
-  if (r.code !== 0 && r.code !== 8) throw new Error(`rollout status: exit ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as RolloutJson;
-}
+const status = (id: string) => rolloutStatus(server, id);
 async function start(group: string, extra: string[]): Promise<string> {
   const r = await server.cli(["rollout", "start", group, "0.1.1", "--purge", "TestListener=soft", "--yes", ...extra]);
   expect(r.code, r.stderr).toBe(0);
@@ -238,7 +218,7 @@ describe("rollout", () => {
     const r = await status(id);
     expect(r.status).toBe("done");
     // The soak the kill interrupted started over after the restart (never skipped), and ran in full.
-    const resumed = r.nodes.find((n) => n.node === soaking.node) as NodeJson;
+    const resumed = r.nodes.find((n) => n.node === soaking.node) as RolloutNodeJson;
     expect(new Date(resumed.soakStartedAt as string).getTime()).toBeGreaterThan(Math.max(new Date(soaking.soakStartedAt as string).getTime(), killedAt));
     for (const n of r.nodes) expect(n.gate?.soakedMs).toBeGreaterThanOrEqual(15_000);
     for (const n of nodes) {

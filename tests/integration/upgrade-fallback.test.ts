@@ -69,6 +69,32 @@ async function fallbackEvent(context: string) {
 type AuditRow = { action: string; actor: string; outcome: string | null; intentId: string | null; data: Record<string, unknown> };
 const audit = async () => JSON.parse((await cli(["audit", "--json", "--action", "upgrade."])).stdout) as AuditRow[];
 type Armed = { rollbackDigest: string; deadline: number; from: string; maxKills: number };
+/** The agent's rollback done: 0.1.0 permanent and current again (up to a minute past the armed deadline). */
+async function backOnFrom(armed: Armed): Promise<void> {
+  await waitFor(
+    "the node back on 0.1.0",
+    async () => {
+      const r = await releases();
+      return r.includes("0.1.0:permanent") && !r.includes("0.1.1:current");
+    },
+    armed.deadline - Date.now() + 60_000,
+    500,
+  );
+}
+
+/** `upgrade status` says the upgrade rolled back, by the fallback (the server stored the agent's outcome). */
+async function statusRolledBack(): Promise<void> {
+  await waitFor(
+    "the upgrade rolled back",
+    async () => {
+      const s = await cli(["upgrade", "status", node.name]);
+      return /rolled_back/.test(s.stdout) && /fallback rolled_back: fallback: 0\.1\.1 was not made permanent/.test(s.stdout) ? s : null;
+    },
+    20_000,
+    500,
+  );
+}
+
 /** The fallback the install's audited outcome records (the agent's record). */
 async function armedFallback(rows?: AuditRow[]): Promise<Armed> {
   const outcome = (rows ?? (await audit())).find((e) => e.action === "upgrade.install" && e.outcome === "ok");
@@ -99,15 +125,7 @@ describe("the fallback timer", () => {
     expect(await releases()).toEqual(["0.1.0:permanent", "0.1.1:current"]);
     expect(Date.now()).toBeLessThan(armed.deadline);
 
-    await waitFor(
-      "the node back on 0.1.0",
-      async () => {
-        const r = await releases();
-        return r.includes("0.1.0:permanent") && !r.includes("0.1.1:current");
-      },
-      armed.deadline - Date.now() + 60_000,
-      500,
-    );
+    await backOnFrom(armed);
     expect(Date.now()).toBeGreaterThanOrEqual(armed.deadline);
     // The current code of the changed module is 0.1.0's again (a fresh client
     // may still meet the outgoing code: the supervisor can restart the killed
@@ -119,15 +137,7 @@ describe("the fallback timer", () => {
     await waitConnected(server, node.name, true, 60_000);
     const ev = await fallbackEvent("rolled_back");
     expect(ev.reason).toBe("fallback: 0.1.1 was not made permanent in time; rolled back to 0.1.0");
-    await waitFor(
-      "the upgrade rolled back",
-      async () => {
-        const s = await cli(["upgrade", "status", node.name]);
-        return /rolled_back/.test(s.stdout) && /fallback rolled_back: fallback: 0\.1\.1 was not made permanent/.test(s.stdout) ? s : null;
-      },
-      20_000,
-      500,
-    );
+    await statusRolledBack();
     const fb = (await audit()).find((e) => e.action === "upgrade.fallback");
     expect(fb).toMatchObject({ actor: "agent", outcome: "ok", data: { outcome: "rolled_back", rollbackCommandId: expect.stringMatching(/^fallback-c-/) } });
   }, 400_000);
@@ -138,15 +148,7 @@ describe("the fallback timer", () => {
     const armed = await armedFallback();
     await server.stop();
     expect(Date.now()).toBeLessThan(armed.deadline);
-    await waitFor(
-      "the node back on 0.1.0",
-      async () => {
-        const r = await releases();
-        return r.includes("0.1.0:permanent") && !r.includes("0.1.1:current");
-      },
-      armed.deadline - Date.now() + 60_000,
-      500,
-    );
+    await backOnFrom(armed);
     // The outcome is on the node's disk (journaled before the record went), not only in the agent's memory.
     const journaled = await waitFor("the outcome journaled", async () => (fs.existsSync(outcomeFile()) ? fs.readFileSync(outcomeFile(), "utf8") : null), 10_000, 200);
     expect(journaled).toContain("rolled_back");
@@ -164,15 +166,7 @@ describe("the fallback timer", () => {
     expect(ev.reason).toBe("fallback: 0.1.1 was not made permanent in time; rolled back to 0.1.0");
     // Acked by the server: out of the journal.
     await waitFor("the journal emptied", async () => !fs.existsSync(outcomeFile()), 20_000, 200);
-    await waitFor(
-      "the upgrade rolled back",
-      async () => {
-        const s = await cli(["upgrade", "status", node.name]);
-        return /rolled_back/.test(s.stdout) && /fallback rolled_back: fallback: 0\.1\.1 was not made permanent/.test(s.stdout) ? s : null;
-      },
-      20_000,
-      500,
-    );
+    await statusRolledBack();
     // Once: one event (of this kind and context), one audit entry.
     await sleep(2000);
     const evs = JSON.parse((await cli(["events", node.name, "--json"])).stdout) as { kind: string; context: string }[];

@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { defaultParams, LeakWatch, MailboxWatch, matchChildTerminated, matchMaxRestartIntensity, OldCodeLinger, type EventFacts } from "../../server/alerts/rules";
+import { defaultParams, LeakWatch, MailboxWatch, matchChildTerminated, matchEventGap, matchMaxRestartIntensity, OldCodeLinger, type EventFacts } from "../../server/alerts/rules";
 import { unverifiedDraft } from "../../server/alerts/upgrade-drafts";
 import { Expectations } from "../../server/alerts/expectations";
 import { backoffMs, sign } from "../../server/alerts/webhooks";
@@ -16,6 +16,19 @@ const base: EventFacts = {
   offenderPid: "<0.601.0>",
   expected: false,
 };
+
+describe("event_gap rule", () => {
+  const gap = (context: string | null): EventFacts => ({ ...base, kind: "event_gap", context, reasonText: "seqs 5..7" });
+  it("pages on undeclared gaps, regressions and refused events, one alert per node and context", () => {
+    expect(matchEventGap(gap("undeclared"))?.title).toBe("n@h: events missing from the sequence, not declared dropped by the agent");
+    expect(matchEventGap(gap("regression"))?.groupKey).toBe("event_gap|n@h|regression");
+    expect(matchEventGap(gap("refused"))).toMatchObject({ title: "n@h: events refused by the server (they did not match the protocol's schema)", detail: { context: "refused" } });
+  });
+  it("only records a gap the agent declared, or any other context", () => {
+    for (const c of ["declared", "toString", "constructor", null]) expect(matchEventGap(gap(c))).toBeNull();
+    expect(matchEventGap({ ...gap("refused"), kind: "crash_report" })).toBeNull();
+  });
+});
 
 describe("child_terminated rule", () => {
   const p = defaultParams("child_terminated");

@@ -13,28 +13,42 @@ import { type FormEvent, useState } from "react";
 import { ConfirmButton } from "../../_components/ConfirmButton";
 import { RoleHint } from "../../_components/RoleHint";
 import { parseFallback, parseSoak } from "../../_lib/duration";
+import { parsePurgeEntry, purgeEntryError } from "../../_lib/purge";
 import { useRole } from "../../_lib/me";
 import { errorMessage, useTRPC, useTRPCClient } from "../../_lib/trpc";
 import type { RouterOutputs } from "../../_lib/types";
+import type { PurgeChoices } from "../../../server/upgrades/plan-schema";
 
 type NodePlan = { node: string; plan: RouterOutputs["upgrades"]["plan"] | null; error: string | null };
-type Purge = Record<string, "soft" | "brutal">;
 
-/** `TestListener=soft, Other=brutal` → choices, or the first entry that is not one. */
-export function parsePurge(text: string): { ok: true; purge: Purge } | { ok: false; message: string } {
-  const purge: Purge = {};
+/** `TestListener=soft, Other=brutal` → choices, or the first entry that is not one (the CLI's syntax, app/_lib/purge.ts). */
+export function parsePurge(text: string): { ok: true; purge: PurgeChoices } | { ok: false; message: string } {
+  const purge: PurgeChoices = {};
   for (const part of text
     .split(",")
     .map((p) => p.trim())
     .filter(Boolean)) {
-    const m = /^([\w.@$-]+)=(soft|brutal)$/.exec(part);
-    if (!m) return { ok: false, message: `"${part}" is not Module=soft or Module=brutal` };
-    purge[m[1]] = m[2] as "soft" | "brutal";
+    const e = parsePurgeEntry(part);
+    if (!e) return { ok: false, message: purgeEntryError(part) };
+    purge[e.module] = e.purge;
   }
   return { ok: true, purge };
 }
 
 const kills = (p: NonNullable<NodePlan["plan"]>) => p.counts.killedAtInstall + p.counts.killedAtPermanent;
+
+/** Plans the page asks for, one after another; a larger group is started from the CLI (`rollout plan`, 4 at a time). */
+export const MAX_REVIEWED_NODES = 100;
+
+/**
+ * Why a group cannot be reviewed here, or null. A group is reviewed whole or
+ * not at all: the rollout covers every node of the group, so plans of only
+ * some would start it on nodes nobody reviewed.
+ */
+export function reviewLimitProblem(group: string, nodes: number): string | null {
+  if (nodes <= MAX_REVIEWED_NODES) return null;
+  return `${group} has ${nodes} nodes; this page reviews at most ${MAX_REVIEWED_NODES}: use beamdeck rollout plan and rollout start --accept-plan`;
+}
 
 export function StartRollout() {
   const trpc = useTRPC();
@@ -59,8 +73,8 @@ export function StartRollout() {
   const purge = parsePurge(purgeText);
   const soak = parseSoak(soakText);
   const fallback = fallbackText.trim() ? parseFallback(fallbackText) : null;
-  const problem = !purge.ok ? purge.message : !soak.ok ? `soak: ${soak.message}` : fallback && !fallback.ok ? fallback.message : null;
   const members = groups.data?.find((g) => g.name === group)?.nodes ?? [];
+  const problem = !purge.ok ? purge.message : !soak.ok ? `soak: ${soak.message}` : fallback && !fallback.ok ? fallback.message : reviewLimitProblem(group, members.length);
   // Any change to what was reviewed asks for a new review.
   const edit =
     <T,>(set: (v: T) => void) =>
@@ -75,7 +89,7 @@ export function StartRollout() {
     setReviewing(true);
     const out: NodePlan[] = [];
     // One node after another: a group's plans are computed on its nodes, each within the server's deadline.
-    for (const n of members.slice(0, 100)) {
+    for (const n of members) {
       try {
         out.push({ node: n.name, plan: await client.upgrades.plan.query({ node: n.name, vsn, purge: purge.purge, prePurge: {} }), error: null });
       } catch (err) {

@@ -17,7 +17,8 @@ import type { Env } from "../../storage/database-url";
 import { parseFallback } from "../../upgrades/fallback";
 import { findingId, planDigest, type Gate } from "../../upgrades/gate";
 import type { ReleasesReply } from "../../agents/replies";
-import { killCount, type Plan, type Verification, verificationOf } from "../../upgrades/plan";
+import { killCount, type Plan, type PurgeChoices, type Verification, verificationOf } from "../../upgrades/plan";
+import { parsePurgeEntry } from "../../../app/_lib/purge";
 
 /** The agent's check after the step: every changed module on its target code, or which are not. */
 function verificationLine(v: Verification | null): string | null {
@@ -65,16 +66,16 @@ export const vsnSchema = z
   .regex(/^[\w.+-]+$/, "a release version like 0.1.1");
 
 /** `Mod=soft|brutal`, with Elixir aliases resolved against the plan's modules. */
-export function parsePurgeArgs(values: string[] | undefined, flag: string, modules: string[] | null): Record<string, "soft" | "brutal"> {
-  const out: Record<string, "soft" | "brutal"> = {};
+export function parsePurgeArgs(values: string[] | undefined, flag: string, modules: string[] | null): PurgeChoices {
+  const out: PurgeChoices = {};
   for (const v of values ?? []) {
-    const m = /^([^=]+)=(soft|brutal)(?:_purge)?$/.exec(v);
-    if (!m) throw usage(`${flag} takes Module=soft or Module=brutal, not "${v}"`);
-    const name = m[1].trim();
+    const e = parsePurgeEntry(v);
+    if (!e) throw usage(`${flag} takes Module=soft or Module=brutal, not "${v}"`);
+    const name = e.module;
     if (modules === null) continue; // syntax check only
     const resolved = modules.includes(name) ? name : modules.includes(`Elixir.${name}`) ? `Elixir.${name}` : null;
     if (!resolved) throw usage(`${flag}: ${name} is not loaded by this upgrade (modules: ${modules.join(", ") || "none"})`);
-    out[resolved] = m[2] as "soft" | "brutal";
+    out[resolved] = e.purge;
   }
   return out;
 }
