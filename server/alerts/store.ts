@@ -4,6 +4,7 @@
  * takes a transaction lock on the group key.
  */
 import { z } from "zod";
+import { SERIALISED_TX } from "../storage/serialised-tx";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { jsonSafe } from "../audit/log";
 import { BeamdeckError } from "../errors";
@@ -70,7 +71,7 @@ export async function raiseAlert(prisma: PrismaClient, draft: AlertDraft, eventI
       data: { kind: draft.kind, node: draft.node, groupKey: draft.groupKey, status: "open", title: draft.title, count: times, detail: jsonSafe(draft.detail) as object, eventId },
     });
     return { alert, created: true };
-  });
+  }, SERIALISED_TX);
 }
 
 export async function setAlertStatus(prisma: PrismaClient, id: string, status: "acked" | "resolved", by: string): Promise<AlertRow> {

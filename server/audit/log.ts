@@ -6,6 +6,7 @@
  * is written before an action and its outcome after (`recordIntent` /
  * `recordOutcome`): a crash in between leaves an intent with no outcome.
  */
+import { SERIALISED_TX } from "../storage/serialised-tx";
 import type { PrismaClient } from "../../generated/prisma/client";
 import { entryHash, GENESIS_HASH, type AuditContent } from "./chain";
 import { checkHead, headCount, writeHead } from "./head";
@@ -57,7 +58,7 @@ export async function appendAudit(prisma: PrismaClient, input: AuditInput): Prom
     });
     await writeHead(tx, { lastId: row.id, count: (await headCount(tx)) + 1n, hash });
     return { ...content, id: row.id, prevHash, hash };
-  });
+  }, SERIALISED_TX);
 }
 
 export async function recordIntent(prisma: PrismaClient, input: Omit<AuditInput, "outcome" | "intentId">): Promise<bigint> {
