@@ -243,11 +243,12 @@ command_id(InstallId) ->
     binary:part(<<"fallback-", InstallId/binary>>, 0, min(128, 9 + byte_size(InstallId))).
 
 %% Delete the record and say why (Outcome none: silently). The event is
-%% journaled first, so no restart can lose both.
+%% journaled first, so no restart can lose both; the record is gone before
+%% the event leaves, so whoever sees the event sees the record gone.
 clear(Outcome, Msg, #st{dir = Dir, record = R} = St0) ->
     St = case {Outcome, R} of
-             {none, _} -> St0;
-             {_, none} -> St0;
+             {none, _} -> delete_record(Dir), St0;
+             {_, none} -> delete_record(Dir), St0;
              {_, #{commandId := Key}} ->
                  Event = #{kind => <<"fallback">>, context => Outcome, at => beamdeck_agent_terms:now_ms(),
                            reason => #{text => Msg, truncated => false},
@@ -258,9 +259,9 @@ clear(Outcome, Msg, #st{dir = Dir, record = R} = St0) ->
                      {error, Why} -> logger:warning("beamdeck agent: fallback event not journaled: ~ts", [Why])
                  end,
                  logger:notice("beamdeck agent: ~ts", [Msg]),
+                 delete_record(Dir),
                  deliver(Key, Event, St0)
          end,
-    delete_record(Dir),
     cancel(St#st{record = none, firing = none}).
 
 delete_record(Dir) ->
