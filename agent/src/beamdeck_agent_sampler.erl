@@ -49,17 +49,18 @@
 %%% connection is down the sampler drops its table and only polls
 %%% `beamdeck_agent_conn:connected/0'; `resync/0' (sent by the connection on
 %%% `welcome', and by the `refresh' request) makes the next tick, at once, a
-%%% full reset plus a `tree' frame. Frames stay under 512 KiB by chunking.
+%%% full reset plus a `tree' frame. Frames stay under 512 KiB by chunking
+%%% (beamdeck_agent_frames) and go to the connection paced
+%%% (beamdeck_agent_pace).
 %%%
 %%% Over 400 lines: the full and the partial tick share the state record and
-%%% its refresh/record helpers. Not yet done: moving frame packing (pack/3,
-%%% the size estimates, frames/6) into a module of its own.
+%%% its refresh/record helpers.
 -module(beamdeck_agent_sampler).
 
 -behaviour(gen_server).
 
 -export([start_link/0, resync/0, hot/1, capabilities/0]).
--export([new/0, sample/1, sample/3, tree/2, interval_ms/2, budget/1, pack/3]).
+-export([new/0, sample/1, sample/3, tree/2, interval_ms/2, budget/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -export_type([state/0]).
@@ -101,21 +102,9 @@
 %% collection after the tick gives it back (the live state is small, the
 %% rows are in ETS), at the cost of copying that small state once.
 -define(SHRINK_ROWS, 50000).
-%% A tick's frames go to the connection as they are made; past this many
-%% waiting there (its queue and its mailbox) the sampler waits for it, up
-%% to ?PACE_WAIT_MS a frame, or a reset at 100k processes would only move
-%% its records from the sampler's heap to the connection's (24 MB).
--define(PACE_FRAMES, 4).
--define(PACE_WAIT_MS, 1000).
-%% Frame limits: the agent keeps frames under 512 KiB; sizes are estimated
-%% (UTF-8 text is sent unescaped) with a margin.
--define(FRAME_BYTES, 384 * 1024).
--define(FRAME_BASE_BYTES, 256).
+%% Records re-read and emitted per batch (one frame's worth at most:
+%% beamdeck_agent_frames packs at most 1000 records a frame).
 -define(MAX_UPSERT, 1000).
--define(MAX_PAIRS, 100000).
--define(RECORD_BYTES, 220).
--define(PAIR_BYTES, 16).
--define(REMOVE_BYTES, 4).
 %% Partial mode: the memory of this many processes is read per tick (a
 %% rolling slice), and at most this many hot pids wait for the next tick.
 -define(PARTIAL_SLICE, 10000).
@@ -272,7 +261,8 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
                 none -> [];
                 _ -> mailbox_pairs(NZ, PrevNZ, Member, maps:filter(fun(_, Sent) -> Sent end, Seen2))
             end,
-    Chunks = pack([], Pairs, [beamdeck_agent_terms:pid(P) || P <- unique(Dead ++ Gone2)]),
+    Chunks = beamdeck_agent_frames:pack([], Pairs, [beamdeck_agent_terms:pid(P)
+                                                    || P <- unique(Dead ++ Gone2)]),
     CostUs = now_us() - T0,
     Size = beamdeck_agent_rows:size(Rows),
     %% A reset is a one-off (a connect, or a refresh at most every
@@ -284,7 +274,8 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
                                 min(?LATENCY_FULL_MS, interval_ms(CostUs, Size)))
                end,
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
-              treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
+              treeUs => S#s.tree_us, dropped => beamdeck_agent_pace:dropped(),
+              skipped => S#s.skipped},
     Out3 = emit(Chunks, false, Size, Stats, Out2),
     S3 = S2#s{nonzero = maps:filter(fun(P, _) -> Member(P) end, NZ),
               mem_top = MemTop, walked = Walked,
@@ -315,7 +306,8 @@ stream(Pids, Force, NZ, Seen, Gone, S, Out) ->
             end,
     Out1 = case Upserts of
                [] -> Out;
-               _ -> emit(pack(Upserts, [], []), false, beamdeck_agent_rows:size(S1#s.table), #{}, Out)
+               _ -> emit(beamdeck_agent_frames:pack(Upserts, [], []), false,
+                         beamdeck_agent_rows:size(S1#s.table), #{}, Out)
            end,
     stream(Rest, Force, NZ, Seen1, Gone1, S1, Out1).
 
@@ -324,7 +316,7 @@ split(N, L) -> lists:split(N, L).
 
 %% Hand `Chunks' as frames to the emitter; the first frame of a reset says so.
 emit(Chunks, Partial, Total, Stats, {Emit, Acc, Seq, First}) ->
-    {Frames, Seq1} = frames(Chunks, First, Partial, Total, Stats, Seq),
+    {Frames, Seq1} = beamdeck_agent_frames:frames(Chunks, First, Partial, Total, Stats, Seq),
     {Emit, lists:foldl(Emit, Acc, Frames), Seq1, false}.
 
 %% Partial mode: one walk (mailboxes, and memory over a rolling slice); full
@@ -361,12 +353,14 @@ sample_partial(#s{reset = Reset, table = Rows} = S0, Out) ->
     Removed = [P || P <- Sent, not is_map_key(P, HotSet)],
     Pairs = mailbox_pairs(maps:with(Keep, NZ), S#s.nonzero, fun(P) -> is_map_key(P, HotSet) end,
                           Upserted),
-    Chunks = pack([R || {_, R} <- Upserts], Pairs, [beamdeck_agent_terms:pid(P) || P <- Removed]),
+    Chunks = beamdeck_agent_frames:pack([R || {_, R} <- Upserts], Pairs,
+                                        [beamdeck_agent_terms:pid(P) || P <- Removed]),
     CostUs = now_us() - T0,
     Interval = max(setting(min_interval_ms),
                    min(latency_cap(true), interval_ms(CostUs, Total))),
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
-              treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
+              treeUs => S#s.tree_us, dropped => beamdeck_agent_pace:dropped(),
+              skipped => S#s.skipped},
     Out1 = emit(Chunks, true, Total, Stats, Out),
     Wrapped = S#s.offset + ?PARTIAL_SLICE >= Total,
     {Out1, S1#s{nonzero = maps:with(Keep, NZ), mem_top = MemTop,
@@ -413,37 +407,6 @@ interval_ms(CostUs, N) ->
 -spec budget(N) -> float() when N :: non_neg_integer().
 budget(N) -> beamdeck_agent_budget:share(N).
 
-%% @doc Split records, mailbox pairs and removed pids into frame-sized chunks
-%% `{Upserts, Pairs, Removes}': at most 1000 records each and an estimated
-%% encoded size under 384 KiB. Always at least one (possibly empty) chunk.
--spec pack(Upserts, Pairs, Removes) -> [{Upserts, Pairs, Removes}]
-    when Upserts :: [map()], Pairs :: [[binary() | integer()]], Removes :: [binary()].
-pack(Upserts, Pairs, Removes) ->
-    pack(Upserts, Pairs, Removes, []).
-
-pack([], [], [], Acc) when Acc =/= [] -> lists:reverse(Acc);
-pack(U, M, R, Acc) ->
-    Room0 = ?FRAME_BYTES - ?FRAME_BASE_BYTES,
-    {U1, URest, Room1} = take(U, ?MAX_UPSERT, Room0, fun record_bytes/1),
-    {M1, MRest, Room2} = take(M, ?MAX_PAIRS, Room1, fun pair_bytes/1),
-    {R1, RRest, _} = take(R, ?MAX_PAIRS, Room2, fun remove_bytes/1),
-    Chunk = {U1, M1, R1},
-    case {Chunk, URest, MRest, RRest} of
-        {{[], [], []}, [X | Xs], _, _} -> pack(Xs, MRest, RRest, [{[X], [], []} | Acc]);
-        _ -> pack(URest, MRest, RRest, [Chunk | Acc])
-    end.
-
-%% Take items while both the count and the byte room last.
-take(Items, MaxCount, Room, Size) -> take(Items, MaxCount, Room, Size, []).
-
-take([], _, Room, _, Acc) -> {lists:reverse(Acc), [], Room};
-take(Rest, 0, Room, _, Acc) -> {lists:reverse(Acc), Rest, Room};
-take([X | Xs] = Rest, Count, Room, Size, Acc) ->
-    case Size(X) of
-        B when B =< Room -> take(Xs, Count - 1, Room - B, Size, [X | Acc]);
-        _ -> {lists:reverse(Acc), Rest, Room}
-    end.
-
 %%% GEN_SERVER %%%
 
 %% @private
@@ -485,7 +448,7 @@ handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
             %% starts with a reset anyway.
             {noreply, schedule(setting(min_interval_ms), idle(S))};
         true ->
-            case backlog() > ?BACKLOG_MAX of
+            case beamdeck_agent_pace:backlog() > ?BACKLOG_MAX of
                 true ->
                     %% The server is slow: wait a whole interval more, the
                     %% table unchanged (the next tick's deltas cover the gap).
@@ -515,7 +478,7 @@ tick(S) ->
         {Busy0, BusyMemo} = beamdeck_agent_busy:start(S#s.busy),
         T0 = now_us(),
         {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
-        {ok, S2} = sample(S1, fun(F, ok) -> send_paced(F) end, ok),
+        {ok, S2} = sample(S1, fun(F, ok) -> beamdeck_agent_pace:send(F) end, ok),
         lists:foreach(fun beamdeck_agent_conn:send/1, TreeFrames),
         WallUs = now_us() - T0,
         {BusyUs, BusyMemo1} = beamdeck_agent_busy:finish(Busy0, WallUs, BusyMemo),
@@ -554,21 +517,6 @@ connected() ->
     catch _:_ -> false
     end.
 
-dropped() ->
-    try beamdeck_agent_conn:stats() of
-        #{dropped := D} when is_integer(D) -> D;
-        _ -> 0
-    catch _:_ -> 0
-    end.
-
-%% Frames waiting in the connection's outbound queue.
-backlog() ->
-    try beamdeck_agent_conn:stats() of
-        #{queued := Q} when is_integer(Q) -> Q;
-        _ -> 0
-    catch _:_ -> 0
-    end.
-
 %%% TICK INTERNALS %%%
 
 %% The budget spent in the terms it is judged in: the schedulers' busy time
@@ -601,8 +549,10 @@ hot_now(Pid, S) ->
     case connected() andalso read_hot(Pid, S#s.apps) of
         {Dyn, Static, Len, Apps} ->
             Record = beamdeck_agent_procinfo:record(Pid, Dyn, Static, Len),
-            {Frames, Seq} = frames([{[Record], [], []}], false, S#s.partial, S#s.total,
-                                   #{dropped => dropped()}, S#s.seq),
+            {Frames, Seq} = beamdeck_agent_frames:frames([{[Record], [], []}], false, S#s.partial,
+                                                         S#s.total,
+                                                         #{dropped => beamdeck_agent_pace:dropped()},
+                                                         S#s.seq),
             lists:foreach(fun beamdeck_agent_conn:send/1, Frames),
             ok = beamdeck_agent_rows:put(S#s.table, Pid,
                                          {beamdeck_agent_procinfo:hash(Dyn),
@@ -655,30 +605,6 @@ slice_take(ScanUs, OtherUs, ReadUs, N) ->
 read_us(Prev, _Us, 0) -> Prev;
 read_us(0, Us, Reads) -> max(1, Us div Reads);
 read_us(Prev, Us, Reads) -> max(1, (Prev + Us div Reads) div 2).
-
-%% Send a frame, then wait while the connection holds more than
-%% ?PACE_FRAMES (see there); not at all while it is disconnected (send/1
-%% drops then).
-send_paced(Frame) ->
-    ok = beamdeck_agent_conn:send(Frame),
-    pace(erlang:monotonic_time(millisecond) + ?PACE_WAIT_MS).
-
-pace(Deadline) ->
-    case conn_pending() > ?PACE_FRAMES andalso erlang:monotonic_time(millisecond) < Deadline of
-        true -> receive after 5 -> pace(Deadline) end;
-        false -> ok
-    end.
-
-%% Frames in the connection's queue and casts not yet taken from its mailbox.
-conn_pending() ->
-    case whereis(beamdeck_agent_conn) of
-        undefined -> 0;
-        Pid ->
-            case erlang:process_info(Pid, message_queue_len) of
-                {message_queue_len, N} -> N + backlog();
-                undefined -> 0
-            end
-    end.
 
 shrink(#s{total = N}) when N >= ?SHRINK_ROWS -> _ = erlang:garbage_collect(), ok;
 shrink(_S) -> ok.
@@ -787,51 +713,6 @@ mailbox_pairs(NZ, PrevNZ, Member, Upserted) ->
                           false -> Acc
                       end
               end, Grown, PrevNZ).
-
-frames(Chunks, Reset, Partial, Total, Stats, Seq0) ->
-    At = beamdeck_agent_terms:now_ms(),
-    {Frames, {Seq, _}} =
-        lists:mapfoldl(fun({U, M, R}, {Seq1, First}) ->
-                               F = #{type => procs, seq => Seq1 + 1, at => At,
-                                     reset => Reset andalso First, total => Total,
-                                     upsert => U, mailbox => M, remove => R},
-                               %% A tick's records streamed before its end carry no
-                               %% stats; its last frames do.
-                               F1 = case map_size(Stats) of
-                                        0 -> F;
-                                        _ -> F#{stats => Stats}
-                                    end,
-                               F2 = case Partial of
-                                        true -> F1#{partial => true};
-                                        false -> F1
-                                    end,
-                               {F2, {Seq1 + 1, false}}
-                       end, {Seq0, true}, Chunks),
-    {Frames, Seq}.
-
-%% Estimated encoded sizes (bytes); UTF-8 is sent unescaped.
-record_bytes(#{pid := Pid, name := Name, initialCall := IC, currentFunction := CF,
-               status := Status, links := Links, parent := Parent, ancestors := Anc,
-               application := App}) ->
-    ?RECORD_BYTES + byte_size(Pid) + text_bytes(Name) + text_bytes(IC) + text_bytes(CF)
-        + byte_size(Status) + list_bytes(Links, 0) + text_bytes(Parent) + list_bytes(Anc, 0)
-        + text_bytes(App);
-record_bytes(R) ->
-    %% Any other map (tests): every binary, and lists of binaries.
-    maps:fold(fun(_, V, Acc) when is_binary(V) -> Acc + byte_size(V);
-                 (_, V, Acc) when is_list(V) -> Acc + list_bytes(V, 0);
-                 (_, _, Acc) -> Acc
-              end, ?RECORD_BYTES, R).
-
-text_bytes(B) when is_binary(B) -> byte_size(B);
-text_bytes(_) -> 4.
-
-list_bytes([], Acc) -> Acc;
-list_bytes([B | Bs], Acc) -> list_bytes(Bs, Acc + 3 + text_bytes(B)).
-
-pair_bytes([Pid, _]) -> byte_size(Pid) + ?PAIR_BYTES.
-
-remove_bytes(Pid) -> byte_size(Pid) + ?REMOVE_BYTES.
 
 unique(L) -> unique(L, #{}).
 
