@@ -10,8 +10,9 @@
 -export([send/1, backlog/0, dropped/0]).
 
 %% Past this many frames waiting at the connection (its queue and its
-%% mailbox) the sender waits for it, up to ?PACE_WAIT_MS a frame.
--define(PACE_FRAMES, 4).
+%% mailbox) the sender waits for it, up to ?PACE_WAIT_MS a frame: one
+%% waiting while one is encoded keeps both busy, more is only memory.
+-define(PACE_FRAMES, 2).
 -define(PACE_WAIT_MS, 1000).
 -define(POLL_MS, 5).
 

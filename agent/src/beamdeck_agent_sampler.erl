@@ -72,6 +72,13 @@
 
 -define(SERVER, ?MODULE).
 -define(TREE_EVERY_MS, 5000).
+%% The tree walk is skipped while no process was born or died and the running
+%% applications are the same (a tree changes with its processes, an upgrade
+%% with its applications' versions); links between living processes and
+%% stuck supervisors change neither, so a walk is also due this long after the
+%% last one.
+-define(TREE_STALE_MS, 30000).
+-define(TREE_APPS_TIMEOUT_MS, 1000).
 -define(MAX_INTERVAL_MS, 60000).
 %% Hot-mailbox latency bounds the budget's stretching: a tick's cost is
 %% measured in wall time, and on a busy host that counts time the OS gave
@@ -103,8 +110,11 @@
 %% rows are in ETS), at the cost of copying that small state once.
 -define(SHRINK_ROWS, 50000).
 %% Records re-read and emitted per batch (one frame's worth at most:
-%% beamdeck_agent_frames packs at most 1000 records a frame).
+%% beamdeck_agent_frames packs at most 1000 records a frame). A reset sends
+%% every record, in smaller frames: the records of a batch and the frames
+%% waiting at the connection are what a reset at 100k holds in memory.
 -define(MAX_UPSERT, 1000).
+-define(RESET_BATCH, 250).
 %% Partial mode: the memory of this many processes is read per tick (a
 %% rolling slice), and at most this many hot pids wait for the next tick.
 -define(PARTIAL_SLICE, 10000).
@@ -131,6 +141,10 @@
             tree_hash :: non_neg_integer() | undefined,
             tree_at :: integer() | undefined,
             tree_us = 0 :: non_neg_integer(),
+            %% Processes were born or died since the last tree walk.
+            tree_dirty = true :: boolean(),
+            %% phash2 of the running applications at the last tree walk.
+            tree_apps :: non_neg_integer() | undefined,
             timer :: reference() | undefined,
             interval = 1000 :: pos_integer(),
             failed = false :: boolean(),
@@ -228,8 +242,14 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
     Known = beamdeck_agent_rows:size(Rows),
     Take = slice_take(S, Known),
     Member = fun(P) -> beamdeck_agent_rows:member(Rows, P) end,
+    %% A reset knows nothing: its walk is its order (one list, not three).
+    Table = case Reset of
+                true -> none;
+                false -> Member
+            end,
     #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total,
-      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Member, S#s.walked, Offset, Take),
+      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Table, S#s.walked, Offset,
+                                                                     Take),
     ScanUs = now_us() - T0,
     TopN = setting(top_n),
     Dead = dead(Rows, Known, Hits, Gone),
@@ -244,17 +264,18 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
                          false -> {unique(New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot)),
                                    #{}}
                      end,
-    {Seen, Gone1, S1, Out1} = stream(Order, maps:from_keys(MailTop, true), NZ, Seen0, [], S, Out0),
+    {Seen, Gone1, S1, Out1} = stream(Order, NZ, Seen0, [], S, Out0),
     Wrapped = Reset orelse Offset + Take >= Total,
     MemTop = mem_top(Wrapped, Seen, S1#s.mem_top, Rows, TopN),
-    %% The top-N by memory go out every tick, changed or not: those not sent
-    %% yet are re-read now (a few; the others' records are gone already).
-    Unsent = case Seen of
+    %% The top-N by mailbox and by memory are re-read every tick and sent
+    %% like any other record, only when changed: the server keeps the last
+    %% one. Those of the memory top-N not read yet are read now (a few).
+    Unread = case Seen of
                  none -> [];
-                 _ -> [P || P <- MemTop, maps:get(P, Seen, false) =:= false]
+                 _ -> [P || P <- MemTop, not is_map_key(P, Seen)]
              end,
     %% Gone2: processes that had a row and died before their re-read (removed).
-    {Seen2, Gone2, S2, Out2} = stream(Unsent, maps:from_keys(Unsent, true), NZ, Seen, Gone1, S1, Out1),
+    {Seen2, Gone2, S2, Out2} = stream(Unread, NZ, Seen, Gone1, S1, Out1),
     ReadsUs = now_us() - T1,
     %% After a reset the server has every row's mailbox in its record.
     Pairs = case Seen2 of
@@ -277,7 +298,9 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
               treeUs => S#s.tree_us, dropped => beamdeck_agent_pace:dropped(),
               skipped => S#s.skipped},
     Out3 = emit(Chunks, false, Size, Stats, Out2),
+    Born = Reset orelse New =/= [] orelse Dead =/= [] orelse Gone2 =/= [],
     S3 = S2#s{nonzero = maps:filter(fun(P, _) -> Member(P) end, NZ),
+              tree_dirty = S2#s.tree_dirty orelse Born,
               mem_top = MemTop, walked = Walked,
               offset = case Wrapped of
                            true -> 0;
@@ -292,27 +315,35 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
 reads(none, Size) -> Size;
 reads(Seen, _Size) -> map_size(Seen).
 
-%% Re-read `Pids' (unique) ?MAX_UPSERT at a time and emit each batch's
-%% changed records, and those in `Force' changed or not, at once. `Seen':
-%% pid => whether its record was sent this tick (`none': not kept, a reset).
-stream([], _Force, _NZ, Seen, Gone, S, Out) -> {Seen, Gone, S, Out};
-stream(Pids, Force, NZ, Seen, Gone, S, Out) ->
-    {Batch, Rest} = split(?MAX_UPSERT, Pids),
+%% Re-read `Pids' (unique) a batch at a time and emit each batch's
+%% changed records at once. `Seen': pid => whether its record was sent this
+%% tick (`none': not kept, a reset).
+stream([], _NZ, Seen, Gone, S, Out) -> {Seen, Gone, S, Out};
+stream(Pids, NZ, Seen, Gone, S, Out) ->
+    {Batch, Rest} = split(case Seen of
+                              none -> ?RESET_BATCH;
+                              _ -> ?MAX_UPSERT
+                          end, Pids),
     {Done, Gone1, S1} = refresh(Batch, #{}, Gone, S),
-    Upserts = [R || P <- Batch, sent(P, Done, Force), {_, R} <- [record(P, Done, NZ)]],
+    Upserts = [R || P <- Batch, sent(P, Done, #{}), {_, R} <- [record(P, Done, NZ)]],
     Seen1 = case Seen of
                 none -> none;
-                _ -> maps:fold(fun(P, _, Acc) -> Acc#{P => sent(P, Done, Force)} end, Seen, Done)
+                _ -> maps:fold(fun(P, _, Acc) -> Acc#{P => sent(P, Done, #{})} end, Seen, Done)
             end,
     Out1 = case Upserts of
                [] -> Out;
                _ -> emit(beamdeck_agent_frames:pack(Upserts, [], []), false,
                          beamdeck_agent_rows:size(S1#s.table), #{}, Out)
            end,
-    stream(Rest, Force, NZ, Seen1, Gone1, S1, Out1).
+    stream(Rest, NZ, Seen1, Gone1, S1, Out1).
 
-split(N, L) when length(L) =< N -> {L, []};
-split(N, L) -> lists:split(N, L).
+%% The first `N' of `L' and the rest, without walking the rest (length/1 on
+%% each batch of a 100k reset walked the list 100 times).
+split(N, L) -> split(N, L, []).
+
+split(0, L, Acc) -> {lists:reverse(Acc), L};
+split(_, [], Acc) -> {lists:reverse(Acc), []};
+split(N, [X | Xs], Acc) -> split(N - 1, Xs, [X | Acc]).
 
 %% Hand `Chunks' as frames to the emitter; the first frame of a reset says so.
 emit(Chunks, Partial, Total, Stats, {Emit, Acc, Seq, First}) ->
@@ -373,25 +404,46 @@ sample_partial(#s{reset = Reset, table = Rows} = S0, Out) ->
 
 %% @doc The `tree' frame if it is due and changed, or always when `Force' is
 %% true; `[]' otherwise. Due every 5 s, or later if its last walk cost more
-%% than the budget allows in 5 s (beamdeck_agent_budget).
+%% than the budget allows in 5 s (beamdeck_agent_budget); and then walked
+%% only if it may have changed: processes born or died since the last walk
+%% (full table; partial mode does not track them), other running
+%% applications, or ?TREE_STALE_MS since the last walk.
 -spec tree(State, Force) -> {Frames, State}
     when State :: state(), Force :: boolean(), Frames :: [map()].
 tree(#s{tree_at = At} = S, Force) ->
     Now = erlang:monotonic_time(millisecond),
     Every = beamdeck_agent_budget:interval_ms(S#s.tree_us, budget(S#s.total),
                                               ?TREE_EVERY_MS, ?MAX_INTERVAL_MS),
-    case Force orelse beamdeck_agent_budget:due(At, Every, Now) of
+    Due = Force orelse beamdeck_agent_budget:due(At, Every, Now),
+    Running = case Due of
+                  true -> running();
+                  false -> S#s.tree_apps
+              end,
+    case Due andalso (Force orelse may_have_changed(S, Running, Now)) of
         false -> {[], S};
         true ->
             T0 = now_us(),
             Apps = beamdeck_agent_tree:apps(),
             Hash = erlang:phash2(Apps),
             %% The application cache is refreshed with the tree: apps come and go.
-            S1 = S#s{tree_at = Now, tree_us = now_us() - T0, tree_hash = Hash, apps = #{}},
+            S1 = S#s{tree_at = Now, tree_us = now_us() - T0, tree_hash = Hash, apps = #{},
+                     tree_dirty = false, tree_apps = Running},
             case Force orelse Hash =/= S#s.tree_hash of
                 true -> {[#{type => tree, at => beamdeck_agent_terms:now_ms(), apps => Apps}], S1};
                 false -> {[], S1}
             end
+    end.
+
+may_have_changed(#s{partial = true}, _Running, _Now) -> true;
+may_have_changed(#s{tree_dirty = true}, _Running, _Now) -> true;
+may_have_changed(#s{tree_apps = Was, tree_at = At}, Running, Now) ->
+    Running =/= Was orelse At =:= undefined orelse Now - At >= ?TREE_STALE_MS.
+
+%% The running applications and their versions, hashed: an upgrade changes a
+%% version without a process being born or dying.
+running() ->
+    try erlang:phash2(application:which_applications(?TREE_APPS_TIMEOUT_MS))
+    catch exit:_ -> undefined
     end.
 
 %% @doc The next interval for a tick that cost `CostUs' with `N' processes:
@@ -477,8 +529,11 @@ tick(S) ->
                     end,
         {Busy0, BusyMemo} = beamdeck_agent_busy:start(S#s.busy),
         T0 = now_us(),
-        {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
-        {ok, S2} = sample(S1, fun(F, ok) -> beamdeck_agent_pace:send(F) end, ok),
+        %% The sample first: it tells the tree walk whether processes were
+        %% born or died (else the walk is skipped).
+        {ok, S1} = sample(S#s{last_reset = LastReset},
+                          fun(F, ok) -> beamdeck_agent_pace:send(F) end, ok),
+        {TreeFrames, S2} = tree(S1, Reset),
         lists:foreach(fun beamdeck_agent_conn:send/1, TreeFrames),
         WallUs = now_us() - T0,
         {BusyUs, BusyMemo1} = beamdeck_agent_busy:finish(Busy0, WallUs, BusyMemo),
@@ -503,7 +558,8 @@ tick(S) ->
 idle(S) ->
     ok = beamdeck_agent_rows:clear(S#s.table),
     S#s{nonzero = #{}, mem_top = [], walked = [], offset = 0, apps = #{},
-        reset = true, tree_hash = undefined, tree_at = undefined}.
+        reset = true, tree_hash = undefined, tree_at = undefined, tree_dirty = true,
+        tree_apps = undefined}.
 
 schedule(Ms, #s{timer = Old} = S) ->
     _ = case Old of
