@@ -701,9 +701,14 @@ refresh([P | Ps], Done, Gone, #s{table = Rows} = S) ->
             Mem = beamdeck_agent_procinfo:memory(Dyn),
             Changed =
                 case Known of
-                    {Hash, SentReds, _, _} when Reds - SentReds < ?REDS_CHANGED ->
-                        true = beamdeck_agent_rows:update(Rows, P, Hash, SentReds, Mem),
-                        false;
+                    {Hash, SentReds, _, _} ->
+                        Same = beamdeck_agent_rows:reds_grown(SentReds, Reds) < ?REDS_CHANGED,
+                        Kept = case Same of
+                                   true -> SentReds;
+                                   false -> Reds
+                               end,
+                        true = beamdeck_agent_rows:update(Rows, P, Hash, Kept, Mem),
+                        not Same;
                     {_, _, _, _} ->
                         true = beamdeck_agent_rows:update(Rows, P, Hash, Reds, Mem),
                         true;
