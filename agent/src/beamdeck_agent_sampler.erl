@@ -67,7 +67,7 @@
 
 %% Exported for the EUnit tests only.
 -ifdef(TEST).
--export([slice_take/4]).
+-export([slice_take/4, tree_changed/6]).
 -endif.
 
 -define(SERVER, ?MODULE).
@@ -325,10 +325,10 @@ stream(Pids, NZ, Seen, Gone, S, Out) ->
                               _ -> ?MAX_UPSERT
                           end, Pids),
     {Done, Gone1, S1} = refresh(Batch, #{}, Gone, S),
-    Upserts = [R || P <- Batch, sent(P, Done, #{}), {_, R} <- [record(P, Done, NZ)]],
+    Upserts = [R || P <- Batch, changed(P, Done), {_, R} <- [record(P, Done, NZ)]],
     Seen1 = case Seen of
                 none -> none;
-                _ -> maps:fold(fun(P, _, Acc) -> Acc#{P => sent(P, Done, #{})} end, Seen, Done)
+                _ -> maps:fold(fun(P, _, Acc) -> Acc#{P => changed(P, Done)} end, Seen, Done)
             end,
     Out1 = case Upserts of
                [] -> Out;
@@ -434,9 +434,19 @@ tree(#s{tree_at = At} = S, Force) ->
             end
     end.
 
-may_have_changed(#s{partial = true}, _Running, _Now) -> true;
-may_have_changed(#s{tree_dirty = true}, _Running, _Now) -> true;
-may_have_changed(#s{tree_apps = Was, tree_at = At}, Running, Now) ->
+may_have_changed(#s{partial = Partial, tree_dirty = Dirty, tree_apps = Was, tree_at = At},
+                 Running, Now) ->
+    tree_changed(Partial, Dirty, Was, Running, At, Now).
+
+%% @doc Whether the tree may have changed since its last walk (at `At'):
+%% no births or deaths are known in partial mode; `Dirty': some since the
+%% walk; `Was'/`Running': the running applications then and now (hashed).
+-spec tree_changed(Partial, Dirty, Was, Running, At, Now) -> boolean()
+    when Partial :: boolean(), Dirty :: boolean(), Was :: term(), Running :: term(),
+         At :: integer() | undefined, Now :: integer().
+tree_changed(true, _Dirty, _Was, _Running, _At, _Now) -> true;
+tree_changed(_Partial, true, _Was, _Running, _At, _Now) -> true;
+tree_changed(_Partial, false, Was, Running, At, Now) ->
     Running =/= Was orelse At =:= undefined orelse Now - At >= ?TREE_STALE_MS.
 
 %% The running applications and their versions, hashed: an upgrade changes a
@@ -747,6 +757,13 @@ sent(P, Refreshed, Hot) ->
     case Refreshed of
         #{P := {_, _, true}} -> true;
         #{P := _} -> is_map_key(P, Hot);
+        _ -> false
+    end.
+
+%% Whether `P' was re-read and its record changed since last sent.
+changed(P, Refreshed) ->
+    case Refreshed of
+        #{P := {_, _, Changed}} -> Changed;
         _ -> false
     end.
 
