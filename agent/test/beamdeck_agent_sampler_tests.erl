@@ -203,18 +203,6 @@ slice_follows_the_budget_test() ->
 
 %% The top-N by mailbox are re-read every tick but sent only when their
 %% record changed: the server keeps the last one.
-%% The tree is walked again only if it may have changed: births or deaths,
-%% other running applications, partial mode (births unknown), or 30 s.
-tree_walked_only_when_it_may_have_changed_test() ->
-    Changed = fun beamdeck_agent_sampler:tree_changed/6,
-    ?assertNot(Changed(false, false, 1, 1, 1000, 6000)),
-    ?assert(Changed(false, true, 1, 1, 1000, 6000)),
-    ?assert(Changed(false, false, 1, 2, 1000, 6000)),
-    ?assert(Changed(true, false, 1, 1, 1000, 6000)),
-    ?assert(Changed(false, false, 1, 1, undefined, 6000)),
-    ?assertNot(Changed(false, false, 1, 1, 1000, 30999)),
-    ?assert(Changed(false, false, 1, 1, 1000, 31000)).
-
 top_n_by_mailbox_sent_when_changed_test() ->
     beamdeck_test_util:with_env([{top_n, 2}], fun() ->
         Big = holder(),
