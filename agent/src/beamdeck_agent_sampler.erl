@@ -12,7 +12,8 @@
 %%%     the tick (beamdeck_agent_budget:reads/4), so the whole table is
 %%%     refreshed every few tens of ticks on a small node and more slowly
 %%%     on a large one;</li>
-%%% <li>the top-N by mailbox and by memory are re-read and sent every tick.</li>
+%%% <li>the top-N by mailbox and by memory are re-read every tick and sent
+%%%     when changed (the server keeps the last record).</li>
 %%% </ol>
 %%% Memory is not in the cheap scan (reading it costs ten times more), so the
 %%% top-N by memory is chosen from the last known values: exact once per
@@ -31,7 +32,8 @@
 %%% share of its own walk a second (the floor the agent is judged against).
 %%% Either way at most 4 s (12 s in partial mode), so that a hot mailbox is
 %%% seen in time (5 s at 100k); the tree walk is budgeted the same way
-%%% (every 5 s or less often). In partial mode
+%%% (every 5 s or less often), and skipped while no process was born or
+%%% died (tree/2). In partial mode
 %%% with the system monitor ours (OTP 27+), hot mailboxes come as events
 %%% and the budget alone decides.
 %%%
