@@ -489,9 +489,9 @@ flush(#d{ws = Ws} = D, N) ->
 %% themselves are garbage once sent, but this process would keep its heap
 %% grown for them (and the binaries referenced) until a collection comes:
 %% during a reset at 100k processes that was megabytes. Once the queue is
-%% empty a full collection gives it back, copying almost nothing (collecting
-%% after each frame instead sized the heap for the frames still waiting:
-%% 4.7 MB at 10k processes).
+%% empty a full collection gives it back, copying almost nothing (a minor
+%% collection after each frame would move the frames still waiting to the
+%% old heap, to stay there as garbage).
 sweep(#d{unswept = true} = D) ->
     true = erlang:garbage_collect(),
     D#d{unswept = false};
