@@ -39,6 +39,8 @@
 -define(TAB, ?MODULE).
 -define(MAX_LOGGED_KEYS, 32).
 -define(FLUSH_BATCH, 32).
+%% Frames from this size up are swept once sent (sweep/1).
+-define(SWEEP_BYTES, 64 * 1024).
 
 -record(d, {opts :: map(),
             endpoint :: undefined | beamdeck_agent_config:endpoint(),
@@ -58,6 +60,8 @@
             last_logged :: term(),
             recovered_logged :: term(),
             workers = #{} :: #{reference() => {pid(), reference(), binary() | integer()}},
+            %% A large frame was sent since the last sweep (sweep/1).
+            unswept = false :: boolean(),
             logged = [] :: [term()]}).
 
 -type item() :: {frame, map()} | {raw, binary()}.
@@ -461,7 +465,7 @@ flush(D, 0) ->
     {keep_state, schedule_flush(D)};
 flush(#d{qlen = 0} = D, _N) ->
     true = ets:insert(?TAB, {queued, 0}),
-    {keep_state, D};
+    {keep_state, sweep(D)};
 flush(#d{ws = Ws} = D, N) ->
     {{value, Item}, Q} = queue:out(D#d.queue),
     D1 = D#d{queue = Q, qlen = D#d.qlen - 1},
@@ -470,7 +474,8 @@ flush(#d{ws = Ws} = D, N) ->
             case beamdeck_agent_ws:send(Ws, text, Bin) of
                 ok ->
                     _ = ets:update_counter(?TAB, sent, 1),
-                    flush(D2, N - 1);
+                    flush(D2#d{unswept = D2#d.unswept orelse byte_size(Bin) >= ?SWEEP_BYTES},
+                          N - 1);
                 {error, R} ->
                     count_dropped(1),
                     disconnect({send_failed, R}, connected, D2)
@@ -479,6 +484,18 @@ flush(#d{ws = Ws} = D, N) ->
             count_dropped(1),
             flush(D2, N - 1)
     end.
+
+%% Large frames' encodings (iolists, binaries, masked copies) and the frames
+%% themselves are garbage once sent, but this process would keep its heap
+%% grown for them (and the binaries referenced) until a collection comes:
+%% during a reset at 100k processes that was megabytes. Once the queue is
+%% empty a full collection gives it back, copying almost nothing (a minor
+%% collection after each frame would move the frames still waiting to the
+%% old heap, to stay there as garbage).
+sweep(#d{unswept = true} = D) ->
+    true = erlang:garbage_collect(),
+    D#d{unswept = false};
+sweep(D) -> D.
 
 encode_item({raw, Bin}, D) -> {ok, Bin, D};
 encode_item({frame, Frame}, D) ->

@@ -141,10 +141,22 @@ mailbox_changes(NonZero, Prev) ->
 %% number of processes walked, the walked list for the next scan (`[]'
 %% on the OTP 28 iterator path, where there is no list) and the pids of the
 %% previous walk found dead (`gone'; not always all of them: see
-%% beamdeck_agent_sampler's dead/4).
+%% beamdeck_agent_sampler's dead/4). `Known' = `none' (a reset: nothing is
+%% known): every process is new, and on the list path `new' is the walked
+%% list itself (dead ones included: their reads find them gone), so a reset
+%% at 100k processes holds one list of pids, not three.
 -spec scan(Known, Prev, Skip, Take) -> scan()
-    when Known :: #{pid() => term()} | fun((pid()) -> boolean()), Prev :: [pid()],
+    when Known :: #{pid() => term()} | fun((pid()) -> boolean()) | none, Prev :: [pid()],
          Skip :: non_neg_integer(), Take :: non_neg_integer().
+scan(none, _Prev, _Skip, _Take) ->
+    case cursor() of
+        Walked when is_list(Walked) ->
+            {NZ, Total} = mailboxes(Walked, #{}, 0),
+            #{nonzero => NZ, new => Walked, hits => 0, slice => [], total => Total,
+              walked => Walked, gone => []};
+        _ ->
+            scan(#{}, [], 0, 0)
+    end;
 scan(Known, Prev, Skip, Take) ->
     Cursor = cursor(),
     Walked = case is_list(Cursor) of
@@ -186,6 +198,15 @@ scan_loop(C, Prev, Known, Skip, Take, NZ, New, Hits, Slice, Total, Gone) ->
                                       Slice, Total + 1, Gone)
                     end
             end
+    end.
+
+%% The non-zero mailboxes of `Pids' and how many are alive.
+mailboxes([], NZ, Total) -> {NZ, Total};
+mailboxes([P | Ps], NZ, Total) ->
+    case erlang:process_info(P, message_queue_len) of
+        undefined -> mailboxes(Ps, NZ, Total);
+        {message_queue_len, 0} -> mailboxes(Ps, NZ, Total + 1);
+        {message_queue_len, N} -> mailboxes(Ps, NZ#{P => N}, Total + 1)
     end.
 
 %% Known: where the previous walk continues, and the pids of the previous

@@ -12,7 +12,8 @@
 %%%     the tick (beamdeck_agent_budget:reads/4), so the whole table is
 %%%     refreshed every few tens of ticks on a small node and more slowly
 %%%     on a large one;</li>
-%%% <li>the top-N by mailbox and by memory are re-read and sent every tick.</li>
+%%% <li>the top-N by mailbox and by memory are re-read every tick and sent
+%%%     when changed (the server keeps the last record).</li>
 %%% </ol>
 %%% Memory is not in the cheap scan (reading it costs ten times more), so the
 %%% top-N by memory is chosen from the last known values: exact once per
@@ -31,7 +32,8 @@
 %%% share of its own walk a second (the floor the agent is judged against).
 %%% Either way at most 4 s (12 s in partial mode), so that a hot mailbox is
 %%% seen in time (5 s at 100k); the tree walk is budgeted the same way
-%%% (every 5 s or less often). In partial mode
+%%% (every 5 s or less often), and skipped while no process was born or
+%%% died (tree/2). In partial mode
 %%% with the system monitor ours (OTP 27+), hot mailboxes come as events
 %%% and the budget alone decides.
 %%%
@@ -49,28 +51,36 @@
 %%% connection is down the sampler drops its table and only polls
 %%% `beamdeck_agent_conn:connected/0'; `resync/0' (sent by the connection on
 %%% `welcome', and by the `refresh' request) makes the next tick, at once, a
-%%% full reset plus a `tree' frame. Frames stay under 512 KiB by chunking.
+%%% full reset plus a `tree' frame. Frames stay under 512 KiB by chunking
+%%% (beamdeck_agent_frames) and go to the connection paced
+%%% (beamdeck_agent_pace).
 %%%
 %%% Over 400 lines: the full and the partial tick share the state record and
-%%% its refresh/record helpers. Not yet done: moving frame packing (pack/3,
-%%% the size estimates, frames/6) into a module of its own.
+%%% its refresh/record helpers.
 -module(beamdeck_agent_sampler).
 
 -behaviour(gen_server).
 
 -export([start_link/0, resync/0, hot/1, capabilities/0]).
--export([new/0, sample/1, sample/3, tree/2, interval_ms/2, budget/1, pack/3]).
+-export([new/0, sample/1, sample/3, tree/2, interval_ms/2, budget/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -export_type([state/0]).
 
 %% Exported for the EUnit tests only.
 -ifdef(TEST).
--export([slice_take/4]).
+-export([slice_take/4, tree_changed/6]).
 -endif.
 
 -define(SERVER, ?MODULE).
 -define(TREE_EVERY_MS, 5000).
+%% The tree walk is skipped while no process was born or died and the running
+%% applications are the same (a tree changes with its processes, an upgrade
+%% with its applications' versions); links between living processes and
+%% stuck supervisors change neither, so a walk is also due this long after the
+%% last one.
+-define(TREE_STALE_MS, 30000).
+-define(TREE_APPS_TIMEOUT_MS, 1000).
 -define(MAX_INTERVAL_MS, 60000).
 %% Hot-mailbox latency bounds the budget's stretching: a tick's cost is
 %% measured in wall time, and on a busy host that counts time the OS gave
@@ -101,21 +111,12 @@
 %% collection after the tick gives it back (the live state is small, the
 %% rows are in ETS), at the cost of copying that small state once.
 -define(SHRINK_ROWS, 50000).
-%% A tick's frames go to the connection as they are made; past this many
-%% waiting there (its queue and its mailbox) the sampler waits for it, up
-%% to ?PACE_WAIT_MS a frame, or a reset at 100k processes would only move
-%% its records from the sampler's heap to the connection's (24 MB).
--define(PACE_FRAMES, 4).
--define(PACE_WAIT_MS, 1000).
-%% Frame limits: the agent keeps frames under 512 KiB; sizes are estimated
-%% (UTF-8 text is sent unescaped) with a margin.
--define(FRAME_BYTES, 384 * 1024).
--define(FRAME_BASE_BYTES, 256).
+%% Records re-read and emitted per batch (one frame's worth at most:
+%% beamdeck_agent_frames packs at most 1000 records a frame). A reset sends
+%% every record, in smaller frames: the records of a batch and the frames
+%% waiting at the connection are what a reset at 100k holds in memory.
 -define(MAX_UPSERT, 1000).
--define(MAX_PAIRS, 100000).
--define(RECORD_BYTES, 220).
--define(PAIR_BYTES, 16).
--define(REMOVE_BYTES, 4).
+-define(RESET_BATCH, 250).
 %% Partial mode: the memory of this many processes is read per tick (a
 %% rolling slice), and at most this many hot pids wait for the next tick.
 -define(PARTIAL_SLICE, 10000).
@@ -142,6 +143,10 @@
             tree_hash :: non_neg_integer() | undefined,
             tree_at :: integer() | undefined,
             tree_us = 0 :: non_neg_integer(),
+            %% Processes were born or died since the last tree walk.
+            tree_dirty = true :: boolean(),
+            %% phash2 of the running applications at the last tree walk.
+            tree_apps :: non_neg_integer() | undefined,
             timer :: reference() | undefined,
             interval = 1000 :: pos_integer(),
             failed = false :: boolean(),
@@ -239,8 +244,14 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
     Known = beamdeck_agent_rows:size(Rows),
     Take = slice_take(S, Known),
     Member = fun(P) -> beamdeck_agent_rows:member(Rows, P) end,
+    %% A reset knows nothing: its walk is its order (one list, not three).
+    Table = case Reset of
+                true -> none;
+                false -> Member
+            end,
     #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total,
-      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Member, S#s.walked, Offset, Take),
+      walked := Walked, gone := Gone} = beamdeck_agent_procinfo:scan(Table, S#s.walked, Offset,
+                                                                     Take),
     ScanUs = now_us() - T0,
     TopN = setting(top_n),
     Dead = dead(Rows, Known, Hits, Gone),
@@ -255,24 +266,26 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
                          false -> {unique(New ++ Slice ++ MailTop ++ S#s.mem_top ++ maps:keys(S#s.hot)),
                                    #{}}
                      end,
-    {Seen, Gone1, S1, Out1} = stream(Order, maps:from_keys(MailTop, true), NZ, Seen0, [], S, Out0),
+    {Seen, Gone1, S1, Out1} = stream(Order, NZ, Seen0, [], S, Out0),
     Wrapped = Reset orelse Offset + Take >= Total,
     MemTop = mem_top(Wrapped, Seen, S1#s.mem_top, Rows, TopN),
-    %% The top-N by memory go out every tick, changed or not: those not sent
-    %% yet are re-read now (a few; the others' records are gone already).
-    Unsent = case Seen of
+    %% The top-N by mailbox and by memory are re-read every tick and sent
+    %% like any other record, only when changed: the server keeps the last
+    %% one. Those of the memory top-N not read yet are read now (a few).
+    Unread = case Seen of
                  none -> [];
-                 _ -> [P || P <- MemTop, maps:get(P, Seen, false) =:= false]
+                 _ -> [P || P <- MemTop, not is_map_key(P, Seen)]
              end,
     %% Gone2: processes that had a row and died before their re-read (removed).
-    {Seen2, Gone2, S2, Out2} = stream(Unsent, maps:from_keys(Unsent, true), NZ, Seen, Gone1, S1, Out1),
+    {Seen2, Gone2, S2, Out2} = stream(Unread, NZ, Seen, Gone1, S1, Out1),
     ReadsUs = now_us() - T1,
     %% After a reset the server has every row's mailbox in its record.
     Pairs = case Seen2 of
                 none -> [];
                 _ -> mailbox_pairs(NZ, PrevNZ, Member, maps:filter(fun(_, Sent) -> Sent end, Seen2))
             end,
-    Chunks = pack([], Pairs, [beamdeck_agent_terms:pid(P) || P <- unique(Dead ++ Gone2)]),
+    Chunks = beamdeck_agent_frames:pack([], Pairs, [beamdeck_agent_terms:pid(P)
+                                                    || P <- unique(Dead ++ Gone2)]),
     CostUs = now_us() - T0,
     Size = beamdeck_agent_rows:size(Rows),
     %% A reset is a one-off (a connect, or a refresh at most every
@@ -284,9 +297,12 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
                                 min(?LATENCY_FULL_MS, interval_ms(CostUs, Size)))
                end,
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
-              treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
+              treeUs => S#s.tree_us, dropped => beamdeck_agent_pace:dropped(),
+              skipped => S#s.skipped},
     Out3 = emit(Chunks, false, Size, Stats, Out2),
+    Born = Reset orelse New =/= [] orelse Dead =/= [] orelse Gone2 =/= [],
     S3 = S2#s{nonzero = maps:filter(fun(P, _) -> Member(P) end, NZ),
+              tree_dirty = S2#s.tree_dirty orelse Born,
               mem_top = MemTop, walked = Walked,
               offset = case Wrapped of
                            true -> 0;
@@ -301,30 +317,39 @@ sample_full(#s{reset = Reset, table = Rows} = S0, Out0) ->
 reads(none, Size) -> Size;
 reads(Seen, _Size) -> map_size(Seen).
 
-%% Re-read `Pids' (unique) ?MAX_UPSERT at a time and emit each batch's
-%% changed records, and those in `Force' changed or not, at once. `Seen':
-%% pid => whether its record was sent this tick (`none': not kept, a reset).
-stream([], _Force, _NZ, Seen, Gone, S, Out) -> {Seen, Gone, S, Out};
-stream(Pids, Force, NZ, Seen, Gone, S, Out) ->
-    {Batch, Rest} = split(?MAX_UPSERT, Pids),
+%% Re-read `Pids' (unique) a batch at a time and emit each batch's
+%% changed records at once. `Seen': pid => whether its record was sent this
+%% tick (`none': not kept, a reset).
+stream([], _NZ, Seen, Gone, S, Out) -> {Seen, Gone, S, Out};
+stream(Pids, NZ, Seen, Gone, S, Out) ->
+    {Batch, Rest} = split(case Seen of
+                              none -> ?RESET_BATCH;
+                              _ -> ?MAX_UPSERT
+                          end, Pids),
     {Done, Gone1, S1} = refresh(Batch, #{}, Gone, S),
-    Upserts = [R || P <- Batch, sent(P, Done, Force), {_, R} <- [record(P, Done, NZ)]],
+    Upserts = [R || P <- Batch, changed(P, Done), {_, R} <- [record(P, Done, NZ)]],
     Seen1 = case Seen of
                 none -> none;
-                _ -> maps:fold(fun(P, _, Acc) -> Acc#{P => sent(P, Done, Force)} end, Seen, Done)
+                _ -> maps:fold(fun(P, _, Acc) -> Acc#{P => changed(P, Done)} end, Seen, Done)
             end,
     Out1 = case Upserts of
                [] -> Out;
-               _ -> emit(pack(Upserts, [], []), false, beamdeck_agent_rows:size(S1#s.table), #{}, Out)
+               _ -> emit(beamdeck_agent_frames:pack(Upserts, [], []), false,
+                         beamdeck_agent_rows:size(S1#s.table), #{}, Out)
            end,
-    stream(Rest, Force, NZ, Seen1, Gone1, S1, Out1).
+    stream(Rest, NZ, Seen1, Gone1, S1, Out1).
 
-split(N, L) when length(L) =< N -> {L, []};
-split(N, L) -> lists:split(N, L).
+%% The first `N' of `L' and the rest, without walking the rest (length/1 on
+%% each batch of a 100k reset walked the list 100 times).
+split(N, L) -> split(N, L, []).
+
+split(0, L, Acc) -> {lists:reverse(Acc), L};
+split(_, [], Acc) -> {lists:reverse(Acc), []};
+split(N, [X | Xs], Acc) -> split(N - 1, Xs, [X | Acc]).
 
 %% Hand `Chunks' as frames to the emitter; the first frame of a reset says so.
 emit(Chunks, Partial, Total, Stats, {Emit, Acc, Seq, First}) ->
-    {Frames, Seq1} = frames(Chunks, First, Partial, Total, Stats, Seq),
+    {Frames, Seq1} = beamdeck_agent_frames:frames(Chunks, First, Partial, Total, Stats, Seq),
     {Emit, lists:foldl(Emit, Acc, Frames), Seq1, false}.
 
 %% Partial mode: one walk (mailboxes, and memory over a rolling slice); full
@@ -361,12 +386,14 @@ sample_partial(#s{reset = Reset, table = Rows} = S0, Out) ->
     Removed = [P || P <- Sent, not is_map_key(P, HotSet)],
     Pairs = mailbox_pairs(maps:with(Keep, NZ), S#s.nonzero, fun(P) -> is_map_key(P, HotSet) end,
                           Upserted),
-    Chunks = pack([R || {_, R} <- Upserts], Pairs, [beamdeck_agent_terms:pid(P) || P <- Removed]),
+    Chunks = beamdeck_agent_frames:pack([R || {_, R} <- Upserts], Pairs,
+                                        [beamdeck_agent_terms:pid(P) || P <- Removed]),
     CostUs = now_us() - T0,
     Interval = max(setting(min_interval_ms),
                    min(latency_cap(true), interval_ms(CostUs, Total))),
     Stats = #{scanUs => ScanUs, sampleUs => CostUs, intervalMs => Interval,
-              treeUs => S#s.tree_us, dropped => dropped(), skipped => S#s.skipped},
+              treeUs => S#s.tree_us, dropped => beamdeck_agent_pace:dropped(),
+              skipped => S#s.skipped},
     Out1 = emit(Chunks, true, Total, Stats, Out),
     Wrapped = S#s.offset + ?PARTIAL_SLICE >= Total,
     {Out1, S1#s{nonzero = maps:with(Keep, NZ), mem_top = MemTop,
@@ -379,25 +406,56 @@ sample_partial(#s{reset = Reset, table = Rows} = S0, Out) ->
 
 %% @doc The `tree' frame if it is due and changed, or always when `Force' is
 %% true; `[]' otherwise. Due every 5 s, or later if its last walk cost more
-%% than the budget allows in 5 s (beamdeck_agent_budget).
+%% than the budget allows in 5 s (beamdeck_agent_budget); and then walked
+%% only if it may have changed: processes born or died since the last walk
+%% (full table; partial mode does not track them), other running
+%% applications, or ?TREE_STALE_MS since the last walk.
 -spec tree(State, Force) -> {Frames, State}
     when State :: state(), Force :: boolean(), Frames :: [map()].
 tree(#s{tree_at = At} = S, Force) ->
     Now = erlang:monotonic_time(millisecond),
     Every = beamdeck_agent_budget:interval_ms(S#s.tree_us, budget(S#s.total),
                                               ?TREE_EVERY_MS, ?MAX_INTERVAL_MS),
-    case Force orelse beamdeck_agent_budget:due(At, Every, Now) of
+    Due = Force orelse beamdeck_agent_budget:due(At, Every, Now),
+    Running = case Due of
+                  true -> running();
+                  false -> S#s.tree_apps
+              end,
+    case Due andalso (Force orelse may_have_changed(S, Running, Now)) of
         false -> {[], S};
         true ->
             T0 = now_us(),
             Apps = beamdeck_agent_tree:apps(),
             Hash = erlang:phash2(Apps),
             %% The application cache is refreshed with the tree: apps come and go.
-            S1 = S#s{tree_at = Now, tree_us = now_us() - T0, tree_hash = Hash, apps = #{}},
+            S1 = S#s{tree_at = Now, tree_us = now_us() - T0, tree_hash = Hash, apps = #{},
+                     tree_dirty = false, tree_apps = Running},
             case Force orelse Hash =/= S#s.tree_hash of
                 true -> {[#{type => tree, at => beamdeck_agent_terms:now_ms(), apps => Apps}], S1};
                 false -> {[], S1}
             end
+    end.
+
+may_have_changed(#s{partial = Partial, tree_dirty = Dirty, tree_apps = Was, tree_at = At},
+                 Running, Now) ->
+    tree_changed(Partial, Dirty, Was, Running, At, Now).
+
+%% @doc Whether the tree may have changed since its last walk (at `At'):
+%% no births or deaths are known in partial mode; `Dirty': some since the
+%% walk; `Was'/`Running': the running applications then and now (hashed).
+-spec tree_changed(Partial, Dirty, Was, Running, At, Now) -> boolean()
+    when Partial :: boolean(), Dirty :: boolean(), Was :: term(), Running :: term(),
+         At :: integer() | undefined, Now :: integer().
+tree_changed(true, _Dirty, _Was, _Running, _At, _Now) -> true;
+tree_changed(_Partial, true, _Was, _Running, _At, _Now) -> true;
+tree_changed(_Partial, false, Was, Running, At, Now) ->
+    Running =/= Was orelse At =:= undefined orelse Now - At >= ?TREE_STALE_MS.
+
+%% The running applications and their versions, hashed: an upgrade changes a
+%% version without a process being born or dying.
+running() ->
+    try erlang:phash2(application:which_applications(?TREE_APPS_TIMEOUT_MS))
+    catch exit:_ -> undefined
     end.
 
 %% @doc The next interval for a tick that cost `CostUs' with `N' processes:
@@ -413,43 +471,13 @@ interval_ms(CostUs, N) ->
 -spec budget(N) -> float() when N :: non_neg_integer().
 budget(N) -> beamdeck_agent_budget:share(N).
 
-%% @doc Split records, mailbox pairs and removed pids into frame-sized chunks
-%% `{Upserts, Pairs, Removes}': at most 1000 records each and an estimated
-%% encoded size under 384 KiB. Always at least one (possibly empty) chunk.
--spec pack(Upserts, Pairs, Removes) -> [{Upserts, Pairs, Removes}]
-    when Upserts :: [map()], Pairs :: [[binary() | integer()]], Removes :: [binary()].
-pack(Upserts, Pairs, Removes) ->
-    pack(Upserts, Pairs, Removes, []).
-
-pack([], [], [], Acc) when Acc =/= [] -> lists:reverse(Acc);
-pack(U, M, R, Acc) ->
-    Room0 = ?FRAME_BYTES - ?FRAME_BASE_BYTES,
-    {U1, URest, Room1} = take(U, ?MAX_UPSERT, Room0, fun record_bytes/1),
-    {M1, MRest, Room2} = take(M, ?MAX_PAIRS, Room1, fun pair_bytes/1),
-    {R1, RRest, _} = take(R, ?MAX_PAIRS, Room2, fun remove_bytes/1),
-    Chunk = {U1, M1, R1},
-    case {Chunk, URest, MRest, RRest} of
-        {{[], [], []}, [X | Xs], _, _} -> pack(Xs, MRest, RRest, [{[X], [], []} | Acc]);
-        _ -> pack(URest, MRest, RRest, [Chunk | Acc])
-    end.
-
-%% Take items while both the count and the byte room last.
-take(Items, MaxCount, Room, Size) -> take(Items, MaxCount, Room, Size, []).
-
-take([], _, Room, _, Acc) -> {lists:reverse(Acc), [], Room};
-take(Rest, 0, Room, _, Acc) -> {lists:reverse(Acc), Rest, Room};
-take([X | Xs] = Rest, Count, Room, Size, Acc) ->
-    case Size(X) of
-        B when B =< Room -> take(Xs, Count - 1, Room - B, Size, [X | Acc]);
-        _ -> {lists:reverse(Acc), Rest, Room}
-    end.
-
 %%% GEN_SERVER %%%
 
 %% @private
 -spec init([]) -> {ok, state()}.
 init([]) ->
     S = new(),
+    ok = sweep_mode(S),
     {ok, schedule(S#s.interval, S)}.
 
 %% @private
@@ -485,7 +513,7 @@ handle_info({timeout, Ref, tick}, #s{timer = Ref} = S) ->
             %% starts with a reset anyway.
             {noreply, schedule(setting(min_interval_ms), idle(S))};
         true ->
-            case backlog() > ?BACKLOG_MAX of
+            case beamdeck_agent_pace:backlog() > ?BACKLOG_MAX of
                 true ->
                     %% The server is slow: wait a whole interval more, the
                     %% table unchanged (the next tick's deltas cover the gap).
@@ -514,8 +542,11 @@ tick(S) ->
                     end,
         {Busy0, BusyMemo} = beamdeck_agent_busy:start(S#s.busy),
         T0 = now_us(),
-        {TreeFrames, S1} = tree(S#s{last_reset = LastReset}, Reset),
-        {ok, S2} = sample(S1, fun(F, ok) -> send_paced(F) end, ok),
+        %% The sample first: it tells the tree walk whether processes were
+        %% born or died (else the walk is skipped).
+        {ok, S1} = sample(S#s{last_reset = LastReset},
+                          fun(F, ok) -> beamdeck_agent_pace:send(F) end, ok),
+        {TreeFrames, S2} = tree(S1, Reset),
         lists:foreach(fun beamdeck_agent_conn:send/1, TreeFrames),
         WallUs = now_us() - T0,
         {BusyUs, BusyMemo1} = beamdeck_agent_busy:finish(Busy0, WallUs, BusyMemo),
@@ -524,6 +555,7 @@ tick(S) ->
                        false -> stretch(S2#s.interval, BusyUs, WallUs, S2)
                    end,
         Other = max(0, WallUs - S2#s.scan_us - S2#s.reads_us),
+        ok = sweep_mode(S2),
         schedule(Interval, S2#s{interval = Interval, failed = false, other_us = Other,
                                 busy = BusyMemo1})
     catch
@@ -540,7 +572,8 @@ tick(S) ->
 idle(S) ->
     ok = beamdeck_agent_rows:clear(S#s.table),
     S#s{nonzero = #{}, mem_top = [], walked = [], offset = 0, apps = #{},
-        reset = true, tree_hash = undefined, tree_at = undefined}.
+        reset = true, tree_hash = undefined, tree_at = undefined, tree_dirty = true,
+        tree_apps = undefined}.
 
 schedule(Ms, #s{timer = Old} = S) ->
     _ = case Old of
@@ -552,21 +585,6 @@ schedule(Ms, #s{timer = Old} = S) ->
 connected() ->
     try beamdeck_agent_conn:connected() =:= true
     catch _:_ -> false
-    end.
-
-dropped() ->
-    try beamdeck_agent_conn:stats() of
-        #{dropped := D} when is_integer(D) -> D;
-        _ -> 0
-    catch _:_ -> 0
-    end.
-
-%% Frames waiting in the connection's outbound queue.
-backlog() ->
-    try beamdeck_agent_conn:stats() of
-        #{queued := Q} when is_integer(Q) -> Q;
-        _ -> 0
-    catch _:_ -> 0
     end.
 
 %%% TICK INTERNALS %%%
@@ -601,8 +619,10 @@ hot_now(Pid, S) ->
     case connected() andalso read_hot(Pid, S#s.apps) of
         {Dyn, Static, Len, Apps} ->
             Record = beamdeck_agent_procinfo:record(Pid, Dyn, Static, Len),
-            {Frames, Seq} = frames([{[Record], [], []}], false, S#s.partial, S#s.total,
-                                   #{dropped => dropped()}, S#s.seq),
+            {Frames, Seq} = beamdeck_agent_frames:frames([{[Record], [], []}], false, S#s.partial,
+                                                         S#s.total,
+                                                         #{dropped => beamdeck_agent_pace:dropped()},
+                                                         S#s.seq),
             lists:foreach(fun beamdeck_agent_conn:send/1, Frames),
             ok = beamdeck_agent_rows:put(S#s.table, Pid,
                                          {beamdeck_agent_procinfo:hash(Dyn),
@@ -656,32 +676,22 @@ read_us(Prev, _Us, 0) -> Prev;
 read_us(0, Us, Reads) -> max(1, Us div Reads);
 read_us(Prev, Us, Reads) -> max(1, (Prev + Us div Reads) div 2).
 
-%% Send a frame, then wait while the connection holds more than
-%% ?PACE_FRAMES (see there); not at all while it is disconnected (send/1
-%% drops then).
-send_paced(Frame) ->
-    ok = beamdeck_agent_conn:send(Frame),
-    pace(erlang:monotonic_time(millisecond) + ?PACE_WAIT_MS).
-
-pace(Deadline) ->
-    case conn_pending() > ?PACE_FRAMES andalso erlang:monotonic_time(millisecond) < Deadline of
-        true -> receive after 5 -> pace(Deadline) end;
-        false -> ok
-    end.
-
-%% Frames in the connection's queue and casts not yet taken from its mailbox.
-conn_pending() ->
-    case whereis(beamdeck_agent_conn) of
-        undefined -> 0;
-        Pid ->
-            case erlang:process_info(Pid, message_queue_len) of
-                {message_queue_len, N} -> N + backlog();
-                undefined -> 0
-            end
-    end.
-
 shrink(#s{total = N}) when N >= ?SHRINK_ROWS -> _ = erlang:garbage_collect(), ok;
 shrink(_S) -> ok.
+
+%% With the full table every collection is a full sweep: a tick's live data
+%% is two walks' pid lists (1.6 MB each at 100k processes), and minor
+%% collections left their copies in the old heap as garbage (heap peak 12.7
+%% MB at 100k, 9.7 MB with full sweeps, no slower). Not in partial mode: at
+%% 1M processes on OTP 25 the walk's list alone is 16 MB, copied by each
+%% full sweep.
+sweep_mode(#s{partial = Partial}) ->
+    Sweep = case Partial of
+                true -> element(2, erlang:system_info(fullsweep_after));
+                false -> 0
+            end,
+    _ = process_flag(fullsweep_after, Sweep),
+    ok.
 
 %% Hibernate after a tick only where it pays (see ?HIBERNATE_MIN_MS).
 hibernate(#s{partial = true}) -> true;
@@ -719,9 +729,14 @@ refresh([P | Ps], Done, Gone, #s{table = Rows} = S) ->
             Mem = beamdeck_agent_procinfo:memory(Dyn),
             Changed =
                 case Known of
-                    {Hash, SentReds, _, _} when Reds - SentReds < ?REDS_CHANGED ->
-                        true = beamdeck_agent_rows:update(Rows, P, Hash, SentReds, Mem),
-                        false;
+                    {Hash, SentReds, _, _} ->
+                        Same = beamdeck_agent_rows:reds_grown(SentReds, Reds) < ?REDS_CHANGED,
+                        Kept = case Same of
+                                   true -> SentReds;
+                                   false -> Reds
+                               end,
+                        true = beamdeck_agent_rows:update(Rows, P, Hash, Kept, Mem),
+                        not Same;
                     {_, _, _, _} ->
                         true = beamdeck_agent_rows:update(Rows, P, Hash, Reds, Mem),
                         true;
@@ -763,6 +778,13 @@ sent(P, Refreshed, Hot) ->
         _ -> false
     end.
 
+%% Whether `P' was re-read and its record changed since last sent.
+changed(P, Refreshed) ->
+    case Refreshed of
+        #{P := {_, _, Changed}} -> Changed;
+        _ -> false
+    end.
+
 record(P, Refreshed, NZ) ->
     #{P := {Dyn, Static, _}} = Refreshed,
     {P, beamdeck_agent_procinfo:record(P, Dyn, Static, maps:get(P, NZ, 0))}.
@@ -787,51 +809,6 @@ mailbox_pairs(NZ, PrevNZ, Member, Upserted) ->
                           false -> Acc
                       end
               end, Grown, PrevNZ).
-
-frames(Chunks, Reset, Partial, Total, Stats, Seq0) ->
-    At = beamdeck_agent_terms:now_ms(),
-    {Frames, {Seq, _}} =
-        lists:mapfoldl(fun({U, M, R}, {Seq1, First}) ->
-                               F = #{type => procs, seq => Seq1 + 1, at => At,
-                                     reset => Reset andalso First, total => Total,
-                                     upsert => U, mailbox => M, remove => R},
-                               %% A tick's records streamed before its end carry no
-                               %% stats; its last frames do.
-                               F1 = case map_size(Stats) of
-                                        0 -> F;
-                                        _ -> F#{stats => Stats}
-                                    end,
-                               F2 = case Partial of
-                                        true -> F1#{partial => true};
-                                        false -> F1
-                                    end,
-                               {F2, {Seq1 + 1, false}}
-                       end, {Seq0, true}, Chunks),
-    {Frames, Seq}.
-
-%% Estimated encoded sizes (bytes); UTF-8 is sent unescaped.
-record_bytes(#{pid := Pid, name := Name, initialCall := IC, currentFunction := CF,
-               status := Status, links := Links, parent := Parent, ancestors := Anc,
-               application := App}) ->
-    ?RECORD_BYTES + byte_size(Pid) + text_bytes(Name) + text_bytes(IC) + text_bytes(CF)
-        + byte_size(Status) + list_bytes(Links, 0) + text_bytes(Parent) + list_bytes(Anc, 0)
-        + text_bytes(App);
-record_bytes(R) ->
-    %% Any other map (tests): every binary, and lists of binaries.
-    maps:fold(fun(_, V, Acc) when is_binary(V) -> Acc + byte_size(V);
-                 (_, V, Acc) when is_list(V) -> Acc + list_bytes(V, 0);
-                 (_, _, Acc) -> Acc
-              end, ?RECORD_BYTES, R).
-
-text_bytes(B) when is_binary(B) -> byte_size(B);
-text_bytes(_) -> 4.
-
-list_bytes([], Acc) -> Acc;
-list_bytes([B | Bs], Acc) -> list_bytes(Bs, Acc + 3 + text_bytes(B)).
-
-pair_bytes([Pid, _]) -> byte_size(Pid) + ?PAIR_BYTES.
-
-remove_bytes(Pid) -> byte_size(Pid) + ?REMOVE_BYTES.
 
 unique(L) -> unique(L, #{}).
 

@@ -117,6 +117,20 @@ scan_reports_nonzero_mailboxes_test() ->
     ?assertNot(lists:any(fun(V) -> V =:= 0 end, maps:values(NZ))),
     stop(P).
 
+%% A reset's scan (nothing known): every process is new, the mailboxes are
+%% read, and nothing is counted as seen before.
+scan_with_nothing_known_test() ->
+    P = holder(),
+    ok = fill(P, 5),
+    #{nonzero := NZ, new := New, hits := Hits, slice := Slice, total := Total, gone := Gone} =
+        beamdeck_agent_procinfo:scan(none, [self()], 0, 10),
+    ?assertEqual(5, maps:get(P, NZ)),
+    ?assert(lists:member(P, New)),
+    ?assert(lists:member(self(), New)),
+    ?assertEqual({0, [], []}, {Hits, Slice, Gone}),
+    ?assert(Total >= 2 andalso Total =< length(New)),
+    stop(P).
+
 record_of_proc_lib_process_test() ->
     Parent = self(),
     {ok, Sup} = proc_lib:start(?MODULE, gs_init, [{Parent, bd_procinfo_sup_test}]),

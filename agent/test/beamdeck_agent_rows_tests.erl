@@ -85,3 +85,19 @@ off_heap_test() ->
             ?assert(Heap < 200 * 1024)
     after 30000 -> error(timeout)
     end.
+
+%% Reductions are kept modulo 2^32 beside the hash: their growth is still
+%% right across the wrap, and the hash comes back whole.
+reductions_wrap_test() ->
+    R = beamdeck_agent_rows:new(),
+    P = self(),
+    Big = (1 bsl 32) + 5,
+    ok = beamdeck_agent_rows:put(R, P, {(1 bsl 27) - 1, (1 bsl 32) - 10, 7, static(1)}),
+    {Hash, Sent, 7, _} = beamdeck_agent_rows:get(R, P),
+    ?assertEqual((1 bsl 27) - 1, Hash),
+    ?assertEqual(15, beamdeck_agent_rows:reds_grown(Sent, Big)),
+    ?assert(beamdeck_agent_rows:update(R, P, 3, Big, 8)),
+    ?assertEqual({3, 5, 8, static(1)}, beamdeck_agent_rows:get(R, P)),
+    ?assertEqual(0, beamdeck_agent_rows:reds_grown(5, Big)),
+    ok = beamdeck_agent_rows:delete(R).
+

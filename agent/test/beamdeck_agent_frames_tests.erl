@@ -1,6 +1,6 @@
--module(beamdeck_agent_sampler_pack_tests).
-%% How the sampler packs records, mailbox pairs and removals into frames
-%% under the connection's frame limit (beamdeck_agent_sampler:pack/3).
+-module(beamdeck_agent_frames_tests).
+%% How the sampler's frames pack records, mailbox pairs and removals into frames
+%% under the connection's frame limit (beamdeck_agent_frames:pack/3).
 
 -include_lib("eunit/include/eunit.hrl").
 
@@ -18,7 +18,7 @@ fat_record(I) ->
 
 pack_fat_records_under_512k_test() ->
     Records = [fat_record(I) || I <- lists:seq(1, 1200)],
-    Chunks = beamdeck_agent_sampler:pack(Records, [], []),
+    Chunks = beamdeck_agent_frames:pack(Records, [], []),
     ?assert(length(Chunks) > 2),
     ?assertEqual(Records, lists:append([U || {U, _, _} <- Chunks])),
     [?assert(encoded_size(#{type => procs, upsert => U, mailbox => M, remove => R}) < ?FRAME_LIMIT)
@@ -28,11 +28,11 @@ pack_counts_and_pairs_test() ->
     Small = [#{pid => <<"<0.1.0>">>} || _ <- lists:seq(1, 2500)],
     Pairs = [[<<"<0.100000.0>">>, 123456] || _ <- lists:seq(1, 150000)],
     Removes = [<<"<0.200000.0>">> || _ <- lists:seq(1, 30000)],
-    Chunks = beamdeck_agent_sampler:pack(Small, Pairs, Removes),
+    Chunks = beamdeck_agent_frames:pack(Small, Pairs, Removes),
     [?assert(length(U) =< 1000) || {U, _, _} <- Chunks],
     ?assertEqual(2500, length(lists:append([U || {U, _, _} <- Chunks]))),
     ?assertEqual(Pairs, lists:append([M || {_, M, _} <- Chunks])),
     ?assertEqual(Removes, lists:append([R || {_, _, R} <- Chunks])),
     [?assert(encoded_size(#{upsert => U, mailbox => M, remove => R}) < ?FRAME_LIMIT)
      || {U, M, R} <- Chunks],
-    ?assertEqual([{[], [], []}], beamdeck_agent_sampler:pack([], [], [])).
+    ?assertEqual([{[], [], []}], beamdeck_agent_frames:pack([], [], [])).
