@@ -22,6 +22,8 @@ export const oldCodeReply = z.object({
   total: n,
   processes: n,
   elapsedUs: n.optional(),
+  /** Which pass answered: none (no old code), a full one, or the incremental re-check. */
+  scan: z.enum(["none", "full", "incremental"]).optional(),
   modules: z
     .array(
       z.object({
