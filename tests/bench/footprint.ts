@@ -70,7 +70,7 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 function compileProbe(): string {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-footprint-"));
-  const sources = ["bd_footprint.erl", "bd_fp_old.erl"].map((f) => path.resolve("tests/bench/erl", f));
+  const sources = ["bd_footprint.erl", "bd_fp_old.erl", "bd_fp_old_code.erl"].map((f) => path.resolve("tests/bench/erl", f));
   const c = spawnSync("erlc", ["-o", out, ...sources], { stdio: "inherit" });
   if (c.status !== 0) throw new Error("compiling bd_footprint.erl failed");
   return out;
@@ -239,14 +239,14 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
  */
 async function measureOldCode(node: BeamNode, busyAndCpu: (ms: number) => Promise<[number, number]>, without: number, cpuWithout: number, floor: number): Promise<OldCodeRow> {
   const windowMs = 60_000;
-  const onOldCode = Number(await node.rpc(`bd_footprint:old_code_start(5)`, LONG));
+  const onOldCode = Number(await node.rpc(`bd_fp_old_code:start(5)`, LONG));
   if (onOldCode < 1) throw new Error("old code bench: no process on old code after the reload");
   try {
-    await node.rpc(`bd_footprint:old_code_rescan_ms(1000)`);
+    await node.rpc(`bd_fp_old_code:rescan_ms(1000)`);
     // The first poll after the reload is a full pass either way.
     await sleep(11_000);
     const [full, cpuFull] = await busyAndCpu(windowMs);
-    await node.rpc(`bd_footprint:old_code_rescan_ms(undefined)`);
+    await node.rpc(`bd_fp_old_code:rescan_ms(undefined)`);
     const [incremental, cpuIncremental] = await busyAndCpu(windowMs);
     const fullPct = Math.max(0, full - without) * 100;
     const incrementalPct = Math.max(0, incremental - without) * 100;
@@ -261,8 +261,8 @@ async function measureOldCode(node: BeamNode, busyAndCpu: (ms: number) => Promis
       cpuIncrementalPct: round(Math.max(0, cpuIncremental - cpuWithout) * 100),
     };
   } finally {
-    await node.rpc(`bd_footprint:old_code_rescan_ms(undefined)`);
-    await node.rpc(`bd_footprint:old_code_stop()`, LONG);
+    await node.rpc(`bd_fp_old_code:rescan_ms(undefined)`);
+    await node.rpc(`bd_fp_old_code:stop()`, LONG);
   }
 }
 

@@ -8,7 +8,7 @@
 -export([spawn_idle/1, kill_idle/0, idle/0, window/1, windows/1, floor_start/0, floor_stop/0,
          agent_memory/0, hot/1, hot_stop/0, etop_us/1, ring_start/2, ring_count/0,
          ring_stop/0, agent_stop/0, agent_start/0, profile/2, mem_watch_start/1,
-         mem_watch_stop/0, breakdown/1, old_code_start/1, old_code_stop/0, old_code_rescan_ms/1]).
+         mem_watch_stop/0, breakdown/1]).
 
 -define(HOLDER, bd_fp_holder).
 -define(FLOOR, bd_fp_floor).
@@ -16,8 +16,6 @@
 -define(PEERS, bd_fp_peers).
 -define(HOT, bd_fp_hot).
 -define(MEM_WATCH, bd_fp_mem_watch).
--define(OLD, bd_fp_old).
--define(OLD_HOLDER, bd_fp_old_holder).
 
 %% @doc Spawn `N' idle, hibernated processes (one in 100 holds 1..20
 %% messages), kept by a registered holder so they outlive the rpc.
@@ -263,47 +261,6 @@ agent_stop() -> application:stop(beamdeck_agent).
 %% @doc Start it again.
 -spec agent_start() -> ok | {error, term()}.
 agent_start() -> application:ensure_all_started(beamdeck_agent), ok.
-
-%% @doc Old code present, as right after a hot upgrade: `K' processes
-%% started on bd_fp_old, then the same module loaded again; how many are
-%% on its old code (checked here, not by the agent).
--spec old_code_start(pos_integer()) -> non_neg_integer().
-old_code_start(K) ->
-    {module, ?OLD} = code:ensure_loaded(?OLD),
-    {?OLD, Bin, File} = code:get_object_code(?OLD),
-    Self = self(),
-    H = spawn(fun() ->
-                      Ps = [spawn(?OLD, loop, []) || _ <- lists:seq(1, K)],
-                      Self ! {started, self()},
-                      receive stop -> [P ! stop || P <- Ps] end
-              end),
-    register(?OLD_HOLDER, H),
-    receive {started, H} -> ok end,
-    Ps = [P || P <- erlang:processes(), {initial_call, {?OLD, loop, 0}} <- [process_info(P, initial_call)]],
-    %% They must be in their receive (in the first version) before the reload.
-    wait_waiting(Ps, 100),
-    {module, ?OLD} = code:load_binary(?OLD, File, Bin),
-    length([P || P <- Ps, erlang:check_process_code(P, ?OLD)]).
-
-wait_waiting(Ps, 0) -> error({not_waiting, Ps});
-wait_waiting(Ps, N) ->
-    case lists:all(fun(P) -> process_info(P, status) =:= {status, waiting} end, Ps) of
-        true -> ok;
-        false -> timer:sleep(10), wait_waiting(Ps, N - 1)
-    end.
-
-%% @doc End the processes on old code and purge it.
--spec old_code_stop() -> boolean().
-old_code_stop() ->
-    ?OLD_HOLDER ! stop,
-    timer:sleep(100),
-    code:purge(?OLD).
-
-%% @doc Set the agent's `old_code_rescan_ms' (`undefined': its default) —
-%% the bench's before/after switch: at 1000 every 10 s poll is a full pass.
--spec old_code_rescan_ms(pos_integer() | undefined) -> ok.
-old_code_rescan_ms(undefined) -> application:unset_env(beamdeck_agent, old_code_rescan_ms);
-old_code_rescan_ms(Ms) -> application:set_env(beamdeck_agent, old_code_rescan_ms, Ms).
 
 %% @doc Where the agent's time goes: eprof over every agent process (and
 %% what they spawn: request workers) for `Ms', the analysis by process and
