@@ -69,6 +69,10 @@ schema() ->
        "share of one scheduler each periodic pass (process scan, tree, old-code scan) may use at 10k processes or fewer"),
      e(budget_100k, share, 0.05, none,
        "share of one scheduler each periodic pass (process scan, tree, old-code scan) may use at 100k processes or more"),
+     e(old_code_rescan_ms, {integer, 1000, 3600000}, 60000, none,
+       "longest time between two full old-code scans; in between a poll re-checks only the "
+       "processes found on old code and new ones (below the server's 10 s poll: every poll "
+       "checks every process)"),
      e(top_n, {integer, 0, 1000}, 20, none,
        "processes by mailbox and by memory always refreshed each scan"),
      e(full_table_max, {integer, 1000, 10000000}, 200000, none,

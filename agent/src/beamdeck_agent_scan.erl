@@ -1,25 +1,21 @@
 %%% @doc One pass over every process for a set of modules: who has their
 %%% code on the stack, holds their funs or mentions them (parsed from the
 %%% full backtrace), and who runs their old code (`check_process_code', only
-%%% for modules that have old code). Also the `old_code' request.
+%%% for modules that have old code). The `old_code' request builds on it
+%%% (beamdeck_agent_old_code).
 %%%
 %%% The pass is split over a few workers linked to the caller, so a request
 %%% worker killed on timeout takes them with it.
 -module(beamdeck_agent_scan).
 
--export([scan/2, old_code/1]).
+-export([scan/2]).
 
 %% Exported for the EUnit tests only.
 -ifdef(TEST).
 -export([parse_backtrace/2]).
 -endif.
 
--define(MAX_LISTED, 400).
 -define(SCAN_TIMEOUT, 25000).
-%% The memo's floor for the old-code scan: none beyond its cost. Upgrade
-%% steps are verified by asking right after them; only a poll sooner than
-%% the scan's cost allows gets the last result.
--define(OLD_CODE_MIN_MS, 1).
 -define(FRAME_RE, "\\((?:'((?:[^'\\\\]|\\\\.)+)'|([a-z][A-Za-z0-9_@]*)):('(?:[^'\\\\]|\\\\.)+'|[a-z][A-Za-z0-9_@]*)/([0-9]+) \\+ [0-9]+\\)").
 
 -type ref() :: #{frames := [{binary(), arity()}], holds_fun := boolean(), mention := boolean()}.
@@ -30,12 +26,15 @@
 %% @doc One pass over every process for the modules `Mods'. Options: `old'
 %% (modules with old code: check_process_code for each), `group_leaders'
 %% (collect the processes led by these), `exclude' (pids to skip),
-%% `workers'. Returns `hits' (module → [{pid, ref()}]), `old' (module →
+%% `pids' (walk these instead of every process), `workers'. Returns `hits' (module → [{pid, ref()}]), `old' (module →
 %% pids on its old code), `gl_pids' and statistics.
 -spec scan(Mods, Opts) -> map() when Mods :: [module()], Opts :: map().
 scan(Mods, Opts) ->
     T0 = erlang:monotonic_time(microsecond),
-    Procs = erlang:processes(),
+    Procs = case maps:find(pids, Opts) of
+                {ok, Ps} -> Ps;
+                error -> erlang:processes()
+            end,
     Workers = maps:get(workers, Opts, default_workers(length(Procs))),
     Texts = maps:from_list([{atom_to_binary(M, utf8), M} || M <- Mods]),
     Job = #{pattern => case Mods of
@@ -211,56 +210,3 @@ mentioned(Bt, Text) ->
 
 atom_char(C) -> (C >= $a andalso C =< $z) orelse (C >= $A andalso C =< $Z)
                     orelse (C >= $0 andalso C =< $9) orelse C =:= $_ orelse C =:= $@.
-
-%%% OLD CODE (the old_code request) %%%
-
-%% @doc Processes still on old code, per module: every loaded module that
-%% has old code, plus `Watch' (e.g. the modules of the last install, listed
-%% even with none). One check per loaded module, then one
-%% check_process_code per process and module with old code; that walk is
-%% under the agent's cost budget (beamdeck_agent_budget:memo/5): polled
-%% sooner than its cost allows, the last result is the answer (its `at'
-%% says when), unless the set of modules with old code changed.
--spec old_code(Watch) -> map() when Watch :: [module()].
-old_code(Watch) ->
-    WithOld = [M || {M, _} <- code:all_loaded(), erlang:check_old_code(M)],
-    Mods = lists:usort(WithOld ++ [M || M <- Watch, is_atom(M)]),
-    OldMods = [M || M <- Mods, erlang:check_old_code(M)],
-    beamdeck_agent_budget:memo(old_code, {Mods, OldMods}, erlang:system_info(process_count),
-                               ?OLD_CODE_MIN_MS, fun() -> old_code_scan(Mods, OldMods) end).
-
-old_code_scan(Mods, OldMods) ->
-    T0 = erlang:monotonic_time(microsecond),
-    %% Nothing on old code: the count alone, without a list of every pid.
-    Scan = case OldMods of
-               [] -> #{old => #{}, processes => erlang:system_info(process_count)};
-               _ -> scan([], #{old => OldMods})
-           end,
-    Old = maps:get(old, Scan),
-    {Json, _} = lists:mapfoldl(
-                  fun(M, Budget) ->
-                          Ps = maps:get(M, Old, []),
-                          Shown = lists:sublist(Ps, max(0, Budget)),
-                          {#{module => atom_to_binary(M, utf8), hasOldCode => lists:member(M, OldMods),
-                             count => length(Ps), truncated => length(Shown) < length(Ps),
-                             processes => [old_json(P) || P <- Shown]},
-                           Budget - length(Shown)}
-                  end, ?MAX_LISTED * 2, Mods),
-    #{at => beamdeck_agent_terms:now_ms(), modules => Json,
-      total => lists:sum([length(L) || L <- maps:values(Old)]),
-      processes => maps:get(processes, Scan),
-      elapsedUs => erlang:monotonic_time(microsecond) - T0}.
-
-old_json(P) ->
-    Info = process_info(P, [registered_name, current_function]),
-    #{pid => beamdeck_agent_terms:pid(P),
-      name => case Info of
-                  undefined -> null;
-                  _ -> beamdeck_agent_terms:maybe_atom(proplists:get_value(registered_name, Info))
-              end,
-      initialCall => case Info of undefined -> null; _ -> beamdeck_agent_terms:initial_call(P) end,
-      currentFunction => case Info of
-                             undefined -> null;
-                             _ -> beamdeck_agent_terms:maybe_mfa(proplists:get_value(current_function, Info))
-                         end}.
-

@@ -83,8 +83,10 @@ ports(Params) ->
 -spec init([]) -> {ok, wall()}.
 init([]) ->
     _ = erlang:system_flag(scheduler_wall_time, true),
-    %% This process lives as long as the agent: it owns the budget's memo.
+    %% This process lives as long as the agent: it owns the budget's memo
+    %% and the old-code scan's known pids.
     ok = beamdeck_agent_budget:new_table(),
+    ok = beamdeck_agent_old_code:new_table(),
     {ok, erlang:statistics(scheduler_wall_time)}.
 
 %% @private

@@ -93,7 +93,7 @@ request(<<"upgrade_plan">>, Params) ->
         {error, _, _} = E -> E
     end;
 request(<<"old_code">>, _Params) ->
-    {ok, beamdeck_agent_scan:old_code(watched())};
+    {ok, beamdeck_agent_old_code:old_code(watched())};
 request(<<"upgrade_command">>, Params) ->
     case command(Params) of
         {ok, Cmd} ->

@@ -171,7 +171,7 @@ check_and_install(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Bas
              beamdeck_agent_terms:fmt("check_install_release: processes run old code of ~ts and its pre-purge is soft: "
                  "install_release would change nothing (the relup was put back as it was)", [M]),
              Base#{check => text({error, {old_processes, M}}),
-                   oldCode => beamdeck_agent_scan:old_code(ModNames)}};
+                   oldCode => beamdeck_agent_old_code:old_code(ModNames)}};
         Other ->
             _ = beamdeck_agent_relup:restore(File),
             {error, check_failed, beamdeck_agent_terms:fmt("check_install_release(~0tp) returned ~ts (the relup was put "
@@ -185,7 +185,7 @@ install_release(Ctx, To, File, Script, ModNames, Predicted, {Watch, Lone}, Base)
     Res = rh(fun() -> release_handler:install_release(To) end, ?STEP_TIMEOUT),
     Deaths = beamdeck_agent_deaths:deaths(Mon, Predicted),
     Result = Base#{check => ok, installReply => text(Res), deaths => Deaths,
-                   oldCode => beamdeck_agent_scan:old_code(ModNames),
+                   oldCode => beamdeck_agent_old_code:old_code(ModNames),
                    verification => verify(maps:get(action, Base), maps:get(from, Base), To,
                                           Lone, Deaths),
                    releases => beamdeck_agent_release:rels_json(releases())},
@@ -241,7 +241,7 @@ permanent_step(Ctx, Permanent, Vsn, Base, Lone) ->
     ModNames = [M || #{module := M} <- Mods],
     Preview = beamdeck_agent_preview:preview(Script, #{stage => make_permanent}),
     Predicted = beamdeck_agent_deaths:predicted(Preview, make_permanent),
-    Before = beamdeck_agent_scan:old_code(ModNames),
+    Before = beamdeck_agent_old_code:old_code(ModNames),
     step(Ctx, <<"make_permanent">>, beamdeck_agent_terms:fmt("make_permanent(~0tp)", [Vsn])),
     Mon = beamdeck_agent_deaths:watch(lists:usort(beamdeck_agent_deaths:watch_pids(Preview)
                                                   ++ [P || {P, _} <- Lone, is_process_alive(P)])),
@@ -249,7 +249,7 @@ permanent_step(Ctx, Permanent, Vsn, Base, Lone) ->
     Deaths = beamdeck_agent_deaths:deaths(Mon, Predicted),
     Result = Base#{modules => [atom_to_binary(M, utf8) || M <- ModNames],
                    permanentReply => text(Res), deaths => Deaths, oldCodeBefore => Before,
-                   oldCode => beamdeck_agent_scan:old_code(ModNames),
+                   oldCode => beamdeck_agent_old_code:old_code(ModNames),
                    verification => verify(make_permanent, Permanent, Vsn, Lone, Deaths),
                    releases => beamdeck_agent_release:rels_json(releases())},
     case Res of

@@ -296,7 +296,7 @@ old_code(Dir) ->
     Loop2 = spawn(bd_pv_a, loop, [y]),
     beamdeck_test_util:wait_waiting([Loop, Loop2]),
     load(Dir, "v2", bd_pv_a),
-    R = beamdeck_agent_scan:old_code([bd_pv_a]),
+    R = beamdeck_agent_old_code:old_code([bd_pv_a]),
     [M] = [M || #{module := <<"bd_pv_a">>} = M <- maps:get(modules, R)],
     Expected = lists:sort([list_to_binary(pid_to_list(P)) || P <- erlang:processes(),
                                                              erlang:check_process_code(P, bd_pv_a)]),
@@ -306,7 +306,7 @@ old_code(Dir) ->
     _ = iolist_to_binary(beamdeck_agent_json:encode(R)),
     beamdeck_test_util:kill_wait([Loop, Loop2]),
     code:purge(bd_pv_a),
-    R2 = beamdeck_agent_scan:old_code([bd_pv_a]),
+    R2 = beamdeck_agent_old_code:old_code([bd_pv_a]),
     ?assertMatch([#{count := 0, hasOldCode := false}],
                  [M2 || #{module := <<"bd_pv_a">>} = M2 <- maps:get(modules, R2)]),
     load(Dir, "v1", bd_pv_a).

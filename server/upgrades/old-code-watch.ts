@@ -7,7 +7,9 @@
  * `old_code` alert rule.
  *
  * The agent's scan is cheap when nothing has old code (one check per loaded
- * module) and one check_process_code pass per module that has some.
+ * module); with old code, one full check_process_code pass, then each poll
+ * re-checks only the pids on old code and new processes, with a full pass
+ * again every `old_code_rescan_ms` (60 s) or when the old code changes.
  */
 import { z } from "zod";
 import type { LiveNode } from "../agents/live-node";
@@ -22,6 +24,8 @@ export const oldCodeReply = z.object({
   total: n,
   processes: n,
   elapsedUs: n.optional(),
+  /** Which pass answered: none (no old code), a full one, or the incremental re-check. */
+  scan: z.enum(["none", "full", "incremental"]).optional(),
   modules: z
     .array(
       z.object({

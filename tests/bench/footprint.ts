@@ -10,7 +10,13 @@
  * messages, until the process is first in the server's mailbox-sorted window
  * — the query `beamdeck procs NODE --sort mailbox` makes), the server-side
  * window time, and host throughput (100k processes passing messages) with
- * and without the agent. Sizes: `BEAMDECK_BENCH_SIZES=10000,100000,1000000`.
+ * and without the agent. Then an "old code present" row: a module loaded
+ * twice with a few processes on its old code (the state right after a hot
+ * upgrade), the server's old-code watch polling every 10 s as in
+ * production, measured with every poll a full check_process_code pass
+ * (`old_code_rescan_ms` 1000: the agent before the incremental answer) and
+ * with the default (incremental, a full pass every 60 s), same node, same
+ * run. Sizes: `BEAMDECK_BENCH_SIZES=10000,100000,1000000`.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -44,6 +50,18 @@ export interface FootprintRow {
   hotMailboxS: number | null;
   windowMs: number;
   throughputRatio: number | null;
+  /** Old code present: processes on it, and the busy/CPU windows with every poll a full pass vs incremental. */
+  oldCode: OldCodeRow;
+}
+
+export interface OldCodeRow {
+  onOldCode: number;
+  fullPct: number;
+  incrementalPct: number;
+  fullVsFloor: number;
+  incrementalVsFloor: number;
+  cpuFullPct: number;
+  cpuIncrementalPct: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -52,7 +70,8 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 function compileProbe(): string {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "beamdeck-footprint-"));
-  const c = spawnSync("erlc", ["-o", out, path.resolve("tests/bench/erl/bd_footprint.erl")], { stdio: "inherit" });
+  const sources = ["bd_footprint.erl", "bd_fp_old.erl", "bd_fp_old_code.erl"].map((f) => path.resolve("tests/bench/erl", f));
+  const c = spawnSync("erlc", ["-o", out, ...sources], { stdio: "inherit" });
   if (c.status !== 0) throw new Error("compiling bd_footprint.erl failed");
   return out;
 }
@@ -92,7 +111,7 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
     await node.rpc(`bd_footprint:agent_stop()`, LONG);
     const procs = Number(await node.rpc(`bd_footprint:spawn_idle(${n})`, LONG));
     await sleep(2000);
-    const busyAndCpu = async () => node.rpcJson<[number, number]>(`bd_footprint:windows(${windowMs})`, LONG);
+    const busyAndCpu = async (ms = windowMs) => node.rpcJson<[number, number]>(`bd_footprint:windows(${ms})`, LONG);
     const [without, cpuWithout] = await busyAndCpu();
     await node.rpc(`bd_footprint:floor_start()`);
     await sleep(1500);
@@ -156,6 +175,8 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
       }
     }
 
+    const oldCode = await measureOldCode(node, busyAndCpu, without, cpuWithout, floor - without);
+
     let throughputRatio: number | null = null;
     if (ring) {
       // Without first (the workload warmed up), then with the agent once it
@@ -203,9 +224,45 @@ async function measureSize(server: TestServer, client: Client, n: number, probeD
       hotMailboxS: hotS,
       windowMs: round(median(windows), 1),
       throughputRatio: throughputRatio === null ? null : round(throughputRatio, 3),
+      oldCode,
     };
   } finally {
     await node.stop(0);
+  }
+}
+
+/**
+ * Old code present, the agent connected and the server's watch polling
+ * every 10 s: a 60 s window (six polls; one 60 s full-rescan period) with
+ * every poll a full pass, then one with the incremental default. Busy and
+ * CPU time minus the run's without-agent window.
+ */
+async function measureOldCode(node: BeamNode, busyAndCpu: (ms: number) => Promise<[number, number]>, without: number, cpuWithout: number, floor: number): Promise<OldCodeRow> {
+  const windowMs = 60_000;
+  const onOldCode = Number(await node.rpc(`bd_fp_old_code:start(5)`, LONG));
+  if (onOldCode < 1) throw new Error("old code bench: no process on old code after the reload");
+  try {
+    await node.rpc(`bd_fp_old_code:rescan_ms(1000)`);
+    // The first poll after the reload is a full pass either way.
+    await sleep(11_000);
+    const [full, cpuFull] = await busyAndCpu(windowMs);
+    await node.rpc(`bd_fp_old_code:rescan_ms(undefined)`);
+    const [incremental, cpuIncremental] = await busyAndCpu(windowMs);
+    const fullPct = Math.max(0, full - without) * 100;
+    const incrementalPct = Math.max(0, incremental - without) * 100;
+    const floorPct = floor * 100;
+    return {
+      onOldCode,
+      fullPct: round(fullPct),
+      incrementalPct: round(incrementalPct),
+      fullVsFloor: floorPct > 0 ? round(fullPct / floorPct) : Number.NaN,
+      incrementalVsFloor: floorPct > 0 ? round(incrementalPct / floorPct) : Number.NaN,
+      cpuFullPct: round(Math.max(0, cpuFull - cpuWithout) * 100),
+      cpuIncrementalPct: round(Math.max(0, cpuIncremental - cpuWithout) * 100),
+    };
+  } finally {
+    await node.rpc(`bd_fp_old_code:rescan_ms(undefined)`);
+    await node.rpc(`bd_fp_old_code:stop()`, LONG);
   }
 }
 
@@ -251,5 +308,12 @@ export async function footprintBench(): Promise<FootprintRow[]> {
     );
   }
   console.log("(CPU in % of one scheduler; floor and agent are minus the without-agent window.)");
+  console.log("\nOld code present (a few processes on a module loaded twice; the server's watch polling every 10 s; 60 s windows):");
+  console.log("| processes | on old code | every poll a full pass | agent / floor | incremental (full pass every 60 s) | agent / floor | CPU time: full / incremental |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    const o = r.oldCode;
+    console.log(`| ${r.processes} | ${o.onOldCode} | ${o.fullPct} % | ${o.fullVsFloor}× | ${o.incrementalPct} % | ${o.incrementalVsFloor}× | ${o.cpuFullPct} % / ${o.cpuIncrementalPct} % |`);
+  }
   return rows;
 }
