@@ -23,8 +23,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type BeamNode, stopAll } from "../../tools/beam/nodes";
 import { freePort } from "../../tools/beam/tcp";
 import { startAgentNode } from "../support/beam-node";
+import { auditedOf, commandsOf, drivingServer, holdingServer, releasesOf } from "../support/fleet-rows";
 import { waitFor } from "../support/ports";
 import { startPostgres, type TestPostgres } from "../support/postgres";
+import { type RolloutNodeJson, rolloutStatus } from "../support/rollout-status";
 import { startServer, type TestServer } from "../support/server";
 
 const SUP = "'Elixir.RelTest.Supervisor'";
@@ -35,19 +37,6 @@ let db: pg.Client;
 let A: TestServer;
 let B: TestServer;
 let round = 0;
-
-interface NodeJson {
-  node: string;
-  step: string;
-  soakStartedAt: string | null;
-  gate: { soakedMs: number } | null;
-}
-interface RolloutJson {
-  id: string;
-  status: string;
-  haltReason: string | null;
-  nodes: NodeJson[];
-}
 
 beforeAll(async () => {
   pgServer = await startPostgres();
@@ -79,21 +68,10 @@ async function answers(s: TestServer): Promise<boolean> {
 }
 
 /** The test server whose instance holds the node now (by the Node row and the advertised URL), or null. */
-async function holder(name: string): Promise<TestServer | null> {
-  const r = await db.query<{ internalUrl: string | null }>(
-    `SELECT i."internalUrl" FROM "Node" n JOIN "Instance" i ON i.id = n."instanceId" WHERE n.name = $1 AND n."connectedAt" IS NOT NULL AND n."leaseExpiresAt" > now()`,
-    [name],
-  );
-  const u = r.rows[0]?.internalUrl;
-  return [A, B].find((s) => s.url === u) ?? null;
-}
+const holder = (name: string) => holdingServer(db, [A, B], name);
 
 /** The test server driving the rollout now (Rollout.ownerId), or null. */
-async function driver(id: string): Promise<TestServer | null> {
-  const r = await db.query<{ internalUrl: string | null }>(`SELECT i."internalUrl" FROM "Rollout" r JOIN "Instance" i ON i.id = r."ownerId" WHERE r.id = $1`, [id]);
-  const u = r.rows[0]?.internalUrl;
-  return [A, B].find((s) => s.url === u) ?? null;
-}
+const driver = (id: string) => drivingServer(db, [A, B], id);
 
 /** A fresh rel_test 0.1.0 node whose agent lists `first` then `second` (so it lands on `first`). */
 async function nodeOn(first: TestServer, second: TestServer, sname: string, group?: string): Promise<BeamNode> {
@@ -103,27 +81,14 @@ async function nodeOn(first: TestServer, second: TestServer, sname: string, grou
   return node;
 }
 
-const releasesOf = (n: BeamNode) => n.rpc(`lists:sort([{V, S} || {_, V, _, S} <- release_handler:which_releases()])`);
 const acceptor = (n: BeamNode) => n.rpc(`[P] = [P || {'Elixir.Task', P, worker, _} <- supervisor:which_children(${SUP})], P`);
 const alive = async (n: BeamNode, pid: string) => (await n.rpc(`is_process_alive(list_to_pid("${pid}"))`)) === "true";
 
-/** Commands the servers sent to a node, by action (every instance's, from the database). */
-async function commandsOf(node: string): Promise<Record<string, number>> {
-  const r = await db.query<{ action: string; n: string }>(`SELECT action, count(*) AS n FROM "UpgradeCommand" WHERE node = $1 GROUP BY action`, [node]);
-  return Object.fromEntries(r.rows.map((x) => [x.action, Number(x.n)]));
-}
+const commands = (node: string) => commandsOf(db, node);
 
-/** Audit entries of one step on a node: intents (no outcome) and outcomes by kind. */
-async function audited(node: string, action: string): Promise<Record<string, number>> {
-  const r = await db.query<{ outcome: string | null; n: string }>(`SELECT outcome, count(*) AS n FROM "AuditEntry" WHERE node = $1 AND action = $2 GROUP BY outcome`, [node, action]);
-  return Object.fromEntries(r.rows.map((x) => [x.outcome ?? "intent", Number(x.n)]));
-}
+const audited = (node: string, action: string) => auditedOf(db, node, action);
 
-async function status(server: TestServer, id: string): Promise<RolloutJson> {
-  const r = await server.cli(["rollout", "status", id, "--json"]);
-  if (r.code !== 0 && r.code !== 8) throw new Error(`rollout status: exit ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as RolloutJson;
-}
+const status = rolloutStatus;
 
 describe("a failover in the middle of an upgrade step keeps its expected kills", () => {
   it("the owner killed right after make_permanent reached the node: the new owner records the predicted deaths as expected, pages nobody, records the comparison once", async () => {
@@ -147,7 +112,7 @@ describe("a failover in the middle of an upgrade step keeps its expected kills",
     );
     const perm = B.cli(["upgrade", "permanent", node.name, "0.1.1", "--accept-plan", permPlan.digest, "--yes"], {}, { timeoutMs: 120_000 });
     await waitFor("make_permanent reaching release_handler", async () => (await node.rpc(`persistent_term:get(bd_rh_reached, false)`)) === "true", 60_000, 50);
-    expect(await commandsOf(node.name)).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
+    expect(await commands(node.name)).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
     await A.kill();
     await node.rpc(`release_handler ! bd_lift, ok`);
     await waitFor(`${node.name} on B`, async () => (await holder(node.name)) === B, 30_000, 200);
@@ -179,7 +144,7 @@ describe("a failover in the middle of an upgrade step keeps its expected kills",
     expect(alerts.rows.filter((a) => a.kind === "child_terminated")).toEqual([]);
     // Prediction against deaths, recorded once: one outcome, one comparison.
     expect(up[0].actualKills.make_permanent?.comparison).toEqual({ predictedAndDied: [acc], predictedButAlive: [], diedUnpredicted: [] });
-    expect(await commandsOf(node.name)).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
+    expect(await commands(node.name)).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
     expect(await audited(node.name, "upgrade.make_permanent")).toEqual({ intent: 1, ok: 1 });
   }, 400_000);
 });
@@ -208,7 +173,7 @@ async function start(server: TestServer, group: string, extra: string[]): Promis
  * Start a rollout through B, wait for a node early in its soak, and kill
  * (`kill -9`) the instance driving it. Returns the survivor and when.
  */
-async function killDriverMidSoak(group: string, soak: string): Promise<{ id: string; survivor: TestServer; soaking: NodeJson; killedAt: number }> {
+async function killDriverMidSoak(group: string, soak: string): Promise<{ id: string; survivor: TestServer; soaking: RolloutNodeJson; killedAt: number }> {
   const id = await start(B, group, ["--soak", soak, "--canary", "1", "--batch", "2"]);
   const drivenBy = await waitFor("the rollout claimed", () => driver(id), 30_000, 100);
   const survivor = drivenBy === A ? B : A;
@@ -237,12 +202,12 @@ describe("kill -9 of the instance driving a rollout", () => {
     const r = await status(survivor, id);
     expect(r.status).toBe("done");
     // The interrupted soak started over under the new driver and ran in full, as did every other.
-    const resumed = r.nodes.find((n) => n.node === soaking.node) as NodeJson;
+    const resumed = r.nodes.find((n) => n.node === soaking.node) as RolloutNodeJson;
     expect(Date.parse(resumed.soakStartedAt as string)).toBeGreaterThan(killedAt);
     for (const n of r.nodes) expect(n.gate?.soakedMs, n.node).toBeGreaterThanOrEqual(10_000);
     for (const n of nodes) {
       expect(await releasesOf(n), n.name).toBe(`[{"0.1.0",old},{"0.1.1",permanent}]`);
-      expect(await commandsOf(n.name), n.name).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
+      expect(await commands(n.name), n.name).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
       expect(await audited(n.name, "upgrade.install"), n.name).toEqual({ intent: 1, ok: 1 });
       expect(await audited(n.name, "upgrade.make_permanent"), n.name).toEqual({ intent: 1, ok: 1 });
     }
@@ -269,8 +234,8 @@ describe("kill -9 of the instance driving a rollout", () => {
     expect(r.haltReason).toMatch(/health gate: 1 crash or supervisor report\(s\) the plan did not predict/);
     expect(r.nodes.find((n) => n.node === victim.name)?.step).toBe("gate_failed");
     // Nothing after the failed gate: the soaking node was not made permanent, no other node went further.
-    expect(await commandsOf(victim.name)).toEqual({ unpack: 1, install: 1 });
+    expect(await commands(victim.name)).toEqual({ unpack: 1, install: 1 });
     expect(await releasesOf(victim)).toBe(`[{"0.1.0",permanent},{"0.1.1",current}]`);
-    for (const n of nodes.filter((x) => x !== victim)) expect((await commandsOf(n.name)).make_permanent, n.name).toBeUndefined();
+    for (const n of nodes.filter((x) => x !== victim)) expect((await commands(n.name)).make_permanent, n.name).toBeUndefined();
   }, 600_000);
 });

@@ -22,6 +22,7 @@ import { loadSecretKey } from "../../server/storage/secret-key";
 import { type BeamNode, stopAll } from "../../tools/beam/nodes";
 import { freePort } from "../../tools/beam/tcp";
 import { startAgentNode } from "../support/beam-node";
+import { auditedOf, commandsOf, drivingServer, holdingServer, releasesOf } from "../support/fleet-rows";
 import { waitFor } from "../support/ports";
 import { rolloutStatus } from "../support/rollout-status";
 import { startPostgres, type TestPostgres } from "../support/postgres";
@@ -59,14 +60,7 @@ afterAll(async () => {
 });
 
 /** The test server whose instance holds the node now (by the Node row and the advertised URL), or null. */
-async function holder(name: string): Promise<TestServer | null> {
-  const r = await db.query<{ internalUrl: string | null }>(
-    `SELECT i."internalUrl" FROM "Node" n JOIN "Instance" i ON i.id = n."instanceId" WHERE n.name = $1 AND n."connectedAt" IS NOT NULL AND n."leaseExpiresAt" > now()`,
-    [name],
-  );
-  const u = r.rows[0]?.internalUrl;
-  return [A, B].find((s) => s.url === u) ?? null;
-}
+const holder = (name: string) => holdingServer(db, [A, B], name);
 
 /** The advertised URL of the instance named in the node's row (C is not among A and B). */
 async function ownerUrl(name: string): Promise<string | null> {
@@ -82,11 +76,7 @@ async function holders(nodes: BeamNode[]): Promise<(TestServer | null)[]> {
 }
 
 /** The test server driving the rollout now (Rollout.ownerId), or null. */
-async function driver(id: string): Promise<TestServer | null> {
-  const r = await db.query<{ internalUrl: string | null }>(`SELECT i."internalUrl" FROM "Rollout" r JOIN "Instance" i ON i.id = r."ownerId" WHERE r.id = $1`, [id]);
-  const u = r.rows[0]?.internalUrl;
-  return [A, B].find((s) => s.url === u) ?? null;
-}
+const driver = (id: string) => drivingServer(db, [A, B], id);
 
 /** Three fresh nodes of rel_test 0.1.0 in a group of their own: a and c on A, b on B (each lists the other instance second). */
 async function fleet(): Promise<{ group: string; nodes: BeamNode[] }> {
@@ -107,19 +97,9 @@ async function fleet(): Promise<{ group: string; nodes: BeamNode[] }> {
   return { group, nodes };
 }
 
-const releasesOf = (n: BeamNode) => n.rpc(`lists:sort([{V, S} || {_, V, _, S} <- release_handler:which_releases()])`);
+const commands = (node: string) => commandsOf(db, node);
 
-/** Commands the servers sent to a node, by action (every instance's, from the database). */
-async function commandsOf(node: string): Promise<Record<string, number>> {
-  const r = await db.query<{ action: string; n: string }>(`SELECT action, count(*) AS n FROM "UpgradeCommand" WHERE node = $1 GROUP BY action`, [node]);
-  return Object.fromEntries(r.rows.map((x) => [x.action, Number(x.n)]));
-}
-
-/** Audit entries of one step on a node: intents (no outcome) and outcomes by kind. */
-async function audited(node: string, action: string): Promise<Record<string, number>> {
-  const r = await db.query<{ outcome: string | null; n: string }>(`SELECT outcome, count(*) AS n FROM "AuditEntry" WHERE node = $1 AND action = $2 GROUP BY outcome`, [node, action]);
-  return Object.fromEntries(r.rows.map((x) => [x.outcome ?? "intent", Number(x.n)]));
-}
+const audited = (node: string, action: string) => auditedOf(db, node, action);
 
 const status = rolloutStatus;
 
@@ -135,7 +115,7 @@ async function start(server: TestServer, group: string, extra: string[]): Promis
 async function upgradedOnce(nodes: BeamNode[]): Promise<void> {
   for (const n of nodes) {
     expect(await releasesOf(n), n.name).toBe(`[{"0.1.0",old},{"0.1.1",permanent}]`);
-    expect(await commandsOf(n.name), n.name).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
+    expect(await commands(n.name), n.name).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
     expect(await audited(n.name, "upgrade.install"), n.name).toEqual({ intent: 1, ok: 1 });
     expect(await audited(n.name, "upgrade.make_permanent"), n.name).toEqual({ intent: 1, ok: 1 });
   }
@@ -192,7 +172,7 @@ describe("a rollout over nodes held by two instances", () => {
     expect(malformed.body).toMatchObject({ ok: false, beamdeckCode: "BD_BAD_INPUT" });
     expect(malformed.body.message).toMatch(/^bad rollout operation: commandId: /);
     // Nothing was sent to the node by any of these.
-    expect(await commandsOf(finished.nodeOnB)).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
+    expect(await commands(finished.nodeOnB)).toEqual({ unpack: 1, install: 1, make_permanent: 1 });
   }, 60_000);
 
   it("a halt through either instance stops it: the nodes after the canary are not touched", async () => {
@@ -215,9 +195,9 @@ describe("a rollout over nodes held by two instances", () => {
     expect(await releasesOf(nodes[0])).toBe(`[{"0.1.0",permanent},{"0.1.1",current}]`);
     for (const n of nodes.slice(1)) {
       expect(await releasesOf(n)).toBe(`[{"0.1.0",permanent},{"0.1.1",unpacked}]`);
-      expect(await commandsOf(n.name)).toEqual({ unpack: 1 });
+      expect(await commands(n.name)).toEqual({ unpack: 1 });
     }
-    expect(await commandsOf(nodes[0].name)).toEqual({ unpack: 1, install: 1 });
+    expect(await commands(nodes[0].name)).toEqual({ unpack: 1, install: 1 });
     // Halted is not running anywhere: nobody drives it.
     expect(await driver(id)).toBeNull();
   }, 500_000);
@@ -267,7 +247,7 @@ describe("a rollout over nodes held by two instances", () => {
       await waitFor("the nodes on A, C, A", async () => (await holders(nodes)).every((h, i) => (i === 1 ? h === null || h === C : h === A)) && (await ownerUrl(nodes[1].name)) === C.url, 60_000, 300);
       const id = await start(A, group, ["--soak", "2s", "--canary", "1", "--batch", "2"]);
       // The moment C has sent b's install (its command row exists), C dies.
-      await waitFor("b's install sent", async () => (await commandsOf(nodes[1].name)).install === 1, 240_000, 50);
+      await waitFor("b's install sent", async () => (await commands(nodes[1].name)).install === 1, 240_000, 50);
       await C.kill();
       // Within C's 6 s hold: the forwarded install had not been answered when C died.
       const sent = await db.query<{ createdAt: Date }>(`SELECT "createdAt" FROM "UpgradeCommand" WHERE node = $1 AND action = 'install'`, [nodes[1].name]);
